@@ -3,23 +3,33 @@
 >>> import llmplan
 >>> r = llmplan.fit("meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", num_gpus=2)
 >>> r.fits, r.kv_capacity_tokens  # doctest: +SKIP
+>>> e = llmplan.estimate("llama-3.1-8b", gpu="l40s", input_tokens=1000, output_tokens=200, concurrency=16)
+>>> result = llmplan.plan("examples/internal-assistant.yaml")  # doctest: +SKIP
+
+Every function validates its arguments first: anything wrong raises
+:class:`llmplan.errors.SpecError` (a :class:`LlmplanError`) whose ``field`` names the argument
+(``"concurrency"``, ``"finance.pue"``, ``"workload.rate_per_s"``) and whose message says what is
+wrong; names unknown to the catalog raise :class:`UnknownIdError` with the closest ids.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from .catalog import Catalog, load_catalog
-from .errors import LlmplanError
+from .errors import SpecError, validated
 from .importers import import_model, looks_like_path
 from .memory.fit import FitResult
 from .memory.fit import fit as _fit
 from .memory.params import active_param_count, param_count
 from .specs import FitRequest, resolve
+
+if TYPE_CHECKING:
+    from .perf.estimate import EstimateReport
 
 KV_SIZING = ("KV cache is sized for `concurrency` sequences of `context_tokens` tokens each "
              "(input + output), rounded up to the engine's KV block size.")
@@ -131,9 +141,50 @@ def fit_request(req: FitRequest, catalog: Catalog | None = None) -> FitReport:
 def fit(model: str, gpu: str, *, catalog_dirs: Iterable[str | os.PathLike[str]] = (), **options: Any) -> FitReport:
     """Does `model` fit on `gpu`? Options are the fields of :class:`FitRequest`
     (num_gpus, tp, pp, ep, precision, kv_precision, context_tokens, concurrency, engine …)."""
-    try:
-        req = FitRequest(model=model, gpu=gpu, **options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise LlmplanError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    req = validated(FitRequest, {"model": model, "gpu": gpu, **options})
     return fit_request(req, load_catalog(catalog_dirs))
+
+
+def estimate(model: str, gpu: str, *, catalog_dirs: Iterable[str | os.PathLike[str]] = (),
+             **options: Any) -> EstimateReport:
+    """How fast does it serve? `input_tokens` and `output_tokens` are required; the other
+    options are the fields of :class:`llmplan.perf.estimate.EstimateRequest` (concurrency or
+    request_rate, speculative decoding, and everything `fit` takes)."""
+    from .perf.estimate import EstimateRequest
+    from .perf.estimate import estimate as _estimate
+
+    req = validated(EstimateRequest, {"model": model, "gpu": gpu, **options})
+    return _estimate(req, load_catalog(catalog_dirs))
+
+
+def tco(model: str, gpu: str, *, catalog_dirs: Iterable[str | os.PathLike[str]] = (),
+        **options: Any) -> dict[str, Any]:
+    """What does it cost over its life, against cloud GPUs and APIs? Options are the fields of
+    :class:`llmplan.cost.tco.TcoRequest` (workload, requests_per_day or rate_per_s, fixed_replicas,
+    draws, alternatives, api_ids) and ``finance`` (a mapping of :class:`llmplan.cost.tco.Finance` fields)."""
+    from .cost.tco import TcoRequest
+    from .cost.tco import tco as _tco
+
+    req = validated(TcoRequest, {"model": model, "gpu": gpu, **options})
+    return _tco(req, load_catalog(catalog_dirs))
+
+
+def plan(scenario: Any, *, catalog_dirs: Iterable[str | os.PathLike[str]] = (),
+         progress: Any = None) -> dict[str, Any]:
+    """The best compliant deployment for a scenario: a :class:`llmplan.planner.Scenario`, a
+    mapping of its fields, or the path of a scenario YAML file. Returns the planner's result
+    (``llmplan.planner.report.public_json`` makes it the JSON of `llmplan plan --json`)."""
+    from pathlib import Path
+
+    from .planner.report import run
+    from .planner.scenario import Scenario, load_scenario, parse_scenario
+
+    if isinstance(scenario, Scenario):
+        s = scenario
+    elif isinstance(scenario, dict):
+        s = parse_scenario(scenario)
+    elif isinstance(scenario, (str, os.PathLike)):
+        s = load_scenario(Path(scenario))
+    else:
+        raise SpecError("scenario", f"expected a Scenario, a mapping or a file path, got {type(scenario).__name__}")
+    return run(s, load_catalog(catalog_dirs), progress=progress)

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
+
 
 class LlmplanError(Exception):
     """Base class: the CLI prints the message on one line and exits with code 2."""
@@ -38,3 +46,43 @@ class LayoutError(LlmplanError):
 
 class ImportFileError(LlmplanError):
     """A local model file (config.json, safetensors, GGUF) cannot be read."""
+
+
+class SpecError(LlmplanError):
+    """A request, scenario or workload that does not validate. `field` is the dotted path of
+    the first offending field (``"workload.rate_per_s"``), `reason` what is wrong with it."""
+
+    def __init__(self, field: str, reason: str, label: str | None = None):
+        self.field = field
+        self.reason = reason
+        self.label = label
+        super().__init__(f"{label}: {field}: {reason}" if label else f"{field}: {reason}")
+
+
+def spec_error(exc: Any, label: str | None = None, name: Callable[[str], str] | None = None,
+               error: type[LlmplanError] | None = None) -> LlmplanError:
+    """The first error of a pydantic ``ValidationError`` as the project's own error, naming the field.
+
+    `name` turns the dotted field path into what the user typed (a CLI flag, say); `error`
+    picks a more specific class than :class:`SpecError` (an import error keeps its class)."""
+    errs = exc.errors()
+    first = errs[0] if errs else {"loc": (), "msg": "invalid input"}
+    field = ".".join(str(p) for p in first.get("loc", ())) or "(top level)"
+    shown = name(field) if name else field
+    reason = str(first.get("msg", "invalid"))
+    if len(errs) > 1:
+        reason += f" (+{len(errs) - 1} more)"
+    if error is not None and error is not SpecError:
+        return error(f"{label}: {shown}: {reason}" if label else f"{shown}: {reason}")
+    return SpecError(shown, reason, label)
+
+
+def validated(model: type[M], values: Any, label: str | None = None,
+              name: Callable[[str], str] | None = None) -> M:
+    """``model.model_validate(values)``, raising :class:`SpecError` naming the field."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise spec_error(exc, label, name) from None

@@ -6,9 +6,9 @@ import json
 import sys
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from ..errors import LlmplanError
+from .. import errors
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -40,10 +40,8 @@ _FLAG = {"context_tokens": "--context", "gpu": "--gpu", "model": "MODEL"}
 
 def validated(model: type[M], values: dict[str, Any]) -> M:
     """Build a request model; a validation error becomes one line naming the option."""
-    try:
-        return model.model_validate({k: v for k, v in values.items() if v is not None})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "input"
-        flag = _FLAG.get(field, "--" + field.replace("_", "-"))
-        raise LlmplanError(f"{flag}: {first['msg']}") from None
+    def flag(field: str) -> str:
+        top = field.split(".")[0]
+        return _FLAG.get(top, "--" + top.replace("_", "-"))
+
+    return errors.validated(model, {k: v for k, v in values.items() if v is not None}, name=flag)

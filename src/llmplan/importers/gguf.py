@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 from pydantic import ValidationError
 
 from ..catalog.schema import GgufType, Model, MoE, QuantFormat
-from ..errors import ImportFileError
+from ..errors import ImportFileError, spec_error
 from ..memory.params import Tensor
 from ..memory.weights import TensorBytes
 from .limits import MAX_GGUF_KV_BYTES, MAX_GGUF_TENSORS, file_errors
@@ -225,6 +225,5 @@ def model_from_gguf(info: GgufInfo, formats: list[QuantFormat]) -> tuple[Model, 
             as_of=dt.date.fromtimestamp(info.path.stat().st_mtime).isoformat(),
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ImportFileError(f"{info.path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise spec_error(exc, str(info.path), error=ImportFileError) from None
     return model, fmt

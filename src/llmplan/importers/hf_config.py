@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..catalog.schema import MLA, LinearAttention, Model, MoE
-from ..errors import ImportFileError
+from ..errors import ImportFileError, spec_error
 from ..memory.params import param_count
 from .limits import MAX_CONFIG_BYTES, read_limited
 
@@ -223,8 +223,7 @@ def model_from_config(path: Path) -> tuple[Model, str | None, str | None]:
             total_params=1, config_source=str(path), source=str(path), as_of=mtime,
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ImportFileError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise spec_error(exc, str(path), error=ImportFileError) from None
     total = param_count(model)
     model = model.model_copy(update={"total_params": float(total)})
     return model, precision, kv

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..catalog.schema import Slo
-from ..errors import LlmplanError
+from ..errors import LlmplanError, validated
 from ..serving.workload import Lengths
 from ..yamlguard import check_expanded_size, yaml_error
 
@@ -152,9 +152,4 @@ def load_scenario(path: Path) -> Scenario:
 
 
 def parse_scenario(doc: dict, label: str = "scenario") -> Scenario:
-    try:
-        return Scenario.model_validate(doc)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise LlmplanError(f"{label}: {loc}: {first['msg']}") from None
+    return validated(Scenario, doc, label)

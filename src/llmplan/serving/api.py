@@ -11,7 +11,7 @@ import yaml
 from pydantic import ConfigDict, Field, ValidationError
 
 from ..catalog import Catalog
-from ..errors import LlmplanError
+from ..errors import LlmplanError, spec_error
 from ..perf.physics import Efficiency
 from ..perf.scenarios import closed_loop
 from ..perf.shape import machine, stage_shape
@@ -59,8 +59,7 @@ def load_workload(name: str, cat: Catalog) -> Workload:
     try:
         return preset(base, cat, **doc) if base else Workload(**doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise LlmplanError(f"{p}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise spec_error(exc, str(p)) from None
 
 
 def _workload(req: ServeRequest, cat: Catalog) -> Workload:

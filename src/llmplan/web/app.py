@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..catalog import load_catalog
-from ..errors import LlmplanError
+from ..errors import LlmplanError, validated
 from ..jsonutil import jsonable
 from ..planner.scenario import Scenario, parse_scenario
 from ..specs import FitRequest
@@ -404,17 +404,11 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
     @app.post("/api/overrides/{kind}", status_code=201)
     def override_add(kind: str, entry: dict[str, Any] = Body(...)) -> dict[str, Any]:
         """Store a user catalog entry (validated against the catalog schema of its kind)."""
-        from pydantic import ValidationError
-
         from ..catalog.schema import KIND_MODELS
 
         _table(kind)
         cls = KIND_MODELS[KINDS[kind]]
-        try:
-            e = cls.model_validate(entry)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise LlmplanError(f"{kind} entry: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        e = validated(cls, entry, f"{kind} entry")
         return store.add_override(kind, e.id, e.model_dump(mode="json"))
 
     # -------------------------------------------------------------- pages
@@ -446,13 +440,7 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
 def _validated(model: type[BaseModel], values: dict[str, Any], cat=None) -> Any:
     """Validate a request body; over HTTP, names must be catalog entries, never server paths
     (the CLI's `./model-dir/`, `model.gguf` or `workload.yaml` would read the server's disk)."""
-    from pydantic import ValidationError
-
-    try:
-        req = model.model_validate(values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise LlmplanError(f"{'.'.join(map(str, first['loc'])) or 'body'}: {first['msg']}") from None
+    req = validated(model, values)
     cat = cat or load_catalog()
     name = getattr(req, "model", None)
     if isinstance(name, str) and cat.models.find(name) is None:
