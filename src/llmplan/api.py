@@ -157,6 +157,27 @@ def estimate(model: str, gpu: str, *, catalog_dirs: Iterable[str | os.PathLike[s
     return _estimate(req, load_catalog(catalog_dirs))
 
 
+def simulate(model: str, gpu: str, *, workload: str = "chat", catalog_dirs: Iterable[str | os.PathLike[str]] = (),
+             **options: Any) -> dict[str, Any]:
+    """Serve a workload (a preset id or a workload YAML file) on `replicas` replicas with the
+    event-driven simulator. Options are the fields of :class:`llmplan.serving.api.ServeRequest`."""
+    from .serving.api import ServeRequest
+    from .serving.api import simulate as _simulate
+
+    req = validated(ServeRequest, {"model": model, "gpu": gpu, "workload": workload, **options})
+    return _simulate(req, load_catalog(catalog_dirs))
+
+
+def capacity(model: str, gpu: str, *, workload: str = "chat", catalog_dirs: Iterable[str | os.PathLike[str]] = (),
+             **options: Any) -> dict[str, Any]:
+    """The fewest replicas that meet the workload's SLOs at its peak hour (same options as :func:`simulate`)."""
+    from .serving.api import ServeRequest
+    from .serving.api import capacity as _capacity
+
+    req = validated(ServeRequest, {"model": model, "gpu": gpu, "workload": workload, **options})
+    return _capacity(req, load_catalog(catalog_dirs))
+
+
 def tco(model: str, gpu: str, *, catalog_dirs: Iterable[str | os.PathLike[str]] = (),
         **options: Any) -> dict[str, Any]:
     """What does it cost over its life, against cloud GPUs and APIs? Options are the fields of

@@ -59,19 +59,45 @@ class SpecError(LlmplanError):
         super().__init__(f"{label}: {field}: {reason}" if label else f"{field}: {reason}")
 
 
+_TYPE_TAGS = frozenset({"int", "float", "str", "bool", "none", "list", "dict", "tuple", "set", "bytes"})
+
+
+def _field_path(loc: tuple) -> str:
+    """The fields of a pydantic error location, without the union-member tags pydantic adds
+    (``("input_tokens", "Lengths")`` → ``"input_tokens"``, ``("models", "list[str]", 0)`` → ``"models.0"``)."""
+    parts = [str(p) for p in loc
+             if isinstance(p, int) or (isinstance(p, str) and p.isidentifier() and not p[:1].isupper()
+                                       and p not in _TYPE_TAGS)]
+    return ".".join(parts)
+
+
+def describe(errors: list[dict[str, Any]]) -> tuple[str, str]:
+    """(field, reason) of the most specific error: the deepest field, so that a value which
+    took one branch of a union (a mapping for ``list[str] | Constraints``) is reported inside
+    that branch; messages of the same field (a union's alternatives) are joined with "or"."""
+    if not errors:
+        return "(top level)", "invalid input"
+    paths = [_field_path(tuple(e.get("loc", ()))) for e in errors]
+    field = max(paths, key=lambda p: p.count(".") + bool(p))
+    msgs: list[str] = []
+    for e in errors:
+        if _field_path(tuple(e.get("loc", ()))) == field and e.get("msg") not in msgs:
+            msgs.append(str(e.get("msg")))
+    reason = "; or ".join(msgs[:3])
+    others = sum(1 for e in errors if _field_path(tuple(e.get("loc", ()))) != field)
+    if others:
+        reason += f" (+{others} more)"
+    return field or "(top level)", reason
+
+
 def spec_error(exc: Any, label: str | None = None, name: Callable[[str], str] | None = None,
                error: type[LlmplanError] | None = None) -> LlmplanError:
     """The first error of a pydantic ``ValidationError`` as the project's own error, naming the field.
 
     `name` turns the dotted field path into what the user typed (a CLI flag, say); `error`
     picks a more specific class than :class:`SpecError` (an import error keeps its class)."""
-    errs = exc.errors()
-    first = errs[0] if errs else {"loc": (), "msg": "invalid input"}
-    field = ".".join(str(p) for p in first.get("loc", ())) or "(top level)"
+    field, reason = describe(exc.errors())
     shown = name(field) if name else field
-    reason = str(first.get("msg", "invalid"))
-    if len(errs) > 1:
-        reason += f" (+{len(errs) - 1} more)"
     if error is not None and error is not SpecError:
         return error(f"{label}: {shown}: {reason}" if label else f"{shown}: {reason}")
     return SpecError(shown, reason, label)

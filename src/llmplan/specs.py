@@ -5,34 +5,39 @@ catalog into a concrete :class:`Deployment` (model, accelerator, formats, engine
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from .catalog import Catalog
 from .catalog.schema import Accelerator, Engine, KvFormat, Model, QuantFormat
 from .errors import LayoutError, LlmplanError
 
 MAX_GPUS = 100_000
+NAME_MAX_CHARS = 200  # a catalog id, alias, country or vendor
+PATH_MAX_CHARS = 4096  # a local file (PATH_MAX on Linux)
+Name = Annotated[str, StringConstraints(max_length=NAME_MAX_CHARS)]
+NameOrPath = Annotated[str, StringConstraints(max_length=PATH_MAX_CHARS)]
 MAX_TOKENS = 100_000_000
 
 
 class FitRequest(BaseModel):
     """What `llmplan fit` is asked. Names are catalog ids or aliases."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    model: str = Field(description="catalog id/alias, or a path to config.json, a model directory or a .gguf file")
-    gpu: str = Field(description="accelerator id or alias")
+    model: NameOrPath = Field(description="catalog id/alias, or a path to config.json, a model directory or a .gguf file")
+    gpu: Name = Field(description="accelerator id or alias")
     num_gpus: int | None = Field(default=None, ge=1, le=MAX_GPUS, description="GPUs of one replica (default tp × pp)")
     tp: int | None = Field(default=None, ge=1, le=MAX_GPUS, description="tensor-parallel size")
     pp: int | None = Field(default=None, ge=1, le=MAX_GPUS, description="pipeline-parallel size (llama.cpp: layer split)")
     ep: int | None = Field(default=None, ge=1, le=MAX_GPUS, description="expert-parallel size (1 or tp)")
-    precision: str | None = Field(default=None, description="weight format (default: the checkpoint's or the model's native format)")
-    kv_precision: str | None = Field(default=None, description="KV-cache format (default: the checkpoint's, else 16 bit)")
+    precision: Name | None = Field(default=None, description="weight format (default: the checkpoint's or the model's native format)")
+    kv_precision: Name | None = Field(default=None, description="KV-cache format (default: the checkpoint's, else 16 bit)")
     context_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS,
                                        description="tokens per sequence (input + output); default the model's max context")
     concurrency: int = Field(default=1, ge=1, le=MAX_TOKENS, description="sequences held at once at that context")
-    engine: str = Field(default="vllm", description="serving engine id")
+    engine: Name = Field(default="vllm", description="serving engine id")
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1,
                                                  description="override the engine's memory fraction")
     max_num_batched_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS,

@@ -27,7 +27,7 @@ _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 class _Strict(BaseModel):
     """Unknown keys are an error: a typo in a catalog file must not pass silently."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 def _check_date(value: str) -> str:

@@ -20,7 +20,7 @@ from ..errors import LlmplanError
 from ..serving.api import ServeRequest, capacity, load_workload, replica_capacity_req_s
 from ..serving.cluster import replica_spec
 from ..serving.workload import hourly_weights
-from ..specs import Deployment, resolve
+from ..specs import Deployment, Name, NameOrPath, resolve
 from .model import (
     MONTHS_PER_YEAR,
     OnPremInputs,
@@ -35,10 +35,10 @@ from .uncertainty import FIELD_OF
 class Finance(BaseModel):
     """Overrides of the catalog's cost assumptions (all optional)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     horizon_years: float = Field(default=4, gt=0, le=30)
-    region: str | None = Field(default=None, description="region id (electricity, carbon, PUE, colocation)")
+    region: Name | None = Field(default=None, description="region id (electricity, carbon, PUE, colocation)")
     electricity_usd_per_kwh: float | None = Field(default=None, ge=0, le=10)
     pue: float | None = Field(default=None, ge=1, le=3)
     discount_rate: float | None = Field(default=None, ge=0, le=1, description="per year, as a fraction (0.08)")
@@ -57,12 +57,12 @@ class Finance(BaseModel):
 class TcoRequest(ServeRequest):
     """A deployment, a workload, the finance assumptions and the alternatives to compare."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    workload: str = "chat"
+    workload: NameOrPath = "chat"
     finance: Finance = Field(default_factory=Finance)
     alternatives: tuple[Literal["cloud_gpu", "api"], ...] = ("cloud_gpu", "api")
-    api_ids: tuple[str, ...] = Field(default=(), description="API price ids to compare (default: the cheapest "
+    api_ids: tuple[Name, ...] = Field(default=(), description="API price ids to compare (default: the cheapest "
                                      "host of the same open model)")
     draws: int = Field(default=10_000, ge=0, le=1_000_000, description="Monte Carlo draws (0: none)")
     fixed_replicas: int | None = Field(default=None, ge=1, le=100_000, description="replicas owned (default: "
@@ -94,7 +94,7 @@ def hardware_prices(acc: Accelerator, cat: Catalog, f: Finance) -> tuple[float, 
     if gpu_price is None and srv and srv.total_cost_usd and srv.host_cost_usd is not None:
         gpu_price = (srv.total_cost_usd - srv.host_cost_usd) / srv.gpu_count
     if gpu_price is None:
-        raise LlmplanError(f"the catalog has no purchase price for {acc.id}; give --gpu-price (USD per device)")
+        raise LlmplanError(f"the catalog has no purchase price for {acc.id}; give --gpu-price (USD per device; finance.gpu_price_usd in a scenario or the Python API)")
     if f.server_price_usd is not None:
         host = f.server_price_usd
     elif srv and srv.host_cost_usd is not None:

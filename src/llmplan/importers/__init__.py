@@ -25,8 +25,13 @@ class ImportedModel:
 
 
 def looks_like_path(name: str) -> bool:
+    if name.endswith((".json", ".gguf", ".safetensors")):
+        return True
     p = Path(name)
-    return name.endswith((".json", ".gguf", ".safetensors")) or "/" in name and p.exists() or p.is_dir()
+    try:
+        return "/" in name and p.exists() or p.is_dir()
+    except (OSError, ValueError):  # too long for the file system, or a NUL byte: a name, not a path
+        return False
 
 
 FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}

@@ -19,7 +19,6 @@ needs and what the engine's cap holds back, so ``fits ⇔ required ≤ M``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from ..catalog.schema import GgufType
@@ -223,6 +222,14 @@ def fit(d: Deployment, gguf_types: tuple[GgufType, ...], context_tokens: int | N
         notes.append(f"{m.num_sliding_window_layers} of {m.num_layers} layers keep at most the "
                      f"{m.sliding_window:,}-token window")
     by_group = {k: int(round(v)) for k, v in bytes_by_group(tb).items()}
+    parts = {
+        "per_gpu_weights_bytes": int(round(st.weights)),
+        "per_gpu_activation_bytes": int(round(st.activations)),
+        "per_gpu_runtime_bytes": int(round(st.runtime)),
+        "per_gpu_cuda_graph_bytes": int(round(st.cuda_graphs)),
+        "per_gpu_kv_required_bytes": int(round(kv_needed[worst])),
+        "per_gpu_engine_reserved_bytes": int(round(max(st.engine_reserved, 0.0))),
+    }
     per_token = kv_bytes_per_token(m, kv_elem_bytes)
     return FitResult(
         deployment=d,
@@ -234,14 +241,9 @@ def fit(d: Deployment, gguf_types: tuple[GgufType, ...], context_tokens: int | N
         kv_cache_bytes_per_token=int(round(per_token)),
         kv_cache_bytes_per_token_per_gpu=int(round(st.kv.token_bytes())),
         per_gpu_memory_bytes=gib_to_bytes(d.accelerator.memory_gib),
-        per_gpu_weights_bytes=int(round(st.weights)),
-        per_gpu_activation_bytes=int(round(st.activations)),
-        per_gpu_runtime_bytes=int(round(st.runtime)),
-        per_gpu_cuda_graph_bytes=int(round(st.cuda_graphs)),
-        per_gpu_kv_required_bytes=int(round(kv_needed[worst])),
-        per_gpu_engine_reserved_bytes=int(round(max(st.engine_reserved, 0.0))),
+        **parts,
         per_gpu_kv_pool_bytes=int(round(max(st.kv_pool, 0.0))),
-        per_gpu_required_bytes=int(math.ceil(required[worst])),
+        per_gpu_required_bytes=sum(parts.values()),  # the breakdown adds up to the total, to the byte
         per_gpu_capacity_bytes=m_bytes,
         fits=not reasons,
         kv_capacity_tokens=capacity_tokens,

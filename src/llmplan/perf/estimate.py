@@ -35,7 +35,7 @@ WIDEN = {"engine×family": 1.0, "engine": 1.5, "family": 1.5, "pooled": 2.0}
 
 
 class EstimateRequest(FitRequest):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     input_tokens: int = Field(ge=1, le=10_000_000, description="prompt tokens per request")
     output_tokens: int = Field(ge=1, le=10_000_000, description="generated tokens per request")

@@ -4,7 +4,7 @@ one pydantic model; every field has a default and a description)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -12,25 +12,27 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..catalog.schema import Slo
 from ..errors import LlmplanError, validated
 from ..serving.workload import Lengths
+from ..specs import Name
 from ..yamlguard import check_expanded_size, yaml_error
 
 SCHEMA_VERSION = 1
+Price = Annotated[float, Field(gt=0, le=1e8)]  # USD per accelerator
 MAX_SCENARIO_BYTES = 1 * 2**20
 Deployment = Literal["on_prem", "air_gapped", "sovereign_cloud", "public_cloud", "api"]
 LicenseClass = Literal["permissive", "commercial_with_conditions", "non_commercial", "commercial"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ScenarioWorkload(_Strict):
     """The load: a preset to start from, and any field of it to change."""
 
-    preset: str | None = Field(default=None, description="chat, rag, summarization, code-completion, agents")
+    preset: Name | None = Field(default=None, description="chat, rag, summarization, code-completion, agents")
     requests_per_day: float | None = Field(default=None, gt=0, le=1e10, description="requests in a day, spread over the profile's 24 hours")
     rate_per_s: float | None = Field(default=None, gt=0, le=1e6, description="constant traffic instead of a day")
-    profile: str | list[float] | None = Field(default=None, description="flat, office-hours, global-consumer, 24 weights")
+    profile: Name | list[float] | None = Field(default=None, description="flat, office-hours, global-consumer, 24 weights")
     input_tokens: Lengths | int | None = Field(default=None, description="prompt length: a number or {mean, p95} (lognormal)")
     output_tokens: Lengths | int | None = Field(default=None, description="answer length: a number or {mean, p95} (lognormal)")
     shared_prefix_share: float | None = Field(default=None, ge=0, lt=1, description="share of each prompt served from the prefix cache")
@@ -43,17 +45,17 @@ class ModelConstraints(_Strict):
     min_params_b: float | None = Field(default=None, ge=0, description="smallest total size, billions of parameters")
     max_params_b: float | None = Field(default=None, ge=0, description="largest total size, billions of parameters")
     licenses: list[LicenseClass] | None = Field(default=None, description="licence classes allowed (commercial = permissive + commercial_with_conditions)")
-    countries: list[str] | None = Field(default=None, description="organisation countries allowed")
+    countries: list[Name] | None = Field(default=None, description="organisation countries allowed")
     min_context: int | None = Field(default=None, ge=1, description="shortest acceptable maximum context, tokens")
-    families: list[str] | None = Field(default=None, description="catalog model families (llama, qwen, mistral …)")
+    families: list[Name] | None = Field(default=None, description="catalog model families (llama, qwen, mistral …)")
     max_models: int = Field(default=8, ge=1, le=100, description="keep the largest N matching models")
 
 
 class HardwareConstraints(_Strict):
     """Choose accelerators by constraint instead of by name."""
 
-    vendors: list[str] | None = Field(default=None, description="accelerator vendors allowed, as in the catalog (NVIDIA, AMD …)")
-    countries: list[str] | None = Field(default=None, description="designer countries allowed")
+    vendors: list[Name] | None = Field(default=None, description="accelerator vendors allowed, as in the catalog (NVIDIA, AMD …)")
+    countries: list[Name] | None = Field(default=None, description="designer countries allowed")
     min_memory_gib: float | None = Field(default=None, ge=0, description="smallest memory per accelerator, GiB")
     max_price_usd: float | None = Field(default=None, gt=0, description="per accelerator")
     kinds: list[Literal["datacenter", "workstation", "consumer", "soc", "npu"]] | None = Field(default=None, description="accelerator kinds: datacenter, workstation, consumer, soc, npu")
@@ -62,34 +64,34 @@ class HardwareConstraints(_Strict):
 class Policy(_Strict):
     """Sovereignty and compliance rules; every candidate is checked against each."""
 
-    preset: str | None = Field(default=None, description="start from a built-in policy (eu-gdpr-strict, …)")
+    preset: Name | None = Field(default=None, description="start from a built-in policy (eu-gdpr-strict, …)")
     deployment: list[Deployment] = Field(default=["on_prem", "air_gapped", "sovereign_cloud", "public_cloud", "api"], description="allowed modes: on_prem, air_gapped, sovereign_cloud, public_cloud, api")
-    data_residency: list[str] | None = Field(default=None, description="where data may be processed: ISO codes or "
+    data_residency: list[Name] | None = Field(default=None, description="where data may be processed: ISO codes or "
                                              "groups (EU, EEA); None: anywhere")
-    buyer_country: str | None = Field(default=None, description="ISO code of the buyer, for export controls")
+    buyer_country: Name | None = Field(default=None, description="ISO code of the buyer, for export controls")
     allow_export_controlled: bool = Field(default=True, description="accelerators under export licensing for the "
                                           "buyer's country are acceptable")
-    allow_hardware_vendors: list[str] | None = Field(default=None, description="only these accelerator vendors (None: any)")
-    deny_hardware_vendors: list[str] = Field(default_factory=list, description="never these accelerator vendors")
-    allow_hardware_countries: list[str] | None = Field(default=None, description="only accelerators designed in these countries (None: any)")
-    deny_hardware_countries: list[str] = Field(default_factory=list, description="never accelerators designed in these countries")
-    allow_provider_countries: list[str] | None = Field(default=None, description="only cloud/API providers under these jurisdictions (None: any)")
-    deny_provider_countries: list[str] = Field(default_factory=list, description="never cloud/API providers under these jurisdictions")
+    allow_hardware_vendors: list[Name] | None = Field(default=None, description="only these accelerator vendors (None: any)")
+    deny_hardware_vendors: list[Name] = Field(default_factory=list, description="never these accelerator vendors")
+    allow_hardware_countries: list[Name] | None = Field(default=None, description="only accelerators designed in these countries (None: any)")
+    deny_hardware_countries: list[Name] = Field(default_factory=list, description="never accelerators designed in these countries")
+    allow_provider_countries: list[Name] | None = Field(default=None, description="only cloud/API providers under these jurisdictions (None: any)")
+    deny_provider_countries: list[Name] = Field(default_factory=list, description="never cloud/API providers under these jurisdictions")
     model_licenses: list[LicenseClass] = Field(default=["commercial"], description="permissive, "
                                                "commercial_with_conditions, non_commercial; commercial = the first two")
-    allow_model_countries: list[str] | None = Field(default=None, description="only models from developers in these countries (None: any)")
-    deny_model_countries: list[str] = Field(default_factory=list, description="never models from developers in these countries")
+    allow_model_countries: list[Name] | None = Field(default=None, description="only models from developers in these countries (None: any)")
+    deny_model_countries: list[Name] = Field(default_factory=list, description="never models from developers in these countries")
 
 
 class ScenarioFinance(_Strict):
     horizon_years: float = Field(default=4, gt=0, le=30, description="years the deployment is costed over")
-    region: str | None = Field(default=None, description="catalog region id for electricity, carbon, PUE and colocation defaults")
+    region: Name | None = Field(default=None, description="catalog region id for electricity, carbon, PUE and colocation defaults")
     electricity_usd_per_kwh: float | None = Field(default=None, ge=0, le=10, description="override the region's electricity price")
     pue: float | None = Field(default=None, ge=1, le=3, description="override the region's power usage effectiveness")
     discount_rate: float | None = Field(default=None, ge=0, le=1, description="per year, as a fraction, for the NPV")
     depreciation_years: float | None = Field(default=None, gt=0, le=30, description="straight-line depreciation of the hardware")
     staff_usd_per_fte_year: float | None = Field(default=None, ge=0, description="loaded cost of one operations FTE")
-    gpu_price_usd: dict[str, float] = Field(default_factory=dict, description="purchase price per accelerator id")
+    gpu_price_usd: dict[Name, Price] = Field(default_factory=dict, description="purchase price per accelerator id")
 
 
 class Availability(_Strict):
@@ -102,11 +104,11 @@ class Scenario(_Strict):
     name: str = Field(default="unnamed scenario", max_length=200, description="title of the plan and its report")
     notes: str | None = Field(default=None, max_length=5000, description="free text carried into the report")
     workload: ScenarioWorkload = Field(default_factory=ScenarioWorkload, description="what must be served, and its SLOs")
-    models: list[str] | ModelConstraints = Field(default_factory=ModelConstraints, description="model ids, or constraints that choose them from the catalog")
+    models: list[Name] | ModelConstraints = Field(default_factory=ModelConstraints, description="model ids, or constraints that choose them from the catalog")
     min_quality_recovery_pct: float = Field(default=0, ge=0, le=100, description="drop formats that keep less than this % of the 16-bit quality")
-    hardware: list[str] | HardwareConstraints = Field(default_factory=HardwareConstraints, description="accelerator ids, or constraints that choose them from the catalog")
-    engines: list[str] = Field(default=["vllm"], description="serving engines to consider (catalog ids)")
-    precisions: list[str] | None = Field(default=None, description="weight formats to consider (default: all "
+    hardware: list[Name] | HardwareConstraints = Field(default_factory=HardwareConstraints, description="accelerator ids, or constraints that choose them from the catalog")
+    engines: list[Name] = Field(default=["vllm"], description="serving engines to consider (catalog ids)")
+    precisions: list[Name] | None = Field(default=None, description="weight formats to consider (default: all "
                                          "the engine loads)")
     max_gpus_per_replica: int = Field(default=8, ge=1, le=64, description="largest tensor-parallel group tried")
     availability: Availability = Field(default_factory=Availability, description="spare capacity for failures")

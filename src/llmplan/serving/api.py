@@ -15,7 +15,7 @@ from ..errors import LlmplanError, spec_error
 from ..perf.physics import Efficiency
 from ..perf.scenarios import closed_loop
 from ..perf.shape import machine, stage_shape
-from ..specs import Deployment, FitRequest, resolve
+from ..specs import Deployment, FitRequest, NameOrPath, resolve
 from .cluster import ReplicaSpec, replica_spec, simulate_cluster, summarize
 from .workload import Workload, generate, hourly_weights, peak_rate, preset
 
@@ -26,9 +26,9 @@ MAX_REPLICAS = 10_000
 class ServeRequest(FitRequest):
     """A deployment (as for `fit`) and a workload to serve."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    workload: str = Field(description="a workload preset id (chat, rag, …) or a workload YAML file")
+    workload: NameOrPath = Field(description="a workload preset id (chat, rag, …) or a workload YAML file")
     rate_per_s: float | None = Field(default=None, gt=0, le=1e6, description="override: requests per second")
     requests_per_day: float | None = Field(default=None, gt=0, le=1e10, description="override: requests per day")
     replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)

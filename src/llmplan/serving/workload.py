@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..catalog import Catalog
 from ..catalog.schema import Slo
 from ..errors import LlmplanError
+from ..specs import Name, NameOrPath
 
 Z95 = 1.6448536269514722  # standard normal 95th percentile
 MAX_TRACE_BYTES = 512 * 2**20
@@ -31,7 +32,7 @@ MAX_REQUESTS = 20_000_000
 class Lengths(BaseModel):
     """Token lengths: fixed (p95 omitted or equal to the mean) or lognormal with this mean and p95."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mean: float = Field(gt=0, le=10_000_000)
     p95: float | None = Field(default=None, gt=0, le=10_000_000)
@@ -67,13 +68,13 @@ class Lengths(BaseModel):
 class Workload(BaseModel):
     """How requests arrive, how long they are, and the SLOs (one pydantic model, every field documented)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     arrival: Literal["poisson", "constant"] = Field(default="poisson", description="inter-arrival process")
     rate_per_s: float | None = Field(default=None, gt=0, le=1e6, description="requests per second")
     requests_per_day: float | None = Field(default=None, gt=0, le=1e10, description="shaped by `profile`")
-    profile: str | list[float] = Field(default="flat", description="24-hour profile: a preset id or 24 weights")
-    trace: str | None = Field(default=None, description="CSV timestamp_s,input_tokens,output_tokens or JSONL")
+    profile: Name | list[float] = Field(default="flat", description="24-hour profile: a preset id or 24 weights")
+    trace: NameOrPath | None = Field(default=None, description="CSV timestamp_s,input_tokens,output_tokens or JSONL")
     input_tokens: Lengths | int = Field(default=1000, description="prompt tokens: fixed or {mean, p95}")
     output_tokens: Lengths | int = Field(default=200, description="generated tokens: fixed or {mean, p95}")
     shared_prefix_share: float = Field(default=0.0, ge=0, lt=1, description="share of each prompt that is a "

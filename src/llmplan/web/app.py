@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..catalog import load_catalog
-from ..errors import LlmplanError, validated
+from ..errors import LlmplanError, SpecError, describe, validated
 from ..jsonutil import jsonable
 from ..planner.scenario import Scenario, parse_scenario
 from ..specs import FitRequest
@@ -156,14 +156,16 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
 
     @app.exception_handler(LlmplanError)
     async def _bad(_: Request, exc: LlmplanError):
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        body = {"error": str(exc)}
+        if isinstance(exc, SpecError):
+            body["field"] = exc.field
+        return JSONResponse(body, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError):
-        errs = exc.errors()
-        first = errs[0] if errs else {"loc": (), "msg": "invalid request"}
-        loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-        return JSONResponse({"error": f"{loc}: {first.get('msg')}",
+        errs = [{**e, "loc": tuple(p for p in e.get("loc", ()) if p != "body")} for e in exc.errors()]
+        field, reason = describe(errs)
+        return JSONResponse({"error": f"{field}: {reason}",
                              "details": [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errs[:20]]},
                             status_code=422)
 
