@@ -134,7 +134,7 @@ def invalid_values(f: Any) -> list[tuple[Any, tuple]]:
     kinds = members(f.annotation)
     numeric = [k for k in kinds if k in (int, float)]
     out: list[tuple[Any, tuple]] = []
-    for v in ("zz-not-valid", 7, 2.5, [1], {"zz": 1}):
+    for v in ("zz-not-valid", 7, 2.5, [1], {"zz": 1}, True):
         if not any(_accepts(k, v) for k in kinds):
             out.append((v, ()))
     bounds = constraints(f.annotation, f.metadata)

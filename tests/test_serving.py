@@ -249,3 +249,33 @@ def test_dask_cluster_gives_the_same_results_as_local_processes():
         remote = simulate_cluster(SPEC, reqs, 3, "round-robin", dask_address=lc.scheduler_address)
     assert np.array_equal(local.finish_s, remote.finish_s)
     assert np.array_equal(local.first_token_s, remote.first_token_s)
+
+
+@pytest.mark.parametrize("options", [
+    {"rate_per_s": 1e6, "duration_s": 1e6},  # 10^12 requests: refused before any array is made
+    {"requests_per_day": 1e10},
+])
+def test_huge_workloads_are_refused_before_allocating(options):
+    import llmplan
+
+    with pytest.raises(LlmplanError, match="over the limit"):
+        llmplan.simulate("llama-3.1-8b", "l40s", **options)
+
+
+def test_time_series_step_widens_for_sparse_arrivals():
+    """Requests days apart at a 60 s step would fill memory with samples; the step widens instead."""
+    import llmplan
+
+    r = llmplan.simulate("llama-3.1-8b", "l40s", rate_per_s=1e-6, num_requests=50, seed=1)
+    t = r["series"]["t_s"]
+    assert r["completed"] == 50 and 1000 < len(t) <= 50_001
+    assert t[1] - t[0] > 60
+
+
+def test_capacity_says_at_once_when_one_request_alone_misses_the_slo():
+    import llmplan
+
+    r = llmplan.capacity("llama-3.1-8b", "l40s", requests_per_day=1000, max_num_batched_tokens=1)
+    assert r["feasible"] is False and "one request alone" in r["reason"] and "TTFT" in r["reason"]
+    ok = llmplan.capacity("llama-3.1-8b", "l40s", requests_per_day=1000)
+    assert ok["feasible"] is True

@@ -118,7 +118,7 @@ def test_fit_and_catalog(client):
     r = client.post("/api/fit", json={"model": "Qwen/Qwen3-8B", "gpu": "h100-sxn"})
     assert r.status_code == 400 and "h100-sxm" in r.json()["error"]
     r = client.post("/api/fit", json={"model": "Qwen/Qwen3-8B", "gpu": "h100-sxm", "num_gpus": -1})
-    assert r.status_code == 400 and r.json()["error"].startswith("num_gpus")
+    assert r.status_code == 422 and r.json()["error"].startswith("num_gpus")
     # over HTTP a name is a catalog entry, never a path on the server
     for body in ({"model": "/etc/passwd", "gpu": "h100-sxm"}, {"model": "./", "gpu": "h100-sxm"}):
         r = client.post("/api/fit", json=body)
@@ -149,6 +149,46 @@ def test_overrides_are_validated_and_versioned(client):
 def test_oversized_body_is_refused(client):
     r = client.post("/api/plan", content=b"x" * (2 * 2**20), headers={"content-type": "application/json"})
     assert r.status_code == 413 and "error" in r.json()
+    before = client.get("/api/scenarios").json()
+
+    def chunks():  # no Content-Length: the body is counted as it streams in
+        for _ in range(40):
+            yield b"x" * 65536
+
+    r = client.post("/api/scenarios", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "error" in r.json()
+    assert client.get("/api/scenarios").json() == before
+
+
+def test_framework_refusals_have_the_same_json_shape(client):
+    """Unparseable JSON, unknown routes, wrong methods, repeated query parameters, ids beyond the store."""
+    cases = [
+        client.post("/api/fit", content=b"{not json", headers={"content-type": "application/json"}),
+        client.get("/api/nope"),
+        client.put("/api/fit", json={}),
+        client.get("/api/runs?scenario_id=1&scenario_id=2"),
+        client.get(f"/api/scenarios/{2**31}"),
+        client.post("/api/fit", json={"model": "Qwen/Qwen3-8B", "gpu": "h100-sxm", "concurrency": True}),
+        client.post("/api/measurements", content=b'{"source": "x", "rows": [{"v": NaN}]}',
+                    headers={"content-type": "application/json"}),
+    ]
+    assert [r.status_code for r in cases] == [422, 404, 405, 400, 422, 422, 422]
+    for r in cases:
+        body = r.json()
+        assert set(body) <= {"error", "field", "details"} and body["error"], body
+    assert client.get("/api/measurements").json() == []
+
+
+def test_simulation_refuses_a_deployment_that_does_not_fit(client):
+    r = client.post("/api/simulate", json={"model": "meta-llama/Llama-3.1-405B", "gpu": "l40s", "workload": "chat",
+                                           "rate_per_s": 1, "num_requests": 10})
+    assert r.status_code == 400 and "does not fit" in r.json()["error"]
+
+
+def test_in_memory_sqlite_store_works_across_threads():
+    c = TestClient(create_app("sqlite://"))
+    assert c.post("/api/scenarios", json={"yaml": ASCEND}).status_code == 201
+    assert len(c.get("/api/scenarios").json()) == 1
 
 
 def test_pages_and_assets_are_local(client):
@@ -201,7 +241,7 @@ def test_validate_and_measurements(client):
     r = client.post("/api/measurements", json={"source": "lab run 2026-11", "rows": [{"gpu": "h100-sxm", "x": 1}]})
     assert r.status_code == 201 and r.json()["stored"] == 1
     assert client.get("/api/measurements").json()[0]["source"] == "lab run 2026-11"
-    assert client.post("/api/measurements", json={"rows": []}).status_code == 400
+    assert client.post("/api/measurements", json={"rows": []}).status_code == 422
 
 
 def test_plan_jobs_report_progress_and_their_run(client):

@@ -81,8 +81,9 @@ def describe(errors: list[dict[str, Any]]) -> tuple[str, str]:
     field = max(paths, key=lambda p: p.count(".") + bool(p))
     msgs: list[str] = []
     for e in errors:
-        if _field_path(tuple(e.get("loc", ()))) == field and e.get("msg") not in msgs:
-            msgs.append(str(e.get("msg")))
+        msg = str(e.get("msg")).removeprefix("Value error, ")
+        if _field_path(tuple(e.get("loc", ()))) == field and msg not in msgs:
+            msgs.append(msg)
     reason = "; or ".join(msgs[:3])
     others = sum(1 for e in errors if _field_path(tuple(e.get("loc", ()))) != field)
     if others:

@@ -7,13 +7,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from .catalog import Catalog
 from .catalog.schema import Accelerator, Engine, KvFormat, Model, QuantFormat
 from .errors import LayoutError, LlmplanError
+from .strict import StrictModel
 
 MAX_GPUS = 100_000
+# smallest meaningful values: below them a rate, a day or a horizon underflows to zero in a division
+MIN_RATE_PER_S = 1e-6  # one request in 11.6 days
+MIN_REQUESTS_PER_DAY = 1e-3
+MIN_YEARS = 1 / 12  # a month
 NAME_MAX_CHARS = 200  # a catalog id, alias, country or vendor
 PATH_MAX_CHARS = 4096  # a local file (PATH_MAX on Linux)
 Name = Annotated[str, StringConstraints(max_length=NAME_MAX_CHARS)]
@@ -21,10 +26,12 @@ NameOrPath = Annotated[str, StringConstraints(max_length=PATH_MAX_CHARS)]
 MAX_TOKENS = 100_000_000
 
 
-class FitRequest(BaseModel):
+class FitRequest(StrictModel):
     """What `llmplan fit` is asked. Names are catalog ids or aliases."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
+        {"model": "llama-3.1-70b", "gpu": "h100-sxm", "num_gpus": 2, "precision": "fp8", "context_tokens": 8192,
+         "concurrency": 16}]})
 
     model: NameOrPath = Field(description="catalog id/alias, or a path to config.json, a model directory or a .gguf file")
     gpu: Name = Field(description="accelerator id or alias")
@@ -38,7 +45,7 @@ class FitRequest(BaseModel):
                                        description="tokens per sequence (input + output); default the model's max context")
     concurrency: int = Field(default=1, ge=1, le=MAX_TOKENS, description="sequences held at once at that context")
     engine: Name = Field(default="vllm", description="serving engine id")
-    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1,
+    gpu_memory_utilization: float | None = Field(default=None, ge=0.01, le=1,
                                                  description="override the engine's memory fraction")
     max_num_batched_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS,
                                                description="largest prefill chunk (activation peak)")

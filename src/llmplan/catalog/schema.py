@@ -13,7 +13,6 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -21,10 +20,12 @@ from pydantic import (
     model_validator,
 )
 
+from ..strict import StrictModel
+
 _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
-class _Strict(BaseModel):
+class _Strict(StrictModel):
     """Unknown keys are an error: a typo in a catalog file must not pass silently."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)

@@ -12,7 +12,7 @@ from dataclasses import fields, replace
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from ..catalog import Catalog
 from ..catalog.schema import Accelerator, ApiPrice, CloudOffer, Server
@@ -20,7 +20,8 @@ from ..errors import LlmplanError
 from ..serving.api import ServeRequest, capacity, load_workload, replica_capacity_req_s
 from ..serving.cluster import replica_spec
 from ..serving.workload import hourly_weights
-from ..specs import Deployment, Name, NameOrPath, resolve
+from ..specs import MIN_YEARS, Deployment, Name, NameOrPath, resolve
+from ..strict import StrictModel
 from .model import (
     MONTHS_PER_YEAR,
     OnPremInputs,
@@ -32,24 +33,24 @@ from .model import (
 from .uncertainty import FIELD_OF
 
 
-class Finance(BaseModel):
+class Finance(StrictModel):
     """Overrides of the catalog's cost assumptions (all optional)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    horizon_years: float = Field(default=4, gt=0, le=30)
+    horizon_years: float = Field(default=4, ge=MIN_YEARS, le=30)
     region: Name | None = Field(default=None, description="region id (electricity, carbon, PUE, colocation)")
     electricity_usd_per_kwh: float | None = Field(default=None, ge=0, le=10)
     pue: float | None = Field(default=None, ge=1, le=3)
     discount_rate: float | None = Field(default=None, ge=0, le=1, description="per year, as a fraction (0.08)")
-    depreciation_years: float | None = Field(default=None, gt=0, le=30)
+    depreciation_years: float | None = Field(default=None, ge=MIN_YEARS, le=30)
     residual_value_pct: float | None = Field(default=None, ge=0, le=100)
     maintenance_pct_per_year: float | None = Field(default=None, ge=0, le=100)
     staff_fte_per_server: float | None = Field(default=None, ge=0, le=100)
     staff_usd_per_fte_year: float | None = Field(default=None, ge=0, le=1e7)
     software_usd_per_gpu_year: float | None = Field(default=None, ge=0, le=1e6)
     colocation_usd_per_kw_month: float | None = Field(default=None, ge=0, le=1e4)
-    utilisation_pct: float | None = Field(default=None, gt=0, le=100)
+    utilisation_pct: float | None = Field(default=None, ge=0.1, le=100)
     gpu_price_usd: float | None = Field(default=None, gt=0, le=1e8)
     server_price_usd: float | None = Field(default=None, ge=0, le=1e9, description="host without its GPUs")
 
@@ -57,7 +58,9 @@ class Finance(BaseModel):
 class TcoRequest(ServeRequest):
     """A deployment, a workload, the finance assumptions and the alternatives to compare."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
+        {"model": "llama-3.1-8b", "gpu": "h100-sxm", "workload": "chat", "requests_per_day": 50000,
+         "fixed_replicas": 1, "draws": 200, "finance": {"horizon_years": 4, "region": "eu"}}]})
 
     workload: NameOrPath = "chat"
     finance: Finance = Field(default_factory=Finance)
@@ -169,7 +172,7 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
         w = w.model_copy(update={"requests_per_day": req.requests_per_day, "rate_per_s": None, "trace": None})
     if w.requests_per_day is None and w.rate_per_s is None:
         raise LlmplanError("the workload needs requests per day or a rate: give --requests-per-day or --rate")
-    spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens)
+    spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     mu = replica_capacity_req_s(d, cat, spec, w)
     notes: list[str] = []
     if req.fixed_replicas:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..catalog import Catalog
 from ..memory.fit import fit as memory_fit
-from ..specs import FitRequest, resolve
+from ..specs import MIN_RATE_PER_S, FitRequest, resolve
 from .calibrate import efficiency_arrays, lookup, params_of, table_from_catalog
 from .cases import engine_limit, is_dequant
 from .physics import Efficiency, StepTime, roofline_step
@@ -35,12 +35,13 @@ WIDEN = {"engine×family": 1.0, "engine": 1.5, "family": 1.5, "pooled": 2.0}
 
 
 class EstimateRequest(FitRequest):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
+        {"model": "llama-3.1-8b", "gpu": "l40s", "input_tokens": 1000, "output_tokens": 200, "concurrency": 16}]})
 
     input_tokens: int = Field(ge=1, le=10_000_000, description="prompt tokens per request")
     output_tokens: int = Field(ge=1, le=10_000_000, description="generated tokens per request")
     concurrency: int = Field(default=1, ge=1, le=1_000_000, description="requests in flight (closed loop)")
-    request_rate: float | None = Field(default=None, gt=0, le=1e6, description="offered requests/s (open loop); "
+    request_rate: float | None = Field(default=None, ge=MIN_RATE_PER_S, le=1e6, description="offered requests/s (open loop); "
                                        "replaces concurrency")
     spec_tokens: int = Field(default=0, ge=0, le=16, description="speculative decoding: draft tokens per step")
     spec_acceptance: float = Field(default=0.0, ge=0, lt=1, description="probability each draft token is accepted")

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ..catalog.schema import Slo
 from ..errors import LlmplanError, validated
 from ..serving.workload import Lengths
-from ..specs import Name
+from ..specs import MIN_RATE_PER_S, MIN_REQUESTS_PER_DAY, MIN_YEARS, Name
+from ..strict import StrictModel
 from ..yamlguard import check_expanded_size, yaml_error
 
 SCHEMA_VERSION = 1
@@ -22,16 +23,16 @@ Deployment = Literal["on_prem", "air_gapped", "sovereign_cloud", "public_cloud",
 LicenseClass = Literal["permissive", "commercial_with_conditions", "non_commercial", "commercial"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class _Strict(StrictModel):
+    pass
 
 
 class ScenarioWorkload(_Strict):
     """The load: a preset to start from, and any field of it to change."""
 
     preset: Name | None = Field(default=None, description="chat, rag, summarization, code-completion, agents")
-    requests_per_day: float | None = Field(default=None, gt=0, le=1e10, description="requests in a day, spread over the profile's 24 hours")
-    rate_per_s: float | None = Field(default=None, gt=0, le=1e6, description="constant traffic instead of a day")
+    requests_per_day: float | None = Field(default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="requests in a day, spread over the profile's 24 hours")
+    rate_per_s: float | None = Field(default=None, ge=MIN_RATE_PER_S, le=1e6, description="constant traffic instead of a day")
     profile: Name | list[float] | None = Field(default=None, description="flat, office-hours, global-consumer, 24 weights")
     input_tokens: Lengths | int | None = Field(default=None, description="prompt length: a number or {mean, p95} (lognormal)")
     output_tokens: Lengths | int | None = Field(default=None, description="answer length: a number or {mean, p95} (lognormal)")
@@ -84,12 +85,12 @@ class Policy(_Strict):
 
 
 class ScenarioFinance(_Strict):
-    horizon_years: float = Field(default=4, gt=0, le=30, description="years the deployment is costed over")
+    horizon_years: float = Field(default=4, ge=MIN_YEARS, le=30, description="years the deployment is costed over")
     region: Name | None = Field(default=None, description="catalog region id for electricity, carbon, PUE and colocation defaults")
     electricity_usd_per_kwh: float | None = Field(default=None, ge=0, le=10, description="override the region's electricity price")
     pue: float | None = Field(default=None, ge=1, le=3, description="override the region's power usage effectiveness")
     discount_rate: float | None = Field(default=None, ge=0, le=1, description="per year, as a fraction, for the NPV")
-    depreciation_years: float | None = Field(default=None, gt=0, le=30, description="straight-line depreciation of the hardware")
+    depreciation_years: float | None = Field(default=None, ge=MIN_YEARS, le=30, description="straight-line depreciation of the hardware")
     staff_usd_per_fte_year: float | None = Field(default=None, ge=0, description="loaded cost of one operations FTE")
     gpu_price_usd: dict[Name, Price] = Field(default_factory=dict, description="purchase price per accelerator id")
 

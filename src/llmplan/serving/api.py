@@ -15,7 +15,14 @@ from ..errors import LlmplanError, spec_error
 from ..perf.physics import Efficiency
 from ..perf.scenarios import closed_loop
 from ..perf.shape import machine, stage_shape
-from ..specs import Deployment, FitRequest, NameOrPath, resolve
+from ..specs import (
+    MIN_RATE_PER_S,
+    MIN_REQUESTS_PER_DAY,
+    Deployment,
+    FitRequest,
+    NameOrPath,
+    resolve,
+)
 from .cluster import ReplicaSpec, replica_spec, simulate_cluster, summarize
 from .workload import Workload, generate, hourly_weights, peak_rate, preset
 
@@ -26,17 +33,18 @@ MAX_REPLICAS = 10_000
 class ServeRequest(FitRequest):
     """A deployment (as for `fit`) and a workload to serve."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
+        {"model": "llama-3.1-8b", "gpu": "l40s", "workload": "chat", "rate_per_s": 2, "num_requests": 500}]})
 
     workload: NameOrPath = Field(description="a workload preset id (chat, rag, …) or a workload YAML file")
-    rate_per_s: float | None = Field(default=None, gt=0, le=1e6, description="override: requests per second")
-    requests_per_day: float | None = Field(default=None, gt=0, le=1e10, description="override: requests per day")
+    rate_per_s: float | None = Field(default=None, ge=MIN_RATE_PER_S, le=1e6, description="override: requests per second")
+    requests_per_day: float | None = Field(default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="override: requests per day")
     replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     router: Literal["round-robin", "least-loaded"] = "round-robin"
     num_requests: int | None = Field(default=None, ge=1, le=20_000_000)
-    duration_s: float | None = Field(default=None, gt=0, le=30 * 86400)
+    duration_s: float | None = Field(default=None, ge=0.001, le=30 * 86400)
     seed: int = Field(default=0, ge=0)
-    sample_s: float = Field(default=60.0, gt=0, le=86400, description="time-series resolution")
+    sample_s: float = Field(default=60.0, ge=0.1, le=86400, description="time-series resolution")
 
 
 def load_workload(name: str, cat: Catalog) -> Workload:
@@ -76,7 +84,7 @@ def _workload(req: ServeRequest, cat: Catalog) -> Workload:
 def simulate(req: ServeRequest, cat: Catalog, dask_address: str | None = None, processes: int = 1) -> dict[str, Any]:
     d = resolve(req, cat)
     w = _workload(req, cat)
-    spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens)
+    spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     n = req.num_requests
     if n is None and req.duration_s is None and w.rate_per_s is not None:
         n = 10_000
@@ -88,7 +96,7 @@ def simulate(req: ServeRequest, cat: Catalog, dask_address: str | None = None, p
     out = summarize(c, w.slo)
     out["deployment"] = _describe(d, spec, req)
     series = dict(c.series)
-    series.update(_latency_series(c, req.sample_s, len(series["t_s"])))
+    series.update(_latency_series(c, c.sample_s, len(series["t_s"])))
     out["series"] = {k: [round(float(x), 6) if np.isfinite(x) else None for x in v] for k, v in series.items()}
     return out
 
@@ -120,8 +128,9 @@ def _describe(d: Deployment, spec: ReplicaSpec, req: ServeRequest) -> dict[str, 
             "kv_capacity_tokens": spec.limits.kv_capacity_tokens}
 
 
-def replica_capacity_req_s(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload) -> float:
-    """Analytic saturated throughput of one replica (requests/s) for the workload's mean lengths."""
+def _closed_loop(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload, clients: float | None):
+    """The analytic closed-loop model of one replica at the workload's mean lengths
+    (`clients` None: as many as the engine runs at once, i.e. saturated)."""
     from ..perf.calibrate import lookup, params_of, table_from_catalog
 
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
@@ -132,8 +141,27 @@ def replica_capacity_req_s(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Wo
     i, o = w.lengths("input").mean, w.lengths("output").mean
     occupancy = i + o / 2
     limit = max(1.0, min(spec.limits.max_num_seqs, spec.limits.kv_capacity_tokens / occupancy))
-    r = closed_loop(shape, mach, e, limit, i, o, limit, float(spec.limits.max_num_batched_tokens))
-    return float(np.asarray(r.requests_s))
+    return closed_loop(shape, mach, e, clients or limit, i, o, limit, float(spec.limits.max_num_batched_tokens))
+
+
+def replica_capacity_req_s(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload) -> float:
+    """Analytic saturated throughput of one replica (requests/s) for the workload's mean lengths."""
+    return float(np.asarray(_closed_loop(d, cat, spec, w, None).requests_s))
+
+
+def alone_too_slow(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload) -> str | None:
+    """Why no number of replicas can meet the tail SLOs, when one request alone (mean lengths,
+    nothing else running) already misses a p95/p99 limit; else None."""
+    r = _closed_loop(d, cat, spec, w, 1.0)
+    alone = {"ttft": 1e3 * float(np.asarray(r.ttft_s)), "tpot": 1e3 * float(np.asarray(r.tpot_s))}
+    for metric, ms in alone.items():
+        for p in (95, 99):
+            limit = getattr(w.slo, f"{metric}_p{p}_ms")
+            if limit and ms > limit:
+                return (f"one request alone, with nothing else running, has a {metric.upper()} of {ms:,.0f} ms "
+                        f"at the workload's mean lengths, over the p{p} limit of {limit:,.0f} ms: more replicas "
+                        "cannot help (a faster accelerator, more tensor parallelism or a smaller format can)")
+    return None
 
 
 def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
@@ -141,9 +169,13 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
     analytic first guess), the utilisation hour by hour and the headroom."""
     d = resolve(req, cat)
     w = _workload(req, cat)
-    spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens)
+    spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     lam = peak_rate(w, cat)
     mu = replica_capacity_req_s(d, cat, spec, w)
+    why = alone_too_slow(d, cat, spec, w)
+    if why:
+        return {"feasible": False, "peak_rate_per_s": lam, "replica_capacity_req_s": mu, "reason": why,
+                "deployment": _describe(d, spec, req)}
     guess = max(1, math.ceil(lam / (0.85 * mu)))
     peak = w.model_copy(update={"rate_per_s": lam, "requests_per_day": None, "trace": None})
     n_check = int(min(MAX_CHECK_REQUESTS, max(2000, lam * 600)))

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..catalog import Catalog
+from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
 from ..perf.calibrate import efficiency_arrays, lookup, params_of, table_from_catalog
 from ..perf.cases import is_dequant
@@ -36,8 +37,9 @@ class ReplicaSpec:
 
 
 def replica_spec(d: Deployment, cat: Catalog, max_num_seqs: int | None = None,
-                 max_num_batched_tokens: int | None = None) -> ReplicaSpec:
-    """The step model and engine limits of one replica of deployment `d`."""
+                 max_num_batched_tokens: int | None = None, memory_fraction: float | None = None) -> ReplicaSpec:
+    """The step model and engine limits of one replica of deployment `d`; a deployment with
+    no memory left for the KV cache cannot serve, and is refused."""
     gguf = tuple(cat.gguf_types)
     shape = stage_shape(d, gguf, d.kv_format.bits / 8)
     mach, dtype = machine(d)
@@ -50,7 +52,12 @@ def replica_spec(d: Deployment, cat: Catalog, max_num_seqs: int | None = None,
     e = Efficiency(*(float(np.asarray(getattr(e1, f))[0]) for f in
                      ("eta_bw", "eta_flops", "step_overhead_s", "collective_latency_s", "request_overhead_s",
                       "eta_moe")))
-    mem = memory_fit(d, gguf, context_tokens=min(d.model.max_context, 32768))
+    mem = memory_fit(d, gguf, context_tokens=min(d.model.max_context, 32768), memory_fraction=memory_fraction,
+                     max_num_batched_tokens=max_num_batched_tokens)
+    if mem.kv_capacity_tokens <= 0:
+        why = mem.reasons[0] if mem.reasons else "no memory left for the KV cache"
+        raise LlmplanError(f"{d.model.id} does not fit {d.layout.num_gpus} × {d.accelerator.id} with {d.engine.id}: "
+                           f"{why}; see `llmplan fit` for a layout that does")
     limits = EngineLimits(
         max_num_seqs=max_num_seqs or d.engine.defaults.max_num_seqs,
         max_num_batched_tokens=max_num_batched_tokens or d.engine.defaults.max_num_batched_tokens,
@@ -78,11 +85,23 @@ class ClusterResult:
     area_in_system: float
     preemptions: int
     series: dict[str, np.ndarray]  # summed over replicas (kv_util, busy averaged)
+    sample_s: float = 60.0  # the series' step (wider than asked when the arrivals span a long time)
+
+
+SERIES_POINTS = 50_000
+
+
+def series_step(sample_s: float, reqs: Requests) -> float:
+    """The time-series step: as asked, or wider so that the arrivals span at most SERIES_POINTS
+    (a day at 0.1 s, or requests days apart, would otherwise fill memory with samples)."""
+    span = float(reqs.arrival_s.max()) if len(reqs) else 0.0
+    return max(sample_s, span / SERIES_POINTS)
 
 
 def simulate_cluster(spec: ReplicaSpec, reqs: Requests, replicas: int = 1, router: Router = "round-robin",
                      sample_s: float = 60.0, dask_address: str | None = None, processes: int = 1) -> ClusterResult:
     n = len(reqs)
+    sample_s = series_step(sample_s, reqs)
     first = np.full(n, math.nan)
     finish = np.full(n, math.nan)
     results: list[ReplicaResult]
@@ -120,7 +139,8 @@ def simulate_cluster(spec: ReplicaSpec, reqs: Requests, replicas: int = 1, route
         series[key] = arr / (len(results) if key in ("kv_util", "busy") else 1)
     series["t_s"] = np.arange(length) * sample_s
     return ClusterResult(reqs, first, finish, replicas, [r.busy_s for r in results], max(r.end_s for r in results),
-                         sum(r.area_in_system for r in results), sum(r.preemptions for r in results), series)
+                         sum(r.area_in_system for r in results), sum(r.preemptions for r in results), series,
+                         sample_s)
 
 
 def _map(jobs: list[Any], dask_address: str | None, processes: int) -> list[ReplicaResult]:

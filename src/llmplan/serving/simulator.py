@@ -48,6 +48,8 @@ class ReplicaResult:
     series: dict[str, list[float]] = field(default_factory=dict)
 
 
+MAX_SERIES_POINTS = 200_000  # per replica; the cluster widens the step so that arrivals span at most 50,000
+
 class Replica:
     """One engine replica; requests are pushed with :meth:`submit` in arrival order."""
 
@@ -105,7 +107,10 @@ class Replica:
             self.area += t - arr[rid]  # it has been in the system (queued at the router) since it arrived
 
     def _sample(self) -> None:
-        while self.t >= self.next_sample:
+        if len(self.series["t_s"]) >= MAX_SERIES_POINTS:  # a drain far beyond the last arrival: stop recording
+            self.next_sample = math.inf
+            return
+        while self.t >= self.next_sample and len(self.series["t_s"]) < MAX_SERIES_POINTS:
             s = self.series
             s["t_s"].append(self.next_sample)
             s["queue"].append(float(len(self.waiting)))

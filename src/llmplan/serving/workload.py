@@ -17,25 +17,26 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ..catalog import Catalog
 from ..catalog.schema import Slo
 from ..errors import LlmplanError
-from ..specs import Name, NameOrPath
+from ..specs import MIN_RATE_PER_S, MIN_REQUESTS_PER_DAY, Name, NameOrPath
+from ..strict import StrictModel
 
 Z95 = 1.6448536269514722  # standard normal 95th percentile
 MAX_TRACE_BYTES = 512 * 2**20
 MAX_REQUESTS = 20_000_000
 
 
-class Lengths(BaseModel):
+class Lengths(StrictModel):
     """Token lengths: fixed (p95 omitted or equal to the mean) or lognormal with this mean and p95."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    mean: float = Field(gt=0, le=10_000_000)
-    p95: float | None = Field(default=None, gt=0, le=10_000_000)
+    mean: float = Field(ge=1, le=10_000_000)
+    p95: float | None = Field(default=None, ge=1, le=10_000_000)
 
     @model_validator(mode="after")
     def _order(self) -> "Lengths":
@@ -65,14 +66,14 @@ class Lengths(BaseModel):
         return np.clip(np.rint(x), 1, cap).astype(np.int64)
 
 
-class Workload(BaseModel):
+class Workload(StrictModel):
     """How requests arrive, how long they are, and the SLOs (one pydantic model, every field documented)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     arrival: Literal["poisson", "constant"] = Field(default="poisson", description="inter-arrival process")
-    rate_per_s: float | None = Field(default=None, gt=0, le=1e6, description="requests per second")
-    requests_per_day: float | None = Field(default=None, gt=0, le=1e10, description="shaped by `profile`")
+    rate_per_s: float | None = Field(default=None, ge=MIN_RATE_PER_S, le=1e6, description="requests per second")
+    requests_per_day: float | None = Field(default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="shaped by `profile`")
     profile: Name | list[float] = Field(default="flat", description="24-hour profile: a preset id or 24 weights")
     trace: NameOrPath | None = Field(default=None, description="CSV timestamp_s,input_tokens,output_tokens or JSONL")
     input_tokens: Lengths | int = Field(default=1000, description="prompt tokens: fixed or {mean, p95}")
@@ -151,6 +152,7 @@ def generate(w: Workload, cat: Catalog, *, seed: int = 0, num_requests: int | No
     if w.requests_per_day is not None:
         weights = hourly_weights(w.profile, cat)
         h0, h1 = hours or (0, 24)
+        _check_count(w.requests_per_day * float(np.sum(weights[h0:h1])) / float(np.sum(weights)))
         arr = []
         for h in range(h0, h1):
             lam = w.requests_per_day * weights[h] / 3600
@@ -169,10 +171,10 @@ def generate(w: Workload, cat: Catalog, *, seed: int = 0, num_requests: int | No
             if duration_s is None:
                 raise LlmplanError("give a number of requests or a duration")
             num_requests = int(math.ceil(rate * duration_s))
+        _check_count(num_requests)
         arrival = _arrivals(rng, w.arrival, rate, num_requests)
     n = len(arrival)
-    if n > MAX_REQUESTS:
-        raise LlmplanError(f"{n:,} requests is over the limit of {MAX_REQUESTS:,} for one simulation")
+    _check_count(n)
     inp = w.lengths("input").sample(rng, n, max_context)
     out = w.lengths("output").sample(rng, n, max_context)
     out = np.minimum(out, np.maximum(max_context - inp, 1))
@@ -180,6 +182,13 @@ def generate(w: Workload, cat: Catalog, *, seed: int = 0, num_requests: int | No
     if n:
         cached[0] = 0  # the first request fills the cache
     return Requests(arrival, inp, out, cached)
+
+
+def _check_count(n: float) -> None:
+    """Refuse before allocating: a day at 1e10 requests or a month at 1e6/s would need terabytes."""
+    if n > MAX_REQUESTS:
+        raise LlmplanError(f"{n:,.0f} requests is over the limit of {MAX_REQUESTS:,} for one simulation; "
+                           "shorten the duration or lower the rate")
 
 
 def read_trace(path: Path, prefix_share: float = 0.0) -> Requests:

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
 
 from ..errors import LlmplanError
 from .models import (
@@ -52,7 +53,10 @@ def _engine(url: str) -> Engine:
     if u.drivername.startswith("sqlite"):
         if u.database and u.database != ":memory:":
             Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        eng = create_engine(u)
+        if u.database and u.database != ":memory:":
+            eng = create_engine(u)
+        else:  # in memory: one connection shared by every thread, or each request sees an empty database
+            eng = create_engine(u, poolclass=StaticPool, connect_args={"check_same_thread": False})
 
         @event.listens_for(eng, "connect")
         def _pragmas(dbapi_conn, _):  # noqa: ANN001

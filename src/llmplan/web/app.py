@@ -14,26 +14,30 @@ import uuid
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from fastapi import Body, FastAPI, Request
+from fastapi import Body, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..catalog import load_catalog
+from ..cost.tco import TcoRequest
 from ..errors import LlmplanError, SpecError, describe, validated
 from ..jsonutil import jsonable
+from ..perf.estimate import EstimateRequest
 from ..planner.scenario import Scenario, parse_scenario
-from ..specs import FitRequest
+from ..serving.api import ServeRequest
+from ..specs import NAME_MAX_CHARS, FitRequest
 from ..store.db import NotFound, Store
 from ..yamlguard import check_expanded_size, yaml_error
-from .security import Auth, install
+from .security import MAX_BODY_BYTES, Auth, BodyLimit, install
 
-MAX_BODY_BYTES = 1 * 2**20
 KINDS = {"gpus": "accelerators", "models": "models", "formats": "quant_formats", "engines": "engines",
          "servers": "servers", "cloud-offers": "cloud_offers", "api-prices": "api_prices", "regions": "regions",
          "cost-assumptions": "cost_assumptions", "workloads": "workload_presets", "policy-presets": "policy_presets",
@@ -52,13 +56,40 @@ def catalog_version() -> str:
     return f"{__version__}+{h.hexdigest()[:12]}"
 
 
+R = TypeVar("R", bound=BaseModel)
+MAX_DB_ID = 2**31 - 1  # the largest key the store holds (INTEGER: 32 bits on PostgreSQL)
+DbId = Annotated[int, PathParam(ge=1, le=MAX_DB_ID)]
+VersionQ = Annotated[int, Query(ge=1, le=MAX_DB_ID)]
+Kind = Annotated[str, PathParam(max_length=40)]
+
+
 class ScenarioIn(BaseModel):
     """A scenario to save: the scenario itself (as in a YAML file), or its YAML text."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "internal assistant", "comment": "first draft", "scenario": {
+            "name": "internal assistant", "workload": {"preset": "chat", "requests_per_day": 20000},
+            "models": ["llama-3.1-8b"], "hardware": ["h100-sxm", "l40s"], "policy": {"deployment": ["on_prem"]}}}]})
 
     name: str | None = Field(default=None, max_length=200, description="default: the scenario's own name")
     scenario: dict[str, Any] | None = Field(default=None, description="the scenario fields, as in the YAML file")
     yaml: str | None = Field(default=None, max_length=MAX_BODY_BYTES, description="or the YAML text itself")
     comment: str | None = Field(default=None, max_length=500, description="what changed in this version")
+
+
+class MeasurementsIn(BaseModel):
+    """Benchmark measurements to keep for calibration."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
+        {"source": "our vllm bench serve run, 2026-11-20", "rows": [
+            {"model": "llama-3.1-8b", "hardware": "l40s", "num_gpus": 1, "tp": 1, "precision": "bf16",
+             "engine": "vllm", "input_len": 1000, "output_len": 200, "concurrency": 16, "scenario": "server",
+             "metric": "output_tok_s", "value": 1450.0, "unit": "tok/s"}]}]})
+
+    source: str = Field(min_length=1, max_length=500, description="where the measurements come from")
+    rows: list[dict[Annotated[str, StringConstraints(max_length=100)], str | int | float | bool | None]] = Field(
+        min_length=1, max_length=100_000,
+        description="one object per measurement, keyed by the benchmark CSV columns (finite numbers)")
 
 
 def _scenario_from(body: ScenarioIn, cat=None) -> tuple[Scenario, dict[str, Any], str]:
@@ -109,6 +140,26 @@ def overrides_dir(overrides: list[dict[str, Any]]) -> tuple[Path | None, str]:
     return d, digest
 
 
+class ErrorBody(BaseModel):
+    """Every 4xx answer: what is wrong and how to fix it."""
+
+    error: str = Field(description="one line: what is wrong and how to fix it")
+    field: str | None = Field(default=None, description="the offending field (dotted path), when there is one")
+    details: list[dict[str, Any]] | None = Field(default=None, description="every validation error (422)")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in {
+        400: "invalid input: unknown names (with the closest ones), impossible layouts, values out of range",
+        401: "authentication required (when the server runs with LLMPLAN_AUTH_TOKEN or LLMPLAN_AUTH_BASIC)",
+        403: "cross-origin state-changing request refused (CSRF protection)",
+        404: "no such scenario, version, run, job, catalog or entry",
+        413: "request body over 1 MiB",
+        415: "a state-changing request must carry JSON",
+        422: "the request does not match its schema",
+    }.items()}
+
+
 def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI:
     """The app over a store; `auth` defaults to LLMPLAN_AUTH_TOKEN / LLMPLAN_AUTH_BASIC."""
     store = Store(database)
@@ -124,7 +175,8 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
         return catalog_version() + (f"+overrides-{digest}" if digest else "")
 
     # the interactive API docs are served from the swagger-ui-bundle package, not a CDN
-    app = FastAPI(title="llmplan", version=__version__, description=__doc__, docs_url=None, redoc_url=None)
+    app = FastAPI(title="llmplan", version=__version__, description=__doc__, docs_url=None, redoc_url=None,
+                  responses=ERROR_RESPONSES)
     app.openapi_version = "3.0.3"  # the bundled Swagger UI (4.x) renders 3.0 documents
     app.state.store = store
     static = Path(__file__).parent / "static"
@@ -143,12 +195,29 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
     install(app, auth)
     app.state.auth = auth
 
-    @app.middleware("http")
-    async def _limit(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > MAX_BODY_BYTES:
-            return JSONResponse({"error": f"request body over {MAX_BODY_BYTES:,} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)  # outermost: counts every body
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        """The framework's own refusals (unparseable JSON, no such route, wrong method) in the same shape."""
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """Every 4xx is an ErrorBody in JSON, whatever the route's own media type."""
+        if app.openapi_schema is None:
+            schema = generate_openapi()
+            schema["components"] = openapi30(schema.get("components", {}))
+            schema["paths"] = openapi30(schema.get("paths", {}))
+            for ops in schema.get("paths", {}).values():
+                for op in ops.values():
+                    for code, resp in op.get("responses", {}).items():
+                        if code.startswith("4"):
+                            resp["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     @app.exception_handler(NotFound)
     async def _nf(_: Request, exc: NotFound):
@@ -177,49 +246,50 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
                 "schema_revision": store.schema_revision()}
 
     @app.get("/api/catalog/{kind}")
-    def catalog_list(kind: str) -> list[dict[str, Any]]:
+    def catalog_list(kind: Kind) -> list[dict[str, Any]]:
         return [e.model_dump(mode="json") for e in _table(kind, catalog())]
 
     @app.get("/api/catalog/{kind}/{entry_id:path}")
-    def catalog_entry(kind: str, entry_id: str) -> dict[str, Any]:
+    def catalog_entry(kind: Kind, entry_id: Annotated[str, PathParam(max_length=NAME_MAX_CHARS)]) -> dict[str, Any]:
         t = _table(kind, catalog())
         return t.get(entry_id).model_dump(mode="json")
 
     # -------------------------------------------------------------- single questions
 
     @app.post("/api/fit")
-    def fit(req: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    def fit(req: FitRequest) -> dict[str, Any]:
         """Memory per GPU by component (the `llmplan fit` request; `model` is a catalog id)."""
         from ..api import fit_request
 
-        return fit_request(_validated(FitRequest, req, catalog()), catalog()).model_dump(mode="json")
+        return fit_request(_catalog_names(req, catalog()), catalog()).model_dump(mode="json")
 
     @app.post("/api/estimate")
-    def estimate(req: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        from ..perf.estimate import EstimateRequest, estimate
+    def estimate(req: EstimateRequest) -> dict[str, Any]:
+        """Speed of one deployment: TTFT, TPOT, throughput and their bounds (the `llmplan estimate` request)."""
+        from ..perf.estimate import estimate
 
-        return estimate(_validated(EstimateRequest, req, catalog()), catalog()).model_dump(mode="json")
+        return estimate(_catalog_names(req, catalog()), catalog()).model_dump(mode="json")
 
     @app.post("/api/simulate")
-    def simulate(req: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    def simulate(req: ServeRequest) -> dict[str, Any]:
         """Simulate a deployment under a workload (the `llmplan simulate` request)."""
-        from ..serving.api import ServeRequest, simulate
+        from ..serving.api import simulate
 
-        return jsonable(simulate(_validated(ServeRequest, req, catalog()), catalog()))
+        return jsonable(simulate(_catalog_names(req, catalog()), catalog()))
 
     @app.post("/api/capacity")
-    def capacity(req: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    def capacity(req: ServeRequest) -> dict[str, Any]:
         """Fewest replicas that meet the workload's SLOs (the `llmplan capacity` request)."""
-        from ..serving.api import ServeRequest, capacity
+        from ..serving.api import capacity
 
-        return jsonable(capacity(_validated(ServeRequest, req, catalog()), catalog()))
+        return jsonable(capacity(_catalog_names(req, catalog()), catalog()))
 
     @app.post("/api/tco")
-    def tco(req: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    def tco(req: TcoRequest) -> dict[str, Any]:
         """On-premise TCO with cloud and API alternatives (the `llmplan tco` / `compare` request)."""
-        from ..cost.tco import TcoRequest, tco
+        from ..cost.tco import tco
 
-        return jsonable(tco(_validated(TcoRequest, req, catalog()), catalog()))
+        return jsonable(tco(_catalog_names(req, catalog()), catalog()))
 
     @app.post("/api/scenarios/validate")
     def scenario_validate(body: ScenarioIn) -> dict[str, Any]:
@@ -237,16 +307,11 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
         return text
 
     @app.post("/api/measurements", status_code=201)
-    def measurements_add(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    def measurements_add(body: MeasurementsIn) -> dict[str, Any]:
         """Store calibration measurements: {"source": "...", "rows": [{...}, ...]} (the benchmark CSV columns)."""
-        rows, source = body.get("rows"), body.get("source")
-        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-            raise LlmplanError("rows: a non-empty list of measurement objects")
-        if not isinstance(source, str) or not source.strip():
-            raise LlmplanError("source: say where the measurements come from")
-        if len(rows) > 100_000:
-            raise LlmplanError("rows: at most 100,000 per upload")
-        return {"stored": store.add_measurements(rows, source.strip())}
+        if not body.source.strip():
+            raise SpecError("source", "say where the measurements come from")
+        return {"stored": store.add_measurements(body.rows, body.source.strip())}
 
     @app.get("/api/measurements")
     def measurements() -> list[dict[str, Any]]:
@@ -305,7 +370,7 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
         return {"job_id": jid, "status_url": f"/api/jobs/{jid}"}
 
     @app.get("/api/jobs/{jid}")
-    def job_status(jid: str) -> dict[str, Any]:
+    def job_status(jid: Annotated[str, PathParam(max_length=64)]) -> dict[str, Any]:
         job = store.get_job(jid)
         end = job["updated_at"] if job["status"] != "running" else None
         start = job.pop("created_at")
@@ -334,35 +399,35 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
         return store.create_scenario(body.name or s.name, doc, text, body.comment)
 
     @app.get("/api/scenarios/{sid}")
-    def scenario_get(sid: int) -> dict[str, Any]:
+    def scenario_get(sid: DbId) -> dict[str, Any]:
         return store.get_scenario(sid)
 
     @app.put("/api/scenarios/{sid}")
-    def scenario_save(sid: int, body: ScenarioIn) -> dict[str, Any]:
+    def scenario_save(sid: DbId, body: ScenarioIn) -> dict[str, Any]:
         """Save a new version (nothing is overwritten)."""
         s, doc, text = _scenario_from(body, catalog())
         return store.save_version(sid, doc, text, body.comment, body.name)
 
     @app.delete("/api/scenarios/{sid}", status_code=204)
-    def scenario_archive(sid: int) -> Response:
+    def scenario_archive(sid: DbId) -> Response:
         """Archive: hidden from the list, every version kept."""
         store.archive(sid)
         return Response(status_code=204)
 
     @app.get("/api/scenarios/{sid}/versions/{version}")
-    def scenario_version(sid: int, version: int) -> dict[str, Any]:
+    def scenario_version(sid: DbId, version: DbId) -> dict[str, Any]:
         return store.get_version(sid, version)
 
     @app.get("/api/scenarios/{sid}/versions/{version}/scenario.yaml", response_class=PlainTextResponse)
-    def scenario_yaml(sid: int, version: int) -> str:
+    def scenario_yaml(sid: DbId, version: DbId) -> str:
         return store.get_version(sid, version)["yaml"]
 
     @app.get("/api/scenarios/{sid}/diff", response_class=PlainTextResponse)
-    def scenario_diff(sid: int, a: int, b: int) -> str:
+    def scenario_diff(sid: DbId, a: VersionQ, b: VersionQ) -> str:
         return store.diff(sid, a, b)
 
     @app.post("/api/scenarios/{sid}/runs", status_code=201)
-    def scenario_run(sid: int, version: int | None = None) -> dict[str, Any]:
+    def scenario_run(sid: DbId, version: VersionQ | None = None) -> dict[str, Any]:
         sc = store.get_scenario(sid)
         v = store.get_version(sid, version) if version is not None else sc["latest"]
         return _plan(parse_scenario(v["body"], f"scenario {sid} v{v['version']}"), v["body"], sid, v["version"])
@@ -370,15 +435,15 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
     # -------------------------------------------------------------- runs and reports
 
     @app.get("/api/runs")
-    def runs(scenario_id: int | None = None) -> list[dict[str, Any]]:
+    def runs(scenario_id: Annotated[int | None, Query(ge=1, le=MAX_DB_ID)] = None) -> list[dict[str, Any]]:
         return store.list_runs(scenario_id)
 
     @app.get("/api/runs/{rid}")
-    def run_get(rid: int) -> dict[str, Any]:
+    def run_get(rid: DbId) -> dict[str, Any]:
         return store.get_run(rid)
 
     @app.get("/api/runs/{rid}/report.{fmt}")
-    def run_report(rid: int, fmt: str) -> Response:
+    def run_report(rid: DbId, fmt: Annotated[str, PathParam(max_length=8)]) -> Response:
         r = store.get_run(rid, with_reports=True)
         if r["status"] != "done":
             raise LlmplanError(f"run {rid} failed ({r['error']}); it has no report")
@@ -404,7 +469,7 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
         return store.overrides()
 
     @app.post("/api/overrides/{kind}", status_code=201)
-    def override_add(kind: str, entry: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    def override_add(kind: Kind, entry: dict[str, Any] = Body(...)) -> dict[str, Any]:
         """Store a user catalog entry (validated against the catalog schema of its kind)."""
         from ..catalog.schema import KIND_MODELS
 
@@ -439,10 +504,42 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
     return app
 
 
-def _validated(model: type[BaseModel], values: dict[str, Any], cat=None) -> Any:
-    """Validate a request body; over HTTP, names must be catalog entries, never server paths
-    (the CLI's `./model-dir/`, `model.gguf` or `workload.yaml` would read the server's disk)."""
-    req = validated(model, values)
+def openapi30(node: Any) -> Any:
+    """Pydantic writes JSON Schema 2020-12; the document says OpenAPI 3.0 (what the bundled
+    Swagger UI reads): numeric exclusive bounds become minimum + exclusiveMinimum: true, a
+    null alternative becomes nullable, const becomes a one-value enum, propertyNames goes."""
+    if isinstance(node, list):
+        return [openapi30(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: openapi30(v) for k, v in node.items() if k != "propertyNames"}
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        v = out.get(exclusive)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[bound], out[exclusive] = v, True
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if isinstance(out.get("examples"), list) and out["examples"] and "properties" in out:
+        out["example"] = out.pop("examples")[0]
+    alts = out.get("anyOf")
+    if isinstance(alts, list) and {"type": "null"} in alts:
+        rest = [a for a in alts if a != {"type": "null"}]
+        out["nullable"] = True
+        if len(rest) == 1:
+            del out["anyOf"]
+            only = rest[0]
+            if "$ref" in only:
+                out["allOf"] = [only]
+            else:
+                out.update({k: v for k, v in only.items() if k not in out})
+        else:
+            out["anyOf"] = rest
+    return out
+
+
+def _catalog_names(req: R, cat=None) -> R:
+    """Over HTTP, names must be catalog entries, never server paths (the CLI's `./model-dir/`,
+    `model.gguf` or `workload.yaml` would read the server's disk)."""
     cat = cat or load_catalog()
     name = getattr(req, "model", None)
     if isinstance(name, str) and cat.models.find(name) is None:

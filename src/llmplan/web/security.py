@@ -7,6 +7,8 @@
   when the browser sends an Origin, come from this app's own origin. A cross-site HTML form can
   send neither, and a cross-site script cannot send JSON without a CORS preflight this app never
   answers.
+- Size: a request body over `MAX_BODY_BYTES` is refused with 413, whether it announces its
+  length or streams it in chunks (counted as it arrives, never buffered beyond the limit).
 - Headers: a Content-Security-Policy with no inline scripts and no third-party origins, no
   sniffing, no framing by other sites, no referrer.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import hmac
 import ipaddress
+import json
 import os
 from dataclasses import dataclass
 
@@ -28,6 +31,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
 HEADERS = {"content-security-policy": CSP, "x-content-type-options": "nosniff", "x-frame-options": "SAMEORIGIN",
            "referrer-policy": "no-referrer", "cross-origin-opener-policy": "same-origin"}
 OPEN_PATHS = ("/api/health",)
+MAX_BODY_BYTES = 1 * 2**20
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -78,6 +82,10 @@ def install(app, auth: Auth) -> None:
                              headers={"www-authenticate": 'Basic realm="llmplan"' if auth.basic else "Bearer"})
             r.headers.update(HEADERS)
             return r
+        keys = [k for k, _ in request.query_params.multi_items()]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:  # parameter pollution: which one would count is the framework's guess
+            return _deny(f"query parameter {twice[0]!r} given more than once", 400)
         if request.method in UNSAFE:
             ctype = request.headers.get("content-type", "")
             length = request.headers.get("content-length", "0")
@@ -101,3 +109,56 @@ def _deny(msg: str, status: int) -> JSONResponse:
     r = JSONResponse({"error": msg}, status_code=status)
     r.headers.update(HEADERS)
     return r
+
+
+class BodyLimit:
+    """ASGI middleware: 413 with a JSON body for a request body over `max_bytes` (by its
+    Content-Length, or counted chunk by chunk when it has none). Past the limit the app is
+    told the client left, and whatever it still answers is dropped."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._refuse(send)
+        seen = 0
+        started = refused = False
+
+        async def counted():
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes and not started:
+                    refused = True
+                    await self._refuse(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def watched(message):
+            nonlocal started
+            if refused:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except Exception:
+            if not refused:
+                raise
+
+    async def _refuse(self, send) -> None:
+        body = json.dumps({"error": f"request body over {self.max_bytes:,} bytes"}).encode()
+        hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close")] + [(k.encode(), v.encode()) for k, v in HEADERS.items()]
+        await send({"type": "http.response.start", "status": 413, "headers": hdrs})
+        await send({"type": "http.response.body", "body": body})
