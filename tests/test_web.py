@@ -271,14 +271,20 @@ def test_concurrent_saves_lose_no_version(database):
     st = Store(database)
     sid = st.create_scenario("c", {"name": "c"}, "name: c\n")["id"]
 
-    def save(i: int) -> None:
-        Store.save_version(st, sid, {"name": f"c{i}"}, f"name: c{i}\n", f"save {i}")
+    def save(i: int) -> int:
+        return Store.save_version(st, sid, {"name": f"c{i}"}, f"name: c{i}\n", f"save {i}")["version"]
 
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(save, range(40)))
+        told = list(pool.map(save, range(40)))
     versions = st.get_scenario(sid)["versions"]
     assert [v["version"] for v in versions] == list(range(1, 42))
     assert {v["comment"] for v in versions[1:]} == {f"save {i}" for i in range(40)}
+    # each client is told the number of its own save, not whichever is latest when the answer is read
+    assert [st.get_version(sid, n)["body"]["name"] for n in told] == [f"c{i}" for i in range(40)]
+    # catalog overrides of one entry are numbered the same way
+    with ThreadPoolExecutor(8) as pool:
+        revs = list(pool.map(lambda i: st.add_override("gpus", "h100-sxm", {"i": i})["revision"], range(24)))
+    assert sorted(revs) == list(range(1, 25))
 
 
 def test_security_headers_and_csrf(client):

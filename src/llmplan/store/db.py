@@ -112,23 +112,19 @@ class Store:
     def save_version(self, sid: int, body: dict[str, Any], yaml_text: str, comment: str | None = None,
                      name: str | None = None) -> dict[str, Any]:
         """A new version numbered after the last; two clients saving at once both get theirs (the
-        unique (scenario, version) constraint makes the loser retry with the next number)."""
-        for attempt in range(20):
-            try:
-                with Session(self.engine) as s, s.begin():
-                    row = self._scenario(s, sid)
-                    last = s.scalar(select(func.max(ScenarioVersionRow.version)).where(
-                        ScenarioVersionRow.scenario_id == sid))
-                    s.add(ScenarioVersionRow(scenario_id=sid, version=(last or 0) + 1, body=body, yaml=yaml_text,
-                                             comment=comment))
-                    if name:
-                        row.name = name
-                break
-            except (IntegrityError, OperationalError):
-                if attempt == 19:
-                    raise LlmplanError(f"scenario {sid}: too many concurrent saves, try again") from None
-                time.sleep(0.01 * (attempt + 1))
-        return self.get_scenario(sid)
+        unique (scenario, version) constraint makes the loser retry with the next number). The
+        answer's `version` is the number of this save, not whatever is latest when it is read."""
+        def write(s: Session) -> int:
+            row = self._scenario(s, sid)
+            last = s.scalar(select(func.max(ScenarioVersionRow.version)).where(ScenarioVersionRow.scenario_id == sid))
+            number = (last or 0) + 1
+            s.add(ScenarioVersionRow(scenario_id=sid, version=number, body=body, yaml=yaml_text, comment=comment))
+            if name:
+                row.name = name
+            return number
+
+        number = self._numbered(write, f"scenario {sid}")
+        return {**self.get_scenario(sid), "version": number}
 
     def archive(self, sid: int) -> None:
         with Session(self.engine) as s, s.begin():
@@ -252,13 +248,28 @@ class Store:
     # ------------------------------------------------------------------ overrides and measurements
 
     def add_override(self, kind: str, entry_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        with Session(self.engine) as s, s.begin():
+        def write(s: Session) -> tuple[int, int]:
             last = s.scalar(select(func.max(CatalogOverrideRow.revision)).where(
                 CatalogOverrideRow.kind == kind, CatalogOverrideRow.entry_id == entry_id))
             row = CatalogOverrideRow(kind=kind, entry_id=entry_id, revision=(last or 0) + 1, body=body)
             s.add(row)
             s.flush()
-            return {"id": row.id, "kind": kind, "entry_id": entry_id, "revision": row.revision}
+            return row.id, row.revision
+
+        oid, revision = self._numbered(write, f"override {kind}/{entry_id}")
+        return {"id": oid, "kind": kind, "entry_id": entry_id, "revision": revision}
+
+    def _numbered(self, write, what: str):
+        """Run `write` (which takes the next number after the last) in a transaction; when a
+        concurrent writer took that number first, the unique constraint refuses it and we retry."""
+        for attempt in range(20):
+            try:
+                with Session(self.engine) as s, s.begin():
+                    return write(s)
+            except (IntegrityError, OperationalError):
+                if attempt == 19:
+                    raise LlmplanError(f"{what}: too many concurrent saves, try again") from None
+                time.sleep(0.01 * (attempt + 1))
 
     def overrides(self) -> list[dict[str, Any]]:
         """The latest revision of every overridden entry."""
