@@ -27,6 +27,7 @@ from llmplan.planner.scenario import Scenario
 from llmplan.serving.api import ServeRequest
 from llmplan.serving.workload import Lengths
 from llmplan.specs import FitRequest
+from llmplan.strict import alternatives as members
 
 CAT = load_catalog()
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -53,15 +54,6 @@ def call(api: str, doc: dict[str, Any]) -> Any:
 
 
 # -------------------------------------------------------------------- reading a field's declared type
-
-def members(annotation: Any) -> list[Any]:
-    """The alternatives of a (possibly optional) union annotation, `Annotated` unwrapped."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return [m for a in typing.get_args(annotation) for m in members(a)]
-    if typing.get_origin(annotation) is typing.Annotated:
-        return members(typing.get_args(annotation)[0])
-    return [annotation]
-
 
 def constraints(annotation: Any, metadata: list[Any] = ()) -> list[Any]:
     """Bounds declared on a field or inside its `Annotated` alternatives (Ge, Gt, Le, Lt, MaxLen)."""

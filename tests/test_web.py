@@ -391,3 +391,46 @@ def test_a_process_killed_while_saving_leaves_the_store_consistent(database):
         full = st.get_version(sid, v["version"])
         assert full["yaml"] == f"name: {full['body']['name']}\n" and full["comment"] == f"save {v['version'] - 1}"
     st.save_version(sid, {"name": "after"}, "name: after\n")  # and it still takes writes
+
+
+def test_no_secrets_in_logs(tmp_path):
+    """`llmplan serve` with a token and a basic-auth password, asked with right and wrong
+    credentials, and a database URL with a password it cannot reach: neither secret is printed."""
+    import base64
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "LLMPLAN_AUTH_TOKEN": "tok-0f9a8b7c6d", "LLMPLAN_AUTH_BASIC": "ana:pw-5e4d3c2b"}
+    p = subprocess.Popen([sys.executable, "-m", "llmplan.cli", "serve", "--port", str(port), "--database",
+                          f"sqlite:///{tmp_path / 's.db'}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                httpx.get(base + "/api/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        basic = base64.b64encode(b"ana:pw-5e4d3c2b").decode()
+        assert httpx.get(base + "/api/scenarios", headers={"authorization": "Bearer tok-0f9a8b7c6d"}).status_code == 200
+        assert httpx.get(base + "/api/scenarios", headers={"authorization": f"Basic {basic}"}).status_code == 200
+        assert httpx.get(base + "/api/scenarios", headers={"authorization": "Bearer tok-wrong"}).status_code == 401
+        assert httpx.post(base + "/api/fit", json={"model": "x", "gpu": "y"},
+                          headers={"authorization": "Bearer tok-0f9a8b7c6d"}).status_code == 400
+    finally:
+        p.terminate()
+        out = p.communicate(timeout=20)[0].decode()
+    bad_db = subprocess.run([sys.executable, "-m", "llmplan.cli", "serve", "--database",
+                             "postgresql://u:db-pw-9z8y7x@127.0.0.1:1/x"], capture_output=True, text=True, timeout=60)
+    assert bad_db.returncode == 2 and "cannot open the store" in bad_db.stderr
+    logs = out + bad_db.stdout + bad_db.stderr
+    for secret in ("tok-0f9a8b7c6d", "pw-5e4d3c2b", basic, "db-pw-9z8y7x"):
+        assert secret not in logs

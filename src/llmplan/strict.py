@@ -15,11 +15,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 
-def _alternatives(annotation: Any) -> list[Any]:
+def alternatives(annotation: Any) -> list[Any]:
+    """The alternatives of a (possibly optional) union annotation, `Annotated` unwrapped."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return [m for a in typing.get_args(annotation) for m in _alternatives(a)]
+        return [m for a in typing.get_args(annotation) for m in alternatives(a)]
     if typing.get_origin(annotation) is typing.Annotated:
-        return _alternatives(typing.get_args(annotation)[0])
+        return alternatives(typing.get_args(annotation)[0])
     return [annotation]
 
 
@@ -28,7 +29,7 @@ def _numeric_fields(cls: type[BaseModel]) -> frozenset[str]:
     """Fields that take a number and not a boolean."""
     out = set()
     for name, f in cls.model_fields.items():
-        kinds = _alternatives(f.annotation)
+        kinds = alternatives(f.annotation)
         if any(k in (int, float) for k in kinds) and bool not in kinds:
             out.add(name)
     return frozenset(out)
