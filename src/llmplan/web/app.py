@@ -36,6 +36,7 @@ from ..serving.api import ServeRequest
 from ..specs import NAME_MAX_CHARS, FitRequest
 from ..store.db import NotFound, Store
 from ..yamlguard import check_expanded_size, yaml_error
+from .openapi import ERROR_RESPONSES, document_errors
 from .security import MAX_BODY_BYTES, Auth, BodyLimit, install
 
 KINDS = {"gpus": "accelerators", "models": "models", "formats": "quant_formats", "engines": "engines",
@@ -140,26 +141,6 @@ def overrides_dir(overrides: list[dict[str, Any]]) -> tuple[Path | None, str]:
     return d, digest
 
 
-class ErrorBody(BaseModel):
-    """Every 4xx answer: what is wrong and how to fix it."""
-
-    error: str = Field(description="one line: what is wrong and how to fix it")
-    field: str | None = Field(default=None, description="the offending field (dotted path), when there is one")
-    details: list[dict[str, Any]] | None = Field(default=None, description="every validation error (422)")
-
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text} for code, text in {
-        400: "invalid input: unknown names (with the closest ones), impossible layouts, values out of range",
-        401: "authentication required (when the server runs with LLMPLAN_AUTH_TOKEN or LLMPLAN_AUTH_BASIC)",
-        403: "cross-origin state-changing request refused (CSRF protection)",
-        404: "no such scenario, version, run, job, catalog or entry",
-        413: "request body over 1 MiB",
-        415: "a state-changing request must carry JSON",
-        422: "the request does not match its schema",
-    }.items()}
-
-
 def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI:
     """The app over a store; `auth` defaults to LLMPLAN_AUTH_TOKEN / LLMPLAN_AUTH_BASIC."""
     store = Store(database)
@@ -202,22 +183,7 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
         """The framework's own refusals (unparseable JSON, no such route, wrong method) in the same shape."""
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
-    generate_openapi = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        """Every 4xx is an ErrorBody in JSON, whatever the route's own media type."""
-        if app.openapi_schema is None:
-            schema = generate_openapi()
-            schema["components"] = openapi30(schema.get("components", {}))
-            schema["paths"] = openapi30(schema.get("paths", {}))
-            for ops in schema.get("paths", {}).values():
-                for op in ops.values():
-                    for code, resp in op.get("responses", {}).items():
-                        if code.startswith("4"):
-                            resp["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-        return app.openapi_schema
-
-    app.openapi = openapi
+    document_errors(app)
 
     @app.exception_handler(NotFound)
     async def _nf(_: Request, exc: NotFound):
@@ -502,39 +468,6 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
         return (static / "accuracy.html").read_text(encoding="utf-8")
 
     return app
-
-
-def openapi30(node: Any) -> Any:
-    """Pydantic writes JSON Schema 2020-12; the document says OpenAPI 3.0 (what the bundled
-    Swagger UI reads): numeric exclusive bounds become minimum + exclusiveMinimum: true, a
-    null alternative becomes nullable, const becomes a one-value enum, propertyNames goes."""
-    if isinstance(node, list):
-        return [openapi30(x) for x in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: openapi30(v) for k, v in node.items() if k != "propertyNames"}
-    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        v = out.get(exclusive)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[bound], out[exclusive] = v, True
-    if "const" in out:
-        out["enum"] = [out.pop("const")]
-    if isinstance(out.get("examples"), list) and out["examples"] and "properties" in out:
-        out["example"] = out.pop("examples")[0]
-    alts = out.get("anyOf")
-    if isinstance(alts, list) and {"type": "null"} in alts:
-        rest = [a for a in alts if a != {"type": "null"}]
-        out["nullable"] = True
-        if len(rest) == 1:
-            del out["anyOf"]
-            only = rest[0]
-            if "$ref" in only:
-                out["allOf"] = [only]
-            else:
-                out.update({k: v for k, v in only.items() if k not in out})
-        else:
-            out["anyOf"] = rest
-    return out
 
 
 def _catalog_names(req: R, cat=None) -> R:
