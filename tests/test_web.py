@@ -434,3 +434,27 @@ def test_no_secrets_in_logs(tmp_path):
     logs = out + bad_db.stdout + bad_db.stderr
     for secret in ("tok-0f9a8b7c6d", "pw-5e4d3c2b", basic, "db-pw-9z8y7x"):
         assert secret not in logs
+
+
+def test_concurrent_saves_from_processes_lose_no_version(database, tmp_path):
+    """Three processes save 15 versions each of one scenario at once: 45 new versions, no gap,
+    and every number a process was given holds that process's body."""
+    import subprocess
+    import sys
+
+    st = Store(database)
+    sid = st.create_scenario("p", {"name": "p"}, "name: p\n")["id"]
+    code = ("import sys; from llmplan.store import Store; st = Store(sys.argv[1]); me = sys.argv[3]\n"
+            "for i in range(15):\n"
+            "    v = st.save_version(int(sys.argv[2]), {'name': f'{me}-{i}'}, f'name: {me}-{i}\\n')\n"
+            "    print(v['version'], f'{me}-{i}', flush=True)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, database, str(sid), f"w{k}"], stdout=subprocess.PIPE,
+                              text=True) for k in range(3)]
+    told = {}
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0
+        told.update(dict((int(n), name) for n, name in (line.split() for line in out.splitlines())))
+    versions = st.get_scenario(sid)["versions"]
+    assert [v["version"] for v in versions] == list(range(1, 47)) and len(told) == 45
+    assert all(st.get_version(sid, n)["body"]["name"] == name for n, name in told.items())
