@@ -29,6 +29,7 @@ from ..catalog import Catalog
 from ..catalog.loader import dump_entries
 from ..catalog.schema import Calibration
 from ..errors import LlmplanError
+from ..specs import Deployment
 from .cases import Case, CaseSet, Stacked, predict, stack
 from .physics import Efficiency
 
@@ -210,6 +211,21 @@ def write_calibration(entries: list[dict[str, Any]], out: Path) -> None:
     tmp = out.with_suffix(out.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)  # atomic: a failed run leaves the old file
+
+
+def deployment_efficiency(d: Deployment, cat: Catalog) -> tuple[Efficiency, Calibration, str]:
+    """The calibrated efficiencies of deployment `d`: the closest calibration group (engine ×
+    accelerator family, then the fallbacks of :func:`lookup`), with the dequantizing-kernel
+    factors for weight-only formats. Returns (efficiency, the calibration used, its level)."""
+    from .cases import is_dequant
+    from .shape import machine
+
+    cal, level = lookup(table_from_catalog(cat), d.engine.id, d.accelerator.family)
+    p = params_of(cal)
+    deq = is_dequant(d.weight_format, machine(d)[1])
+    e = Efficiency(p["eta_bw_dequant" if deq else "eta_bw"], p["eta_flops_dequant" if deq else "eta_flops"],
+                   p["step_overhead_s"], p["collective_latency_s"], p["request_overhead_s"], p["eta_moe"])
+    return e, cal, level
 
 
 def table_from_catalog(cat: Catalog) -> dict[tuple[str, str], Calibration]:

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..catalog import Catalog
 from ..memory.fit import fit as memory_fit
 from ..specs import MIN_RATE_PER_S, FitRequest, resolve
-from .calibrate import efficiency_arrays, lookup, params_of, table_from_catalog
-from .cases import engine_limit, is_dequant
-from .physics import Efficiency, StepTime, roofline_step
+from .calibrate import deployment_efficiency
+from .cases import engine_limit
+from .physics import StepTime, roofline_step
 from .scenarios import closed_loop, decode_step, mixed_step, open_loop, prefill_time
 from .shape import machine, stage_shape
 
@@ -137,16 +137,7 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     gguf = tuple(cat.gguf_types)
     shape = stage_shape(d, gguf, d.kv_format.bits / 8)
     mach, dtype = machine(d)
-    table = table_from_catalog(cat)
-    cal, level = lookup(table, d.engine.id, d.accelerator.family)
-
-    class _C:  # the two flags efficiency_arrays reads
-        dequant = is_dequant(d.weight_format, dtype)
-
-    e1 = efficiency_arrays([_C()], [params_of(cal)])  # type: ignore[list-item]
-    e = Efficiency(*(float(np.asarray(getattr(e1, f))[0]) for f in
-                     ("eta_bw", "eta_flops", "step_overhead_s", "collective_latency_s", "request_overhead_s",
-                      "eta_moe")))
+    e, cal, level = deployment_efficiency(d, cat)
     settings_chunk = float(req.max_num_batched_tokens or d.engine.defaults.max_num_batched_tokens)
     i, o = float(req.input_tokens), float(req.output_tokens)
     limit = engine_limit(d, cat, i, o) if not req.max_num_seqs else float(req.max_num_seqs)

@@ -20,8 +20,8 @@ from ..cost.model import HOURS_PER_YEAR, api_cost, onprem
 from ..cost.tco import Finance, _server_for, hardware_prices, onprem_inputs
 from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
-from ..perf.calibrate import lookup, params_of, table_from_catalog
-from ..perf.cases import engine_limit, is_dequant
+from ..perf.calibrate import deployment_efficiency
+from ..perf.cases import engine_limit
 from ..perf.physics import Efficiency
 from ..perf.scenarios import closed_loop, open_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
@@ -405,11 +405,7 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario) -> None:
 
 
 def _efficiency(d: Deployment, cat: Catalog) -> Efficiency:
-    _, dtype = machine(d)
-    p = params_of(lookup(table_from_catalog(cat), d.engine.id, d.accelerator.family)[0])
-    deq = is_dequant(d.weight_format, dtype)
-    return Efficiency(p["eta_bw_dequant" if deq else "eta_bw"], p["eta_flops_dequant" if deq else "eta_flops"],
-                      p["step_overhead_s"], p["collective_latency_s"], p["request_overhead_s"], p["eta_moe"])
+    return deployment_efficiency(d, cat)[0]
 
 
 SIM_MIN_REQUESTS, SIM_MAX_REQUESTS = 1500, 5000

@@ -12,7 +12,6 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from ..catalog import Catalog
 from ..errors import LlmplanError, spec_error
-from ..perf.physics import Efficiency
 from ..perf.scenarios import closed_loop
 from ..perf.shape import machine, stage_shape
 from ..specs import (
@@ -131,13 +130,11 @@ def _describe(d: Deployment, spec: ReplicaSpec, req: ServeRequest) -> dict[str, 
 def _closed_loop(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload, clients: float | None):
     """The analytic closed-loop model of one replica at the workload's mean lengths
     (`clients` None: as many as the engine runs at once, i.e. saturated)."""
-    from ..perf.calibrate import lookup, params_of, table_from_catalog
+    from ..perf.calibrate import deployment_efficiency
 
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
     mach, _ = machine(d)
-    p = params_of(lookup(table_from_catalog(cat), d.engine.id, d.accelerator.family)[0])
-    e = Efficiency(p["eta_bw"], p["eta_flops"], p["step_overhead_s"], p["collective_latency_s"],
-                   p["request_overhead_s"], p["eta_moe"])
+    e, _, _ = deployment_efficiency(d, cat)
     i, o = w.lengths("input").mean, w.lengths("output").mean
     occupancy = i + o / 2
     limit = max(1.0, min(spec.limits.max_num_seqs, spec.limits.kv_capacity_tokens / occupancy))

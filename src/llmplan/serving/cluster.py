@@ -18,9 +18,7 @@ import numpy as np
 from ..catalog import Catalog
 from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
-from ..perf.calibrate import efficiency_arrays, lookup, params_of, table_from_catalog
-from ..perf.cases import is_dequant
-from ..perf.physics import Efficiency
+from ..perf.calibrate import deployment_efficiency
 from ..perf.shape import machine, stage_shape
 from ..specs import Deployment
 from .simulator import EngineLimits, Replica, ReplicaResult, simulate_replica
@@ -42,16 +40,8 @@ def replica_spec(d: Deployment, cat: Catalog, max_num_seqs: int | None = None,
     no memory left for the KV cache cannot serve, and is refused."""
     gguf = tuple(cat.gguf_types)
     shape = stage_shape(d, gguf, d.kv_format.bits / 8)
-    mach, dtype = machine(d)
-    cal, _ = lookup(table_from_catalog(cat), d.engine.id, d.accelerator.family)
-
-    class _C:
-        dequant = is_dequant(d.weight_format, dtype)
-
-    e1 = efficiency_arrays([_C()], [params_of(cal)])  # type: ignore[list-item]
-    e = Efficiency(*(float(np.asarray(getattr(e1, f))[0]) for f in
-                     ("eta_bw", "eta_flops", "step_overhead_s", "collective_latency_s", "request_overhead_s",
-                      "eta_moe")))
+    mach, _ = machine(d)
+    e, _, _ = deployment_efficiency(d, cat)
     mem = memory_fit(d, gguf, context_tokens=min(d.model.max_context, 32768), memory_fraction=memory_fraction,
                      max_num_batched_tokens=max_num_batched_tokens)
     if mem.kv_capacity_tokens <= 0:
