@@ -37,22 +37,19 @@ def table(summary: dict, loso: dict) -> list[str]:
     return out
 
 
-WEB_PAGE = Path(__file__).resolve().parents[1] / "src" / "llmplan" / "web" / "static" / "accuracy.html"
+WEB_PAGE = Path(__file__).resolve().parents[1] / "src" / "llmplan" / "web" / "pages" / "accuracy.html"
 
 
 def write_web_page(lines: list[str], rows, loso_rows) -> None:
-    """The same report as a page of the web app (/accuracy), charts inline, shipped in the package."""
+    """The same report as the content of a web app page (/accuracy; the app adds its layout),
+    charts inline, shipped in the package."""
     from llmplan.planner.report import md_html
 
     body = [x for x in lines[2:] if not x.startswith("![")]
     svgs = svg_scatter(rows, "calibrated (in-sample)") + svg_scatter(loso_rows, "leave-one-source-out")
     WEB_PAGE.write_text(
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>llmplan — accuracy</title>"
-        "<link rel='stylesheet' href='/static/style.css'></head><body>"
-        "<header><h1>llmplan</h1><nav><a href='/'>Plan</a> · <a href='/fit'>Quick fit</a> · "
-        "<a href='/compare'>Compare</a> · <a href='/catalog'>Catalog</a> · <a href='/accuracy'>Accuracy</a></nav>"
-        "</header><main class='single'><section><h2>How accurate is llmplan? Predicted against measured</h2>"
-        f"{md_html(chr(10).join(body))}<div>{svgs}</div></section></main></body></html>\n", encoding="utf-8")
+        "<main class='single'><section><h2>How accurate is llmplan? Predicted against measured</h2>"
+        f"{md_html(chr(10).join(body))}<div>{svgs}</div></section></main>\n", encoding="utf-8")
 
 
 def main() -> int:

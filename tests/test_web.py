@@ -203,6 +203,11 @@ def test_pages_and_assets_are_local(client):
         assert "http://" not in r.text and "https://" not in r.text, asset
     assert "http" not in page.replace("http-equiv", "")
     assert client.get("/openapi.json").json()["info"]["title"] == "llmplan"
+    # one layout: every page has the same navigation, its own link marked current, one <main>
+    for path in ("/", "/fit", "/compare", "/catalog", "/accuracy"):
+        html = client.get(path).text
+        assert html.startswith("<!doctype html>") and html.count("<main") == 1 and html.count("<nav>") == 1
+        assert f'<a href="{path}" aria-current="page">' in html and html.count("aria-current") == 1
 
 
 def test_bad_database_url_is_one_line_error():

@@ -36,6 +36,7 @@ from ..serving.api import ServeRequest
 from ..specs import NAME_MAX_CHARS, FitRequest
 from ..store.db import NotFound, Store
 from ..yamlguard import check_expanded_size, yaml_error
+from .layout import PAGES, page
 from .openapi import ERROR_RESPONSES, document_errors
 from .security import MAX_BODY_BYTES, Auth, BodyLimit, install
 
@@ -446,28 +447,18 @@ def create_app(database: str | None = None, auth: Auth | None = None) -> FastAPI
 
     # -------------------------------------------------------------- pages
 
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
-        return (static / "plan.html").read_text(encoding="utf-8")
-
-    @app.get("/compare", response_class=HTMLResponse)
-    def compare_page() -> str:
-        return (static / "compare.html").read_text(encoding="utf-8")
-
-    @app.get("/fit", response_class=HTMLResponse)
-    def fit_page() -> str:
-        return (static / "fit.html").read_text(encoding="utf-8")
-
-    @app.get("/catalog", response_class=HTMLResponse)
-    def catalog_page() -> str:
-        return (static / "catalog.html").read_text(encoding="utf-8")
-
-    @app.get("/accuracy", response_class=HTMLResponse)
-    def accuracy_page() -> str:
-        """Predicted against measured (written by benchmarks/accuracy_report.py, shipped in the package)."""
-        return (static / "accuracy.html").read_text(encoding="utf-8")
+    for path, label, *_ in PAGES:  # the pages: one layout around each page's content
+        app.add_api_route(path, _page_route(path), methods=["GET"], response_class=HTMLResponse,
+                          summary=f"the {label} page")
 
     return app
+
+
+def _page_route(path: str):
+    def serve() -> HTMLResponse:
+        return HTMLResponse(page(path))
+
+    return serve
 
 
 def _catalog_names(req: R, cat=None) -> R:
