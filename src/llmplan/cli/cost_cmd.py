@@ -12,8 +12,6 @@ from ..cost.tco import Finance, TcoRequest, tco
 from ..errors import LlmplanError
 from . import render
 
-CATALOG_HELP = "Directory of catalog YAML files that add or override entries (also LLMPLAN_CATALOG)."
-
 
 def _run(model, gpu, workload, per_day, rate, replicas, horizon, region, electricity, pue, discount, depreciation,
          utilisation, gpu_price, server_price, staff_usd, apis, no_cloud, no_api, draws, seed, num_gpus, tp, pp,
@@ -68,7 +66,7 @@ def _register(app: typer.Typer, name: str, doc: str, printer) -> None:
         precision: Optional[str] = typer.Option(None, "--precision", "-p"),
         engine: str = typer.Option("vllm", "--engine", "-e"),
         chart: Optional[Path] = typer.Option(None, "--chart", help="Cumulative cost chart: .png, .html or .svg."),
-        catalog: list[Path] = typer.Option([], "--catalog", help=CATALOG_HELP),
+        catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         if chart is not None and chart.suffix.lower() not in (".png", ".html", ".svg"):

@@ -12,8 +12,6 @@ from ..catalog import load_catalog
 from ..specs import FitRequest
 from . import render
 
-CATALOG_HELP = "Directory of catalog YAML files that add or override entries (also LLMPLAN_CATALOG)."
-
 
 def register(app: typer.Typer) -> None:
     @app.command("fit")
@@ -38,7 +36,7 @@ def register(app: typer.Typer) -> None:
                                                              help="Largest prefill chunk."),
         max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs"),
         block_size: Optional[int] = typer.Option(None, "--block-size", help="KV block size in tokens."),
-        catalog: list[Path] = typer.Option([], "--catalog", help=CATALOG_HELP),
+        catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Does MODEL fit on --gpu? Memory per GPU by component, KV capacity, max context and concurrency."""

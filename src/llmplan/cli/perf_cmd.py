@@ -12,8 +12,6 @@ from ..catalog import load_catalog
 from ..perf.estimate import EstimateReport, EstimateRequest, estimate
 from . import render
 
-CATALOG_HELP = "Directory of catalog YAML files that add or override entries (also LLMPLAN_CATALOG)."
-
 
 def register(app: typer.Typer) -> None:
     @app.command("estimate")
@@ -37,7 +35,7 @@ def register(app: typer.Typer) -> None:
         spec_acceptance: float = typer.Option(0.0, "--spec-acceptance", help="Acceptance rate of a draft token."),
         spec_draft_cost: float = typer.Option(0.0, "--spec-draft-cost",
                                               help="Cost of a draft token relative to a decode step."),
-        catalog: list[Path] = typer.Option([], "--catalog", help=CATALOG_HELP),
+        catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """How fast MODEL serves on --gpu: TTFT, TPOT, throughput, bounds, with an interval."""
@@ -52,7 +50,7 @@ def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate_command(
         file: Path = typer.Argument(..., help="Benchmark-case CSV (DESIGN.md 'Benchmark cases')."),
-        catalog: list[Path] = typer.Option([], "--catalog", help=CATALOG_HELP),
+        catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Predict every row's metric from its conditions and compare with the measured value."""
@@ -75,7 +73,7 @@ def register(app: typer.Typer) -> None:
         tp: Optional[int] = typer.Option(None, "--tp"),
         precision: Optional[str] = typer.Option(None, "--precision"),
         engine: str = typer.Option("vllm", "--engine", help="For vLLM JSON: the engine (vllm)."),
-        catalog: list[Path] = typer.Option([], "--catalog", help=CATALOG_HELP),
+        catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     ) -> None:
         """Fit efficiency factors per engine × hardware family and write them as a catalog file."""

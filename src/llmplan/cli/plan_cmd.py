@@ -15,8 +15,6 @@ from ..errors import LlmplanError
 from ..jsonutil import jsonable
 from . import render
 
-CATALOG_HELP = "Directory of catalog YAML files that add or override entries (also LLMPLAN_CATALOG)."
-
 
 def register(app: typer.Typer) -> None:
     @app.command("plan")
@@ -26,7 +24,7 @@ def register(app: typer.Typer) -> None:
                                            "into this directory (created if missing)."),
         explain: Optional[str] = typer.Option(None, "--explain", help="Explain one option by its id (or an id "
                                               "prefix): its figures if ranked, its reasons if excluded."),
-        catalog: list[Path] = typer.Option([], "--catalog", help=CATALOG_HELP),
+        catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Search for the cheapest deployment that meets the scenario's workload, SLOs and policy."""
@@ -52,8 +50,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(text(result).rstrip("\n"))
             if out is not None:
                 typer.echo(f"\nReport written to {out}/report.html (with plan.json and report.md)")
-
-
 
 
 def write_report(out: Path, data: dict, md: str, page: str) -> None:

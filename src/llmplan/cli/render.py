@@ -35,6 +35,8 @@ def emit(obj: Any, as_json: bool, show: Any) -> None:
         show(obj)
 
 
+CATALOG_HELP = "Directory of catalog YAML files that add or override entries (also LLMPLAN_CATALOG)."
+
 _FLAG = {"context_tokens": "--context", "gpu": "--gpu", "model": "MODEL"}
 
 

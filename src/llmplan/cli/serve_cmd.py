@@ -13,8 +13,6 @@ from ..errors import LlmplanError
 from ..serving.api import ServeRequest, capacity, simulate
 from . import render
 
-CATALOG_HELP = "Directory of catalog YAML files that add or override entries (also LLMPLAN_CATALOG)."
-
 
 def _request(model, gpu, workload, num_gpus, tp, pp, ep, precision, kv_precision, engine, max_num_seqs,
              max_num_batched_tokens, rate, per_day, replicas, router, requests, duration, seed, sample) -> ServeRequest:
@@ -56,7 +54,7 @@ def register(app: typer.Typer) -> None:
         plot: Optional[Path] = typer.Option(None, "--plot", help="Write latency and queue over time (.html or .svg)."),
         dask: Optional[str] = typer.Option(None, "--dask", help="Dask scheduler address for the replicas."),
         processes: int = typer.Option(1, "--processes", help="Local processes for independent replicas."),
-        catalog: list[Path] = typer.Option([], "--catalog", help=CATALOG_HELP),
+        catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Simulate continuous batching on N replicas under a workload; latency percentiles, goodput, queues."""
@@ -90,14 +88,13 @@ def register(app: typer.Typer) -> None:
         max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs"),
         max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens"),
         processes: int = typer.Option(1, "--processes", help="Local processes for independent replicas."),
-        catalog: list[Path] = typer.Option([], "--catalog", help=CATALOG_HELP),
+        catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Replicas, GPUs and servers that meet the workload's SLOs at its peak hour."""
         req = _request(model, gpu, workload, num_gpus, tp, pp, ep, precision, kv_precision, engine, max_num_seqs,
                        max_num_batched_tokens, rate, per_day, 1, router, None, None, seed, 60.0)
         render.emit(capacity(req, load_catalog(catalog), processes=processes), as_json, print_capacity)
-
 
 
 def write_series(path: Path, series: dict[str, list]) -> None:

@@ -22,7 +22,6 @@ from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
 from ..perf.calibrate import deployment_efficiency
 from ..perf.cases import engine_limit
-from ..perf.physics import Efficiency
 from ..perf.scenarios import closed_loop, open_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
@@ -172,7 +171,7 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, availab
     output, TPOT with the mean request in the batch. A string says why no rate works."""
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
     mach, _ = machine(d)
-    e = _efficiency(d, cat)
+    e, _, _ = deployment_efficiency(d, cat)
     li, lo = w.lengths("input"), w.lengths("output")
     i, o = li.mean, lo.mean
     i95, o95 = li.p95 or i, lo.p95 or o
@@ -388,7 +387,7 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario) -> None:
     serving = serving_replicas(replicas, s.availability.mode)
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
     mach, _ = machine(d)
-    e = _efficiency(d, cat)
+    e, _, _ = deployment_efficiency(d, cat)
     i, o_len = c["w"].lengths("input").mean, c["w"].lengths("output").mean
     limit = engine_limit(d, cat, i, o_len)
     at = open_loop(shape, mach, e, c["peak"] / serving, i, o_len, limit, float(d.engine.defaults.max_num_batched_tokens))
@@ -402,10 +401,6 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario) -> None:
         "serving_replicas": serving, "energy_kwh_per_year": float(r.energy_kwh_per_year),
         "emissions_kg_per_year": float(r.emissions_kg_per_year), "max_num_seqs": int(seqs),
         "latency_basis": "analytic (mean at the peak hour)", "notes": notes})
-
-
-def _efficiency(d: Deployment, cat: Catalog) -> Efficiency:
-    return deployment_efficiency(d, cat)[0]
 
 
 SIM_MIN_REQUESTS, SIM_MAX_REQUESTS = 1500, 5000

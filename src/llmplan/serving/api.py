@@ -127,9 +127,9 @@ def _describe(d: Deployment, spec: ReplicaSpec, req: ServeRequest) -> dict[str, 
             "kv_capacity_tokens": spec.limits.kv_capacity_tokens}
 
 
-def _closed_loop(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload, clients: float | None):
-    """The analytic closed-loop model of one replica at the workload's mean lengths
-    (`clients` None: as many as the engine runs at once, i.e. saturated)."""
+def replica_model(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload):
+    """The analytic closed-loop model of one replica at the workload's mean lengths, at two loads:
+    [0] saturated (as many requests as the engine runs at once), [1] one request alone."""
     from ..perf.calibrate import deployment_efficiency
 
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
@@ -138,22 +138,21 @@ def _closed_loop(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload, cl
     i, o = w.lengths("input").mean, w.lengths("output").mean
     occupancy = i + o / 2
     limit = max(1.0, min(spec.limits.max_num_seqs, spec.limits.kv_capacity_tokens / occupancy))
-    return closed_loop(shape, mach, e, clients or limit, i, o, limit, float(spec.limits.max_num_batched_tokens))
+    return closed_loop(shape, mach, e, np.array([limit, 1.0]), i, o, limit, float(spec.limits.max_num_batched_tokens))
 
 
 def replica_capacity_req_s(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload) -> float:
     """Analytic saturated throughput of one replica (requests/s) for the workload's mean lengths."""
-    return float(np.asarray(_closed_loop(d, cat, spec, w, None).requests_s))
+    return float(np.asarray(replica_model(d, cat, spec, w).requests_s)[0])
 
 
-def alone_too_slow(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload) -> str | None:
+def alone_too_slow(model, slo) -> str | None:
     """Why no number of replicas can meet the tail SLOs, when one request alone (mean lengths,
-    nothing else running) already misses a p95/p99 limit; else None."""
-    r = _closed_loop(d, cat, spec, w, 1.0)
-    alone = {"ttft": 1e3 * float(np.asarray(r.ttft_s)), "tpot": 1e3 * float(np.asarray(r.tpot_s))}
+    nothing else running; `model` from :func:`replica_model`) already misses a p95/p99 limit."""
+    alone = {"ttft": 1e3 * float(np.asarray(model.ttft_s)[1]), "tpot": 1e3 * float(np.asarray(model.tpot_s)[1])}
     for metric, ms in alone.items():
         for p in (95, 99):
-            limit = getattr(w.slo, f"{metric}_p{p}_ms")
+            limit = getattr(slo, f"{metric}_p{p}_ms")
             if limit and ms > limit:
                 return (f"one request alone, with nothing else running, has a {metric.upper()} of {ms:,.0f} ms "
                         f"at the workload's mean lengths, over the p{p} limit of {limit:,.0f} ms: more replicas "
@@ -168,8 +167,9 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
     w = _workload(req, cat)
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     lam = peak_rate(w, cat)
-    mu = replica_capacity_req_s(d, cat, spec, w)
-    why = alone_too_slow(d, cat, spec, w)
+    model = replica_model(d, cat, spec, w)
+    mu = float(np.asarray(model.requests_s)[0])
+    why = alone_too_slow(model, w.slo)
     if why:
         return {"feasible": False, "peak_rate_per_s": lam, "replica_capacity_req_s": mu, "reason": why,
                 "deployment": _describe(d, spec, req)}
