@@ -102,6 +102,20 @@ class Price(_Strict):
     as_of: Date
     source: str
     basis: str | None = Field(default=None, description="what the price is: list price, street price, HGX board / 8 …")
+    estimate: bool = Field(default=False, description="not a quote or listing for this part: derived from comparable "
+                           "parts (basis says how); low_usd/high_usd give its range")
+    low_usd: float | None = Field(default=None, gt=0, description="low end of the plausible range (estimates)")
+    high_usd: float | None = Field(default=None, gt=0, description="high end of the plausible range (estimates)")
+
+    @model_validator(mode="after")
+    def _range(self) -> "Price":
+        if self.estimate and (self.low_usd is None or self.high_usd is None or not self.basis):
+            raise ValueError("an estimated price needs low_usd, high_usd and a basis saying how it was derived")
+        lo = self.low_usd if self.low_usd is not None else self.usd
+        hi = self.high_usd if self.high_usd is not None else self.usd
+        if not lo <= self.usd <= hi:
+            raise ValueError("usd must lie within [low_usd, high_usd]")
+        return self
 
 
 class ExportControl(_Strict):
@@ -123,7 +137,9 @@ class Accelerator(Entry):
         "for unified memory the default GPU working-set limit")
     memory_bandwidth_gb_s: float = Field(gt=0, description="peak memory bandwidth, 10**9 B/s")
     dense_tflops: DenseTflops
-    tdp_w: float | None = Field(default=None, gt=0)
+    tdp_w: float | None = Field(default=None, gt=0, description="board / module power limit, watts")
+    tdp_estimated: bool = Field(default=False, description="tdp_w is an estimate (from the spec class or the "
+                                "system's power supply; notes say how), not the vendor's figure")
     interconnect: Interconnect
     pcie_gen: int | None = None
     typical_server: str | None = Field(default=None, description="server catalog id or description")
