@@ -69,6 +69,52 @@ def test_prices_carry_their_own_provenance(cat):
             assert a.price.source.strip() and a.price.as_of and a.price.usd > 0, a.id
 
 
+def test_every_sold_accelerator_has_a_price_and_every_accelerator_a_tdp(cat):
+    """No silent zeros: the cost model needs a purchase price and a power figure for every part it may buy."""
+    no_price = [a.id for a in cat.accelerators if a.sold_separately and a.price is None]
+    assert not no_price, f"sold accelerators without a price (quote or labelled estimate): {no_price}"
+    assert not [a.id for a in cat.accelerators if not a.sold_separately and a.price is not None]
+    assert not [a.id for a in cat.accelerators if a.tdp_w is None], "accelerators without tdp_w"
+
+
+def test_estimates_are_labelled_with_range_and_basis(cat):
+    n = 0
+    for a in cat.accelerators:
+        p = a.price
+        if p is not None and p.estimate:
+            n += 1
+            assert p.low_usd is not None and p.high_usd is not None and p.low_usd <= p.usd <= p.high_usd, a.id
+            assert p.low_usd < p.high_usd, f"{a.id}: an estimate needs a range, not a point"
+            assert "estimate" in (p.basis or "").lower(), f"{a.id}: basis must say it is an estimate and how"
+        if a.tdp_estimated:
+            assert "tdp_w ESTIMATED" in (a.notes or ""), f"{a.id}: notes must say how the TDP was estimated"
+    assert n >= 10
+
+
+def _sources(e):
+    yield e.source
+    price = getattr(e, "price", None)
+    if price is not None:
+        yield price.source
+    for c in getattr(e, "checkpoints", ()):
+        if c.source:
+            yield c.source
+    for q in getattr(e, "quality", ()):
+        yield q.source
+
+
+LOCAL = ("/work/", "/home/", "/tmp/", "file://", "shared/research", "C:\\")
+
+
+def test_no_source_is_a_local_path(cat):
+    bad = []
+    for kind, e in all_entries(cat):
+        for text in (*_sources(e), e.notes or ""):
+            if any(mark in text for mark in LOCAL):
+                bad.append(f"{kind}:{e.id}")
+    assert not bad, f"entries citing a local file instead of the public source: {sorted(set(bad))}"
+
+
 @pytest.mark.parametrize("gpu", REQUIRED_GPUS)
 def test_required_accelerators(cat, gpu):
     assert cat.accelerators.get(gpu).id == gpu

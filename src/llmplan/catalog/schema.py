@@ -144,7 +144,10 @@ class Accelerator(Entry):
     pcie_gen: int | None = None
     typical_server: str | None = Field(default=None, description="server catalog id or description")
     max_per_server: int | None = Field(default=None, ge=1, description="most of these devices one server/node holds")
-    price: Price | None = None
+    price: Price | None = Field(default=None, description="purchase price per device: a dated quote/listing, or a "
+                                "labelled estimate with its range (Price.estimate)")
+    sold_separately: bool = Field(default=True, description="false for parts only rented in a cloud (AWS A10G): "
+                                  "they have no purchase price")
     designer_country: str | None = Field(default=None, description="ISO 3166 alpha-2 code of the designer")
     fab: str | None = Field(default=None, description="foundry and node, e.g. 'TSMC 4N'")
     fab_country: str | None = Field(default=None, description="ISO code where the die is fabricated")
