@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import textwrap
 from pathlib import Path
 
@@ -103,7 +104,8 @@ def _sources(e):
         yield q.source
 
 
-LOCAL = ("/work/", "/home/", "/tmp/", "file://", "shared/research", "C:\\")
+# an absolute or home-relative path at the start of a word, a Windows drive, or a file URL
+LOCAL = re.compile(r"(?:^|[\s(;,])(?:/(?:work|home|tmp|Users|mnt|srv)/|~/|[A-Za-z]:\\)|file://|shared/research/")
 
 
 # servers.yaml and cost_assumptions.yaml belong to the cost work (wt/cost), which is replacing their
@@ -114,8 +116,10 @@ _LOCAL_PENDING = {"servers", "cost_assumptions"}
 @pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.xfail(reason="sources being fixed in wt/cost"))
                                   if k in _LOCAL_PENDING else k for k in KINDS])
 def test_no_source_is_a_local_path(cat, kind):
+    assert LOCAL.search("see /work/shared/research/hardware.csv") and LOCAL.search("file:///tmp/x")
+    assert not LOCAL.search("https://massedcompute.com/home/pricing/")
     bad = [e.id for e in getattr(cat, kind)
-           if any(mark in text for text in (*_sources(e), e.notes or "") for mark in LOCAL)]
+           if any(LOCAL.search(text) for text in (*_sources(e), e.notes or ""))]
     assert not bad, f"{kind} entries citing a local file instead of the public source: {bad}"
 
 
