@@ -305,3 +305,26 @@ def test_invalid_user_file_names_file_entry_and_field(tmp_path, text, expect):
 def test_missing_override_directory(tmp_path):
     with pytest.raises(CatalogError, match="does not exist"):
         load_catalog([tmp_path / "nope"])
+
+
+def test_non_usd_api_prices_keep_their_currency_and_rate(cat):
+    """Scaleway bills in EUR: its USD fields are the EUR list price times a dated, sourced rate."""
+    scaleway = [p for p in cat.api_prices if p.provider.lower().startswith("scaleway")]
+    assert scaleway and all(p.native is not None and p.native.currency == "EUR" for p in scaleway)
+    p = cat.api_prices.get("scaleway-llama-3.3-70b")
+    assert p.native.input_per_mtok == 0.9 and abs(p.input_usd_per_mtok - 0.9 * 1.1269) < 1e-3  # EUR 0.90 x ECB rate
+
+
+def test_native_price_must_match_its_conversion():
+    from pydantic import ValidationError
+
+    from llmplan.catalog.schema import ApiPrice
+
+    row = dict(id="x", provider="P", provider_country="FR", model="m", weights="open", input_usd_per_mtok=0.9,
+               output_usd_per_mtok=0.9, source="s", as_of="2026-01-01",
+               native=dict(currency="EUR", input_per_mtok=0.9, output_per_mtok=0.9, usd_per_currency_unit=1.1269,
+                           rate_source="ECB", rate_as_of="2026-10-06"))
+    with pytest.raises(ValidationError, match="input_usd_per_mtok"):
+        ApiPrice.model_validate(row)  # EUR 0.90 stored as USD 0.90
+    row.update(input_usd_per_mtok=1.0142, output_usd_per_mtok=1.0142)
+    assert ApiPrice.model_validate(row).native.currency == "EUR"

@@ -532,8 +532,20 @@ class CloudOffer(Entry):
         return self
 
 
+class NativePrice(_Strict):
+    """A price list in the provider's own currency and the dated, sourced rate it was converted at."""
+
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code the provider bills in, e.g. EUR")
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    usd_per_currency_unit: float = Field(gt=0, description="exchange rate used for the *_usd_per_mtok fields")
+    rate_source: str = Field(min_length=1, description="where the exchange rate comes from")
+    rate_as_of: Date
+
+
 class ApiPrice(Entry):
-    """A per-token API: prices per million tokens."""
+    """A per-token API: prices per million tokens (USD; a non-USD price list is kept in `native`)."""
 
     provider: str
     provider_country: str = Field(description="ISO code of the provider's legal home")
@@ -546,6 +558,23 @@ class ApiPrice(Entry):
     data_regions: tuple[str, ...] = Field(default=("global",), description="where requests may be processed: "
                                           "ISO codes, 'EU', 'US' or 'global' (no guarantee)")
     regional_multiplier: float = Field(default=1.0, ge=1, description="price multiplier of this regional offering")
+    native: NativePrice | None = Field(default=None, description="the provider's price in its own currency; the USD "
+                                       "fields must equal it times usd_per_currency_unit")
+
+    @model_validator(mode="after")
+    def _converted(self) -> "ApiPrice":
+        n = self.native
+        if n is None:
+            return self
+        pairs = [("input", n.input_per_mtok, self.input_usd_per_mtok),
+                 ("output", n.output_per_mtok, self.output_usd_per_mtok)]
+        if n.cached_input_per_mtok is not None:
+            pairs.append(("cached_input", n.cached_input_per_mtok, self.cached_input_usd_per_mtok or 0.0))
+        for name, native, usd in pairs:
+            if abs(native * n.usd_per_currency_unit - usd) > 0.0005 + 1e-3 * usd:
+                raise ValueError(f"{name}_usd_per_mtok ({usd}) is not native.{name}_per_mtok ({native} {n.currency}) "
+                                 f"x usd_per_currency_unit ({n.usd_per_currency_unit})")
+        return self
 
 
 class Region(Entry):
