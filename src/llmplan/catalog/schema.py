@@ -577,6 +577,30 @@ class ApiPrice(Entry):
         return self
 
 
+class Provider(Entry):
+    """A cloud or API provider: its jurisdiction and where its regions are (used by `catalog import-prices`)."""
+
+    country: str = Field(description="ISO code of the provider's legal home (its jurisdiction)")
+    sovereign: bool = Field(default=False, description="offers its cloud as sovereign (see CloudOffer.sovereign)")
+    gpuhunt_names: tuple[str, ...] = Field(default=(), description="provider names in dstackai/gpuhunt (file stem)")
+    litellm_names: tuple[str, ...] = Field(default=(), description="litellm_provider values in BerriAI/litellm")
+    first_party: bool = Field(default=False, description="sells API access to its own (closed) models")
+    data_regions: tuple[str, ...] = Field(default=("global",), description="where its API processes requests")
+    locations: dict[str, str] = Field(default_factory=dict, description="region/location name -> ISO country; a key "
+                                      "ending in '*' matches every location with that prefix")
+
+    def country_of(self, location: str) -> str | None:
+        loc = location.strip().lower()
+        exact = {k.lower(): v for k, v in self.locations.items() if not k.endswith("*")}
+        if loc in exact:
+            return exact[loc]
+        prefixes = sorted((k[:-1].lower() for k in self.locations if k.endswith("*")), key=len, reverse=True)
+        for pre in prefixes:
+            if loc.startswith(pre):
+                return next(v for k, v in self.locations.items() if k.lower() == pre + "*")
+        return None
+
+
 class Region(Entry):
     """Where on-premise hardware runs: energy price, grid carbon, facilities, currency."""
 
@@ -635,6 +659,7 @@ KIND_MODELS: dict[str, type[Entry]] = {
     "cloud_offers": CloudOffer,
     "api_prices": ApiPrice,
     "regions": Region,
+    "providers": Provider,
     "cost_assumptions": CostAssumption,
     "country_groups": CountryGroup,
     "policy_presets": PolicyPreset,
