@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import textwrap
 from pathlib import Path
 
@@ -67,6 +68,59 @@ def test_prices_carry_their_own_provenance(cat):
     for a in cat.accelerators:
         if a.price:
             assert a.price.source.strip() and a.price.as_of and a.price.usd > 0, a.id
+
+
+def test_every_sold_accelerator_has_a_price_and_every_accelerator_a_tdp(cat):
+    """No silent zeros: the cost model needs a purchase price and a power figure for every part it may buy."""
+    no_price = [a.id for a in cat.accelerators if a.sold_separately and a.price is None]
+    assert not no_price, f"sold accelerators without a price (quote or labelled estimate): {no_price}"
+    assert not [a.id for a in cat.accelerators if not a.sold_separately and a.price is not None]
+    assert not [a.id for a in cat.accelerators if a.tdp_w is None], "accelerators without tdp_w"
+
+
+def test_estimates_are_labelled_with_range_and_basis(cat):
+    n = 0
+    for a in cat.accelerators:
+        p = a.price
+        if p is not None and p.estimate:
+            n += 1
+            assert p.low_usd is not None and p.high_usd is not None and p.low_usd <= p.usd <= p.high_usd, a.id
+            assert p.low_usd < p.high_usd, f"{a.id}: an estimate needs a range, not a point"
+            assert "estimate" in (p.basis or "").lower(), f"{a.id}: basis must say it is an estimate and how"
+        if a.tdp_estimated:
+            assert "tdp_w ESTIMATED" in (a.notes or ""), f"{a.id}: notes must say how the TDP was estimated"
+    assert n >= 10
+
+
+def _sources(e):
+    yield e.source
+    price = getattr(e, "price", None)
+    if price is not None:
+        yield price.source
+    for c in getattr(e, "checkpoints", ()):
+        if c.source:
+            yield c.source
+    for q in getattr(e, "quality", ()):
+        yield q.source
+
+
+# an absolute or home-relative path at the start of a word, a Windows drive, or a file URL
+LOCAL = re.compile(r"(?:^|[\s(;,])(?:/(?:work|home|tmp|Users|mnt|srv)/|~/|[A-Za-z]:\\)|file://|shared/research/")
+
+
+# servers.yaml and cost_assumptions.yaml belong to the cost work (wt/cost), which is replacing their
+# /work/shared/research/... citations; the marks come off once that lands.
+_LOCAL_PENDING = {"servers", "cost_assumptions"}
+
+
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.xfail(reason="sources being fixed in wt/cost"))
+                                  if k in _LOCAL_PENDING else k for k in KINDS])
+def test_no_source_is_a_local_path(cat, kind):
+    assert LOCAL.search("see /work/shared/research/hardware.csv") and LOCAL.search("file:///tmp/x")
+    assert not LOCAL.search("https://massedcompute.com/home/pricing/")
+    bad = [e.id for e in getattr(cat, kind)
+           if any(LOCAL.search(text) for text in (*_sources(e), e.notes or ""))]
+    assert not bad, f"{kind} entries citing a local file instead of the public source: {bad}"
 
 
 @pytest.mark.parametrize("gpu", REQUIRED_GPUS)
@@ -251,3 +305,26 @@ def test_invalid_user_file_names_file_entry_and_field(tmp_path, text, expect):
 def test_missing_override_directory(tmp_path):
     with pytest.raises(CatalogError, match="does not exist"):
         load_catalog([tmp_path / "nope"])
+
+
+def test_non_usd_api_prices_keep_their_currency_and_rate(cat):
+    """Scaleway bills in EUR: its USD fields are the EUR list price times a dated, sourced rate."""
+    scaleway = [p for p in cat.api_prices if p.provider.lower().startswith("scaleway")]
+    assert scaleway and all(p.native is not None and p.native.currency == "EUR" for p in scaleway)
+    p = cat.api_prices.get("scaleway-llama-3.3-70b")
+    assert p.native.input_per_mtok == 0.9 and abs(p.input_usd_per_mtok - 0.9 * 1.1269) < 1e-3  # EUR 0.90 x ECB rate
+
+
+def test_native_price_must_match_its_conversion():
+    from pydantic import ValidationError
+
+    from llmplan.catalog.schema import ApiPrice
+
+    row = dict(id="x", provider="P", provider_country="FR", model="m", weights="open", input_usd_per_mtok=0.9,
+               output_usd_per_mtok=0.9, source="s", as_of="2026-01-01",
+               native=dict(currency="EUR", input_per_mtok=0.9, output_per_mtok=0.9, usd_per_currency_unit=1.1269,
+                           rate_source="ECB", rate_as_of="2026-10-06"))
+    with pytest.raises(ValidationError, match="input_usd_per_mtok"):
+        ApiPrice.model_validate(row)  # EUR 0.90 stored as USD 0.90
+    row.update(input_usd_per_mtok=1.0142, output_usd_per_mtok=1.0142)
+    assert ApiPrice.model_validate(row).native.currency == "EUR"

@@ -30,6 +30,7 @@ from .schema import (
     KvFormat,
     Model,
     PolicyPreset,
+    Provider,
     QuantFormat,
     Region,
     Server,
@@ -111,6 +112,7 @@ class Catalog:
     cost_assumptions: Table[CostAssumption]
     country_groups: Table[CountryGroup]
     policy_presets: Table[PolicyPreset]
+    providers: Table[Provider]
     overridden: tuple[str, ...] = ()
 
     def accelerator(self, name: str) -> Accelerator:
@@ -154,6 +156,7 @@ _LABELS = {
     "cost_assumptions": "cost assumption",
     "country_groups": "country group",
     "policy_presets": "policy preset",
+    "providers": "provider",
 }
 
 

@@ -144,7 +144,10 @@ class Accelerator(Entry):
     pcie_gen: int | None = None
     typical_server: str | None = Field(default=None, description="server catalog id or description")
     max_per_server: int | None = Field(default=None, ge=1, description="most of these devices one server/node holds")
-    price: Price | None = None
+    price: Price | None = Field(default=None, description="purchase price per device: a dated quote/listing, or a "
+                                "labelled estimate with its range (Price.estimate)")
+    sold_separately: bool = Field(default=True, description="false for parts only rented in a cloud (AWS A10G): "
+                                  "they have no purchase price")
     designer_country: str | None = Field(default=None, description="ISO 3166 alpha-2 code of the designer")
     fab: str | None = Field(default=None, description="foundry and node, e.g. 'TSMC 4N'")
     fab_country: str | None = Field(default=None, description="ISO code where the die is fabricated")
@@ -529,8 +532,20 @@ class CloudOffer(Entry):
         return self
 
 
+class NativePrice(_Strict):
+    """A price list in the provider's own currency and the dated, sourced rate it was converted at."""
+
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code the provider bills in, e.g. EUR")
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    usd_per_currency_unit: float = Field(gt=0, description="exchange rate used for the *_usd_per_mtok fields")
+    rate_source: str = Field(min_length=1, description="where the exchange rate comes from")
+    rate_as_of: Date
+
+
 class ApiPrice(Entry):
-    """A per-token API: prices per million tokens."""
+    """A per-token API: prices per million tokens (USD; a non-USD price list is kept in `native`)."""
 
     provider: str
     provider_country: str = Field(description="ISO code of the provider's legal home")
@@ -543,6 +558,47 @@ class ApiPrice(Entry):
     data_regions: tuple[str, ...] = Field(default=("global",), description="where requests may be processed: "
                                           "ISO codes, 'EU', 'US' or 'global' (no guarantee)")
     regional_multiplier: float = Field(default=1.0, ge=1, description="price multiplier of this regional offering")
+    native: NativePrice | None = Field(default=None, description="the provider's price in its own currency; the USD "
+                                       "fields must equal it times usd_per_currency_unit")
+
+    @model_validator(mode="after")
+    def _converted(self) -> "ApiPrice":
+        n = self.native
+        if n is None:
+            return self
+        pairs = [("input", n.input_per_mtok, self.input_usd_per_mtok),
+                 ("output", n.output_per_mtok, self.output_usd_per_mtok)]
+        if n.cached_input_per_mtok is not None:
+            pairs.append(("cached_input", n.cached_input_per_mtok, self.cached_input_usd_per_mtok or 0.0))
+        for name, native, usd in pairs:
+            if abs(native * n.usd_per_currency_unit - usd) > 0.0005 + 1e-3 * usd:
+                raise ValueError(f"{name}_usd_per_mtok ({usd}) is not native.{name}_per_mtok ({native} {n.currency}) "
+                                 f"x usd_per_currency_unit ({n.usd_per_currency_unit})")
+        return self
+
+
+class Provider(Entry):
+    """A cloud or API provider: its jurisdiction and where its regions are (used by `catalog import-prices`)."""
+
+    country: str = Field(description="ISO code of the provider's legal home (its jurisdiction)")
+    sovereign: bool = Field(default=False, description="offers its cloud as sovereign (see CloudOffer.sovereign)")
+    gpuhunt_names: tuple[str, ...] = Field(default=(), description="provider names in dstackai/gpuhunt (file stem)")
+    litellm_names: tuple[str, ...] = Field(default=(), description="litellm_provider values in BerriAI/litellm")
+    first_party: bool = Field(default=False, description="sells API access to its own (closed) models")
+    data_regions: tuple[str, ...] = Field(default=("global",), description="where its API processes requests")
+    locations: dict[str, str] = Field(default_factory=dict, description="region/location name -> ISO country; a key "
+                                      "ending in '*' matches every location with that prefix")
+
+    def country_of(self, location: str) -> str | None:
+        loc = location.strip().lower()
+        exact = {k.lower(): v for k, v in self.locations.items() if not k.endswith("*")}
+        if loc in exact:
+            return exact[loc]
+        prefixes = sorted((k[:-1].lower() for k in self.locations if k.endswith("*")), key=len, reverse=True)
+        for pre in prefixes:
+            if loc.startswith(pre):
+                return next(v for k, v in self.locations.items() if k.lower() == pre + "*")
+        return None
 
 
 class Region(Entry):
@@ -603,6 +659,7 @@ KIND_MODELS: dict[str, type[Entry]] = {
     "cloud_offers": CloudOffer,
     "api_prices": ApiPrice,
     "regions": Region,
+    "providers": Provider,
     "cost_assumptions": CostAssumption,
     "country_groups": CountryGroup,
     "policy_presets": PolicyPreset,

@@ -25,6 +25,7 @@ LISTS = {
     "api-prices": ("api_prices",),
     "regions": ("regions",),
     "cost-assumptions": ("cost_assumptions",),
+    "providers": ("providers",),
     "calibrations": ("calibrations",),
 }
 KIND_LABEL = {"quant_formats": "weights", "kv_formats": "kv_cache"}
@@ -55,15 +56,31 @@ def register(app: typer.Typer) -> None:
     @app.command("catalog")
     def catalog_command(
         what: str = typer.Argument(..., help="gpus | models | formats | engines | servers | gguf-types | workloads "
-                                              "| calibrations | cloud-offers | api-prices | regions | cost-assumptions"),
+                                              "| calibrations | cloud-offers | api-prices | regions | cost-assumptions "
+                                              "| providers, or import-prices FILE"),
+        file: Path | None = typer.Argument(None, help="With import-prices: a gpuhunt catalog CSV or litellm "
+                                                      "model_prices_and_context_window.json."),
         filter_: str = typer.Option("", "--filter", "-f", help="Keep entries whose id, alias, name, vendor "
                                                                "or family contains TEXT."),
         catalog: list[Path] = typer.Option([], "--catalog", help="Directory of override YAML files."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
+        fmt: str = typer.Option("", "--format", help="import-prices: gpuhunt | litellm (default: from the "
+                                                     "file's extension, .csv or .json)."),
+        out: Path | None = typer.Option(None, "--out", help="import-prices: directory to write the override file "
+                                                            "into (use it with --catalog DIR)."),
+        as_of: str | None = typer.Option(None, "--as-of", help="import-prices: date of the prices (default: the "
+                                                               "file's modification date)."),
+        provider: str | None = typer.Option(None, "--provider", help="import-prices (gpuhunt): provider name "
+                                                                     "(default: the file name, e.g. aws.csv)."),
     ) -> None:
-        """List catalog entries (each with its source and date)."""
+        """List catalog entries (each with its source and date), or import a newer price list offline."""
+        if what == "import-prices":
+            _import_prices(load_catalog(catalog), file, fmt, out, as_of, provider)
+            return
+        if file is not None:
+            raise LlmplanError(f"unexpected argument {str(file)!r}: only import-prices takes a FILE")
         if what not in LISTS:
-            raise LlmplanError(f"unknown list {what!r}; choose one of: {', '.join(LISTS)}")
+            raise LlmplanError(f"unknown list {what!r}; choose one of: {', '.join(LISTS)}, import-prices")
         rows = entries(load_catalog(catalog), what, filter_)
         if as_json:
             render.print_json([_dump(k, e) for k, e in rows])
@@ -92,9 +109,30 @@ def register(app: typer.Typer) -> None:
         _show(data)
 
 
+def _import_prices(cat: Catalog, file: Path | None, fmt: str, out: Path | None, as_of: str | None,
+                   provider: str | None) -> None:
+    from ..catalog.prices_import import run_import, summary, write_override
+
+    if file is None or out is None:
+        raise LlmplanError("usage: llmplan catalog import-prices FILE --out DIR [--format gpuhunt|litellm] "
+                           "[--as-of YYYY-MM-DD] [--provider NAME]")
+    if not fmt:
+        fmt = {".csv": "gpuhunt", ".json": "litellm"}.get(file.suffix.lower(), "")
+        if not fmt:
+            raise LlmplanError(f"{file}: cannot tell the format from the extension; pass --format gpuhunt|litellm")
+    if out.exists() and not out.is_dir():
+        raise LlmplanError(f"--out {str(out)!r} exists and is not a directory")
+    res = run_import(cat, file, fmt, as_of, provider)
+    target = write_override(res, out)
+    for line in summary(res):
+        render.console().print(line)
+    render.console().print(f"wrote {target} (use it with --catalog {out})")
+
+
 def find_any(cat: Catalog, name: str) -> tuple[str, Entry]:
     order = ("models", "accelerators", "quant_formats", "kv_formats", "engines", "servers", "gguf_types",
-             "workload_presets", "calibrations", "cloud_offers", "api_prices", "regions", "cost_assumptions")
+             "workload_presets", "calibrations", "cloud_offers", "api_prices", "regions", "cost_assumptions",
+             "providers")
     for kind in order:
         found = getattr(cat, kind).find(name)
         if found is not None:
@@ -178,6 +216,11 @@ _COLUMNS: dict[str, list[tuple[str, Any]]] = {
         ("id", lambda e: e.id), ("name", lambda e: e.name or ""), ("$/kWh", lambda e: f"{e.electricity_usd_per_kwh:.4f}"),
         ("g CO2/kWh", lambda e: f"{e.carbon_g_per_kwh:g}"), ("PUE", lambda e: f"{e.pue:g}"),
         ("colo $/kW-mo", lambda e: _num(e.colocation_usd_per_kw_month)), ("as of", lambda e: e.as_of)],
+    "providers": [
+        ("id", lambda e: e.id), ("name", lambda e: e.name or ""), ("country", lambda e: e.country),
+        ("sovereign", lambda e: "yes" if e.sovereign else ""), ("gpuhunt", lambda e: ", ".join(e.gpuhunt_names)),
+        ("litellm", lambda e: ", ".join(e.litellm_names)), ("locations", lambda e: str(len(e.locations))),
+        ("as of", lambda e: e.as_of)],
     "cost_assumptions": [
         ("id", lambda e: e.id), ("value", lambda e: f"{e.value:g}"), ("range", lambda e: f"{e.low:g} – {e.high:g}"),
         ("unit", lambda e: e.unit), ("as of", lambda e: e.as_of)],
