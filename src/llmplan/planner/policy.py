@@ -212,7 +212,7 @@ POLICY_RULES = ("deployment", "air-gapped", "data residency", "provider jurisdic
 
 
 def _candidates(p: Policy, models: list[Model], hardware: list[Accelerator], engines: list[Engine],
-                cat: Catalog) -> list[tuple[str, Verdict]]:
+                cat: Catalog, cloud: bool = True, api: bool = True) -> list[tuple[str, Verdict]]:
     """Every owned configuration, cloud offer and API the search looks at, with its policy verdict."""
     out = []
     for m in models:
@@ -222,10 +222,12 @@ def _candidates(p: Policy, models: list[Model], hardware: list[Accelerator], eng
             for e in engines:
                 out.append((f"{m.id}:{a.id}:{e.id}", Verdict().merge(mv).merge(hv).merge(owned_rule(e, p))))
     hw = {a.id for a in hardware}
-    out += [(f"cloud:{o.id}", cloud_rule(o, p, cat)) for o in cat.cloud_offers if o.accelerator in hw]
+    if cloud:
+        out += [(f"cloud:{o.id}", cloud_rule(o, p, cat)) for o in cat.cloud_offers if o.accelerator in hw]
     by_id = {m.id: m for m in models}
-    out += [(f"api:{a.id}", api_rule(a, p, cat, by_id[a.catalog_model]))
-            for a in cat.api_prices if a.catalog_model in by_id]
+    if api:
+        out += [(f"api:{a.id}", api_rule(a, p, cat, by_id[a.catalog_model]))
+                for a in cat.api_prices if a.catalog_model in by_id]
     return out
 
 
@@ -259,23 +261,25 @@ def _relaxed(p: Policy, models: list[Model], hardware: list[Accelerator]) -> lis
 
 
 def explain_no_option(p: Policy, models: list[Model], hardware: list[Accelerator], engines: list[Engine],
-                      cat: Catalog) -> dict[str, Any] | None:
+                      cat: Catalog, cloud: bool = True, api: bool = True) -> dict[str, Any] | None:
     """When no candidate passes the policy: the relaxations (one field each) that would let some pass,
     most candidates first, each with the rule that had stopped them. None when some candidate passes (then
     the policy did not decide)."""
-    base = _candidates(p, models, hardware, engines, cat)
+    base = _candidates(p, models, hardware, engines, cat, cloud, api)
     if any(v.ok for _, v in base):
         return None
     before = dict(base)
     found = []
     for fld, value, q in _relaxed(p, models, hardware):
-        freed = [name for name, v in _candidates(q, models, hardware, engines, cat) if v.ok]
+        freed = [name for name, v in _candidates(q, models, hardware, engines, cat, cloud, api) if v.ok]
         if not freed:
             continue
         rules = sorted({r.split(":")[0] for n in freed for r in before[n].reasons})
         found.append({"field": fld, "value": value, "passes": len(freed), "examples": freed[:3], "rules": rules,
                       "owned": sum(1 for n in freed if not n.startswith(("cloud:", "api:")))})
-    found.sort(key=lambda x: (-x["owned"], -x["passes"], x["field"]))
+    # most owned configurations first, then most candidates; a missing fact (the buyer's country) before a
+    # rule to loosen
+    found.sort(key=lambda x: (-x["owned"], -x["passes"], x["field"] != "policy.buyer_country", x["field"]))
     counts: dict[str, int] = {}
     for _, v in base:
         for r in {x.split(":")[0] for x in v.reasons}:

@@ -52,14 +52,24 @@ def format_bits(fmt: QuantFormat, cat: Catalog) -> float:
     return cat.gguf_types.get(fmt.gguf_type or "").bits_per_weight
 
 
-def wider_than_native(fmt: QuantFormat, m: Model, cat: Catalog) -> bool:
-    """A format with more bits than the weights were published in (fp8 of gpt-oss's MXFP4, bf16 of
-    DeepSeek's FP8) adds no quality and needs a checkpoint the vendor did not publish."""
+def off_native(fmt: QuantFormat, m: Model, cat: Catalog) -> str | None:
+    """Why `fmt` cannot be planned for a model published in another quantized format (None: it can).
+
+    A model published in a quantized format (gpt-oss in MXFP4, DeepSeek-V3 in FP8) is planned in that format,
+    or in another one only where a checkpoint of it is published: a wider format adds no quality over the
+    published weights, and re-quantizing already-quantized weights compounds two errors that no published
+    recovery figure measures (recoveries are measured from 16-bit weights)."""
     native = cat.quant_formats.find(m.native_precision)
     if native is None or native.id in ("bf16", "fp16") or fmt.id == native.id:
-        return False
+        return None
     published = {c.precision for c in m.checkpoints} | {f for c in m.checkpoints for f in c.formats}
-    return format_bits(fmt, cat) > format_bits(native, cat) and fmt.id not in published
+    if fmt.id in published or set(fmt.aliases) & published:
+        return None
+    if format_bits(fmt, cat) > format_bits(native, cat):
+        return (f"{m.id} is published in {native.id}; {fmt.id} has more bits, adds no quality and has no published "
+                "checkpoint")
+    return (f"{m.id} is published in {native.id}; {fmt.id} would re-quantize already-quantized weights (no published "
+            "checkpoint or recovery figure for that)")
 
 
 def benchmark(task: str, benchmark_id: str | None, cat: Catalog) -> Benchmark:

@@ -61,7 +61,7 @@ def run(s: Scenario, cat: Catalog, progress=None) -> dict[str, Any]:
         d["breakeven_month"] = breakeven_month(rec, ref, horizon) if rec and rec.deployment == "on_prem" else None
         result["references"][kind] = d
     if rec is None:
-        result["why_none"], result["why_none_detail"] = why_none(p, cat)
+        result["why_none"], result["why_none_detail"] = why_none(p, s, cat)
     result["_search"] = p
     return result
 
@@ -90,14 +90,15 @@ _FIELDS = {"memory": "hardware (more memory per accelerator) or max_gpus_per_rep
            "hardware support": "precisions or hardware", "layout": "max_gpus_per_replica or hardware"}
 
 
-def why_none(p: dict[str, Any], cat: Catalog) -> tuple[str, dict[str, Any]]:
+def why_none(p: dict[str, Any], s: Scenario, cat: Catalog) -> tuple[str, dict[str, Any]]:
     """Why nothing was ranked: the deciding rule, the scenario field behind it and, for the policy, the
     value that would change the answer (the policy filter re-run with that one field relaxed)."""
     c = p["candidates"]
     models = [cat.model(m) for m in c["models"]]
     hardware = [cat.accelerator(a) for a in c["hardware"]]
     engines = [cat.engine(e) for e in c["engines"]]
-    info = pol.explain_no_option(p["policy"], models, hardware, engines, cat)
+    info = pol.explain_no_option(p["policy"], models, hardware, engines, cat, cloud="cloud_gpu" in s.alternatives,
+                                 api="api" in s.alternatives)
     if info is not None:
         rules = ", ".join(f"{r} ({n})" for r, n in info["rules"].items())
         msg = f"No candidate passes the policy (of {info['candidates']}, rejected by: {rules})."
@@ -263,8 +264,9 @@ def text(result: dict[str, Any]) -> str:
     for a in r.get("assumptions", []):
         out.append(f"Assumption: {a}")
     rk = r["ranking"]
-    out.append(f"Quality: {rk['benchmark_name']} ({rk['harness']}; {rk['source'].split(' ; ')[0]}, {rk['as_of']}). "
-               f"{rk['sentence']}")
+    where = rk["source"].split(" ; ")[0].removeprefix("https://").removeprefix("http://")  # text, not a link
+    out.append(f"Quality: {rk['benchmark_name']} as published by the {rk['harness'].split(':')[0]} "
+               f"({where}, {rk['as_of']}). {rk['sentence']}")
     out.append("")
     rec = r["recommendation"]
     if rec is None:

@@ -295,9 +295,9 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
                     elif q is not None and q < s.min_quality_recovery_pct:
                         v.fail("quality", f"{fmt.id} keeps {q:.1f} % of quality, below the {s.min_quality_recovery_pct:g} % "
                                           "floor")
-                    if qual.wider_than_native(fmt, m, cat):
-                        v.fail("quality", f"{m.id} is published in {m.native_precision}; {fmt.id} has more bits, adds no "
-                                          "quality and has no published checkpoint")
+                    off = qual.off_native(fmt, m, cat)
+                    if off:
+                        v.fail("quality", off)
                     for why in qual.floor_reasons(m, fmt, s.quality.min, cat):
                         v.fail("quality", why)
                     if compute_dtype(fmt, a) != fmt.compute_dtype and fmt.compute_dtype in ("fp8", "fp4", "int8") \
