@@ -26,6 +26,8 @@ LISTS = {
     "regions": ("regions",),
     "cost-assumptions": ("cost_assumptions",),
     "calibrations": ("calibrations",),
+    "quality": ("model_quality",),
+    "benchmarks": ("benchmarks",),
 }
 KIND_LABEL = {"quant_formats": "weights", "kv_formats": "kv_cache"}
 
@@ -55,7 +57,8 @@ def register(app: typer.Typer) -> None:
     @app.command("catalog")
     def catalog_command(
         what: str = typer.Argument(..., help="gpus | models | formats | engines | servers | gguf-types | workloads "
-                                              "| calibrations | cloud-offers | api-prices | regions | cost-assumptions"),
+                                              "| calibrations | cloud-offers | api-prices | regions | cost-assumptions | quality | "
+                                              "benchmarks"),
         filter_: str = typer.Option("", "--filter", "-f", help="Keep entries whose id, alias, name, vendor "
                                                                "or family contains TEXT."),
         catalog: list[Path] = typer.Option([], "--catalog", help="Directory of override YAML files."),
@@ -185,10 +188,23 @@ _COLUMNS: dict[str, list[tuple[str, Any]]] = {
         ("id", lambda e: e.id), ("rows", lambda e: str(e.n_rows)), ("η bw", lambda e: f"{e.eta_bw:.2f}"),
         ("η flops", lambda e: f"{e.eta_flops:.2f}"), ("step ms", lambda e: f"{1e3 * e.step_overhead_s:.2f}"),
         ("fit MdAPE %", lambda e: f"{e.mdape_pct:.1f}")],
+    "model_quality": [
+        ("model", lambda e: e.id), *[(b, (lambda b: lambda e: _score(e, b))(b))
+                                     for b in ("mmlu_pro", "gpqa", "arena_text", "humaneval_plus")],
+        ("as of", lambda e: e.as_of)],
+    "benchmarks": [
+        ("id", lambda e: e.id), ("task", lambda e: e.task), ("scale", lambda e: e.scale),
+        ("resolution", lambda e: f"{e.resolution:g}"), ("harness", lambda e: e.harness.split(":")[0]),
+        ("as of", lambda e: e.as_of)],
     "gguf_types": [
         ("id", lambda e: e.id), ("block", lambda e: str(e.block_size)), ("bytes", lambda e: str(e.type_size_bytes)),
         ("bits/weight", lambda e: f"{e.bits_per_weight:.4g}")],
 }
+
+
+def _score(e: Any, bench: str) -> str:
+    sc = e.scores.get(bench)
+    return "" if sc is None else f"{sc.value:g}"
 
 
 def _num(v: float | None) -> str:

@@ -356,21 +356,25 @@ def scatter_svg(result: dict[str, Any], width: int = 760, height: int = 340) -> 
 
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' "
            "font-size='11' role='img' aria-label='TCO against TTFT'>", "<rect width='100%' height='100%' fill='white'/>",
-           f"<text x='{pad_l}' y='18' font-size='13'>TCO against TTFT p95 at peak; size: quality recovery "
-           "(ringed: Pareto front of cost × latency × quality)</text>"]
+           f"<text x='{pad_l}' y='18' font-size='13'>TCO against TTFT p95 at peak; size: "
+           f"{html.escape(result['ranking']['benchmark_name'])} (ringed: Pareto front of cost × latency × quality)</text>"]
     for k in range(5):
         yv = y0 + (y1 - y0) * k / 4
         xv = x0 + (x1 - x0) * k / 4
         out.append(f"<line x1='{pad_l}' x2='{width - pad_r}' y1='{py(yv):.1f}' y2='{py(yv):.1f}' stroke='#eee'/>"
                    f"<text x='{pad_l - 6}' y='{py(yv) + 4:.1f}' text-anchor='end'>${yv / 1e3:,.0f}k</text>"
                    f"<text x='{px(xv):.1f}' y='{height - pad_b + 15}' text-anchor='middle'>{xv:,.0f} ms</text>")
+    scores = [o.quality_score for o in pts if o.quality_score is not None]
+    lo, hi = (min(scores), max(scores)) if scores else (0.0, 0.0)
     for o in pts:
         col = _COL.get(o.deployment, "#555")
         ring = " stroke='black' stroke-width='1.5'" if o.id in front else ""
-        q = o.quality_recovery_pct if o.quality_recovery_pct is not None else 95.0
-        radius = 2.5 + max(0.0, min(q - 95.0, 5.0))  # 2.5 px at ≤ 95 % quality … 7.5 px at 100 %
+        q = o.quality_score
+        # 2.5 px for the lowest (or an unknown) score … 7.5 px for the highest in the plan
+        radius = 2.5 if q is None or hi <= lo else 2.5 + 5.0 * (q - lo) / (hi - lo)
+        label = o.details.get("quality", {}).get("label", "no published quality figure")
         out.append(f"<circle cx='{px(o.ttft_p95_ms):.1f}' cy='{py(o.tco_usd):.1f}' r='{radius:.1f}' fill='{col}' "
-                   f"fill-opacity='0.6'{ring}><title>{html.escape(o.id)}: quality {q:.1f} %</title></circle>")
+                   f"fill-opacity='0.6'{ring}><title>{html.escape(o.id)}: {html.escape(label)}</title></circle>")
     for j, (k, col) in enumerate(_COL.items()):
         out.append(f"<text x='{width - pad_r - 90}' y='{pad_t + 14 * j + 4}' fill='{col}'>{k}</text>")
     out.append(f"<text x='{(pad_l + width) / 2}' y='{height - 8}' text-anchor='middle'>TTFT p95 at peak</text></svg>")
