@@ -211,7 +211,7 @@ def test_architecture_reproduces_published_parameter_count(cat):
     """The config fields are right if they give back the model card's parameter count."""
     bad = []
     for m in cat.models:
-        tol = 0.15 if m.id in MULTIMODAL else 0.035
+        tol = 0.15 if (m.variant_of or m.id) in MULTIMODAL else 0.035
         got = param_count(m)
         if abs(got - m.total_params) / m.total_params > tol:
             bad.append(f"{m.id}: computed {got / 1e9:.2f}B vs published {m.total_params / 1e9:.2f}B")
@@ -221,7 +221,7 @@ def test_architecture_reproduces_published_parameter_count(cat):
 def test_lookup_by_alias_and_case(cat):
     assert cat.accelerator("H100 SXM5 80GB").id == "h100-sxm"
     assert cat.accelerator("h100 sxm").id == "h100-sxm"
-    assert cat.model("META-LLAMA/LLAMA-3.1-70B-INSTRUCT").id == cat.model("meta-llama/Llama-3.1-70B").id
+    assert cat.model("META-LLAMA/META-LLAMA-3.1-70B-INSTRUCT").id == "meta-llama/Llama-3.1-70B-Instruct"
     m, ckpt = cat.checkpoint("meta-llama/Llama-3.1-405B-Instruct-FP8")
     assert ckpt is not None and ckpt.precision == "fp8" and m.num_layers == 126
 
@@ -328,3 +328,68 @@ def test_native_price_must_match_its_conversion():
         ApiPrice.model_validate(row)  # EUR 0.90 stored as USD 0.90
     row.update(input_usd_per_mtok=1.0142, output_usd_per_mtok=1.0142)
     assert ApiPrice.model_validate(row).native.currency == "EUR"
+
+
+# --------------------------------------------------------------------------- Base and Instruct entries
+
+ARCH = ("num_layers", "hidden_size", "num_attention_heads", "num_kv_heads", "head_dim", "intermediate_size",
+        "vocab_size", "tie_word_embeddings", "max_context", "moe", "mla", "linear_attention", "total_params",
+        "active_params", "sliding_window", "num_sliding_window_layers", "native_precision")
+
+
+@pytest.mark.parametrize("base, instruct", [
+    ("meta-llama/Llama-3.1-8B", "meta-llama/Llama-3.1-8B-Instruct"),
+    ("meta-llama/Llama-3.1-70B", "meta-llama/Llama-3.1-70B-Instruct"),
+    ("meta-llama/Llama-3.1-405B", "meta-llama/Llama-3.1-405B-Instruct"),
+    ("Qwen/Qwen2.5-7B", "Qwen/Qwen2.5-7B-Instruct"),
+    ("mistralai/Mixtral-8x7B-v0.1", "mistralai/Mixtral-8x7B-Instruct-v0.1"),
+    ("deepseek-ai/DeepSeek-V3-Base", "deepseek-ai/DeepSeek-V3"),
+])
+def test_base_and_instruct_are_separate_entries_with_one_architecture(cat, base, instruct):
+    b, i = cat.model(base), cat.model(instruct)
+    assert (b.id, i.id) == (base, instruct)
+    assert (b.tuning, i.tuning) == ("base", "instruct")
+    assert all(getattr(b, f) == getattr(i, f) for f in ARCH)
+    from llmplan.memory.kv import kv_bytes_per_token
+    assert param_count(b) == param_count(i) and kv_bytes_per_token(b, 2) == kv_bytes_per_token(i, 2)
+
+
+def test_aliases_and_checkpoints_resolve_to_the_variant_they_name(cat):
+    for name, want in [("meta-llama/Meta-Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-8B-Instruct"),
+                       ("llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct"),
+                       ("llama-3.1-8b", "meta-llama/Llama-3.1-8B"),
+                       ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", "meta-llama/Llama-3.1-8B-Instruct"),
+                       ("meta-llama/Llama-3.1-405B-FP8", "meta-llama/Llama-3.1-405B"),
+                       ("meta-llama/Llama-3.1-405B-Instruct-FP8", "meta-llama/Llama-3.1-405B-Instruct"),
+                       ("Qwen/Qwen3-8B-Base", "Qwen/Qwen3-8B-Base"), ("Qwen/Qwen3-8B", "Qwen/Qwen3-8B")]:
+        assert cat.model(name).id == want, name
+    for m in cat.models:
+        for c in m.checkpoints:
+            assert c.source, (m.id, c.id)
+            for f in (c.precision, *c.formats):
+                assert f in cat.quant_formats, (m.id, c.id, f)
+
+
+def test_variant_of_copies_the_architecture_and_names_a_missing_base(tmp_path):
+    _write(tmp_path, "v.yaml", """\
+        schema_version: 1
+        kind: models
+        entries:
+          - id: me/Llama-3.1-8B-MyTune
+            variant_of: meta-llama/Llama-3.1-8B-Instruct
+            source: https://example.org/mytune
+            as_of: 2025-01-01
+        """)
+    cat = load_catalog([tmp_path])
+    assert cat.model("me/Llama-3.1-8B-MyTune").num_layers == 32
+    _write(tmp_path, "v.yaml", """\
+        schema_version: 1
+        kind: models
+        entries:
+          - id: me/x
+            variant_of: nobody/nothing
+            source: https://example.org/x
+            as_of: 2025-01-01
+        """)
+    with pytest.raises(CatalogError, match="variant_of: no model 'nobody/nothing'"):
+        load_catalog([tmp_path])

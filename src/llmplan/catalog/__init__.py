@@ -14,11 +14,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from ..errors import UnknownIdError
+from ..errors import CatalogError, UnknownIdError
 from .loader import load_entries
 from .schema import (
     Accelerator,
     ApiPrice,
+    Benchmark,
     Calibration,
     Checkpoint,
     CloudOffer,
@@ -29,6 +30,7 @@ from .schema import (
     GgufType,
     KvFormat,
     Model,
+    ModelQuality,
     PolicyPreset,
     Provider,
     QuantFormat,
@@ -101,6 +103,8 @@ class Catalog:
     servers: Table[Server]
     models: Table[Model]
     quant_formats: Table[QuantFormat]
+    benchmarks: Table[Benchmark]
+    model_quality: Table[ModelQuality]
     kv_formats: Table[KvFormat]
     gguf_types: Table[GgufType]
     engines: Table[Engine]
@@ -145,6 +149,8 @@ _LABELS = {
     "servers": "server",
     "models": "model",
     "quant_formats": "quantization format",
+    "benchmarks": "quality benchmark",
+    "model_quality": "model quality entry",
     "kv_formats": "KV-cache format",
     "gguf_types": "GGUF type",
     "engines": "engine",
@@ -160,8 +166,20 @@ _LABELS = {
 }
 
 
+def _check_quality(by_kind: dict[str, dict[str, Entry]]) -> None:
+    """Quality entries name catalog models and benchmarks exactly (a typo must not leave a model unscored)."""
+    models, benchmarks = by_kind["models"], by_kind["benchmarks"]
+    for q in by_kind["model_quality"].values():
+        if q.id not in models:
+            raise CatalogError(f"model_quality {q.id!r}: no catalog model has this id (use the model's exact id)")
+        for b in q.scores:  # type: ignore[attr-defined]
+            if b not in benchmarks:
+                raise CatalogError(f"model_quality {q.id!r}: unknown benchmark {b!r}; known: {sorted(benchmarks)}")
+
+
 def _build(extra_dirs: tuple[str, ...]) -> Catalog:
     by_kind, overridden = load_entries(extra_dirs)
+    _check_quality(by_kind)
     tables = {k: Table(_LABELS[k], v) for k, v in by_kind.items()}
     return Catalog(**tables, overridden=tuple(overridden))  # type: ignore[arg-type]
 

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from ..errors import CatalogError, LlmplanError
 from ..yamlguard import yaml_error
-from .schema import KIND_MODELS, Entry
+from .schema import KIND_MODELS, VARIANT_FIELDS, Entry
 
 _BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -68,8 +68,22 @@ def _format_validation(path: Path, label: str, err: ValidationError) -> str:
     return f"{path}: {label}: {loc}: {first['msg']}{more}"
 
 
-def read_file(path: Path, trusted: bool = False) -> tuple[str, list[Entry]]:
-    """Parse and validate one catalog file; returns (kind, entries)."""
+def _with_base(item: dict, local: dict[str, Entry], known: dict[str, Entry]) -> dict:
+    """A model entry with ``variant_of``: the base entry's architecture fields under the entry's own."""
+    base_id = item.get("variant_of")
+    if not base_id:
+        return item
+    base = local.get(str(base_id)) or known.get(str(base_id))
+    if base is None:
+        raise ValueError(f"variant_of: no model {base_id!r} before this entry (give the base entry's exact id, "
+                         "earlier in this file or in a file loaded before it)")
+    inherited = base.model_dump(include=set(VARIANT_FIELDS), exclude_unset=True)
+    return {**inherited, "config_source": base.config_source, **item}
+
+
+def read_file(path: Path, trusted: bool = False, known: dict[str, Entry] | None = None) -> tuple[str, list[Entry]]:
+    """Parse and validate one catalog file; returns (kind, entries). `known`: entries of the same kind loaded
+    before this file (a model's ``variant_of`` may name one of them)."""
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -114,9 +128,13 @@ def read_file(path: Path, trusted: bool = False) -> tuple[str, list[Entry]]:
         if not isinstance(item, dict):
             raise CatalogError(f"{path}: {label}: expected a mapping")
         try:
+            if kind == "models":
+                item = _with_base(item, {e.id: e for e in entries}, known or {})
             entry = model.model_validate(item)
         except ValidationError as exc:
             raise CatalogError(_format_validation(path, label, exc)) from None
+        except ValueError as exc:
+            raise CatalogError(f"{path}: {label}: {exc}") from None
         if entry.id in seen:
             raise CatalogError(f"{path}: {label}: duplicate id {entry.id!r}")
         seen.add(entry.id)
@@ -128,7 +146,7 @@ def load_entries(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> tuple[dic
     """All entries by kind and id, bundled first, user files on top. Returns (entries, overridden ids)."""
     by_kind: dict[str, dict[str, Entry]] = {k: {} for k in KIND_MODELS}
     for path in bundled_files():
-        kind, entries = read_file(path, trusted=True)
+        kind, entries = read_file(path, trusted=True, known=by_kind["models"])
         for e in entries:
             if e.id in by_kind[kind]:
                 raise CatalogError(f"{path}: duplicate id {e.id!r} across bundled {kind} files")
@@ -136,7 +154,7 @@ def load_entries(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> tuple[dic
     overridden: list[str] = []
     for d in user_dirs(extra_dirs):
         for path in sorted([*d.glob("*.yaml"), *d.glob("*.yml")]):
-            kind, entries = read_file(path)
+            kind, entries = read_file(path, known=by_kind["models"])
             for e in entries:
                 if e.id in by_kind[kind]:
                     overridden.append(f"{kind}:{e.id}")

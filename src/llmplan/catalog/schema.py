@@ -236,6 +236,12 @@ class Model(Entry):
     license_class: Literal["permissive", "commercial_with_conditions", "non_commercial", "unknown"]
     commercial_use: bool | None = Field(description="whether the licence allows commercial use (None: unknown)")
     release_date: Date | None = None
+    variant_of: str | None = Field(default=None, description="catalog id of the entry whose architecture this one "
+                                   "shares (an Instruct of its Base): the loader copies the architecture fields "
+                                   "(VARIANT_FIELDS) from it, so they are written once")
+    tuning: Literal["base", "instruct"] = Field(
+        default="instruct", description="base: a pre-trained checkpoint (no chat template, not for serving users); "
+        "instruct: post-trained for chat/instructions (Instruct, -it, chat, reasoning releases)")
     native_precision: str = Field(default="bf16", description="format the weights are published in")
     checkpoints: tuple["Checkpoint", ...] = Field(default=(), description="quantized or renamed checkpoints of this architecture")
 
@@ -289,10 +295,22 @@ class Checkpoint(_Strict):
         default=(), description="decoder layers left entirely in 16 bit (negative: from the end, -1 = last)")
     quant_method: str | None = Field(default=None, description="quantization_config.quant_method (fp8, fbgemm_fp8, "
                                      "compressed-tensors …): engines treat methods differently")
+    formats: tuple[str, ...] = Field(default=(), description="other weight formats the same repository holds (a GGUF "
+                                     "repository has one file per llama.cpp type)")
+    file: str | None = Field(default=None, description="GGUF repositories: the file name with {QUANT} for the "
+                             "upper-case type (default: the repository name without -GGUF, then -{QUANT}.gguf)")
     source: str | None = None
 
 
 Model.model_rebuild()
+
+# What a variant (variant_of) takes from its base entry: the architecture and its provenance, not its name,
+# aliases, checkpoints, release or licence (an Instruct can be licensed differently from its Base).
+VARIANT_FIELDS = ("family", "architecture", "organization", "country", "license", "license_class", "commercial_use",
+                  "native_precision", "num_layers", "hidden_size", "num_attention_heads", "num_kv_heads", "head_dim",
+                  "intermediate_size", "vocab_size", "tie_word_embeddings", "max_context", "mlp_gated",
+                  "attention_bias", "sliding_window", "num_sliding_window_layers", "moe", "mla", "linear_attention",
+                  "num_mtp_layers", "total_params", "active_params")
 
 
 # --------------------------------------------------------------------------------------
@@ -306,6 +324,7 @@ class QualityPoint(_Strict):
     recovery_pct: float = Field(gt=0, le=110)
     metric: str
     source: str
+    as_of: Date | None = Field(default=None, description="date of the study the figure comes from")
 
 
 class GgufMixRule(_Strict):
@@ -345,6 +364,54 @@ class QuantFormat(Entry):
     def _bits(self) -> "QuantFormat":
         if (self.weight_bits is None) == (self.gguf_type is None):
             raise ValueError("give exactly one of weight_bits or gguf_type")
+        return self
+
+
+# --------------------------------------------------------------------------------------
+# Absolute model quality: benchmarks and the published scores of each model
+# --------------------------------------------------------------------------------------
+
+TASKS = ("general", "chat", "reasoning", "code")
+
+
+class Benchmark(Entry):
+    """One benchmark as one source runs it (scores from different harnesses are not comparable)."""
+
+    task: Literal["general", "chat", "reasoning", "code"] = Field(
+        description="the task this benchmark stands for when a scenario names the task (one bundled benchmark per task)")
+    scale: Literal["percent", "rating"] = Field(
+        description="percent: accuracy 0-100, quantization recovery multiplies it; rating: a preference rating "
+        "(Elo/Bradley-Terry), on which a recovery percentage has no meaning")
+    harness: str = Field(description="who ran it and how (harness, shots, metric), so scores are comparable")
+    resolution: float = Field(gt=0, description="differences smaller than this are not told apart (about the 95 % "
+                              "interval of a difference between two scores; notes say how it was derived)")
+    floor: float | None = Field(default=None, description="score of random guessing, where there is one")
+
+
+class Score(_Strict):
+    value: float = Field(description="the published score, on the benchmark's scale")
+    source: str = Field(description="URL of the table the score was read from")
+    as_of: Date
+    precision: str | None = Field(default=None, description="weights the score was measured with, when the source says")
+    notes: str | None = None
+
+    @field_validator("source")
+    @classmethod
+    def _source_non_empty(cls, v: str) -> str:
+        if not str(v).strip():
+            raise ValueError("source must not be empty")
+        return str(v).strip()
+
+
+class ModelQuality(Entry):
+    """Published absolute scores of one catalog model (id = the model's catalog id)."""
+
+    scores: dict[str, Score] = Field(description="benchmark id -> score")
+
+    @model_validator(mode="after")
+    def _some(self) -> "ModelQuality":
+        if not self.scores:
+            raise ValueError("a model_quality entry needs at least one score")
         return self
 
 
@@ -651,6 +718,8 @@ KIND_MODELS: dict[str, type[Entry]] = {
     "servers": Server,
     "models": Model,
     "quant_formats": QuantFormat,
+    "benchmarks": Benchmark,
+    "model_quality": ModelQuality,
     "kv_formats": KvFormat,
     "gguf_types": GgufType,
     "engines": Engine,

@@ -27,6 +27,8 @@ LISTS = {
     "cost-assumptions": ("cost_assumptions",),
     "providers": ("providers",),
     "calibrations": ("calibrations",),
+    "quality": ("model_quality",),
+    "benchmarks": ("benchmarks",),
 }
 KIND_LABEL = {"quant_formats": "weights", "kv_formats": "kv_cache"}
 
@@ -57,7 +59,7 @@ def register(app: typer.Typer) -> None:
     def catalog_command(
         what: str = typer.Argument(..., help="gpus | models | formats | engines | servers | gguf-types | workloads "
                                               "| calibrations | cloud-offers | api-prices | regions | cost-assumptions "
-                                              "| providers, or import-prices FILE"),
+                                              "| providers | quality | benchmarks, or import-prices FILE"),
         file: Path | None = typer.Argument(None, help="With import-prices: a gpuhunt catalog CSV or litellm "
                                                       "model_prices_and_context_window.json."),
         filter_: str = typer.Option("", "--filter", "-f", help="Keep entries whose id, alias, name, vendor "
@@ -228,10 +230,23 @@ _COLUMNS: dict[str, list[tuple[str, Any]]] = {
         ("id", lambda e: e.id), ("rows", lambda e: str(e.n_rows)), ("η bw", lambda e: f"{e.eta_bw:.2f}"),
         ("η flops", lambda e: f"{e.eta_flops:.2f}"), ("step ms", lambda e: f"{1e3 * e.step_overhead_s:.2f}"),
         ("fit MdAPE %", lambda e: f"{e.mdape_pct:.1f}")],
+    "model_quality": [
+        ("model", lambda e: e.id), *[(b, (lambda b: lambda e: _score(e, b))(b))
+                                     for b in ("mmlu_pro", "gpqa", "arena_text", "humaneval_plus")],
+        ("as of", lambda e: e.as_of)],
+    "benchmarks": [
+        ("id", lambda e: e.id), ("task", lambda e: e.task), ("scale", lambda e: e.scale),
+        ("resolution", lambda e: f"{e.resolution:g}"), ("harness", lambda e: e.harness.split(":")[0]),
+        ("as of", lambda e: e.as_of)],
     "gguf_types": [
         ("id", lambda e: e.id), ("block", lambda e: str(e.block_size)), ("bytes", lambda e: str(e.type_size_bytes)),
         ("bits/weight", lambda e: f"{e.bits_per_weight:.4g}")],
 }
+
+
+def _score(e: Any, bench: str) -> str:
+    sc = e.scores.get(bench)
+    return "" if sc is None else f"{sc.value:g}"
 
 
 def _num(v: float | None) -> str:

@@ -29,8 +29,8 @@ def summary_html(result: dict[str, Any]) -> str:
                 ("Cost per 1M tokens", f"${rec['cost_per_million_tokens_usd']:,.3f}"),
                 ("Latency at peak (p95)", f"TTFT {rec['ttft_p95_ms']:,.0f} ms, TPOT {rec['tpot_p95_ms']:,.0f} ms"
                  if rec.get("ttft_p95_ms") is not None else "—"),
-                ("Quality recovery", f"{rec['quality_recovery_pct']:.1f} %" if rec.get("quality_recovery_pct")
-                 else "—")]
+                ("Quality", (rec.get("quality") or {}).get("label")
+                 or (f"{rec['quality_recovery_pct']:.1f} % recovery" if rec.get("quality_recovery_pct") else "—"))]
     for kind, o in r.get("references", {}).items():
         be = o.get("breakeven_month")
         rows.append((f"Cheapest {kind.replace('_', ' ')}",

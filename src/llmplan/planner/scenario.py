@@ -62,6 +62,24 @@ class HardwareConstraints(_Strict):
     kinds: list[Literal["datacenter", "workstation", "consumer", "soc", "npu"]] | None = Field(default=None, description="accelerator kinds: datacenter, workstation, consumer, soc, npu")
 
 
+class QualitySpec(_Strict):
+    """How absolute model quality enters the plan: the task it is judged on, floors, and the cost band within
+    which the better model wins."""
+
+    task: Literal["general", "chat", "reasoning", "code"] = Field(
+        default="general", description="what the deployment is for; picks the benchmark options are ranked on: "
+        "general = MMLU-Pro, chat = LMArena rating, reasoning = GPQA, code = HumanEval+ (catalog benchmarks.yaml)")
+    benchmark: Name | None = Field(default=None, description="rank on this catalog benchmark instead of the task's")
+    min: dict[Name, Annotated[float, Field(ge=0, le=10000)]] = Field(
+        default_factory=dict, description="floors per benchmark id, e.g. {mmlu_pro: 45}: on a percent benchmark "
+        "the score after quantization (score × recovery), on a rating the 16-bit rating; a model without a "
+        "published figure on a floored benchmark is excluded")
+    cost_tolerance_pct: float = Field(
+        default=10, ge=0, le=100, description="options whose TCO is within this % of the cheapest are ordered by "
+        "quality on the ranking benchmark (differences under its resolution are ties, settled by cost); the "
+        "rest by TCO. 0 ranks by TCO alone")
+
+
 class Policy(_Strict):
     """Sovereignty and compliance rules; every candidate is checked against each."""
 
@@ -69,7 +87,9 @@ class Policy(_Strict):
     deployment: list[Deployment] = Field(default=["on_prem", "air_gapped", "sovereign_cloud", "public_cloud", "api"], description="allowed modes: on_prem, air_gapped, sovereign_cloud, public_cloud, api")
     data_residency: list[Name] | None = Field(default=None, description="where data may be processed: ISO codes or "
                                              "groups (EU, EEA); None: anywhere")
-    buyer_country: Name | None = Field(default=None, description="ISO code of the buyer, for export controls")
+    buyer_country: Name | None = Field(default=None, description="ISO code of the buyer, for export controls; "
+                                       "default: the one country of data_residency when it names a single "
+                                       "country (stated in the report as an assumption)")
     allow_export_controlled: bool = Field(default=True, description="accelerators under export licensing for the "
                                           "buyer's country are acceptable")
     allow_hardware_vendors: list[Name] | None = Field(default=None, description="only these accelerator vendors (None: any)")
@@ -107,6 +127,7 @@ class Scenario(_Strict):
     workload: ScenarioWorkload = Field(default_factory=ScenarioWorkload, description="what must be served, and its SLOs")
     models: list[Name] | ModelConstraints = Field(default_factory=ModelConstraints, description="model ids, or constraints that choose them from the catalog")
     min_quality_recovery_pct: float = Field(default=0, ge=0, le=100, description="drop formats that keep less than this % of the 16-bit quality")
+    quality: QualitySpec = Field(default_factory=QualitySpec, description="absolute model quality: task, floors, cost tolerance of the ranking")
     hardware: list[Name] | HardwareConstraints = Field(default_factory=HardwareConstraints, description="accelerator ids, or constraints that choose them from the catalog")
     engines: list[Name] = Field(default=["vllm"], description="serving engines to consider (catalog ids)")
     precisions: list[Name] | None = Field(default=None, description="weight formats to consider (default: all "

@@ -28,6 +28,7 @@ from ..serving.cluster import slo_limits
 from ..serving.workload import Workload, hourly_weights, preset
 from ..specs import Deployment, FitRequest, resolve
 from . import policy as pol
+from . import quality as qual
 from .quality import quality_recovery_pct
 from .scenario import Scenario
 from .serve_config import serve_command
@@ -55,6 +56,7 @@ class Option:
     ttft_p95_ms: float | None = None
     tpot_p95_ms: float | None = None
     quality_recovery_pct: float | None = None
+    quality_score: float | None = None  # absolute, on the scenario's ranking benchmark (None: no published figure)
     serve_command: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     _ctx: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -62,15 +64,49 @@ class Option:
     def public(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("id", "deployment", "model", "precision", "hardware", "engine", "num_gpus",
                                            "servers", "tp", "pp", "replicas", "tco_usd", "cost_per_million_tokens_usd",
-                                           "ttft_p95_ms", "tpot_p95_ms", "quality_recovery_pct", "serve_command")}
+                                           "ttft_p95_ms", "tpot_p95_ms", "quality_recovery_pct", "quality_score",
+                                           "serve_command")}
         d["details"] = self.details
         return d
 
 
 def rank_key(o: Option) -> tuple:
-    """Cheapest first; at equal TCO the better quality, then the lower latency."""
-    return (o.tco_usd, -(o.quality_recovery_pct or 0.0), o.ttft_p95_ms if o.ttft_p95_ms is not None else math.inf,
-            o.id)
+    """Cheapest first; at equal TCO the better absolute quality (an unknown one last), then the better
+    recovery, then the lower latency."""
+    return (o.tco_usd, -o.quality_score if o.quality_score is not None else math.inf,
+            -(o.quality_recovery_pct or 0.0), o.ttft_p95_ms if o.ttft_p95_ms is not None else math.inf, o.id)
+
+
+def rank(options: list[Option], tolerance_pct: float, resolution: float) -> list[Option]:
+    """The ranking rule: options whose TCO is within `tolerance_pct` of the cheapest are ordered by absolute
+    quality, best first, where scores closer than `resolution` to the best remaining one count as a tie
+    settled by rank_key (cost); options without a published figure follow them, then everything beyond the
+    tolerance by rank_key. A much better model a few per cent dearer wins; a marginally better one does not
+    outweigh its price."""
+    by_cost = sorted(options, key=rank_key)
+    if not by_cost or not math.isfinite(by_cost[0].tco_usd):
+        return by_cost
+    limit = by_cost[0].tco_usd * (1 + tolerance_pct / 100)
+    band = [o for o in by_cost if o.tco_usd <= limit]
+    known = [o for o in band if o.quality_score is not None]
+    out: list[Option] = []
+    while known:
+        best = max(o.quality_score for o in known)  # type: ignore[type-var]
+        tier = [o for o in known if o.quality_score >= best - resolution]  # type: ignore[operator]
+        out += tier  # already in rank_key order
+        known = [o for o in known if o.quality_score < best - resolution]  # type: ignore[operator]
+    return out + [o for o in band if o.quality_score is None] + [o for o in by_cost if o.tco_usd > limit]
+
+
+def _with_quality(options: list[Option], bench, cat: Catalog) -> list[Option]:
+    """Each option's absolute quality on the ranking benchmark (API: the provider's precision is unknown)."""
+    for o in options:
+        if "quality" not in o.details:
+            fmt = cat.quant_format(o.precision) if o.precision else None
+            f = qual.figure(cat.model(o.model), fmt, bench, cat)
+            o.quality_score = f.score
+            o.details["quality"] = f.public()
+    return options
 
 
 @dataclass
@@ -97,6 +133,7 @@ def check_names(s: Scenario, cat: Catalog) -> None:
         cat.workload_presets.get(s.workload.preset)
     if s.finance.region:
         cat.regions.get(s.finance.region)
+    qual.check_spec(s.quality.task, s.quality.benchmark, s.quality.min, cat)
 
 
 def scenario_workload(s: Scenario, cat: Catalog) -> Workload:
@@ -117,6 +154,8 @@ def candidate_models(s: Scenario, cat: Catalog) -> list[Model]:
     c = s.models
     out = []
     for m in cat.models:
+        if m.tuning == "base":  # constraints choose models to serve; a base model is planned only when named
+            continue
         b = m.total_params / 1e9
         if c.min_params_b is not None and b < c.min_params_b or c.max_params_b is not None and b > c.max_params_b:
             continue
@@ -240,6 +279,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
         raise LlmplanError("no catalog accelerator matches the scenario's hardware constraints")
     model_ok = {m.id: pol.model_rule(m, policy) for m in models}
     hw_ok = {a.id: pol.hardware_rule(a, policy) for a in hardware}
+    bench = qual.benchmark(s.quality.task, s.quality.benchmark, cat)
     say(f"checking {len(models)} model(s) × {len(hardware)} accelerator(s) × {len(engines)} engine(s)")
     for m in models:
         for a in hardware:
@@ -255,6 +295,11 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
                     elif q is not None and q < s.min_quality_recovery_pct:
                         v.fail("quality", f"{fmt.id} keeps {q:.1f} % of quality, below the {s.min_quality_recovery_pct:g} % "
                                           "floor")
+                    off = qual.off_native(fmt, m, cat)
+                    if off:
+                        v.fail("quality", off)
+                    for why in qual.floor_reasons(m, fmt, s.quality.min, cat):
+                        v.fail("quality", why)
                     if compute_dtype(fmt, a) != fmt.compute_dtype and fmt.compute_dtype in ("fp8", "fp4", "int8") \
                             and fmt.id not in (m.native_precision,):
                         v.fail("hardware support", f"{a.id} does not run {fmt.compute_dtype} math natively: {fmt.id} "
@@ -262,12 +307,12 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
                     if not v.ok:
                         rejected.append(Rejection(base_id, v.reasons))
                         continue
-                    options += _layouts(m, fmt, a, eng, s, cat, w, peak, mean_rate, context, q, tokens_h,
-                                        base_id, rejected)
+                    options += _with_quality(_layouts(m, fmt, a, eng, s, cat, w, peak, mean_rate, context, q,
+                                                      tokens_h, base_id, rejected), bench, cat)
     say(f"simulating the finalists among {len(options)} option(s)")
-    options = _confirm_finalists(options, cat, s, rejected)
+    options = _confirm_finalists(options, cat, s, rejected, bench.resolution)
     say("pricing cloud GPUs and APIs")
-    owned = sorted(options, key=rank_key)
+    owned = rank(options, s.quality.cost_tolerance_pct, bench.resolution)
     # cloud: the best owned configurations rented instead
     refs: dict[str, Option | None] = {}
     if "cloud_gpu" in s.alternatives:
@@ -277,8 +322,8 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
         extra, refs["api"] = _api(models, s, cat, policy, per_day * 365 * i_mean, per_day * 365 * o_mean, horizon,
                                   tokens_h, rejected)
         options += extra
-    ranked = sorted(options, key=rank_key)
-    return {"ranked": ranked, "rejected": rejected, "references": refs, "workload": w, "peak_rate_per_s": peak,
+    ranked = rank(_with_quality(options, bench, cat), s.quality.cost_tolerance_pct, bench.resolution)
+    return {"ranked": ranked, "benchmark": bench, "rejected": rejected, "references": refs, "workload": w, "peak_rate_per_s": peak,
             "mean_rate_per_s": mean_rate, "requests_per_day": per_day, "tokens_per_year": tokens_year,
             "policy": policy, "candidates": {"models": [m.id for m in models], "hardware": [a.id for a in hardware],
                                               "engines": [e.id for e in engines]}}
@@ -287,12 +332,13 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
 CONFIRM_TOP = 3
 
 
-def _confirm_finalists(owned: list[Option], cat: Catalog, s: Scenario, rejected: list[Rejection]) -> list[Option]:
-    """Simulate the cheapest options until the top CONFIRM_TOP are all confirmed; one that cannot
+def _confirm_finalists(owned: list[Option], cat: Catalog, s: Scenario, rejected: list[Rejection],
+                       resolution: float) -> list[Option]:
+    """Simulate the best-ranked options until the top CONFIRM_TOP are all confirmed; one that cannot
     meet its SLOs in the simulator even with more replicas is rejected with the simulated figures."""
     done: set[str] = set()
     while True:
-        owned.sort(key=rank_key)
+        owned[:] = rank(owned, s.quality.cost_tolerance_pct, resolution)
         todo = [o for o in owned[:CONFIRM_TOP] if o.id not in done]
         if not todo:
             return owned
