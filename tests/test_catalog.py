@@ -401,26 +401,12 @@ EU27 = "at be bg cy cz de dk ee es fi fr gr hr hu ie it lt lu lv mt nl pl pt ro 
 US_STATES = """us-va us-tx us-ca us-or us-wa us-oh us-ga us-az us-il us-ny us-nv us-ut us-pa us-ia us-ct us-nj us-nc
 us-fl us-co us-mn us-ma us-mi us-in us-wi us-sc us-tn us-mo us-ne us-id us-nm us-md us-ky""".split()
 
-# Countries the issue asks for that have no entry yet, each with the reason: a gap is listed here (and shows up as
-# an xfail in every test run), never silently missing. Remove a country from this table when its entry lands;
-# the strict xfail then fails to remind you.
-REGION_GAPS = {
-    "GB": "no dated non-household price in reach: DESNZ QEP tables 3.4.1/5.4.1 not readable offline; the one "
-          "transcribed figure (IEA 2023 industrial 25.85 p/kWh, DESNZ table 5.3.1) is 2023, all-industry, and no dated "
-          "GBP/USD central-bank rate was in reach to convert it",
-    "CH": "ElCom publishes median tariffs by category (C1-C7) only in its web tool / LINDAS; only the household H4 "
-          "median (27.7 Rp./kWh for 2026) was in reach, which is not a business band",
-    "NO": "SSB's quarterly business price excludes grid rent and taxes (energy only, e.g. services 54.5 ore/kWh in "
-          "Q4 2024); the SSB table with grid rent by industry was found only for 2018, and Eurostat nrg_pc_205 NO "
-          "values were not in reach",
-    "JP": "no METI/ENECHO, EGC or IEA high-voltage (kouatsu) average unit price was in reach",
-    "SG": "SP Group / EMA non-domestic (low/high tension) tariff tables were not in reach; only household tariffs",
-    "IN": "no state commission (MERC, TNERC) HT commercial/industrial tariff order was in reach; the only figure "
-          "found is IEA's 2024 energy-intensive-industry price (USD 62/MWh), far from a server room's commercial tariff",
-    "CN": "no NDRC/provincial (Guangdong, Inner Mongolia) commercial/industrial tariff table was in reach; the only "
-          "figure found is IEA's 2024 energy-intensive-industry price (USD 70/MWh)",
-}
-
+# Countries the issue asks for with no published business-band price in reach (2026-12): each is a labelled
+# estimate (electricity_estimate, a low/high range, electricity_basis) rather than a gap or a guess.
+ESTIMATED = {"GB": "gb", "CH": "ch", "NO": "no", "JP": "jp", "SG": "sg", "IN": "in", "CN": "cn"}
+# ECB euro reference rates of 2026-10-06 (units per EUR), the date the EU entries use; USD per unit = 1.1269 / rate
+ECB_2026_10_06 = {"USD": 1.1269, "GBP": 0.8488, "CHF": 0.9359, "NOK": 10.778, "JPY": 178.15, "SGD": 1.4392,
+                  "INR": 108.6615, "CNY": 7.5554}
 
 @pytest.mark.parametrize("rid", EU27 + US_STATES)
 def test_required_region_exists(cat, rid):
@@ -430,16 +416,101 @@ def test_required_region_exists(cat, rid):
     assert 0 <= r.carbon_g_per_kwh < 1200 and 1.0 <= r.pue <= 2.0, rid
 
 
-@pytest.mark.parametrize("country", [pytest.param(c, marks=pytest.mark.xfail(reason=why, strict=True))
-                                     for c, why in REGION_GAPS.items()])
+@pytest.mark.parametrize("country", list(ESTIMATED))
 def test_required_country_region(cat, country):
-    """A known gap until its region is added (see REGION_GAPS for why each one is missing)."""
-    assert country in {r.country for r in cat.regions}
+    """GB, CH, NO, JP, SG, IN, CN exist with a business price (a labelled estimate), carbon and PUE."""
+    r = cat.regions.get(ESTIMATED[country])
+    assert r.country == country
+    assert 0.03 < r.electricity_usd_per_kwh < 0.6, (country, r.electricity_usd_per_kwh)
+    assert 0 <= r.carbon_g_per_kwh < 1200 and 1.0 <= r.pue <= 2.0, country
+    assert r.electricity_estimate, f"{country}: no published business price was in reach; label the figure"
+
+
+def test_estimated_regions_have_ranges_and_bases(cat):
+    est = [r for r in cat.regions if r.electricity_estimate]
+    assert {r.id for r in est} >= set(ESTIMATED.values())
+    for r in est:
+        lo, hi = r.electricity_low_usd_per_kwh, r.electricity_high_usd_per_kwh
+        assert lo < r.electricity_usd_per_kwh < hi, r.id  # a range, not a point, around the central value
+        assert r.electricity_basis.startswith("[estimate] ") and len(r.electricity_basis) > 200, r.id
+        assert all(k in r.electricity_basis for k in ("Central =", "Low =", "High =")), r.id
+    assert not [r.id for r in cat.regions if not r.electricity_estimate and r.electricity_basis], "basis without flag"
+
+
+def test_estimated_region_prices_are_their_stated_figures_times_the_ecb_rate(cat):
+    """Each estimate's notes give its central/low/high figures in the currency they were found in; the USD fields
+    must be those figures times the ECB cross rate of 2026-10-06 (USD/EUR divided by that currency's rate/EUR)."""
+    for rid in ESTIMATED.values():
+        r = cat.regions.get(rid)
+        figs = {k: (cur, float(v)) for k, cur, v in re.findall(r"(central|low|high) ([A-Z]{3}) (\d+\.\d+)/kWh", r.notes)}
+        assert set(figs) == {"central", "low", "high"}, rid
+        usd = {k: v * 1.1269 / ECB_2026_10_06[cur] for k, (cur, v) in figs.items()}
+        assert abs(r.electricity_usd_per_kwh - usd["central"]) < 6e-5, (rid, usd)
+        assert abs(r.electricity_low_usd_per_kwh - usd["low"]) < 6e-5, (rid, usd)
+        assert abs(r.electricity_high_usd_per_kwh - usd["high"]) < 6e-5, (rid, usd)
+        assert r.usd_per_currency_unit == pytest.approx(1.1269 / ECB_2026_10_06[r.currency], rel=1e-5), rid
+
+
+def test_estimated_region_figures_follow_their_stated_inputs(cat):
+    """The local-currency figures re-derived by hand from the inputs each basis names."""
+    def fig(rid, k):
+        return float(re.search(rf"{k} [A-Z]{{3}} (\d+\.\d+)/kWh", cat.regions.get(rid).notes).group(1))
+    # GB: mean of DESNZ 2022 Medium band incl. CCL, IEA 2023 industrial, Oct-2025 broker Large business (p/kWh)
+    assert fig("gb", "central") == pytest.approx((20.21 + 25.80 + 22.46) / 3 / 100, abs=5e-5)
+    assert (fig("gb", "low"), fig("gb", "high")) == (0.1950, 0.2580)
+    # CH: H4 2026 median 27.7 Rp x ElCom 2016 medium-business/H4 ratio 17.5/20.6; low = H4 without distribution grid
+    assert fig("ch", "central") == pytest.approx(0.277 * 17.5 / 20.6, abs=5e-5)
+    assert fig("ch", "low") == pytest.approx((12.11 + 2.3 + 1.0 + 0.41 + 0.05 + 1.42) / 100, abs=5e-5)
+    assert fig("ch", "high") == 0.2770
+    # NO (ore/kWh): energy (mean of Q1 and Q4 2024) + 2018 ICT grid rent + ordinary tax; low: Q4 + reduced tax;
+    # high: Q1 + household grid rent Q1 2024 + ordinary tax
+    assert fig("no", "central") == pytest.approx(((76.2 + 54.5) / 2 + 17.1 + 16.44) / 100, abs=5e-5)
+    assert fig("no", "low") == pytest.approx((54.5 + 17.1 + 0.58) / 100, abs=5e-5)
+    assert fig("no", "high") == pytest.approx((76.2 + 32.7 + 16.44) / 100, abs=5e-5)
+    # JP (JPY/kWh): high-voltage industrial 17.5 + FY2025 renewable surcharge 3.98
+    assert (fig("jp", "central"), fig("jp", "low"), fig("jp", "high")) == (17.5 + 3.98, 17.5, 30.0)
+    # SG (SGD/kWh): SP Group tariff Q2 2023, lowest (Q3 2020) and highest (Q4 2022) quarters seen
+    assert (fig("sg", "central"), fig("sg", "low"), fig("sg", "high")) == (0.2743, 0.1960, 0.2974)
+    # IN: MSEDCL commercial base energy charge from 2025-07 (INR), x 1.3 for charges it excludes; IEA low in USD
+    assert (fig("in", "central"), fig("in", "high")) == (8.90, pytest.approx(8.90 * 1.3, abs=5e-3))
+    # CN (USD): GlobalPetrolPrices business price, IEA energy-intensive industry, +25 %
+    assert (fig("cn", "central"), fig("cn", "low"), fig("cn", "high")) == (0.116, 0.070, pytest.approx(0.116 * 1.25,
+                                                                                                      abs=5e-4))
+
+
+def test_region_estimate_schema_refuses_an_unlabelled_or_inconsistent_range(tmp_path):
+    base = """\
+        schema_version: 1
+        kind: regions
+        entries:
+          - id: xx
+            country: XX
+            electricity_usd_per_kwh: 0.2
+            carbon_g_per_kwh: 100
+            pue: 1.5
+            source: https://example.org/xx
+            as_of: 2026-01-01
+        """
+    for extra, msg in [("electricity_estimate: true", "needs electricity_low_usd_per_kwh"),
+                       ("electricity_low_usd_per_kwh: 0.1", "set electricity_estimate: true"),
+                       ("{electricity_estimate: true, electricity_low_usd_per_kwh: 0.25, electricity_high_usd_per_kwh: "
+                        "0.3, electricity_basis: x}", "must lie within")]:
+        body = textwrap.dedent(base)
+        if extra.startswith("{"):
+            for kv in extra.strip("{}").split(", "):
+                body += f"    {kv}\n"
+        else:
+            body += f"    {extra}\n"
+        (tmp_path / "r.yaml").write_text(body)
+        with pytest.raises(CatalogError, match=msg):
+            load_catalog([tmp_path])
 
 
 def test_region_aliases_users_type(cat):
     for typed, rid in [("deutschland", "de"), ("Germany", "de"), ("österreich", "at"), ("EL", "gr"),
-                       ("virginia", "us-va"), ("US-TX", "us-tx"), ("united states", "us")]:
+                       ("virginia", "us-va"), ("US-TX", "us-tx"), ("united states", "us"), ("UK", "gb"),
+                       ("United Kingdom", "gb"), ("Schweiz", "ch"), ("norge", "no"), ("Japan", "jp"),
+                       ("singapore", "sg"), ("India", "in"), ("US-IN", "us-in"), ("china", "cn")]:
         assert cat.regions.find(typed).id == rid, typed
 
 

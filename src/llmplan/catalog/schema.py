@@ -673,11 +673,32 @@ class Region(Entry):
 
     country: str = Field(description="ISO code")
     electricity_usd_per_kwh: float = Field(gt=0)
+    electricity_estimate: bool = Field(default=False, description="no published price for this band: the figure is "
+                                       "derived from comparable sourced figures (electricity_basis says how), with "
+                                       "its plausible range in electricity_low/high_usd_per_kwh")
+    electricity_low_usd_per_kwh: float | None = Field(default=None, gt=0, description="low end of the range (estimates)")
+    electricity_high_usd_per_kwh: float | None = Field(default=None, gt=0, description="high end of the range (estimates)")
+    electricity_basis: str | None = Field(default=None, description="how the estimate and its range were derived, "
+                                          "from which sourced figures")
     carbon_g_per_kwh: float = Field(ge=0)
     pue: float = Field(ge=1, le=3, description="typical power usage effectiveness")
     colocation_usd_per_kw_month: float | None = Field(default=None, ge=0)
     currency: str = Field(default="USD")
     usd_per_currency_unit: float = Field(default=1.0, gt=0, description="exchange rate used for display")
+
+    @model_validator(mode="after")
+    def _electricity_range(self) -> "Region":
+        lo, hi = self.electricity_low_usd_per_kwh, self.electricity_high_usd_per_kwh
+        if self.electricity_estimate and (lo is None or hi is None or not self.electricity_basis):
+            raise ValueError("an estimated electricity price needs electricity_low_usd_per_kwh, "
+                             "electricity_high_usd_per_kwh and an electricity_basis saying how it was derived")
+        if not self.electricity_estimate and (lo is not None or hi is not None or self.electricity_basis):
+            raise ValueError("electricity_low/high_usd_per_kwh and electricity_basis describe an estimate: "
+                             "set electricity_estimate: true")
+        if lo is not None and hi is not None and not lo <= self.electricity_usd_per_kwh <= hi:
+            raise ValueError("electricity_usd_per_kwh must lie within "
+                             "[electricity_low_usd_per_kwh, electricity_high_usd_per_kwh]")
+        return self
 
 
 class CostAssumption(Entry):

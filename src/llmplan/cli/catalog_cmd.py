@@ -215,7 +215,7 @@ _COLUMNS: dict[str, list[tuple[str, Any]]] = {
         ("$ out/1M", lambda e: f"{e.output_usd_per_mtok:g}"), ("data", lambda e: ", ".join(e.data_regions)),
         ("as of", lambda e: e.as_of)],
     "regions": [
-        ("id", lambda e: e.id), ("name", lambda e: e.name or ""), ("$/kWh", lambda e: f"{e.electricity_usd_per_kwh:.4f}"),
+        ("id", lambda e: e.id), ("name", lambda e: e.name or ""), ("$/kWh", lambda e: f"{e.electricity_usd_per_kwh:.4f}" + (" est." if e.electricity_estimate else "")),
         ("g CO2/kWh", lambda e: f"{e.carbon_g_per_kwh:g}"), ("PUE", lambda e: f"{e.pue:g}"),
         ("colo $/kW-mo", lambda e: _num(e.colocation_usd_per_kw_month)), ("as of", lambda e: e.as_of)],
     "providers": [

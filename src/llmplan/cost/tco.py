@@ -30,7 +30,7 @@ from .model import (
     cloud_fleet_cost,
     onprem,
 )
-from .uncertainty import FIELD_OF
+from .uncertainty import FIELD_OF, estimated_electricity_note
 
 
 class Finance(StrictModel):
@@ -139,6 +139,8 @@ def onprem_inputs(d: Deployment, cat: Catalog, f: Finance, servers: float, utili
     if f.discount_rate is not None:
         vals["discount_rate_pct"] = f.discount_rate * 100
     vals["utilisation_pct"] = f.utilisation_pct or utilisation_pct
+    if (label := estimated_electricity_note(region, f)) is not None:
+        notes.append(label)
     carbon = region.carbon_g_per_kwh if region else _assumption(cat, "carbon_g_per_kwh")[0]
     return OnPremInputs(
         servers=servers, gpus_per_server=per_server, server_price_usd=host, gpu_price_usd=gpu_price,

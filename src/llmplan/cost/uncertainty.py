@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..catalog import Catalog
+from ..catalog.schema import Region
 from .model import MONTHS_PER_YEAR, OnPremInputs, onprem
 
 # catalog assumption id -> OnPremInputs field
@@ -26,9 +27,27 @@ FIELD_OF = {
 }
 
 
-def uncertain_inputs(x: OnPremInputs, cat: Catalog, fixed: set[str]) -> dict[str, tuple[float, float, float]]:
+def estimated_electricity_note(region: Region | None, finance: Any) -> str | None:
+    """The label for a region whose electricity price is an estimate (none when the user gave a price)."""
+    if region is None or not region.electricity_estimate:
+        return None
+    if getattr(finance, "electricity_usd_per_kwh", None) is not None:
+        return None
+    basis = (region.electricity_basis or "").removeprefix("[estimate] ")
+    return (f"electricity price for {region.name or region.id} is an estimate ({region.electricity_low_usd_per_kwh:.3f}"
+            f"–{region.electricity_high_usd_per_kwh:.3f} USD/kWh): {basis}")
+
+
+def _region(cat: Catalog, finance: Any) -> Region | None:
+    rid = getattr(finance, "region", None)
+    return cat.regions.get(rid) if rid else None
+
+
+def uncertain_inputs(x: OnPremInputs, cat: Catalog, fixed: set[str],
+                     region: Region | None = None) -> dict[str, tuple[float, float, float]]:
     """(low, mode, high) per OnPremInputs field that stays uncertain: the catalog's range around the
-    value actually used, unless the user fixed it. A field the region set keeps its value as mode."""
+    value actually used, unless the user fixed it. A field the region set keeps its value as mode; a
+    region's estimated electricity price brings its own range."""
     out = {}
     for aid, fname in FIELD_OF.items():
         if fname in fixed or fname == "utilisation_pct":  # utilisation comes from the workload, not a guess
@@ -38,6 +57,8 @@ def uncertain_inputs(x: OnPremInputs, cat: Catalog, fixed: set[str]) -> dict[str
             continue
         mode = float(getattr(x, fname))
         lo, hi = min(a.low, mode), max(a.high, mode)
+        if fname == "electricity_usd_per_kwh" and region is not None and region.electricity_estimate:
+            lo, hi = region.electricity_low_usd_per_kwh, region.electricity_high_usd_per_kwh
         if fname == "network_usd_per_gpu" and x.network_usd_per_gpu == 0:
             continue  # one server: no scale-out network to be uncertain about
         out[fname] = (lo, mode, hi)
@@ -65,7 +86,7 @@ def _pcts(v: np.ndarray) -> dict[str, float | None]:
 def monte_carlo(x: OnPremInputs, cat: Catalog, finance: Any, draws: int, seed: int, tokens_horizon: float,
                 alternative: dict[str, Any] | None) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
-    ranges = uncertain_inputs(x, cat, _fixed(finance))
+    ranges = uncertain_inputs(x, cat, _fixed(finance), _region(cat, finance))
     drawn = {f: (rng.triangular(lo, mode, hi, draws) if hi > lo else np.full(draws, mode))
              for f, (lo, mode, hi) in ranges.items()}
     xs = replace(x, **drawn)
@@ -93,7 +114,7 @@ def tornado(x: OnPremInputs, cat: Catalog, finance: Any) -> list[dict[str, Any]]
     """Each uncertain assumption at its low and high end, the others at their values; ranked by swing."""
     base = float(np.asarray(onprem(x).tco_usd))
     rows = []
-    for f, (lo, mode, hi) in uncertain_inputs(x, cat, _fixed(finance)).items():
+    for f, (lo, mode, hi) in uncertain_inputs(x, cat, _fixed(finance), _region(cat, finance)).items():
         t_lo = float(np.asarray(onprem(replace(x, **{f: lo})).tco_usd))
         t_hi = float(np.asarray(onprem(replace(x, **{f: hi})).tco_usd))
         rows.append({"assumption": f, "low": lo, "value": mode, "high": hi, "tco_at_low_usd": t_lo,
