@@ -85,6 +85,7 @@ class Replica:
         self.next_sample = 0.0
         self.series: dict[str, list[float]] = {"t_s": [], "queue": [], "running": [], "kv_util": [], "busy": []}
         self._busy_mark = 0.0
+        self.feed: deque[int] = deque()  # closed loop: sent one by one as requests finish (see `closed_loop`)
 
     # ------------------------------------------------------------------ bookkeeping
     def outstanding(self) -> int:
@@ -153,6 +154,10 @@ class Replica:
         self.kv -= ctx
         self.n_adm -= 1
         self.in_system -= 1
+        if self.feed:  # a closed-loop client sends its next request the moment one finishes
+            nxt = self.feed.popleft()
+            self.arrival[nxt] = self.t
+            self.incoming.append(nxt)
 
     def _finish_due(self) -> None:
         heap = self.heap
@@ -267,3 +272,19 @@ def simulate_replica(model: StepModel, limits: EngineLimits, reqs: Requests, sam
     r.incoming.extend(range(len(reqs)))
     r.advance_to(math.inf)
     return r.result()
+
+
+def closed_loop(model: StepModel, limits: EngineLimits, reqs: Requests, clients: int,
+                sample_s: float = 60.0) -> ReplicaResult:
+    """A client that keeps at most `clients` requests in flight (``--max-concurrency``): the first
+    `clients` are sent at time 0, each further one when an earlier one finishes. The requests'
+    arrival times are ignored (and overwritten with the send times)."""
+    reqs.arrival_s[:] = 0.0
+    r = Replica(model, limits, reqs, sample_s)
+    n = len(reqs)
+    r.incoming.extend(range(min(clients, n)))
+    r.feed.extend(range(min(clients, n), n))
+    r.advance_to(math.inf)
+    out = r.result()
+    reqs.arrival_s[:] = r.arrival
+    return out
