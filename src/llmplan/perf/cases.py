@@ -32,7 +32,7 @@ from ..memory.fit import fit as memory_fit
 from ..specs import Deployment, FitRequest, resolve
 from . import finite
 from .physics import Efficiency, Machine, StageShape
-from .scenarios import LoadResult, closed_loop, decode_step, open_loop, prefill_time
+from .scenarios import LoadResult, closed_loop, decode_step, lockstep_loop, open_loop, prefill_time
 from .shape import machine, stage_shape
 
 METRICS = ("total_tok_s", "output_tok_s", "output_tok_s_per_gpu", "ttft_ms", "tpot_ms", "itl_ms", "prefill_tok_s",
@@ -299,7 +299,7 @@ def predict(st: Stacked, e: Efficiency) -> np.ndarray:
     saturated = closed_loop(s, m, e, engine, i, o, engine, a["chunk"])
     rate = np.where(np.isnan(a["request_rate"]), 1e12, a["request_rate"])
     opened = open_loop(s, m, e, rate, i, o, np.maximum(a["limit"], 1.0), a["chunk"], a["num_prompts"])
-    finite_vals = _finite_runs(st, e, conc, closed, saturated, opened)
+    finite_vals = _finite_runs(st, e, conc)
 
     out = np.full(len(st.cases), np.nan)
     for k, c in enumerate(st.cases):
@@ -324,62 +324,64 @@ def predict(st: Stacked, e: Efficiency) -> np.ndarray:
     return out
 
 
-def _finite_runs(st: Stacked, e: Efficiency, conc, closed, saturated, opened) -> dict[int, dict[str, float]]:
+def _finite_runs(st: Stacked, e: Efficiency, conc) -> dict[int, dict[str, float]]:
     """The metrics of the rows whose benchmark sent N prompts (docs/accuracy.md)."""
     a = st.arrays
-    idx = np.array([k for k, c in enumerate(st.cases) if math.isfinite(c.num_prompts) and c.scenario != "batch1"
-                    and not (c.scenario == "fixed_concurrency" and c.metric in ("prefill_tok_s", "decode_tok_s"))],
-                   dtype=int)
-    if not len(idx):
-        return {}
-    n, i, o, lim = a["num_prompts"][idx], a["input_len"][idx], a["output_len"][idx], np.maximum(a["limit"][idx], 1.0)
-    scen = np.array([st.cases[k].scenario for k in idx])
-    clients = np.where(scen == "fixed_concurrency", conc[idx], n)  # sent at once: the whole run, or C
-    engine = np.where(scen == "max_throughput", np.minimum(lim, conc[idx]), lim)
-    wave = np.minimum(np.where(scen == "server", engine, clients), n)
-    admitted = np.maximum(np.minimum(wave, engine), 1.0)
-    s, m, ec = finite.columns(st.shape, idx), finite.columns(st.machine, idx), finite.columns(e, idx)
-    lengths, weights = finite.length_blocks(np.maximum(o, 1.0), a["out_sigma"][idx], a["out_cap"][idx], admitted)
-    in_len, in_w = finite.length_blocks(np.maximum(i, 1.0), a["in_sigma"][idx], a["in_cap"][idx], 1e6)
-    pre_ctx = (in_w * in_len ** 2).sum(axis=1) / np.maximum(2 * i, 1.0)  # queries attend to half their prompt
-    rounds = np.maximum(wave - admitted, 0.0)
-    b = finite.burst(s, m, ec, admitted, i, pre_ctx, lengths, weights, a["chunk"][idx],
-                     first=rounds - np.floor(rounds / admitted) * admitted)
-    fixed = scen == "fixed_concurrency"
-    # after the wave: a closed-loop client at C, or (all at once) an engine kept full by its queue
-    steady = _where(fixed, _rows(closed, idx), _rows(saturated, idx))
-    overhead = np.asarray(e.request_overhead_s, dtype=float) * np.ones(len(st.cases))
-    run = finite.run(b, prompts=n, wave=wave, admitted=admitted, input_mean=i, output_mean=o, steady=steady,
-                     loaded=_rows(saturated, idx), overhead_s=overhead[idx])
-    served = _server_runs(b, _rows(opened, idx), n, a["request_rate"][idx], steady, admitted, i, o, overhead[idx])
-    out = {}
-    for j, k in enumerate(idx):
-        r = served if scen[j] == "server" else run
-        out[int(k)] = {"ttft_ms": 1e3 * float(r.ttft_s[j]), "tpot_ms": 1e3 * float(r.tpot_s[j]),
-                       "itl_ms": 1e3 * float(r.itl_s[j]), "e2e_latency_s": float(r.e2e_s[j]),
-                       "output_tok_s": float(r.output_tok_s[j]), "total_tok_s": float(r.total_tok_s[j]),
-                       "output_tok_s_per_gpu": float(r.output_tok_s[j]) / a["num_gpus"][k],
-                       "requests_s": float(r.requests_s[j])}
+    rows = [k for k, c in enumerate(st.cases) if math.isfinite(c.num_prompts) and c.scenario != "batch1"
+            and not (c.scenario == "fixed_concurrency" and c.metric in ("prefill_tok_s", "decode_tok_s"))]
+    out: dict[int, dict[str, float]] = {}
+    for scen in ("server", "batch"):
+        idx = np.array([k for k in rows if (st.cases[k].scenario == "server") == (scen == "server")], dtype=int)
+        if not len(idx):
+            continue
+        s, m, ec = finite.columns(st.shape, idx), finite.columns(st.machine, idx), finite.columns(e, idx)
+        lim = np.maximum(a["limit"][idx], 1.0)
+        n, i, o, chunk = a["num_prompts"][idx], a["input_len"][idx], a["output_len"][idx], a["chunk"][idx]
+        if scen == "server":
+            r = finite.poisson_run(s, m, ec, a["request_rate"][idx], n, i, o, lim, chunk, a["out_sigma"][idx],
+                                   a["out_cap"][idx])
+        else:
+            r = _burst_runs(st, e, idx, s, m, ec, conc[idx], lim)
+        for j, k in enumerate(idx):
+            out[int(k)] = {"ttft_ms": 1e3 * float(r.ttft_s[j]), "tpot_ms": 1e3 * float(r.tpot_s[j]),
+                           "itl_ms": 1e3 * float(r.itl_s[j]), "e2e_latency_s": float(r.e2e_s[j]),
+                           "output_tok_s": float(r.output_tok_s[j]), "total_tok_s": float(r.total_tok_s[j]),
+                           "output_tok_s_per_gpu": float(r.output_tok_s[j]) / a["num_gpus"][k],
+                           "requests_s": float(r.requests_s[j])}
     return out
 
 
-def _rows(r: LoadResult, idx: np.ndarray) -> LoadResult:
-    return LoadResult(**{f.name: np.broadcast_to(np.asarray(getattr(r, f.name)), r.running.shape)[idx]
-                         for f in dataclasses.fields(r)})
+def _burst_runs(st: Stacked, e: Efficiency, idx, s, m, ec, conc, lim) -> finite.RunResult:
+    """N prompts sent at once (max_throughput) or at most C at a time (fixed_concurrency)."""
+    a = st.arrays
+    n, i, o, chunk = a["num_prompts"][idx], a["input_len"][idx], a["output_len"][idx], a["chunk"][idx]
+    capped = np.array([st.cases[k].scenario == "fixed_concurrency" for k in idx])
+    clients = np.where(capped, conc, n)  # sent together: C, or the whole run
+    engine = np.where(capped, lim, np.minimum(lim, conc))  # a max-throughput row's concurrency is its batch
+    wave = np.minimum(clients, n)
+    admitted = np.maximum(np.minimum(wave, engine), 1.0)
+    lengths, weights = finite.length_blocks(np.maximum(o, 1.0), a["out_sigma"][idx], a["out_cap"][idx], admitted)
+    in_len, in_w = finite.length_blocks(np.maximum(i, 1.0), a["in_sigma"][idx], a["in_cap"][idx], 1e6)
+    pre_ctx = (in_w * in_len ** 2).sum(axis=1) / np.maximum(2 * i, 1.0)  # queries attend to half their prompt
+    queued = np.maximum(wave - admitted, 0.0)
+    b = finite.burst(s, m, ec, admitted, i, pre_ctx, lengths, weights, chunk,
+                     first=queued - np.floor(queued / admitted) * admitted)
+    # after the wave: a closed-loop client at C, or an engine kept full by its queue; with fixed
+    # lengths requests stay in step (lockstep), with a dataset's lengths they come one at a time
+    fixed = (a["out_sigma"][idx] == 0) & (a["in_sigma"][idx] == 0)
 
+    def steady(users, limit):
+        lock = lockstep_loop(s, m, ec, users[:, None], i[:, None], o[:, None], limit[:, None], chunk[:, None])
+        lump = closed_loop(s, m, ec, users[:, None], i[:, None], o[:, None], limit[:, None], chunk[:, None],
+                           lumps=True)
+        return LoadResult(**{f.name: np.where(fixed, np.asarray(getattr(lock, f.name))[:, 0],
+                                              np.asarray(getattr(lump, f.name))[:, 0]) for f in dataclasses.fields(lock)})
 
-def _where(mask: np.ndarray, x: LoadResult, y: LoadResult) -> LoadResult:
-    return LoadResult(**{f.name: np.where(mask, getattr(x, f.name), getattr(y, f.name)) for f in dataclasses.fields(x)})
-
-
-def _server_runs(b, opened, n, rate, steady, admitted, i, o, overhead) -> finite.RunResult:
-    """N requests arriving at a rate: the steady state at that rate (its queue when the rate is
-    beyond the engine), over a run that ends when the last request is done."""
-    last = (n - 1) / np.maximum(rate, 1e-12) + np.asarray(opened.e2e_s)
-    full = b.makespan_s + np.maximum(n - admitted, 0.0) / np.asarray(steady.requests_s) + overhead
-    span = np.maximum(last, full)
-    return finite.RunResult(span, opened.ttft_s, opened.tpot_s, opened.tpot_s, opened.e2e_s, n / span, n * o / span,
-                            n * (i + o) / span)
+    full = np.minimum(engine, np.where(capped, clients, engine))
+    overhead = np.asarray(e.request_overhead_s, dtype=float) * np.ones(len(st.cases))
+    return finite.run(b, prompts=n, wave=wave, admitted=admitted, input_mean=i, output_mean=o,
+                      steady=steady(np.where(capped, clients, full), full), loaded=steady(engine, engine),
+                      overhead_s=overhead[idx])
 
 
 def _load_metrics(r, k: int, n_gpus: float) -> dict[str, float]:

@@ -260,3 +260,58 @@ def run(b: Burst, *, prompts, wave, admitted, input_mean, output_mean, steady, l
     itl = (k * b.itl_s + (n - k) * steady.tpot_s) / n
     span = b.makespan_s + (n - k) / mu + overhead_s
     return RunResult(span, ttft, tpot, itl, e2e, n / span, n * output_mean / span, n * (input_mean + output_mean) / span)
+
+
+POISSON_STEPS = 48
+
+
+def poisson_run(s: StageShape, m: Machine, e: Efficiency, rate, prompts, input_mean, output_mean, limit,
+                chunk, output_sigma=0.0, output_cap=np.inf) -> RunResult:
+    """N requests arriving at `rate` (Poisson), from an idle engine: a fluid model of its load.
+    The requests in the engine, c, relax towards ``λ × E2E(c)`` (Little's law at the steady state
+    of that load) with time constant E2E(c); beyond the engine's limit a queue builds at
+    ``λ − μ`` and drains after the last arrival. Each arrival sees the TTFT of the load then (plus
+    the queue's wait); ITL is time-weighted by the sequences decoding; the run ends when the last
+    arrival is done — with a dataset's lengths, when the longest of the requests then in flight is.
+    A run much longer than E2E is the steady state of :func:`.scenarios.open_loop`;
+    a short one never leaves its ramp-up (what a 500-request run near saturation measures). An
+    arrival also waits for the step in progress: the mean residual ``E[τ²] / 2 E[τ]`` of the mix
+    of decode steps and steps carrying a prompt (:func:`.scenarios.lumpy_steps`)."""
+    from .scenarios import _at, lumpy_steps
+
+    col = (lambda x: np.asarray(x, dtype=float).reshape(-1, 1))
+    lam, n, i, o, lim, chunk = (col(x) for x in (rate, prompts, input_mean, output_mean, limit, chunk))
+    span = (n - 1) / lam
+    dt = span / POISSON_STEPS
+    at = (lambda c: _at(s, m, e, c, i, o, chunk, lumps=True))
+    _, _, e2e_full = at(lim)
+    mu = lim / np.maximum(e2e_full - e.request_overhead_s, 1e-12)
+    c, q = np.zeros_like(lam), np.zeros_like(lam)
+    sums = {k: np.zeros_like(lam) for k in ("ttft", "e2e", "tpot", "busy", "tokens")}
+    for _ in range(POISSON_STEPS):
+        ttft, tpot, e2e = at(np.maximum(c, 1.0))
+        share, heavy, light = lumpy_steps(s, m, e, np.maximum(c, 1.0), i, o, chunk)
+        residual = (share * heavy ** 2 + (1 - share) * light ** 2) / (2 * (share * heavy + (1 - share) * light))
+        wait = q / mu + np.minimum(c, 1.0) * residual
+        sums["ttft"] += ttft + wait
+        sums["e2e"] += e2e + wait
+        sums["tpot"] += tpot
+        sums["busy"] += c * dt
+        sums["tokens"] += c / tpot * dt
+        target = np.minimum(lam * e2e, lim)
+        c = target + (c - target) * np.exp(-dt / e2e)
+        q = np.maximum(q + np.where(lam * e2e > lim, lam - mu, -mu) * dt, 0.0)
+    ttft_end, tpot_end, tail = at(np.maximum(c / 2, 1.0))
+    longest, _ = length_blocks(o, output_sigma, output_cap, np.maximum(c, 1.0))
+    tail = np.maximum(tail, ttft_end + (longest[:, -1:] - 1) * tpot_end)
+    end = span + q / mu + tail
+    first = at(np.ones_like(lam))
+    steps = POISSON_STEPS
+    one = n <= 1  # a single request: nothing else in the engine
+    pick = (lambda many, alone: np.where(one, alone, many)[:, 0])
+    itl = sums["busy"] / np.maximum(sums["tokens"], 1e-300)
+    return RunResult(makespan_s=pick(end, first[2]), ttft_s=pick(sums["ttft"] / steps, first[0]),
+                     tpot_s=pick(sums["tpot"] / steps, first[1]), itl_s=pick(itl, first[1]),
+                     e2e_s=pick(sums["e2e"] / steps, first[2]), requests_s=pick(n / end, n / first[2]),
+                     output_tok_s=pick(n * o / end, n * o / first[2]),
+                     total_tok_s=pick(n * (i + o) / end, n * (i + o) / first[2]))
