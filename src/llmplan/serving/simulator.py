@@ -195,7 +195,10 @@ class Replica:
 
     # ------------------------------------------------------------------ the loop
     def advance_to(self, t_end: float) -> None:
-        """Run until the engine is idle with nothing arriving before `t_end` (or past `t_end`)."""
+        """Run until the engine is idle with nothing arriving before `t_end` (or past `t_end`: the
+        step in progress at `t_end` completes). A replica already past `t_end` does nothing."""
+        if self.t >= t_end:
+            return
         m, lim = self.m, self.lim
         while True:
             self._arrive_until(self.t)
