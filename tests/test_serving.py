@@ -305,3 +305,31 @@ def test_least_loaded_sees_completions_since_its_last_choice():
                                                                 np.zeros(1, dtype=np.int64)))
     ttft_c = c.first_token_s[2] - 5.0
     assert ttft_c == pytest.approx(alone.first_token_s[0], rel=1e-6)  # C ran alone: it did not share A's replica
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 512), ctx=st.floats(0, 5e6), m=st.integers(1, 400), p=st.integers(0, 8192),
+       which=st.sampled_from(["dense", "moe", "pp", "sliding"]))
+def test_compiled_step_functions_are_bit_identical_to_the_step_model(n, ctx, m, p, which):
+    """The simulator's closures (serving.stepmodel.compiled) are the StepModel's formulas with the
+    look-ups (and, for a dense single-stage model, the exact 0/1 terms) removed: same floats."""
+    from llmplan.serving.stepmodel import compiled
+
+    sm = _models()[which]
+    step, stretch, run = compiled(sm)
+    assert step(n, ctx, p, p * 100.0) == sm.step(n, ctx, p, p * 100.0)
+    assert step(n, ctx) == sm.step(n, ctx)
+    assert stretch(n, ctx, m) == sm.stretch(n, ctx, m)
+    one = sm.step(n, ctx)
+    taken, total = run(n, ctx, m, 3.5 * one)
+    assert taken == min(m, 4) and total == sm.stretch(n, ctx, taken)
+
+
+def _models() -> dict[str, object]:
+    if not hasattr(_models, "cache"):
+        picks = {"dense": FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm"),
+                 "moe": FitRequest(model="Qwen/Qwen3-30B-A3B", gpu="h100-sxm", precision="fp8"),
+                 "pp": FitRequest(model="meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", tp=4, pp=2, num_gpus=8),
+                 "sliding": FitRequest(model="google/gemma-3-27b-it", gpu="h100-sxm")}
+        _models.cache = {k: replica_spec(resolve(r, CAT), CAT).model for k, r in picks.items()}
+    return _models.cache

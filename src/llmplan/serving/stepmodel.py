@@ -96,3 +96,88 @@ class StepModel:
         first = lin(a_m, b_m, 0, j) if mem_start else lin(a_c, b_c, 0, j)
         second = lin(a_m, b_m, j, m) if mem_end else lin(a_c, b_c, j, m)
         return fixed + first + second
+
+
+def compiled(sm: StepModel):
+    """`sm.step` and `sm.stretch` as closures over local constants, for the simulator's inner loop:
+    the same arithmetic in the same order (results bit-identical), without attribute look-ups; and
+    `run`, a decode-only run up to a time."""
+    dense, expert, n_exp, k_over_e, moe = sm.dense_bytes, sm.expert_bytes, sm.n_experts, sm.k_over_e, sm.eta_moe
+    kv, state, flops, attn, window, sliding = sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn, sm.window, sm.sliding
+    alpha, beta, bw, peak, pp, overhead = sm.comm_alpha, sm.comm_beta, sm.bw, sm.peak, sm.pp, sm.overhead
+
+    def experts(tokens: float) -> float:
+        if not n_exp:
+            return 0.0
+        return expert * (1.0 - (1.0 - k_over_e) ** tokens) / moe
+
+    def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:
+        tokens = n_dec + p_tok
+        mb = min(max(tokens, 1.0), pp) if pp > 1 else 1.0
+        attended = sum_ctx if sliding == 0 else ((1 - sliding) * sum_ctx + sliding * min(sum_ctx, n_dec * window))
+        t_mem = (dense + experts(tokens / mb) + (sum_ctx + n_dec * state) * kv / mb) / bw
+        t_cmp = (flops * tokens + attn * (attended + p_ctx)) / mb / peak
+        comm = alpha + beta * tokens / mb
+        factor = max(mb, pp)
+        return factor * (max(t_mem, t_cmp) + comm) + overhead
+
+    def lin(a: float, b: float, j0: int, j1: int, sum_ctx: float, n: float) -> float:
+        cnt = j1 - j0
+        return cnt * (a + b * sum_ctx) + b * n * (j1 * (j1 - 1) - j0 * (j0 - 1)) / 2 if cnt > 0 else 0.0
+
+    b_m = kv / bw
+    b_c = attn / peak
+
+    def stretch(n: float, sum_ctx: float, m: int) -> float:
+        if m <= 0:
+            return 0.0
+        if sliding or pp > 1:
+            return m * step(n, sum_ctx + n * (m - 1) / 2)
+        e = experts(n)
+        a_m = (dense + e + n * state * kv) / bw
+        a_c = flops * n / peak
+        fixed = m * (alpha + beta * n + overhead)
+        s_end = sum_ctx + n * (m - 1)
+        mem_start, mem_end = a_m + b_m * sum_ctx >= a_c + b_c * sum_ctx, a_m + b_m * s_end >= a_c + b_c * s_end
+        if mem_start == mem_end:
+            return fixed + (lin(a_m, b_m, 0, m, sum_ctx, n) if mem_start else lin(a_c, b_c, 0, m, sum_ctx, n))
+        s_star = (a_c - a_m) / (b_m - b_c) if b_m != b_c else sum_ctx
+        j = int(min(max(math.ceil((s_star - sum_ctx) / n), 0), m)) if n else 0
+        first = lin(a_m, b_m, 0, j, sum_ctx, n) if mem_start else lin(a_c, b_c, 0, j, sum_ctx, n)
+        second = lin(a_m, b_m, j, m, sum_ctx, n) if mem_end else lin(a_c, b_c, j, m, sum_ctx, n)
+        return fixed + first + second
+
+    simple = not (n_exp or sliding or pp > 1)
+    if simple:  # a dense model on one pipeline stage without sliding layers: the same sums, with the terms
+        # that are exactly 0 or 1 there dropped (x + 0.0, x / 1.0 and 1.0 × x are exact in floating point)
+
+        def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:
+            tokens = n_dec + p_tok
+            t_mem = (dense + (sum_ctx + n_dec * state) * kv) / bw
+            t_cmp = (flops * tokens + attn * (sum_ctx + p_ctx)) / peak
+            return (t_mem if t_mem >= t_cmp else t_cmp) + (alpha + beta * tokens) + overhead
+
+        general = stretch
+
+        def stretch(n: float, sum_ctx: float, m: int) -> float:
+            if m <= 0:
+                return 0.0
+            a_m = (dense + n * state * kv) / bw
+            a_c = flops * n / peak
+            s_end = sum_ctx + n * (m - 1)
+            mem_start, mem_end = a_m + b_m * sum_ctx >= a_c + b_c * sum_ctx, a_m + b_m * s_end >= a_c + b_c * s_end
+            if mem_start != mem_end:
+                return general(n, sum_ctx, m)
+            a, b = (a_m, b_m) if mem_start else (a_c, b_c)
+            return m * (alpha + beta * n + overhead) + (m * (a + b * sum_ctx) + b * n * (m * (m - 1)) / 2)
+
+    def run(n_dec: int, sum_ctx: float, steps: int, span: float) -> tuple[int, float]:
+        """A decode-only run: at most `steps` steps, and no more than reach `span` seconds (the
+        step in progress then completes). Returns the steps taken and their total time."""
+        if span < math.inf:
+            until = int(span / step(n_dec, sum_ctx)) + 1
+            if until < steps:
+                steps = until if until > 1 else 1
+        return steps, stretch(n_dec, sum_ctx, steps)
+
+    return step, stretch, run
