@@ -116,3 +116,12 @@ def summary(errors: list[tuple[tuple, dict[str, float]]]) -> dict[str, dict[str,
         out[m] = {"n": len(v), "median_pct": float(np.median(v)), "p90_pct": float(np.percentile(v, 90)),
                   "max_pct": float(v.max())}
     return out
+
+
+NEAR_SATURATION = ("h100-sxm", "server", 512, 256, 500, None, 40.0, "fixed")
+
+
+def near_saturation() -> dict[str, float]:
+    """% errors at a rate close to one engine's capacity (500 prompts of 512/256 at 40 requests/s on
+    one H100): outside the grid, where the fluid model of a Poisson run is weakest."""
+    return compare(*NEAR_SATURATION)
