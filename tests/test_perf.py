@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from llmplan.catalog import load_catalog
 from llmplan.cli import main
+from llmplan.errors import LlmplanError
 from llmplan.perf.estimate import EstimateRequest, estimate
 from llmplan.perf.physics import (
     Efficiency,
@@ -357,3 +358,41 @@ def test_full_validation_is_fast(tmp_path):
     t0 = time.process_time()
     validate(dev_perf_files(), CAT)
     assert time.process_time() - t0 < 30
+
+
+def test_several_benchmark_files_and_globs(tmp_path):
+    """Files are read together (ids unique across them); a glob skips a file beside a later
+    version of itself; an explicitly named file is always read."""
+    from llmplan.perf.cases import bench_files, read_cases
+
+    from .conftest import BENCH
+
+    lines = (BENCH / "perf_dev_v2.csv").read_text().splitlines()
+    (tmp_path / "perf_a.csv").write_text("\n".join([lines[0], *lines[1:6]]) + "\n")
+    (tmp_path / "perf_a_v2.csv").write_text("\n".join([lines[0], *lines[6:9]]) + "\n")
+    (tmp_path / "perf_b.csv").write_text("\n".join([lines[0], *lines[9:11]]) + "\n")
+    files, notes = bench_files([str(tmp_path / "perf_*.csv")])
+    assert [f.name for f in files] == ["perf_a_v2.csv", "perf_b.csv"]
+    assert notes == ["perf_a.csv skipped: superseded by perf_a_v2.csv"]
+    assert len(read_cases(files, CAT).cases) == 5
+    files, _ = bench_files([str(tmp_path / "perf_a.csv"), str(tmp_path / "perf_b.csv")])
+    assert len(read_cases(files, CAT).cases) == 7
+    (tmp_path / "perf_c.csv").write_text("\n".join([lines[0], lines[1]]) + "\n")
+    with pytest.raises(LlmplanError, match="already in perf_a.csv"):
+        read_cases([tmp_path / "perf_a.csv", tmp_path / "perf_c.csv"], CAT)
+    assert main(["validate", str(tmp_path / "perf_*.csv"), "--json"]) == 0
+
+
+def test_protocol_columns_are_read_and_checked(tmp_path, capsys):
+    from llmplan.perf.cases import build_case
+
+    from .conftest import BENCH
+
+    header, first = (BENCH / "perf_dev_v2.csv").read_text().splitlines()[:2]
+    row = dict(zip(header.split(","), next(__import__("csv").reader([first])), strict=True))
+    assert build_case(dict(row, num_prompts="500", length_dist="sharegpt"), CAT).out_sigma > 1.0
+    assert build_case(dict(row, num_prompts="", length_dist="fixed"), CAT).num_prompts == math.inf
+    with pytest.raises(LlmplanError, match="length_dist 'sonnet'"):
+        build_case(dict(row, length_dist="sonnet"), CAT)
+    with pytest.raises(LlmplanError, match="num_prompts"):
+        build_case(dict(row, num_prompts="2.5"), CAT)

@@ -25,8 +25,8 @@ VLLM_METRICS = {"mean_ttft_ms": "ttft_ms", "mean_tpot_ms": "tpot_ms", "mean_itl_
                 "output_throughput": "output_tok_s", "request_throughput": "requests_s",
                 "total_token_throughput": "total_tok_s"}
 COLUMNS = ["id", "group", "model", "hardware", "num_gpus", "tp", "pp", "ep", "precision", "kv_precision", "engine",
-           "input_len", "output_len", "concurrency", "request_rate", "scenario", "metric", "value", "unit",
-           "source_url", "notes"]
+           "input_len", "output_len", "concurrency", "request_rate", "scenario", "length_dist", "num_prompts", "metric",
+           "value", "unit", "source_url", "notes"]
 
 
 def vllm_json_to_csv(path: Path, model: str | None, gpu: str | None, num_gpus: int | None, tp: int | None,
@@ -59,7 +59,8 @@ def vllm_json_to_csv(path: Path, model: str | None, gpu: str | None, num_gpus: i
             w.writerow({"id": f"{path.stem}-{k + 1}-{metric}", "group": path.stem, "model": model, "hardware": gpu, "num_gpus": num_gpus or "", "tp": tp or "",
                         "precision": precision or "", "engine": engine, "input_len": f"{i:.1f}",
                         "output_len": f"{o:.1f}", "concurrency": conc or "",
-                        "request_rate": rate if finite_rate else "", "scenario": scenario, "metric": metric,
+                        "request_rate": rate if finite_rate else "", "scenario": scenario,
+                        "num_prompts": int(n), "length_dist": "", "metric": metric,
                         "value": d[key], "source_url": str(path),
                         "notes": f"vllm bench serve result; {int(n)} requests"})
     return _write_temp(out.getvalue())
