@@ -55,7 +55,7 @@ class Replica:
 
     def __init__(self, model: StepModel, limits: EngineLimits, reqs: Requests, sample_s: float = 60.0):
         self.m, self.lim = model, limits
-        self._step, self._stretch, self._run = compiled(model)
+        self._step, self._stretch = compiled(model)
         self.inp = reqs.input_tokens.tolist()  # prompt tokens to (re)compute: grows on preemption
         self.out = reqs.output_tokens.tolist()  # output tokens still to generate
         self.cached = reqs.cached_tokens.tolist()
@@ -183,7 +183,7 @@ class Replica:
         if self.t >= t_end:
             return
         inc, arr, waiting, heap = self.incoming, self.arrival, self.waiting, self.heap
-        max_seqs, kv_cap, run = self.lim.max_num_seqs, self.lim.kv_capacity_tokens, self._run
+        max_seqs, kv_cap, step, stretch = self.lim.max_num_seqs, self.lim.kv_capacity_tokens, self._step, self._stretch
         while True:
             t = self.t
             while inc and arr[inc[0]] <= t:  # arrivals
@@ -204,7 +204,13 @@ class Replica:
                 if room < steps:
                     steps = room if room > 0 else 1
                 nxt = arr[inc[0]] if inc else t_end
-                steps, dt = run(n_dec, sum_ctx, steps, (nxt if nxt < t_end else t_end) - t)
+                if nxt > t_end:
+                    nxt = t_end
+                if nxt < math.inf:  # stop where the step in progress at the next arrival (or t_end) ends
+                    until = int((nxt - t) / step(n_dec, sum_ctx)) + 1
+                    if until < steps:
+                        steps = until if until > 1 else 1
+                dt = stretch(n_dec, sum_ctx, steps)
                 self.area += self.in_system * dt
                 self.t = t + dt
                 self.busy += dt

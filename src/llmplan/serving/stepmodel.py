@@ -100,22 +100,12 @@ class StepModel:
 
 def compiled(sm: StepModel):
     """`sm.step` and `sm.stretch` as closures over local constants, for the simulator's inner loop:
-    the same arithmetic in the same order (results bit-identical), without attribute look-ups; and
-    `run`, a decode-only run up to a time."""
+    the same arithmetic in the same order (results bit-identical), without attribute look-ups."""
     step, stretch = _general(sm)
     if not (sm.n_experts or sm.sliding or sm.pp > 1):
         step, stretch = _dense(sm, stretch)
 
-    def run(n_dec: int, sum_ctx: float, steps: int, span: float) -> tuple[int, float]:
-        """A decode-only run: at most `steps` steps, and no more than reach `span` seconds (the
-        step in progress then completes). Returns the steps taken and their total time."""
-        if span < math.inf:
-            until = int(span / step(n_dec, sum_ctx)) + 1
-            if until < steps:
-                steps = until if until > 1 else 1
-        return steps, stretch(n_dec, sum_ctx, steps)
-
-    return step, stretch, run
+    return step, stretch
 
 
 def _general(sm: StepModel):
