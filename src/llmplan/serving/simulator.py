@@ -109,23 +109,6 @@ class Replica:
             self._busy_mark = self.busy
             self.next_sample += self.sample_s
 
-    def _admit(self) -> None:
-        waiting, inp, cached, admit, prefill = self.waiting, self.inp, self.cached, self.admit, self.prefill
-        max_seqs, kv_cap, t = self.lim.max_num_seqs, self.lim.kv_capacity_tokens, self.t
-        kv, n_adm = self.kv, self.n_adm
-        while waiting and n_adm < max_seqs:
-            rid = waiting[0]
-            size = inp[rid]
-            if kv + size > kv_cap and n_adm > 0:
-                break
-            waiting.popleft()
-            if admit[rid] != admit[rid]:  # NaN: first admission (a preempted sequence keeps its first)
-                admit[rid] = t
-            kv += size
-            n_adm += 1
-            prefill.append([rid, size - cached[rid], cached[rid]])
-        self.kv, self.n_adm = kv, n_adm
-
     def _send_next(self) -> None:
         """A closed-loop client sends its next request the moment one finishes."""
         nxt = self.feed.popleft()
@@ -182,7 +165,8 @@ class Replica:
         step in progress at `t_end` completes). A replica already past `t_end` does nothing."""
         if self.t >= t_end:
             return
-        inc, arr, waiting, heap = self.incoming, self.arrival, self.waiting, self.heap
+        inc, arr, waiting, heap, prefill = self.incoming, self.arrival, self.waiting, self.heap, self.prefill
+        inp, cached, admit = self.inp, self.cached, self.admit
         max_seqs, kv_cap, step, stretch = self.lim.max_num_seqs, self.lim.kv_capacity_tokens, self._step, self._stretch
         while True:
             t = self.t
@@ -191,9 +175,22 @@ class Replica:
                 waiting.append(rid)
                 self.in_system += 1
                 self.area += t - arr[rid]  # it has been in the system (queued at the router) since it arrived
-            if waiting and self.n_adm < max_seqs:
-                self._admit()
-            if self.prefill:
+            n_adm = self.n_adm
+            if waiting and n_adm < max_seqs:  # admission: a sequence slot and KV for the prompt
+                kv = self.kv
+                while waiting and n_adm < max_seqs:
+                    rid = waiting[0]
+                    size = inp[rid]
+                    if kv + size > kv_cap and n_adm > 0:
+                        break
+                    waiting.popleft()
+                    if admit[rid] != admit[rid]:  # NaN: first admission (a preempted sequence keeps its first)
+                        admit[rid] = t
+                    kv += size
+                    n_adm += 1
+                    prefill.append([rid, size - cached[rid], cached[rid]])
+                self.kv, self.n_adm = kv, n_adm
+            if prefill:
                 self._prefill_step()
             elif self.n_dec:
                 # a decode-only run until the next event: a sequence finishing, the KV cache full, the
