@@ -550,6 +550,8 @@ class WorkloadPreset(Entry):
     input_p95: float | None = Field(default=None, gt=0)
     output_mean: float | None = Field(default=None, gt=0)
     output_p95: float | None = Field(default=None, gt=0)
+    input_max: float | None = Field(default=None, gt=0)  # longest prompt a dataset's benchmark sampler keeps
+    output_max: float | None = Field(default=None, gt=0)
     shared_prefix_share: float = Field(default=0.0, ge=0, lt=1)
     slo: Slo | None = None
     profile: str | None = None

@@ -96,3 +96,88 @@ class StepModel:
         first = lin(a_m, b_m, 0, j) if mem_start else lin(a_c, b_c, 0, j)
         second = lin(a_m, b_m, j, m) if mem_end else lin(a_c, b_c, j, m)
         return fixed + first + second
+
+
+def compiled(sm: StepModel):
+    """`sm.step` and `sm.stretch` as closures over local constants, for the simulator's inner loop:
+    the same arithmetic in the same order (results bit-identical), without attribute look-ups."""
+    step, stretch = _general(sm)
+    if not (sm.n_experts or sm.sliding or sm.pp > 1):
+        step, stretch = _dense(sm, stretch)
+
+    return step, stretch
+
+
+def _general(sm: StepModel):
+    dense, expert, n_exp, k_over_e, moe = sm.dense_bytes, sm.expert_bytes, sm.n_experts, sm.k_over_e, sm.eta_moe
+    kv, state, flops, attn, window, sliding = sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn, sm.window, sm.sliding
+    alpha, beta, bw, peak, pp, overhead = sm.comm_alpha, sm.comm_beta, sm.bw, sm.peak, sm.pp, sm.overhead
+
+    def experts(tokens: float) -> float:
+        if not n_exp:
+            return 0.0
+        return expert * (1.0 - (1.0 - k_over_e) ** tokens) / moe
+
+    def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:
+        tokens = n_dec + p_tok
+        mb = min(max(tokens, 1.0), pp) if pp > 1 else 1.0
+        attended = sum_ctx if sliding == 0 else ((1 - sliding) * sum_ctx + sliding * min(sum_ctx, n_dec * window))
+        t_mem = (dense + experts(tokens / mb) + (sum_ctx + n_dec * state) * kv / mb) / bw
+        t_cmp = (flops * tokens + attn * (attended + p_ctx)) / mb / peak
+        comm = alpha + beta * tokens / mb
+        factor = max(mb, pp)
+        return factor * (max(t_mem, t_cmp) + comm) + overhead
+
+    def lin(a: float, b: float, j0: int, j1: int, sum_ctx: float, n: float) -> float:
+        cnt = j1 - j0
+        return cnt * (a + b * sum_ctx) + b * n * (j1 * (j1 - 1) - j0 * (j0 - 1)) / 2 if cnt > 0 else 0.0
+
+    b_m, b_c = kv / bw, attn / peak
+
+    def stretch(n: float, sum_ctx: float, m: int) -> float:
+        if m <= 0:
+            return 0.0
+        if sliding or pp > 1:
+            return m * step(n, sum_ctx + n * (m - 1) / 2)
+        a_m = (dense + experts(n) + n * state * kv) / bw
+        a_c = flops * n / peak
+        fixed = m * (alpha + beta * n + overhead)
+        s_end = sum_ctx + n * (m - 1)
+        mem_start, mem_end = a_m + b_m * sum_ctx >= a_c + b_c * sum_ctx, a_m + b_m * s_end >= a_c + b_c * s_end
+        if mem_start == mem_end:
+            return fixed + (lin(a_m, b_m, 0, m, sum_ctx, n) if mem_start else lin(a_c, b_c, 0, m, sum_ctx, n))
+        s_star = (a_c - a_m) / (b_m - b_c) if b_m != b_c else sum_ctx
+        j = int(min(max(math.ceil((s_star - sum_ctx) / n), 0), m)) if n else 0
+        first = lin(a_m, b_m, 0, j, sum_ctx, n) if mem_start else lin(a_c, b_c, 0, j, sum_ctx, n)
+        second = lin(a_m, b_m, j, m, sum_ctx, n) if mem_end else lin(a_c, b_c, j, m, sum_ctx, n)
+        return fixed + first + second
+
+    return step, stretch
+
+
+def _dense(sm: StepModel, general_stretch):
+    """A dense model on one pipeline stage without sliding layers: the same sums, with the terms that
+    are exactly 0 or 1 there dropped (x + 0.0, x / 1.0 and 1.0 × x are exact in floating point)."""
+    dense, kv, state, flops, attn = sm.dense_bytes, sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn
+    alpha, beta, bw, peak, overhead = sm.comm_alpha, sm.comm_beta, sm.bw, sm.peak, sm.overhead
+    b_m, b_c = kv / bw, attn / peak
+
+    def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:
+        tokens = n_dec + p_tok
+        t_mem = (dense + (sum_ctx + n_dec * state) * kv) / bw
+        t_cmp = (flops * tokens + attn * (sum_ctx + p_ctx)) / peak
+        return (t_mem if t_mem >= t_cmp else t_cmp) + (alpha + beta * tokens) + overhead
+
+    def stretch(n: float, sum_ctx: float, m: int) -> float:
+        if m <= 0:
+            return 0.0
+        a_m = (dense + n * state * kv) / bw
+        a_c = flops * n / peak
+        s_end = sum_ctx + n * (m - 1)
+        mem_start, mem_end = a_m + b_m * sum_ctx >= a_c + b_c * sum_ctx, a_m + b_m * s_end >= a_c + b_c * s_end
+        if mem_start != mem_end:
+            return general_stretch(n, sum_ctx, m)
+        a, b = (a_m, b_m) if mem_start else (a_c, b_c)
+        return m * (alpha + beta * n + overhead) + (m * (a + b * sum_ctx) + b * n * (m * (m - 1)) / 2)
+
+    return step, stretch
