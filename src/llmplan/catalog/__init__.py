@@ -32,7 +32,9 @@ from .schema import (
     PolicyPreset,
     QuantFormat,
     Region,
+    ResaleCurve,
     Server,
+    SoftwareLicence,
     WorkloadPreset,
 )
 
@@ -111,6 +113,8 @@ class Catalog:
     cost_assumptions: Table[CostAssumption]
     country_groups: Table[CountryGroup]
     policy_presets: Table[PolicyPreset]
+    software_licences: Table[SoftwareLicence]
+    resale_curves: Table[ResaleCurve]
     overridden: tuple[str, ...] = ()
 
     def accelerator(self, name: str) -> Accelerator:
@@ -154,6 +158,8 @@ _LABELS = {
     "cost_assumptions": "cost assumption",
     "country_groups": "country group",
     "policy_presets": "policy preset",
+    "software_licences": "software licence",
+    "resale_curves": "resale curve",
 }
 
 
