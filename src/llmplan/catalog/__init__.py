@@ -110,11 +110,11 @@ class Catalog:
     cloud_offers: Table[CloudOffer]
     api_prices: Table[ApiPrice]
     regions: Table[Region]
+    software_licences: Table[SoftwareLicence]
+    resale_curves: Table[ResaleCurve]
     cost_assumptions: Table[CostAssumption]
     country_groups: Table[CountryGroup]
     policy_presets: Table[PolicyPreset]
-    software_licences: Table[SoftwareLicence]
-    resale_curves: Table[ResaleCurve]
     overridden: tuple[str, ...] = ()
 
     def accelerator(self, name: str) -> Accelerator:
@@ -155,11 +155,11 @@ _LABELS = {
     "cloud_offers": "cloud GPU offer",
     "api_prices": "API price",
     "regions": "region",
+    "software_licences": "software licence",
+    "resale_curves": "resale curve",
     "cost_assumptions": "cost assumption",
     "country_groups": "country group",
     "policy_presets": "policy preset",
-    "software_licences": "software licence",
-    "resale_curves": "resale curve",
 }
 
 
