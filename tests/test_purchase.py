@@ -241,14 +241,14 @@ def test_a_replica_lives_inside_one_server(cat):
 
 
 def test_missing_facts_are_errors_that_say_how_to_supply_them(cat):
-    acc = cat.accelerator("ascend-910c")  # no price, no TDP in the catalog
+    acc = cat.accelerator("ascend-910c").model_copy(update={"price": None, "tdp_w": None})
     with pytest.raises(LlmplanError, match="--gpu-price"):
         configurations(acc, 1, cat, Finance())
     with pytest.raises(LlmplanError, match="no TDP for ascend-910c; give --gpu-tdp"):
         configurations(acc, 1, cat, Finance(gpu_price_usd=20000))
     configs, _ = configurations(acc, 1, cat, Finance(gpu_price_usd=20000, gpu_tdp_w=600))
     assert configs and all(c.gpu_max_w == 600 for c in configs)
-    with pytest.raises(LlmplanError, match="no server in the catalog holds a10g"):
+    with pytest.raises(LlmplanError, match="no server in the catalog holds a10g"):  # rented only (AWS G5)
         configurations(cat.accelerator("a10g"), 1, cat, Finance(gpu_price_usd=3000, gpu_tdp_w=150))
 
 

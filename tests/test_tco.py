@@ -222,12 +222,20 @@ def test_hybrid_is_never_worse_than_either_extreme():
     assert h["tco_usd"] <= min(r["tco_usd"], rent_all) * 1.000001 + 1
 
 
-def test_missing_purchase_price_is_a_clear_error(capsys):
-    acc = next(a for a in CAT.accelerators if a.price is None and a.kind == "datacenter"
-               and any(a.id in s.accelerators for s in CAT.servers))
-    assert main(["tco", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", acc.id, "--requests-per-day", "1000",
-                 "--draws", "0", "--replicas", "1"]) == 2
-    assert "--gpu-price" in capsys.readouterr().err
+def test_missing_purchase_price_and_tdp_are_clear_errors(capsys, tmp_path):
+    acc = CAT.accelerator("l40s").model_dump(mode="json", exclude_none=True)
+    acc.pop("price", None)
+    acc.pop("tdp_w", None)
+    (tmp_path / "acc.yaml").write_text(dump_entries("accelerators", [acc]))
+    argv = ["tco", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "l40s", "--requests-per-day", "1000", "--draws", "0",
+            "--replicas", "1", "--catalog", str(tmp_path)]
+    assert main(argv) == 2
+    assert "no purchase price for l40s; give --gpu-price" in capsys.readouterr().err
+    assert main([*argv, "--gpu-price", "8000"]) == 2
+    assert "no TDP for l40s; give --gpu-tdp" in capsys.readouterr().err
+    assert main([*argv, "--gpu-price", "8000", "--gpu-tdp", "350", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["assumptions"]["gpu_tdp_w"] == 350 and r["opex_items_usd_per_year"]["energy"] > 0
 
 
 def test_economics_catalog_references_resolve():
