@@ -115,8 +115,8 @@ class Purchase:
         what = " + ".join(f"{n} × {c.label}" for c, n in self.lines)
         if self.mode == "n_plus_1":
             return (f"{what}: {self.replicas} replica(s) in {self.servers} servers; with any one server down "
-                    f"{self.serving_replicas} remain for the {self.replicas_needed} the peak needs (the spare "
-                    "capacity is spread over the other servers)")
+                    f"{self.serving_replicas} replica(s) remain for the {self.replicas_needed} the peak needs (each "
+                    "server's load is covered by the others)")
         if self.mode == "ha_pair":
             return (f"{what}: two independent halves of {self.servers // 2} server(s), each with "
                     f"{self.replicas // 2} replica(s) for the {self.replicas_needed} the peak needs")

@@ -176,9 +176,10 @@ def owned_lines(d: dict[str, Any], horizon: float) -> list[str]:
     """What is bought, where the spares are, and every cost line item (the report's buyer view)."""
     p, c = d["purchase"], d["cost"]
     ci, oi = c["capex_items_usd"], c["opex_items_usd_per_year"]
-    where = "under a desk (no colocation)" if p["facility"] == "office" else "in a data centre"
     units = f", {p['rack_units']} U" if p["rack_units"] else ""
-    out = [f"- bought: {p['placement']} — {where}{units}, {p['contracted_kw']:,.1f} kW contracted",
+    where = (f"under a desk (no colocation), {p['contracted_kw']:,.2f} kW maximum" if p["facility"] == "office" else
+             f"in a data centre{units}, {p['contracted_kw']:,.1f} kW contracted")
+    out = [f"- bought: {p['placement']} — {where}",
            f"- {d['notes'][0]}",
            f"- capex {_usd(c['capex_usd'])}: hardware {_usd(ci['hardware'])}, installation {_usd(ci['installation'])}, "
            f"network {_usd(ci['network'])}, storage {_usd(ci['storage'])}",
