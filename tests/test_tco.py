@@ -125,6 +125,13 @@ def test_staff_scales_with_the_fleet_and_the_facility():
     assert desk["staff_fte"] == pytest.approx(CAT.cost_assumptions.get("staff_fte_base_office").value
                                               + CAT.cost_assumptions.get("staff_fte_per_workstation").value)
     assert desk["opex_items_usd_per_year"]["colocation"] == 0 and desk["capex_items_usd"]["network"] == 0
+    racked = tco(_req(draws=0, fixed_replicas=1, gpu="rtx-pro-6000", requests_per_day=5000,
+                      finance=Finance(region="us-il", facility="datacenter")), CAT)
+    assert racked["purchase"]["facility"] == "datacenter" and racked["purchase"]["lines"][0]["kind"] == "pcie"
+    assert racked["opex_items_usd_per_year"]["colocation"] > 0 and racked["staff_fte"] == pytest.approx(base + per)
+    with pytest.raises(LlmplanError, match="rtx-4090 is not sold as a rack server"):
+        tco(_req(draws=0, fixed_replicas=1, gpu="rtx-4090", requests_per_day=5000,
+                 finance=Finance(facility="datacenter")), CAT)
 
 
 def test_colocation_by_contracted_kw_and_resale_from_the_curve():

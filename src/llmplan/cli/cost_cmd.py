@@ -16,12 +16,12 @@ from . import render
 def _run(model, gpu, workload, per_day, rate, replicas, horizon, region, electricity, pue, discount, depreciation,
          utilisation, gpu_price, server_price, staff_usd, apis, no_cloud, no_api, draws, seed, num_gpus, tp, pp,
          precision, engine, catalog, availability="none", max_servers=None, gpu_tdp=None, licences=(),
-         residual=None) -> dict[str, Any]:
+         residual=None, facility=None) -> dict[str, Any]:
     finance = render.validated(Finance, dict(
         horizon_years=horizon, region=region, electricity_usd_per_kwh=electricity, pue=pue, discount_rate=discount,
         depreciation_years=depreciation, utilisation_pct=utilisation, gpu_price_usd=gpu_price,
         server_price_usd=server_price, staff_usd_per_fte_year=staff_usd, gpu_tdp_w=gpu_tdp,
-        licences=tuple(licences), residual_value_pct=residual))
+        licences=tuple(licences), residual_value_pct=residual, facility=facility))
     alts = tuple(a for a, off in (("cloud_gpu", no_cloud), ("api", no_api)) if not off)
     req = render.validated(TcoRequest, dict(
         model=model, gpu=gpu, workload=workload, requests_per_day=per_day, rate_per_s=rate,
@@ -58,6 +58,8 @@ def _register(app: typer.Typer, name: str, doc: str, printer) -> None:
                                            "nvidia-ai-enterprise; repeatable). The engine adds what it requires."),
         residual: Optional[float] = typer.Option(None, "--residual-pct", help="Resale value at the horizon, % of "
                                                  "hardware (default: the catalog's resale curve)."),
+        facility: Optional[str] = typer.Option(None, "--facility", help="Buy only rack servers (datacenter) or only "
+                                               "machines under a desk (office); default: the cheaper."),
         horizon: float = typer.Option(4.0, "--horizon-years"),
         region: Optional[str] = typer.Option(None, "--region", help="Region id for energy, carbon, PUE, colocation."),
         electricity: Optional[float] = typer.Option(None, "--electricity", help="USD per kWh."),
@@ -87,7 +89,7 @@ def _register(app: typer.Typer, name: str, doc: str, printer) -> None:
         result = _run(model, gpu, workload, per_day, rate, replicas, horizon, region, electricity, pue, discount,
                       depreciation, utilisation, gpu_price, server_price, staff_usd, apis, no_cloud, no_api, draws,
                       seed, num_gpus, tp, pp, precision, engine, catalog, availability, max_servers, gpu_tdp,
-                      licences, residual)
+                      licences, residual, facility)
         if chart is not None:
             from ..cost.charts import write_chart
 

@@ -93,6 +93,11 @@ def gpu_power(acc: Accelerator, f: Any, notes: list[str]) -> float:
 
 def _config(s: Server, acc: Accelerator, n: int, gpr: int, price: tuple[float, float, float], tdp: float | None,
             f: Any) -> Config:
+    return _priced(s, acc, n, gpr, price, tdp, f)
+
+
+def _priced(s: Server, acc: Accelerator, n: int, gpr: int, price: tuple[float, float, float], tdp: float | None,
+            f: Any) -> Config:
     host_given = getattr(f, "server_price_usd", None)
     if s.kind == "appliance":
         if s.price is not None:
@@ -116,6 +121,12 @@ def configurations(acc: Accelerator, gpus_per_replica: int, cat: Catalog, f: Any
     if not servers:
         raise LlmplanError(f"no server in the catalog holds {acc.id}: add a buying unit for it to a servers catalog "
                            "file (kind: servers, with its host cost and power) to cost it on premise")
+    facility = getattr(f, "facility", None)
+    if facility and not [s for s in servers if s.facility == facility]:
+        where = "a rack server" if facility == "datacenter" else "a machine under a desk"
+        raise LlmplanError(f"{acc.id} is not sold as {where} in the catalog (facility: {facility}); its buying units: "
+                           + ", ".join(s.id for s in servers))
+    servers = [s for s in servers if not facility or s.facility == facility]
     notes: list[str] = []
     appliance_only = all(s.kind == "appliance" and s.price is not None for s in servers)
     price = (0.0, 0.0, 0.0) if appliance_only else gpu_price(acc, f, notes)

@@ -66,6 +66,9 @@ class Finance(StrictModel):
                                     "catalog has none")
     server_price_usd: float | None = Field(default=None, ge=0, le=1e9, description="host without its GPUs, per "
                                            "server")
+    facility: Literal["datacenter", "office"] | None = Field(default=None, description="buy only rack servers "
+                                                             "(datacenter) or only machines under a desk (office); "
+                                                             "default: whichever is cheaper")
 
 
 class TcoRequest(ServeRequest):

@@ -106,6 +106,9 @@ class ScenarioFinance(_Strict):
     gpu_price_usd: dict[Name, Price] = Field(default_factory=dict, description="purchase price per accelerator id")
     gpu_tdp_w: dict[Name, Annotated[float, Field(gt=0, le=1e5)]] = Field(
         default_factory=dict, description="power limit (W) per accelerator id, where the catalog has none")
+    facility: Literal["datacenter", "office"] | None = Field(
+        default=None, description="buy only rack servers (datacenter: colocation by contracted kW, switches, "
+        "data-centre staff) or only machines under a desk (office); default: whichever is cheaper")
 
 
 class Availability(_Strict):

@@ -210,7 +210,7 @@ def _finance(s: Scenario, acc: Accelerator) -> Finance:
                    gpu_tdp_w=f.gpu_tdp_w.get(acc.id), licences=tuple(f.licences),
                    residual_value_pct=f.residual_value_pct, staff_fte_base=f.staff_fte_base,
                    staff_fte_per_server=f.staff_fte_per_server,
-                   colocation_usd_per_kw_month=f.colocation_usd_per_kw_month)
+                   colocation_usd_per_kw_month=f.colocation_usd_per_kw_month, facility=f.facility)
 
 
 def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
