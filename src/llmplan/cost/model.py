@@ -86,7 +86,6 @@ class OnPremResult:
     energy_kwh_per_year: object
     emissions_kg_per_year: object
     _licences: tuple[tuple[object, float], ...] = ()
-    _horizon_years: float = 0.0
 
     def cumulative_by_month(self, months: int) -> np.ndarray:
         """Cumulative cash out at the end of each month 0..months (capex at 0, licences from the
@@ -137,8 +136,7 @@ def onprem(x: OnPremInputs) -> OnPremResult:
         opex_items_per_year=items, opex_usd_per_year=opex, licence_usd_horizon=licence_total, residual_usd=residual,
         tco_usd=tco, npv_usd=npv, depreciation_usd_per_year=hw / x.depreciation_years, it_kw=it_kw,
         contracted_kw=contracted_kw, energy_kwh_per_year=energy_kwh,
-        emissions_kg_per_year=energy_kwh * x.carbon_g_per_kwh / 1000, _licences=licences,
-        _horizon_years=x.horizon_years)
+        emissions_kg_per_year=energy_kwh * x.carbon_g_per_kwh / 1000, _licences=licences)
 
 
 def discounted_monthly(amount_per_month, horizon_years, rate_pct):

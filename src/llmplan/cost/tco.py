@@ -150,8 +150,7 @@ def bought_note(s: dict[str, Any], basis: str) -> str:
     return text
 
 
-def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
-    d = resolve(req, cat)
+def _workload(req: TcoRequest, cat: Catalog) -> Any:
     w = load_workload(req.workload, cat)
     if req.rate_per_s is not None:
         w = w.model_copy(update={"rate_per_s": req.rate_per_s, "requests_per_day": None, "trace": None})
@@ -159,6 +158,13 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
         w = w.model_copy(update={"requests_per_day": req.requests_per_day, "rate_per_s": None, "trace": None})
     if w.requests_per_day is None and w.rate_per_s is None:
         raise LlmplanError("the workload needs requests per day or a rate: give --requests-per-day or --rate")
+    return w
+
+
+def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
+    """Owning the deployment (what is bought and every cost line), against renting and APIs."""
+    d = resolve(req, cat)
+    w = _workload(req, cat)
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     mu = replica_capacity_req_s(d, cat, spec, w)
     # traffic by hour (requests/s), the replicas each hour needs, tokens per year
