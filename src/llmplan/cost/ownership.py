@@ -291,9 +291,24 @@ def fleet_inputs(p: Purchase, cat: Catalog, f: Any, utilisation_pct: float, lice
     return x, {k: v for k, v in ranges.items() if v[2] > v[0] and k not in ("depreciation_years", "discount_rate_pct")}
 
 
+_UNIT_COSTS: dict[tuple, tuple[Catalog, tuple[float, float]]] = {}  # the catalog is kept: its id stays its own
+
+
 def _unit_cost(c: Config, cat: Catalog, f: Any, licences: list[dict[str, Any]]) -> tuple[float, float]:
     """(cost over the horizon of one more server of `c` in a multi-server fleet, what a lone server
-    saves): the cost model at idle draw (the busy draw follows the load, not the purchase)."""
+    saves): the cost model at idle draw (the busy draw follows the load, not the purchase).
+    Memoised: the planner asks for the same configurations for every model and format."""
+    dump = f.model_dump_json() if hasattr(f, "model_dump_json") else repr(f)
+    key = (c, id(cat), dump, tuple((l_["id"], l_["usd_per_year"], l_["basis"], l_["bundled_years"]) for l_ in licences))
+    hit = _UNIT_COSTS.get(key)
+    if hit is None or hit[0] is not cat:
+        if len(_UNIT_COSTS) > 4096:
+            _UNIT_COSTS.clear()
+        hit = _UNIT_COSTS[key] = (cat, _unit_cost_of(c, cat, f, licences))
+    return hit[1]
+
+
+def _unit_cost_of(c: Config, cat: Catalog, f: Any, licences: list[dict[str, Any]]) -> tuple[float, float]:
     one = Purchase(((c, 1),), max(1, c.gpus // max(c.slots, 1)), c.slots, "none")
     x, _ = fleet_inputs(one, cat, f, 0.0, licences)
     x = replace(x, staff_fte_base=0.0, tor_switches=0.0, fabric_servers=1.0 if c.facility == "datacenter" else 0.0)

@@ -110,9 +110,9 @@ def _replicas(req: TcoRequest, cat: Catalog, peak: float, mu: float, processes: 
     floor = peak_need(peak, mu)
     if req.fixed_replicas:
         if req.fixed_replicas < floor:
-            raise LlmplanError(f"--replicas {req.fixed_replicas} cannot carry the peak of {peak:.3g} requests/s: one "
-                               f"replica serves at most {mu:.3g}/s (saturated), so the peak needs at least {floor}; "
-                               "leave --replicas out to size for the SLOs")
+            raise LlmplanError(f"{req.fixed_replicas} replica(s) (--replicas, fixed_replicas) cannot carry the peak of "
+                               f"{peak:.3g} requests/s: one replica serves at most {mu:.3g}/s (saturated), so the peak "
+                               f"needs at least {floor}; leave it out to size for the SLOs")
         return req.fixed_replicas, None
     plan = capacity(req, cat, processes=processes)
     if not plan["feasible"]:
