@@ -8,9 +8,7 @@ import pytest
 
 from llmplan.catalog import load_catalog
 from llmplan.cost.tco import Finance, TcoRequest, tco
-from llmplan.cost.uncertainty import estimated_electricity_note, monte_carlo, tornado, uncertain_inputs
-
-from .test_cost_model import ROUND
+from llmplan.cost.ownership import _assumptions, estimated_electricity_note
 
 CAT = load_catalog()
 
@@ -31,28 +29,28 @@ def test_tco_notes_say_the_regions_price_is_an_estimate_with_its_range():
 
 
 def test_no_estimate_note_for_a_sourced_region_or_a_price_the_user_gave():
-    assert not [n for n in tco(_req(region="de"), CAT)["notes"] if "is an estimate" in n]
+    assert not [n for n in tco(_req(region="de"), CAT)["notes"] if "is an estimate (" in n and "electricity" in n]
     r = tco(_req(region="gb", electricity_usd_per_kwh=0.2), CAT)
-    assert not [n for n in r["notes"] if "is an estimate" in n]
+    assert not [n for n in r["notes"] if n.startswith("electricity price")]
     assert r["assumptions"]["electricity_usd_per_kwh"] == 0.2
-    assert estimated_electricity_note(None, Finance()) is None
+    assert estimated_electricity_note(CAT, Finance()) is None
 
 
 def test_monte_carlo_and_tornado_use_the_estimated_regions_range():
     jp = CAT.regions.get("jp")
-    x = replace(ROUND, electricity_usd_per_kwh=jp.electricity_usd_per_kwh)
-    lo, mode, hi = uncertain_inputs(x, CAT, set(), jp)["electricity_usd_per_kwh"]
-    assert (lo, mode, hi) == (jp.electricity_low_usd_per_kwh, jp.electricity_usd_per_kwh,
-                              jp.electricity_high_usd_per_kwh)
-    # without the region the catalog's global range applies (0.06-0.31 USD/kWh), which is wider
-    g_lo, _, g_hi = uncertain_inputs(x, CAT, set())["electricity_usd_per_kwh"]
-    assert g_lo < lo and g_hi > hi
-    row = next(r for r in tornado(x, CAT, Finance(region="jp")) if r["assumption"] == "electricity_usd_per_kwh")
+    _, ranges = _assumptions(CAT, Finance(region="jp"), "datacenter")
+    assert ranges["electricity_usd_per_kwh"] == (jp.electricity_low_usd_per_kwh, jp.electricity_usd_per_kwh,
+                                                 jp.electricity_high_usd_per_kwh)
+    # without the region the catalog's global range applies, which is wider
+    _, glob = _assumptions(CAT, Finance(), "datacenter")
+    g_lo, _, g_hi = glob["electricity_usd_per_kwh"]
+    assert g_lo < jp.electricity_low_usd_per_kwh and g_hi > jp.electricity_high_usd_per_kwh
+    r = tco(_req(region="jp"), CAT)
+    row = next(x for x in r["sensitivity"] if x["assumption"] == "electricity_usd_per_kwh")
     assert (row["low"], row["high"]) == (jp.electricity_low_usd_per_kwh, jp.electricity_high_usd_per_kwh)
-    mc = monte_carlo(x, CAT, Finance(region="jp"), 500, 0, 1e12, None)
-    assert "electricity_usd_per_kwh" in mc["varied"]
-    fixed = monte_carlo(x, CAT, Finance(region="jp", electricity_usd_per_kwh=0.15), 500, 0, 1e12, None)
-    assert "electricity_usd_per_kwh" not in fixed["varied"]
+    assert "electricity_usd_per_kwh" in r["uncertainty"]["varied"]
+    fixed = tco(_req(region="jp", electricity_usd_per_kwh=0.15), CAT)
+    assert "electricity_usd_per_kwh" not in fixed["uncertainty"]["varied"]
 
 
 def test_a_region_price_outside_its_own_range_cannot_load():

@@ -35,7 +35,9 @@ from .schema import (
     Provider,
     QuantFormat,
     Region,
+    ResaleCurve,
     Server,
+    SoftwareLicence,
     WorkloadPreset,
 )
 
@@ -113,6 +115,8 @@ class Catalog:
     cloud_offers: Table[CloudOffer]
     api_prices: Table[ApiPrice]
     regions: Table[Region]
+    software_licences: Table[SoftwareLicence]
+    resale_curves: Table[ResaleCurve]
     cost_assumptions: Table[CostAssumption]
     country_groups: Table[CountryGroup]
     policy_presets: Table[PolicyPreset]
@@ -159,6 +163,8 @@ _LABELS = {
     "cloud_offers": "cloud GPU offer",
     "api_prices": "API price",
     "regions": "region",
+    "software_licences": "software licence",
+    "resale_curves": "resale curve",
     "cost_assumptions": "cost assumption",
     "country_groups": "country group",
     "policy_presets": "policy preset",

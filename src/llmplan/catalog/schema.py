@@ -177,16 +177,147 @@ class Accelerator(Entry):
 # --------------------------------------------------------------------------------------
 
 
+class HostBom(_Strict):
+    """The server without its accelerators (CPUs, memory, NICs, drives, chassis, power supplies):
+    what it adds to the bill and to the power. `basis` says how the figures were obtained (a quote,
+    or the rule they were derived by)."""
+
+    cost_usd: float = Field(ge=0, description="host price, USD, accelerators excluded")
+    cost_low_usd: float | None = Field(default=None, ge=0, description="low end of the plausible range")
+    cost_high_usd: float | None = Field(default=None, ge=0, description="high end of the plausible range")
+    power_w: float = Field(ge=0, description="host maximum power beyond the accelerators, watts")
+    estimate: bool = Field(default=False, description="derived by a rule, not a quote for this server")
+    cpu: str | None = None
+    memory: str | None = None
+    nics: str | None = None
+    chassis: str | None = None
+    basis: str = Field(description="how cost and power were obtained")
+    source: str
+    as_of: Date
+
+    @model_validator(mode="after")
+    def _range(self) -> "HostBom":
+        lo = self.cost_low_usd if self.cost_low_usd is not None else self.cost_usd
+        hi = self.cost_high_usd if self.cost_high_usd is not None else self.cost_usd
+        if not lo <= self.cost_usd <= hi:
+            raise ValueError("cost_usd must lie within [cost_low_usd, cost_high_usd]")
+        if self.estimate and (self.cost_low_usd is None or self.cost_high_usd is None):
+            raise ValueError("an estimated host cost needs cost_low_usd and cost_high_usd")
+        return self
+
+
 class Server(Entry):
+    """A buying unit: a chassis that holds up to `max_gpus` accelerators (a PCIe server or a
+    workstation, sold with 1..max cards), a board sold whole (HGX, OAM, Gaudi, Atlas), or an
+    appliance that is a whole computer with one all-in price and power (DGX Spark, Mac Studio,
+    a GH200 node)."""
+
+    kind: Literal["board", "pcie", "workstation", "appliance"] = Field(
+        description="board: the accelerators come as one baseboard of max_gpus; pcie / workstation: cards are "
+        "installed one by one up to max_gpus; appliance: a whole computer (price and power are all-in)")
+    accelerators: tuple[str, ...] = Field(min_length=1, description="accelerator catalog ids this configuration is "
+                                          "sold with")
+    max_gpus: int = Field(ge=1, description="accelerators the chassis or board holds")
+    gpu_counts: tuple[int, ...] = Field(default=(), description="accelerator counts it is sold with (default: "
+                                        "max_gpus for boards and appliances, 1..max_gpus for pcie and workstations)")
+    host: HostBom | None = Field(default=None, description="the server without its accelerators (not for appliances)")
+    price: Price | None = Field(default=None, description="appliances: the all-in price (default: the "
+                                "accelerator's price, which for these parts is the whole machine's)")
+    max_power_w: float | None = Field(default=None, gt=0, description="appliances: maximum system power at the wall; "
+                                      "others: the vendor's maximum system power where published")
+    idle_power_w: float | None = Field(default=None, gt=0, description="appliances: measured idle power at the wall")
+    facility: Literal["datacenter", "office"] = Field(
+        description="datacenter: racked, pays colocation by contracted kW and needs a top-of-rack switch; office: "
+        "under a desk, no colocation, on the office network")
+    rack_units: int | None = Field(default=None, ge=1)
+    network: str | None = Field(default=None, description="networking per node, e.g. '8x 400Gb/s InfiniBand NDR'")
+    network_gbps: float | None = Field(default=None, ge=0, description="network bandwidth per node, 10**9 bit/s")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Server":
+        if self.kind == "appliance":
+            if self.host is not None:
+                raise ValueError("an appliance has one all-in price and power: no host")
+            if self.max_power_w is None:
+                raise ValueError("an appliance needs max_power_w (its all-in power)")
+        elif self.host is None:
+            raise ValueError(f"a {self.kind} server needs its host (cost and power without the accelerators)")
+        if any(n < 1 or n > self.max_gpus for n in self.gpu_counts):
+            raise ValueError("gpu_counts must lie within 1..max_gpus")
+        if self.price is not None and self.kind != "appliance":
+            raise ValueError("only appliances carry an all-in price (others: accelerator price + host cost)")
+        return self
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """The accelerator counts this server is sold with."""
+        if self.gpu_counts:
+            return tuple(sorted(set(self.gpu_counts)))
+        if self.kind in ("pcie", "workstation"):
+            return tuple(range(1, self.max_gpus + 1))
+        return (self.max_gpus,)
+
+    @property
+    def accelerator(self) -> str:
+        return "/".join(self.accelerators)
+
+    @property
+    def gpu_count(self) -> int:
+        return self.max_gpus
+
+
+class LicenceBundle(_Strict):
+    """Years of a licence that come with an accelerator's purchase."""
+
     accelerator: str = Field(description="accelerator catalog id")
-    gpu_count: int = Field(ge=1)
-    host_cost_usd: float | None = Field(default=None, ge=0, description="server without its accelerators (chassis, CPUs, RAM, NICs, storage)")
-    total_cost_usd: float | None = Field(default=None, ge=0, description="whole node with accelerators, where quoted")
-    host_power_w: float | None = Field(default=None, ge=0, description="power of the node beyond its accelerators' TDP (CPUs, fans, NICs)")
-    max_power_w: float | None = Field(default=None, ge=0, description="vendor's maximum system power")
-    network: str | None = Field(default=None, description="scale-out networking per node, e.g. '8x 400Gb/s InfiniBand NDR'")
-    network_gbps: float | None = Field(default=None, ge=0, description="scale-out bandwidth per node, 10**9 bit/s")
-    rack_units: int | None = None
+    years: float = Field(gt=0)
+    source: str
+
+
+class SoftwareLicence(Entry):
+    """A software subscription that may be charged to a deployment: only when the scenario asks for
+    it or the chosen engine requires it, never by default."""
+
+    vendor: str
+    basis: Literal["per_gpu", "per_server"]
+    usd_per_year: float = Field(gt=0, description="per GPU or per server and year, list price")
+    low_usd_per_year: float = Field(gt=0)
+    high_usd_per_year: float = Field(gt=0)
+    accelerator_vendors: tuple[str, ...] = Field(default=(), description="accelerator vendors it licenses (empty: any)")
+    required_by_engines: tuple[str, ...] = Field(default=(), description="engine ids that need it in production")
+    bundled: tuple[LicenceBundle, ...] = Field(default=(), description="accelerators whose purchase includes years of it")
+
+    @model_validator(mode="after")
+    def _range(self) -> "SoftwareLicence":
+        if not self.low_usd_per_year <= self.usd_per_year <= self.high_usd_per_year:
+            raise ValueError("usd_per_year must lie within [low_usd_per_year, high_usd_per_year]")
+        return self
+
+
+class ResalePoint(_Strict):
+    age_years: float = Field(ge=0)
+    pct: float = Field(ge=0, le=100, description="resale price as % of the purchase price")
+    low_pct: float = Field(ge=0, le=100)
+    high_pct: float = Field(ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _range(self) -> "ResalePoint":
+        if not self.low_pct <= self.pct <= self.high_pct:
+            raise ValueError("pct must lie within [low_pct, high_pct]")
+        return self
+
+
+class ResaleCurve(Entry):
+    """Resale value of accelerated servers by age: credited at the end of the horizon."""
+
+    points: tuple[ResalePoint, ...] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ResaleCurve":
+        ages = [p.age_years for p in self.points]
+        if ages != sorted(ages) or len(set(ages)) != len(ages) or ages[0] != 0:
+            raise ValueError("points must start at age 0 and increase in age")
+        return self
 
 
 # --------------------------------------------------------------------------------------
@@ -753,6 +884,8 @@ KIND_MODELS: dict[str, type[Entry]] = {
     "regions": Region,
     "providers": Provider,
     "cost_assumptions": CostAssumption,
+    "software_licences": SoftwareLicence,
+    "resale_curves": ResaleCurve,
     "country_groups": CountryGroup,
     "policy_presets": PolicyPreset,
 }

@@ -194,9 +194,11 @@ _COLUMNS: dict[str, list[tuple[str, Any]]] = {
         ("memory cap", lambda e: f"{e.memory.cap_mode} {e.memory.memory_fraction or ''}"),
         ("block", lambda e: str(e.memory.block_size_tokens)), ("version", lambda e: e.version or "")],
     "servers": [
-        ("id", lambda e: e.id), ("accelerator", lambda e: f"{e.gpu_count} × {e.accelerator}"),
-        ("host $", lambda e: _num(e.host_cost_usd)), ("total $", lambda e: _num(e.total_cost_usd)),
-        ("host W", lambda e: _num(e.host_power_w)), ("network", lambda e: e.network or "")],
+        ("id", lambda e: e.id), ("kind", lambda e: f"{e.kind}, {e.facility}"),
+        ("accelerators", lambda e: f"{'1–' if len(e.counts) > 1 else ''}{e.max_gpus} × {e.accelerator}"),
+        ("host $", lambda e: _num(e.host.cost_usd) if e.host else "all-in"),
+        ("host W", lambda e: _num(e.host.power_w) if e.host else f"{_num(e.max_power_w)} all-in"),
+        ("U", lambda e: _num(e.rack_units))],
     "workload_presets": [
         ("id", lambda e: e.id), ("name", lambda e: e.name or ""),
         ("input mean/p95", lambda e: f"{e.input_mean:,.0f} / {e.input_p95 or e.input_mean:,.0f}" if e.input_mean else ""),

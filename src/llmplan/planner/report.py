@@ -249,6 +249,32 @@ def _layout(o: dict[str, Any]) -> str:
             f" = {o['num_gpus']} GPUs{servers}, {o['engine']}{where}")
 
 
+def owned_lines(d: dict[str, Any], horizon: float) -> list[str]:
+    """What is bought, where the spares are, and every cost line item (the report's buyer view)."""
+    p, c = d["purchase"], d["cost"]
+    ci, oi = c["capex_items_usd"], c["opex_items_usd_per_year"]
+    units = f", {p['rack_units']} U" if p["rack_units"] else ""
+    where = (f"under a desk (no colocation), {p['contracted_kw']:,.2f} kW maximum" if p["facility"] == "office" else
+             f"in a data centre{units}, {p['contracted_kw']:,.1f} kW contracted")
+    out = [f"- bought: {p['placement']} — {where}",
+           f"- {d['notes'][0]}",
+           f"- capex {_usd(c['capex_usd'])}: hardware {_usd(ci['hardware'])}, installation {_usd(ci['installation'])}, "
+           f"network {_usd(ci['network'])}, storage {_usd(ci['storage'])}",
+           f"- opex {_usd(c['opex_usd_per_year'])}/year: energy {_usd(oi['energy'])} "
+           f"({c['power_kw']['metered_average']:,.2f} kW average, utilisation {d['utilisation_pct']:.0f} %), "
+           f"colocation {_usd(oi['colocation'])}, maintenance {_usd(oi['maintenance'])}, staff {_usd(oi['staff'])} "
+           f"({c['staff_fte']:.2f} FTE), software {_usd(oi['software'])}",
+           f"- resale value at {horizon:g} years: −{_usd(c['residual_value_usd'])} ({c['residual_value_pct']:.1f} % of "
+           f"hardware); {d['energy_kwh_per_year']:,.0f} kWh/year"]
+    for lic in c["licences"]:
+        paid = f"paid for {lic['paid_years']:g} year(s)" if lic["paid_years"] else "no payment within the horizon"
+        out.append(f"- licence: {lic['name']} ({lic['why']}), ${lic['usd_per_year']:,.0f} per "
+                   f"{'GPU' if lic['basis'] == 'per_gpu' else 'server'} and year × {lic['units']:g}, "
+                   f"{lic['bundled_years']:g} year(s) included; {paid}")
+    out += [f"- note: {n}" for n in d["notes"][1:]]
+    return out
+
+
 def text(result: dict[str, Any]) -> str:
     r = result
     w = r["workload"]
@@ -281,8 +307,7 @@ def text(result: dict[str, Any]) -> str:
                 f"${rec['cost_per_million_tokens_usd']:,.3f} per 1M tokens"]
         d = rec["details"]
         if rec["deployment"] == "on_prem":
-            out.append(f"- capex {_usd(d['capex_usd'])}, opex {_usd(d['opex_usd_per_year'])}/year, utilisation "
-                       f"{d['utilisation_pct']:.0f} %, {d['energy_kwh_per_year']:,.0f} kWh/year")
+            out += owned_lines(d, r["horizon_years"])
         if rec["ttft_p95_ms"] is not None:
             out.append(f"- latency at peak: TTFT p95 {_ms(rec['ttft_p95_ms'])}, TPOT p95 {_ms(rec['tpot_p95_ms'])} "
                        f"({d.get('latency_basis')})")

@@ -111,13 +111,30 @@ class ScenarioFinance(_Strict):
     pue: float | None = Field(default=None, ge=1, le=3, description="override the region's power usage effectiveness")
     discount_rate: float | None = Field(default=None, ge=0, le=1, description="per year, as a fraction, for the NPV")
     depreciation_years: float | None = Field(default=None, ge=MIN_YEARS, le=30, description="straight-line depreciation of the hardware")
-    staff_usd_per_fte_year: float | None = Field(default=None, ge=0, description="loaded cost of one operations FTE")
+    staff_usd_per_fte_year: float | None = Field(default=None, ge=0, le=1e7, description="loaded cost of one operations FTE")
+    staff_fte_base: float | None = Field(default=None, ge=0, le=100, description="FTE to run the deployment whatever "
+                                         "its size (default: the catalog's, by facility)")
+    staff_fte_per_server: float | None = Field(default=None, ge=0, le=100, description="FTE per server on top of "
+                                               "the base")
+    residual_value_pct: float | None = Field(default=None, ge=0, le=100, description="resale value at the horizon, "
+                                             "% of hardware (default: the catalog's resale curve)")
+    colocation_usd_per_kw_month: float | None = Field(default=None, ge=0, le=1e4, description="colocation per kW of "
+                                                      "contracted capacity (the servers' maximum power)")
+    licences: list[Name] = Field(default_factory=list, description="software licences to pay for (catalog ids, "
+                                 "e.g. nvidia-ai-enterprise); the engine adds what it requires (NIM), nothing else "
+                                 "is charged")
     gpu_price_usd: dict[Name, Price] = Field(default_factory=dict, description="purchase price per accelerator id")
+    gpu_tdp_w: dict[Name, Annotated[float, Field(gt=0, le=1e5)]] = Field(
+        default_factory=dict, description="power limit (W) per accelerator id, where the catalog has none")
+    facility: Literal["datacenter", "office"] | None = Field(
+        default=None, description="buy only rack servers (datacenter: colocation by contracted kW, switches, "
+        "data-centre staff) or only machines under a desk (office); default: whichever is cheaper")
 
 
 class Availability(_Strict):
     mode: Literal["none", "n_plus_1", "ha_pair"] = Field(
-        default="none", description="n_plus_1: one spare replica; ha_pair: at least two, doubled for failover")
+        default="none", description="n_plus_1: the fleet carries the peak with any one server down; ha_pair: two "
+        "independent halves in separate servers, each carrying the peak. Both place the spares in other servers")
 
 
 class Scenario(_Strict):

@@ -17,7 +17,8 @@ import numpy as np
 from ..catalog import Catalog
 from ..catalog.schema import Accelerator, Engine, Model, QuantFormat
 from ..cost.model import HOURS_PER_YEAR, api_cost, onprem
-from ..cost.tco import Finance, _server_for, hardware_prices, onprem_inputs
+from ..cost.ownership import buy, configurations
+from ..cost.tco import Finance, bought_note, cost_lines, purchase_summary
 from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
 from ..perf.calibrate import deployment_efficiency
@@ -203,9 +204,10 @@ class Sizing:
     concurrency: float  # at the SLO limit: sets the engine's max_num_seqs
 
 
-def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, availability: str) -> Sizing | str:
+def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float) -> Sizing | str:
     """Analytic: the highest per-replica request rate (closed-loop concurrency sweep) at which the
-    SLO limits hold, then replicas = ⌈peak / rate⌉ (+1 or ×2 for availability). Percentile limits
+    SLO limits hold, then replicas = ⌈peak / rate⌉: the replicas that carry the peak. Availability
+    spares are placed by the purchase, in other servers (:mod:`llmplan.cost.purchase`). Percentile limits
     are checked against the matching length: TTFT with the p95 prompt, end-to-end with the p95
     output, TPOT with the mean request in the batch. A string says why no rate works."""
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
@@ -235,10 +237,6 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, availab
     k = int(np.argmax(np.where(ok, rates, -1)))
     rate = float(rates[k])
     replicas = max(1, math.ceil(peak / rate))
-    if availability == "n_plus_1":
-        replicas += 1
-    elif availability == "ha_pair":
-        replicas = 2 * replicas
     return Sizing(replicas, rate, float(c[k]))
 
 
@@ -247,7 +245,11 @@ def _finance(s: Scenario, acc: Accelerator) -> Finance:
     f = s.finance
     return Finance(horizon_years=f.horizon_years, region=f.region, electricity_usd_per_kwh=f.electricity_usd_per_kwh,
                    pue=f.pue, discount_rate=f.discount_rate, depreciation_years=f.depreciation_years,
-                   staff_usd_per_fte_year=f.staff_usd_per_fte_year, gpu_price_usd=f.gpu_price_usd.get(acc.id))
+                   staff_usd_per_fte_year=f.staff_usd_per_fte_year, gpu_price_usd=f.gpu_price_usd.get(acc.id),
+                   gpu_tdp_w=f.gpu_tdp_w.get(acc.id), licences=tuple(f.licences),
+                   residual_value_pct=f.residual_value_pct, staff_fte_base=f.staff_fte_base,
+                   staff_fte_per_server=f.staff_fte_per_server,
+                   colocation_usd_per_kw_month=f.colocation_usd_per_kw_month, facility=f.facility)
 
 
 def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -382,13 +384,13 @@ def _layouts(m: Model, fmt: QuantFormat, a: Accelerator, eng: Engine, s: Scenari
         if not mem.fits:
             rejected.append(Rejection(oid, [f"memory: {r}" for r in mem.reasons]))
             continue
-        sz = size_replicas(d, cat, w, peak, s.availability.mode)
+        sz = size_replicas(d, cat, w, peak)
         if isinstance(sz, str):
             rejected.append(Rejection(oid, [f"latency: {sz}"]))
             continue
         f = _finance(s, a)
         try:
-            hardware_prices(a, cat, f)
+            configurations(a, d.layout.num_gpus, cat, f)
         except LlmplanError as exc:
             rejected.append(Rejection(oid, [f"cost: {exc}"]))
             continue
@@ -398,55 +400,66 @@ def _layouts(m: Model, fmt: QuantFormat, a: Accelerator, eng: Engine, s: Scenari
                             "context_tokens": ctx})
         o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "mean_rate": mean_rate,
                   "tokens_h": tokens_h}
-        _cost_owned(o, sz.replicas, cat, s)
+        try:
+            _cost_owned(o, sz.replicas, cat, s)
+        except LlmplanError as exc:
+            rejected.append(Rejection(oid, [f"cost: {exc}"]))
+            continue
         out.append(o)
     return out
 
 
-def serving_replicas(replicas: int, mode: str) -> int:
-    """Replicas that carry the load when the spares are down (n_plus_1: one; ha_pair: half)."""
-    if mode == "n_plus_1":
-        return max(replicas - 1, 1)
-    if mode == "ha_pair":
-        return max(replicas // 2, 1)
-    return replicas
+def serving_replicas(o: Option, need: int, cat: Catalog, s: Scenario) -> int:
+    """Replicas left to carry the load when the worst single server (n_plus_1) or one half
+    (ha_pair) is down, for the purchase that places `need` replicas (none: all placed)."""
+    return _bought(o, need, cat, s).purchase.serving_replicas
+
+
+def _bought(o: Option, need: int, cat: Catalog, s: Scenario):
+    """The purchase for `need` replicas of the option (cached on the option)."""
+    c = o._ctx
+    cache = c.setdefault("bought", {})
+    if need not in cache:
+        rate = o.details["per_replica_req_s"]
+        cache[need] = buy(c["d"], cat, c["finance"], need, s.availability.mode,
+                          lambda placed: min(100.0, 100 * c["mean_rate"] / (placed * rate)))
+    return cache[need]
 
 
 def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario) -> None:
-    """Servers, TCO and latency at the peak for `replicas` replicas of the option. Whole servers
-    are bought, so the free slots of the last server are filled with more replicas."""
+    """The cheapest purchase that places `replicas` (the replicas that carry the peak) with the
+    availability spares in other servers, its TCO, and the latency at the peak on the replicas
+    left after the worst failure the mode plans for. Free slots of the servers bought run more
+    replicas."""
     c = o._ctx
-    d, f = c["d"], c["finance"]
-    a = d.accelerator
-    per_server = hardware_prices(a, cat, f)[3]
-    gpr = d.layout.num_gpus
-    servers = math.ceil(replicas * gpr / per_server)
-    whole = _server_for(a, cat) is not None
-    if whole:
-        replicas = max(replicas, servers * per_server // gpr)
-    gpus = replicas * gpr
-    rate = o.details["per_replica_req_s"]
-    util = min(100.0, 100 * c["mean_rate"] / (replicas * rate))
-    x, notes = onprem_inputs(d, cat, f, servers, util, gpus=None if whole else gpus)
+    d = c["d"]
+    owned = _bought(o, replicas, cat, s)
+    p, x = owned.purchase, owned.x
     r = onprem(x)
     tco = float(r.tco_usd)
-    serving = serving_replicas(replicas, s.availability.mode)
+    serving = p.serving_replicas
+    rate = o.details["per_replica_req_s"]
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
     mach, _ = machine(d)
     e, _, _ = deployment_efficiency(d, cat)
     i, o_len = c["w"].lengths("input").mean, c["w"].lengths("output").mean
     limit = engine_limit(d, cat, i, o_len)
     at = open_loop(shape, mach, e, c["peak"] / serving, i, o_len, limit, float(d.engine.defaults.max_num_batched_tokens))
-    o.num_gpus, o.tp, o.pp, o.replicas, o.servers, o.tco_usd = gpus, d.layout.tp, d.layout.pp, replicas, servers, tco
+    o.num_gpus, o.tp, o.pp, o.replicas, o.servers, o.tco_usd = p.gpus, d.layout.tp, d.layout.pp, p.replicas, p.servers, tco
     o.cost_per_million_tokens_usd = tco / c["tokens_h"] * 1e6 if c["tokens_h"] else math.inf
     o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * np.asarray(at.ttft_s)), float(1e3 * np.asarray(at.tpot_s))
     seqs = min(max(c["sizing"].concurrency * 2, 8), d.engine.defaults.max_num_seqs)
     o.serve_command = serve_command(d, o.details["context_tokens"], seqs)
+    summary = purchase_summary(owned, rate, c["peak"])
+    spares = {"n_plus_1": 1, "ha_pair": replicas}.get(s.availability.mode, 0)
     o.details.update({
-        "capex_usd": float(r.capex_usd), "opex_usd_per_year": float(r.opex_usd_per_year), "utilisation_pct": util,
-        "serving_replicas": serving, "energy_kwh_per_year": float(r.energy_kwh_per_year),
+        "capex_usd": float(r.capex_usd), "opex_usd_per_year": float(r.opex_usd_per_year),
+        "utilisation_pct": x.utilisation_pct, "serving_replicas": serving, "replicas_needed": replicas,
+        "rented_spare_replicas": spares, "purchase": summary, "cost": cost_lines(r, x, owned),
+        "energy_kwh_per_year": float(r.energy_kwh_per_year),
         "emissions_kg_per_year": float(r.emissions_kg_per_year), "max_num_seqs": int(seqs),
-        "latency_basis": "analytic (mean at the peak hour)", "notes": notes})
+        "latency_basis": "analytic (mean at the peak hour)",
+        "notes": [bought_note(summary, "at the SLO-bound rate of the sizing"), *owned.notes]})
 
 
 SIM_MIN_REQUESTS, SIM_MAX_REQUESTS = 1500, 5000
@@ -481,11 +494,11 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
         if (replicas, hour) not in memo:
             reqs = hours[hour]
             memo[replicas, hour] = summarize(
-                simulate_cluster(spec, reqs, serving_replicas(replicas, s.availability.mode), router="least-loaded"),
+                simulate_cluster(spec, reqs, serving_replicas(o, replicas, cat, s), router="least-loaded"),
                 slo, warmup_s=float(reqs.arrival_s[min(len(reqs) - 1, len(reqs) // 20)]))
         return memo[replicas, hour]
 
-    start = replicas = o.replicas
+    start = replicas = o.details["replicas_needed"]
     if not sim(replicas)["slo_met"]:
         hi = 4 * replicas
         if sim(hi)["slo_met"]:
@@ -504,11 +517,11 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
     ok = all(r["slo_met"] for r in results)
     # report the worst hour (the lowest goodput)
     res = min(results, key=lambda r: r["goodput_pct"])
-    if replicas != o.replicas and ok:
+    if replicas != start and ok:
         _cost_owned(o, replicas, cat, s)
     o.ttft_p95_ms, o.tpot_p95_ms = res["ttft_ms"]["p95"], res["tpot_ms"]["p95"]
     o.details.update({"latency_basis": f"simulated peak hour, worst of {SIM_HOURS} ({n:,} requests at {peak:.3g}/s on "
-                                       f"{serving_replicas(o.replicas, s.availability.mode)} serving replicas)",
+                                       f"{o.details['serving_replicas']} serving replicas)",
                       "simulated": {"slo_met": ok, "goodput_pct": res["goodput_pct"],
                                     "ttft_ms": res["ttft_ms"], "tpot_ms": res["tpot_ms"], "slo": res["slo"],
                                     "slo_headroom": SLO_HEADROOM, "hours_simulated": SIM_HOURS,
@@ -536,7 +549,7 @@ def _cloud(owned: list[Option], s: Scenario, cat: Catalog, policy, rate_h: np.nd
         seen.add(key)
         per_replica = o.details["per_replica_req_s"]
         serving = o.details.get("serving_replicas", o.replicas)
-        spares = o.replicas - serving
+        spares = o.details.get("rented_spare_replicas", o.replicas - serving)
         need_h = np.where(rate_h > 0, np.ceil(rate_h / per_replica) + spares, spares)
         gpu_per_replica = o.num_gpus // max(o.replicas, 1)
         used_hours = float(need_h.sum() * 365 * gpu_per_replica)
