@@ -25,9 +25,9 @@ def id_problem(name: object) -> str | None:
     if not ID_PATTERN.fullmatch(name):
         return f"{name[:60]!r} is not a catalog name ({GRAMMAR})"
     if ".." in name or "//" in name:
-        return f"{name!r} contains '..' or '//' ({GRAMMAR})"
+        return f"{name!r} is not a catalog name: it contains '..' or '//' ({GRAMMAR})"
     if name.lower().endswith(FILE_SUFFIXES) or name != name.strip():
-        return f"{name!r} looks like a file name or has surrounding spaces ({GRAMMAR})"
+        return f"{name!r} is not a catalog name: a file name, or spaces around it ({GRAMMAR})"
     return None
 
 

@@ -269,7 +269,8 @@ def _meta_routes(app: FastAPI, ctx: Context) -> None:
         ov = ctx.overrides()
         return {"status": "ok", "version": __version__, "catalog_version": ctx.tag(ov),
                 "schema_revision": ctx.store.schema_revision(), "overrides": ov.public(),
-                "budget": ctx.budget.public(), "queued": ctx.pool.waiting()}
+                "budget": ctx.budget.public(),
+                "computations": {"running": ctx.pool.running(), "queued": ctx.pool.waiting()}}
 
     @app.get("/api/catalog/{kind}")
     def catalog_list(kind: Kind) -> list[dict[str, Any]]:

@@ -117,6 +117,7 @@ class Pool:
         self._workers: dict[int, _Worker] = {}
         self._closed = False
         self._seq = itertools.count(1)
+        self._running = 0
 
     # ------------------------------------------------------------------ clients
 
@@ -149,6 +150,10 @@ class Pool:
     def waiting(self) -> int:
         with self._cv:
             return len(self._queue)
+
+    def running(self) -> int:
+        with self._cv:
+            return self._running
 
     def close(self) -> None:
         with self._cv:
@@ -191,6 +196,8 @@ class Pool:
         while (t := self._next()) is not None:
             t.position = 0
             t.event("start", None)
+            with self._cv:
+                self._running += 1
             try:
                 w = self._workers.get(i)
                 if w is None or not w.alive():
@@ -205,6 +212,9 @@ class Pool:
                     t.future.set_exception(exc)
             else:
                 t.future.set_result(result)
+            finally:
+                with self._cv:
+                    self._running -= 1
 
 
 class _Worker:

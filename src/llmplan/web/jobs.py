@@ -68,7 +68,13 @@ class JobRunner:
                 with self._lock:
                     self._pending.discard(jid)
 
-        ticket = self.pool.submit("plan", (scenario, rows), on_event=on_event)
+        try:
+            ticket = self.pool.submit("plan", (scenario, rows), on_event=on_event)
+        except LlmplanError as exc:  # the queue is full: the job never existed for the client
+            with self._lock:
+                self._pending.discard(jid)
+            self.store.update_job(jid, status="failed", progress="failed", error=str(exc))
+            raise
         ticket.future.add_done_callback(finish)
         job = self.store.get_job(jid)
         out = {"job_id": jid, "status_url": f"/api/jobs/{jid}", "status": job["status"]}
