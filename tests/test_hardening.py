@@ -418,3 +418,32 @@ def test_markdown_report_escapes_names_and_nul_is_refused(client):
         r = client.post("/api/scenarios", json=body)
         assert r.status_code == 400 and "control character" in r.json()["error"], r.json()
     assert client.get("/api/scenarios").json() == before
+
+
+def test_capacity_over_the_whole_rate_range_never_exceeds_100_percent(tmp_path):
+    """Property (hypothesis) over every rate the schema allows, per second and per day, both
+    routers: a feasible answer runs no hour above 100 % of its replicas' capacity and meets the
+    SLOs in its check; otherwise it says why (never a burst standing in for a long run)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    c = TestClient(create_app(f"sqlite:///{tmp_path / 's.db'}"), base_url=BASE)
+    load = st.one_of(st.floats(-6, 6).map(lambda e: {"rate_per_s": 10.0 ** e}),
+                     st.floats(-3, 10).map(lambda e: {"requests_per_day": 10.0 ** e}))
+
+    @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(load=load, router=st.sampled_from(["round-robin", "least-loaded"]),
+           deployment=st.sampled_from([("llama-3.1-8b", "l40s"), ("Qwen/Qwen3-8B", "h100-sxm")]))
+    def check(load, router, deployment):
+        model, gpu = deployment
+        r = c.post("/api/capacity", json={"model": model, "gpu": gpu, "workload": "chat", "router": router, **load})
+        assert r.status_code == 200, r.json()
+        out = r.json()
+        if out["feasible"]:
+            assert max(out["utilisation_by_hour_pct"]) <= 100 + 1e-9, (load, out["utilisation_by_hour_pct"])
+            assert out["at_peak"]["slo_met"] and out["headroom_pct"] >= -1e-9
+            assert out["check"]["requests"] >= 2000 and out["replicas"] >= out["replicas_needed_at_least"]
+        else:
+            assert out["reason"], out
+
+    check()
