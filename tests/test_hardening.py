@@ -447,3 +447,44 @@ def test_capacity_over_the_whole_rate_range_never_exceeds_100_percent(tmp_path):
             assert out["reason"], out
 
     check()
+
+
+def test_work_stops_when_the_client_goes_away(tmp_path):
+    """A synchronous plan of ~12 s of CPU whose client hangs up after a second: its worker is
+    stopped within a second or two, and no run is stored (a real server: the disconnect is TCP)."""
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(f"sqlite:///{tmp_path / 's.db'}", budget=Budget(workers=1, queue=8))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=srv.run, daemon=True).start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            if srv.started:
+                break
+            time.sleep(0.05)
+        body = json.dumps({"yaml": ASSISTANT.replace("requests_per_day: 60000", "requests_per_day: 1e8")}).encode()
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(b"POST /api/plan HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                     + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        deadline = time.time() + 30
+        while httpx.get(base + "/api/health").json()["computations"]["running"] == 0:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        time.sleep(1)
+        sock.close()  # the client goes away
+        t0 = time.time()
+        while httpx.get(base + "/api/health").json()["computations"]["running"]:
+            assert time.time() - t0 < 5, "the computation went on after its client left"
+            time.sleep(0.05)
+        assert httpx.get(base + "/api/runs").json() == []
+        assert httpx.post(base + "/api/fit", json={"model": "llama-3.1-8b", "gpu": "h100-sxm"}).status_code == 200
+    finally:
+        srv.should_exit = True

@@ -254,7 +254,7 @@ def check_requests(w: Workload, cat: Catalog, lam: float, replicas: int, router:
         else:
             gaps = np.full(n, replicas / lam)
         reqs = type(reqs)(np.cumsum(gaps), reqs.input_tokens, reqs.output_tokens, reqs.cached_tokens)
-        basis = f"one of {replicas:,} round-robin replicas: every {replicas:,}th request of the peak stream"
+        basis = f"one of {replicas:,} round-robin replicas: every {replicas:,}-th request of the peak stream"
     elif sim < replicas:
         basis = f"a slice of {sim} of {replicas:,} least-loaded replicas with {sim}/{replicas:,} of the peak"
     else:

@@ -188,6 +188,7 @@ class Context:
             if done:
                 return fut.result()
             if await request.is_disconnected():
+                fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody waits for it now
                 self.pool.cancel(ticket)
                 raise ClientGone()
 

@@ -211,7 +211,8 @@ class Pool:
                 if not t.future.done():
                     t.future.set_exception(exc)
             else:
-                t.future.set_result(result)
+                if not t.future.done():
+                    t.future.set_result(result)
             finally:
                 with self._cv:
                     self._running -= 1
