@@ -488,3 +488,26 @@ def test_work_stops_when_the_client_goes_away(tmp_path):
         assert httpx.post(base + "/api/fit", json={"model": "llama-3.1-8b", "gpu": "h100-sxm"}).status_code == 200
     finally:
         srv.should_exit = True
+
+
+def test_every_bundled_name_follows_the_id_grammar(cat):
+    """The grammar overrides must follow is the catalog's own: every bundled id, alias and
+    checkpoint id follows it, and none of them is a name two entries answer to."""
+    from llmplan.catalog.ids import id_problem
+
+    bad = [(kind, n, id_problem(n)) for kind in cat.__dataclass_fields__ if kind != "overridden"
+           for e in getattr(cat, kind) for n in (e.id, *e.aliases, *(c.id for c in getattr(e, "checkpoints", ())))
+           if id_problem(n)]
+    assert not bad, bad[:5]
+    assert all(not getattr(cat, k).clashes for k in cat.__dataclass_fields__ if k != "overridden")
+
+
+def test_a_user_catalog_alias_that_clashes_is_an_error(tmp_path):
+    from llmplan.catalog import load_catalog
+    from llmplan.catalog.loader import dump_entries
+    from llmplan.errors import CatalogError
+
+    h100 = load_catalog().accelerator("h100-sxm").model_dump(mode="json", exclude_none=True)
+    (tmp_path / "gpus.yaml").write_text(dump_entries("accelerators", [{**h100, "id": "my-gpu", "aliases": ["H100"]}]))
+    with pytest.raises(CatalogError, match="already names 'h100-sxm'"):
+        load_catalog([tmp_path])

@@ -36,7 +36,7 @@ from ..specs import NAME_MAX_CHARS, FitRequest
 from ..store.db import NotFound, Store
 from ..yamlguard import load_yaml
 from . import overrides as ovr
-from .compute import Budget, BudgetExceeded, Busy, Cancelled, pool_for
+from .compute import Budget, Busy, Cancelled, pool_for
 from .jobs import JobRunner
 from .layout import PAGES, page
 from .openapi import ERROR_RESPONSES, document_errors
@@ -551,4 +551,4 @@ def _csv(result: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-__all__ = ["create_app", "catalog_version", "scenario_from", "BudgetExceeded"]
+__all__ = ["create_app", "catalog_version", "scenario_from"]
