@@ -39,8 +39,8 @@ def check_document(doc: Any, label: str, max_depth: int = MAX_DEPTH, max_nodes: 
         x, depth, where = stack.pop()
         count += 1
         if count > max_nodes:
-            raise LlmplanError(f"{label}: more than {max_nodes:,} values (YAML aliases that repeat aliases count "
-                               "as copies); write a smaller document")
+            raise LlmplanError(f"{label}: expands to more than {max_nodes:,} values (YAML aliases that repeat "
+                               "aliases count as copies); write the values out, or a smaller document")
         if isinstance(x, str):
             if _CONTROL.search(x):
                 raise LlmplanError(f"{label}{where}: control character "
