@@ -33,6 +33,7 @@ from ..errors import LlmplanError
 ENV = {"cpu_s": "LLMPLAN_CPU_BUDGET_S", "memory_mib": "LLMPLAN_MEMORY_BUDGET_MIB",
        "workers": "LLMPLAN_COMPUTE_WORKERS", "queue": "LLMPLAN_QUEUE", "max_search": "LLMPLAN_MAX_SEARCH"}
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")  # one core per computation
+WORKER_IDLE_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -181,10 +182,13 @@ class Pool:
                 t.position = i
                 t.event("position", i)
 
-    def _next(self) -> Ticket | None:
+    def _next(self, i: int) -> Ticket | None:
+        """The next ticket for slot `i`; a worker idle for WORKER_IDLE_S is ended meanwhile (memory
+        back to the machine; the next computation starts a fresh one)."""
         with self._cv:
             while not self._queue and not self._closed:
-                self._cv.wait()
+                if not self._cv.wait(WORKER_IDLE_S) and not self._queue and i in self._workers:
+                    self._workers.pop(i).kill()
             if self._closed:
                 return None
             t = self._queue.popleft()
@@ -193,7 +197,7 @@ class Pool:
         return t
 
     def _slot(self, i: int) -> None:
-        while (t := self._next()) is not None:
+        while (t := self._next(i)) is not None:
             t.position = 0
             t.event("start", None)
             with self._cv:
