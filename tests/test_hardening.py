@@ -144,6 +144,9 @@ def test_overrides_are_bounded_listed_disabled_and_deleted(client, monkeypatch):
     r = client.post("/api/overrides/gpus", json=gpu_entry(client, id="gpu-3", aliases=[]))
     assert r.status_code == 400 and "delete some" in r.json()["error"]
     assert client.post("/api/overrides/gpus", json=gpu_entry(client, id="gpu-0", aliases=[])).status_code == 201
+    monkeypatch.setattr(ovr, "MAX_TOTAL_BYTES", 3 * len(json.dumps(gpu_entry(client, id="gpu-0", aliases=[]))) + 50)
+    r = client.post("/api/overrides/gpus", json=gpu_entry(client, id="gpu-0", aliases=[], notes="n" * 100))
+    assert r.status_code == 400 and "all of them together" in r.json()["error"]
     assert client.get("/api/catalog/gpus").status_code == 200  # catalog endpoints still answer
     # disabled: listed, not in force; enabled again; deleted with its history
     assert client.patch("/api/overrides/gpus/gpu-1", json={"enabled": False}).json()["enabled"] is False

@@ -349,6 +349,14 @@ class Store:
             return [{"kind": r.kind, "entry_id": r.entry_id, "revision": r.revision, "enabled": r.enabled,
                      "created_at": _aware(r.created_at).isoformat(), "body": r.body} for r in rows]
 
+    def override_fingerprint(self) -> tuple:
+        """What identifies the overrides' current state, without reading their bodies (a cache key)."""
+        with Session(self.engine) as s:
+            rows = s.execute(select(CatalogOverrideRow.id, CatalogOverrideRow.kind, CatalogOverrideRow.entry_id,
+                                    CatalogOverrideRow.revision, CatalogOverrideRow.enabled,
+                                    CatalogOverrideRow.created_at).order_by(CatalogOverrideRow.id))
+            return tuple((r[0], r[1], r[2], r[3], bool(r[4]), str(r[5])) for r in rows)
+
     def override_revisions(self) -> int:
         with Session(self.engine) as s:
             return int(s.scalar(select(func.count()).select_from(CatalogOverrideRow)) or 0)

@@ -167,9 +167,15 @@ class Context:
         self.store, self.budget = store, budget
         self.pool = pool_for(budget)
         self.jobs = JobRunner(store, self.pool)
+        self._overrides: tuple[tuple, ovr.OverrideSet] | None = None
 
     def overrides(self) -> ovr.OverrideSet:
-        return ovr.build(self.store.overrides())
+        """The overrides in force, rebuilt only when the store's fingerprint of them changes."""
+        fp = self.store.override_fingerprint()
+        cached = self._overrides
+        if cached is None or cached[0] != fp:
+            cached = self._overrides = (fp, ovr.build(self.store.overrides()))
+        return cached[1]
 
     @staticmethod
     def tag(ov: ovr.OverrideSet) -> str:
@@ -500,7 +506,7 @@ def _override_routes(app: FastAPI, ctx: Context) -> None:
         if store.override_revisions() >= ovr.MAX_REVISIONS:
             raise LlmplanError(f"the store holds {ovr.MAX_REVISIONS:,} override revisions, the most it keeps; delete "
                                "overrides first")
-        e = ovr.check_new(kind, entry, current, len(stored), replace)
+        e = ovr.check_new(kind, entry, current, stored, replace)
         out = store.add_override(kind, e.id, e.model_dump(mode="json"))
         now = {(o["kind"], o["id"]): o for o in ctx.overrides().in_force}
         return {**out, "in_force": (kind, e.id) in now,

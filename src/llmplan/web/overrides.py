@@ -4,7 +4,8 @@ An override is a catalog entry a user posted over the REST API. It follows the c
 and id grammar (`catalog.ids`); its JSON is at most `MAX_OVERRIDE_BYTES` and there are at most
 `MAX_OVERRIDES` of them (`MAX_REVISIONS` rows with their history). Replacing a built-in entry is
 explicit (`?replace=true`, else 409); a name another entry already answers to is refused (409).
-Overrides can be disabled and deleted. The catalog a computation uses is the base catalog plus
+All of them together are at most `MAX_TOTAL_BYTES` (every computation carries them to its
+worker). Overrides can be disabled and deleted. The catalog a computation uses is the base catalog plus
 the enabled overrides that still validate; anything stored that does not (an entry written by
 an older version, two entries that clash) is left out and listed, never silently used."""
 
@@ -27,6 +28,7 @@ KINDS = {"gpus": "accelerators", "models": "models", "formats": "quant_formats",
          "calibrations": "calibrations"}
 MAX_OVERRIDES = 200
 MAX_OVERRIDE_BYTES = 64 * 1024
+MAX_TOTAL_BYTES = 2 * 2**20  # all overrides together: every computation carries them to its worker
 MAX_REVISIONS = 5000
 
 
@@ -92,12 +94,18 @@ def _entry(kind: str, body: Any, label: str) -> Entry:
     return validate_override(KINDS[kind], body, label)
 
 
-def check_new(kind: str, body: Any, current: OverrideSet, stored_entries: int, replace: bool) -> Entry:
-    """Validate an override about to be stored, against the catalog it will join."""
+def check_new(kind: str, body: Any, current: OverrideSet, stored: list[dict[str, Any]], replace: bool) -> Entry:
+    """Validate an override about to be stored (`stored`: the store's overrides now), against the
+    catalog it will join."""
     size = len(json.dumps(body))
     if size > MAX_OVERRIDE_BYTES:
         raise LlmplanError(f"{kind} entry: {size:,} bytes of JSON is over the {MAX_OVERRIDE_BYTES:,}-byte limit "
                            "for one override")
+    others = sum(len(json.dumps(o["body"])) for o in stored if (o["kind"], o["entry_id"]) != (kind, body.get("id")))
+    if others + size > MAX_TOTAL_BYTES:
+        raise LlmplanError(f"the overrides would hold {others + size:,} bytes of JSON, over the {MAX_TOTAL_BYTES:,}-byte "
+                           "limit for all of them together; delete some first")
+    stored_entries = len(stored)
     entry = _entry(kind, body, f"{kind} entry")
     table = getattr(current.catalog, KINDS[kind])
     ours = {o["id"] for o in current.in_force + current.not_in_force if o["kind"] == kind}
