@@ -144,7 +144,8 @@ def test_overrides_are_bounded_listed_disabled_and_deleted(client, monkeypatch):
     r = client.post("/api/overrides/gpus", json=gpu_entry(client, id="gpu-3", aliases=[]))
     assert r.status_code == 400 and "delete some" in r.json()["error"]
     assert client.post("/api/overrides/gpus", json=gpu_entry(client, id="gpu-0", aliases=[])).status_code == 201
-    monkeypatch.setattr(ovr, "MAX_TOTAL_BYTES", 3 * len(json.dumps(gpu_entry(client, id="gpu-0", aliases=[]))) + 50)
+    total = sum(len(json.dumps(o["body"])) for o in client.get("/api/overrides").json())
+    monkeypatch.setattr(ovr, "MAX_TOTAL_BYTES", total + 50)
     r = client.post("/api/overrides/gpus", json=gpu_entry(client, id="gpu-0", aliases=[], notes="n" * 100))
     assert r.status_code == 400 and "all of them together" in r.json()["error"]
     assert client.get("/api/catalog/gpus").status_code == 200  # catalog endpoints still answer
