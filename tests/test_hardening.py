@@ -146,7 +146,9 @@ def test_overrides_are_bounded_listed_disabled_and_deleted(client, monkeypatch):
     assert client.post("/api/overrides/gpus", json=gpu_entry(client, id="gpu-0", aliases=[])).status_code == 201
     total = sum(len(json.dumps(o["body"])) for o in client.get("/api/overrides").json())
     monkeypatch.setattr(ovr, "MAX_TOTAL_BYTES", total + 50)
-    r = client.post("/api/overrides/gpus", json=gpu_entry(client, id="gpu-0", aliases=[], notes="n" * 100))
+    longer = gpu_entry(client, id="gpu-0", aliases=[])
+    longer["notes"] = (longer.get("notes") or "") + "n" * 200
+    r = client.post("/api/overrides/gpus", json=longer)
     assert r.status_code == 400 and "all of them together" in r.json()["error"]
     assert client.get("/api/catalog/gpus").status_code == 200  # catalog endpoints still answer
     # disabled: listed, not in force; enabled again; deleted with its history
