@@ -429,7 +429,8 @@ def test_markdown_report_escapes_names_and_nul_is_refused(client):
 def test_capacity_over_the_whole_rate_range_never_exceeds_100_percent(tmp_path):
     """Property (hypothesis) over every rate the schema allows, per second and per day, both
     routers: a feasible answer runs no hour above 100 % of its replicas' capacity and meets the
-    SLOs in its check; otherwise it says why (never a burst standing in for a long run)."""
+    SLOs in its check; otherwise it says why (never a burst standing in for a long run). A
+    simulation at the same load is never busier than 100 % and says when it is overloaded."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -451,6 +452,14 @@ def test_capacity_over_the_whole_rate_range_never_exceeds_100_percent(tmp_path):
             assert out["check"]["requests"] >= 2000 and out["replicas"] >= out["replicas_needed_at_least"]
         else:
             assert out["reason"], out
+        sim = c.post("/api/simulate", json={"model": model, "gpu": gpu, "workload": "chat", "router": router,
+                                            "num_requests": 300, **load})
+        if sim.status_code == 400:  # a whole day of requests: refused for its size, saying so
+            assert "requests" in sim.json()["error"], sim.json()
+            return
+        s = sim.json()
+        assert s["gpu_busy_pct"] <= 100 + 1e-9 and s["overloaded"] == (s["offered_load_pct"] > 100)
+        assert not s["overloaded"] or "overloaded" in s["warning"]
 
     check()
 
