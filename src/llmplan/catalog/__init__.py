@@ -43,7 +43,7 @@ from .schema import (
 
 E = TypeVar("E", bound=Entry)
 
-__all__ = ["Catalog", "Table", "load_catalog", "normalize_name"]
+__all__ = ["Catalog", "Table", "load_catalog", "normalize_name", "with_entries"]
 
 
 def normalize_name(name: str) -> str:
@@ -58,11 +58,14 @@ class Table(Generic[E]):
     kind: str
     entries: dict[str, E]
     _index: dict[str, str] = field(default_factory=dict, repr=False)
+    clashes: list[tuple[str, str, str]] = field(default_factory=list, repr=False)  # (name, its entry, taken by)
 
     def __post_init__(self) -> None:
         for e in self.entries.values():
             for name in (e.id, *e.aliases, *_checkpoint_ids(e)):
-                self._index.setdefault(normalize_name(name), e.id)
+                owner = self._index.setdefault(normalize_name(name), e.id)
+                if owner != e.id:
+                    self.clashes.append((name, e.id, owner))
 
     def __iter__(self) -> Iterator[E]:
         return iter(self.entries.values())
@@ -187,7 +190,35 @@ def _build(extra_dirs: tuple[str, ...]) -> Catalog:
     by_kind, overridden = load_entries(extra_dirs)
     _check_quality(by_kind)
     tables = {k: Table(_LABELS[k], v) for k, v in by_kind.items()}
+    _refuse_clashes(tables)
     return Catalog(**tables, overridden=tuple(overridden))  # type: ignore[arg-type]
+
+
+def _refuse_clashes(tables: dict[str, Table]) -> None:
+    """A name (id, alias or checkpoint id) that two entries claim would silently resolve to the
+    first: an error instead (the bundled catalog has none; user entries must not add one)."""
+    for kind, t in tables.items():
+        if t.clashes:
+            name, entry, owner = t.clashes[0]
+            raise CatalogError(f"{kind}: {entry!r} names itself {name!r}, which already names {owner!r}; "
+                               "remove that alias or give the entry the other's id to replace it")
+
+
+def with_entries(base: Catalog, extra: dict[str, list[Entry]]) -> Catalog:
+    """`base` with `extra` entries (by catalog kind) added, or replacing the entry of the same id
+    whole; a name another entry already answers to is a CatalogError. Used for the web app's
+    stored overrides, which live in memory (no files)."""
+    tables = {}
+    for kind in _LABELS:
+        t: Table = getattr(base, kind)
+        if extra.get(kind):
+            entries = dict(t.entries)
+            entries.update({e.id: e for e in extra[kind]})
+            t = Table(_LABELS[kind], entries)
+        tables[kind] = t
+    _refuse_clashes(tables)
+    overridden = [f"{k}:{e.id}" for k, es in extra.items() for e in es if e.id in getattr(base, k).entries]
+    return Catalog(**tables, overridden=(*base.overridden, *overridden))  # type: ignore[arg-type]
 
 
 @functools.lru_cache(maxsize=8)

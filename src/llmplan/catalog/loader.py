@@ -91,22 +91,23 @@ def read_file(path: Path, trusted: bool = False, known: dict[str, Entry] | None 
     if size > MAX_FILE_BYTES:
         raise CatalogError(f"{path}: {size} bytes is over the {MAX_FILE_BYTES} byte limit for a catalog file")
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (safe loader)
+        text = path.read_text(encoding="utf-8")
+        if trusted:
+            doc = yaml.load(text, Loader=_Loader)  # noqa: S506 (safe loader)
+        else:  # the guarded loader: duplicate keys, nesting, alias bombs
+            from ..yamlguard import load_yaml
+
+            doc = load_yaml(text, str(path), max_nodes=5_000_000)
     except UnicodeDecodeError:
         raise CatalogError(f"{path}: not a UTF-8 text file") from None
     except yaml.YAMLError as exc:
         raise CatalogError(yaml_error(exc, str(path))) from None
     except (ValueError, TypeError, RecursionError) as exc:  # e.g. an impossible date 2024-13-01
         raise CatalogError(f"{path}: not valid YAML ({exc})") from None
+    except LlmplanError as exc:  # the loader reports its own error type
+        raise CatalogError(str(exc)) from None
     if not isinstance(doc, dict):
         raise CatalogError(f"{path}: expected a mapping with keys schema_version, kind, entries")
-    if not trusted:
-        from ..yamlguard import check_expanded_size
-
-        try:
-            check_expanded_size(doc, str(path), limit=5_000_000)
-        except LlmplanError as exc:  # the loader reports its own error type
-            raise CatalogError(str(exc)) from None
     unknown = set(doc) - {"schema_version", "kind", "entries", "description"}
     if unknown:
         raise CatalogError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected schema_version, kind, entries")
@@ -135,11 +136,45 @@ def read_file(path: Path, trusted: bool = False, known: dict[str, Entry] | None 
             raise CatalogError(_format_validation(path, label, exc)) from None
         except ValueError as exc:
             raise CatalogError(f"{path}: {label}: {exc}") from None
+        if not trusted:
+            try:
+                check_entry_names(entry, label)
+            except ValueError as exc:
+                raise CatalogError(f"{path}: {exc}") from None
         if entry.id in seen:
             raise CatalogError(f"{path}: {label}: duplicate id {entry.id!r}")
         seen.add(entry.id)
         entries.append(entry)
     return kind, entries
+
+
+def check_entry_names(entry: Entry, label: str) -> None:
+    """The entry's id, aliases and checkpoint ids follow the catalog's id grammar (catalog.ids)."""
+    from .ids import check_names
+
+    names = (*entry.aliases, *(c.id for c in getattr(entry, "checkpoints", ())))
+    check_names(entry.id, names, label)
+
+
+def validate_override(kind: str, body: object, label: str) -> Entry:
+    """One user entry given as data (a catalog override stored by the web app): the schema of its
+    kind and the id grammar. Raises CatalogError with `label: field: reason`."""
+    if kind not in KIND_MODELS:
+        raise CatalogError(f"{label}: kind must be one of {sorted(KIND_MODELS)}, got {kind!r}")
+    if not isinstance(body, dict):
+        raise CatalogError(f"{label}: expected a mapping")
+    try:
+        entry = KIND_MODELS[kind].model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(entry)"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise CatalogError(f"{label}: {loc}: {first['msg']}{more}") from None
+    try:
+        check_entry_names(entry, label)
+    except ValueError as exc:
+        raise CatalogError(str(exc)) from None
+    return entry
 
 
 def load_entries(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> tuple[dict[str, dict[str, Entry]], list[str]]:

@@ -352,6 +352,13 @@ def text(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The text report as a Markdown file (report.md): whatever a user typed (a scenario name,
+    policy values quoted in reasons) cannot become HTML where the file is rendered, because `&`
+    and `<` are written as entities (Markdown shows them as the characters)."""
+    return text(result).replace("&", "&amp;").replace("<", "&lt;")
+
+
 # ---------------------------------------------------------------------------------------------
 # HTML
 # ---------------------------------------------------------------------------------------------

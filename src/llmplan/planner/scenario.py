@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import Field, field_validator
 
 from ..catalog.schema import Slo
@@ -14,7 +13,7 @@ from ..errors import LlmplanError, validated
 from ..serving.workload import Lengths
 from ..specs import MIN_RATE_PER_S, MIN_REQUESTS_PER_DAY, MIN_YEARS, Name
 from ..strict import StrictModel
-from ..yamlguard import check_expanded_size, yaml_error
+from ..yamlguard import load_yaml
 
 SCHEMA_VERSION = 1
 Price = Annotated[float, Field(gt=0, le=1e8)]  # USD per accelerator
@@ -177,16 +176,11 @@ def load_scenario(path: Path) -> Scenario:
         raise LlmplanError(f"{path}: {size:,} bytes is over the {MAX_SCENARIO_BYTES:,}-byte limit for a scenario")
     try:
         text = path.read_text(encoding="utf-8")
-        doc = yaml.safe_load(text)
     except UnicodeDecodeError:
         raise LlmplanError(f"{path}: not a UTF-8 text file") from None
-    except yaml.YAMLError as exc:
-        raise LlmplanError(yaml_error(exc, str(path))) from None
-    except (ValueError, RecursionError) as exc:
-        raise LlmplanError(f"{path}: not valid YAML ({exc})") from None
+    doc = load_yaml(text, str(path))  # the guarded loader: duplicate keys, nesting, alias bombs
     if doc is None:
         raise LlmplanError(f"{path}: the scenario is empty")
-    check_expanded_size(doc, str(path))
     if not isinstance(doc, dict):
         raise LlmplanError(f"{path}: a scenario is a mapping of fields (name, workload, models, hardware, policy …)")
     return parse_scenario(doc, str(path))
