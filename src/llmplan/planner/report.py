@@ -364,41 +364,11 @@ def markdown(result: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def md_html(md: str) -> str:
-    """The text report's own small subset of Markdown (headings, bullets, tables, `code`) as HTML."""
-    e = html.escape
+    """Markdown as HTML (markdown-it-py, CommonMark with tables; raw HTML in the text is escaped, so
+    user text never becomes markup). A line break inside a paragraph is kept."""
+    from markdown_it import MarkdownIt
 
-    def inline(t: str) -> str:
-        parts = t.split("`")
-        return "".join(f"<code>{e(p)}</code>" if i % 2 else e(p) for i, p in enumerate(parts))
-
-    out: list[str] = []
-    lines = md.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("## "):
-            out.append(f"<h2>{inline(line[3:])}</h2>")
-        elif line.startswith("- "):
-            items = []
-            while i < len(lines) and lines[i].startswith("- "):
-                items.append(f"<li>{inline(lines[i][2:])}</li>")
-                i += 1
-            out.append("<ul>" + "".join(items) + "</ul>")
-            continue
-        elif line.startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                cells = [c.strip() for c in lines[i].strip("|").split("|")]
-                if not all(set(c) <= set("-:") for c in cells):
-                    tag = "th" if not rows else "td"
-                    rows.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in cells) + "</tr>")
-                i += 1
-            out.append("<table>" + "".join(rows) + "</table>")
-            continue
-        elif line.strip():
-            out.append(f"<p>{inline(line)}</p>")
-        i += 1
-    return "\n".join(out)
+    return MarkdownIt("commonmark", {"html": False, "breaks": True}).enable("table").render(md)
 
 
 def html_report(result: dict[str, Any], standalone: bool = True) -> str:
