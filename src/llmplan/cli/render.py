@@ -37,7 +37,13 @@ def emit(obj: Any, as_json: bool, show: Any) -> None:
 
 CATALOG_HELP = "Directory of catalog YAML files that add or override entries (also LLMPLAN_CATALOG)."
 
-_FLAG = {"context_tokens": "--context", "gpu": "--gpu", "model": "MODEL"}
+_FLAG = {"context_tokens": "--context", "gpu": "--gpu", "model": "MODEL", "rate_per_s": "--rate",
+         "fixed_replicas": "--replicas", "num_requests": "--requests", "duration_s": "--duration",
+         "sample_s": "--sample", "api_ids": "--api", "alternatives": "--no-cloud / --no-api",
+         "input_tokens": "--input", "output_tokens": "--output", "electricity_usd_per_kwh": "--electricity",
+         "utilisation_pct": "--utilisation", "gpu_price_usd": "--gpu-price", "server_price_usd": "--server-price",
+         "staff_usd_per_fte_year": "--staff-cost", "gpu_tdp_w": "--gpu-tdp", "licences": "--licence",
+         "residual_value_pct": "--residual-pct", "finance": "the finance options"}
 
 
 def validated(model: type[M], values: dict[str, Any]) -> M:
