@@ -7,8 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..catalog import load_catalog
-from ..cost.tco import Finance, TcoRequest, tco
+from .lazy import load_catalog
 from ..errors import LlmplanError
 from . import render
 
@@ -17,6 +16,8 @@ def _run(model, gpu, workload, per_day, rate, replicas, horizon, region, electri
          utilisation, gpu_price, server_price, staff_usd, apis, no_cloud, no_api, draws, seed, num_gpus, tp, pp,
          precision, engine, catalog, availability="none", max_servers=None, gpu_tdp=None, licences=(),
          residual=None, facility=None) -> dict[str, Any]:
+    from ..cost.tco import Finance, TcoRequest, tco
+
     finance = render.validated(Finance, dict(
         horizon_years=horizon, region=region, electricity_usd_per_kwh=electricity, pue=pue, discount_rate=discount,
         depreciation_years=depreciation, utilisation_pct=utilisation, gpu_price_usd=gpu_price,

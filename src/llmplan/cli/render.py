@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import errors
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 
 def console() -> Any:
@@ -21,7 +22,7 @@ def console() -> Any:
 
 
 def print_json(obj: BaseModel | list[Any] | dict[str, Any]) -> None:
-    if isinstance(obj, BaseModel):
+    if hasattr(obj, "model_dump_json"):
         sys.stdout.write(obj.model_dump_json(indent=2) + "\n")
     else:
         sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")

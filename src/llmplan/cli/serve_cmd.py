@@ -8,14 +8,20 @@ from typing import Any, Optional
 
 import typer
 
-from ..catalog import load_catalog
+from typing import TYPE_CHECKING
+
+from .lazy import load_catalog
 from ..errors import LlmplanError
-from ..serving.api import ServeRequest, capacity, simulate
 from . import render
+
+if TYPE_CHECKING:
+    from ..serving.api import ServeRequest
 
 
 def _request(model, gpu, workload, num_gpus, tp, pp, ep, precision, kv_precision, engine, max_num_seqs,
              max_num_batched_tokens, rate, per_day, replicas, router, requests, duration, seed, sample) -> ServeRequest:
+    from ..serving.api import ServeRequest
+
     return render.validated(ServeRequest, dict(
         model=model, gpu=gpu, workload=workload, num_gpus=num_gpus, tp=tp, pp=pp, ep=ep, precision=precision,
         kv_precision=kv_precision, engine=engine, max_num_seqs=max_num_seqs,
@@ -62,6 +68,8 @@ def register(app: typer.Typer) -> None:
                        max_num_batched_tokens, rate, per_day, replicas, router, requests, duration, seed, sample)
         if plot is not None and plot.suffix.lower() not in (".html", ".svg"):
             raise LlmplanError("--plot writes .html or .svg (offline, no browser needed to make it)")
+        from ..serving.api import simulate
+
         result = simulate(req, load_catalog(catalog), dask_address=dask, processes=processes)
         if series_csv is not None:
             write_series(series_csv, result["series"])
@@ -94,6 +102,8 @@ def register(app: typer.Typer) -> None:
         """Replicas, GPUs and servers that meet the workload's SLOs at its peak hour."""
         req = _request(model, gpu, workload, num_gpus, tp, pp, ep, precision, kv_precision, engine, max_num_seqs,
                        max_num_batched_tokens, rate, per_day, 1, router, None, None, seed, 60.0)
+        from ..serving.api import capacity
+
         render.emit(capacity(req, load_catalog(catalog), processes=processes), as_json, print_capacity)
 
 
