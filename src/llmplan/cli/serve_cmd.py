@@ -119,17 +119,9 @@ def write_series(path: Path, series: dict[str, list]) -> None:
 
 
 def write_plot(path: Path, result: dict[str, Any]) -> None:
-    from ..serving.charts import html_page, line_chart
+    from ..serving.charts import document
 
-    s = result["series"]
-    charts = [line_chart(s["t_s"], {"TTFT p50": s["ttft_ms_p50"], "TTFT p95": s["ttft_ms_p95"]},
-                         "Time to first token (requests arriving in each interval)", "ms"),
-              line_chart(s["t_s"], {"TPOT p50": s["tpot_ms_p50"], "TPOT p95": s["tpot_ms_p95"]},
-                         "Time per output token", "ms"),
-              line_chart(s["t_s"], {"queue": s["queue"], "running": s["running"]}, "Requests waiting and running",
-                         "requests"),
-              line_chart(s["t_s"], {"KV cache used": s["kv_util"], "GPU busy": s["busy"]}, "Utilisation", "share")]
-    text = html_page("llmplan simulation", charts) if path.suffix.lower() == ".html" else charts[0]
+    text = document(result, path.suffix.lower())
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 
 from ...errors import LlmplanError
 from ...planner.scenario import Scenario
 from .. import overrides as ovr
-from ..context import Context, DbId, ScenarioIn, VersionQ, scenario_from
+from ..context import MAX_DB_ID, Context, DbId, ScenarioIn, VersionQ, scenario_from
 from ..tasks import check_search_size
 
 
@@ -54,15 +54,19 @@ def router(ctx: Context) -> APIRouter:
         return await plan_now(request, s, doc, ov, sid, v)
 
     @r.post("/api/jobs/plan", status_code=202)
-    async def plan_job(body: ScenarioIn) -> dict[str, Any]:
+    async def plan_job(body: ScenarioIn, scenario_id: Annotated[int | None, Query(ge=1, le=MAX_DB_ID)] = None,
+                       version: VersionQ | None = None) -> dict[str, Any]:
         """Start a plan in the background; poll `status_url` for its queue position, progress and run.
-        Jobs are kept in the store and owned by the server process running them, which beats a
-        heartbeat: a job is failed only when its owner stopped, never because another process started."""
+        With `scenario_id` and `version`, the body is that saved version's YAML and the run is kept
+        with it (compare shows which version it planned). Jobs are kept in the store and owned by the
+        server process running them, which beats a heartbeat: a job is failed only when its owner
+        stopped, never because another process started."""
         s, doc, ov = await scenario(body)  # a bad scenario fails now, not in the job
         tag = ctx.tag(ov)
+        sid, ver = await run_in_threadpool(_saved, ctx, body, scenario_id, version)
 
         def save(doc, status, tag, seconds, **fields):
-            return ctx.save_run(doc, status, tag, seconds, **fields)
+            return ctx.save_run(doc, status, tag, seconds, sid, ver, **fields)
 
         return await run_in_threadpool(ctx.jobs.submit, s, doc, ov.rows, tag, ctx.stamp(ov), save)
 
@@ -72,3 +76,16 @@ def router(ctx: Context) -> APIRouter:
         return ctx.jobs.status(jid)
 
     return r
+
+
+def _saved(ctx: Context, body: ScenarioIn, sid: int | None, version: int | None) -> tuple[int | None, int | None]:
+    """The saved version a plan job belongs to: both ids, and the body must be its YAML as stored."""
+    if sid is None and version is None:
+        return None, None
+    if sid is None or version is None:
+        raise LlmplanError("give both scenario_id and version, or neither")
+    stored = ctx.store.get_version(sid, version)
+    if body.yaml is None or body.yaml != stored["yaml"]:
+        raise LlmplanError(f"the scenario differs from scenario {sid} v{version} as saved: save it as a new version "
+                           "first, or plan it without scenario_id")
+    return sid, version

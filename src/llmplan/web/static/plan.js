@@ -3,7 +3,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 let body = null;     // the last valid scenario's fields (the form edits these)
-let loaded = null;   // the saved scenario being edited: {id, name, version}
+let loaded = null;   // the saved scenario being edited: {id, name, version, yaml}
 let edits = 0;       // answers to older edits are dropped (they can arrive after newer ones)
 let timer = null;
 let lastRun = null;
@@ -40,7 +40,9 @@ async function plan() {
   status("Planning… (a few seconds)");
   $("run").disabled = true;
   try {
-    const job = await call("POST", "/api/jobs/plan", { yaml: $("yaml").value });
+    const text = $("yaml").value;
+    const saved = loaded && loaded.yaml === text ? `?scenario_id=${loaded.id}&version=${loaded.version}` : "";
+    const job = await call("POST", "/api/jobs/plan" + saved, { yaml: text });
     let st;
     for (;;) {  // poll while the job waits for a worker or runs; stop at done or failed
       st = await call("GET", job.status_url);
@@ -147,8 +149,9 @@ function explanation(info) {
 
 async function saveNew() {
   try {
-    const s = await call("POST", "/api/scenarios", { yaml: $("yaml").value });
-    setLoaded({ id: s.id, name: s.name, version: s.version });
+    const text = $("yaml").value;
+    const s = await call("POST", "/api/scenarios", { yaml: text });
+    setLoaded({ id: s.id, name: s.name, version: s.version, yaml: text });
     status(`Saved as scenario ${s.id}, version ${s.version}.`);
     await listSaved();
   } catch (e) {
@@ -159,8 +162,9 @@ async function saveNew() {
 async function saveVersion() {
   if (!loaded) return;
   try {
-    const s = await call("PUT", `/api/scenarios/${loaded.id}`, { yaml: $("yaml").value });
-    setLoaded({ id: s.id, name: s.name, version: s.version });
+    const text = $("yaml").value;
+    const s = await call("PUT", `/api/scenarios/${loaded.id}`, { yaml: text });
+    setLoaded({ id: s.id, name: s.name, version: s.version, yaml: text });
     status(`Saved scenario ${s.id} as version ${s.version}.`);
     await listSaved();
   } catch (e) {
@@ -188,7 +192,7 @@ async function load(id) {
   body = full.latest.body;
   yamlDirty = false;
   fillForm(true);
-  setLoaded({ id: full.id, name: full.name, version: full.latest.version });
+  setLoaded({ id: full.id, name: full.name, version: full.latest.version, yaml: full.latest.yaml });
   status(`Loaded scenario ${full.id} v${full.latest.version}.`);
   validateSoon();
 }
