@@ -36,6 +36,7 @@ def create_app(database: str | None = None, auth: Auth | None = None, origins: O
     """The app over a store. `auth` defaults to LLMPLAN_AUTH_TOKEN / LLMPLAN_AUTH_BASIC, `origins`
     to LLMPLAN_ALLOWED_HOSTS / LLMPLAN_PUBLIC_URL / LLMPLAN_TRUSTED_PROXIES (loopback names only
     when none is set), `budget` to the LLMPLAN_*_BUDGET settings (web/compute.py)."""
+    _log_level_from_env()
     store = Store(database)
     auth = auth if auth is not None else Auth.from_env()
     origins = origins if origins is not None else Origins.from_settings()
@@ -54,6 +55,20 @@ def create_app(database: str | None = None, auth: Auth | None = None, origins: O
     app.add_middleware(Guard, auth=auth, origins=origins)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)  # outermost: counts every body
     return app
+
+
+def _log_level_from_env() -> None:
+    """A server process started by `serve --workers N` logs at the parent's --log-level."""
+    import logging
+    import os
+
+    level = os.environ.get("LLMPLAN_LOG_LEVEL", "").upper()
+    root = logging.getLogger("llmplan")
+    if level in ("DEBUG", "INFO", "WARNING", "ERROR") and not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(level)
 
 
 def _static(app: FastAPI) -> None:

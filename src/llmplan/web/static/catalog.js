@@ -57,7 +57,10 @@ function sources(cell, text) {
     if (m) {
       const a = document.createElement("a");
       a.href = m[1];
-      a.textContent = m[1];
+      a.title = m[1];
+      let host = m[1];
+      try { host = new URL(m[1]).hostname.replace(/^www\./, ""); } catch (err) { /* shown whole */ }
+      a.textContent = host;
       a.rel = "noopener noreferrer";
       a.target = "_blank";
       cell.append(a, m[2]);

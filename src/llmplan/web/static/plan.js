@@ -94,6 +94,7 @@ function showResult(run, reportUrl) {
   $("explain-box").hidden = false;
   $("explanation").textContent = "";
   $("report").src = reportUrl;
+  $("report").hidden = false;
   for (const fmt of ["pdf", "json", "csv"]) $(fmt).href = `/api/runs/${run.id}/report.${fmt}`;
   $("html").href = `/api/runs/${run.id}/report.html?download=true`;
   $("downloads").hidden = false;
