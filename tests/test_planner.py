@@ -88,7 +88,7 @@ def test_every_scenario_field_has_a_default_and_a_description():
     ({"schema_version": 2}, "schema_version 2 is not supported"),
     ({"workload": {"requests_per_day": -5}}, "workload.requests_per_day"),
     ({"policy": {"deployment": ["moon"]}}, "policy.deployment.0"),
-    ({"hardwre": ["h100-sxm"]}, "hardwre: Extra inputs are not permitted"),
+    ({"hardwre": ["h100-sxm"]}, "hardwre: unknown field; did you mean 'hardware'?"),
     ({"policy": {"model_licenses": ["gpl-only"]}}, "policy.model_licenses.0"),
 ])
 def test_invalid_scenarios_name_the_field(doc, message):
