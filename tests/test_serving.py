@@ -201,7 +201,14 @@ def test_simulate_command(capsys, tmp_path):
     assert r["completed"] == 2000 and r["replicas"] == 2
     assert (tmp_path / "s.csv").read_text().startswith("queue,")
     page = (tmp_path / "p.html").read_text()
-    assert "<svg" in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+    # four charts, each a static SVG with its spec, the chart library inline (nothing fetched)
+    assert page.count("<figure class='llmplan-chart'") == 4 and "<script src" not in page
+    import re
+
+    markup = re.sub(r"<script>.*?</script>", "", page, flags=re.S)
+    markup = re.sub(r"<script type='application/json' class='chart-spec'>.*?</script>", "", markup, flags=re.S)
+    assert "<svg" in markup and ">TTFT (ms)<" in markup and ">time (hours)<" in markup
+    assert set(re.findall(r"https?://[^\"'\s)]+", markup)) <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}
 
 
 def test_capacity_command(capsys):

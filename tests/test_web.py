@@ -19,6 +19,7 @@ from .pg import postgres_url
 REPO = Path(__file__).resolve().parents[1]
 BASE = "http://localhost"  # a loopback name: the app refuses Host headers it does not answer to
 ASCEND = (REPO / "examples" / "china-ascend.yaml").read_text()
+EXAMPLE = (REPO / "src" / "llmplan" / "web" / "static" / "example.yaml").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_plan_runs_are_stored_with_their_catalog_version(client):
 @pytest.mark.parametrize("body, status, message", [
     ({"yaml": "workload: [1"}, 400, "not valid YAML"),
     ({"yaml": "- a"}, 400, "a scenario is a mapping"),
-    ({"scenario": {"hardwre": ["h100-sxm"]}}, 400, "hardwre: Extra inputs are not permitted"),
+    ({"scenario": {"hardwre": ["h100-sxm"]}}, 400, "hardwre: unknown field; did you mean 'hardware'?"),
     ({"scenario": {"models": ["Qwen/Qwen3-8"], "workload": {"requests_per_day": 10}}}, 400, "did you mean"),
     ({}, 400, "exactly one of"),
     ({"yaml": 5}, 422, "yaml"),
@@ -424,7 +425,8 @@ def test_no_secrets_in_logs(tmp_path):
         port = s.getsockname()[1]
     env = {**os.environ, "LLMPLAN_AUTH_TOKEN": "tok-0f9a8b7c6d", "LLMPLAN_AUTH_BASIC": "ana:pw-5e4d3c2b"}
     p = subprocess.Popen([sys.executable, "-m", "llmplan.cli", "serve", "--port", str(port), "--database",
-                          f"sqlite:///{tmp_path / 's.db'}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                          f"sqlite:///{tmp_path / 's.db'}", "--log-level", "debug"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(200):
@@ -472,3 +474,48 @@ def test_concurrent_saves_from_processes_lose_no_version(database, tmp_path):
     versions = st.get_scenario(sid)["versions"]
     assert [v["version"] for v in versions] == list(range(1, 47)) and len(told) == 45
     assert all(st.get_version(sid, n)["body"]["name"] == name for n, name in told.items())
+
+
+def test_background_job_failures_are_logged_not_swallowed(database, caplog):
+    """A plan job that fails with a bug (not a user error) is logged with its traceback; the job and the
+    run say "internal error" without the details."""
+    import logging
+    from concurrent.futures import Future
+
+    from llmplan.store.db import Store
+    from llmplan.web.jobs import JobRunner
+
+    store = Store(database)
+    runner = JobRunner(store, pool=None)  # the pool is not used by _finish
+    store.add_job("j1", runner.owner)
+    fut: Future = Future()
+    try:
+        raise ZeroDivisionError("boom in the planner")
+    except ZeroDivisionError as exc:
+        fut.set_exception(exc)
+    saved = []
+    with caplog.at_level(logging.ERROR, logger="llmplan.web"):
+        runner._finish("j1", fut, {"name": "x"}, "tag", {}, lambda *a, **k: saved.append((a, k)), 0.1)
+    rec = next(r for r in caplog.records if "plan job j1 failed" in r.getMessage())
+    assert rec.exc_info and rec.exc_info[0] is ZeroDivisionError and "boom in the planner" in caplog.text
+    job = store.get_job("j1")
+    assert job["status"] == "failed" and job["error"] == "internal error: ZeroDivisionError"
+    assert saved[0][1]["error"] == "internal error: ZeroDivisionError"
+
+
+def test_explain_endpoint_answers_from_the_run(client):
+    import yaml
+
+    doc = yaml.safe_load(EXAMPLE)
+    doc["workload"]["slo"]["ttft_p95_ms"] = 1  # nothing meets a 1 ms TTFT: every option excluded
+    r = client.post("/api/plan", json={"scenario": doc})
+    assert r.status_code == 200 and r.json()["recommendation"] is None
+    run = r.json()
+    assert run["why_none_detail"]["decided_by"] == "latency"
+    option = next(x for x in run["rejected"] if x["reasons"][0].startswith("latency"))["option"]
+    e = client.get(f"/api/runs/{run['run_id']}/explain", params={"option": option}).json()
+    assert e["status"] == "rejected" and e["reasons"][0].startswith("latency")
+    bad = client.get(f"/api/runs/{run['run_id']}/explain", params={"option": "no-such-option"})
+    assert bad.status_code == 400 and "no option 'no-such-option'" in bad.json()["error"]
+    html = client.get(f"/api/runs/{run['run_id']}/report.html?download=true")
+    assert "attachment" in html.headers["content-disposition"] and "window.vegaEmbed" in html.text

@@ -27,10 +27,10 @@ class UnknownIdError(LlmplanError):
         self.name = name
         self.suggestions = suggestions
         hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
-        super().__init__(f"unknown {kind} {name!r}{hint} (list them with `llmplan catalog {_LIST_CMD.get(kind, kind)}`)")
+        super().__init__(f"unknown {kind} {name!r}{hint} ({_where(kind)})")
 
 
-_LIST_CMD = {
+_LIST_CMD = {  # catalog kind (its label) -> the `llmplan catalog LIST` that lists it
     "accelerator": "gpus",
     "model": "models",
     "quantization format": "formats",
@@ -39,7 +39,24 @@ _LIST_CMD = {
     "server": "servers",
     "quality benchmark": "benchmarks",
     "model quality entry": "quality",
+    "GGUF type": "gguf-types",
+    "calibration": "calibrations",
+    "workload preset": "workloads",
+    "cloud GPU offer": "cloud-offers",
+    "API price": "api-prices",
+    "region": "regions",
+    "cost assumption": "cost-assumptions",
+    "provider": "providers",
 }
+
+
+def _where(kind: str) -> str:
+    """Where the user finds the names of `kind`: a command that exists."""
+    if kind in _LIST_CMD:
+        return f"list them with `llmplan catalog {_LIST_CMD[kind]}`"
+    if kind == "catalog entry":
+        return "search a list with `llmplan catalog models --filter TEXT`; also gpus, formats, engines, servers, regions"
+    return "see the catalog files, docs/catalog.md"
 
 
 class LayoutError(LlmplanError):
@@ -83,7 +100,7 @@ def describe(errors: list[dict[str, Any]]) -> tuple[str, str]:
     field = max(paths, key=lambda p: p.count(".") + bool(p))
     msgs: list[str] = []
     for e in errors:
-        msg = str(e.get("msg")).removeprefix("Value error, ")
+        msg = _readable(e)
         if _field_path(tuple(e.get("loc", ()))) == field and msg not in msgs:
             msgs.append(msg)
     reason = "; or ".join(msgs[:3])
@@ -93,13 +110,77 @@ def describe(errors: list[dict[str, Any]]) -> tuple[str, str]:
     return field or "(top level)", reason
 
 
+_BOUNDS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "more than"),
+           "less_than_equal": ("le", "at most"), "less_than": ("lt", "less than")}
+
+
+def _number(v: Any) -> str:
+    """A bound as a person writes it: 0.08333 (1 month), not 0.08333333333333333."""
+    if not isinstance(v, float):
+        return str(v)
+    text = f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.12f}".rstrip("0")
+    months = v * 12
+    if 0 < v < 1 and abs(months - round(months)) < 1e-9:
+        text += f" ({round(months)} month{'s' if round(months) != 1 else ''} in years)"
+    return text
+
+
+def _readable(e: dict[str, Any]) -> str:
+    """One pydantic error's message, bounds written readably and unknown fields with the closest name."""
+    kind, ctx = e.get("type"), e.get("ctx") or {}
+    if kind in _BOUNDS and _BOUNDS[kind][0] in ctx:
+        return f"must be {_BOUNDS[kind][1]} {_number(ctx[_BOUNDS[kind][0]])}"
+    return str(e.get("msg")).removeprefix("Value error, ")
+
+
+def _model_at(model: Any, loc: tuple) -> Any:
+    """The pydantic model class that holds the field at `loc` (None when the path leaves models)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    cls = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or cls is None:
+            continue
+        info = cls.model_fields.get(part) if isinstance(part, str) else None
+        if info is None:
+            continue
+        todo, cls = [info.annotation], None
+        while todo:
+            t = todo.pop()
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                cls = t
+                break
+            todo.extend(typing.get_args(t))
+    return cls
+
+
+def _suggest_fields(model: Any, errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Unknown fields (pydantic's extra_forbidden) with the closest field name of their model."""
+    import difflib
+
+    out = []
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        cls = _model_at(model, loc) if e.get("type") == "extra_forbidden" and loc else None
+        if cls is not None:
+            names = [a for n, f in cls.model_fields.items() for a in (n, f.alias) if a]
+            near = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+            e = {**e, "msg": f"unknown field; did you mean {near[0]!r}?" if near
+                 else f"unknown field; the fields here are {', '.join(sorted(set(names)))}"}
+        out.append(e)
+    return out
+
+
 def spec_error(exc: Any, label: str | None = None, name: Callable[[str], str] | None = None,
-               error: type[LlmplanError] | None = None) -> LlmplanError:
+               error: type[LlmplanError] | None = None, model: Any = None) -> LlmplanError:
     """The first error of a pydantic ``ValidationError`` as the project's own error, naming the field.
 
     `name` turns the dotted field path into what the user typed (a CLI flag, say); `error`
     picks a more specific class than :class:`SpecError` (an import error keeps its class)."""
-    field, reason = describe(exc.errors())
+    errs = exc.errors()
+    field, reason = describe(_suggest_fields(model, errs) if model is not None else errs)
     shown = name(field) if name else field
     if error is not None and error is not SpecError:
         return error(f"{label}: {shown}: {reason}" if label else f"{shown}: {reason}")
@@ -114,4 +195,4 @@ def validated(model: type[M], values: Any, label: str | None = None,
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        raise spec_error(exc, label, name) from None
+        raise spec_error(exc, label, name, model=model) from None

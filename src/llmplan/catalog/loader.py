@@ -81,6 +81,33 @@ def _with_base(item: dict, local: dict[str, Entry], known: dict[str, Entry]) -> 
     return {**inherited, "config_source": base.config_source, **item}
 
 
+def _bundled_yaml(text: str) -> Any:
+    """A bundled catalog file parsed, from the user cache when this exact text was parsed before (a
+    marshal of plain data, keyed by the text's hash: ~2 ms instead of ~80 ms for the whole catalog,
+    which keeps the command line's start fast). No cache directory, or an unreadable entry: parsed."""
+    import hashlib
+    import marshal
+    import os
+
+    key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    try:
+        import platformdirs
+
+        cache = Path(os.environ.get("LLMPLAN_CACHE_DIR") or platformdirs.user_cache_dir("llmplan")) / "catalog"
+        return marshal.loads((cache / f"{key}.marshal").read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    doc = yaml.load(text, Loader=_Loader)  # noqa: S506 (safe loader)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / f"{key}.{os.getpid()}.tmp"
+        tmp.write_bytes(marshal.dumps(doc))
+        tmp.replace(cache / f"{key}.marshal")
+    except (OSError, ValueError, NameError):
+        pass
+    return doc
+
+
 def read_file(path: Path, trusted: bool = False, known: dict[str, Entry] | None = None) -> tuple[str, list[Entry]]:
     """Parse and validate one catalog file; returns (kind, entries). `known`: entries of the same kind loaded
     before this file (a model's ``variant_of`` may name one of them)."""
@@ -93,7 +120,7 @@ def read_file(path: Path, trusted: bool = False, known: dict[str, Entry] | None 
     try:
         text = path.read_text(encoding="utf-8")
         if trusted:
-            doc = yaml.load(text, Loader=_Loader)  # noqa: S506 (safe loader)
+            doc = _bundled_yaml(text)
         else:  # the guarded loader: duplicate keys, nesting, alias bombs
             from ..yamlguard import load_yaml
 

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="llmplan", standalone_mode=False)
     except LlmplanError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_message(exc)}", file=sys.stderr)
         return 2
     except typer.Exit as exc:
         return exc.exit_code
@@ -74,6 +74,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"internal error: {type(exc).__name__}: {exc} (set LLMPLAN_DEBUG=1 for details)", file=sys.stderr)
         return 1
     return 0
+
+
+def _message(exc: LlmplanError) -> str:
+    """The one line for a user error; an unknown model that is a closed API model says so."""
+    from ..errors import UnknownIdError
+
+    if isinstance(exc, UnknownIdError):
+        from .hints import closed_model
+
+        try:
+            return closed_model(exc) or str(exc)
+        except LlmplanError:  # the catalog itself is broken: the original message
+            return str(exc)
+    return str(exc)
 
 
 def entry() -> None:

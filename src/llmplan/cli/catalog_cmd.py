@@ -7,11 +7,16 @@ from typing import Any
 
 import typer
 
-from ..catalog import Catalog, load_catalog, normalize_name
-from ..catalog.schema import Entry
+from typing import TYPE_CHECKING
+
+from .lazy import load_catalog, normalize_name
 from ..errors import LlmplanError, UnknownIdError
 from ..units import fmt_count
 from . import render
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..catalog.schema import Entry
 
 LISTS = {
     "gpus": ("accelerators",),

@@ -7,8 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..catalog import load_catalog
-from ..cost.tco import Finance, TcoRequest, tco
+from .lazy import load_catalog
 from ..errors import LlmplanError
 from . import render
 
@@ -17,6 +16,8 @@ def _run(model, gpu, workload, per_day, rate, replicas, horizon, region, electri
          utilisation, gpu_price, server_price, staff_usd, apis, no_cloud, no_api, draws, seed, num_gpus, tp, pp,
          precision, engine, catalog, availability="none", max_servers=None, gpu_tdp=None, licences=(),
          residual=None, facility=None) -> dict[str, Any]:
+    from ..cost.tco import Finance, TcoRequest, tco
+
     finance = render.validated(Finance, dict(
         horizon_years=horizon, region=region, electricity_usd_per_kwh=electricity, pue=pue, discount_rate=discount,
         depreciation_years=depreciation, utilisation_pct=utilisation, gpu_price_usd=gpu_price,
@@ -166,12 +167,48 @@ def print_compare(r: dict[str, Any], header: bool = True) -> None:
     if u:
         p = u["tco_usd"]
         con.print(f"TCO P10/P50/P90: {_usd(p['p10'])} / {_usd(p['p50'])} / {_usd(p['p90'])} ({u['draws']:,} draws)")
+        note = point_vs_range(r["tco_usd"], p, r.get("sensitivity") or [])
+        if note:
+            con.print(f"[dim]{note}[/dim]")
         if "breakeven_month" in u:
-            b = u["breakeven_month"]
-            con.print(f"Break-even vs {b['against']}: P10/P50/P90 month {b['p10']} / {b['p50']} / {b['p90']}")
+            con.print(breakeven_line(u))
     s = r.get("sensitivity")
     if s:
         top = ", ".join(f"{x['assumption']} ±{x['swing_pct_of_tco'] / 2:.0f} %" for x in s[:4])
         con.print(f"[dim]Most sensitive assumptions: {top}[/dim]")
     for n in r.get("notes", []):
         con.print(f"  [dim]• {n}[/dim]")
+
+
+def _month(m: float | None) -> str:
+    return "never within the horizon" if m is None else f"month {m:,.0f}"
+
+
+def breakeven_line(u: dict[str, Any]) -> str:
+    """The break-even month's P10/P50/P90; a draw that never breaks even within the horizon says so."""
+    b = u["breakeven_month"]
+    share = u.get("breakeven_within_horizon_pct")
+    ps = [b["p10"], b["p50"], b["p90"]]
+    if all(m is None for m in ps):
+        return f"Break-even vs {b['against']}: never within the horizon (P10, P50 and P90 of the draws)" + \
+            (f"; {share:.0f} % of draws break even" if share else "")
+    return (f"Break-even vs {b['against']}: P10 {_month(ps[0])}, P50 {_month(ps[1])}, P90 {_month(ps[2])}"
+            + (f" ({share:.0f} % of draws break even within the horizon)" if share is not None else ""))
+
+
+def point_vs_range(point: float, p: dict[str, float | None], sensitivity: list[dict[str, Any]]) -> str:
+    """Why the point TCO (every input at its catalog value) can sit away from the Monte Carlo median,
+    or outside its P10–P90: the draws come from each input's (low, value, high) range, and ranges with
+    more room on one side move the draws that way. Empty when the point is within 5 % of the median."""
+    lo, mid, hi = p.get("p10"), p.get("p50"), p.get("p90")
+    if lo is None or mid is None or hi is None or abs(mid - point) <= 0.05 * abs(point):
+        return ""
+    where = ("below the P10" if point < lo else "above the P90" if point > hi
+             else f"{'below' if point < mid else 'above'} the median")
+    up = point < mid
+    skewed = [x for x in sensitivity if ((x["high"] - x["value"]) - (x["value"] - x["low"])) * (1 if up else -1) > 0]
+    ex = ", ".join(f"{x['assumption']} {x['value']:g} in {x['low']:g}–{x['high']:g}" for x in skewed[:3])
+    toward, away = ("up", "down") if up else ("down", "up")
+    return (f"The point TCO ({_usd(point)}) lies {where}: it takes each assumption at its catalog value, the draws "
+            f"take their ranges, and {len(skewed)} of {len(sensitivity)} ranges reach further {toward} than {away}"
+            + (f" ({ex})." if ex else "."))

@@ -7,10 +7,12 @@ from typing import Optional
 
 import typer
 
-from ..api import FitReport, fit_request
-from ..catalog import load_catalog
-from ..specs import FitRequest
+from typing import TYPE_CHECKING
+
 from . import render
+
+if TYPE_CHECKING:
+    from ..api import FitReport
 
 
 def register(app: typer.Typer) -> None:
@@ -39,13 +41,24 @@ def register(app: typer.Typer) -> None:
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
-        """Does MODEL fit on --gpu? Memory per GPU by component, KV capacity, max context and concurrency."""
+        """Does MODEL fit on --gpu? Memory per GPU by component, KV capacity, max context and concurrency;
+        when it does not, what would (fewer bits, more GPUs, a smaller model)."""
+        from ..api import fit_request
+        from ..catalog import load_catalog
+        from ..specs import FitRequest
+        from . import fit_try, hints
+
+        hints.check_model_path(model)
         req = render.validated(FitRequest, dict(
             model=model, gpu=gpu, num_gpus=num_gpus, tp=tp, pp=pp, ep=ep, precision=precision,
             kv_precision=kv_precision, context_tokens=context, concurrency=concurrency, engine=engine,
             gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
             max_num_seqs=max_num_seqs, block_size=block_size))
-        render.emit(fit_request(req, load_catalog(catalog)), as_json, print_fit)
+        cat = load_catalog(catalog)
+        r = fit_request(req, cat)
+        extra = [n for n in (hints.layout_note(req, r, cat),) if n] + \
+            [f"try {t}" for t in fit_try.suggestions(req, r, cat)]
+        render.emit(r.model_copy(update={"notes": [*extra, *r.notes]}) if extra else r, as_json, print_fit)
 
 
 def print_fit(r: FitReport) -> None:
@@ -77,5 +90,8 @@ def print_fit(r: FitReport) -> None:
     for reason in r.reasons:
         con.print(f"  [red]✗[/red] {reason}")
     for note in r.notes:
-        con.print(f"  [dim]• {note}[/dim]")
+        if note.startswith("try "):
+            con.print(f"  [yellow]→[/yellow] {note}")
+        else:
+            con.print(f"  [dim]• {note}[/dim]")
     con.print(f"[dim]{r.kv_sizing}[/dim]")

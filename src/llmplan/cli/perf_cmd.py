@@ -8,9 +8,13 @@ from typing import Optional
 
 import typer
 
-from ..catalog import load_catalog
-from ..perf.estimate import EstimateReport, EstimateRequest, estimate
+from typing import TYPE_CHECKING
+
+from .lazy import load_catalog
 from . import render
+
+if TYPE_CHECKING:
+    from ..perf.estimate import EstimateReport
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +43,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """How fast MODEL serves on --gpu: TTFT, TPOT, throughput, bounds, with an interval."""
+        from ..perf.estimate import EstimateRequest, estimate
+
         req = render.validated(EstimateRequest, dict(
             model=model, gpu=gpu, input_tokens=input_tokens, output_tokens=output_tokens, concurrency=concurrency,
             request_rate=request_rate, num_gpus=num_gpus, tp=tp, pp=pp, ep=ep, precision=precision,

@@ -10,9 +10,8 @@ from typing import Optional
 
 import typer
 
-from ..catalog import load_catalog
+from .lazy import load_catalog
 from ..errors import LlmplanError
-from ..jsonutil import jsonable
 from . import render
 
 
@@ -28,6 +27,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Search for the cheapest deployment that meets the scenario's workload, SLOs and policy."""
+        from ..jsonutil import jsonable
         from ..planner import load_scenario
         from ..planner.report import explain as explain_option
         from ..planner.report import html_report, markdown, public_json, run, text

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import errors
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 
 def console() -> Any:
@@ -21,7 +22,7 @@ def console() -> Any:
 
 
 def print_json(obj: BaseModel | list[Any] | dict[str, Any]) -> None:
-    if isinstance(obj, BaseModel):
+    if hasattr(obj, "model_dump_json"):
         sys.stdout.write(obj.model_dump_json(indent=2) + "\n")
     else:
         sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
@@ -37,7 +38,13 @@ def emit(obj: Any, as_json: bool, show: Any) -> None:
 
 CATALOG_HELP = "Directory of catalog YAML files that add or override entries (also LLMPLAN_CATALOG)."
 
-_FLAG = {"context_tokens": "--context", "gpu": "--gpu", "model": "MODEL"}
+_FLAG = {"context_tokens": "--context", "gpu": "--gpu", "model": "MODEL", "rate_per_s": "--rate",
+         "fixed_replicas": "--replicas", "num_requests": "--requests", "duration_s": "--duration",
+         "sample_s": "--sample", "api_ids": "--api", "alternatives": "--no-cloud / --no-api",
+         "input_tokens": "--input", "output_tokens": "--output", "electricity_usd_per_kwh": "--electricity",
+         "utilisation_pct": "--utilisation", "gpu_price_usd": "--gpu-price", "server_price_usd": "--server-price",
+         "staff_usd_per_fte_year": "--staff-cost", "gpu_tdp_w": "--gpu-tdp", "licences": "--licence",
+         "residual_value_pct": "--residual-pct", "finance": "the finance options"}
 
 
 def validated(model: type[M], values: dict[str, Any]) -> M:

@@ -8,14 +8,20 @@ from typing import Any, Optional
 
 import typer
 
-from ..catalog import load_catalog
+from typing import TYPE_CHECKING
+
+from .lazy import load_catalog
 from ..errors import LlmplanError
-from ..serving.api import ServeRequest, capacity, simulate
 from . import render
+
+if TYPE_CHECKING:
+    from ..serving.api import ServeRequest
 
 
 def _request(model, gpu, workload, num_gpus, tp, pp, ep, precision, kv_precision, engine, max_num_seqs,
              max_num_batched_tokens, rate, per_day, replicas, router, requests, duration, seed, sample) -> ServeRequest:
+    from ..serving.api import ServeRequest
+
     return render.validated(ServeRequest, dict(
         model=model, gpu=gpu, workload=workload, num_gpus=num_gpus, tp=tp, pp=pp, ep=ep, precision=precision,
         kv_precision=kv_precision, engine=engine, max_num_seqs=max_num_seqs,
@@ -62,6 +68,8 @@ def register(app: typer.Typer) -> None:
                        max_num_batched_tokens, rate, per_day, replicas, router, requests, duration, seed, sample)
         if plot is not None and plot.suffix.lower() not in (".html", ".svg"):
             raise LlmplanError("--plot writes .html or .svg (offline, no browser needed to make it)")
+        from ..serving.api import simulate
+
         result = simulate(req, load_catalog(catalog), dask_address=dask, processes=processes)
         if series_csv is not None:
             write_series(series_csv, result["series"])
@@ -94,6 +102,8 @@ def register(app: typer.Typer) -> None:
         """Replicas, GPUs and servers that meet the workload's SLOs at its peak hour."""
         req = _request(model, gpu, workload, num_gpus, tp, pp, ep, precision, kv_precision, engine, max_num_seqs,
                        max_num_batched_tokens, rate, per_day, 1, router, None, None, seed, 60.0)
+        from ..serving.api import capacity
+
         render.emit(capacity(req, load_catalog(catalog), processes=processes), as_json, print_capacity)
 
 
@@ -109,17 +119,9 @@ def write_series(path: Path, series: dict[str, list]) -> None:
 
 
 def write_plot(path: Path, result: dict[str, Any]) -> None:
-    from ..serving.charts import html_page, line_chart
+    from ..serving.charts import document
 
-    s = result["series"]
-    charts = [line_chart(s["t_s"], {"TTFT p50": s["ttft_ms_p50"], "TTFT p95": s["ttft_ms_p95"]},
-                         "Time to first token (requests arriving in each interval)", "ms"),
-              line_chart(s["t_s"], {"TPOT p50": s["tpot_ms_p50"], "TPOT p95": s["tpot_ms_p95"]},
-                         "Time per output token", "ms"),
-              line_chart(s["t_s"], {"queue": s["queue"], "running": s["running"]}, "Requests waiting and running",
-                         "requests"),
-              line_chart(s["t_s"], {"KV cache used": s["kv_util"], "GPU busy": s["busy"]}, "Utilisation", "share")]
-    text = html_page("llmplan simulation", charts) if path.suffix.lower() == ".html" else charts[0]
+    text = document(result, path.suffix.lower())
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

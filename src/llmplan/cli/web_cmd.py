@@ -36,6 +36,9 @@ def register(app: typer.Typer) -> None:
                                                       "LLMPLAN_COMPUTE_WORKERS)."),
         queue: Optional[int] = typer.Option(None, "--queue", min=1, max=100_000, help="Computations that may wait "
                                             "for a worker; more get 429 (default 64; LLMPLAN_QUEUE)."),
+        log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error: what the server "
+                                      "logs on stderr (failed jobs and internal errors with their traceback at "
+                                      "error; request lines from info on; never a header or a password)."),
     ) -> None:
         """Serve the web app and the REST API (OpenAPI at /docs); migrates the store on start."""
         import socket
@@ -46,6 +49,7 @@ def register(app: typer.Typer) -> None:
         from ..web.compute import Budget
         from ..web.security import Auth, Origins, is_loopback
 
+        level = _logging(log_level)
         auth = Auth.from_env()
         if not is_loopback(host) and not auth.enabled:
             raise LlmplanError(f"--host {host} is reachable from other machines: set LLMPLAN_AUTH_TOKEN or "
@@ -76,7 +80,7 @@ def register(app: typer.Typer) -> None:
                    + f"; {budget.pool_size} compute worker(s), {budget.cpu_s:g} CPU s and {budget.memory_mib} MiB "
                      "per computation")
         if workers == 1:  # the proxy headers are ours to judge (--trusted-proxy), not uvicorn's
-            uvicorn.run(application, host=host, port=port, log_level="warning", proxy_headers=False)
+            uvicorn.run(application, host=host, port=port, log_level=level, proxy_headers=False)
         else:  # each worker process builds its own app from the same settings, passed in the environment
             os.environ["LLMPLAN_DATABASE"] = application.state.store.url
             os.environ["LLMPLAN_ALLOWED_HOSTS"] = ",".join(origins.hosts)
@@ -86,4 +90,25 @@ def register(app: typer.Typer) -> None:
                               ("workers", "LLMPLAN_COMPUTE_WORKERS"), ("queue", "LLMPLAN_QUEUE")):
                 os.environ[var] = str(getattr(budget, name))
             uvicorn.run("llmplan.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                        log_level="warning", proxy_headers=False)
+                        log_level=level, proxy_headers=False)
+
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def _logging(level: str) -> str:
+    """The llmplan loggers on stderr at `level`; uvicorn logs at the same level (its access log, from
+    info on, has request lines, never headers). Worker processes (--workers) read LLMPLAN_LOG_LEVEL."""
+    import logging
+
+    name = level.strip().lower()
+    if name not in LEVELS:
+        raise LlmplanError(f"--log-level {level!r}: one of {', '.join(LEVELS)}")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("llmplan")
+    root.handlers[:] = [handler]
+    root.setLevel(name.upper())
+    root.propagate = False
+    os.environ["LLMPLAN_LOG_LEVEL"] = name
+    return name

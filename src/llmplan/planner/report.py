@@ -363,163 +363,35 @@ def markdown(result: dict[str, Any]) -> str:
 # HTML
 # ---------------------------------------------------------------------------------------------
 
-_COL = {"on_prem": "#1f77b4", "cloud_gpu": "#ff7f0e", "api": "#2ca02c"}
-
-
-def scatter_svg(result: dict[str, Any], width: int = 760, height: int = 340) -> str:
-    """TCO against TTFT p95 for every ranked option with a latency; the Pareto front ringed."""
-    pts = [o for o in result["_search"]["ranked"] if o.ttft_p95_ms is not None and math.isfinite(o.tco_usd)]
-    if not pts:
-        return "<p>No option with a latency figure to chart.</p>"
-    front = {o["id"] for o in result["pareto"]}
-    pad_l, pad_r, pad_t, pad_b = 80, 20, 30, 44
-    xs = [o.ttft_p95_ms for o in pts]
-    ys = [o.tco_usd for o in pts]
-    x0, x1 = 0.0, max(xs) * 1.05 or 1.0
-    y0, y1 = min(ys) * 0.95, max(ys) * 1.05 or 1.0
-    if y1 <= y0:
-        y1 = y0 + 1
-
-    def px(v: float) -> float:
-        return pad_l + (v - x0) / (x1 - x0) * (width - pad_l - pad_r)
-
-    def py(v: float) -> float:
-        return height - pad_b - (v - y0) / (y1 - y0) * (height - pad_t - pad_b)
-
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' "
-           "font-size='11' role='img' aria-label='TCO against TTFT'>", "<rect width='100%' height='100%' fill='white'/>",
-           f"<text x='{pad_l}' y='18' font-size='13'>TCO against TTFT p95 at peak; size: "
-           f"{html.escape(result['ranking']['benchmark_name'])} (ringed: Pareto front of cost × latency × quality)</text>"]
-    for k in range(5):
-        yv = y0 + (y1 - y0) * k / 4
-        xv = x0 + (x1 - x0) * k / 4
-        out.append(f"<line x1='{pad_l}' x2='{width - pad_r}' y1='{py(yv):.1f}' y2='{py(yv):.1f}' stroke='#eee'/>"
-                   f"<text x='{pad_l - 6}' y='{py(yv) + 4:.1f}' text-anchor='end'>${yv / 1e3:,.0f}k</text>"
-                   f"<text x='{px(xv):.1f}' y='{height - pad_b + 15}' text-anchor='middle'>{xv:,.0f} ms</text>")
-    scores = [o.quality_score for o in pts if o.quality_score is not None]
-    lo, hi = (min(scores), max(scores)) if scores else (0.0, 0.0)
-    for o in pts:
-        col = _COL.get(o.deployment, "#555")
-        ring = " stroke='black' stroke-width='1.5'" if o.id in front else ""
-        q = o.quality_score
-        # 2.5 px for the lowest (or an unknown) score … 7.5 px for the highest in the plan
-        radius = 2.5 if q is None or hi <= lo else 2.5 + 5.0 * (q - lo) / (hi - lo)
-        label = o.details.get("quality", {}).get("label", "no published quality figure")
-        out.append(f"<circle cx='{px(o.ttft_p95_ms):.1f}' cy='{py(o.tco_usd):.1f}' r='{radius:.1f}' fill='{col}' "
-                   f"fill-opacity='0.6'{ring}><title>{html.escape(o.id)}: {html.escape(label)}</title></circle>")
-    for j, (k, col) in enumerate(_COL.items()):
-        out.append(f"<text x='{width - pad_r - 90}' y='{pad_t + 14 * j + 4}' fill='{col}'>{k}</text>")
-    out.append(f"<text x='{(pad_l + width) / 2}' y='{height - 8}' text-anchor='middle'>TTFT p95 at peak</text></svg>")
-    return "\n".join(out)
-
-
-def bars_svg(counts: dict[str, float], title: str, fmt=lambda v: f"{v:,.0f}", width: int = 760) -> str:
-    if not counts:
-        return ""
-    row = 22
-    height = 40 + row * len(counts)
-    top = max(counts.values()) or 1
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' "
-           f"font-size='11'><rect width='100%' height='100%' fill='white'/><text x='10' y='18' font-size='13'>"
-           f"{html.escape(title)}</text>"]
-    for i, (k, v) in enumerate(counts.items()):
-        y = 30 + i * row
-        wbar = (width - 320) * v / top
-        out.append(f"<text x='200' y='{y + 14}' text-anchor='end'>{html.escape(k[:32])}</text>"
-                   f"<rect x='206' y='{y + 3}' width='{wbar:.1f}' height='{row - 6}' fill='#1f77b4'/>"
-                   f"<text x='{210 + wbar:.1f}' y='{y + 14}'>{fmt(v)}</text>")
-    out.append("</svg>")
-    return "\n".join(out)
-
-
 def md_html(md: str) -> str:
-    """The text report's own small subset of Markdown (headings, bullets, tables, `code`) as HTML."""
-    e = html.escape
+    """Markdown as HTML (markdown-it-py, CommonMark with tables; raw HTML in the text is escaped, so
+    user text never becomes markup). A line break inside a paragraph is kept."""
+    from markdown_it import MarkdownIt
 
-    def inline(t: str) -> str:
-        parts = t.split("`")
-        return "".join(f"<code>{e(p)}</code>" if i % 2 else e(p) for i, p in enumerate(parts))
-
-    out: list[str] = []
-    lines = md.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("## "):
-            out.append(f"<h2>{inline(line[3:])}</h2>")
-        elif line.startswith("- "):
-            items = []
-            while i < len(lines) and lines[i].startswith("- "):
-                items.append(f"<li>{inline(lines[i][2:])}</li>")
-                i += 1
-            out.append("<ul>" + "".join(items) + "</ul>")
-            continue
-        elif line.startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                cells = [c.strip() for c in lines[i].strip("|").split("|")]
-                if not all(set(c) <= set("-:") for c in cells):
-                    tag = "th" if not rows else "td"
-                    rows.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in cells) + "</tr>")
-                i += 1
-            out.append("<table>" + "".join(rows) + "</table>")
-            continue
-        elif line.strip():
-            out.append(f"<p>{inline(line)}</p>")
-        i += 1
-    return "\n".join(out)
+    return MarkdownIt("commonmark", {"html": False, "breaks": True}).enable("table").render(md)
 
 
-def cumulative_svg(result: dict[str, Any]) -> str:
-    """Cumulative spend by month: owning the recommendation (capex up front, then opex) against the
-    cheapest cloud-GPU and API options, break-even months marked."""
-    from ..serving.charts import line_chart
+def html_report(result: dict[str, Any], standalone: bool = True) -> str:
+    """One page: the text report's sections as HTML, with its charts (static SVG, live in a browser).
+    `standalone`: the chart library inline, a self-contained file; else linked from the web app."""
+    from . import charts as plan_charts
+    from .. import charts
 
-    rec = result.get("recommendation")
-    if not rec or rec["deployment"] != "on_prem" or not result["references"]:
-        return ""
-    months = list(range(int(round(result["horizon_years"] * 12)) + 1))
-    capex, opex_m = rec["details"]["capex_usd"], rec["details"]["opex_usd_per_year"] / 12
-    lines = {"own (recommended)": [capex + opex_m * m for m in months]}
-    markers = {}
-    for kind, o in result["references"].items():
-        per_m = o["tco_usd"] / (result["horizon_years"] * 12)
-        lines[f"cheapest {kind.replace('_', ' ')}" + ("" if o["allowed"] else " (not allowed)")] = \
-            [per_m * m for m in months]
-        if o["breakeven_month"] is not None:
-            markers[f"break-even vs {kind.replace('_', ' ')}: month {o['breakeven_month']}"] = o["breakeven_month"]
-    return line_chart(months, lines, "Cumulative cost (USD)", "USD", xlabel=lambda v: f"month {v:.0f}",
-                      markers=markers)
-
-
-def html_report(result: dict[str, Any]) -> str:
-    """One self-contained page: the text report's sections as HTML, with charts embedded as SVG."""
     r = result
     e = html.escape
-    costs: dict[str, float] = {}
-    if r["recommendation"]:
-        costs[f"recommended ({r['recommendation']['deployment']})"] = r["recommendation"]["tco_usd"]
-    for o in r["alternatives"]:
-        costs.setdefault(f"{o['deployment']}: {o['model'].split('/')[-1]} {o['precision'] or ''} {o['hardware'] or ''}",
-                         o["tco_usd"])
-    for kind, o in r["references"].items():
-        costs.setdefault(f"cheapest {kind}" + ("" if o["allowed"] else " (not allowed)"), o["tco_usd"])
-    body = [md_html(text(r).split("\n", 1)[1]),
-            bars_svg(costs, f"TCO over {r['horizon_years']:g} years (USD)", fmt=lambda v: f"${v:,.0f}"),
-            cumulative_svg(r),
-            scatter_svg(r),
-            bars_svg({k: float(v) for k, v in r["rejected_counts"].items()}, "Excluded options by reason")]
+    body = [md_html(text(r).split("\n", 1)[1]), plan_charts.figures(r)]
     rows = "".join(f"<tr><td>{e(x['option'])}</td><td>{e('; '.join(x['reasons']))}</td></tr>" for x in r["rejected"])
     body.append(f"<details><summary>All {len(r['rejected'])} excluded options with reasons</summary>"
                 f"<table border='1' cellpadding='3' style='border-collapse:collapse;font-size:12px'>"
                 f"<tr><th>option</th><th>reasons</th></tr>{rows}</table></details>")
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{e(r['scenario']['name'])} — llmplan</title>"
             "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;padding:0 1em}"
-            "svg{display:block;margin:1em 0}table{border-collapse:collapse;font-size:13px}"
+            "table{border-collapse:collapse;font-size:13px}"
             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}code{font-size:12px;background:#f4f4f4;"
             "word-break:break-all}h2{border-bottom:1px solid #ddd;margin-top:1.4em}"
-            "@media print{details{display:none}h2{break-after:avoid}}</style></head><body>"
+            "@media print{details{display:none}h2{break-after:avoid}}" f"{charts.FIGURE_CSS}</style></head><body>"
             f"<h1>{e(r['scenario']['name'])}</h1>{''.join(body)}"
             "<p style='color:#666;font-size:12px'>Generated offline by llmplan from its catalog (every figure "
-            "carries a source and date in the catalog files).</p></body></html>\n")
+            f"carries a source and date in the catalog files).</p>{charts.scripts(inline=standalone)}</body></html>\n")

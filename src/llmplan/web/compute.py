@@ -19,6 +19,7 @@ server (a lifeline pipe)."""
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 import time
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import LlmplanError
+
+log = logging.getLogger("llmplan.web")
 
 ENV = {"cpu_s": "LLMPLAN_CPU_BUDGET_S", "memory_mib": "LLMPLAN_MEMORY_BUDGET_MIB",
        "workers": "LLMPLAN_COMPUTE_WORKERS", "queue": "LLMPLAN_QUEUE", "max_search": "LLMPLAN_MAX_SEARCH"}
@@ -104,7 +107,7 @@ class Ticket:
             try:
                 self.on_event(kind, value)
             except Exception:  # noqa: BLE001 - a reporting failure must not lose the computation
-                pass
+                log.warning("reporting %s of a %s computation failed", kind, self.task, exc_info=True)
 
 
 class Pool:
@@ -314,6 +317,7 @@ def _rebuild(msg: tuple, cpu_s: float) -> BaseException:
     if kind == "budget":
         return BudgetExceeded(text)
     if kind == "internal":
+        log.error("a computation failed with %s: %s\n%s", cls, text, extra or "(no traceback)")
         return RuntimeError(f"{cls}: {text}")
     if cls == "SpecError" and extra:
         return SpecError(extra["field"], extra["reason"], extra.get("label"))

@@ -9,6 +9,7 @@ job waits for a worker its queue position is kept in the store, so any process a
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -20,6 +21,8 @@ from typing import Any
 from ..errors import LlmplanError
 from ..store.db import Store
 from .compute import Pool
+
+log = logging.getLogger("llmplan.web")
 
 HEARTBEAT_S = 5.0
 STALE_S = 30.0
@@ -64,6 +67,8 @@ class JobRunner:
         def finish(future) -> None:
             try:
                 self._finish(jid, future, doc, tag, extra, save, time.perf_counter() - t0)
+            except Exception:  # noqa: BLE001 - a callback's exception would vanish: log it
+                log.exception("plan job %s: its result could not be stored", jid)
             finally:
                 with self._lock:
                     self._pending.discard(jid)
@@ -90,6 +95,10 @@ class JobRunner:
             self.store.update_job(jid, status="done", progress="done", run_id=rid)
             return
         error = str(exc) if isinstance(exc, LlmplanError) else f"internal error: {exc.__class__.__name__}"
+        if isinstance(exc, LlmplanError):
+            log.info("plan job %s failed: %s", jid, error)
+        else:
+            log.error("plan job %s failed", jid, exc_info=exc)
         try:
             save(doc, "failed", tag, seconds, error=error)
         finally:
@@ -113,7 +122,7 @@ class JobRunner:
             try:
                 self.store.heartbeat(self.owner)
             except Exception:  # noqa: BLE001 - a store hiccup: the next beat retries
-                pass
+                log.warning("job heartbeat failed; retrying in %s s", HEARTBEAT_S, exc_info=True)
 
     def status(self, jid: str) -> dict[str, Any]:
         """The job as the API shows it; one whose owner stopped beating is failed first."""

@@ -82,11 +82,46 @@ def tco(req, rows, progress=None) -> dict[str, Any]:
 
 
 def plan(scenario, rows, progress=None) -> tuple[dict[str, Any], str, str]:
-    """The planner's result as JSON, its HTML report and its Markdown report."""
+    """The planner's result as JSON, its HTML report (charts linked from the app) and its Markdown report."""
     from ..planner.report import html_report, markdown, public_json, run
 
     result = run(scenario, catalog(rows), progress)
-    return jsonable(public_json(result)), html_report(result), markdown(result)
+    _chart_runtime()
+    return jsonable(public_json(result)), html_report(result, standalone=False), markdown(result)
+
+
+def explain(scenario, option_id: str, rows, progress=None) -> dict[str, Any]:
+    """`llmplan plan --explain`: one option's figures if ranked, its reasons if excluded."""
+    from ..planner.report import explain as explain_option
+    from ..planner.report import run
+
+    return jsonable(explain_option(run(scenario, catalog(rows), progress), option_id))
+
+
+_CHARTS_WARM = False
+
+
+def _chart_runtime() -> None:
+    """Start the chart renderer (an embedded JavaScript engine that reserves ~32 GiB of address space
+    up front, not memory) with the address-space limit lifted for that moment only; the limit is then
+    set again with the same allowance above what the worker now holds."""
+    global _CHARTS_WARM
+    if _CHARTS_WARM:
+        return
+    from .. import charts
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    before = _vm_bytes()
+    if soft != resource.RLIM_INFINITY:
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+    try:
+        charts.warm()
+    finally:
+        if soft != resource.RLIM_INFINITY and before is not None:
+            grown = max(0, (_vm_bytes() or before) - before)
+            resource.setrlimit(resource.RLIMIT_AS, (soft + grown if hard == resource.RLIM_INFINITY
+                                                    else min(soft + grown, hard), hard))
+    _CHARTS_WARM = True
 
 
 def pdf(result, report_html, rows, progress=None) -> bytes:
@@ -96,7 +131,7 @@ def pdf(result, report_html, rows, progress=None) -> bytes:
 
 
 TASKS = {"fit": fit, "estimate": estimate, "simulate": simulate, "capacity": capacity, "tco": tco, "plan": plan,
-         "pdf": pdf}
+         "pdf": pdf, "explain": explain}
 
 
 def search_size(s, cat: Catalog) -> int:
@@ -171,8 +206,10 @@ def _run(conn, task: str, args: tuple, cpu_s: float, memory_mib: int) -> bool:
         _send(conn, ("error", "SpecError", str(exc), {"field": exc.field, "reason": exc.reason, "label": exc.label}))
     except LlmplanError as exc:
         _send(conn, ("error", exc.__class__.__name__, str(exc), None))
-    except Exception as exc:  # noqa: BLE001 - reported as a 500 with the class, never a traceback
-        _send(conn, ("internal", exc.__class__.__name__, str(exc)[:300], None))
+    except Exception as exc:  # noqa: BLE001 - a 500 with the class for the client; the traceback for the log
+        import traceback
+
+        _send(conn, ("internal", exc.__class__.__name__, str(exc)[:300], traceback.format_exc()[-4000:]))
     finally:
         try:
             resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
@@ -202,12 +239,18 @@ def _watch(fd: int) -> None:
     os._exit(0)
 
 
-def _limit_memory(memory_mib: int) -> None:
-    """Let the address space grow by `memory_mib` beyond what the worker holds at start."""
+def _vm_bytes() -> int | None:
     try:
         with open("/proc/self/status", encoding="ascii") as f:
-            vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
     except (OSError, StopIteration, ValueError):
+        return None
+
+
+def _limit_memory(memory_mib: int) -> None:
+    """Let the address space grow by `memory_mib` beyond what the worker holds at start."""
+    vm = _vm_bytes()
+    if vm is None:
         return
     hard = resource.getrlimit(resource.RLIMIT_AS)[1]
     soft = vm + memory_mib * 2**20

@@ -1,17 +1,23 @@
-// Compare page: the recommendation of each chosen run, side by side.
+// Compare page: the recommendation of each chosen run, side by side; a run without a compliant
+// option says so (never "TCO 0").
 "use strict";
 const $ = (id) => document.getElementById(id);
+const NONE = "no option";
+const rec = (r) => r.result.recommendation;
+const num = (v, digits) => v == null ? "—" : Number(v).toLocaleString("en-US", { maximumFractionDigits: digits,
+                                                                                 minimumFractionDigits: digits });
 const FIELDS = [
   ["scenario", (r) => r.scenario_id ? `${r.name} (scenario ${r.scenario_id} v${r.scenario_version})` : `${r.name} (unsaved)`],
-  ["model", (r) => r.result.recommendation?.model],
-  ["precision", (r) => r.result.recommendation?.precision],
-  ["deployment", (r) => r.result.recommendation?.deployment],
-  ["hardware", (r) => { const o = r.result.recommendation; return o?.hardware ? `${o.num_gpus} × ${o.hardware}` : "—"; }],
-  ["TCO (USD)", (r) => Math.round(r.result.recommendation?.tco_usd ?? 0).toLocaleString("en-US")],
-  ["per 1M tokens (USD)", (r) => r.result.recommendation?.cost_per_million_tokens_usd?.toFixed(3)],
-  ["TTFT p95 (ms)", (r) => r.result.recommendation?.ttft_p95_ms?.toFixed(0) ?? "—"],
-  ["TPOT p95 (ms)", (r) => r.result.recommendation?.tpot_p95_ms?.toFixed(0) ?? "—"],
-  ["quality (%)", (r) => r.result.recommendation?.quality_recovery_pct?.toFixed(1) ?? "—"],
+  ["recommendation", (r) => rec(r) ? rec(r).id : `${NONE}: ${r.result.why_none_detail?.decided_by ?? "see the report"}`],
+  ["model", (r) => rec(r)?.model ?? NONE],
+  ["precision", (r) => rec(r) ? rec(r).precision : NONE],
+  ["deployment", (r) => rec(r)?.deployment ?? NONE],
+  ["hardware", (r) => { const o = rec(r); return !o ? NONE : o.hardware ? `${o.num_gpus} × ${o.hardware}` : "—"; }],
+  ["TCO (USD)", (r) => rec(r) ? "$" + num(rec(r).tco_usd, 0) : NONE],
+  ["per 1M tokens (USD)", (r) => rec(r) ? "$" + num(rec(r).cost_per_million_tokens_usd, 3) : NONE],
+  ["TTFT p95 (ms)", (r) => rec(r) ? num(rec(r).ttft_p95_ms, 0) : NONE],
+  ["TPOT p95 (ms)", (r) => rec(r) ? num(rec(r).tpot_p95_ms, 0) : NONE],
+  ["quality (%)", (r) => rec(r) ? num(rec(r).quality_recovery_pct, 1) : NONE],
   ["excluded options", (r) => r.result.rejected.length],
   ["catalog version", (r) => r.catalog_version],
 ];
@@ -27,8 +33,12 @@ async function init() {
   const runs = await getJSON("/api/runs");
   for (const r of runs.filter((x) => x.status === "done")) {
     const li = document.createElement("li");
-    li.innerHTML = `<label><input type="checkbox" value="${r.id}"> run ${r.id}: </label>`;
-    li.querySelector("label").append(document.createTextNode(`${r.name} — ${r.recommendation?.id ?? "no option"}`));
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = r.id;
+    label.append(box, ` run ${r.id}: `, `${r.name} — ${r.recommendation?.id ?? NONE} (${r.created_at.slice(0, 16).replace("T", " ")})`);
+    li.append(label);
     $("runs").appendChild(li);
   }
   $("compare").onclick = compare;

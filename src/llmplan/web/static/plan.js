@@ -1,27 +1,48 @@
-// The plan page: edit YAML, plan, save; every request goes to this app only.
+// The plan page: edit a scenario (form and YAML), plan it, save it (new scenario or new version),
+// load, archive, explain an option; every request goes to this app only.
 "use strict";
 const $ = (id) => document.getElementById(id);
+let body = null;     // the last valid scenario's fields (the form edits these)
+let loaded = null;   // the saved scenario being edited: {id, name, version, yaml}
+let edits = 0;       // answers to older edits are dropped (they can arrive after newer ones)
+let timer = null;
+let lastRun = null;
+let yamlDirty = false;  // the YAML was typed in and `body` does not hold it yet
 
 function status(text, error) {
   $("status").textContent = text;
   $("status").className = error ? "error" : "";
 }
 
-async function call(method, url, body) {
+async function call(method, url, data) {
   const r = await fetch(url, { method, headers: { "content-type": "application/json" },
-                               body: body ? JSON.stringify(body) : undefined });
-  const data = r.headers.get("content-type")?.includes("json") ? await r.json() : await r.text();
-  if (!r.ok) throw new Error(data.error || r.statusText);
-  return data;
+                               body: data ? JSON.stringify(data) : undefined });
+  if (r.status === 204) return null;
+  const out = r.headers.get("content-type")?.includes("json") ? await r.json() : await r.text();
+  if (!r.ok) throw new Error(out.error || r.statusText);
+  return out;
 }
 
-function money(v) { return v == null ? "—" : "$" + Math.round(v).toLocaleString("en-US"); }
+const money = (v) => v == null ? "—" : "$" + Math.round(v).toLocaleString("en-US");
+const when = (iso) => iso ? iso.slice(0, 16).replace("T", " ") : "";
+
+function setLoaded(s) {
+  loaded = s;
+  $("loaded").hidden = !s;
+  $("loaded").textContent = s ? `Editing saved scenario #${s.id} “${s.name}”, version ${s.version}` : "";
+  $("save-version").disabled = !s;
+  $("archive").disabled = !s;
+}
+
+// ------------------------------------------------------------------ planning
 
 async function plan() {
   status("Planning… (a few seconds)");
   $("run").disabled = true;
   try {
-    const job = await call("POST", "/api/jobs/plan", { yaml: $("yaml").value });
+    const text = $("yaml").value;
+    const saved = loaded && loaded.yaml === text ? `?scenario_id=${loaded.id}&version=${loaded.version}` : "";
+    const job = await call("POST", "/api/jobs/plan" + saved, { yaml: text });
     let st;
     for (;;) {  // poll while the job waits for a worker or runs; stop at done or failed
       st = await call("GET", job.status_url);
@@ -33,21 +54,8 @@ async function plan() {
     }
     if (st.status === "failed") throw new Error(st.error);
     const run = await call("GET", st.run_url);
-    const r = { ...run.result, run_id: run.id, report_url: st.report_url };
-    const rec = r.recommendation;
-    $("summary").innerHTML = "";
-    const div = document.createElement("div");
-    div.className = "rec";
-    div.id = "recommendation";
-    div.textContent = rec
-      ? `Recommended: ${rec.model} ${rec.precision || ""} on ${rec.num_gpus || ""} ${rec.hardware || rec.deployment}` +
-        ` — TCO ${money(rec.tco_usd)}, $${rec.cost_per_million_tokens_usd.toFixed(3)} per 1M tokens`
-      : "No compliant option: " + r.why_none;
-    $("summary").appendChild(div);
-    $("report").src = r.report_url;
-    for (const fmt of ["pdf", "html", "json", "csv"]) $(fmt).href = `/api/runs/${r.run_id}/report.${fmt}`;
-    $("downloads").hidden = false;
-    status(`Run ${r.run_id} done.`);
+    showResult(run, st.report_url);
+    status(`Run ${run.id} done.`);
   } catch (e) {
     status(e.message, true);
   } finally {
@@ -55,9 +63,96 @@ async function plan() {
   }
 }
 
-async function save() {
+function showResult(run, reportUrl) {
+  const r = run.result;
+  const rec = r.recommendation;
+  lastRun = run.id;
+  const div = document.createElement("div");
+  div.id = "recommendation";
+  if (rec) {
+    div.className = "rec";
+    div.textContent = `Recommended: ${rec.model} ${rec.precision || ""} on ${rec.num_gpus || ""} ${rec.hardware || rec.deployment}` +
+      ` — TCO ${money(rec.tco_usd)}, $${rec.cost_per_million_tokens_usd.toFixed(3)} per 1M tokens`;
+  } else {
+    div.className = "warn";
+    const d = r.why_none_detail || {};
+    const head = document.createElement("strong");
+    head.textContent = "No compliant option. ";
+    const why = document.createElement("span");
+    why.textContent = r.why_none || "";
+    div.append(head, why);
+    if (d.decided_by) {
+      const p = document.createElement("p");
+      p.className = "deciding";
+      p.textContent = `Deciding rule: ${d.decided_by}` + (d.field ? `; change: ${d.field}` : "") +
+        ". Explain any excluded option below.";
+      div.append(p);
+    }
+  }
+  $("summary").replaceChildren(div);
+  optionIds(r);
+  $("explain-box").hidden = false;
+  $("explanation").textContent = "";
+  $("report").src = reportUrl;
+  $("report").hidden = false;
+  for (const fmt of ["pdf", "json", "csv"]) $(fmt).href = `/api/runs/${run.id}/report.${fmt}`;
+  $("html").href = `/api/runs/${run.id}/report.html?download=true`;
+  $("downloads").hidden = false;
+}
+
+function optionIds(r) {
+  const ids = [r.recommendation, ...(r.alternatives || [])].filter(Boolean).map((o) => o.id)
+    .concat((r.rejected || []).map((x) => x.option));
+  const list = $("option-ids");
+  list.replaceChildren(...ids.slice(0, 500).map((id) => { const o = document.createElement("option"); o.value = id; return o; }));
+  $("explain-option").value = r.recommendation ? r.recommendation.id : (r.rejected?.[0]?.option || "");
+}
+
+async function explainOption() {
+  const option = $("explain-option").value.trim();
+  const out = $("explanation");
+  if (!option || lastRun == null) return;
+  out.textContent = "Explaining…";
+  out.className = "";
   try {
-    const s = await call("POST", "/api/scenarios", { yaml: $("yaml").value });
+    const info = await call("GET", `/api/runs/${lastRun}/explain?option=${encodeURIComponent(option)}`);
+    out.replaceChildren(explanation(info));
+  } catch (e) {
+    out.textContent = e.message;
+    out.className = "error";
+  }
+}
+
+function explanation(info) {
+  const box = document.createElement("div");
+  const h = document.createElement("p");
+  const ul = document.createElement("ul");
+  const item = (t) => { const li = document.createElement("li"); li.textContent = t; ul.append(li); };
+  if (info.status === "rejected") {
+    h.textContent = `${info.option}: excluded`;
+    info.reasons.forEach(item);
+  } else if (info.status === "several") {
+    h.textContent = `${info.option}: ${info.ranked.length} ranked and ${info.rejected.length} excluded option(s) start with this id`;
+    info.ranked.forEach((o) => item(`ranked: ${o}`));
+    info.rejected.forEach((x) => item(`excluded: ${x.option}: ${x.reasons.join("; ")}`));
+  } else {
+    h.textContent = `${info.option}: ranked` + (info.rank ? ` #${info.rank}` : "");
+    item(`TCO ${money(info.tco_usd)}; $${(info.cost_per_million_tokens_usd ?? 0).toFixed(3)} per 1M tokens`);
+    if (info.ttft_p95_ms != null) item(`TTFT p95 ${Math.round(info.ttft_p95_ms)} ms; TPOT p95 ${Math.round(info.tpot_p95_ms)} ms`);
+    if (info.hardware) item(`${info.num_gpus} × ${info.hardware}, ${info.replicas} replica(s) of TP ${info.tp}`);
+    for (const n of info.details?.notes || []) item(n);
+  }
+  box.append(h, ul);
+  return box;
+}
+
+// ------------------------------------------------------------------ saving and loading
+
+async function saveNew() {
+  try {
+    const text = $("yaml").value;
+    const s = await call("POST", "/api/scenarios", { yaml: text });
+    setLoaded({ id: s.id, name: s.name, version: s.version, yaml: text });
     status(`Saved as scenario ${s.id}, version ${s.version}.`);
     await listSaved();
   } catch (e) {
@@ -65,27 +160,64 @@ async function save() {
   }
 }
 
-async function listSaved() {
-  const items = await call("GET", "/api/scenarios");
-  $("saved").innerHTML = "";
-  for (const s of items) {
-    const li = document.createElement("li");
-    const a = document.createElement("a");
-    a.href = "#";
-    a.textContent = `${s.name} (v${s.version})`;
-    a.onclick = async (ev) => {
-      ev.preventDefault();
-      const full = await call("GET", `/api/scenarios/${s.id}`);
-      $("yaml").value = full.latest.yaml;
-      status(`Loaded scenario ${s.id} v${full.latest.version}.`);
-    };
-    li.appendChild(a);
-    $("saved").appendChild(li);
+async function saveVersion() {
+  if (!loaded) return;
+  try {
+    const text = $("yaml").value;
+    const s = await call("PUT", `/api/scenarios/${loaded.id}`, { yaml: text });
+    setLoaded({ id: s.id, name: s.name, version: s.version, yaml: text });
+    status(`Saved scenario ${s.id} as version ${s.version}.`);
+    await listSaved();
+  } catch (e) {
+    status(e.message, true);
   }
 }
 
-let timer = null;
-let body = null;  // the last valid scenario's fields
+async function archive() {
+  if (!loaded) return;
+  try {
+    await call("DELETE", `/api/scenarios/${loaded.id}`);
+    status(`Archived scenario ${loaded.id} (every version kept; hidden from the list).`);
+    setLoaded(null);
+    await listSaved();
+  } catch (e) {
+    status(e.message, true);
+  }
+}
+
+async function load(id) {
+  const full = await call("GET", `/api/scenarios/${id}`);
+  ++edits;  // answers to edits of the previous scenario are dropped
+  clearTimeout(timer);
+  $("yaml").value = full.latest.yaml;
+  body = full.latest.body;
+  yamlDirty = false;
+  fillForm(true);
+  setLoaded({ id: full.id, name: full.name, version: full.latest.version, yaml: full.latest.yaml });
+  status(`Loaded scenario ${full.id} v${full.latest.version}.`);
+  validateSoon();
+}
+
+async function listSaved() {
+  const items = await call("GET", "/api/scenarios");
+  const names = {};
+  for (const s of items) names[s.name] = (names[s.name] || 0) + 1;
+  $("saved").replaceChildren(...items.map((s) => {
+    const li = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = "#";
+    a.dataset.id = s.id;
+    a.textContent = s.name;
+    a.onclick = (ev) => { ev.preventDefault(); load(s.id).catch((e) => status(e.message, true)); };
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = ` #${s.id} · v${s.version} · ${when(s.updated_at)}` + (names[s.name] > 1 ? " · same name as another" : "");
+    li.append(a, meta);
+    return li;
+  }));
+}
+
+// ------------------------------------------------------------------ form ⇄ YAML
 
 function getPath(obj, path) {
   return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
@@ -99,9 +231,9 @@ function setPath(obj, path, value) {
   else o[keys.at(-1)] = value;
 }
 
-function fillForm() {
+function fillForm(all) {
   for (const el of document.querySelectorAll("#form [data-path]")) {
-    if (el === document.activeElement) continue;
+    if (!all && el === document.activeElement) continue;
     const v = getPath(body, el.dataset.path);
     el.value = v == null ? "" : Array.isArray(v) ? v.join(", ") : (typeof v === "object" ? "" : v);
   }
@@ -109,6 +241,13 @@ function fillForm() {
 
 async function formChanged(ev) {
   const el = ev.target;
+  clearTimeout(timer);
+  if (yamlDirty) {  // the YAML typed last is the base of this edit, never an older scenario
+    const v = await call("POST", "/api/scenarios/validate", { yaml: $("yaml").value }).catch((e) => ({ error: e.message }));
+    if (!v.ok) { valid(false, `${v.error} — fix the YAML before editing the form`); return; }
+    body = v.body;
+    yamlDirty = false;
+  }
   const mine = ++edits;
   const fields = structuredClone(body || {});
   let v = el.value.trim();
@@ -123,15 +262,16 @@ async function formChanged(ev) {
     if (!r.ok) throw new Error(JSON.parse(text).error);
     $("yaml").value = text;
     body = fields;
-    $("valid").textContent = "✓ valid scenario";
-    $("valid").className = "ok";
+    valid(true);
   } catch (e) {
-    $("valid").textContent = "✗ " + e.message;
-    $("valid").className = "error";
+    if (mine === edits) valid(false, e.message);
   }
 }
 
-let edits = 0;  // answers to older edits are dropped (they can arrive after newer ones)
+function valid(ok, error) {
+  $("valid").textContent = ok ? "✓ valid scenario" : "✗ " + error;
+  $("valid").className = ok ? "ok" : "error";
+}
 
 function validateSoon() {
   clearTimeout(timer);
@@ -140,20 +280,22 @@ function validateSoon() {
     try {
       const v = await call("POST", "/api/scenarios/validate", { yaml: $("yaml").value });
       if (mine !== edits) return;
-      $("valid").textContent = v.ok ? "✓ valid scenario" : "✗ " + v.error;
-      $("valid").className = v.ok ? "ok" : "error";
-      if (v.ok) { body = v.body; fillForm(); }
+      valid(v.ok, v.error);
+      if (v.ok) { body = v.body; yamlDirty = false; fillForm(false); }
     } catch (e) {
-      $("valid").textContent = "✗ " + e.message;
-      $("valid").className = "error";
+      if (mine === edits) valid(false, e.message);
     }
   }, 400);
 }
 
 async function init() {
   $("run").onclick = plan;
-  $("save").onclick = save;
-  $("yaml").addEventListener("input", validateSoon);
+  $("save").onclick = saveNew;
+  $("save-version").onclick = saveVersion;
+  $("archive").onclick = archive;
+  $("explain").onclick = explainOption;
+  $("explain-option").addEventListener("keydown", (ev) => { if (ev.key === "Enter") explainOption(); });
+  $("yaml").addEventListener("input", () => { yamlDirty = true; validateSoon(); });
   for (const el of document.querySelectorAll("#form [data-path]")) el.addEventListener("change", formChanged);
   const r = await fetch("/static/example.yaml");
   $("yaml").value = await r.text();
