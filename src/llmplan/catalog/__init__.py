@@ -22,6 +22,7 @@ from .schema import (
     Calibration,
     Checkpoint,
     CloudOffer,
+    Collective,
     CostAssumption,
     CountryGroup,
     Engine,
@@ -34,6 +35,7 @@ from .schema import (
     QuantFormat,
     Region,
     Server,
+    WeightOnlyKernel,
     WorkloadPreset,
 )
 
@@ -113,6 +115,8 @@ class Catalog:
     country_groups: Table[CountryGroup]
     policy_presets: Table[PolicyPreset]
     providers: Table[Provider]
+    collectives: Table[Collective]
+    kernels: Table[WeightOnlyKernel]
     overridden: tuple[str, ...] = ()
 
     def accelerator(self, name: str) -> Accelerator:
@@ -157,6 +161,8 @@ _LABELS = {
     "country_groups": "country group",
     "policy_presets": "policy preset",
     "providers": "provider",
+    "collectives": "collective measurement",
+    "kernels": "weight-only kernel",
 }
 
 

@@ -98,7 +98,7 @@ def run_calibrate(*, data: Path | None, from_file: Path | None, out: Path | None
     entries = calibration_entries(fits, src, date)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_calibration(entries, out)
-    errs = np.concatenate([g.log_errors for g in fits.values() if (g.engine, g.family) != ("*", "*")] or
+    errs = np.concatenate([g.log_errors for g in fits.values() if (g.engine, g.family, g.arch) != ("*", "*", "*")] or
                           [g.log_errors for g in fits.values()])
     return {"out": str(out), "entries": len(entries), "rows": len(cs.cases), "unsupported": len(cs.unsupported),
             "mdape_pct": float(np.median(np.abs(np.expm1(errs)))) * 100}

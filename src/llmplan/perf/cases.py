@@ -106,13 +106,16 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     ep = _i(row.get("ep"))
     if ep and ep > 1:
         req = req.model_copy(update={"ep": ep})
+    from ..specs import row_engine_version
+
+    hint = row_engine_version(notes)  # the engine version (or date) the row ran: its profile's defaults
     try:
-        d = resolve(req, cat)
+        d = resolve(req, cat, engine_hint=hint)
     except LayoutError:
         if req.tp is not None or req.pp is None:
             raise
         # a source that gives only the GPU count (its TP/DP split in notes) may fill pp with a default 1
-        d = resolve(req.model_copy(update={"pp": None}), cat)
+        d = resolve(req.model_copy(update={"pp": None}), cat, engine_hint=hint)
     i = max(_f(row.get("input_len"), 0.0), 0.0)
     o = max(_f(row.get("output_len"), 0.0), 0.0)
     dm = _DEPTH.search(notes)

@@ -163,13 +163,16 @@ def alone_too_slow(model, slo) -> str | None:
 def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     """Fewest replicas that meet the SLOs at the peak hour (bisection on the simulator, from an
     analytic first guess), the utilisation hour by hour and the headroom."""
+    from ..perf.feasibility import layout_infeasible
+
     d = resolve(req, cat)
     w = _workload(req, cat)
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     lam = peak_rate(w, cat)
     model = replica_model(d, cat, spec, w)
     mu = float(np.asarray(model.requests_s)[0])
-    why = alone_too_slow(model, w.slo)
+    why = layout_infeasible(d, cat, w.lengths("input").mean, w.lengths("output").mean,
+                            float(spec.limits.max_num_batched_tokens), w.slo) or alone_too_slow(model, w.slo)
     if why:
         return {"feasible": False, "peak_rate_per_s": lam, "replica_capacity_req_s": mu, "reason": why,
                 "deployment": _describe(d, spec, req)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..perf.physics import ACT_BYTES, Efficiency, Machine, StageShape
+from ..perf.physics import ACT_BYTES, Efficiency, Machine, StageShape, allreduce_s
 
 
 @dataclass
@@ -21,8 +21,9 @@ class StepModel:
     attn: float
     window: float
     sliding: float
-    comm_alpha: float  # per step, all layers
-    comm_beta: float  # per token
+    comm_layers: float  # all-reduces per step: 2 per layer (0 without tensor parallelism)
+    comm_bytes: float  # bytes each all-reduce moves per token
+    machine: Machine  # for the measured all-reduce cost
     bw: float  # effective bytes/s
     peak: float  # effective FLOP/s
     pp: float
@@ -36,8 +37,6 @@ class StepModel:
 
         tp = f(m.tp)
         layers = f(s.layers)
-        alpha = 2 * layers * f(e.collective_latency_s) if tp > 1 else 0.0
-        beta = 2 * layers * 2 * (tp - 1) / tp * f(s.hidden) * ACT_BYTES / f(m.link_bandwidth) if tp > 1 else 0.0
         moe = f(e.eta_moe)
         return cls(
             dense_bytes=f(s.dense_weight_bytes), expert_bytes=f(s.expert_bytes_per_layer) * f(s.moe_layers)
@@ -45,9 +44,16 @@ class StepModel:
             k_over_e=(f(s.experts_per_token) / f(s.num_experts)) if f(s.num_experts) else 0.0,
             kv_bytes=f(s.kv_bytes_per_token), state_equiv=f(s.state_tokens_equiv),
             flops_tok=f(s.flops_per_token) + f(s.expert_flops_per_token) * (1 / moe - 1), attn=f(s.attn_flops_per_ctx_token),
-            window=f(s.window), sliding=f(s.sliding_fraction), comm_alpha=alpha, comm_beta=beta,
-            bw=f(m.bandwidth) * f(e.eta_bw), peak=f(m.peak_flops) * f(e.eta_flops), pp=f(m.pp),
+            window=f(s.window), sliding=f(s.sliding_fraction), comm_layers=2 * layers if tp > 1 else 0.0,
+            comm_bytes=f(s.hidden) * ACT_BYTES, machine=m,
+            bw=f(m.bandwidth) * f(e.eta_bw), peak=f(m.peak_flops) * f(m.flops_ratio) * f(e.eta_flops), pp=f(m.pp),
             overhead=f(e.step_overhead_s), eta_moe=moe)
+
+    def _comm(self, tokens: float) -> float:
+        """All-reduce time of a step carrying `tokens` tokens (the measured cost, physics.allreduce_s)."""
+        if not self.comm_layers:
+            return 0.0
+        return self.comm_layers * float(allreduce_s(self.machine, tokens * self.comm_bytes))
 
     def _experts(self, tokens: float) -> float:
         if not self.n_experts:
@@ -56,7 +62,10 @@ class StepModel:
 
     def step(self, n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:
         """One step: `n_dec` decoding sequences holding `sum_ctx` tokens of context in all, and
-        `p_tok` prompt tokens whose queries attend to `p_ctx` keys in all."""
+        `p_tok` prompt tokens whose queries attend to `p_ctx` keys in all. An engine that keeps
+        prompts out of decode steps (vLLM V0 without chunked prefill) runs them as a step of their own."""
+        if p_tok > 0 and n_dec > 0 and float(self.machine.mixed_prefill) < 0.5:
+            return self.step(n_dec, sum_ctx) + self.step(0.0, 0.0, p_tok, p_ctx)
         tokens = n_dec + p_tok
         mb = min(max(tokens, 1.0), self.pp) if self.pp > 1 else 1.0
         attended = sum_ctx if self.sliding == 0 else (
@@ -64,7 +73,7 @@ class StepModel:
         t_mem = (self.dense_bytes + self._experts(tokens / mb) + (sum_ctx + n_dec * self.state_equiv) * self.kv_bytes
                  / mb) / self.bw
         t_cmp = (self.flops_tok * tokens + self.attn * (attended + p_ctx)) / mb / self.peak
-        comm = self.comm_alpha + self.comm_beta * tokens / mb
+        comm = self._comm(tokens / mb)
         factor = max(mb, self.pp)
         return factor * (max(t_mem, t_cmp) + comm) + self.overhead
 
@@ -80,7 +89,7 @@ class StepModel:
         b_m = self.kv_bytes / self.bw
         a_c = self.flops_tok * n / self.peak
         b_c = self.attn / self.peak
-        fixed = m * (self.comm_alpha + self.comm_beta * n + self.overhead)
+        fixed = m * (self._comm(n) + self.overhead)
         s_end = sum_ctx + n * (m - 1)
 
         def lin(a: float, b: float, j0: int, j1: int) -> float:  # Σ_{j=j0}^{j1-1} a + b (S + j n)
