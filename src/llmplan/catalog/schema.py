@@ -571,7 +571,7 @@ class WeightOnlyKernel(Entry):
     formats: tuple[str, ...] = Field(default=(), description="weight format ids; empty = every weight-only format")
     format_kinds: tuple[str, ...] = Field(default=(), description="QuantFormat.kind values (gguf) instead of ids")
     families: tuple[str, ...] = Field(default=(), description="accelerator families; empty = any")
-    prefill_compute_ratio: float = Field(gt=0, le=1.2, description="compute-bound throughput / 16-bit GEMM throughput")
+    prefill_compute_ratio: float = Field(gt=0, le=1, description="compute-bound throughput / 16-bit GEMM throughput")
     estimate: bool = Field(default=False, description="not measured for this kernel: derived, with its range")
     low: float | None = Field(default=None, gt=0, description="estimates: low end of the ratio")
     high: float | None = Field(default=None, gt=0, description="estimates: high end of the ratio")
@@ -607,6 +607,8 @@ class Calibration(Entry):
     request_overhead_s: float = Field(ge=0, description="per request before its first token")
     eta_moe: float = Field(default=1.0, gt=0, le=1, description="routed-expert kernels relative to dense ones "
                            "(grouped GEMMs, routing); files written before it existed mean 1")
+    eta_kernel: float = Field(default=1.0, gt=0, le=2, description="weight-only GEMM kernels' achieved compute rate "
+                              "relative to their catalog ratio (fitted per engine; 1 in pooled and family fits)")
     eta_bw_dequant: float | None = Field(default=None, gt=0, le=1, description="obsolete (files written before "
                                          "weight-only kernels were catalogued); read but not used")
     eta_flops_dequant: float | None = Field(default=None, gt=0, le=1, description="obsolete; read but not used")

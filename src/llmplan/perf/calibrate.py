@@ -46,13 +46,14 @@ PARAMS: tuple[tuple[str, str, float], ...] = (
     ("step_overhead_s", "pos", 2e-3),
     ("request_overhead_s", "pos", 5e-3),
     ("eta_moe", "eff", 0.8),
+    ("eta_kernel", "pos", 1.0),
 )
 NAMES = tuple(p[0] for p in PARAMS)
 PRIOR = {name: value for name, _, value in PARAMS}
 SIGMA = {"pooled": 2.0, "engine": 1.0, "family": 1.0, "group": 0.5}
 # Parameters that belong to an engine's software (API server, tokenizer, admission), not to the
 # hardware: pooled and per-family fits keep them at the prior instead of borrowing another engine's.
-ENGINE_ONLY = ("request_overhead_s",)
+ENGINE_ONLY = ("request_overhead_s", "eta_kernel")
 FROZEN_SIGMA = 1e-3
 LOSS_SCALE = 0.15  # soft-L1 turns linear beyond ~15 % log error: outliers do not dominate
 MIN_ROWS = 3
@@ -78,13 +79,14 @@ def _from_z(z: np.ndarray) -> dict[str, float]:
 
 
 def efficiency_arrays(cases: list[Any], params: list[dict[str, float]]) -> Efficiency:
-    """Per-case efficiencies (arrays). Weight-only formats need no factors of their own: their
-    kernels' compute-bound rate is a catalog fact carried by the machine."""
+    """Per-case efficiencies (arrays). Weight-only formats run at their kernel's catalog ratio to
+    16-bit (carried by the machine) times `eta_kernel`, an engine's own factor: pooled and
+    family fits keep it at 1 rather than lend one engine's kernels to another."""
     def col(name: str) -> np.ndarray:
         return np.array([p[name] for p in params], dtype=float)
 
     return Efficiency(eta_bw=col("eta_bw"), eta_flops=col("eta_flops"), step_overhead_s=col("step_overhead_s"),
-                      request_overhead_s=col("request_overhead_s"), eta_moe=col("eta_moe"))
+                      request_overhead_s=col("request_overhead_s"), eta_moe=col("eta_moe"), eta_kernel=col("eta_kernel"))
 
 
 def arch_of(c: Case) -> str:
@@ -260,7 +262,8 @@ def deployment_efficiency(d: Deployment, cat: Catalog) -> tuple[Efficiency, Cali
     (efficiency, the calibration used, its level)."""
     cal, level = lookup(table_from_catalog(cat), d.engine.id, d.accelerator.family, model_arch(d.model))
     p = params_of(cal)
-    e = Efficiency(p["eta_bw"], p["eta_flops"], p["step_overhead_s"], p["request_overhead_s"], p["eta_moe"])
+    e = Efficiency(p["eta_bw"], p["eta_flops"], p["step_overhead_s"], p["request_overhead_s"], p["eta_moe"],
+                   p["eta_kernel"])
     return e, cal, level
 
 

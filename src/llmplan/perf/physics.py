@@ -65,6 +65,7 @@ class Machine:
     ar_custom_latency_s: float = math.inf  # the engine's own one-shot all-reduce, where it has one
     ar_custom_bus_bw: float = math.inf
     flops_ratio: float = 1.0  # weight-only GEMM kernel: compute-bound rate / 16-bit rate (1: native formats)
+    weight_only: float = 0.0  # 1 when the weights are dequantized for 16-bit math (a weight-only kernel runs)
     mixed_prefill: float = 1.0  # 1: prompt tokens share steps with decodes; 0: prompts run in steps of their own
 
 
@@ -77,6 +78,7 @@ class Efficiency:
     step_overhead_s: float  # per engine step (scheduling, kernel launches, sampling), ≥ 0
     request_overhead_s: float = 0.0  # per request before its first token (API, tokenizer, admission), ≥ 0
     eta_moe: float = 1.0  # routed-expert kernels (grouped GEMMs, routing, token shuffles) relative to dense, ≤ 1
+    eta_kernel: float = 1.0  # weight-only kernels' achieved rate relative to their catalog ratio (engine-level fit)
 
 
 def experts_touched(num_experts, experts_per_token, tokens):
@@ -138,12 +140,18 @@ class StepTime:
     overhead: object
 
 
+def flops_rate(m: Machine, e: Efficiency):
+    """Achieved FLOP/s: peak × efficiency, for weight-only formats also × the kernel's ratio to
+    16-bit (catalog) × its fitted efficiency; never above the peak."""
+    kernel = np.where(np.asarray(m.weight_only) > 0.5, m.flops_ratio * np.asarray(e.eta_kernel), 1.0)
+    return m.peak_flops * np.minimum(e.eta_flops * kernel, 1.0)
+
+
 def _one_pass(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
               prefill_context):
     t_mem = step_bytes(s, decode_tokens + prefill_tokens, decode_tokens * (decode_context + s.state_tokens_equiv),
                        e.eta_moe) / (m.bandwidth * e.eta_bw)
-    t_cmp = step_flops(s, decode_tokens, decode_context, prefill_tokens, prefill_context, e.eta_moe) / (
-        m.peak_flops * m.flops_ratio * e.eta_flops)
+    t_cmp = step_flops(s, decode_tokens, decode_context, prefill_tokens, prefill_context, e.eta_moe) / flops_rate(m, e)
     return t_mem, t_cmp, comm_time(s, m, decode_tokens + prefill_tokens)
 
 
@@ -205,6 +213,6 @@ def roofline_step(s: StageShape, m: Machine, decode_tokens, decode_context, pref
     """The physical floor of a step: perfect efficiency, peak-rate kernels, no overhead, no
     communication, prompts overlapping decodes."""
     ideal = Efficiency(eta_bw=1.0, eta_flops=1.0, step_overhead_s=0.0, request_overhead_s=0.0, eta_moe=1.0)
-    m = dataclasses.replace(m, flops_ratio=1.0, mixed_prefill=1.0)
+    m = dataclasses.replace(m, flops_ratio=1.0, weight_only=0.0, mixed_prefill=1.0)
     t = step_time(s, m, ideal, decode_tokens, decode_context, prefill_tokens, prefill_context)
     return t.total - t.comm

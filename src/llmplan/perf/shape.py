@@ -72,7 +72,8 @@ def machine(d: Deployment) -> tuple[Machine, str]:
                    ar_latency_s=ar.latency_s if ar else 0.0, ar_bus_bw=ar.bus_bw if ar else math.inf,
                    ar_custom_latency_s=ar.custom_latency_s if ar else math.inf,
                    ar_custom_bus_bw=ar.custom_bus_bw if ar else math.inf,
-                   flops_ratio=kernel_ratio(d, dtype), mixed_prefill=1.0 if mixed else 0.0), dtype
+                   flops_ratio=kernel_ratio(d, dtype), weight_only=1.0 if is_dequant(d.weight_format, dtype) else 0.0,
+                   mixed_prefill=1.0 if mixed else 0.0), dtype
 
 
 def stage_shape(d: Deployment, gguf_types: tuple[GgufType, ...], kv_bytes_per_elem: float) -> StageShape:

@@ -143,13 +143,15 @@ def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, 
         return np.array([[c[name] for c in cr] for cr in cal])[:, :, None, None]
 
     e = Efficiency(eta_bw=hw("eta_bw"), eta_flops=hw("eta_flops"), step_overhead_s=hw("step_overhead_s"),
-                   eta_moe=hw("eta_moe"))
+                   eta_moe=hw("eta_moe"), eta_kernel=hw("eta_kernel"))
+    weight_only = np.array([[1.0 if is_dequant(r[1], compute_dtype(r[1], a)) else 0.0 for a in accs]
+                            for r in rows])[:, :, None, None]
     ratio = np.array([[_kernel_ratio(eng, r[1], a, cat) for a in accs] for r in rows])[:, :, None, None]
     ar = _allreduce_arrays(eng, accs, tp, cat)
     mixed = np.array([1.0 if _mixes(eng, r[0]) else 0.0 for r in rows])[:, None, None, None]
     mach = Machine(peak_flops=peak, bandwidth=bw, link_bandwidth=link, tp=t4, pp=1.0, ar_latency_s=ar[0],
                    ar_bus_bw=ar[1], ar_custom_latency_s=ar[2], ar_custom_bus_bw=ar[3], flops_ratio=ratio,
-                   mixed_prefill=mixed)
+                   weight_only=weight_only, mixed_prefill=mixed)
     c4 = conc[None, None, None, :]
     step = mixed_step(shape, mach, e, c4, float(input_tokens), float(output_tokens))
     tpot = np.broadcast_to(step.total, (n_mf, len(accs), len(tp), len(conc)))

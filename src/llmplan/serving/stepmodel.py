@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..perf.physics import ACT_BYTES, Efficiency, Machine, StageShape, allreduce_s
+from ..perf.physics import ACT_BYTES, Efficiency, Machine, StageShape, allreduce_s, flops_rate
 
 
 @dataclass
@@ -46,7 +46,7 @@ class StepModel:
             flops_tok=f(s.flops_per_token) + f(s.expert_flops_per_token) * (1 / moe - 1), attn=f(s.attn_flops_per_ctx_token),
             window=f(s.window), sliding=f(s.sliding_fraction), comm_layers=2 * layers if tp > 1 else 0.0,
             comm_bytes=f(s.hidden) * ACT_BYTES, machine=m,
-            bw=f(m.bandwidth) * f(e.eta_bw), peak=f(m.peak_flops) * f(m.flops_ratio) * f(e.eta_flops), pp=f(m.pp),
+            bw=f(m.bandwidth) * f(e.eta_bw), peak=f(flops_rate(m, e)), pp=f(m.pp),
             overhead=f(e.step_overhead_s), eta_moe=moe)
 
     def _comm(self, tokens: float) -> float:
