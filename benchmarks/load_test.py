@@ -69,7 +69,7 @@ def plans(base: str) -> dict:
             for j in ids:
                 if j not in done:
                     st = c.get(f"{base}/api/jobs/{j}").json()["status"]
-                    if st != "running":
+                    if st not in ("queued", "running"):
                         done[j] = st
             time.sleep(0.5)
     return {"jobs": PLAN_JOBS, "done": sum(v == "done" for v in done.values()),

@@ -1,6 +1,6 @@
 """Memory model vs measured rows: `python benchmarks/memory_accuracy.py [CSV]`.
 
-Default CSV: ../shared/bench/memory_dev.csv (next to the repository). Prints every row
+Default CSV: data/bench/memory_dev.csv (in the repository). Prints every row
 and, per category, the median and maximum absolute error and how many rows meet the
 target (weights within 3 %, KV cache within 5 %). Exit code 1 if a row misses its target,
 other than the documented misses (each printed with its reason).
@@ -18,7 +18,7 @@ from llmplan.validation.memory_rows import (
     summary,
 )
 
-DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "memory_dev.csv"
+DEFAULT = Path(__file__).resolve().parents[1] / "data" / "bench" / "memory_dev.csv"
 
 
 def main() -> int:

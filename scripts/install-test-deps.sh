@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # System packages the test suite needs: a PostgreSQL server (the store is tested against a real
-# one, started by the tests in a temporary directory) and Debian's Chromium (the web UI is
-# driven by Playwright in it; no browser download). Installs with apt-get what is missing; a
-# no-op when all are present. Pango is WeasyPrint's (PDF reports) system library. Run as root (CI and the dev containers are); otherwise it
-# prints what to install.
+# one, started by the tests in a temporary directory), Debian's Chromium (the web UI is driven by
+# Playwright in it; no browser download), and nginx with openssl (the server is tested behind a
+# real TLS-terminating reverse proxy with a self-signed certificate). Installs with apt-get what is
+# missing; a no-op when all are present. Pango is WeasyPrint's (PDF reports) system library. Run
+# as root (CI and the dev containers are); otherwise it prints what to install.
 set -euo pipefail
 need=()
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null && ! command -v initdb > /dev/null; then
@@ -11,6 +12,12 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null && ! command -v i
 fi
 if [ ! -x /usr/bin/chromium ]; then
   need+=(chromium fonts-dejavu-core)
+fi
+if ! command -v nginx > /dev/null && [ ! -x /usr/sbin/nginx ]; then
+  need+=(nginx-light)
+fi
+if ! command -v openssl > /dev/null; then
+  need+=(openssl)
 fi
 if ! ldconfig -p | grep -q libpangoft2; then
   need+=(libpango-1.0-0 libpangoft2-1.0-0)  # WeasyPrint (PDF reports)

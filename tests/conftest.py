@@ -7,7 +7,15 @@ import pytest
 from llmplan.catalog import Catalog, load_catalog
 
 REPO = Path(__file__).resolve().parents[1]
-BENCH = REPO.parent / "shared" / "bench"
+BENCH = REPO / "data" / "bench"  # the development measurements, in the repository (data/bench/README.md)
+
+
+def dev_perf_files() -> list[Path]:
+    """The performance measurements the shipped calibration is fitted on: every data/bench/perf_*.csv
+    but a superseded version (perf_dev.csv, kept for its recorded hash, beside perf_dev_v2.csv)."""
+    from llmplan.perf.cases import bench_files
+
+    return bench_files([str(BENCH / "perf_*.csv")])[0]
 
 
 @pytest.fixture(scope="session")

@@ -24,9 +24,15 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from llmplan.web.app import create_app
+from llmplan.web.app import create_app as _create_app
+from llmplan.web.security import Origins
 
 from .pg import postgres_url
+
+
+def create_app(url):
+    """The app as the fuzzer reaches it: by the test client's name, "testserver"."""
+    return _create_app(url, origins=Origins(hosts=("testserver",)))
 
 EXAMPLES = int(os.environ.get("LLMPLAN_FUZZ_EXAMPLES", "40"))
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance,

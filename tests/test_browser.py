@@ -188,3 +188,31 @@ def test_pages_work_under_csp_and_escape_user_text(server, browser):
         page.wait_for_load_state("networkidle")
     assert not dialogs, dialogs
     assert not violations, violations
+
+
+def test_overrides_are_shown_disabled_and_deleted_in_the_ui(server, browser):
+    """An override in force shows on every page; the catalog page lists it and disables or deletes it."""
+    import httpx
+    from playwright.sync_api import expect
+
+    entry = httpx.get(server + "/api/catalog/gpus/l40s").json()
+    entry["name"] = "L40S as measured in our lab"
+    r = httpx.post(server + "/api/overrides/gpus?replace=true", json=entry)
+    assert r.status_code == 201, r.text
+    page = browser.new_page(viewport={"width": 1300, "height": 900})  # the CSP enforced
+    try:
+        page.goto(server + "/fit")
+        expect(page.locator("#overrides-banner")).to_contain_text("1 catalog override(s) in force, 1 replacing")
+        page.goto(server + "/catalog")
+        row = page.locator("#override-list tr", has_text="l40s")
+        expect(row).to_contain_text("in force, replaces the built-in entry")
+        row.locator("button", has_text="Disable").click()
+        expect(page.locator("#override-list tr", has_text="l40s")).to_contain_text("not in force: disabled")
+        page.goto(server + "/")
+        expect(page.locator("#overrides-banner")).to_be_hidden()
+        page.goto(server + "/catalog")
+        page.locator("#override-list tr", has_text="l40s").locator("button", has_text="Delete").click()
+        expect(page.locator("#override-status")).to_contain_text("No override is stored")
+    finally:
+        page.close()
+    assert httpx.get(server + "/api/overrides").json() == []

@@ -1,4 +1,4 @@
-"""The memory model against measured rows (shared/bench/memory_dev.csv): weights within 3 %,
+"""The memory model against measured rows (data/bench/memory_dev.csv): weights within 3 %,
 KV cache within 5 % (the issue's acceptance), predicted from each row's conditions only."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ NOT_LLAMA_QUANTIZE = set(DOCUMENTED_MISSES)
 
 @pytest.fixture(scope="module")
 def results(cat):
-    assert CSV.is_file(), f"development data not found at {CSV} (the repository expects shared/ beside it)"
+    assert CSV.is_file(), f"development data not found at {CSV} (data/bench/ in the repository)"
     return evaluate(CSV, cat)
 
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmplan.catalog import load_catalog
+from llmplan.catalog.schema import Slo
 from llmplan.cli import main
 from llmplan.errors import LlmplanError
 from llmplan.perf.estimate import EstimateRequest, estimate
@@ -279,3 +280,53 @@ def test_capacity_says_at_once_when_one_request_alone_misses_the_slo():
     assert r["feasible"] is False and "one request alone" in r["reason"] and "TTFT" in r["reason"]
     ok = llmplan.capacity("llama-3.1-8b", "l40s", requests_per_day=1000)
     assert ok["feasible"] is True
+
+
+@pytest.mark.parametrize("rate, seed", [(20, 3), (40, 4)])
+def test_least_loaded_is_at_least_as_good_as_round_robin(rate, seed):
+    """Four identical replicas, Poisson arrivals: routing each request to the replica with the fewest
+    requests outstanding at its arrival (every replica advanced to that time first) never does worse
+    on TTFT p95 than round-robin. (Comparing counts as last seen, the router piled requests onto
+    the first replicas: it did worse than round-robin.)"""
+    w = Workload(rate_per_s=rate, input_tokens=Lengths(mean=1000, p95=3500), output_tokens=Lengths(mean=300, p95=900))
+    reqs = generate(w, CAT, seed=seed, num_requests=4000)
+    p95 = {router: summarize(simulate_cluster(SPEC, reqs, 4, router), Slo())["ttft_ms"]["p95"]
+           for router in ("round-robin", "least-loaded")}
+    assert p95["least-loaded"] <= p95["round-robin"], p95
+
+
+def test_least_loaded_sees_completions_since_its_last_choice():
+    """Two replicas; request A is long, B short. When C arrives after B finished, replica 1 (B's)
+    is empty and replica 0 still holds A: C must go to replica 1 (stale counts said 1 and 1)."""
+    reqs = Requests(np.array([0.0, 0.001, 5.0]), np.array([100, 100, 100]), np.array([2000, 2, 10]),
+                    np.zeros(3, dtype=np.int64))
+    c = simulate_cluster(SPEC, reqs, 2, "least-loaded")
+    alone = simulate_replica(SPEC.model, SPEC.limits, Requests(np.array([0.0]), np.array([100]), np.array([10]),
+                                                                np.zeros(1, dtype=np.int64)))
+    ttft_c = c.first_token_s[2] - 5.0
+    assert ttft_c == pytest.approx(alone.first_token_s[0], rel=1e-6)  # C ran alone: it did not share A's replica
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(1, 512), ctx=st.floats(0, 5e6), m=st.integers(1, 400), p=st.integers(0, 8192),
+       which=st.sampled_from(["dense", "moe", "pp", "sliding"]))
+def test_compiled_step_functions_are_bit_identical_to_the_step_model(n, ctx, m, p, which):
+    """The simulator's closures (serving.stepmodel.compiled) are the StepModel's formulas with the
+    look-ups (and, for a dense single-stage model, the exact 0/1 terms) removed: same floats."""
+    from llmplan.serving.stepmodel import compiled
+
+    sm = _models()[which]
+    step, stretch = compiled(sm)
+    assert step(n, ctx, p, p * 100.0) == sm.step(n, ctx, p, p * 100.0)
+    assert step(n, ctx) == sm.step(n, ctx)
+    assert stretch(n, ctx, m) == sm.stretch(n, ctx, m)
+
+
+def _models() -> dict[str, object]:
+    if not hasattr(_models, "cache"):
+        picks = {"dense": FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm"),
+                 "moe": FitRequest(model="Qwen/Qwen3-30B-A3B", gpu="h100-sxm", precision="fp8"),
+                 "pp": FitRequest(model="meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", tp=4, pp=2, num_gpus=8),
+                 "sliding": FitRequest(model="google/gemma-3-27b-it", gpu="h100-sxm")}
+        _models.cache = {k: replica_spec(resolve(r, CAT), CAT).model for k, r in picks.items()}
+    return _models.cache

@@ -17,6 +17,7 @@ from llmplan.web.app import create_app
 from .pg import postgres_url
 
 REPO = Path(__file__).resolve().parents[1]
+BASE = "http://localhost"  # a loopback name: the app refuses Host headers it does not answer to
 ASCEND = (REPO / "examples" / "china-ascend.yaml").read_text()
 
 
@@ -43,12 +44,12 @@ def database(request, tmp_path):
 
 @pytest.fixture
 def client(database):
-    return TestClient(create_app(database))
+    return TestClient(create_app(database), base_url=BASE)
 
 
 def test_store_migrates_on_open(database):
     st = Store(database)
-    assert st.schema_revision() == "0002"
+    assert st.schema_revision() == "0003"
     Store(database)  # idempotent
 
 
@@ -134,7 +135,8 @@ def test_fit_and_catalog(client):
 def test_overrides_are_validated_and_versioned(client):
     entry = client.get("/api/catalog/gpus/h100-sxm").json()
     entry["price"] = {**(entry.get("price") or {}), "usd": 20000.0}
-    a = client.post("/api/overrides/gpus", json=entry)
+    assert client.post("/api/overrides/gpus", json=entry).status_code == 409  # shadowing is explicit
+    a = client.post("/api/overrides/gpus?replace=true", json=entry)
     b = client.post("/api/overrides/gpus", json=entry)
     assert a.status_code == 201 and (a.json()["revision"], b.json()["revision"]) == (1, 2)
     assert [o["revision"] for o in client.get("/api/overrides").json()] == [2]
@@ -186,7 +188,7 @@ def test_simulation_refuses_a_deployment_that_does_not_fit(client):
 
 
 def test_in_memory_sqlite_store_works_across_threads():
-    c = TestClient(create_app("sqlite://"))
+    c = TestClient(create_app("sqlite://"), base_url=BASE)
     assert c.post("/api/scenarios", json={"yaml": ASCEND}).status_code == 201
     assert len(c.get("/api/scenarios").json()) == 1
 
@@ -259,7 +261,7 @@ def test_plan_jobs_report_progress_and_their_run(client):
     for _ in range(400):
         st = client.get(url).json()
         seen.add(st["progress"])
-        if st["status"] != "running":
+        if st["status"] not in ("queued", "running"):
             break
         time.sleep(0.05)
     assert st["status"] == "done", st
@@ -303,7 +305,7 @@ def test_security_headers_and_csrf(client):
     r = client.post("/api/scenarios", json={"yaml": ASCEND}, headers={"origin": "https://evil.example"})
     assert r.status_code == 403 and "cross-origin" in r.json()["error"]
     assert client.get("/api/scenarios").json() == []
-    r = client.post("/api/scenarios", json={"yaml": ASCEND}, headers={"origin": "http://testserver"})
+    r = client.post("/api/scenarios", json={"yaml": ASCEND}, headers={"origin": BASE})
     assert r.status_code == 201
 
 
@@ -312,7 +314,7 @@ def test_authentication(database):
 
     from llmplan.web.security import Auth
 
-    c = TestClient(create_app(database, Auth(token="s3cret-token", basic="ana:pw")))
+    c = TestClient(create_app(database, Auth(token="s3cret-token", basic="ana:pw")), base_url=BASE)
     assert c.get("/api/health").status_code == 200  # for load balancers
     r = c.get("/api/scenarios")
     assert r.status_code == 401 and r.json() == {"error": "authentication required"}
@@ -355,17 +357,24 @@ def test_migration_from_the_previous_schema_keeps_data(database):
                           "(1, 1, '{\"name\": \"old\"}', 'name: old', CURRENT_TIMESTAMP)"))
     eng.dispose()
     st = Store(database)
-    assert st.schema_revision() == "0002"
+    assert st.schema_revision() == "0003"
     assert st.get_scenario(1)["latest"]["yaml"] == "name: old"
     st.add_job("j1")  # the new table works
 
 
-def test_a_restart_reports_unfinished_jobs_as_failed(database):
+def test_a_job_whose_owner_stopped_beating_reads_as_failed(database):
+    """A job left queued or running by a process that stopped (its heartbeat older than the
+    timeout) is failed with the reason when read; one whose owner beats is left alone."""
+    from datetime import datetime, timedelta, timezone
+
     st = Store(database)
-    st.add_job("interrupted")
-    c = TestClient(create_app(database))  # a new server process on the same store
+    st.add_job("interrupted", owner="gone:1:x")
+    st.add_job("alive", owner="elsewhere:2:y")
+    st.update_job("interrupted", heartbeat_at=datetime.now(timezone.utc) - timedelta(minutes=10))
+    c = TestClient(create_app(database), base_url=BASE)  # a new server process on the same store
     job = c.get("/api/jobs/interrupted").json()
-    assert job["status"] == "failed" and "restarted" in job["error"]
+    assert job["status"] == "failed" and "stopped" in job["error"] and "heartbeat" in job["error"]
+    assert c.get("/api/jobs/alive").json()["status"] == "queued"
 
 
 def test_a_process_killed_while_saving_leaves_the_store_consistent(database):

@@ -37,6 +37,8 @@ _LIST_CMD = {
     "KV-cache format": "formats",
     "engine": "engines",
     "server": "servers",
+    "quality benchmark": "benchmarks",
+    "model quality entry": "quality",
 }
 
 

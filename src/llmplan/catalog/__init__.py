@@ -14,11 +14,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from ..errors import UnknownIdError
+from ..errors import CatalogError, UnknownIdError
 from .loader import load_entries
 from .schema import (
     Accelerator,
     ApiPrice,
+    Benchmark,
     Calibration,
     Checkpoint,
     CloudOffer,
@@ -30,18 +31,21 @@ from .schema import (
     GgufType,
     KvFormat,
     Model,
+    ModelQuality,
     PolicyPreset,
     Provider,
     QuantFormat,
     Region,
+    ResaleCurve,
     Server,
     WeightOnlyKernel,
+    SoftwareLicence,
     WorkloadPreset,
 )
 
 E = TypeVar("E", bound=Entry)
 
-__all__ = ["Catalog", "Table", "load_catalog", "normalize_name"]
+__all__ = ["Catalog", "Table", "load_catalog", "normalize_name", "with_entries"]
 
 
 def normalize_name(name: str) -> str:
@@ -56,11 +60,14 @@ class Table(Generic[E]):
     kind: str
     entries: dict[str, E]
     _index: dict[str, str] = field(default_factory=dict, repr=False)
+    clashes: list[tuple[str, str, str]] = field(default_factory=list, repr=False)  # (name, its entry, taken by)
 
     def __post_init__(self) -> None:
         for e in self.entries.values():
             for name in (e.id, *e.aliases, *_checkpoint_ids(e)):
-                self._index.setdefault(normalize_name(name), e.id)
+                owner = self._index.setdefault(normalize_name(name), e.id)
+                if owner != e.id:
+                    self.clashes.append((name, e.id, owner))
 
     def __iter__(self) -> Iterator[E]:
         return iter(self.entries.values())
@@ -103,6 +110,8 @@ class Catalog:
     servers: Table[Server]
     models: Table[Model]
     quant_formats: Table[QuantFormat]
+    benchmarks: Table[Benchmark]
+    model_quality: Table[ModelQuality]
     kv_formats: Table[KvFormat]
     gguf_types: Table[GgufType]
     engines: Table[Engine]
@@ -111,6 +120,8 @@ class Catalog:
     cloud_offers: Table[CloudOffer]
     api_prices: Table[ApiPrice]
     regions: Table[Region]
+    software_licences: Table[SoftwareLicence]
+    resale_curves: Table[ResaleCurve]
     cost_assumptions: Table[CostAssumption]
     country_groups: Table[CountryGroup]
     policy_presets: Table[PolicyPreset]
@@ -149,6 +160,8 @@ _LABELS = {
     "servers": "server",
     "models": "model",
     "quant_formats": "quantization format",
+    "benchmarks": "quality benchmark",
+    "model_quality": "model quality entry",
     "kv_formats": "KV-cache format",
     "gguf_types": "GGUF type",
     "engines": "engine",
@@ -157,6 +170,8 @@ _LABELS = {
     "cloud_offers": "cloud GPU offer",
     "api_prices": "API price",
     "regions": "region",
+    "software_licences": "software licence",
+    "resale_curves": "resale curve",
     "cost_assumptions": "cost assumption",
     "country_groups": "country group",
     "policy_presets": "policy preset",
@@ -166,10 +181,50 @@ _LABELS = {
 }
 
 
+def _check_quality(by_kind: dict[str, dict[str, Entry]]) -> None:
+    """Quality entries name catalog models and benchmarks exactly (a typo must not leave a model unscored)."""
+    models, benchmarks = by_kind["models"], by_kind["benchmarks"]
+    for q in by_kind["model_quality"].values():
+        if q.id not in models:
+            raise CatalogError(f"model_quality {q.id!r}: no catalog model has this id (use the model's exact id)")
+        for b in q.scores:  # type: ignore[attr-defined]
+            if b not in benchmarks:
+                raise CatalogError(f"model_quality {q.id!r}: unknown benchmark {b!r}; known: {sorted(benchmarks)}")
+
+
 def _build(extra_dirs: tuple[str, ...]) -> Catalog:
     by_kind, overridden = load_entries(extra_dirs)
+    _check_quality(by_kind)
     tables = {k: Table(_LABELS[k], v) for k, v in by_kind.items()}
+    _refuse_clashes(tables)
     return Catalog(**tables, overridden=tuple(overridden))  # type: ignore[arg-type]
+
+
+def _refuse_clashes(tables: dict[str, Table]) -> None:
+    """A name (id, alias or checkpoint id) that two entries claim would silently resolve to the
+    first: an error instead (the bundled catalog has none; user entries must not add one)."""
+    for kind, t in tables.items():
+        if t.clashes:
+            name, entry, owner = t.clashes[0]
+            raise CatalogError(f"{kind}: {entry!r} names itself {name!r}, which already names {owner!r}; "
+                               "remove that alias or give the entry the other's id to replace it")
+
+
+def with_entries(base: Catalog, extra: dict[str, list[Entry]]) -> Catalog:
+    """`base` with `extra` entries (by catalog kind) added, or replacing the entry of the same id
+    whole; a name another entry already answers to is a CatalogError. Used for the web app's
+    stored overrides, which live in memory (no files)."""
+    tables = {}
+    for kind in _LABELS:
+        t: Table = getattr(base, kind)
+        if extra.get(kind):
+            entries = dict(t.entries)
+            entries.update({e.id: e for e in extra[kind]})
+            t = Table(_LABELS[kind], entries)
+        tables[kind] = t
+    _refuse_clashes(tables)
+    overridden = [f"{k}:{e.id}" for k, es in extra.items() for e in es if e.id in getattr(base, k).entries]
+    return Catalog(**tables, overridden=(*base.overridden, *overridden))  # type: ignore[arg-type]
 
 
 @functools.lru_cache(maxsize=8)

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from ..errors import CatalogError, LlmplanError
 from ..yamlguard import yaml_error
-from .schema import KIND_MODELS, Entry
+from .schema import KIND_MODELS, VARIANT_FIELDS, Entry
 
 _BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -68,8 +68,22 @@ def _format_validation(path: Path, label: str, err: ValidationError) -> str:
     return f"{path}: {label}: {loc}: {first['msg']}{more}"
 
 
-def read_file(path: Path, trusted: bool = False) -> tuple[str, list[Entry]]:
-    """Parse and validate one catalog file; returns (kind, entries)."""
+def _with_base(item: dict, local: dict[str, Entry], known: dict[str, Entry]) -> dict:
+    """A model entry with ``variant_of``: the base entry's architecture fields under the entry's own."""
+    base_id = item.get("variant_of")
+    if not base_id:
+        return item
+    base = local.get(str(base_id)) or known.get(str(base_id))
+    if base is None:
+        raise ValueError(f"variant_of: no model {base_id!r} before this entry (give the base entry's exact id, "
+                         "earlier in this file or in a file loaded before it)")
+    inherited = base.model_dump(include=set(VARIANT_FIELDS), exclude_unset=True)
+    return {**inherited, "config_source": base.config_source, **item}
+
+
+def read_file(path: Path, trusted: bool = False, known: dict[str, Entry] | None = None) -> tuple[str, list[Entry]]:
+    """Parse and validate one catalog file; returns (kind, entries). `known`: entries of the same kind loaded
+    before this file (a model's ``variant_of`` may name one of them)."""
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -77,22 +91,23 @@ def read_file(path: Path, trusted: bool = False) -> tuple[str, list[Entry]]:
     if size > MAX_FILE_BYTES:
         raise CatalogError(f"{path}: {size} bytes is over the {MAX_FILE_BYTES} byte limit for a catalog file")
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (safe loader)
+        text = path.read_text(encoding="utf-8")
+        if trusted:
+            doc = yaml.load(text, Loader=_Loader)  # noqa: S506 (safe loader)
+        else:  # the guarded loader: duplicate keys, nesting, alias bombs
+            from ..yamlguard import load_yaml
+
+            doc = load_yaml(text, str(path), max_nodes=5_000_000)
     except UnicodeDecodeError:
         raise CatalogError(f"{path}: not a UTF-8 text file") from None
     except yaml.YAMLError as exc:
         raise CatalogError(yaml_error(exc, str(path))) from None
     except (ValueError, TypeError, RecursionError) as exc:  # e.g. an impossible date 2024-13-01
         raise CatalogError(f"{path}: not valid YAML ({exc})") from None
+    except LlmplanError as exc:  # the loader reports its own error type
+        raise CatalogError(str(exc)) from None
     if not isinstance(doc, dict):
         raise CatalogError(f"{path}: expected a mapping with keys schema_version, kind, entries")
-    if not trusted:
-        from ..yamlguard import check_expanded_size
-
-        try:
-            check_expanded_size(doc, str(path), limit=5_000_000)
-        except LlmplanError as exc:  # the loader reports its own error type
-            raise CatalogError(str(exc)) from None
     unknown = set(doc) - {"schema_version", "kind", "entries", "description"}
     if unknown:
         raise CatalogError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected schema_version, kind, entries")
@@ -114,9 +129,18 @@ def read_file(path: Path, trusted: bool = False) -> tuple[str, list[Entry]]:
         if not isinstance(item, dict):
             raise CatalogError(f"{path}: {label}: expected a mapping")
         try:
+            if kind == "models":
+                item = _with_base(item, {e.id: e for e in entries}, known or {})
             entry = model.model_validate(item)
         except ValidationError as exc:
             raise CatalogError(_format_validation(path, label, exc)) from None
+        except ValueError as exc:
+            raise CatalogError(f"{path}: {label}: {exc}") from None
+        if not trusted:
+            try:
+                check_entry_names(entry, label)
+            except ValueError as exc:
+                raise CatalogError(f"{path}: {exc}") from None
         if entry.id in seen:
             raise CatalogError(f"{path}: {label}: duplicate id {entry.id!r}")
         seen.add(entry.id)
@@ -124,11 +148,40 @@ def read_file(path: Path, trusted: bool = False) -> tuple[str, list[Entry]]:
     return kind, entries
 
 
+def check_entry_names(entry: Entry, label: str) -> None:
+    """The entry's id, aliases and checkpoint ids follow the catalog's id grammar (catalog.ids)."""
+    from .ids import check_names
+
+    names = (*entry.aliases, *(c.id for c in getattr(entry, "checkpoints", ())))
+    check_names(entry.id, names, label)
+
+
+def validate_override(kind: str, body: object, label: str) -> Entry:
+    """One user entry given as data (a catalog override stored by the web app): the schema of its
+    kind and the id grammar. Raises CatalogError with `label: field: reason`."""
+    if kind not in KIND_MODELS:
+        raise CatalogError(f"{label}: kind must be one of {sorted(KIND_MODELS)}, got {kind!r}")
+    if not isinstance(body, dict):
+        raise CatalogError(f"{label}: expected a mapping")
+    try:
+        entry = KIND_MODELS[kind].model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(entry)"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise CatalogError(f"{label}: {loc}: {first['msg']}{more}") from None
+    try:
+        check_entry_names(entry, label)
+    except ValueError as exc:
+        raise CatalogError(str(exc)) from None
+    return entry
+
+
 def load_entries(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> tuple[dict[str, dict[str, Entry]], list[str]]:
     """All entries by kind and id, bundled first, user files on top. Returns (entries, overridden ids)."""
     by_kind: dict[str, dict[str, Entry]] = {k: {} for k in KIND_MODELS}
     for path in bundled_files():
-        kind, entries = read_file(path, trusted=True)
+        kind, entries = read_file(path, trusted=True, known=by_kind["models"])
         for e in entries:
             if e.id in by_kind[kind]:
                 raise CatalogError(f"{path}: duplicate id {e.id!r} across bundled {kind} files")
@@ -136,7 +189,7 @@ def load_entries(extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> tuple[dic
     overridden: list[str] = []
     for d in user_dirs(extra_dirs):
         for path in sorted([*d.glob("*.yaml"), *d.glob("*.yml")]):
-            kind, entries = read_file(path)
+            kind, entries = read_file(path, known=by_kind["models"])
             for e in entries:
                 if e.id in by_kind[kind]:
                     overridden.append(f"{kind}:{e.id}")

@@ -177,16 +177,147 @@ class Accelerator(Entry):
 # --------------------------------------------------------------------------------------
 
 
+class HostBom(_Strict):
+    """The server without its accelerators (CPUs, memory, NICs, drives, chassis, power supplies):
+    what it adds to the bill and to the power. `basis` says how the figures were obtained (a quote,
+    or the rule they were derived by)."""
+
+    cost_usd: float = Field(ge=0, description="host price, USD, accelerators excluded")
+    cost_low_usd: float | None = Field(default=None, ge=0, description="low end of the plausible range")
+    cost_high_usd: float | None = Field(default=None, ge=0, description="high end of the plausible range")
+    power_w: float = Field(ge=0, description="host maximum power beyond the accelerators, watts")
+    estimate: bool = Field(default=False, description="derived by a rule, not a quote for this server")
+    cpu: str | None = None
+    memory: str | None = None
+    nics: str | None = None
+    chassis: str | None = None
+    basis: str = Field(description="how cost and power were obtained")
+    source: str
+    as_of: Date
+
+    @model_validator(mode="after")
+    def _range(self) -> "HostBom":
+        lo = self.cost_low_usd if self.cost_low_usd is not None else self.cost_usd
+        hi = self.cost_high_usd if self.cost_high_usd is not None else self.cost_usd
+        if not lo <= self.cost_usd <= hi:
+            raise ValueError("cost_usd must lie within [cost_low_usd, cost_high_usd]")
+        if self.estimate and (self.cost_low_usd is None or self.cost_high_usd is None):
+            raise ValueError("an estimated host cost needs cost_low_usd and cost_high_usd")
+        return self
+
+
 class Server(Entry):
+    """A buying unit: a chassis that holds up to `max_gpus` accelerators (a PCIe server or a
+    workstation, sold with 1..max cards), a board sold whole (HGX, OAM, Gaudi, Atlas), or an
+    appliance that is a whole computer with one all-in price and power (DGX Spark, Mac Studio,
+    a GH200 node)."""
+
+    kind: Literal["board", "pcie", "workstation", "appliance"] = Field(
+        description="board: the accelerators come as one baseboard of max_gpus; pcie / workstation: cards are "
+        "installed one by one up to max_gpus; appliance: a whole computer (price and power are all-in)")
+    accelerators: tuple[str, ...] = Field(min_length=1, description="accelerator catalog ids this configuration is "
+                                          "sold with")
+    max_gpus: int = Field(ge=1, description="accelerators the chassis or board holds")
+    gpu_counts: tuple[int, ...] = Field(default=(), description="accelerator counts it is sold with (default: "
+                                        "max_gpus for boards and appliances, 1..max_gpus for pcie and workstations)")
+    host: HostBom | None = Field(default=None, description="the server without its accelerators (not for appliances)")
+    price: Price | None = Field(default=None, description="appliances: the all-in price (default: the "
+                                "accelerator's price, which for these parts is the whole machine's)")
+    max_power_w: float | None = Field(default=None, gt=0, description="appliances: maximum system power at the wall; "
+                                      "others: the vendor's maximum system power where published")
+    idle_power_w: float | None = Field(default=None, gt=0, description="appliances: measured idle power at the wall")
+    facility: Literal["datacenter", "office"] = Field(
+        description="datacenter: racked, pays colocation by contracted kW and needs a top-of-rack switch; office: "
+        "under a desk, no colocation, on the office network")
+    rack_units: int | None = Field(default=None, ge=1)
+    network: str | None = Field(default=None, description="networking per node, e.g. '8x 400Gb/s InfiniBand NDR'")
+    network_gbps: float | None = Field(default=None, ge=0, description="network bandwidth per node, 10**9 bit/s")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Server":
+        if self.kind == "appliance":
+            if self.host is not None:
+                raise ValueError("an appliance has one all-in price and power: no host")
+            if self.max_power_w is None:
+                raise ValueError("an appliance needs max_power_w (its all-in power)")
+        elif self.host is None:
+            raise ValueError(f"a {self.kind} server needs its host (cost and power without the accelerators)")
+        if any(n < 1 or n > self.max_gpus for n in self.gpu_counts):
+            raise ValueError("gpu_counts must lie within 1..max_gpus")
+        if self.price is not None and self.kind != "appliance":
+            raise ValueError("only appliances carry an all-in price (others: accelerator price + host cost)")
+        return self
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """The accelerator counts this server is sold with."""
+        if self.gpu_counts:
+            return tuple(sorted(set(self.gpu_counts)))
+        if self.kind in ("pcie", "workstation"):
+            return tuple(range(1, self.max_gpus + 1))
+        return (self.max_gpus,)
+
+    @property
+    def accelerator(self) -> str:
+        return "/".join(self.accelerators)
+
+    @property
+    def gpu_count(self) -> int:
+        return self.max_gpus
+
+
+class LicenceBundle(_Strict):
+    """Years of a licence that come with an accelerator's purchase."""
+
     accelerator: str = Field(description="accelerator catalog id")
-    gpu_count: int = Field(ge=1)
-    host_cost_usd: float | None = Field(default=None, ge=0, description="server without its accelerators (chassis, CPUs, RAM, NICs, storage)")
-    total_cost_usd: float | None = Field(default=None, ge=0, description="whole node with accelerators, where quoted")
-    host_power_w: float | None = Field(default=None, ge=0, description="power of the node beyond its accelerators' TDP (CPUs, fans, NICs)")
-    max_power_w: float | None = Field(default=None, ge=0, description="vendor's maximum system power")
-    network: str | None = Field(default=None, description="scale-out networking per node, e.g. '8x 400Gb/s InfiniBand NDR'")
-    network_gbps: float | None = Field(default=None, ge=0, description="scale-out bandwidth per node, 10**9 bit/s")
-    rack_units: int | None = None
+    years: float = Field(gt=0)
+    source: str
+
+
+class SoftwareLicence(Entry):
+    """A software subscription that may be charged to a deployment: only when the scenario asks for
+    it or the chosen engine requires it, never by default."""
+
+    vendor: str
+    basis: Literal["per_gpu", "per_server"]
+    usd_per_year: float = Field(gt=0, description="per GPU or per server and year, list price")
+    low_usd_per_year: float = Field(gt=0)
+    high_usd_per_year: float = Field(gt=0)
+    accelerator_vendors: tuple[str, ...] = Field(default=(), description="accelerator vendors it licenses (empty: any)")
+    required_by_engines: tuple[str, ...] = Field(default=(), description="engine ids that need it in production")
+    bundled: tuple[LicenceBundle, ...] = Field(default=(), description="accelerators whose purchase includes years of it")
+
+    @model_validator(mode="after")
+    def _range(self) -> "SoftwareLicence":
+        if not self.low_usd_per_year <= self.usd_per_year <= self.high_usd_per_year:
+            raise ValueError("usd_per_year must lie within [low_usd_per_year, high_usd_per_year]")
+        return self
+
+
+class ResalePoint(_Strict):
+    age_years: float = Field(ge=0)
+    pct: float = Field(ge=0, le=100, description="resale price as % of the purchase price")
+    low_pct: float = Field(ge=0, le=100)
+    high_pct: float = Field(ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _range(self) -> "ResalePoint":
+        if not self.low_pct <= self.pct <= self.high_pct:
+            raise ValueError("pct must lie within [low_pct, high_pct]")
+        return self
+
+
+class ResaleCurve(Entry):
+    """Resale value of accelerated servers by age: credited at the end of the horizon."""
+
+    points: tuple[ResalePoint, ...] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ResaleCurve":
+        ages = [p.age_years for p in self.points]
+        if ages != sorted(ages) or len(set(ages)) != len(ages) or ages[0] != 0:
+            raise ValueError("points must start at age 0 and increase in age")
+        return self
 
 
 # --------------------------------------------------------------------------------------
@@ -236,6 +367,12 @@ class Model(Entry):
     license_class: Literal["permissive", "commercial_with_conditions", "non_commercial", "unknown"]
     commercial_use: bool | None = Field(description="whether the licence allows commercial use (None: unknown)")
     release_date: Date | None = None
+    variant_of: str | None = Field(default=None, description="catalog id of the entry whose architecture this one "
+                                   "shares (an Instruct of its Base): the loader copies the architecture fields "
+                                   "(VARIANT_FIELDS) from it, so they are written once")
+    tuning: Literal["base", "instruct"] = Field(
+        default="instruct", description="base: a pre-trained checkpoint (no chat template, not for serving users); "
+        "instruct: post-trained for chat/instructions (Instruct, -it, chat, reasoning releases)")
     native_precision: str = Field(default="bf16", description="format the weights are published in")
     checkpoints: tuple["Checkpoint", ...] = Field(default=(), description="quantized or renamed checkpoints of this architecture")
 
@@ -289,10 +426,22 @@ class Checkpoint(_Strict):
         default=(), description="decoder layers left entirely in 16 bit (negative: from the end, -1 = last)")
     quant_method: str | None = Field(default=None, description="quantization_config.quant_method (fp8, fbgemm_fp8, "
                                      "compressed-tensors …): engines treat methods differently")
+    formats: tuple[str, ...] = Field(default=(), description="other weight formats the same repository holds (a GGUF "
+                                     "repository has one file per llama.cpp type)")
+    file: str | None = Field(default=None, description="GGUF repositories: the file name with {QUANT} for the "
+                             "upper-case type (default: the repository name without -GGUF, then -{QUANT}.gguf)")
     source: str | None = None
 
 
 Model.model_rebuild()
+
+# What a variant (variant_of) takes from its base entry: the architecture and its provenance, not its name,
+# aliases, checkpoints, release or licence (an Instruct can be licensed differently from its Base).
+VARIANT_FIELDS = ("family", "architecture", "organization", "country", "license", "license_class", "commercial_use",
+                  "native_precision", "num_layers", "hidden_size", "num_attention_heads", "num_kv_heads", "head_dim",
+                  "intermediate_size", "vocab_size", "tie_word_embeddings", "max_context", "mlp_gated",
+                  "attention_bias", "sliding_window", "num_sliding_window_layers", "moe", "mla", "linear_attention",
+                  "num_mtp_layers", "total_params", "active_params")
 
 
 # --------------------------------------------------------------------------------------
@@ -306,6 +455,7 @@ class QualityPoint(_Strict):
     recovery_pct: float = Field(gt=0, le=110)
     metric: str
     source: str
+    as_of: Date | None = Field(default=None, description="date of the study the figure comes from")
 
 
 class GgufMixRule(_Strict):
@@ -345,6 +495,54 @@ class QuantFormat(Entry):
     def _bits(self) -> "QuantFormat":
         if (self.weight_bits is None) == (self.gguf_type is None):
             raise ValueError("give exactly one of weight_bits or gguf_type")
+        return self
+
+
+# --------------------------------------------------------------------------------------
+# Absolute model quality: benchmarks and the published scores of each model
+# --------------------------------------------------------------------------------------
+
+TASKS = ("general", "chat", "reasoning", "code")
+
+
+class Benchmark(Entry):
+    """One benchmark as one source runs it (scores from different harnesses are not comparable)."""
+
+    task: Literal["general", "chat", "reasoning", "code"] = Field(
+        description="the task this benchmark stands for when a scenario names the task (one bundled benchmark per task)")
+    scale: Literal["percent", "rating"] = Field(
+        description="percent: accuracy 0-100, quantization recovery multiplies it; rating: a preference rating "
+        "(Elo/Bradley-Terry), on which a recovery percentage has no meaning")
+    harness: str = Field(description="who ran it and how (harness, shots, metric), so scores are comparable")
+    resolution: float = Field(gt=0, description="differences smaller than this are not told apart (about the 95 % "
+                              "interval of a difference between two scores; notes say how it was derived)")
+    floor: float | None = Field(default=None, description="score of random guessing, where there is one")
+
+
+class Score(_Strict):
+    value: float = Field(description="the published score, on the benchmark's scale")
+    source: str = Field(description="URL of the table the score was read from")
+    as_of: Date
+    precision: str | None = Field(default=None, description="weights the score was measured with, when the source says")
+    notes: str | None = None
+
+    @field_validator("source")
+    @classmethod
+    def _source_non_empty(cls, v: str) -> str:
+        if not str(v).strip():
+            raise ValueError("source must not be empty")
+        return str(v).strip()
+
+
+class ModelQuality(Entry):
+    """Published absolute scores of one catalog model (id = the model's catalog id)."""
+
+    scores: dict[str, Score] = Field(description="benchmark id -> score")
+
+    @model_validator(mode="after")
+    def _some(self) -> "ModelQuality":
+        if not self.scores:
+            raise ValueError("a model_quality entry needs at least one score")
         return self
 
 
@@ -607,7 +805,7 @@ class Calibration(Entry):
     request_overhead_s: float = Field(ge=0, description="per request before its first token")
     eta_moe: float = Field(default=1.0, gt=0, le=1, description="routed-expert kernels relative to dense ones "
                            "(grouped GEMMs, routing); files written before it existed mean 1")
-    eta_kernel: float = Field(default=1.0, gt=0, le=2, description="weight-only GEMM kernels' achieved compute rate "
+    eta_kernel: float = Field(default=1.0, gt=0, le=10, description="weight-only GEMM kernels' achieved compute rate "
                               "relative to their catalog ratio (fitted per engine; 1 in pooled and family fits)")
     eta_bw_dequant: float | None = Field(default=None, gt=0, le=1, description="obsolete (files written before "
                                          "weight-only kernels were catalogued); read but not used")
@@ -648,6 +846,8 @@ class WorkloadPreset(Entry):
     input_p95: float | None = Field(default=None, gt=0)
     output_mean: float | None = Field(default=None, gt=0)
     output_p95: float | None = Field(default=None, gt=0)
+    input_max: float | None = Field(default=None, gt=0)  # longest prompt a dataset's benchmark sampler keeps
+    output_max: float | None = Field(default=None, gt=0)
     shared_prefix_share: float = Field(default=0.0, ge=0, lt=1)
     slo: Slo | None = None
     profile: str | None = None
@@ -771,11 +971,32 @@ class Region(Entry):
 
     country: str = Field(description="ISO code")
     electricity_usd_per_kwh: float = Field(gt=0)
+    electricity_estimate: bool = Field(default=False, description="no published price for this band: the figure is "
+                                       "derived from comparable sourced figures (electricity_basis says how), with "
+                                       "its plausible range in electricity_low/high_usd_per_kwh")
+    electricity_low_usd_per_kwh: float | None = Field(default=None, gt=0, description="low end of the range (estimates)")
+    electricity_high_usd_per_kwh: float | None = Field(default=None, gt=0, description="high end of the range (estimates)")
+    electricity_basis: str | None = Field(default=None, description="how the estimate and its range were derived, "
+                                          "from which sourced figures")
     carbon_g_per_kwh: float = Field(ge=0)
     pue: float = Field(ge=1, le=3, description="typical power usage effectiveness")
     colocation_usd_per_kw_month: float | None = Field(default=None, ge=0)
     currency: str = Field(default="USD")
     usd_per_currency_unit: float = Field(default=1.0, gt=0, description="exchange rate used for display")
+
+    @model_validator(mode="after")
+    def _electricity_range(self) -> "Region":
+        lo, hi = self.electricity_low_usd_per_kwh, self.electricity_high_usd_per_kwh
+        if self.electricity_estimate and (lo is None or hi is None or not self.electricity_basis):
+            raise ValueError("an estimated electricity price needs electricity_low_usd_per_kwh, "
+                             "electricity_high_usd_per_kwh and an electricity_basis saying how it was derived")
+        if not self.electricity_estimate and (lo is not None or hi is not None or self.electricity_basis):
+            raise ValueError("electricity_low/high_usd_per_kwh and electricity_basis describe an estimate: "
+                             "set electricity_estimate: true")
+        if lo is not None and hi is not None and not lo <= self.electricity_usd_per_kwh <= hi:
+            raise ValueError("electricity_usd_per_kwh must lie within "
+                             "[electricity_low_usd_per_kwh, electricity_high_usd_per_kwh]")
+        return self
 
 
 class CostAssumption(Entry):
@@ -816,6 +1037,8 @@ KIND_MODELS: dict[str, type[Entry]] = {
     "servers": Server,
     "models": Model,
     "quant_formats": QuantFormat,
+    "benchmarks": Benchmark,
+    "model_quality": ModelQuality,
     "kv_formats": KvFormat,
     "gguf_types": GgufType,
     "engines": Engine,
@@ -828,6 +1051,8 @@ KIND_MODELS: dict[str, type[Entry]] = {
     "regions": Region,
     "providers": Provider,
     "cost_assumptions": CostAssumption,
+    "software_licences": SoftwareLicence,
+    "resale_curves": ResaleCurve,
     "country_groups": CountryGroup,
     "policy_presets": PolicyPreset,
 }

@@ -27,6 +27,8 @@ LISTS = {
     "cost-assumptions": ("cost_assumptions",),
     "providers": ("providers",),
     "calibrations": ("calibrations",),
+    "quality": ("model_quality",),
+    "benchmarks": ("benchmarks",),
 }
 KIND_LABEL = {"quant_formats": "weights", "kv_formats": "kv_cache"}
 
@@ -57,7 +59,7 @@ def register(app: typer.Typer) -> None:
     def catalog_command(
         what: str = typer.Argument(..., help="gpus | models | formats | engines | servers | gguf-types | workloads "
                                               "| calibrations | cloud-offers | api-prices | regions | cost-assumptions "
-                                              "| providers, or import-prices FILE"),
+                                              "| providers | quality | benchmarks, or import-prices FILE"),
         file: Path | None = typer.Argument(None, help="With import-prices: a gpuhunt catalog CSV or litellm "
                                                       "model_prices_and_context_window.json."),
         filter_: str = typer.Option("", "--filter", "-f", help="Keep entries whose id, alias, name, vendor "
@@ -192,9 +194,11 @@ _COLUMNS: dict[str, list[tuple[str, Any]]] = {
         ("memory cap", lambda e: f"{e.memory.cap_mode} {e.memory.memory_fraction or ''}"),
         ("block", lambda e: str(e.memory.block_size_tokens)), ("version", lambda e: e.version or "")],
     "servers": [
-        ("id", lambda e: e.id), ("accelerator", lambda e: f"{e.gpu_count} × {e.accelerator}"),
-        ("host $", lambda e: _num(e.host_cost_usd)), ("total $", lambda e: _num(e.total_cost_usd)),
-        ("host W", lambda e: _num(e.host_power_w)), ("network", lambda e: e.network or "")],
+        ("id", lambda e: e.id), ("kind", lambda e: f"{e.kind}, {e.facility}"),
+        ("accelerators", lambda e: f"{'1–' if len(e.counts) > 1 else ''}{e.max_gpus} × {e.accelerator}"),
+        ("host $", lambda e: _num(e.host.cost_usd) if e.host else "all-in"),
+        ("host W", lambda e: _num(e.host.power_w) if e.host else f"{_num(e.max_power_w)} all-in"),
+        ("U", lambda e: _num(e.rack_units))],
     "workload_presets": [
         ("id", lambda e: e.id), ("name", lambda e: e.name or ""),
         ("input mean/p95", lambda e: f"{e.input_mean:,.0f} / {e.input_p95 or e.input_mean:,.0f}" if e.input_mean else ""),
@@ -213,7 +217,7 @@ _COLUMNS: dict[str, list[tuple[str, Any]]] = {
         ("$ out/1M", lambda e: f"{e.output_usd_per_mtok:g}"), ("data", lambda e: ", ".join(e.data_regions)),
         ("as of", lambda e: e.as_of)],
     "regions": [
-        ("id", lambda e: e.id), ("name", lambda e: e.name or ""), ("$/kWh", lambda e: f"{e.electricity_usd_per_kwh:.4f}"),
+        ("id", lambda e: e.id), ("name", lambda e: e.name or ""), ("$/kWh", lambda e: f"{e.electricity_usd_per_kwh:.4f}" + (" est." if e.electricity_estimate else "")),
         ("g CO2/kWh", lambda e: f"{e.carbon_g_per_kwh:g}"), ("PUE", lambda e: f"{e.pue:g}"),
         ("colo $/kW-mo", lambda e: _num(e.colocation_usd_per_kw_month)), ("as of", lambda e: e.as_of)],
     "providers": [
@@ -228,10 +232,23 @@ _COLUMNS: dict[str, list[tuple[str, Any]]] = {
         ("id", lambda e: e.id), ("rows", lambda e: str(e.n_rows)), ("η bw", lambda e: f"{e.eta_bw:.2f}"),
         ("η flops", lambda e: f"{e.eta_flops:.2f}"), ("step ms", lambda e: f"{1e3 * e.step_overhead_s:.2f}"),
         ("fit MdAPE %", lambda e: f"{e.mdape_pct:.1f}")],
+    "model_quality": [
+        ("model", lambda e: e.id), *[(b, (lambda b: lambda e: _score(e, b))(b))
+                                     for b in ("mmlu_pro", "gpqa", "arena_text", "humaneval_plus")],
+        ("as of", lambda e: e.as_of)],
+    "benchmarks": [
+        ("id", lambda e: e.id), ("task", lambda e: e.task), ("scale", lambda e: e.scale),
+        ("resolution", lambda e: f"{e.resolution:g}"), ("harness", lambda e: e.harness.split(":")[0]),
+        ("as of", lambda e: e.as_of)],
     "gguf_types": [
         ("id", lambda e: e.id), ("block", lambda e: str(e.block_size)), ("bytes", lambda e: str(e.type_size_bytes)),
         ("bits/weight", lambda e: f"{e.bits_per_weight:.4g}")],
 }
+
+
+def _score(e: Any, bench: str) -> str:
+    sc = e.scores.get(bench)
+    return "" if sc is None else f"{sc.value:g}"
 
 
 def _num(v: float | None) -> str:

@@ -15,16 +15,19 @@ from . import render
 
 def _run(model, gpu, workload, per_day, rate, replicas, horizon, region, electricity, pue, discount, depreciation,
          utilisation, gpu_price, server_price, staff_usd, apis, no_cloud, no_api, draws, seed, num_gpus, tp, pp,
-         precision, engine, catalog) -> dict[str, Any]:
+         precision, engine, catalog, availability="none", max_servers=None, gpu_tdp=None, licences=(),
+         residual=None, facility=None) -> dict[str, Any]:
     finance = render.validated(Finance, dict(
         horizon_years=horizon, region=region, electricity_usd_per_kwh=electricity, pue=pue, discount_rate=discount,
         depreciation_years=depreciation, utilisation_pct=utilisation, gpu_price_usd=gpu_price,
-        server_price_usd=server_price, staff_usd_per_fte_year=staff_usd))
+        server_price_usd=server_price, staff_usd_per_fte_year=staff_usd, gpu_tdp_w=gpu_tdp,
+        licences=tuple(licences), residual_value_pct=residual, facility=facility))
     alts = tuple(a for a, off in (("cloud_gpu", no_cloud), ("api", no_api)) if not off)
     req = render.validated(TcoRequest, dict(
         model=model, gpu=gpu, workload=workload, requests_per_day=per_day, rate_per_s=rate,
         fixed_replicas=replicas, finance=finance, alternatives=alts, api_ids=tuple(apis), draws=draws, seed=seed,
-        num_gpus=num_gpus, tp=tp, pp=pp, precision=precision, engine=engine))
+        num_gpus=num_gpus, tp=tp, pp=pp, precision=precision, engine=engine, availability=availability,
+        max_servers=max_servers))
     return tco(req, load_catalog(catalog))
 
 
@@ -43,8 +46,20 @@ def _register(app: typer.Typer, name: str, doc: str, printer) -> None:
         workload: str = typer.Option("chat", "--workload", "-w", help="Preset or workload YAML file."),
         per_day: Optional[float] = typer.Option(None, "--requests-per-day"),
         rate: Optional[float] = typer.Option(None, "--rate", help="Constant requests per second."),
-        replicas: Optional[int] = typer.Option(None, "--replicas", help="Replicas owned (default: sized for the "
-                                               "workload's SLOs by `capacity`)."),
+        replicas: Optional[int] = typer.Option(None, "--replicas", help="Replicas that carry the load (default: "
+                                               "sized for the workload's SLOs by `capacity`); fewer than the peak "
+                                               "needs is refused."),
+        availability: str = typer.Option("none", "--availability", help="none, n_plus_1 (the peak carried with "
+                                         "any one server down) or ha_pair (two independent halves)."),
+        max_servers: Optional[int] = typer.Option(None, "--max-servers", help="Most servers the site can take."),
+        gpu_tdp: Optional[float] = typer.Option(None, "--gpu-tdp", help="Watts per accelerator, where the catalog "
+                                                "has none."),
+        licences: list[str] = typer.Option([], "--licence", help="Software licence to pay for (catalog id, e.g. "
+                                           "nvidia-ai-enterprise; repeatable). The engine adds what it requires."),
+        residual: Optional[float] = typer.Option(None, "--residual-pct", help="Resale value at the horizon, % of "
+                                                 "hardware (default: the catalog's resale curve)."),
+        facility: Optional[str] = typer.Option(None, "--facility", help="Buy only rack servers (datacenter) or only "
+                                               "machines under a desk (office); default: the cheaper."),
         horizon: float = typer.Option(4.0, "--horizon-years"),
         region: Optional[str] = typer.Option(None, "--region", help="Region id for energy, carbon, PUE, colocation."),
         electricity: Optional[float] = typer.Option(None, "--electricity", help="USD per kWh."),
@@ -73,7 +88,8 @@ def _register(app: typer.Typer, name: str, doc: str, printer) -> None:
             raise LlmplanError("--chart writes .png, .html or .svg")
         result = _run(model, gpu, workload, per_day, rate, replicas, horizon, region, electricity, pue, discount,
                       depreciation, utilisation, gpu_price, server_price, staff_usd, apis, no_cloud, no_api, draws,
-                      seed, num_gpus, tp, pp, precision, engine, catalog)
+                      seed, num_gpus, tp, pp, precision, engine, catalog, availability, max_servers, gpu_tdp,
+                      licences, residual, facility)
         if chart is not None:
             from ..cost.charts import write_chart
 
@@ -92,24 +108,35 @@ def print_tco(r: dict[str, Any]) -> None:
     from rich.table import Table
 
     con = render.console()
-    d, w = r["deployment"], r["workload"]
-    con.print(f"[bold]{d['model']}[/bold] on {d['replicas']} × {d['gpus_per_replica']} {d['gpu']} = {d['gpus']} GPUs "
-              f"in {d['servers']} server(s); {w['requests_per_day']:,.0f} requests/day, "
-              f"{w['tokens_per_year'] / 1e9:,.2f} B tokens/year, utilisation {w['utilisation_pct']:.0f} %")
+    d, w, p = r["deployment"], r["workload"], r["purchase"]
+    con.print(f"[bold]{d['model']}[/bold] on {d['gpu']}: {d['replicas_needed']} replica(s) of {d['gpus_per_replica']} "
+              f"GPU(s) carry the peak; {w['requests_per_day']:,.0f} requests/day, "
+              f"{w['tokens_per_year'] / 1e9:,.2f} B tokens/year, utilisation {w['utilisation_pct']:.1f} %")
+    con.print(f"Bought: {p['placement']} (" + (f"under a desk, {p['contracted_kw']:,.2f} kW maximum)"
+              if p["facility"] == "office" else f"data centre, {p['contracted_kw']:,.1f} kW contracted)"))
     t = Table(title=f"Owning it for {r['horizon_years']:g} years", title_justify="left")
     t.add_column("item")
     t.add_column("USD", justify="right")
+    for line in p["lines"]:
+        t.add_row(f"  {line['count']} × {line['server']}: host {_usd(line['host_usd_each'])} + {line['gpus_each']} × "
+                  f"{_usd(line['gpu_price_usd'])}" + (" (host estimated)" if line["host_estimate"] else ""),
+                  _usd(line["count"] * line["hardware_usd_each"]))
     for k, v in r["capex_items_usd"].items():
         t.add_row(f"capex: {k}", _usd(v))
     t.add_row("[bold]capex[/bold]", f"[bold]{_usd(r['capex_usd'])}[/bold]")
     for k, v in r["opex_items_usd_per_year"].items():
-        t.add_row(f"opex/year: {k}", _usd(v))
+        extra = f" ({r['staff_fte']:.2f} FTE)" if k == "staff" else ""
+        t.add_row(f"opex/year: {k}{extra}", _usd(v))
     t.add_row("[bold]opex per year[/bold]", f"[bold]{_usd(r['opex_usd_per_year'])}[/bold]")
-    t.add_row("residual value", "−" + _usd(r["residual_value_usd"]))
+    t.add_row(f"resale value ({r['residual_value_pct']:.1f} % at {r['horizon_years']:g} years)",
+              "−" + _usd(r["residual_value_usd"]))
     t.add_row("[bold]TCO[/bold]", f"[bold]{_usd(r['tco_usd'])}[/bold]")
     t.add_row("NPV", _usd(r["npv_usd"]))
     t.add_row("per 1M tokens", f"${r['cost_per_million_tokens_usd']:,.3f}")
     con.print(t)
+    for lic in r["licences"]:
+        con.print(f"Licence {lic['name']} ({lic['why']}): ${lic['usd_per_year']:,.0f}/{lic['basis'].split('_')[1]}"
+                  f"/year × {lic['units']:g}, {lic['bundled_years']:g} year(s) included, {lic['paid_years']:g} paid")
     con.print(f"Energy {r['energy_kwh_per_year']:,.0f} kWh/year ({r['energy_kwh_per_million_tokens']:.3f} kWh per "
               f"1M tokens), {r['emissions_kg_per_year']:,.0f} kg CO2e/year")
     print_compare(r, header=False)

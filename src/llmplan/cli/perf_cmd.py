@@ -52,19 +52,25 @@ def register(app: typer.Typer) -> None:
 
     @app.command("validate")
     def validate_command(
-        file: Path = typer.Argument(..., help="Benchmark-case CSV (DESIGN.md 'Benchmark cases')."),
+        files: list[str] = typer.Argument(..., help="Benchmark-case CSV files or quoted globs (DESIGN.md "
+                                           "'Benchmark cases'); row ids must be unique across them."),
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Predict every row's metric from its conditions and compare with the measured value."""
+        from ..perf.cases import bench_files
         from ..perf.validate import validate
 
-        render.emit(validate(file, load_catalog(catalog)), as_json, print_validation)
+        paths, skipped = bench_files(files)
+        result = validate(paths, load_catalog(catalog))
+        result["files"] = [str(p) for p in paths] + skipped
+        render.emit(result, as_json, print_validation)
 
     @app.command("calibrate")
     def calibrate_command(
-        data: Optional[Path] = typer.Option(None, "--data", help="Development CSV to fit the bundled calibration on "
-                                                                 "(all levels of the hierarchy)."),
+        data: Optional[list[str]] = typer.Option(None, "--data", help="Development CSV to fit the bundled calibration "
+                                                 "on (all levels of the hierarchy); repeat it or give a quoted glob "
+                                                 "for several files."),
         from_file: Optional[Path] = typer.Option(None, "--from", help="Your measurements: benchmark-case CSV, or the "
                                                  "JSON that `vllm bench serve` writes (then give --model/--gpu)."),
         out: Optional[Path] = typer.Option(None, "--out", help="Calibration YAML to write (default: with --from, "
@@ -150,5 +156,7 @@ def print_validation(result: dict) -> None:
         s.add_row(m, str(v["n"]), f"{v['mdape_pct']:.1f}", f"{v['within_25_pct']:.0f} %")
     o = result["summary"]["overall"]
     s.add_row("[bold]overall[/bold]", str(o["n"]), f"{o['mdape_pct']:.1f}", f"{o['within_25_pct']:.0f} %")
+    for sc, v in sorted(result["summary"].get("by_scenario", {}).items()):
+        s.add_row(f"scenario {sc}", str(v["n"]), f"{v['mdape_pct']:.1f}", f"{v['within_25_pct']:.0f} %")
     con.print(s)
     con.print(f"unsupported rows: {o['unsupported']}")

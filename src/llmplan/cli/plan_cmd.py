@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         """Search for the cheapest deployment that meets the scenario's workload, SLOs and policy."""
         from ..planner import load_scenario
         from ..planner.report import explain as explain_option
-        from ..planner.report import html_report, public_json, run, text
+        from ..planner.report import html_report, markdown, public_json, run, text
 
         s = load_scenario(scenario)
         result = run(s, load_catalog(catalog))
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
             return
         data = jsonable(public_json(result))
         if out is not None:
-            write_report(out, data, text(result), html_report(result))
+            write_report(out, data, markdown(result), html_report(result))
         if as_json:
             render.print_json(data)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import typer
@@ -16,8 +17,25 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8000, "--port", min=1, max=65535),
         database: Optional[str] = typer.Option(None, "--database", help="sqlite:///PATH or postgresql://… (default: "
                                                "LLMPLAN_DATABASE, else a SQLite file in the user data directory)."),
-        workers: int = typer.Option(1, "--workers", min=1, max=64, help="Server processes (one per core for "
-                                    "throughput; they share the store, jobs included)."),
+        workers: int = typer.Option(1, "--workers", min=1, max=64, help="Server processes (they share the store, "
+                                    "jobs included)."),
+        allowed_host: list[str] = typer.Option([], "--allowed-host", help="A name browsers reach the server by "
+                                               "(repeatable; loopback names are always accepted; LLMPLAN_ALLOWED_HOSTS). "
+                                               "Any other Host header is refused: DNS rebinding."),
+        public_url: Optional[str] = typer.Option(None, "--public-url", help="The origin browsers see behind a "
+                                                 "reverse proxy, e.g. https://planner.internal (LLMPLAN_PUBLIC_URL)."),
+        trusted_proxy: list[str] = typer.Option([], "--trusted-proxy", help="Address or network of a reverse proxy "
+                                                "whose X-Forwarded-Proto/-Host are believed (repeatable; "
+                                                "LLMPLAN_TRUSTED_PROXIES)."),
+        cpu_budget: Optional[float] = typer.Option(None, "--cpu-budget", min=1, help="CPU seconds one computation "
+                                                   "may use (default 120; LLMPLAN_CPU_BUDGET_S)."),
+        memory_budget: Optional[int] = typer.Option(None, "--memory-budget", min=64, help="MiB one computation may "
+                                                    "allocate (default 2048; LLMPLAN_MEMORY_BUDGET_MIB)."),
+        compute_workers: Optional[int] = typer.Option(None, "--compute-workers", min=1, max=256, help="Worker "
+                                                      "processes per server process (default: one per core; "
+                                                      "LLMPLAN_COMPUTE_WORKERS)."),
+        queue: Optional[int] = typer.Option(None, "--queue", min=1, max=100_000, help="Computations that may wait "
+                                            "for a worker; more get 429 (default 64; LLMPLAN_QUEUE)."),
     ) -> None:
         """Serve the web app and the REST API (OpenAPI at /docs); migrates the store on start."""
         import socket
@@ -25,13 +43,17 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from ..web.app import create_app
-        from ..web.security import Auth, is_loopback
+        from ..web.compute import Budget
+        from ..web.security import Auth, Origins, is_loopback
 
         auth = Auth.from_env()
         if not is_loopback(host) and not auth.enabled:
             raise LlmplanError(f"--host {host} is reachable from other machines: set LLMPLAN_AUTH_TOKEN or "
                                "LLMPLAN_AUTH_BASIC=user:password first (or bind to 127.0.0.1)")
-        application = create_app(database, auth)
+        origins = Origins.from_settings(allowed_host or None, [public_url] if public_url else None,
+                                        trusted_proxy or None, bind=host)
+        budget = Budget.from_env(cpu_s=cpu_budget, memory_mib=memory_budget, workers=compute_workers, queue=queue)
+        application = create_app(database, auth, origins, budget)
         try:
             with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -41,13 +63,21 @@ def register(app: typer.Typer) -> None:
         from sqlalchemy.engine import make_url
 
         store_url = make_url(application.state.store.url).render_as_string(hide_password=True)
+        names = ", ".join(["loopback", *origins.hosts])
         typer.echo(f"llmplan on http://{host}:{port}/ (API docs at /docs); store {store_url}; "
-                   f"authentication {'on' if auth.enabled else 'off (loopback only)'}")
-        if workers == 1:
-            uvicorn.run(application, host=host, port=port, log_level="warning")
-        else:  # each worker process builds its own app from the same settings
-            import os
-
+                   f"authentication {'on' if auth.enabled else 'off (loopback only)'}; answers to {names}"
+                   + (f"; public at {origins.public_urls[0]}" if origins.public_urls else "")
+                   + f"; {budget.pool_size} compute worker(s), {budget.cpu_s:g} CPU s and {budget.memory_mib} MiB "
+                     "per computation")
+        if workers == 1:  # the proxy headers are ours to judge (--trusted-proxy), not uvicorn's
+            uvicorn.run(application, host=host, port=port, log_level="warning", proxy_headers=False)
+        else:  # each worker process builds its own app from the same settings, passed in the environment
             os.environ["LLMPLAN_DATABASE"] = application.state.store.url
+            os.environ["LLMPLAN_ALLOWED_HOSTS"] = ",".join(origins.hosts)
+            os.environ["LLMPLAN_PUBLIC_URL"] = ",".join(origins.public_urls)
+            os.environ["LLMPLAN_TRUSTED_PROXIES"] = ",".join(str(n) for n in origins.proxies)
+            for name, var in (("cpu_s", "LLMPLAN_CPU_BUDGET_S"), ("memory_mib", "LLMPLAN_MEMORY_BUDGET_MIB"),
+                              ("workers", "LLMPLAN_COMPUTE_WORKERS"), ("queue", "LLMPLAN_QUEUE")):
+                os.environ[var] = str(getattr(budget, name))
             uvicorn.run("llmplan.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                        log_level="warning")
+                        log_level="warning", proxy_headers=False)

@@ -1,14 +1,18 @@
 """The economics as pure, vectorised formulas (every input may be a float or a numpy array
 of Monte Carlo draws). Money in USD, energy in kWh, time in months and years.
 
-On premise (cash view, CapEx paid at month 0, OpEx monthly from month 1):
+On premise, for a fleet that was bought (see :mod:`llmplan.cost.purchase`; cash view, CapEx
+paid at month 0, OpEx monthly from month 1):
 
-    capex_hardware = servers × server_price + GPUs × gpu_price
-    capex          = capex_hardware × (1 + install %) + GPUs × network/GPU + servers × storage
-    energy kWh/yr  = servers × (GPUs × TDP × (idle + (busy − idle) × utilisation) + host W) × 8760 × PUE / 1000
-    opex/yr        = energy × $/kWh + colocation $/kW-month × 12 × IT kW × PUE + maintenance % × capex_hardware
-                     + staff FTE/server × servers × $/FTE-yr + software $/GPU-yr × GPUs
-    residual       = capex_hardware × max(residual %, 1 − (1 − residual %) × horizon / depreciation years)
+    hardware       = hosts + GPUs × GPU price                 (appliances: GPUs × all-in price)
+    capex          = hardware × (1 + install %) + ToR switches + fabric + storage
+    contracted kW  = GPUs × TDP + host maximum power          (what a colocation contract is sized on)
+    metered kW     = GPUs × TDP × (idle + (busy − idle) × utilisation) + host maximum × host draw %
+    energy kWh/yr  = metered kW × PUE × 8,760
+    opex/yr        = energy × $/kWh + contracted kW × colocation $/kW-month × 12 + maintenance % × hardware
+                     + (staff base + staff per server × servers) × $/FTE-yr + licences
+    licences       = Σ price/yr × max(0, horizon − years bundled with the purchase)   (over the horizon)
+    residual       = hardware × resale % at the horizon (a resale curve, not book value)
     TCO            = capex + opex × horizon − residual
     NPV            = capex + Σ_m opex/12 / (1 + r)^(m/12) − residual / (1 + r)^horizon
     $/1M tokens    = TCO / (tokens served over the horizon / 10^6)
@@ -30,31 +34,39 @@ MONTHS_PER_YEAR = 12
 
 @dataclass(frozen=True)
 class OnPremInputs:
-    servers: float
-    gpus_per_server: float
-    server_price_usd: float  # host without GPUs
-    gpu_price_usd: float
-    gpu_tdp_w: float
-    host_power_w: float
+    """A fleet's totals and the assumptions that price it. Every field may be an array of draws."""
+
+    servers: float  # servers, workstations or appliances bought
+    gpus: float  # accelerators bought
+    gpu_price_usd: float  # per accelerator (appliances: the machine's all-in price)
+    host_cost_usd: float  # all hosts together (appliances: 0)
+    gpu_tdp_w: float  # per accelerator (appliances: the machine's maximum power)
+    host_power_w: float  # all hosts' maximum power together
     horizon_years: float
-    depreciation_years: float
-    residual_value_pct: float
+    residual_pct: float  # resale value at the horizon, % of hardware
     install_pct: float
-    network_usd_per_gpu: float
+    storage_servers: float  # servers that get extra storage (data-centre ones)
     storage_usd_per_server: float
+    tor_switches: float
+    tor_switch_usd: float
+    fabric_servers: float  # servers wired into a multi-server fabric
+    fabric_usd_per_server: float
     maintenance_pct_per_year: float
+    staff_fte_base: float
     staff_fte_per_server: float
     staff_usd_per_fte_year: float
-    software_usd_per_gpu_year: float
     electricity_usd_per_kwh: float
     pue: float
     colocation_usd_per_kw_month: float
     utilisation_pct: float
     busy_power_pct_of_tdp: float
     idle_power_pct_of_tdp: float
+    host_power_draw_pct: float
     discount_rate_pct: float
     carbon_g_per_kwh: float
-    gpus: float | None = None  # accelerators installed; default servers × gpus_per_server (boards bought whole)
+    depreciation_years: float  # accounting life, for the reported straight-line depreciation
+    licences: tuple[tuple[float, float], ...] = ()  # (USD per year for the fleet, years bundled)
+    licence_price_factor: float = 1.0  # multiplies every licence price (the Monte Carlo varies it)
 
 
 @dataclass(frozen=True)
@@ -64,54 +76,67 @@ class OnPremResult:
     capex_items: dict[str, object]
     opex_items_per_year: dict[str, object]
     opex_usd_per_year: object
+    licence_usd_horizon: object
     residual_usd: object
     tco_usd: object
     npv_usd: object
     depreciation_usd_per_year: object
     it_kw: object
+    contracted_kw: object
     energy_kwh_per_year: object
     emissions_kg_per_year: object
+    _licences: tuple[tuple[object, float], ...] = ()
 
     def cumulative_by_month(self, months: int) -> np.ndarray:
-        """Cumulative cash out at the end of each month 0..months (capex at 0, residual at the end)."""
+        """Cumulative cash out at the end of each month 0..months (capex at 0, licences from the
+        month their bundled years end, residual credited at the end)."""
         m = np.arange(months + 1)
-        cum = np.asarray(self.capex_usd) + np.asarray(self.opex_usd_per_year) / MONTHS_PER_YEAR * m
-        cum = cum.astype(float)
+        other = float(np.asarray(self.opex_usd_per_year)) - float(np.asarray(self.opex_items_per_year["software"]))
+        cum = float(np.asarray(self.capex_usd)) + other / MONTHS_PER_YEAR * m
+        for usd, free in self._licences:
+            cum = cum + float(np.asarray(usd)) / MONTHS_PER_YEAR * np.maximum(m - free * MONTHS_PER_YEAR, 0)
+        cum = np.asarray(cum, dtype=float)
         cum[-1] -= float(np.asarray(self.residual_usd))
         return cum
 
 
 def onprem(x: OnPremInputs) -> OnPremResult:
-    gpus = x.servers * x.gpus_per_server if x.gpus is None else x.gpus
-    hw = x.servers * x.server_price_usd + gpus * x.gpu_price_usd
+    hw = x.host_cost_usd + x.gpus * x.gpu_price_usd
     install = hw * x.install_pct / 100
-    network = gpus * x.network_usd_per_gpu
-    storage = x.servers * x.storage_usd_per_server
+    network = x.tor_switches * x.tor_switch_usd + x.fabric_servers * x.fabric_usd_per_server
+    storage = x.storage_servers * x.storage_usd_per_server
     capex = hw + install + network + storage
     u = x.utilisation_pct / 100
     draw_pct = x.idle_power_pct_of_tdp + (x.busy_power_pct_of_tdp - x.idle_power_pct_of_tdp) * u
-    it_kw = (gpus * x.gpu_tdp_w * draw_pct / 100 + x.servers * x.host_power_w) / 1000
-    facility_kw = it_kw * x.pue
-    energy_kwh = facility_kw * HOURS_PER_YEAR
+    it_kw = (x.gpus * x.gpu_tdp_w * draw_pct / 100 + x.host_power_w * x.host_power_draw_pct / 100) / 1000
+    contracted_kw = (x.gpus * x.gpu_tdp_w + x.host_power_w) / 1000
+    energy_kwh = it_kw * x.pue * HOURS_PER_YEAR
+    licences = tuple((usd * x.licence_price_factor, free) for usd, free in x.licences)
+    licence_total = sum((usd * np.maximum(x.horizon_years - free, 0) for usd, free in licences), 0.0)
     items = {
         "energy": energy_kwh * x.electricity_usd_per_kwh,
-        "colocation": facility_kw * x.colocation_usd_per_kw_month * MONTHS_PER_YEAR,
+        "colocation": contracted_kw * x.colocation_usd_per_kw_month * MONTHS_PER_YEAR,
         "maintenance": hw * x.maintenance_pct_per_year / 100,
-        "staff": x.staff_fte_per_server * x.servers * x.staff_usd_per_fte_year,
-        "software": gpus * x.software_usd_per_gpu_year,
+        "staff": (x.staff_fte_base + x.staff_fte_per_server * x.servers) * x.staff_usd_per_fte_year,
+        "software": licence_total / x.horizon_years,  # the horizon's licence bill, spread evenly
     }
     opex = sum(items.values())
-    straight = 1 - (1 - x.residual_value_pct / 100) * x.horizon_years / x.depreciation_years
-    residual = hw * np.maximum(x.residual_value_pct / 100, straight)
-    tco = capex + opex * x.horizon_years - residual
-    npv = capex + discounted_monthly(opex / MONTHS_PER_YEAR, x.horizon_years, x.discount_rate_pct) - residual / (
-        1 + x.discount_rate_pct / 100) ** x.horizon_years
+    other = opex - items["software"]
+    residual = hw * x.residual_pct / 100
+    tco = capex + other * x.horizon_years + licence_total - residual
+    paid_licences = sum((usd / MONTHS_PER_YEAR * (discounted_monthly(1.0, x.horizon_years, x.discount_rate_pct)
+                                                  - discounted_monthly(1.0, np.minimum(free, x.horizon_years),
+                                                                       x.discount_rate_pct))
+                         for usd, free in licences), 0.0)
+    npv = (capex + discounted_monthly(other / MONTHS_PER_YEAR, x.horizon_years, x.discount_rate_pct) + paid_licences
+           - residual / (1 + x.discount_rate_pct / 100) ** x.horizon_years)
     return OnPremResult(
         capex_hardware_usd=hw, capex_usd=capex,
         capex_items={"hardware": hw, "installation": install, "network": network, "storage": storage},
-        opex_items_per_year=items, opex_usd_per_year=opex, residual_usd=residual, tco_usd=tco, npv_usd=npv,
-        depreciation_usd_per_year=(hw - hw * x.residual_value_pct / 100) / x.depreciation_years, it_kw=it_kw,
-        energy_kwh_per_year=energy_kwh, emissions_kg_per_year=energy_kwh * x.carbon_g_per_kwh / 1000)
+        opex_items_per_year=items, opex_usd_per_year=opex, licence_usd_horizon=licence_total, residual_usd=residual,
+        tco_usd=tco, npv_usd=npv, depreciation_usd_per_year=hw / x.depreciation_years, it_kw=it_kw,
+        contracted_kw=contracted_kw, energy_kwh_per_year=energy_kwh,
+        emissions_kg_per_year=energy_kwh * x.carbon_g_per_kwh / 1000, _licences=licences)
 
 
 def discounted_monthly(amount_per_month, horizon_years, rate_pct):

@@ -8,14 +8,14 @@ the user's overrides; the formulas are in :mod:`llmplan.cost.model`.
 from __future__ import annotations
 
 import math
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field
 
 from ..catalog import Catalog
-from ..catalog.schema import Accelerator, ApiPrice, CloudOffer, Server
+from ..catalog.schema import ApiPrice, CloudOffer
 from ..errors import LlmplanError
 from ..serving.api import ServeRequest, capacity, load_workload, replica_capacity_req_s
 from ..serving.cluster import replica_spec
@@ -25,12 +25,13 @@ from ..strict import StrictModel
 from .model import (
     MONTHS_PER_YEAR,
     OnPremInputs,
+    OnPremResult,
     api_cost,
     breakeven_month,
     cloud_fleet_cost,
     onprem,
 )
-from .uncertainty import FIELD_OF
+from .ownership import Owned, assumption, buy
 
 
 class Finance(StrictModel):
@@ -43,16 +44,31 @@ class Finance(StrictModel):
     electricity_usd_per_kwh: float | None = Field(default=None, ge=0, le=10)
     pue: float | None = Field(default=None, ge=1, le=3)
     discount_rate: float | None = Field(default=None, ge=0, le=1, description="per year, as a fraction (0.08)")
-    depreciation_years: float | None = Field(default=None, ge=MIN_YEARS, le=30)
-    residual_value_pct: float | None = Field(default=None, ge=0, le=100)
+    depreciation_years: float | None = Field(default=None, ge=MIN_YEARS, le=30, description="accounting life for "
+                                             "the reported straight-line depreciation (not the cash TCO)")
+    residual_value_pct: float | None = Field(default=None, ge=0, le=100, description="resale value at the "
+                                             "horizon, % of hardware (default: the catalog's resale curve)")
     maintenance_pct_per_year: float | None = Field(default=None, ge=0, le=100)
-    staff_fte_per_server: float | None = Field(default=None, ge=0, le=100)
+    staff_fte_base: float | None = Field(default=None, ge=0, le=100, description="FTE to run the deployment "
+                                         "whatever its size")
+    staff_fte_per_server: float | None = Field(default=None, ge=0, le=100, description="FTE per server on top")
     staff_usd_per_fte_year: float | None = Field(default=None, ge=0, le=1e7)
-    software_usd_per_gpu_year: float | None = Field(default=None, ge=0, le=1e6)
-    colocation_usd_per_kw_month: float | None = Field(default=None, ge=0, le=1e4)
+    licences: tuple[Name, ...] = Field(default=(), description="software licence ids to pay for (catalog "
+                                       "software_licences, e.g. nvidia-ai-enterprise); engines add what they need")
+    software_usd_per_gpu_year: float | None = Field(default=None, ge=0, le=1e6, description="other software "
+                                                    "you pay per GPU and year (charged as given)")
+    colocation_usd_per_kw_month: float | None = Field(default=None, ge=0, le=1e4, description="per kW of "
+                                                      "contracted capacity (the servers' maximum power)")
     utilisation_pct: float | None = Field(default=None, ge=0.1, le=100)
-    gpu_price_usd: float | None = Field(default=None, gt=0, le=1e8)
-    server_price_usd: float | None = Field(default=None, ge=0, le=1e9, description="host without its GPUs")
+    gpu_price_usd: float | None = Field(default=None, gt=0, le=1e8, description="per accelerator (appliances: "
+                                        "the machine)")
+    gpu_tdp_w: float | None = Field(default=None, gt=0, le=1e5, description="watts per accelerator, where the "
+                                    "catalog has none")
+    server_price_usd: float | None = Field(default=None, ge=0, le=1e9, description="host without its GPUs, per "
+                                           "server")
+    facility: Literal["datacenter", "office"] | None = Field(default=None, description="buy only rack servers "
+                                                             "(datacenter) or only machines under a desk (office); "
+                                                             "default: whichever is cheaper")
 
 
 class TcoRequest(ServeRequest):
@@ -68,91 +84,12 @@ class TcoRequest(ServeRequest):
     api_ids: tuple[Name, ...] = Field(default=(), description="API price ids to compare (default: the cheapest "
                                      "host of the same open model)")
     draws: int = Field(default=10_000, ge=0, le=1_000_000, description="Monte Carlo draws (0: none)")
-    fixed_replicas: int | None = Field(default=None, ge=1, le=100_000, description="replicas owned (default: "
-                                       "capacity planning at the workload's peak)")
-
-
-def _assumption(cat: Catalog, name: str) -> tuple[float, float, float]:
-    a = cat.cost_assumptions.find(name)
-    if a is None:
-        raise LlmplanError(f"the catalog has no cost assumption {name!r}")
-    return a.value, a.low, a.high
-
-
-def _server_for(acc: Accelerator, cat: Catalog) -> Server | None:
-    if acc.typical_server:
-        s = cat.servers.find(acc.typical_server)
-        if s is not None:
-            return s
-    return next((s for s in cat.servers if s.accelerator == acc.id), None)
-
-
-def hardware_prices(acc: Accelerator, cat: Catalog, f: Finance) -> tuple[float, float, float, int, list[str]]:
-    """(GPU price, host price per server, host power W, GPUs per server, notes). Boards with a
-    server entry (HGX, OAM) are bought whole; cards without one are added one by one."""
-    notes = []
-    srv = _server_for(acc, cat)
-    per_server = srv.gpu_count if srv else (acc.max_per_server or 1)
-    gpu_price = f.gpu_price_usd or (acc.price.usd if acc.price else None)
-    if gpu_price is None and srv and srv.total_cost_usd and srv.host_cost_usd is not None:
-        gpu_price = (srv.total_cost_usd - srv.host_cost_usd) / srv.gpu_count
-    if gpu_price is None:
-        raise LlmplanError(f"the catalog has no purchase price for {acc.id}; give --gpu-price (USD per device; finance.gpu_price_usd in a scenario or the Python API)")
-    if f.server_price_usd is not None:
-        host = f.server_price_usd
-    elif srv and srv.host_cost_usd is not None:
-        host = srv.host_cost_usd
-    elif srv and srv.total_cost_usd:
-        host = max(srv.total_cost_usd - srv.gpu_count * gpu_price, 0.0)
-        notes.append(f"host price = {srv.id} total {srv.total_cost_usd:,.0f} − {srv.gpu_count} × GPU price")
-    else:
-        pct, _, _ = _assumption(cat, "host_cost_pct_of_gpus")
-        host = per_server * gpu_price * pct / 100
-        notes.append(f"no server price for {acc.id}: host (non-GPU) cost taken as {pct:g} % of its GPUs")
-    if srv and srv.host_power_w is not None:
-        host_w = srv.host_power_w
-    else:
-        pct, _, _ = _assumption(cat, "host_power_pct_of_gpu_tdp")
-        host_w = per_server * (acc.tdp_w or 0) * pct / 100
-        notes.append(f"host power taken as {pct:g} % of the GPUs' TDP")
-    if not acc.tdp_w:
-        notes.append(f"{acc.id} has no TDP in the catalog: its energy is not counted")
-    return gpu_price, host, host_w, per_server, notes
-
-
-def onprem_inputs(d: Deployment, cat: Catalog, f: Finance, servers: float, utilisation_pct: float,
-                  gpus: float | None = None) -> tuple[OnPremInputs, list[str]]:
-    """Inputs for `servers` servers; `gpus` when cards are installed one by one (no whole boards)."""
-    acc = d.accelerator
-    gpu_price, host, host_w, per_server, notes = hardware_prices(acc, cat, f)
-    region = cat.regions.get(f.region) if f.region else None
-    vals = {field: _assumption(cat, aid)[0] for aid, field in FIELD_OF.items()}  # keyed by OnPremInputs field
-    if region is not None:
-        vals["electricity_usd_per_kwh"] = region.electricity_usd_per_kwh
-        vals["pue"] = region.pue
-        if region.colocation_usd_per_kw_month is not None:
-            vals["colocation_usd_per_kw_month"] = region.colocation_usd_per_kw_month
-    for k in vals:
-        v = getattr(f, k, None)
-        if v is not None:
-            vals[k] = v
-    if f.discount_rate is not None:
-        vals["discount_rate_pct"] = f.discount_rate * 100
-    vals["utilisation_pct"] = f.utilisation_pct or utilisation_pct
-    carbon = region.carbon_g_per_kwh if region else _assumption(cat, "carbon_g_per_kwh")[0]
-    return OnPremInputs(
-        servers=servers, gpus_per_server=per_server, server_price_usd=host, gpu_price_usd=gpu_price,
-        gpu_tdp_w=acc.tdp_w or 0.0, host_power_w=host_w, horizon_years=f.horizon_years,
-        depreciation_years=vals["depreciation_years"], residual_value_pct=vals["residual_value_pct"],
-        install_pct=vals["install_pct"], network_usd_per_gpu=vals["network_usd_per_gpu"] if servers > 1 else 0.0,
-        storage_usd_per_server=vals["storage_usd_per_server"],
-        maintenance_pct_per_year=vals["maintenance_pct_per_year"],
-        staff_fte_per_server=vals["staff_fte_per_server"], staff_usd_per_fte_year=vals["staff_usd_per_fte_year"],
-        software_usd_per_gpu_year=vals["software_usd_per_gpu_year"],
-        electricity_usd_per_kwh=vals["electricity_usd_per_kwh"], pue=vals["pue"],
-        colocation_usd_per_kw_month=vals["colocation_usd_per_kw_month"], utilisation_pct=vals["utilisation_pct"],
-        busy_power_pct_of_tdp=vals["busy_power_pct_of_tdp"], idle_power_pct_of_tdp=vals["idle_power_pct_of_tdp"],
-        discount_rate_pct=vals["discount_rate_pct"], carbon_g_per_kwh=carbon, gpus=gpus), notes
+    fixed_replicas: int | None = Field(default=None, ge=1, le=100_000, description="replicas that carry the load "
+                                       "(default: capacity planning at the workload's peak); availability "
+                                       "spares are added in other servers")
+    availability: Literal["none", "n_plus_1", "ha_pair"] = Field(default="none", description="spare capacity in "
+                                                                 "another server: n_plus_1 or ha_pair")
+    max_servers: int | None = Field(default=None, ge=1, le=100_000, description="most servers the site can take")
 
 
 def _num(x: object) -> float:
@@ -163,8 +100,57 @@ def _round(x: float) -> float:
     return float(f"{x:.6g}")
 
 
-def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
-    d = resolve(req, cat)
+def peak_need(peak_req_s: float, replica_req_s: float) -> int:
+    """Replicas that carry the peak at all (each at most at its saturated rate)."""
+    return max(1, math.ceil(peak_req_s / replica_req_s - 1e-9)) if replica_req_s > 0 else 1
+
+
+def _replicas(req: TcoRequest, cat: Catalog, peak: float, mu: float, processes: int) -> tuple[int, Any]:
+    """Replicas that carry the load: given (and checked against the peak) or capacity-planned."""
+    floor = peak_need(peak, mu)
+    if req.fixed_replicas:
+        if req.fixed_replicas < floor:
+            raise LlmplanError(f"{req.fixed_replicas} replica(s) (--replicas, fixed_replicas) cannot carry the peak of "
+                               f"{peak:.3g} requests/s: one replica serves at most {mu:.3g}/s (saturated), so the peak "
+                               f"needs at least {floor}; leave it out to size for the SLOs")
+        return req.fixed_replicas, None
+    plan = capacity(req, cat, processes=processes)
+    if not plan["feasible"]:
+        raise LlmplanError("no number of replicas meets the workload's SLOs: " + plan["reason"])
+    return max(plan["replicas"], floor), plan
+
+
+def purchase_summary(o: Owned, per_replica_req_s: float, peak: float) -> dict[str, Any]:
+    """What was bought, what it holds, where the spares are and what the idle capacity could carry."""
+    p = o.purchase
+    needed = p.replicas_needed * p.gpus_per_replica
+    spare_req_s = max(p.replicas - p.replicas_needed, 0) * per_replica_req_s
+    lines = [{"server": c.server_id, "name": c.server_name, "kind": c.kind, "facility": c.facility, "count": n,
+              "gpus_each": c.gpus, "replicas_each": c.slots, "host_usd_each": c.host_usd,
+              "gpu_price_usd": c.gpu_price_usd, "hardware_usd_each": c.hardware_usd, "max_power_w_each": c.max_w,
+              "rack_units_each": c.rack_units, "host_estimate": c.host_estimate} for c, n in p.lines]
+    return {"lines": lines, "servers": p.servers, "facility": p.facility, "availability": p.mode,
+            "gpus_needed": needed, "gpus_bought": p.gpus, "idle_gpus": p.idle_gpus,
+            "replicas_needed": p.replicas_needed, "replicas_placed": p.replicas,
+            "replicas_after_worst_failure": p.serving_replicas, "placement": p.placement(),
+            "extra_capacity_req_s": spare_req_s, "peak_rate_per_s": peak,
+            "rack_units": sum((c.rack_units or 0) * n for c, n in p.lines) or None,
+            "contracted_kw": sum(c.max_w * n for c, n in p.lines) / 1000}
+
+
+def bought_note(s: dict[str, Any], basis: str) -> str:
+    more = s["gpus_bought"] - s["gpus_needed"]
+    text = f"{s['gpus_needed']} GPU(s) needed for the peak, {s['gpus_bought']} bought"
+    if more > 0:
+        text += (f"; the {more} beyond the need ({s['replicas_placed'] - s['replicas_needed']} more replica(s)"
+                 + (f", {s['idle_gpus']} GPU(s) idle" if s["idle_gpus"] else "")
+                 + f") could carry {s['extra_capacity_req_s']:.3g} requests/s more ({basis})")
+        if s["availability"] != "none":
+            text += "; that includes the availability spares"
+    return text
+
+
+def _workload(req: TcoRequest, cat: Catalog) -> Any:
     w = load_workload(req.workload, cat)
     if req.rate_per_s is not None:
         w = w.model_copy(update={"rate_per_s": req.rate_per_s, "requests_per_day": None, "trace": None})
@@ -172,43 +158,45 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
         w = w.model_copy(update={"requests_per_day": req.requests_per_day, "rate_per_s": None, "trace": None})
     if w.requests_per_day is None and w.rate_per_s is None:
         raise LlmplanError("the workload needs requests per day or a rate: give --requests-per-day or --rate")
+    return w
+
+
+def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
+    """Owning the deployment (what is bought and every cost line), against renting and APIs."""
+    d = resolve(req, cat)
+    w = _workload(req, cat)
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     mu = replica_capacity_req_s(d, cat, spec, w)
-    notes: list[str] = []
-    if req.fixed_replicas:
-        replicas = req.fixed_replicas
-        plan = None
-    else:
-        plan = capacity(req, cat, processes=processes)
-        if not plan["feasible"]:
-            raise LlmplanError("no number of replicas meets the workload's SLOs: " + plan["reason"])
-        replicas = plan["replicas"]
     # traffic by hour (requests/s), the replicas each hour needs, tokens per year
     weights = hourly_weights(w.profile, cat) if w.requests_per_day is not None else np.full(24, 1 / 24)
     per_day = w.requests_per_day if w.requests_per_day is not None else (w.rate_per_s or 0) * 86400
     rate_h = per_day * weights / 3600
+    replicas, plan = _replicas(req, cat, float(rate_h.max()), mu, processes)
     need_h = np.where(rate_h > 0, np.ceil(rate_h / mu), 0)
     i_mean, o_mean = w.lengths("input").mean, w.lengths("output").mean
     in_tok_year = per_day * 365 * i_mean
     out_tok_year = per_day * 365 * o_mean
     tokens_horizon = (in_tok_year + out_tok_year) * req.finance.horizon_years
-    util = float(100 * np.mean(rate_h / (replicas * mu))) if replicas * mu > 0 else 0.0
-    gpus = replicas * d.layout.num_gpus
-    gpus_per_server = hardware_prices(d.accelerator, cat, req.finance)[3]
-    servers = math.ceil(gpus / gpus_per_server)
-    whole_boards = _server_for(d.accelerator, cat) is not None
-    x, more = onprem_inputs(d, cat, req.finance, servers, util, gpus=None if whole_boards else gpus)
-    notes += more
-    if whole_boards and servers * gpus_per_server > gpus:
-        notes.append(f"{gpus} GPUs are needed; servers are bought whole: {servers} × {gpus_per_server} = "
-                     f"{servers * gpus_per_server} GPUs ({servers * gpus_per_server - gpus} spare)")
+
+    def util_of(placed: int) -> float:
+        if req.finance.utilisation_pct is not None:
+            return req.finance.utilisation_pct
+        return min(100.0, float(100 * np.mean(rate_h / (placed * mu)))) if placed * mu > 0 else 0.0
+
+    owned = buy(d, cat, req.finance, replicas, req.availability, util_of, req.max_servers)
+    x, p = owned.x, owned.purchase
+    notes = list(owned.notes)
+    summary = purchase_summary(owned, mu, float(rate_h.max()))
+    notes.insert(0, bought_note(summary, "at saturation"))
     r = onprem(x)
     months = int(round(req.finance.horizon_years * MONTHS_PER_YEAR))
     owned_cum = r.cumulative_by_month(months)
     per_m = 1e6 / tokens_horizon if tokens_horizon else math.nan
+    spares = {"n_plus_1": 1, "ha_pair": replicas}.get(req.availability, 0)
+    rented_gpus = (replicas + spares) * d.layout.num_gpus
     alts = []
     if "cloud_gpu" in req.alternatives:
-        alts += cloud_alternatives(d, cat, gpus, need_h, req.finance.horizon_years, months, owned_cum, per_m)
+        alts += cloud_alternatives(d, cat, rented_gpus, need_h, req.finance.horizon_years, months, owned_cum, per_m)
     if "api" in req.alternatives:
         api = api_alternatives(d, cat, req.api_ids, in_tok_year, out_tok_year, req.finance.horizon_years, months,
                                owned_cum, per_m)
@@ -221,40 +209,57 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     if same_api is not None and per_day:
         # the API's price per (request/s sustained for a year): its yearly bill / mean request rate
         api_usd_per_req_s_year = same_api["tco_usd"] / req.finance.horizon_years / (per_day / 86400)
-    hybrid = hybrid_split(d, cat, x, need_h, req.finance.horizon_years, replicas, rate_h, mu, api_usd_per_req_s_year,
-                          same_api["name"] if same_api else None)
+    hybrid = hybrid_split(d, cat, req.finance, need_h, req.finance.horizon_years, replicas, rate_h, mu,
+                          api_usd_per_req_s_year, same_api["name"] if same_api else None, util_of)
     out: dict[str, Any] = {
         "deployment": {"model": d.model_source, "gpu": d.accelerator.id, "engine": d.engine.id,
-                       "precision": d.weight_format.id, "replicas": replicas, "gpus_per_replica": d.layout.num_gpus,
-                       "gpus": gpus, "servers": servers, "tp": d.layout.tp, "pp": d.layout.pp},
+                       "precision": d.weight_format.id, "replicas": p.replicas, "replicas_needed": replicas,
+                       "gpus_per_replica": d.layout.num_gpus, "gpus": p.gpus, "servers": p.servers,
+                       "tp": d.layout.tp, "pp": d.layout.pp, "availability": req.availability},
+        "purchase": summary,
         "workload": {"requests_per_day": per_day, "input_tokens_mean": i_mean, "output_tokens_mean": o_mean,
                      "tokens_per_year": in_tok_year + out_tok_year, "peak_rate_per_s": float(rate_h.max()),
-                     "replica_capacity_req_s": mu, "utilisation_pct": util},
+                     "replica_capacity_req_s": mu, "utilisation_pct": x.utilisation_pct},
         "horizon_years": req.finance.horizon_years,
-        "capex_usd": _num(r.capex_usd),
-        "capex_items_usd": {k: _num(v) for k, v in r.capex_items.items()},
-        "opex_usd_per_year": _num(r.opex_usd_per_year),
-        "opex_items_usd_per_year": {k: _num(v) for k, v in r.opex_items_per_year.items()},
-        "residual_value_usd": _num(r.residual_usd),
-        "depreciation_usd_per_year": _num(r.depreciation_usd_per_year),
-        "tco_usd": _num(r.tco_usd), "npv_usd": _num(r.npv_usd),
+        **cost_lines(r, x, owned),
         "cost_per_million_tokens_usd": _num(r.tco_usd) * per_m,
-        "energy_kwh_per_year": _num(r.energy_kwh_per_year),
-        "emissions_kg_per_year": _num(r.emissions_kg_per_year),
         "energy_kwh_per_million_tokens": _num(r.energy_kwh_per_year) * req.finance.horizon_years * per_m,
         "emissions_kg_per_million_tokens": _num(r.emissions_kg_per_year) * req.finance.horizon_years * per_m,
         "cumulative_usd_by_month": [_round(v) for v in owned_cum.tolist()],
         "alternatives": alts, "hybrid": hybrid,
-        "assumptions": {f.name: getattr(x, f.name) for f in fields(x)},
+        "assumptions": {f.name: _plain(getattr(x, f.name)) for f in fields(x)},
         "capacity_plan": plan, "notes": notes,
     }
     if req.draws:
         from .uncertainty import monte_carlo, tornado
 
         cheapest = min((a for a in alts), key=lambda a: a["tco_usd"], default=None)
-        out["uncertainty"] = monte_carlo(x, cat, req.finance, req.draws, req.seed, tokens_horizon, cheapest)
-        out["sensitivity"] = tornado(x, cat, req.finance)
+        out["uncertainty"] = monte_carlo(x, owned.ranges, req.draws, req.seed, tokens_horizon, cheapest)
+        out["sensitivity"] = tornado(x, owned.ranges)
     return out
+
+
+def _plain(v: Any) -> Any:
+    return [list(t) for t in v] if isinstance(v, tuple) else v
+
+
+def cost_lines(r: OnPremResult, x: OnPremInputs, owned: Owned) -> dict[str, Any]:
+    """Every line item of owning, with the totals they add up to."""
+    return {
+        "capex_usd": _num(r.capex_usd),
+        "capex_items_usd": {k: _num(v) for k, v in r.capex_items.items()},
+        "opex_usd_per_year": _num(r.opex_usd_per_year),
+        "opex_items_usd_per_year": {k: _num(v) for k, v in r.opex_items_per_year.items()},
+        "licences": [{**lic, "units": x.gpus if lic["basis"] == "per_gpu" else x.servers,
+                      "paid_years": max(0.0, x.horizon_years - lic["bundled_years"])} for lic in owned.licences],
+        "residual_value_usd": _num(r.residual_usd), "residual_value_pct": _num(x.residual_pct),
+        "depreciation_usd_per_year": _num(r.depreciation_usd_per_year),
+        "tco_usd": _num(r.tco_usd), "npv_usd": _num(r.npv_usd),
+        "power_kw": {"contracted": _num(r.contracted_kw), "metered_average": _num(r.it_kw)},
+        "staff_fte": _num(x.staff_fte_base + x.staff_fte_per_server * x.servers),
+        "energy_kwh_per_year": _num(r.energy_kwh_per_year),
+        "emissions_kg_per_year": _num(r.emissions_kg_per_year),
+    }
 
 
 def _offer_price(o: CloudOffer, kind: str) -> float | None:
@@ -291,7 +296,7 @@ def cloud_alternatives(d: Deployment, cat: Catalog, gpus: int, need_h: np.ndarra
 def api_alternatives(d: Deployment, cat: Catalog, ids: tuple[str, ...], in_tok: float, out_tok: float,
                      horizon: float, months: int, owned_cum: np.ndarray, per_m: float,
                      prices: list[ApiPrice] | None = None) -> list[dict]:
-    cached_share = _assumption(cat, "api_cached_share_pct")[0]
+    cached_share = assumption(cat, "api_cached_share_pct")[0]
     pool = prices if prices is not None else list(cat.api_prices)
     chosen: list[ApiPrice] = [cat.api_prices.get(i) for i in ids]
     if not ids:
@@ -320,22 +325,21 @@ def api_alternatives(d: Deployment, cat: Catalog, ids: tuple[str, ...], in_tok: 
     return out
 
 
-def hybrid_split(d: Deployment, cat: Catalog, x: OnPremInputs, need_h: np.ndarray, horizon: float,
-                 replicas: int, rate_h: np.ndarray | None = None, mu: float = 0.0,
-                 api_usd_per_req_s_year: float | None = None, api_name: str | None = None) -> dict[str, Any] | None:
+def hybrid_split(d: Deployment, cat: Catalog, f: Finance, need_h: np.ndarray, horizon: float, replicas: int,
+                 rate_h: np.ndarray | None = None, mu: float = 0.0, api_usd_per_req_s_year: float | None = None,
+                 api_name: str | None = None, util_of: Any = None) -> dict[str, Any] | None:
     """Own k replicas for the base load and send the rest of each hour's traffic elsewhere: to
     on-demand replicas rented hour by hour, or to the same model behind an API. k runs from 0
-    (nothing owned) to the peak (everything owned); the cheapest total over the horizon wins."""
+    (nothing owned) to the peak (everything owned); the cheapest total over the horizon wins.
+    Each k is bought as the cheapest purchase that holds k replicas."""
     offers = [o for o in cat.cloud_offers if o.accelerator == d.accelerator.id and o.usd_per_gpu_hour_on_demand]
     price = min(o.usd_per_gpu_hour_on_demand for o in offers) if offers else None  # type: ignore[type-var]
     if price is None and api_usd_per_req_s_year is None:
         return None
-    per_server = x.gpus_per_server
+    util_of = util_of or (lambda placed: 50.0)
     best: dict[str, Any] | None = None
     for k in range(0, int(max(need_h.max(), replicas)) + 1):
-        gpus = k * d.layout.num_gpus
-        owned = _num(onprem(replace(x, servers=math.ceil(gpus / per_server),
-                                    gpus=None if x.gpus is None else gpus)).tco_usd) if k else 0.0
+        owned = _num(onprem(buy(d, cat, f, k, "none", util_of).x).tco_usd) if k else 0.0
         options = []
         if price is not None:
             rented_h = float(np.maximum(need_h - k, 0).sum() * 365 * d.layout.num_gpus)

@@ -1,5 +1,11 @@
-"""Uncertainty: Monte Carlo over the cost assumptions' ranges (seeded, vectorised) and a
-tornado table ranking which assumption moves the TCO most."""
+"""Uncertainty: Monte Carlo over the uncertain inputs' ranges (seeded, vectorised) and a tornado
+table ranking which input moves the TCO most.
+
+The ranges come with the fleet (:func:`llmplan.cost.ownership.fleet_inputs`): the catalog's cost
+assumptions around the values actually used (a region's, say), the purchase's own facts (an
+estimated accelerator price, a host cost derived by a rule, the resale band at the horizon, the
+licence price band), never an input the user fixed or one that buys nothing (no switch, no
+colocation under a desk)."""
 
 from __future__ import annotations
 
@@ -9,49 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..catalog import Catalog
 from .model import MONTHS_PER_YEAR, OnPremInputs, onprem
 
-# catalog assumption id -> OnPremInputs field
-FIELD_OF = {
-    "depreciation_years": "depreciation_years", "residual_value_pct": "residual_value_pct",
-    "maintenance_pct_per_year": "maintenance_pct_per_year", "install_pct": "install_pct",
-    "network_usd_per_gpu": "network_usd_per_gpu", "storage_usd_per_server": "storage_usd_per_server",
-    "staff_fte_per_server": "staff_fte_per_server", "staff_loaded_usd_per_fte_year": "staff_usd_per_fte_year",
-    "software_usd_per_gpu_year": "software_usd_per_gpu_year", "discount_rate_pct": "discount_rate_pct",
-    "pue": "pue", "electricity_usd_per_kwh": "electricity_usd_per_kwh",
-    "colocation_usd_per_kw_month": "colocation_usd_per_kw_month",
-    "gpu_power_draw_pct_of_tdp": "busy_power_pct_of_tdp", "idle_power_pct_of_tdp": "idle_power_pct_of_tdp",
-    "utilisation_pct": "utilisation_pct",
-}
-
-
-def uncertain_inputs(x: OnPremInputs, cat: Catalog, fixed: set[str]) -> dict[str, tuple[float, float, float]]:
-    """(low, mode, high) per OnPremInputs field that stays uncertain: the catalog's range around the
-    value actually used, unless the user fixed it. A field the region set keeps its value as mode."""
-    out = {}
-    for aid, fname in FIELD_OF.items():
-        if fname in fixed or fname == "utilisation_pct":  # utilisation comes from the workload, not a guess
-            continue
-        a = cat.cost_assumptions.find(aid)
-        if a is None or a.low == a.high:
-            continue
-        mode = float(getattr(x, fname))
-        lo, hi = min(a.low, mode), max(a.high, mode)
-        if fname == "network_usd_per_gpu" and x.network_usd_per_gpu == 0:
-            continue  # one server: no scale-out network to be uncertain about
-        out[fname] = (lo, mode, hi)
-    return out
-
-
-def _fixed(finance: Any) -> set[str]:
-    names = {f: f for f in ("electricity_usd_per_kwh", "pue", "depreciation_years", "residual_value_pct",
-                            "maintenance_pct_per_year", "staff_fte_per_server", "staff_usd_per_fte_year",
-                            "software_usd_per_gpu_year", "colocation_usd_per_kw_month")}
-    fixed = {f for f, attr in names.items() if getattr(finance, attr, None) is not None}
-    if getattr(finance, "discount_rate", None) is not None:
-        fixed.add("discount_rate_pct")
-    return fixed
+Ranges = dict[str, tuple[float, float, float]]  # OnPremInputs field -> (low, value, high)
 
 
 def _pcts(v: np.ndarray) -> dict[str, float | None]:
@@ -62,12 +28,12 @@ def _pcts(v: np.ndarray) -> dict[str, float | None]:
     return out
 
 
-def monte_carlo(x: OnPremInputs, cat: Catalog, finance: Any, draws: int, seed: int, tokens_horizon: float,
+def monte_carlo(x: OnPremInputs, ranges: Ranges, draws: int, seed: int, tokens_horizon: float,
                 alternative: dict[str, Any] | None) -> dict[str, Any]:
+    """Each uncertain input drawn from a triangular distribution (low, value, high)."""
     rng = np.random.default_rng(seed)
-    ranges = uncertain_inputs(x, cat, _fixed(finance))
     drawn = {f: (rng.triangular(lo, mode, hi, draws) if hi > lo else np.full(draws, mode))
-             for f, (lo, mode, hi) in ranges.items()}
+             for f, (lo, mode, hi) in sorted(ranges.items())}
     xs = replace(x, **drawn)
     r = onprem(xs)
     tco = np.broadcast_to(np.asarray(r.tco_usd, dtype=float), (draws,))
@@ -89,15 +55,15 @@ def monte_carlo(x: OnPremInputs, cat: Catalog, finance: Any, draws: int, seed: i
     return out
 
 
-def tornado(x: OnPremInputs, cat: Catalog, finance: Any) -> list[dict[str, Any]]:
-    """Each uncertain assumption at its low and high end, the others at their values; ranked by swing."""
+def tornado(x: OnPremInputs, ranges: Ranges) -> list[dict[str, Any]]:
+    """Each uncertain input at its low and high end, the others at their values; ranked by swing."""
     base = float(np.asarray(onprem(x).tco_usd))
     rows = []
-    for f, (lo, mode, hi) in uncertain_inputs(x, cat, _fixed(finance)).items():
+    for f, (lo, mode, hi) in ranges.items():
         t_lo = float(np.asarray(onprem(replace(x, **{f: lo})).tco_usd))
         t_hi = float(np.asarray(onprem(replace(x, **{f: hi})).tco_usd))
         rows.append({"assumption": f, "low": lo, "value": mode, "high": hi, "tco_at_low_usd": t_lo,
                      "tco_at_high_usd": t_hi, "swing_usd": abs(t_hi - t_lo),
                      "swing_pct_of_tco": 100 * abs(t_hi - t_lo) / base if base else 0.0})
-    rows.sort(key=lambda r: -r["swing_usd"])
+    rows.sort(key=lambda r: (-r["swing_usd"], r["assumption"]))
     return rows

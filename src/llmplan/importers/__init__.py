@@ -24,7 +24,24 @@ class ImportedModel:
     path: Path
 
 
+_LOCAL_FILES = True
+
+
+def set_local_files(allowed: bool) -> None:
+    """Whether names may be local paths. The CLI and the Python API read local model files; the
+    web app's computations run with this off, so a name that reaches the importers over HTTP is
+    only ever a catalog entry, whatever the store holds (an override whose id is a path included)."""
+    global _LOCAL_FILES
+    _LOCAL_FILES = allowed
+
+
+def local_files_allowed() -> bool:
+    return _LOCAL_FILES
+
+
 def looks_like_path(name: str) -> bool:
+    if not _LOCAL_FILES:
+        return False
     if name.endswith((".json", ".gguf", ".safetensors")):
         return True
     p = Path(name)
@@ -45,6 +62,8 @@ def _starts_with_gguf_magic(path: Path) -> bool:
 
 
 def import_model(path_str: str, cat: Catalog) -> ImportedModel:
+    if not _LOCAL_FILES:
+        raise ImportFileError("a model is a catalog id or alias here; local files are read by the CLI only")
     path = Path(path_str).expanduser()
     if not path.exists():
         raise ImportFileError(f"{path}: no such file or directory")
@@ -67,4 +86,4 @@ def import_model(path_str: str, cat: Catalog) -> ImportedModel:
     return ImportedModel(model, precision, kv, None, st, path)
 
 
-__all__ = ["ImportedModel", "import_model", "looks_like_path", "read_gguf", "model_from_config", "summarize"]
+__all__ = ["ImportedModel", "import_model", "looks_like_path", "set_local_files", "local_files_allowed", "read_gguf", "model_from_config", "summarize"]

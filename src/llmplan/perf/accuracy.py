@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .calibrate import fit_all
-from .cases import CaseSet
+from .cases import CaseSet, protocol_label
 from .validate import predictions, summarize
 
 
@@ -19,7 +19,8 @@ def rows_for(cs: CaseSet, pred: np.ndarray) -> list[dict[str, Any]]:
     out = []
     for c, p in zip(cs.cases, pred, strict=True):
         ok = bool(np.isfinite(p)) and p > 0 and math.isfinite(c.measured)
-        out.append({"id": c.id, "group": c.group, "metric": c.metric, "engine": c.engine, "family": c.family,
+        out.append({"id": c.id, "group": c.group, "metric": c.metric, "scenario": protocol_label(c),
+                    "engine": c.engine, "family": c.family,
                     "predicted": float(p) if ok else None, "measured": c.measured,
                     "error_pct": (p - c.measured) / c.measured * 100 if ok else None,
                     "status": "ok" if ok else "unsupported"})

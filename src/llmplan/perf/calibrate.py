@@ -1,11 +1,11 @@
 """Calibration: fit the efficiency factors of each engine × hardware family × architecture
 class (dense, MoE, MLA) to measurements.
 
-Five parameters per group (memory-bandwidth efficiency, compute efficiency, per-step
-overhead, per-request overhead, routed-expert efficiency), fitted by robust least squares
-(soft-L1) on ``ln(predicted / measured)``. What is measured elsewhere is not fitted: the
-all-reduce costs come from the collectives catalog, the weight-only GEMM rates from the
-kernels catalog. Groups are fitted in a hierarchy so that a group with few rows borrows
+Six parameters per group (memory-bandwidth efficiency, compute efficiency, per-step
+overhead, per-request overhead, routed-expert efficiency, and an engine's weight-only kernel
+efficiency relative to the catalog's kernel ratio), fitted by robust least squares (soft-L1)
+on ``ln(predicted / measured)``. What is measured elsewhere is not fitted: the all-reduce
+costs come from the collectives catalog, the weight-only GEMM rates from the kernels catalog. Groups are fitted in a hierarchy so that a group with few rows borrows
 strength from its parent, and combinations without rows fall back to pooled fits:
 
     * / * / *               all rows (weak prior)
@@ -225,8 +225,18 @@ def _round(x: float, digits: int = 6) -> float:
     return float(f"{x:.{digits}g}")
 
 
-def calibration_entries(fits: dict[Key, GroupFit], data: Path, date: str) -> list[dict[str, Any]]:
-    digest = sha256(data)
+def data_source(data: Path | list[Path], n_rows: int) -> str:
+    """Where a calibration entry comes from: the files it was fitted on, each with the start of
+    its SHA-256 (one file keeps the form the shipped file has always had)."""
+    files = [data] if isinstance(data, Path) else data
+    if len(files) == 1:
+        return f"fitted by `llmplan calibrate` on {files[0].name} (sha256 {sha256(files[0])[:16]}…, {n_rows} rows)"
+    named = ", ".join(f"{f.name} (sha256 {sha256(f)[:16]}…)" for f in files)
+    return f"fitted by `llmplan calibrate` on {named}: {n_rows} rows"
+
+
+def calibration_entries(fits: dict[Key, GroupFit], data: Path | list[Path],
+                        date: str) -> list[dict[str, Any]]:
     out = []
     for (eng, fam, arch), g in sorted(fits.items()):
         errs = g.log_errors[np.isfinite(g.log_errors)]
@@ -242,7 +252,7 @@ def calibration_entries(fits: dict[Key, GroupFit], data: Path, date: str) -> lis
             "log_error_p10": _round(float(np.percentile(errs, 10))) if len(errs) else 0.0,
             "log_error_p90": _round(float(np.percentile(errs, 90))) if len(errs) else 0.0,
             "mdape_pct": _round(float(np.median(np.abs(np.expm1(errs))) * 100)) if len(errs) else 0.0,
-            "source": f"fitted by `llmplan calibrate` on {data.name} (sha256 {digest[:16]}…, {g.n_rows} rows)",
+            "source": data_source(data, g.n_rows),
             "as_of": date,
         })
     return out

@@ -19,14 +19,14 @@ from .calibrate import (
     table_from_catalog,
     write_calibration,
 )
-from .cases import read_cases
+from .cases import bench_files, read_cases
 
 VLLM_METRICS = {"mean_ttft_ms": "ttft_ms", "mean_tpot_ms": "tpot_ms", "mean_itl_ms": "itl_ms",
                 "output_throughput": "output_tok_s", "request_throughput": "requests_s",
                 "total_token_throughput": "total_tok_s"}
 COLUMNS = ["id", "group", "model", "hardware", "num_gpus", "tp", "pp", "ep", "precision", "kv_precision", "engine",
-           "input_len", "output_len", "concurrency", "request_rate", "scenario", "metric", "value", "unit",
-           "source_url", "notes"]
+           "input_len", "output_len", "concurrency", "request_rate", "scenario", "length_dist", "num_prompts", "metric",
+           "value", "unit", "source_url", "notes"]
 
 
 def vllm_json_to_csv(path: Path, model: str | None, gpu: str | None, num_gpus: int | None, tp: int | None,
@@ -59,7 +59,8 @@ def vllm_json_to_csv(path: Path, model: str | None, gpu: str | None, num_gpus: i
             w.writerow({"id": f"{path.stem}-{k + 1}-{metric}", "group": path.stem, "model": model, "hardware": gpu, "num_gpus": num_gpus or "", "tp": tp or "",
                         "precision": precision or "", "engine": engine, "input_len": f"{i:.1f}",
                         "output_len": f"{o:.1f}", "concurrency": conc or "",
-                        "request_rate": rate if finite_rate else "", "scenario": scenario, "metric": metric,
+                        "request_rate": rate if finite_rate else "", "scenario": scenario,
+                        "num_prompts": int(n), "length_dist": "", "metric": metric,
                         "value": d[key], "source_url": str(path),
                         "notes": f"vllm bench serve result; {int(n)} requests"})
     return _write_temp(out.getvalue())
@@ -74,31 +75,32 @@ def _write_temp(text: str) -> Path:
     return Path(name)
 
 
-def run_calibrate(*, data: Path | None, from_file: Path | None, out: Path | None, date: str,
+def run_calibrate(*, data: list[str] | None, from_file: Path | None, out: Path | None, date: str,
                   catalog_dirs: list[Path], model: str | None, gpu: str | None, num_gpus: int | None,
                   tp: int | None, precision: str | None, engine: str) -> dict[str, Any]:
-    if (data is None) == (from_file is None):
+    if (not data) == (from_file is None):
         raise LlmplanError("give either --data (fit the whole calibration) or --from (adjust it with your "
                            "measurements)")
     cat = load_catalog(catalog_dirs)
-    src = data or from_file
-    assert src is not None
-    if not src.is_file():
-        raise LlmplanError(f"{src}: no such file")
-    csv_path = src
-    if from_file is not None and src.suffix.lower() == ".json":
-        csv_path = vllm_json_to_csv(src, model, gpu, num_gpus, tp, precision, engine)
-    cs = read_cases(csv_path, cat)
+    srcs, skipped = bench_files(list(data)) if data else ([from_file], [])
+    for src in srcs:
+        if not src.is_file():
+            raise LlmplanError(f"{src}: no such file")
+    csv_paths = srcs
+    if from_file is not None and from_file.suffix.lower() == ".json":
+        csv_paths = [vllm_json_to_csv(from_file, model, gpu, num_gpus, tp, precision, engine)]
+    cs = read_cases(csv_paths, cat)
     base = None if data is not None else table_from_catalog(cat)
     fits = fit_all(cs, base)
     if out is None:
         if data is not None or not catalog_dirs:
             raise LlmplanError("give --out FILE (or, with --from, a --catalog DIR to write calibration.yaml into)")
         out = Path(catalog_dirs[0]) / "calibration.yaml"
-    entries = calibration_entries(fits, src, date)
+    entries = calibration_entries(fits, srcs if len(srcs) > 1 else srcs[0], date)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_calibration(entries, out)
     errs = np.concatenate([g.log_errors for g in fits.values() if (g.engine, g.family, g.arch) != ("*", "*", "*")] or
                           [g.log_errors for g in fits.values()])
-    return {"out": str(out), "entries": len(entries), "rows": len(cs.cases), "unsupported": len(cs.unsupported),
+    return {"out": str(out), "files": [str(p) for p in srcs] + skipped, "entries": len(entries),
+            "rows": len(cs.cases), "unsupported": len(cs.unsupported),
             "mdape_pct": float(np.median(np.abs(np.expm1(errs)))) * 100}

@@ -1,9 +1,17 @@
 """Benchmark cases (DESIGN.md "Benchmark cases"): read a CSV row's conditions, build the
-deployment and load it describes, and predict its metric — for many rows at once.
+deployment and load it describes, and predict its metric as the benchmark ran — for many
+rows at once.
 
 Only the conditions are read (model, hardware, layout, precision, engine, lengths,
-concurrency, request rate, scenario, and the benchmark settings the notes record: context
-depth, number of requests, micro-batch size). ``value`` is never read here.
+concurrency, request rate, scenario, the protocol columns `num_prompts` and `length_dist`,
+and the benchmark settings the notes record: context depth, micro-batch size). ``value`` is
+never read here.
+
+How each protocol is predicted (docs/accuracy.md): blank `num_prompts` is a long steady
+state (:mod:`.scenarios`); N prompts sent at once (`max_throughput`) or at most C in flight
+(`fixed_concurrency`) is a finite run with a start-up wave, a queue and a tail
+(:mod:`.finite`); N prompts arriving at a rate (`server`) is the steady state at that rate
+over a run that lasts until the last request is done.
 """
 
 from __future__ import annotations
@@ -22,8 +30,9 @@ from ..catalog.schema import QuantFormat
 from ..errors import LayoutError, LlmplanError
 from ..memory.fit import fit as memory_fit
 from ..specs import Deployment, FitRequest, resolve
+from . import finite
 from .physics import Efficiency, Machine, StageShape
-from .scenarios import closed_loop, decode_step, open_loop, prefill_time
+from .scenarios import LoadResult, closed_loop, decode_step, lockstep_loop, open_loop, prefill_time
 from .shape import machine, stage_shape
 
 METRICS = ("total_tok_s", "output_tok_s", "output_tok_s_per_gpu", "ttft_ms", "tpot_ms", "itl_ms", "prefill_tok_s",
@@ -32,7 +41,6 @@ SCENARIOS = ("max_throughput", "server", "fixed_concurrency", "batch1")
 REQUIRED = ("id", "model", "hardware", "engine", "scenario", "metric")
 
 _DEPTH = re.compile(r"@ ?d(\d+)")
-_REQUESTS = re.compile(r"\b(\d+) requests\b")
 _UBATCH = re.compile(r"n_ubatch[ =](\d+)")
 
 
@@ -52,7 +60,11 @@ class Case:
     concurrency: float  # nan when not given
     request_rate: float  # nan when not given
     depth: float
-    num_requests: float  # inf when not given
+    num_prompts: float  # requests the run sent in all; inf for a steady-state run
+    in_sigma: float  # lognormal shape of the input lengths (0: fixed)
+    out_sigma: float
+    in_cap: float  # longest input the dataset's sampler keeps (inf: none)
+    out_cap: float
     chunk: float
     limit: float  # sequences the engine runs at once (engine maximum, or what the KV cache holds)
     shape: StageShape
@@ -75,6 +87,7 @@ class Unsupported:
 class CaseSet:
     cases: list[Case] = field(default_factory=list)
     unsupported: list[Unsupported] = field(default_factory=list)
+    order: dict[str, int] = field(default_factory=dict)  # row id -> position in the files read
 
 
 def _f(v: str | None, default: float = math.nan) -> float:
@@ -122,7 +135,6 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     depth = float(dm.group(1)) if dm else 0.0
     if scenario == "batch1" and metric in ("decode_tok_s", "tpot_ms", "itl_ms") and dm:
         depth = i  # llama-bench tg rows put the context depth in input_len
-    nm = _REQUESTS.search(notes)
     um = _UBATCH.search(notes)
     chunk = float(um.group(1)) if um else float(d.engine.defaults.max_num_batched_tokens)
     limit = engine_limit(d, cat, i, o)
@@ -132,10 +144,45 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
         id=row["id"], group=row.get("group", ""), metric=metric, scenario=scenario, engine=d.engine.id,
         family=d.accelerator.family, num_gpus=d.layout.num_gpus, input_len=i, output_len=o,
         concurrency=_f(row.get("concurrency")), request_rate=_f(row.get("request_rate")), depth=depth,
-        num_requests=float(nm.group(1)) if nm else math.inf, chunk=chunk, limit=limit,
+        num_prompts=_num_prompts(row), **length_shape(row, cat, i, o), chunk=chunk, limit=limit,
         shape=stage_shape(d, tuple(cat.gguf_types), kv_elem), machine=mach, compute_dtype=dtype,
         dequant=is_dequant(d.weight_format, dtype),
     )
+
+
+def _num_prompts(row: dict[str, str]) -> float:
+    n = _f(row.get("num_prompts"))
+    if math.isnan(n):
+        return math.inf
+    if n < 1 or n != int(n):
+        raise LlmplanError(f"num_prompts {row.get('num_prompts')!r} is not a whole number of requests ≥ 1")
+    return n
+
+
+def length_shape(row: dict[str, str], cat: Catalog, input_len: float, output_len: float) -> dict[str, float]:
+    """The spread of request lengths around the row's means: none for `fixed` (or blank: not
+    stated, read as the stated lengths), else the workload preset named like the dataset
+    (`sharegpt`): its lognormal shape (p95 / mean) and its caps, scaled to the row's means."""
+    name = (row.get("length_dist") or "").strip()
+    if name in ("", "fixed"):
+        return {"in_sigma": 0.0, "out_sigma": 0.0, "in_cap": math.inf, "out_cap": math.inf}
+    from ..serving.workload import Lengths
+
+    p = cat.workload_presets.find(name)
+    if p is None or p.input_mean is None or p.input_p95 is None or p.output_p95 is None:
+        raise LlmplanError(f"length_dist {name!r} has no workload preset with input and output p95 in the catalog; "
+                           "add one (input/output mean and p95, with its source) or give 'fixed'")
+    sig_in = Lengths(mean=p.input_mean, p95=p.input_p95).sigma()
+    sig_out = Lengths(mean=p.output_mean or 1.0, p95=p.output_p95).sigma()
+    return {"in_sigma": sig_in if input_len > 0 else 0.0, "out_sigma": sig_out if output_len > 0 else 0.0,
+            "in_cap": float(p.input_max or math.inf), "out_cap": float(p.output_max or math.inf)}
+
+
+def protocol_label(c: Case) -> str:
+    """The row's scenario as its benchmark ran: steady state, or a finite run of N prompts."""
+    if c.scenario == "batch1" or not math.isfinite(c.num_prompts):
+        return c.scenario
+    return f"{c.scenario}, N prompts"
 
 
 def is_dequant(fmt: QuantFormat, compute_dtype: str) -> bool:
@@ -153,8 +200,42 @@ def engine_limit(d: Deployment, cat: Catalog, input_len: float, output_len: floa
     return float(max(1.0, min(d.engine.defaults.max_num_seqs, kv_bound)))
 
 
-def read_cases(path: Path, cat: Catalog) -> CaseSet:
+def bench_files(patterns: list[str | Path]) -> tuple[list[Path], list[str]]:
+    """The CSV files named by `patterns` (paths, or globs such as ``data/bench/perf_*.csv``), in
+    order, each once. A file that a glob matched is skipped when the same glob matched a later
+    version of it (``perf_dev.csv`` beside ``perf_dev_v2.csv``: the same rows with more columns);
+    files named outright are always read. Returns the files and a note for each skipped one."""
+    out: list[Path] = []
+    notes: list[str] = []
+    for pat in patterns:
+        p = Path(pat)
+        if p.exists() or not any(ch in str(pat) for ch in "*?["):
+            matched = [p]
+        else:
+            matched = sorted(p.parent.glob(p.name))
+            if not matched:
+                raise LlmplanError(f"{pat}: no file matches")
+            stems = {m.stem for m in matched}
+            for m in list(matched):
+                newer = sorted((s for s in stems if re.fullmatch(re.escape(m.stem) + r"_v\d+", s)),
+                               key=lambda s: int(s.rsplit("_v", 1)[1]))
+                if newer:
+                    matched.remove(m)
+                    notes.append(f"{m.name} skipped: superseded by {newer[-1]}.csv")
+        out += [m for m in matched if m not in out]
+    return out, notes
+
+
+def read_cases(paths: Path | list[Path], cat: Catalog) -> CaseSet:
+    """The rows of one or more benchmark-case CSV files (the same row id in two files is refused)."""
     out = CaseSet()
+    seen: dict[str, str] = {}
+    for path in [paths] if isinstance(paths, Path) else paths:
+        _read_one(Path(path), cat, out, seen)
+    return out
+
+
+def _read_one(path: Path, cat: Catalog, out: CaseSet, seen: dict[str, str]) -> None:
     try:
         f = path.open(newline="", encoding="utf-8")
     except OSError as exc:
@@ -165,16 +246,20 @@ def read_cases(path: Path, cat: Catalog) -> CaseSet:
         if missing:
             raise LlmplanError(f"{path}: not a benchmark-case CSV (missing columns: {', '.join(missing)})")
         for row in reader:
+            rid = row.get("id") or "?"
+            if rid in seen:
+                raise LlmplanError(f"{path}: row id {rid!r} is already in {seen[rid]}; ids must be unique "
+                                   "across the files read together")
+            seen[rid] = path.name
+            out.order[rid] = len(out.order)
             measured = _f(row.get("value"))
             try:
                 case = build_case(row, cat)
             except (LlmplanError, ValueError) as exc:
                 msg = str(exc).split("\n")[0]
-                out.unsupported.append(Unsupported(row.get("id", "?"), row.get("metric", "?"), msg,
-                                                   row.get("group", ""), measured))
+                out.unsupported.append(Unsupported(rid, row.get("metric", "?"), msg, row.get("group", ""), measured))
                 continue
             out.cases.append(dataclasses.replace(case, measured=measured))
-    return out
 
 
 def _stack(items: list[object], cls: type) -> object:
@@ -192,8 +277,8 @@ class Stacked:
 
 def stack(cases: list[Case]) -> Stacked:
     arr = {k: np.array([getattr(c, k) for c in cases], dtype=float)
-           for k in ("input_len", "output_len", "concurrency", "request_rate", "depth", "num_requests", "chunk",
-                     "limit", "num_gpus")}
+           for k in ("input_len", "output_len", "concurrency", "request_rate", "depth", "num_prompts", "chunk",
+                     "limit", "num_gpus", "in_sigma", "out_sigma", "in_cap", "out_cap")}
     return Stacked(cases, _stack([c.shape for c in cases], StageShape), _stack([c.machine for c in cases], Machine),
                    arr)
 
@@ -209,13 +294,15 @@ def predict(st: Stacked, e: Efficiency) -> np.ndarray:
     # many sequences processed together, no serving (llama-batched-bench)
     pre_b, _, _ = prefill_time(s, m, e, np.maximum(conc * i, 1.0), a["depth"], a["chunk"])
     dec_b = decode_step(s, m, e, conc, i + np.maximum(o, 1.0) / 2).total
-    # serving
+    # serving, steady state
     closed = closed_loop(s, m, e, conc, i, o, np.maximum(a["limit"], 1.0), a["chunk"])
     pre_all, _, _ = prefill_time(s, m, e, np.maximum(conc * i, 1.0), 0.0, a["chunk"])
     # max throughput: all requests queued, the engine runs `conc` (its limit, or the batch the source set)
-    saturated = closed_loop(s, m, e, conc, i, o, np.maximum(np.minimum(a["limit"], conc), 1.0), a["chunk"])
+    engine = np.maximum(np.minimum(a["limit"], conc), 1.0)
+    saturated = closed_loop(s, m, e, engine, i, o, engine, a["chunk"])
     rate = np.where(np.isnan(a["request_rate"]), 1e12, a["request_rate"])
-    opened = open_loop(s, m, e, rate, i, o, np.maximum(a["limit"], 1.0), a["chunk"], a["num_requests"])
+    opened = open_loop(s, m, e, rate, i, o, np.maximum(a["limit"], 1.0), a["chunk"], a["num_prompts"])
+    finite_vals = _finite_runs(st, e, conc)
 
     out = np.full(len(st.cases), np.nan)
     for k, c in enumerate(st.cases):
@@ -227,19 +314,77 @@ def predict(st: Stacked, e: Efficiency) -> np.ndarray:
             # batch speeds by definition (llama-batched-bench, benchmarks/measure_gpu.py): no serving loop
             vals = {"prefill_tok_s": conc[k] * i[k] / pre_b[k], "decode_tok_s": conc[k] / dec_b[k],
                     "output_tok_s": conc[k] / dec_b[k], "tpot_ms": 1e3 * dec_b[k], "itl_ms": 1e3 * dec_b[k]}
+        elif k in finite_vals:
+            vals = finite_vals[k]
         else:
-            if c.scenario == "server" or (c.scenario == "max_throughput" and c.metric == "ttft_ms"
-                                          and math.isfinite(c.num_requests)):
-                r = opened
-            else:
-                r = saturated if c.scenario == "max_throughput" else closed
+            r = opened if c.scenario == "server" else saturated if c.scenario == "max_throughput" else closed
             vals = _load_metrics(r, k, a["num_gpus"][k])
-            if c.scenario == "max_throughput" and not math.isfinite(c.num_requests):
+            if c.scenario == "max_throughput":
                 # a batch admitted at once is prefilled in order: the mean request waits for half of it
                 vals["ttft_ms"] = 1e3 * (float(pre_all[k]) / 2 + float(pre_t[k]) / 2 + float(e.request_overhead_s[k]
                                          if np.ndim(e.request_overhead_s) else e.request_overhead_s))
         out[k] = vals.get(c.metric, np.nan)
     return out
+
+
+def _finite_runs(st: Stacked, e: Efficiency, conc) -> dict[int, dict[str, float]]:
+    """The metrics of the rows whose benchmark sent N prompts (docs/accuracy.md)."""
+    a = st.arrays
+    rows = [k for k, c in enumerate(st.cases) if math.isfinite(c.num_prompts) and c.scenario != "batch1"
+            and not (c.scenario == "fixed_concurrency" and c.metric in ("prefill_tok_s", "decode_tok_s"))]
+    out: dict[int, dict[str, float]] = {}
+    for scen in ("server", "batch"):
+        idx = np.array([k for k in rows if (st.cases[k].scenario == "server") == (scen == "server")], dtype=int)
+        if not len(idx):
+            continue
+        s, m, ec = finite.columns(st.shape, idx), finite.columns(st.machine, idx), finite.columns(e, idx)
+        lim = np.maximum(a["limit"][idx], 1.0)
+        n, i, o, chunk = a["num_prompts"][idx], a["input_len"][idx], a["output_len"][idx], a["chunk"][idx]
+        if scen == "server":
+            r = finite.poisson_run(s, m, ec, a["request_rate"][idx], n, i, o, lim, chunk, a["out_sigma"][idx],
+                                   a["out_cap"][idx])
+        else:
+            r = _burst_runs(st, e, idx, s, m, ec, conc[idx], lim)
+        for j, k in enumerate(idx):
+            out[int(k)] = {"ttft_ms": 1e3 * float(r.ttft_s[j]), "tpot_ms": 1e3 * float(r.tpot_s[j]),
+                           "itl_ms": 1e3 * float(r.itl_s[j]), "e2e_latency_s": float(r.e2e_s[j]),
+                           "output_tok_s": float(r.output_tok_s[j]), "total_tok_s": float(r.total_tok_s[j]),
+                           "output_tok_s_per_gpu": float(r.output_tok_s[j]) / a["num_gpus"][k],
+                           "requests_s": float(r.requests_s[j])}
+    return out
+
+
+def _burst_runs(st: Stacked, e: Efficiency, idx, s, m, ec, conc, lim) -> finite.RunResult:
+    """N prompts sent at once (max_throughput) or at most C at a time (fixed_concurrency)."""
+    a = st.arrays
+    n, i, o, chunk = a["num_prompts"][idx], a["input_len"][idx], a["output_len"][idx], a["chunk"][idx]
+    capped = np.array([st.cases[k].scenario == "fixed_concurrency" for k in idx])
+    clients = np.where(capped, conc, n)  # sent together: C, or the whole run
+    engine = np.where(capped, lim, np.minimum(lim, conc))  # a max-throughput row's concurrency is its batch
+    wave = np.minimum(clients, n)
+    admitted = np.maximum(np.minimum(wave, engine), 1.0)
+    lengths, weights = finite.length_blocks(np.maximum(o, 1.0), a["out_sigma"][idx], a["out_cap"][idx], admitted)
+    in_len, in_w = finite.length_blocks(np.maximum(i, 1.0), a["in_sigma"][idx], a["in_cap"][idx], 1e6)
+    pre_ctx = (in_w * in_len ** 2).sum(axis=1) / np.maximum(2 * i, 1.0)  # queries attend to half their prompt
+    queued = np.maximum(wave - admitted, 0.0)
+    b = finite.burst(s, m, ec, admitted, i, pre_ctx, lengths, weights, chunk,
+                     first=queued - np.floor(queued / admitted) * admitted)
+    # after the wave: a closed-loop client at C, or an engine kept full by its queue; with fixed
+    # lengths requests stay in step (lockstep), with a dataset's lengths they come one at a time
+    fixed = (a["out_sigma"][idx] == 0) & (a["in_sigma"][idx] == 0)
+
+    def steady(users, limit):
+        lock = lockstep_loop(s, m, ec, users[:, None], i[:, None], o[:, None], limit[:, None], chunk[:, None])
+        lump = closed_loop(s, m, ec, users[:, None], i[:, None], o[:, None], limit[:, None], chunk[:, None],
+                           lumps=True)
+        return LoadResult(**{f.name: np.where(fixed, np.asarray(getattr(lock, f.name))[:, 0],
+                                              np.asarray(getattr(lump, f.name))[:, 0]) for f in dataclasses.fields(lock)})
+
+    full = np.minimum(engine, np.where(capped, clients, engine))
+    overhead = np.asarray(e.request_overhead_s, dtype=float) * np.ones(len(st.cases))
+    return finite.run(b, prompts=n, wave=wave, admitted=admitted, input_mean=i, output_mean=o,
+                      steady=steady(np.where(capped, clients, full), full), loaded=steady(engine, engine),
+                      overhead_s=overhead[idx])
 
 
 def _load_metrics(r, k: int, n_gpus: float) -> dict[str, float]:

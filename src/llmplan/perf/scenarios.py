@@ -49,6 +49,30 @@ def mixed_step(s: StageShape, m: Machine, e: Efficiency, concurrency, input_len,
                      prefill_tokens=concurrency * input_len / o, prefill_context=input_len / 2)
 
 
+def lumpy_steps(s: StageShape, m: Machine, e: Efficiency, concurrency, input_len, output_len, chunk):
+    """Steps at `concurrency` when new prompts come one at a time (requests arriving at a rate,
+    or replacing finished ones out of step): the same C × I / O prompt tokens per step on
+    average, but carried whole by a share f of the steps. Returns (f, the time of such a heavy
+    step with ``lump = min(I, budget)`` prompt tokens, the time of a decode-only step)."""
+    o = np.maximum(output_len, 1.0)
+    i = np.asarray(input_len, dtype=float)
+    per_step = concurrency * i / o
+    lump = np.maximum(np.minimum(i, np.maximum(chunk - concurrency, chunk / 8)), 1.0)
+    share = np.clip(per_step / lump, 1e-9, 1.0)
+    heavy = step_time(s, m, e, decode_tokens=concurrency, decode_context=i + o / 2, prefill_tokens=per_step / share,
+                      prefill_context=i / 2).total
+    light = decode_step(s, m, e, concurrency, i + o / 2).total
+    return share, heavy, light
+
+
+def lumpy_step_s(s: StageShape, m: Machine, e: Efficiency, concurrency, input_len, output_len, chunk):
+    """The mean step time of :func:`lumpy_steps`, ``f × τ(C, lump) + (1 − f) × τ(C, 0)``: a prompt
+    that lands in a step mostly decoding is not hidden under that step's memory time, as the even
+    spread of :func:`mixed_step` assumes."""
+    share, heavy, light = lumpy_steps(s, m, e, concurrency, input_len, output_len, chunk)
+    return share * heavy + (1 - share) * light
+
+
 @dataclass(frozen=True)
 class LoadResult:
     ttft_s: object
@@ -61,9 +85,10 @@ class LoadResult:
     saturated: object  # bool array: the offered load exceeds what the engine serves
 
 
-def _at(s, m, e, c, i, o, chunk):
-    """TTFT, TPOT, E2E with `c` sequences in the engine (no queue)."""
-    tpot = mixed_step(s, m, e, c, i, o).total
+def _at(s, m, e, c, i, o, chunk, lumps=False):
+    """TTFT, TPOT, E2E with `c` sequences in the engine (no queue); `lumps`: prompts arrive one at
+    a time (:func:`lumpy_step_s`) instead of evenly spread."""
+    tpot = lumpy_step_s(s, m, e, c, i, o, chunk) if lumps else mixed_step(s, m, e, c, i, o).total
     ttft, _, _ = prefill_time(s, m, e, i, 0.0, chunk, batch_decode=np.maximum(c - 1, 0.0),
                               decode_context=i + np.maximum(o, 1.0) / 2)
     ttft = ttft + e.request_overhead_s
@@ -71,12 +96,13 @@ def _at(s, m, e, c, i, o, chunk):
     return ttft, tpot, e2e
 
 
-def closed_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, output_len, limit, chunk) -> LoadResult:
+def closed_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, output_len, limit, chunk,
+                lumps=False) -> LoadResult:
     """`clients` users each sending the next request as soon as the last one finished.
     The engine runs at most `limit` of them; the rest wait (their TTFT includes the wait)."""
     i, o = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
     running = np.minimum(clients, limit)
-    ttft, tpot, e2e = _at(s, m, e, running, i, o, chunk)
+    ttft, tpot, e2e = _at(s, m, e, running, i, o, chunk, lumps)
     # a request's own overhead (API, tokenizer) keeps its client waiting, but when requests queue the
     # engine is never idle for it: then only the engine's time per request counts
     busy = np.where(clients >= limit, e2e - e.request_overhead_s, e2e)
@@ -85,6 +111,36 @@ def closed_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, ou
     ttft_client = np.where(clients > running, cycle - np.maximum(o - 1, 0.0) * tpot, ttft)
     return LoadResult(ttft_client, tpot, ttft_client + np.maximum(o - 1, 0.0) * tpot, req_s, req_s * o,
                       req_s * (i + o), running, clients > running)
+
+
+def lockstep_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, output_len, limit,
+                  chunk) -> LoadResult:
+    """`clients` closed-loop users sending requests of fixed lengths (a client capped at C in
+    flight, or an engine kept full by a queue). Requests that start together finish together,
+    so their replacements arrive together: the start-up wave repeats every O steps. Of each
+    period, ``n_h = C I / B`` steps (at least one) carry the prompts of the replacements, the
+    other ``O − n_h`` decode only; a request's TTFT is one such heavy step, its E2E one period.
+    Where the prompts need more than a period (``n_h ≥ O``) the wave never ends, and the
+    uniform mix of :func:`closed_loop` is the steady state."""
+    i, o = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
+    running = np.minimum(clients, limit)
+    budget = np.maximum(chunk - running, chunk / 8)
+    heavy = np.maximum(running * i / budget, 1.0)
+    ctx = i + np.maximum(o, 1.0) / 2
+    t_heavy = step_time(s, m, e, decode_tokens=running * (1 - 1 / heavy), decode_context=ctx,
+                        prefill_tokens=running * i / heavy, prefill_context=i / 2).total
+    t_dec = decode_step(s, m, e, running, ctx).total
+    tpot = ((heavy - 1) * t_heavy + np.maximum(o - heavy, 0.0) * t_dec) / np.maximum(o - 1, 1.0)
+    ttft = t_heavy + e.request_overhead_s
+    e2e = ttft + np.maximum(o - 1, 0.0) * tpot
+    busy = np.where(clients >= limit, e2e - e.request_overhead_s, e2e)
+    req_s = running / busy
+    ttft_client = np.where(clients > running, clients / req_s - np.maximum(o - 1, 0.0) * tpot, ttft)
+    mine = LoadResult(ttft_client, tpot, ttft_client + np.maximum(o - 1, 0.0) * tpot, req_s, req_s * o,
+                      req_s * (i + o), running, clients > running)
+    uniform = closed_loop(s, m, e, clients, i, o, limit, chunk, lumps=True)
+    wave = heavy < np.maximum(o, 1.0)
+    return LoadResult(**{f: np.where(wave, getattr(mine, f), getattr(uniform, f)) for f in mine.__dataclass_fields__})
 
 
 def open_loop(s: StageShape, m: Machine, e: Efficiency, rate, input_len, output_len, limit, chunk,

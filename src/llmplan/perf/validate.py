@@ -12,7 +12,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from .calibrate import case_params, efficiency_arrays, table_from_catalog
-from .cases import CaseSet, predict, read_cases, stack
+from .cases import CaseSet, predict, protocol_label, read_cases, stack
 
 WITHIN = 25.0
 
@@ -34,33 +34,29 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "within_25_pct": 100.0 * sum(e <= WITHIN for e in errs) / len(errs) if errs else None}
 
     by_metric = {m: stats([r for r in ok if r["metric"] == m]) for m in sorted({r["metric"] for r in ok})}
+    scenarios = sorted({r["scenario"] for r in ok if r.get("scenario")})
+    by_scenario = {sc: stats([r for r in ok if r.get("scenario") == sc]) for sc in scenarios}
     overall = stats(ok)
     overall["unsupported"] = sum(1 for r in rows if r["status"] != "ok")
-    return {"by_metric": by_metric, "overall": overall}
+    return {"by_metric": by_metric, "by_scenario": by_scenario, "overall": overall}
 
 
-def validate(path: Path, cat: Catalog, table: dict | None = None) -> dict[str, Any]:
-    cs = read_cases(path, cat)
+def validate(paths: Path | list[Path], cat: Catalog, table: dict | None = None) -> dict[str, Any]:
+    """Predict every row of the files (DESIGN.md "Benchmark cases") and score it."""
+    cs = read_cases(paths, cat)
     pred = predictions(cs, table if table is not None else table_from_catalog(cat))
     rows: list[dict[str, Any]] = []
     for c, p in zip(cs.cases, pred, strict=True):
         measured = c.measured if math.isfinite(c.measured) else None
         good = bool(np.isfinite(p)) and p > 0
         err = (p - measured) / measured * 100 if (good and measured) else None
-        rows.append({"id": c.id, "metric": c.metric, "predicted": float(p) if good else None, "measured": measured,
+        rows.append({"id": c.id, "metric": c.metric, "scenario": protocol_label(c), "group": c.group,
+                     "predicted": float(p) if good else None, "measured": measured,
                      "error_pct": err, "status": "ok" if good else "unsupported",
                      "reason": None if good else "the model gives no finite value for this metric"})
     for u in cs.unsupported:
-        rows.append({"id": u.id, "metric": u.metric, "predicted": None,
+        rows.append({"id": u.id, "metric": u.metric, "scenario": None, "group": u.group, "predicted": None,
                      "measured": u.measured if math.isfinite(u.measured) else None, "error_pct": None,
                      "status": "unsupported", "reason": u.reason})
-    order = {r["id"]: i for i, r in enumerate(rows)}
-    rows.sort(key=lambda r: (_numeric_order(path).get(r["id"], order[r["id"]])))
+    rows.sort(key=lambda r: cs.order.get(r["id"], len(cs.order)))
     return {"rows": rows, "summary": summarize(rows)}
-
-
-def _numeric_order(path: Path) -> dict[str, int]:
-    import csv
-
-    with path.open(newline="", encoding="utf-8") as f:
-        return {row.get("id", ""): i for i, row in enumerate(csv.DictReader(f))}

@@ -15,6 +15,21 @@ def _usd(v: float | None) -> str:
     return "—" if v is None else f"${v:,.0f}"
 
 
+def _bought_rows(rec: dict[str, Any]) -> list[tuple[str, str]]:
+    """What is bought and where the money goes (owned recommendations)."""
+    d = rec.get("details") or {}
+    if rec.get("deployment") != "on_prem" or "purchase" not in d:
+        return []
+    p, c = d["purchase"], d["cost"]
+    oi = c["opex_items_usd_per_year"]
+    return [("Bought", p["placement"]), ("GPUs needed / bought", d["notes"][0]),
+            ("Capex", f"{_usd(c['capex_usd'])} (" + ", ".join(f"{k} {_usd(v)}" for k, v in c["capex_items_usd"].items())
+             + ")"),
+            ("Opex per year", f"{_usd(c['opex_usd_per_year'])} (" + ", ".join(f"{k} {_usd(v)}" for k, v in oi.items())
+             + f"; {c['staff_fte']:.2f} FTE)"),
+            ("Resale at the horizon", f"−{_usd(c['residual_value_usd'])} ({c['residual_value_pct']:.1f} % of hardware)")]
+
+
 def summary_html(result: dict[str, Any]) -> str:
     r = result
     rec = r.get("recommendation")
@@ -25,12 +40,13 @@ def summary_html(result: dict[str, Any]) -> str:
                                    f"{rec['deployment']}"),
                 ("Hardware", f"{rec['num_gpus']} × {rec['hardware']} in {rec['servers']} server(s), "
                              f"{rec['replicas']} replica(s) of TP {rec['tp']}" if rec["hardware"] else "—"),
+                *_bought_rows(rec),
                 (f"TCO over {r['horizon_years']:g} years", _usd(rec["tco_usd"])),
                 ("Cost per 1M tokens", f"${rec['cost_per_million_tokens_usd']:,.3f}"),
                 ("Latency at peak (p95)", f"TTFT {rec['ttft_p95_ms']:,.0f} ms, TPOT {rec['tpot_p95_ms']:,.0f} ms"
                  if rec.get("ttft_p95_ms") is not None else "—"),
-                ("Quality recovery", f"{rec['quality_recovery_pct']:.1f} %" if rec.get("quality_recovery_pct")
-                 else "—")]
+                ("Quality", (rec.get("quality") or {}).get("label")
+                 or (f"{rec['quality_recovery_pct']:.1f} % recovery" if rec.get("quality_recovery_pct") else "—"))]
     for kind, o in r.get("references", {}).items():
         be = o.get("breakeven_month")
         rows.append((f"Cheapest {kind.replace('_', ' ')}",
@@ -58,6 +74,7 @@ def assumptions_html(result: dict[str, Any], cat: Catalog) -> str:
     if rec.get("model"):
         m = cat.model(rec["model"])
         rows.append((f"{m.id} architecture and licence", m.license, m.source, m.as_of))
+    rows += _purchase_sources(rec, cat)
     for x in cat.cost_assumptions:
         rows.append((x.name, f"{x.value:g} {x.unit} (range {x.low:g}–{x.high:g})", x.source, x.as_of))
     for kind, o in result.get("references", {}).items():
@@ -72,6 +89,29 @@ def assumptions_html(result: dict[str, Any], cat: Catalog) -> str:
     return (f"<section class='assumptions'><h2>Assumptions and sources</h2><p>{e(note)}</p>"
             f"<table class='grid'><tr><th>assumption</th><th>value</th><th>source</th><th>as of</th></tr>{body}"
             "</table></section>")
+
+
+def _purchase_sources(rec: dict[str, Any], cat: Catalog) -> list[tuple[str, str, str, str]]:
+    """The buying units, their hosts, the licences and the resale curve behind the recommendation."""
+    d = rec.get("details") or {}
+    if "purchase" not in d:
+        return []
+    rows = []
+    for line in d["purchase"]["lines"]:
+        s = cat.server(line["server"])
+        rows.append((f"{s.id}: {s.name}", f"{line['count']} × {line['gpus_each']} accelerators", s.source, s.as_of))
+        if s.host is not None:
+            h = s.host
+            rng = f" (range ${h.cost_low_usd:,.0f}–${h.cost_high_usd:,.0f})" if h.estimate else ""
+            rows.append((f"{s.id} host (without accelerators)", f"${h.cost_usd:,.0f}{rng}, {h.power_w:,.0f} W; {h.basis}",
+                         h.source, h.as_of))
+    for lic in d["cost"]["licences"]:
+        rows.append((f"licence: {lic['name']}", f"${lic['usd_per_year']:,.0f} per {lic['basis'].split('_')[1]}-year, "
+                     f"{lic['bundled_years']:g} year(s) bundled ({lic['why']})", lic["source"], lic["as_of"]))
+    for c in cat.resale_curves:
+        rows.append((f"resale curve {c.id}", ", ".join(f"{p.age_years:g} y: {p.pct:g} %" for p in c.points), c.source,
+                     c.as_of))
+    return rows
 
 
 CSS = """

@@ -7,6 +7,7 @@ the fact that triggered it (from the catalog), so every exclusion can be explain
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..catalog import Catalog
 from ..catalog.schema import Accelerator, ApiPrice, CloudOffer, Engine, Model
@@ -32,15 +33,40 @@ class Verdict:
         return self
 
 
-def resolve_policy(p: Policy, cat: Catalog) -> Policy:
-    """A preset's fields under the scenario's own (the scenario's explicit fields win)."""
+def _merged(p: Policy, cat: Catalog) -> Policy:
     if not p.preset:
         return p
     preset = cat.policy_presets.get(p.preset)
     given = p.model_dump(exclude_unset=True)
     given.pop("preset", None)
-    merged = {**preset.policy, **given}
-    return Policy.model_validate(merged)
+    return Policy.model_validate({**preset.policy, **given})
+
+
+def default_buyer(p: Policy, cat: Catalog) -> str | None:
+    """The buyer's country when the policy does not say: the one country data must stay in, if it names a
+    single country (not a group such as EU)."""
+    if p.buyer_country or not p.data_residency or len(p.data_residency) != 1:
+        return None
+    code = p.data_residency[0]
+    return None if cat.country_groups.find(code) is not None else code.upper()
+
+
+def resolve_policy(p: Policy, cat: Catalog) -> Policy:
+    """A preset's fields under the scenario's own (the scenario's explicit fields win); buyer_country
+    defaults from a single-country data_residency (see `assumptions`)."""
+    merged = _merged(p, cat)
+    buyer = default_buyer(merged, cat)
+    return merged.model_copy(update={"buyer_country": buyer}) if buyer else merged
+
+
+def assumptions(p: Policy, cat: Catalog) -> list[str]:
+    """What the planner assumed about the policy that the scenario did not state."""
+    merged = _merged(p, cat)
+    buyer = default_buyer(merged, cat)
+    if buyer:
+        return [f"policy.buyer_country {buyer}, taken from data_residency [{merged.data_residency[0]}] "  # type: ignore[index]
+                "(export controls depend on it; set buyer_country to state it)"]
+    return []
 
 
 def expand_regions(codes: list[str] | None, cat: Catalog) -> set[str] | None:
@@ -100,6 +126,11 @@ def export_rule(a: Accelerator, p: Policy) -> Verdict:
     buyer = (p.buyer_country or "").upper()
     if ec is None or ec.us_china == "unknown":
         v.fail("export control", f"{a.id}'s export-control status is unknown in the catalog")
+        return v
+    if not buyer:
+        if ec.us_china != "not_controlled":
+            v.fail("export control", f"{a.id} is {ec.us_china.replace('_', ' ')} under US rules, which depends on the "
+                                     "buyer's country; the policy gives none (set policy.buyer_country)")
         return v
     china = buyer in ("CN", "MO")
     if china and ec.us_china in ("license_required", "china_specific"):
@@ -170,3 +201,88 @@ def api_rule(a: ApiPrice, p: Policy, cat: Catalog, model: Model | None) -> Verdi
     elif a.weights == "closed" and licence_classes(p) == {"permissive"}:
         v.fail("model licence", f"{a.model} is a closed model; the policy allows permissive licences only")
     return v
+
+
+# ---------------------------------------------------------------------------------------------
+# When nothing passes: which rule decided, and which scenario value would change the answer
+# ---------------------------------------------------------------------------------------------
+
+POLICY_RULES = ("deployment", "air-gapped", "data residency", "provider jurisdiction", "hardware vendor",
+                "hardware origin", "export control", "model licence", "model origin")
+
+
+def _candidates(p: Policy, models: list[Model], hardware: list[Accelerator], engines: list[Engine],
+                cat: Catalog, cloud: bool = True, api: bool = True) -> list[tuple[str, Verdict]]:
+    """Every owned configuration, cloud offer and API the search looks at, with its policy verdict."""
+    out = []
+    for m in models:
+        mv = model_rule(m, p)
+        for a in hardware:
+            hv = hardware_rule(a, p)
+            for e in engines:
+                out.append((f"{m.id}:{a.id}:{e.id}", Verdict().merge(mv).merge(hv).merge(owned_rule(e, p))))
+    hw = {a.id for a in hardware}
+    if cloud:
+        out += [(f"cloud:{o.id}", cloud_rule(o, p, cat)) for o in cat.cloud_offers if o.accelerator in hw]
+    by_id = {m.id: m for m in models}
+    if api:
+        out += [(f"api:{a.id}", api_rule(a, p, cat, by_id[a.catalog_model]))
+                for a in cat.api_prices if a.catalog_model in by_id]
+    return out
+
+
+def _relaxed(p: Policy, models: list[Model], hardware: list[Accelerator]) -> list[tuple[str, Any, Policy]]:
+    """One scenario field changed at a time, toward allowing more: (field, new value, policy)."""
+    def with_(name: str, value: Any) -> tuple[str, Any, Policy]:
+        return f"policy.{name}", value, p.model_copy(update={name: value})
+
+    out = []
+    if not p.buyer_country:
+        for c in sorted({a.designer_country for a in hardware if a.designer_country}):
+            out.append(with_("buyer_country", c))
+    if not p.allow_export_controlled:
+        out.append(with_("allow_export_controlled", True))
+    for name in ("deny_hardware_countries", "deny_hardware_vendors", "deny_model_countries", "deny_provider_countries"):
+        for x in getattr(p, name):
+            out.append(with_(name, [y for y in getattr(p, name) if y != x]))
+    for name in ("allow_hardware_countries", "allow_hardware_vendors", "allow_model_countries",
+                 "allow_provider_countries", "data_residency"):
+        if getattr(p, name) is not None:
+            out.append(with_(name, None))
+    for cls in sorted({m.license_class for m in models} - licence_classes(p)):
+        out.append(with_("model_licenses", [*p.model_licenses, cls]))
+    modes = list(p.deployment)
+    if "air_gapped" in modes:
+        out.append(with_("deployment", [x for x in modes if x != "air_gapped"] or ["on_prem"]))
+    for mode in ("on_prem", "sovereign_cloud", "public_cloud", "api"):
+        if mode not in modes and "air_gapped" not in modes:
+            out.append(with_("deployment", [*modes, mode]))
+    return out
+
+
+def explain_no_option(p: Policy, models: list[Model], hardware: list[Accelerator], engines: list[Engine],
+                      cat: Catalog, cloud: bool = True, api: bool = True) -> dict[str, Any] | None:
+    """When no candidate passes the policy: the relaxations (one field each) that would let some pass,
+    most candidates first, each with the rule that had stopped them. None when some candidate passes (then
+    the policy did not decide)."""
+    base = _candidates(p, models, hardware, engines, cat, cloud, api)
+    if any(v.ok for _, v in base):
+        return None
+    before = dict(base)
+    found = []
+    for fld, value, q in _relaxed(p, models, hardware):
+        freed = [name for name, v in _candidates(q, models, hardware, engines, cat, cloud, api) if v.ok]
+        if not freed:
+            continue
+        rules = sorted({r.split(":")[0] for n in freed for r in before[n].reasons})
+        found.append({"field": fld, "value": value, "passes": len(freed), "examples": freed[:3], "rules": rules,
+                      "owned": sum(1 for n in freed if not n.startswith(("cloud:", "api:")))})
+    # most owned configurations first, then most candidates; a missing fact (the buyer's country) before a
+    # rule to loosen
+    found.sort(key=lambda x: (-x["owned"], -x["passes"], x["field"] != "policy.buyer_country", x["field"]))
+    counts: dict[str, int] = {}
+    for _, v in base:
+        for r in {x.split(":")[0] for x in v.reasons}:
+            counts[r] = counts.get(r, 0) + 1
+    return {"candidates": len(base), "rules": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+            "relaxations": found}

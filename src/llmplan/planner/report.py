@@ -14,6 +14,7 @@ import numpy as np
 from ..catalog import Catalog
 from ..cost.model import breakeven_month as cost_breakeven
 from ..errors import LlmplanError
+from . import policy as pol
 from .scenario import Scenario
 from .search import Option, plan, rank_key
 
@@ -40,6 +41,8 @@ def run(s: Scenario, cat: Catalog, progress=None) -> dict[str, Any]:
         "horizon_years": horizon,
         "finance_given": s.finance.model_dump(exclude_unset=True),
         "policy": p["policy"].model_dump(exclude_none=True),
+        "assumptions": pol.assumptions(s.policy, cat),
+        "ranking": _ranking(s, p["benchmark"], ranked),
         "candidates": p["candidates"],
         "recommendation": _public(rec) if rec else None,
         "alternatives": [_public(o) for o in _alternatives(ranked)],
@@ -58,14 +61,74 @@ def run(s: Scenario, cat: Catalog, progress=None) -> dict[str, Any]:
         d["breakeven_month"] = breakeven_month(rec, ref, horizon) if rec and rec.deployment == "on_prem" else None
         result["references"][kind] = d
     if rec is None:
-        result["why_none"] = ("no option survives the policy, the memory check and the SLOs; see the rejection "
-                              "counts and relax the constraint that removes the most")
+        result["why_none"], result["why_none_detail"] = why_none(p, s, cat)
     result["_search"] = p
     return result
 
 
+def _ranking(s: Scenario, bench, ranked: list[Option]) -> dict[str, Any]:
+    """The ranking rule as data and as the one sentence the report prints."""
+    tol = s.quality.cost_tolerance_pct
+    cheapest = min((o.tco_usd for o in ranked), default=None)
+    name = bench.name or bench.id
+    what = ("the 16-bit model's rating" if bench.scale == "rating" else "the score after quantization (published "
+            "score × the format's recovery)")
+    sentence = (f"Ranking: options within {tol:g} % of the cheapest TCO"
+                + (f" ({_usd(cheapest)})" if cheapest is not None else "")
+                + f" are ordered by {name}, {what}, differences under {bench.resolution:g} counting as ties settled by "
+                "cost; options without a published figure follow, then the rest by TCO (quality.cost_tolerance_pct, "
+                "default 10 %; quality.task picks the benchmark)." if tol > 0 else
+                "Ranking: by TCO alone (quality.cost_tolerance_pct is 0); quality is shown, not weighed.")
+    return {"benchmark": bench.id, "benchmark_name": name, "scale": bench.scale, "resolution": bench.resolution,
+            "cost_tolerance_pct": tol, "harness": bench.harness, "source": bench.source, "as_of": bench.as_of,
+            "sentence": sentence}
+
+
+_FIELDS = {"memory": "hardware (more memory per accelerator) or max_gpus_per_replica",
+           "latency": "workload.slo (or faster hardware)", "cost": "finance.gpu_price_usd",
+           "quality": "quality.min or min_quality_recovery_pct", "engine": "engines or hardware",
+           "hardware support": "precisions or hardware", "layout": "max_gpus_per_replica or hardware"}
+
+
+def why_none(p: dict[str, Any], s: Scenario, cat: Catalog) -> tuple[str, dict[str, Any]]:
+    """Why nothing was ranked: the deciding rule, the scenario field behind it and, for the policy, the
+    value that would change the answer (the policy filter re-run with that one field relaxed)."""
+    c = p["candidates"]
+    models = [cat.model(m) for m in c["models"]]
+    hardware = [cat.accelerator(a) for a in c["hardware"]]
+    engines = [cat.engine(e) for e in c["engines"]]
+    info = pol.explain_no_option(p["policy"], models, hardware, engines, cat, cloud="cloud_gpu" in s.alternatives,
+                                 api="api" in s.alternatives)
+    if info is not None:
+        rules = ", ".join(f"{r} ({n})" for r, n in info["rules"].items())
+        msg = f"No candidate passes the policy (of {info['candidates']}, rejected by: {rules})."
+        for x in info["relaxations"][:3]:
+            msg += (f" Setting {x['field']}: {_value(x['value'])} would let {x['passes']} pass the policy "
+                    f"({', '.join(x['rules'])} decided; e.g. {x['examples'][0]}).")
+        if not info["relaxations"]:
+            msg += " No single policy field, relaxed alone, lets any candidate pass."
+        else:
+            msg += " Memory and latency are then checked as usual."
+        return msg, {"decided_by": "policy", **info}
+    counts = Counter(r.reasons[0].split(":")[0] for r in p["rejected"] if not r.option.startswith(("cloud:",)))
+    rule, n = next(iter(counts.most_common(1)), ("", 0))
+    field = _FIELDS.get(rule, "the scenario's constraints")
+    msg = (f"Candidates pass the policy, but none survives {rule} ({n} option(s) excluded by it; see the "
+           f"examples below): change {field}.")
+    return msg, {"decided_by": rule, "field": field, "count": n}
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return "unset (no restriction)"
+    if isinstance(v, list):
+        return "[" + ", ".join(map(str, v)) + "]"
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
 def _public(o: Option, brief: bool = False) -> dict[str, Any]:
     d = o.public()
+    d["quality"] = o.details.get("quality")
     if brief:
         d.pop("details")
         d.pop("serve_command")
@@ -89,10 +152,11 @@ def _alternatives(ranked: list[Option]) -> list[Option]:
 
 
 def pareto(ranked: list[Option]) -> list[Option]:
-    """Options no other beats on TCO, TTFT p95 and quality at once (API options: cost only, so
-    they join when nothing is cheaper)."""
+    """Options no other beats on TCO, TTFT p95 and absolute quality (the ranking benchmark, after
+    quantization) at once. An unknown latency or quality counts as the worst (API options: cost only,
+    so they join when nothing is cheaper)."""
     pts = [(o, o.tco_usd, o.ttft_p95_ms if o.ttft_p95_ms is not None else math.inf,
-            -(o.quality_recovery_pct if o.quality_recovery_pct is not None else 0.0)) for o in ranked]
+            -o.quality_score if o.quality_score is not None else math.inf) for o in ranked]
     front = []
     for o, c, t, q in pts:
         dominated = any((c2 <= c and t2 <= t and q2 <= q) and (c2 < c or t2 < t or q2 < q) for _, c2, t2, q2 in pts)
@@ -102,7 +166,7 @@ def pareto(ranked: list[Option]) -> list[Option]:
     # equal points (fp16/bf16, same model on two TP degrees with equal figures) once
     uniq, keys = [], set()
     for o in front:
-        k = (round(o.tco_usd), round(o.ttft_p95_ms or 0), o.quality_recovery_pct)
+        k = (round(o.tco_usd), round(o.ttft_p95_ms or 0), o.quality_score)
         if k not in keys:
             keys.add(k)
             uniq.append(o)
@@ -161,6 +225,19 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v:.1f} %"
 
 
+def _quality(o: dict[str, Any]) -> str:
+    q = o.get("quality")
+    if q is None:
+        return _pct(o["quality_recovery_pct"])
+    if q["model_score"] is None:
+        return "no published figure"
+    if q["scale"] == "rating":
+        return f"{q['model_score']:,.0f} (rec. {_pct(q['recovery_pct'])})"
+    if q["score"] is None:
+        return f"{q['model_score']:.1f} at 16 bit (rec. —)"
+    return f"{q['score']:.1f} ({q['model_score']:.1f} × {_pct(q['recovery_pct'])})"
+
+
 def _layout(o: dict[str, Any]) -> str:
     if o["deployment"] == "api":
         return f"{o['details']['provider']} API ({o['details']['api_model']})" if "details" in o else "API"
@@ -170,6 +247,32 @@ def _layout(o: dict[str, Any]) -> str:
     servers = f" in {o['servers']} server(s)" if o["servers"] else ""
     return (f"{o['replicas']} × {o['num_gpus'] // max(o['replicas'], 1)} {o['hardware']} (TP {o['tp']}, PP {o['pp']})"
             f" = {o['num_gpus']} GPUs{servers}, {o['engine']}{where}")
+
+
+def owned_lines(d: dict[str, Any], horizon: float) -> list[str]:
+    """What is bought, where the spares are, and every cost line item (the report's buyer view)."""
+    p, c = d["purchase"], d["cost"]
+    ci, oi = c["capex_items_usd"], c["opex_items_usd_per_year"]
+    units = f", {p['rack_units']} U" if p["rack_units"] else ""
+    where = (f"under a desk (no colocation), {p['contracted_kw']:,.2f} kW maximum" if p["facility"] == "office" else
+             f"in a data centre{units}, {p['contracted_kw']:,.1f} kW contracted")
+    out = [f"- bought: {p['placement']} — {where}",
+           f"- {d['notes'][0]}",
+           f"- capex {_usd(c['capex_usd'])}: hardware {_usd(ci['hardware'])}, installation {_usd(ci['installation'])}, "
+           f"network {_usd(ci['network'])}, storage {_usd(ci['storage'])}",
+           f"- opex {_usd(c['opex_usd_per_year'])}/year: energy {_usd(oi['energy'])} "
+           f"({c['power_kw']['metered_average']:,.2f} kW average, utilisation {d['utilisation_pct']:.0f} %), "
+           f"colocation {_usd(oi['colocation'])}, maintenance {_usd(oi['maintenance'])}, staff {_usd(oi['staff'])} "
+           f"({c['staff_fte']:.2f} FTE), software {_usd(oi['software'])}",
+           f"- resale value at {horizon:g} years: −{_usd(c['residual_value_usd'])} ({c['residual_value_pct']:.1f} % of "
+           f"hardware); {d['energy_kwh_per_year']:,.0f} kWh/year"]
+    for lic in c["licences"]:
+        paid = f"paid for {lic['paid_years']:g} year(s)" if lic["paid_years"] else "no payment within the horizon"
+        out.append(f"- licence: {lic['name']} ({lic['why']}), ${lic['usd_per_year']:,.0f} per "
+                   f"{'GPU' if lic['basis'] == 'per_gpu' else 'server'} and year × {lic['units']:g}, "
+                   f"{lic['bundled_years']:g} year(s) included; {paid}")
+    out += [f"- note: {n}" for n in d["notes"][1:]]
+    return out
 
 
 def text(result: dict[str, Any]) -> str:
@@ -184,6 +287,12 @@ def text(result: dict[str, Any]) -> str:
     pol = r["policy"]
     out.append(f"Policy: deployment {', '.join(pol['deployment'])}; data residency "
                f"{', '.join(pol.get('data_residency') or ['anywhere'])}; licences {', '.join(pol['model_licenses'])}")
+    for a in r.get("assumptions", []):
+        out.append(f"Assumption: {a}")
+    rk = r["ranking"]
+    where = rk["source"].split(" ; ")[0].removeprefix("https://").removeprefix("http://")  # text, not a link
+    out.append(f"Quality: {rk['benchmark_name']} as published by the {rk['harness'].split(':')[0]} "
+               f"({where}, {rk['as_of']}). {rk['sentence']}")
     out.append("")
     rec = r["recommendation"]
     if rec is None:
@@ -191,15 +300,14 @@ def text(result: dict[str, Any]) -> str:
     else:
         out += ["## Recommendation", "",
                 f"- option: {rec['id']}",
-                f"- model: {rec['model']} in {rec['precision'] or 'provider precision'} "
-                f"(quality recovery {_pct(rec['quality_recovery_pct'])})",
+                f"- model: {rec['model']} in {rec['precision'] or 'provider precision'}: "
+                f"{rec['quality']['label'] if rec.get('quality') else _pct(rec['quality_recovery_pct'])}",
                 f"- deployment: {rec['deployment']}: {_layout(rec)}",
                 f"- TCO over {r['horizon_years']:g} years: {_usd(rec['tco_usd'])}; "
                 f"${rec['cost_per_million_tokens_usd']:,.3f} per 1M tokens"]
         d = rec["details"]
         if rec["deployment"] == "on_prem":
-            out.append(f"- capex {_usd(d['capex_usd'])}, opex {_usd(d['opex_usd_per_year'])}/year, utilisation "
-                       f"{d['utilisation_pct']:.0f} %, {d['energy_kwh_per_year']:,.0f} kWh/year")
+            out += owned_lines(d, r["horizon_years"])
         if rec["ttft_p95_ms"] is not None:
             out.append(f"- latency at peak: TTFT p95 {_ms(rec['ttft_p95_ms'])}, TPOT p95 {_ms(rec['tpot_p95_ms'])} "
                        f"({d.get('latency_basis')})")
@@ -208,7 +316,7 @@ def text(result: dict[str, Any]) -> str:
         out.append("")
     if r["alternatives"]:
         out += ["## Top alternatives", "",
-                "| option | deployment | TCO | per 1M tok | TTFT p95 | TPOT p95 | latency from | quality |",
+                f"| option | deployment | TCO | per 1M tok | TTFT p95 | TPOT p95 | latency from | {r['ranking']['benchmark_name']} (score × recovery) |",
                 "|---|---|---:|---:|---:|---:|---|---:|"]
         for o in r["alternatives"]:
             basis = o["details"].get("latency_basis", "")
@@ -216,7 +324,7 @@ def text(result: dict[str, Any]) -> str:
                 "owned twin" if basis.startswith("as the owned") else "—"
             out.append(f"| {o['id']} | {o['deployment']} | {_usd(o['tco_usd'])} | "
                        f"${o['cost_per_million_tokens_usd']:,.3f} | {_ms(o['ttft_p95_ms'])} | {_ms(o['tpot_p95_ms'])} | "
-                       f"{basis} | {_pct(o['quality_recovery_pct'])} |")
+                       f"{basis} | {_quality(o)} |")
         out += ["", "Latency 'model': the analytic estimate at the peak hour (mean); 'simulator': the worst p95 of "
                 "three simulated peak hours.", ""]
     if r["references"]:
@@ -231,10 +339,10 @@ def text(result: dict[str, Any]) -> str:
                        f"tokens){be_s} — {allowed}")
         out.append("")
     if r["pareto"]:
-        out += [f"## Pareto front (cost, TTFT p95, quality): {len(r['pareto'])} option(s)", ""]
+        out += [f"## Pareto front (cost, TTFT p95, {r['ranking']['benchmark_name']}): {len(r['pareto'])} option(s)", ""]
         for o in r["pareto"]:
-            out.append(f"- {o['id']}: {_usd(o['tco_usd'])}, TTFT p95 {_ms(o['ttft_p95_ms'])}, quality "
-                       f"{_pct(o['quality_recovery_pct'])}")
+            out.append(f"- {o['id']}: {_usd(o['tco_usd'])}, TTFT p95 {_ms(o['ttft_p95_ms'])}, "
+                       f"{r['ranking']['benchmark_name']} {_quality(o)}")
         out.append("")
     out += [f"## Excluded: {len(r['rejected'])} option(s)", ""]
     for reason, n in r["rejected_counts"].items():
@@ -242,6 +350,13 @@ def text(result: dict[str, Any]) -> str:
         out.append(f"- {reason}: {n} (e.g. {example['option']}: {example['reasons'][0].split(': ', 1)[1]})")
     out += ["", "Explain any option: llmplan plan SCENARIO --explain OPTION_ID", ""]
     return "\n".join(out)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The text report as a Markdown file (report.md): whatever a user typed (a scenario name,
+    policy values quoted in reasons) cannot become HTML where the file is rendered, because `&`
+    and `<` are written as entities (Markdown shows them as the characters)."""
+    return text(result).replace("&", "&amp;").replace("<", "&lt;")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,21 +388,25 @@ def scatter_svg(result: dict[str, Any], width: int = 760, height: int = 340) -> 
 
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' "
            "font-size='11' role='img' aria-label='TCO against TTFT'>", "<rect width='100%' height='100%' fill='white'/>",
-           f"<text x='{pad_l}' y='18' font-size='13'>TCO against TTFT p95 at peak; size: quality recovery "
-           "(ringed: Pareto front of cost × latency × quality)</text>"]
+           f"<text x='{pad_l}' y='18' font-size='13'>TCO against TTFT p95 at peak; size: "
+           f"{html.escape(result['ranking']['benchmark_name'])} (ringed: Pareto front of cost × latency × quality)</text>"]
     for k in range(5):
         yv = y0 + (y1 - y0) * k / 4
         xv = x0 + (x1 - x0) * k / 4
         out.append(f"<line x1='{pad_l}' x2='{width - pad_r}' y1='{py(yv):.1f}' y2='{py(yv):.1f}' stroke='#eee'/>"
                    f"<text x='{pad_l - 6}' y='{py(yv) + 4:.1f}' text-anchor='end'>${yv / 1e3:,.0f}k</text>"
                    f"<text x='{px(xv):.1f}' y='{height - pad_b + 15}' text-anchor='middle'>{xv:,.0f} ms</text>")
+    scores = [o.quality_score for o in pts if o.quality_score is not None]
+    lo, hi = (min(scores), max(scores)) if scores else (0.0, 0.0)
     for o in pts:
         col = _COL.get(o.deployment, "#555")
         ring = " stroke='black' stroke-width='1.5'" if o.id in front else ""
-        q = o.quality_recovery_pct if o.quality_recovery_pct is not None else 95.0
-        radius = 2.5 + max(0.0, min(q - 95.0, 5.0))  # 2.5 px at ≤ 95 % quality … 7.5 px at 100 %
+        q = o.quality_score
+        # 2.5 px for the lowest (or an unknown) score … 7.5 px for the highest in the plan
+        radius = 2.5 if q is None or hi <= lo else 2.5 + 5.0 * (q - lo) / (hi - lo)
+        label = o.details.get("quality", {}).get("label", "no published quality figure")
         out.append(f"<circle cx='{px(o.ttft_p95_ms):.1f}' cy='{py(o.tco_usd):.1f}' r='{radius:.1f}' fill='{col}' "
-                   f"fill-opacity='0.6'{ring}><title>{html.escape(o.id)}: quality {q:.1f} %</title></circle>")
+                   f"fill-opacity='0.6'{ring}><title>{html.escape(o.id)}: {html.escape(label)}</title></circle>")
     for j, (k, col) in enumerate(_COL.items()):
         out.append(f"<text x='{width - pad_r - 90}' y='{pad_t + 14 * j + 4}' fill='{col}'>{k}</text>")
     out.append(f"<text x='{(pad_l + width) / 2}' y='{height - 8}' text-anchor='middle'>TTFT p95 at peak</text></svg>")

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import Field, field_validator
 
 from ..catalog.schema import Slo
@@ -14,7 +13,7 @@ from ..errors import LlmplanError, validated
 from ..serving.workload import Lengths
 from ..specs import MIN_RATE_PER_S, MIN_REQUESTS_PER_DAY, MIN_YEARS, Name
 from ..strict import StrictModel
-from ..yamlguard import check_expanded_size, yaml_error
+from ..yamlguard import load_yaml
 
 SCHEMA_VERSION = 1
 Price = Annotated[float, Field(gt=0, le=1e8)]  # USD per accelerator
@@ -62,6 +61,24 @@ class HardwareConstraints(_Strict):
     kinds: list[Literal["datacenter", "workstation", "consumer", "soc", "npu"]] | None = Field(default=None, description="accelerator kinds: datacenter, workstation, consumer, soc, npu")
 
 
+class QualitySpec(_Strict):
+    """How absolute model quality enters the plan: the task it is judged on, floors, and the cost band within
+    which the better model wins."""
+
+    task: Literal["general", "chat", "reasoning", "code"] = Field(
+        default="general", description="what the deployment is for; picks the benchmark options are ranked on: "
+        "general = MMLU-Pro, chat = LMArena rating, reasoning = GPQA, code = HumanEval+ (catalog benchmarks.yaml)")
+    benchmark: Name | None = Field(default=None, description="rank on this catalog benchmark instead of the task's")
+    min: dict[Name, Annotated[float, Field(ge=0, le=10000)]] = Field(
+        default_factory=dict, description="floors per benchmark id, e.g. {mmlu_pro: 45}: on a percent benchmark "
+        "the score after quantization (score × recovery), on a rating the 16-bit rating; a model without a "
+        "published figure on a floored benchmark is excluded")
+    cost_tolerance_pct: float = Field(
+        default=10, ge=0, le=100, description="options whose TCO is within this % of the cheapest are ordered by "
+        "quality on the ranking benchmark (differences under its resolution are ties, settled by cost); the "
+        "rest by TCO. 0 ranks by TCO alone")
+
+
 class Policy(_Strict):
     """Sovereignty and compliance rules; every candidate is checked against each."""
 
@@ -69,7 +86,9 @@ class Policy(_Strict):
     deployment: list[Deployment] = Field(default=["on_prem", "air_gapped", "sovereign_cloud", "public_cloud", "api"], description="allowed modes: on_prem, air_gapped, sovereign_cloud, public_cloud, api")
     data_residency: list[Name] | None = Field(default=None, description="where data may be processed: ISO codes or "
                                              "groups (EU, EEA); None: anywhere")
-    buyer_country: Name | None = Field(default=None, description="ISO code of the buyer, for export controls")
+    buyer_country: Name | None = Field(default=None, description="ISO code of the buyer, for export controls; "
+                                       "default: the one country of data_residency when it names a single "
+                                       "country (stated in the report as an assumption)")
     allow_export_controlled: bool = Field(default=True, description="accelerators under export licensing for the "
                                           "buyer's country are acceptable")
     allow_hardware_vendors: list[Name] | None = Field(default=None, description="only these accelerator vendors (None: any)")
@@ -91,13 +110,30 @@ class ScenarioFinance(_Strict):
     pue: float | None = Field(default=None, ge=1, le=3, description="override the region's power usage effectiveness")
     discount_rate: float | None = Field(default=None, ge=0, le=1, description="per year, as a fraction, for the NPV")
     depreciation_years: float | None = Field(default=None, ge=MIN_YEARS, le=30, description="straight-line depreciation of the hardware")
-    staff_usd_per_fte_year: float | None = Field(default=None, ge=0, description="loaded cost of one operations FTE")
+    staff_usd_per_fte_year: float | None = Field(default=None, ge=0, le=1e7, description="loaded cost of one operations FTE")
+    staff_fte_base: float | None = Field(default=None, ge=0, le=100, description="FTE to run the deployment whatever "
+                                         "its size (default: the catalog's, by facility)")
+    staff_fte_per_server: float | None = Field(default=None, ge=0, le=100, description="FTE per server on top of "
+                                               "the base")
+    residual_value_pct: float | None = Field(default=None, ge=0, le=100, description="resale value at the horizon, "
+                                             "% of hardware (default: the catalog's resale curve)")
+    colocation_usd_per_kw_month: float | None = Field(default=None, ge=0, le=1e4, description="colocation per kW of "
+                                                      "contracted capacity (the servers' maximum power)")
+    licences: list[Name] = Field(default_factory=list, description="software licences to pay for (catalog ids, "
+                                 "e.g. nvidia-ai-enterprise); the engine adds what it requires (NIM), nothing else "
+                                 "is charged")
     gpu_price_usd: dict[Name, Price] = Field(default_factory=dict, description="purchase price per accelerator id")
+    gpu_tdp_w: dict[Name, Annotated[float, Field(gt=0, le=1e5)]] = Field(
+        default_factory=dict, description="power limit (W) per accelerator id, where the catalog has none")
+    facility: Literal["datacenter", "office"] | None = Field(
+        default=None, description="buy only rack servers (datacenter: colocation by contracted kW, switches, "
+        "data-centre staff) or only machines under a desk (office); default: whichever is cheaper")
 
 
 class Availability(_Strict):
     mode: Literal["none", "n_plus_1", "ha_pair"] = Field(
-        default="none", description="n_plus_1: one spare replica; ha_pair: at least two, doubled for failover")
+        default="none", description="n_plus_1: the fleet carries the peak with any one server down; ha_pair: two "
+        "independent halves in separate servers, each carrying the peak. Both place the spares in other servers")
 
 
 class Scenario(_Strict):
@@ -107,6 +143,7 @@ class Scenario(_Strict):
     workload: ScenarioWorkload = Field(default_factory=ScenarioWorkload, description="what must be served, and its SLOs")
     models: list[Name] | ModelConstraints = Field(default_factory=ModelConstraints, description="model ids, or constraints that choose them from the catalog")
     min_quality_recovery_pct: float = Field(default=0, ge=0, le=100, description="drop formats that keep less than this % of the 16-bit quality")
+    quality: QualitySpec = Field(default_factory=QualitySpec, description="absolute model quality: task, floors, cost tolerance of the ranking")
     hardware: list[Name] | HardwareConstraints = Field(default_factory=HardwareConstraints, description="accelerator ids, or constraints that choose them from the catalog")
     engines: list[Name] = Field(default=["vllm"], description="serving engines to consider (catalog ids)")
     precisions: list[Name] | None = Field(default=None, description="weight formats to consider (default: all "
@@ -139,16 +176,11 @@ def load_scenario(path: Path) -> Scenario:
         raise LlmplanError(f"{path}: {size:,} bytes is over the {MAX_SCENARIO_BYTES:,}-byte limit for a scenario")
     try:
         text = path.read_text(encoding="utf-8")
-        doc = yaml.safe_load(text)
     except UnicodeDecodeError:
         raise LlmplanError(f"{path}: not a UTF-8 text file") from None
-    except yaml.YAMLError as exc:
-        raise LlmplanError(yaml_error(exc, str(path))) from None
-    except (ValueError, RecursionError) as exc:
-        raise LlmplanError(f"{path}: not valid YAML ({exc})") from None
+    doc = load_yaml(text, str(path))  # the guarded loader: duplicate keys, nesting, alias bombs
     if doc is None:
         raise LlmplanError(f"{path}: the scenario is empty")
-    check_expanded_size(doc, str(path))
     if not isinstance(doc, dict):
         raise LlmplanError(f"{path}: a scenario is a mapping of fields (name, workload, models, hardware, policy …)")
     return parse_scenario(doc, str(path))

@@ -1,74 +1,171 @@
 """The serving command line for a planned deployment, per engine, so a plan can be deployed as is.
 
-Flags for memory and batching come from the engine's catalog entry (``memory_fraction_flag``,
-``max_num_seqs_flag``, ``max_num_batched_tokens_flag``); the command syntax is each engine's
-documented CLI (``vllm serve``, ``python -m sglang.launch_server``, ``trtllm-serve``,
-``llama-server``)."""
+The command names the checkpoint the weight format needs: the model's own repository for its 16-bit or
+native format (gpt-oss: MXFP4), a published checkpoint of that format from the catalog (``Model.checkpoints``:
+an FP8, AWQ, GPTQ or GGUF repository) where one exists, and otherwise a local directory the comment says how
+to produce ("quantize it yourself with …") rather than an invented repository. Flags are the ones each
+engine's CLI documents for that checkpoint:
+
+- vLLM ``vllm serve`` (https://docs.vllm.ai/en/latest/cli/serve.html): a pre-quantized checkpoint carries its
+  ``quantization_config`` and is detected; ``--quantization fp8`` only quantizes a 16-bit checkpoint on load
+  (https://docs.vllm.ai/en/latest/features/quantization/fp8.html) and is never given with a pre-quantized or
+  MXFP4 checkpoint. Gaudi FP8 goes through Intel Neural Compressor: ``--quantization inc --kv-cache-dtype
+  fp8_inc`` with ``QUANT_CONFIG`` set to a calibration file
+  (https://docs.vllm.ai/en/v0.10.0/features/quantization/inc.html).
+- SGLang ``python -m sglang.launch_server`` (https://docs.sglang.ai/advanced_features/server_arguments.html):
+  ``--quantization fp8`` on a 16-bit checkpoint, FP8 KV cache as ``--kv-cache-dtype fp8_e4m3``.
+- TensorRT-LLM ``trtllm-serve`` (https://nvidia.github.io/TensorRT-LLM/commands/trtllm-serve.html): a
+  pre-quantized (ModelOpt or HF FP8) checkpoint or a 16-bit one; it does not quantize on load.
+- llama.cpp ``llama-server`` (https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md): a GGUF
+  file of the chosen type.
+- NVIDIA NIM: a container configured by environment variables (``NIM_MODEL_PATH``; the profile picks
+  precision and parallelism, https://docs.nvidia.com/nim/large-language-models/latest/reference/environment-variables.html).
+
+Memory and batching flags come from the engine's catalog entry (``memory_fraction_flag``,
+``max_num_seqs_flag``)."""
 
 from __future__ import annotations
 
 import shlex
 
+from ..catalog.schema import Checkpoint, Model, QuantFormat
 from ..specs import Deployment
 
-# weight formats the engine quantizes on load from the 16-bit checkpoint (no pre-quantized repo needed)
+# weight formats the engine quantizes on load from a 16-bit checkpoint (no pre-quantized repository needed)
 _ON_THE_FLY = {"vllm": {"fp8"}, "sglang": {"fp8"}, "vllm-v0": {"fp8"}}
-_KV_FLAG = {"vllm": "--kv-cache-dtype", "vllm-v0": "--kv-cache-dtype", "sglang": "--kv-cache-dtype"}
+_KV_FP8 = {"vllm": "fp8", "vllm-v0": "fp8", "sglang": "fp8_e4m3", "nim": "fp8"}
+_VLLM = ("vllm", "vllm-v0", "gaudi")
+# how to make a checkpoint of a format when none is published (the tool, not a repository)
+_HOW = {
+    "fp8": "llm-compressor (FP8_DYNAMIC scheme) or TensorRT Model Optimizer (hf_ptq.py --qformat fp8)",
+    "int8": "llm-compressor (GPTQModifier, W8A8 scheme)",
+    "int8-w8a16": "llm-compressor (GPTQModifier, W8A16 scheme)",
+    "int4-awq": "AutoAWQ or llm-compressor (AWQModifier, W4A16)",
+    "int4-gptq": "llm-compressor (GPTQModifier, W4A16) or GPTQModel",
+    "w4a8": "llm-compressor (W4A8 scheme) or TensorRT Model Optimizer (--qformat w4a8_awq)",
+    "nvfp4": "llm-compressor (NVFP4 scheme) or TensorRT Model Optimizer (--qformat nvfp4)",
+    "mxfp4": "TensorRT Model Optimizer or Quark (MXFP4)",
+    "nf4": "bitsandbytes (load_in_4bit, nf4) at load time",
+}
 
 
-def checkpoint(d: Deployment) -> tuple[str, str | None]:
-    """The model argument and, when a pre-quantized checkpoint is needed, a note saying so."""
-    fmt, m, eng = d.weight_format.id, d.model, d.engine.id
-    if fmt in ("bf16", "fp16") or fmt == m.native_precision or fmt in _ON_THE_FLY.get(eng, set()):
-        return m.id, None
-    if d.weight_format.kind == "gguf" or eng == "llamacpp":
-        return f"{m.id.split('/')[-1]}-{fmt.upper()}.gguf", f"a {fmt.upper()} GGUF conversion of {m.id}"
-    return m.id, f"use a {fmt} checkpoint of {m.id} (the engine reads the format from its config)"
+def _matches(c: Checkpoint, fmt: QuantFormat) -> bool:
+    names = {fmt.id, *fmt.aliases}
+    return c.precision in names or any(f in names for f in c.formats)
+
+
+def pick_checkpoint(m: Model, fmt: QuantFormat, engine: str = "vllm") -> Checkpoint | None:
+    """A published checkpoint of `m` in `fmt`: for TensorRT-LLM and NIM a TensorRT Model Optimizer one
+    (quant_method modelopt) first; then one that follows the format's defaults (no 16-bit overrides, as the
+    planner's memory model assumes); then the catalog's order."""
+    found = [c for c in m.checkpoints if _matches(c, fmt)]
+    found.sort(key=lambda c: (engine in ("trtllm", "nim") and c.quant_method != "modelopt",
+                              c.keeps_16bit is not None or bool(c.unquantized_layers)))
+    return found[0] if found else None
+
+
+def gguf_file(c: Checkpoint | None, m: Model, fmt: QuantFormat) -> str:
+    quant = fmt.id.upper()
+    if c is not None and c.file:
+        return c.file.replace("{QUANT}", quant).replace("{quant}", fmt.id.lower())
+    stem = c.id.split("/")[-1].removesuffix("-GGUF").removesuffix("-gguf") if c else m.id.split("/")[-1]
+    return f"{stem}-{quant}.gguf"
+
+
+def checkpoint(d: Deployment) -> tuple[str, str | None, bool]:
+    """(the model argument, a note for the command's comment, whether the engine quantizes on load)."""
+    fmt, m, eng = d.weight_format, d.model, d.engine.id
+    native = fmt.id == m.native_precision or (fmt.id in ("bf16", "fp16") and m.native_precision in ("bf16", "fp16"))
+    if native:
+        return m.id, None, False
+    if eng == "gaudi" and fmt.id == "fp8":
+        return m.id, ("FP8 on Gaudi goes through Intel Neural Compressor: calibrate first (vllm-hpu-extension "
+                      "calibrate_model.sh) and point QUANT_CONFIG at its quantization config"), True
+    ckpt = pick_checkpoint(m, fmt, eng)
+    if fmt.kind == "gguf" or eng == "llamacpp":
+        name = gguf_file(ckpt, m, fmt)
+        if ckpt is not None:
+            return name, f"{name} from {ckpt.id}", False
+        return name, (f"no public {fmt.id} GGUF of {m.id} in the catalog: convert it yourself with llama.cpp "
+                      f"(convert_hf_to_gguf.py, then llama-quantize … {fmt.id.upper()})"), False
+    if ckpt is not None:
+        return ckpt.id, None, False
+    if fmt.id in _ON_THE_FLY.get(eng, set()) and m.native_precision in ("bf16", "fp16"):
+        return m.id, None, True
+    local = f"./{m.id.split('/')[-1]}-{fmt.id}"
+    how = _HOW.get(fmt.id, f"a {fmt.id} quantization tool")
+    return local, f"no public {fmt.id} checkpoint of {m.id} in the catalog: quantize it yourself with {how}", False
+
+
+def _vllm(d: Deployment, model: str, on_load: bool, context_tokens: int) -> list[str]:
+    tp, pp, fmt = d.layout.tp, d.layout.pp, d.weight_format.id
+    args = ["vllm", "serve", model, "--tensor-parallel-size", str(tp)]
+    if pp > 1:
+        args += ["--pipeline-parallel-size", str(pp)]
+    args += ["--max-model-len", str(context_tokens)]
+    if on_load and d.engine.id == "gaudi":
+        args += ["--quantization", "inc", "--kv-cache-dtype", "fp8_inc"]
+    elif on_load:
+        args += ["--quantization", fmt]
+    if fmt in ("bf16", "fp16") and d.model.native_precision in ("bf16", "fp16") and fmt != d.model.native_precision:
+        args += ["--dtype", "bfloat16" if fmt == "bf16" else "float16"]
+    if d.model.moe is not None and tp * pp > 1:
+        args += ["--enable-expert-parallel"]
+    return args
+
+
+def _sglang(d: Deployment, model: str, on_load: bool, context_tokens: int) -> list[str]:
+    args = ["python", "-m", "sglang.launch_server", "--model-path", model, "--tp", str(d.layout.tp)]
+    if d.layout.pp > 1:
+        args += ["--pp-size", str(d.layout.pp)]
+    args += ["--context-length", str(context_tokens)]
+    if on_load:
+        args += ["--quantization", d.weight_format.id]
+    return args
+
+
+def _llamacpp(d: Deployment, model: str, context_tokens: int, seqs: int) -> list[str]:
+    args = ["llama-server", "-m", model, "--ctx-size", str(context_tokens * seqs), "--parallel", str(seqs),
+            "--n-gpu-layers", "999"]
+    if d.layout.num_gpus > 1:
+        args += ["--split-mode", "layer"]
+    if d.kv_format.id in ("q8_0", "q4_0"):
+        args += ["--cache-type-k", d.kv_format.id, "--cache-type-v", d.kv_format.id, "--flash-attn", "on"]
+    return args
 
 
 def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float) -> str:
     eng = d.engine
-    model, note = checkpoint(d)
+    model, note, on_load = checkpoint(d)
     seqs = max(1, int(max_num_seqs))
-    tp, pp = d.layout.tp, d.layout.pp
     frac = eng.memory.memory_fraction
-    fmt = d.weight_format.id
-    args: list[str]
-    if eng.id in ("vllm", "vllm-v0", "gaudi"):
-        args = ["vllm", "serve", model, "--tensor-parallel-size", str(tp)]
-        if pp > 1:
-            args += ["--pipeline-parallel-size", str(pp)]
-        args += ["--max-model-len", str(context_tokens)]
-        if fmt in _ON_THE_FLY.get(eng.id, set()) and fmt != d.model.native_precision:
-            args += ["--quantization", fmt]
-        if d.model.moe is not None and tp * pp > 1:
-            args += ["--enable-expert-parallel"]
+    env = ""
+    if eng.id in _VLLM:
+        args = _vllm(d, model, on_load, context_tokens)
+        if on_load and eng.id == "gaudi":
+            env = "QUANT_CONFIG=/path/to/inc/quant_config.json "
     elif eng.id == "sglang":
-        args = ["python", "-m", "sglang.launch_server", "--model-path", model, "--tp", str(tp)]
-        if pp > 1:
-            args += ["--pp-size", str(pp)]
-        args += ["--context-length", str(context_tokens)]
-        if fmt in _ON_THE_FLY["sglang"] and fmt != d.model.native_precision:
-            args += ["--quantization", fmt]
-    elif eng.id in ("trtllm", "nim"):
-        args = ["trtllm-serve", model, "--tp_size", str(tp), "--pp_size", str(pp), "--max_seq_len",
-                str(context_tokens)]
+        args = _sglang(d, model, on_load, context_tokens)
+    elif eng.id == "trtllm":
+        args = ["trtllm-serve", model, "--backend", "pytorch", "--tp_size", str(d.layout.tp), "--pp_size",
+                str(d.layout.pp), "--max_seq_len", str(context_tokens)]
     elif eng.id == "llamacpp":
-        args = ["llama-server", "-m", model, "--ctx-size", str(context_tokens * seqs), "--parallel", str(seqs),
-                "--n-gpu-layers", "999"]
-        if d.layout.num_gpus > 1:
-            args += ["--split-mode", "layer"]
-        if d.kv_format.id in ("q8_0", "q4_0"):
-            args += ["--cache-type-k", d.kv_format.id, "--cache-type-v", d.kv_format.id, "--flash-attn", "on"]
+        args = _llamacpp(d, model, context_tokens, seqs)
+    elif eng.id == "nim":
+        return (f"docker run --gpus all -p 8000:8000 -e NIM_MODEL_PATH={shlex.quote('hf://' + model)} <NIM LLM image>"
+                f"  # NIM selects a validated profile (precision {d.weight_format.id}, TP {d.layout.tp}) per GPU; "
+                "pin it with NIM_MODEL_PROFILE (list-model-profiles)" + (f"; {note}" if note else ""))
     else:
         args = [eng.id, model]
-    if eng.id != "llamacpp":
+    if eng.id not in ("llamacpp",):
         if frac is not None and eng.memory.memory_fraction_flag:
             args += [eng.memory.memory_fraction_flag, f"{frac:g}"]
         if eng.defaults.max_num_seqs_flag:
             args += [eng.defaults.max_num_seqs_flag, str(seqs)]
-        kv_flag = _KV_FLAG.get(eng.id)
-        if kv_flag and d.kv_format.id in ("fp8",):
-            args += [kv_flag, "fp8"]
-    cmd = shlex.join(args)
+        kv = _KV_FP8.get(eng.id)
+        if kv and d.kv_format.id == "fp8" and not (on_load and eng.id == "gaudi"):
+            args += ["--kv-cache-dtype", kv]
+    cmd = env + shlex.join(args)
+    if eng.id == "trtllm" and d.kv_format.id == "fp8":
+        note = "; ".join(x for x in (note, "FP8 KV cache: kv_cache_config.dtype fp8 in --extra_llm_api_options") if x)
     return f"{cmd}  # {note}" if note else cmd

@@ -3,8 +3,9 @@
 Routers: ``round-robin`` (request i goes to replica i mod N: the replicas are independent and
 run in parallel — local processes, or a Dask cluster when an address is given — with results
 identical either way) and ``least-loaded`` (each request goes to the replica with the fewest
-requests outstanding as of its last known state; the replicas are co-simulated in arrival
-order in one process).
+requests outstanding at its arrival: every replica is first advanced to the arrival time, to
+within the engine step in progress; the replicas are co-simulated in arrival order in one
+process).
 """
 
 from __future__ import annotations
@@ -105,10 +106,14 @@ def simulate_cluster(spec: ReplicaSpec, reqs: Requests, replicas: int = 1, route
         reps = [Replica(spec.model, spec.limits, reqs, sample_s) for _ in range(replicas)]
         owner = np.empty(n, dtype=np.int64)
         arrival = reqs.arrival_s.tolist()
+        best = replicas - 1
         for rid in range(n):
             t = arrival[rid]
-            best = min(range(replicas), key=lambda j: reps[j].outstanding())
-            reps[best].advance_to(t)
+            for r in reps:  # the state at the arrival, not as last seen: completions since then count
+                r.advance_to(t)
+            # fewest outstanding; ties go round-robin (the next replica after the last one chosen)
+            last = best
+            best = min(range(replicas), key=lambda j: (reps[j].outstanding(), (j - last - 1) % replicas))
             reps[best].submit(rid)
             owner[rid] = best
         for r in reps:

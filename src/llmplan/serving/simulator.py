@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .stepmodel import StepModel
+from .stepmodel import StepModel, compiled
 from .workload import Requests
 
 NAN = float("nan")
@@ -55,6 +55,7 @@ class Replica:
 
     def __init__(self, model: StepModel, limits: EngineLimits, reqs: Requests, sample_s: float = 60.0):
         self.m, self.lim = model, limits
+        self._step, self._stretch = compiled(model)
         self.inp = reqs.input_tokens.tolist()  # prompt tokens to (re)compute: grows on preemption
         self.out = reqs.output_tokens.tolist()  # output tokens still to generate
         self.cached = reqs.cached_tokens.tolist()
@@ -85,6 +86,7 @@ class Replica:
         self.next_sample = 0.0
         self.series: dict[str, list[float]] = {"t_s": [], "queue": [], "running": [], "kv_util": [], "busy": []}
         self._busy_mark = 0.0
+        self.feed: deque[int] = deque()  # closed loop: sent one by one as requests finish (see `closed_loop`)
 
     # ------------------------------------------------------------------ bookkeeping
     def outstanding(self) -> int:
@@ -92,19 +94,6 @@ class Replica:
 
     def submit(self, rid: int) -> None:
         self.incoming.append(rid)
-
-    def _advance(self, dt: float) -> None:
-        self.area += self.in_system * dt
-        self.t += dt
-        self.busy += dt
-
-    def _arrive_until(self, t: float) -> None:
-        inc, arr = self.incoming, self.arrival
-        while inc and arr[inc[0]] <= t:
-            rid = inc.popleft()
-            self.waiting.append(rid)
-            self.in_system += 1
-            self.area += t - arr[rid]  # it has been in the system (queued at the router) since it arrived
 
     def _sample(self) -> None:
         if len(self.series["t_s"]) >= MAX_SERIES_POINTS:  # a drain far beyond the last arrival: stop recording
@@ -120,53 +109,35 @@ class Replica:
             self._busy_mark = self.busy
             self.next_sample += self.sample_s
 
-    def _admit(self) -> None:
-        lim = self.lim
-        while self.waiting and self.n_adm < lim.max_num_seqs:
-            rid = self.waiting[0]
-            need = self.inp[rid] - self.cached[rid]
-            if self.kv + self.inp[rid] > lim.kv_capacity_tokens and self.n_adm > 0:
-                break
-            self.waiting.popleft()
-            self.admit[rid] = self.t if math.isnan(self.admit[rid]) else self.admit[rid]
-            self.kv += self.inp[rid]
-            self.n_adm += 1
-            self.prefill.append([rid, need, self.cached[rid]])
-
-    def _start_decode(self, rid: int) -> None:
-        if math.isnan(self.first[rid]):
-            self.first[rid] = self.t  # a recomputed sequence's client already had its first token
-        o = self.out[rid]
-        ctx = self.inp[rid] + 1
-        if o <= 1:
-            self._retire(rid, ctx)
-            return
-        self.dec_start[rid] = (self.k, ctx)
-        heapq.heappush(self.heap, (self.k + o - 1, rid, self.gen[rid]))
-        self.order.append(rid)
-        self.n_dec += 1
-        self.sum_ctx += ctx
-        self.kv += 1
-
-    def _retire(self, rid: int, ctx: int) -> None:
-        self.finish[rid] = self.t
-        self.kv -= ctx
-        self.n_adm -= 1
-        self.in_system -= 1
+    def _send_next(self) -> None:
+        """A closed-loop client sends its next request the moment one finishes."""
+        nxt = self.feed.popleft()
+        self.arrival[nxt] = self.t
+        self.incoming.append(nxt)
 
     def _finish_due(self) -> None:
-        heap = self.heap
-        while heap and heap[0][0] <= self.k:
-            _, rid, g = heapq.heappop(heap)
-            if g != self.gen[rid]:
+        """Retire the sequences whose last token came at or before step k. (The counters are whole
+        numbers, so summing them in another order gives the same floats.)"""
+        heap, gen, dec_start, k, pop = self.heap, self.gen, self.dec_start, self.k, heapq.heappop
+        finish, t, feed = self.finish, self.t, self.feed
+        n_dec, sum_ctx, kv, n_adm, in_system = self.n_dec, self.sum_ctx, self.kv, self.n_adm, self.in_system
+        while heap and heap[0][0] <= k:
+            _, rid, g = pop(heap)
+            if g != gen[rid]:
                 continue
-            k0, c0 = self.dec_start.pop(rid)
-            ctx = c0 + (self.k - k0)
-            self.n_dec -= 1
-            self.sum_ctx -= ctx
-            self._retire(rid, ctx)
-        if len(self.order) > 2 * self.n_dec + 64:
-            self.order = [r for r in self.order if r in self.dec_start]
+            k0, c0 = dec_start.pop(rid)
+            ctx = c0 + (k - k0)
+            n_dec -= 1
+            sum_ctx -= ctx
+            finish[rid] = t
+            kv -= ctx
+            n_adm -= 1
+            in_system -= 1
+            if feed:
+                self._send_next()
+        self.n_dec, self.sum_ctx, self.kv, self.n_adm, self.in_system = n_dec, sum_ctx, kv, n_adm, in_system
+        if len(self.order) > 2 * n_dec + 64:
+            self.order = [r for r in self.order if r in dec_start]
 
     def _preempt(self) -> None:
         """Free KV by sending the newest decoding sequences back to the queue (recomputed later)."""
@@ -190,70 +161,136 @@ class Replica:
 
     # ------------------------------------------------------------------ the loop
     def advance_to(self, t_end: float) -> None:
-        """Run until the engine is idle with nothing arriving before `t_end` (or past `t_end`)."""
-        m, lim = self.m, self.lim
+        """Run until the engine is idle with nothing arriving before `t_end` (or past `t_end`: the
+        step in progress at `t_end` completes). A replica already past `t_end` does nothing."""
+        if self.t >= t_end:
+            return
+        inc, arr, waiting, heap, prefill = self.incoming, self.arrival, self.waiting, self.heap, self.prefill
+        inp, cached, admit = self.inp, self.cached, self.admit
+        max_seqs, kv_cap, step, stretch = self.lim.max_num_seqs, self.lim.kv_capacity_tokens, self._step, self._stretch
         while True:
-            self._arrive_until(self.t)
-            self._admit()
-            if self.prefill:
-                budget = lim.max_num_batched_tokens - self.n_dec
-                if budget <= 0:
-                    budget = max(1, lim.max_num_batched_tokens // 8)
-                p_tok, p_ctx, done = 0, 0.0, []
-                for item in self.prefill:
-                    if budget <= 0:
+            t = self.t
+            while inc and arr[inc[0]] <= t:  # arrivals
+                rid = inc.popleft()
+                waiting.append(rid)
+                self.in_system += 1
+                self.area += t - arr[rid]  # it has been in the system (queued at the router) since it arrived
+            n_adm = self.n_adm
+            if waiting and n_adm < max_seqs:  # admission: a sequence slot and KV for the prompt
+                kv = self.kv
+                while waiting and n_adm < max_seqs:
+                    rid = waiting[0]
+                    size = inp[rid]
+                    if kv + size > kv_cap and n_adm > 0:
                         break
-                    take = min(item[1], budget)
-                    p_ctx += take * (item[2] + take / 2)
-                    item[1] -= take
-                    item[2] += take
-                    budget -= take
-                    p_tok += take
-                    if item[1] == 0:
-                        done.append(item)
-                dt = m.step(self.n_dec, self.sum_ctx, p_tok, p_ctx)
-                self._advance(dt)
-                self.steps += 1
-                self.k += 1
-                self.sum_ctx += self.n_dec
-                self.kv += self.n_dec
-                for item in done:  # finished prompts are a prefix of the FIFO
-                    self.prefill.popleft()
-                    self._start_decode(item[0])
-                self._finish_due()
-                if self.kv > lim.kv_capacity_tokens:
-                    self._preempt()
+                    waiting.popleft()
+                    if admit[rid] != admit[rid]:  # NaN: first admission (a preempted sequence keeps its first)
+                        admit[rid] = t
+                    kv += size
+                    n_adm += 1
+                    prefill.append([rid, size - cached[rid], cached[rid]])
+                self.kv, self.n_adm = kv, n_adm
+            if prefill:
+                self._prefill_step()
             elif self.n_dec:
-                # decode-only run until the next event
-                steps = self.heap[0][0] - self.k if self.heap else 1
-                room = (lim.kv_capacity_tokens - self.kv) // max(self.n_dec, 1)
-                steps = max(1, min(steps, room if room > 0 else 1))
-                # stop at the next arrival, and where the caller will hand over a new request
-                nxt = min(self.arrival[self.incoming[0]] if self.incoming else math.inf, t_end)
-                if nxt < math.inf:
-                    one = m.step(self.n_dec, self.sum_ctx)
-                    steps = max(1, min(steps, int((nxt - self.t) / one) + 1))
-                dt = m.stretch(self.n_dec, self.sum_ctx, steps)
-                self._advance(dt)
+                # a decode-only run until the next event: a sequence finishing, the KV cache full, the
+                # next arrival, or `t_end` (where the caller may hand over a new request)
+                n_dec, k, sum_ctx = self.n_dec, self.k, self.sum_ctx
+                steps = heap[0][0] - k if heap else 1  # ≥ 1: finishes due by step k are done
+                room = (kv_cap - self.kv) // n_dec
+                if room < steps:
+                    steps = room if room > 0 else 1
+                nxt = arr[inc[0]] if inc else t_end
+                if nxt > t_end:
+                    nxt = t_end
+                if nxt < math.inf:  # stop where the step in progress at the next arrival (or t_end) ends
+                    until = int((nxt - t) / step(n_dec, sum_ctx)) + 1
+                    if until < steps:
+                        steps = until if until > 1 else 1
+                dt = stretch(n_dec, sum_ctx, steps)
+                self.area += self.in_system * dt
+                self.t = t + dt
+                self.busy += dt
                 self.steps += steps
-                self.k += steps
-                self.sum_ctx += self.n_dec * steps
-                self.kv += self.n_dec * steps
-                self._finish_due()
-                if self.kv > lim.kv_capacity_tokens:
+                k += steps
+                self.k = k
+                self.sum_ctx = sum_ctx + n_dec * steps
+                self.kv += n_dec * steps
+                if heap and heap[0][0] <= k:
+                    self._finish_due()
+                if self.kv > kv_cap:
                     self._preempt()
             else:
-                if not self.incoming:
+                if not inc:
                     return
-                nxt = self.arrival[self.incoming[0]]
+                nxt = arr[inc[0]]
                 if nxt > t_end:
                     return
-                self.area += self.in_system * (nxt - self.t)
+                self.area += self.in_system * (nxt - t)
                 self.t = nxt
             if self.t >= self.next_sample:
                 self._sample()
             if self.t >= t_end:
                 return
+
+    def _prefill_step(self) -> None:
+        """One step carrying prompt chunks (and every decoding sequence)."""
+        n_dec, max_tok, prefill = self.n_dec, self.lim.max_num_batched_tokens, self.prefill
+        budget = max_tok - n_dec
+        if budget <= 0:
+            budget = max(1, max_tok // 8)
+        p_tok, p_ctx, done = 0, 0.0, 0
+        for item in prefill:
+            if budget <= 0:
+                break
+            left = item[1]
+            take = left if left < budget else budget
+            p_ctx += take * (item[2] + take / 2)
+            item[1] = left - take
+            item[2] += take
+            budget -= take
+            p_tok += take
+            if left == take:
+                done += 1
+        dt = self._step(n_dec, self.sum_ctx, p_tok, p_ctx)
+        self.area += self.in_system * dt
+        t = self.t + dt
+        self.t = t
+        self.busy += dt
+        self.steps += 1
+        k = self.k + 1
+        self.k = k
+        sum_ctx, kv = self.sum_ctx + n_dec, self.kv + n_dec
+        if done:
+            first, out, inp, gen, dec_start, push, heap = (self.first, self.out, self.inp, self.gen, self.dec_start,
+                                                           heapq.heappush, self.heap)
+            for _ in range(done):  # finished prompts (a prefix of the FIFO) start decoding
+                rid = prefill.popleft()[0]
+                if first[rid] != first[rid]:  # NaN: a recomputed sequence's client already had its first token
+                    first[rid] = t
+                o = out[rid]
+                ctx = inp[rid] + 1
+                if o <= 1:  # done with its first token
+                    self.finish[rid] = t
+                    kv -= ctx
+                    self.n_adm -= 1
+                    self.in_system -= 1
+                    if self.feed:
+                        self._send_next()
+                    continue
+                dec_start[rid] = (k, ctx)
+                push(heap, (k + o - 1, rid, gen[rid]))
+                self.order.append(rid)
+                n_dec += 1
+                sum_ctx += ctx
+                kv += 1
+            self.n_dec = n_dec
+        self.sum_ctx, self.kv = sum_ctx, kv
+        heap = self.heap
+        if heap and heap[0][0] <= k:
+            self._finish_due()
+        if self.kv > self.lim.kv_capacity_tokens:
+            self._preempt()
 
     def result(self) -> ReplicaResult:
         self._sample()
@@ -267,3 +304,19 @@ def simulate_replica(model: StepModel, limits: EngineLimits, reqs: Requests, sam
     r.incoming.extend(range(len(reqs)))
     r.advance_to(math.inf)
     return r.result()
+
+
+def closed_loop(model: StepModel, limits: EngineLimits, reqs: Requests, clients: int,
+                sample_s: float = 60.0) -> ReplicaResult:
+    """A client that keeps at most `clients` requests in flight (``--max-concurrency``): the first
+    `clients` are sent at time 0, each further one when an earlier one finishes. The requests'
+    arrival times are ignored (and overwritten with the send times)."""
+    reqs.arrival_s[:] = 0.0
+    r = Replica(model, limits, reqs, sample_s)
+    n = len(reqs)
+    r.incoming.extend(range(min(clients, n)))
+    r.feed.extend(range(min(clients, n), n))
+    r.advance_to(math.inf)
+    out = r.result()
+    reqs.arrival_s[:] = r.arrival
+    return out

@@ -31,17 +31,21 @@ MAX_REQUESTS = 20_000_000
 
 
 class Lengths(StrictModel):
-    """Token lengths: fixed (p95 omitted or equal to the mean) or lognormal with this mean and p95."""
+    """Token lengths: fixed (p95 omitted or equal to the mean) or lognormal with this mean and p95,
+    lengths above `max` set to `max` (a benchmark sampler's cap, e.g. ShareGPT's)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mean: float = Field(ge=1, le=10_000_000)
     p95: float | None = Field(default=None, ge=1, le=10_000_000)
+    max: float | None = Field(default=None, ge=1, le=10_000_000)
 
     @model_validator(mode="after")
     def _order(self) -> "Lengths":
         if self.p95 is not None and self.p95 < self.mean:
             raise ValueError("p95 must not be below the mean")
+        if self.max is not None and self.max < self.mean:
+            raise ValueError("max must not be below the mean")
         return self
 
     def sigma(self) -> float:
@@ -63,7 +67,8 @@ class Lengths(StrictModel):
             x = np.full(n, self.mean)
         else:
             x = rng.lognormal(math.log(self.mean) - s * s / 2, s, n)
-        return np.clip(np.rint(x), 1, cap).astype(np.int64)
+        top = min(cap, self.max) if self.max is not None else cap
+        return np.clip(np.rint(x), 1, top).astype(np.int64)
 
 
 class Workload(StrictModel):
@@ -104,8 +109,9 @@ def preset(name: str, cat: Catalog, **overrides: object) -> Workload:
         raise LlmplanError(f"{p.id!r} is a 24-hour profile, not a workload; workloads: "
                            f"{', '.join(x.id for x in cat.workload_presets if x.input_mean)}")
     base: dict[str, object] = dict(
-        input_tokens=Lengths(mean=p.input_mean, p95=p.input_p95),
-        output_tokens=Lengths(mean=p.output_mean or 1, p95=p.output_p95), shared_prefix_share=p.shared_prefix_share,
+        input_tokens=Lengths(mean=p.input_mean, p95=p.input_p95, max=p.input_max),
+        output_tokens=Lengths(mean=p.output_mean or 1, p95=p.output_p95, max=p.output_max),
+        shared_prefix_share=p.shared_prefix_share,
         slo=p.slo or Slo(), profile=p.profile or "flat")
     base.update(overrides)
     return Workload(**base)

@@ -214,20 +214,39 @@ class Store:
 
     # ------------------------------------------------------------------ jobs
 
-    def add_job(self, jid: str) -> None:
-        with Session(self.engine) as s, s.begin():
-            s.add(JobRow(id=jid, status="running", progress="queued"))
-
-    def update_job(self, jid: str, **fields: Any) -> None:
+    def add_job(self, jid: str, owner: str | None = None) -> None:
         from .models import now
 
+        with Session(self.engine) as s, s.begin():
+            s.add(JobRow(id=jid, status="queued", progress="queued", owner=owner, heartbeat_at=now()))
+
+    def update_job(self, jid: str, only_status: str | None = None, **fields: Any) -> None:
+        """Set fields of a job (only while its status is `only_status`, when given); a job that
+        ends done carries no error (another process may have written one while it could not tell
+        this one was alive)."""
+        from sqlalchemy import update
+
+        from .models import now
+
+        if only_status is not None:  # one statement: a concurrent change of status wins
+            with Session(self.engine) as s, s.begin():
+                s.execute(update(JobRow).where(JobRow.id == jid, JobRow.status == only_status)
+                          .values(**{k: (str(v)[:300] if k == "progress" else v) for k, v in fields.items()},
+                                  updated_at=now()))
+            return
         with Session(self.engine) as s, s.begin():
             row = s.get(JobRow, jid)
             if row is None:
                 raise NotFound(f"no job {jid}")
+            if fields.get("status") == "done":
+                fields.setdefault("error", None)
+            if fields.get("status") in ("running", "done", "failed"):
+                fields.setdefault("queue_position", None)
             for k, v in fields.items():
                 setattr(row, k, v if k != "progress" else str(v)[:300])
             row.updated_at = now()
+            if row.owner is not None and "heartbeat_at" not in fields:
+                row.heartbeat_at = row.updated_at
 
     def get_job(self, jid: str) -> dict[str, Any]:
         with Session(self.engine) as s:
@@ -235,15 +254,60 @@ class Store:
             if row is None:
                 raise NotFound(f"no job {jid}")
             return {"id": row.id, "status": row.status, "progress": row.progress, "run_id": row.run_id,
-                    "error": row.error, "created_at": row.created_at, "updated_at": row.updated_at}
+                    "error": row.error, "created_at": row.created_at, "updated_at": row.updated_at,
+                    "owner": row.owner, "heartbeat_at": row.heartbeat_at, "queue_position": row.queue_position}
 
-    def fail_unfinished_jobs(self, why: str) -> int:
-        """On start: jobs a previous process left running can never finish; say so."""
+    def heartbeat(self, owner: str) -> int:
+        """The owner is alive: stamp its unfinished jobs. Returns how many it still has."""
+        from .models import now
+
         with Session(self.engine) as s, s.begin():
-            rows = list(s.scalars(select(JobRow).where(JobRow.status == "running")))
+            rows = list(s.scalars(select(JobRow).where(JobRow.owner == owner,
+                                                       JobRow.status.in_(("queued", "running")))))
+            t = now()
             for r in rows:
-                r.status, r.progress, r.error = "failed", "failed", why
+                r.heartbeat_at = t
             return len(rows)
+
+    def fail_stale_jobs(self, stale_s: float, jid: str | None = None) -> int:
+        """Jobs (all, or `jid`) still queued or running whose owner has not beaten for `stale_s`
+        seconds can never finish: failed, with the reason. A job whose owner is alive is left
+        alone, whichever process asks (another server starting on the same store included)."""
+        from datetime import timedelta
+
+        from .models import now
+
+        t = now()
+        with Session(self.engine) as s, s.begin():
+            q = select(JobRow).where(JobRow.status.in_(("queued", "running")))
+            if jid is not None:
+                q = q.where(JobRow.id == jid)
+            n = 0
+            for r in s.scalars(q):
+                last = _aware(r.heartbeat_at or r.updated_at)
+                if t - last > timedelta(seconds=stale_s):
+                    r.status, r.progress, r.queue_position = "failed", "failed", None
+                    r.error = (f"the server process running this job stopped (no heartbeat since "
+                               f"{last.isoformat(timespec='seconds')}); run the plan again")
+                    r.updated_at = t
+                    n += 1
+            return n
+
+    # ------------------------------------------------------------------ rendered PDFs
+
+    def run_pdf(self, rid: int) -> bytes | None:
+        with Session(self.engine) as s:
+            r = s.get(RunRow, rid)
+            if r is None:
+                raise NotFound(f"no run {rid}")
+            return r.report_pdf
+
+    def set_run_pdf(self, rid: int, pdf: bytes) -> None:
+        with Session(self.engine) as s, s.begin():
+            r = s.get(RunRow, rid)
+            if r is None:
+                raise NotFound(f"no run {rid}")
+            r.report_pdf = pdf
 
     # ------------------------------------------------------------------ overrides and measurements
 
@@ -272,13 +336,51 @@ class Store:
                 time.sleep(0.01 * (attempt + 1))
 
     def overrides(self) -> list[dict[str, Any]]:
-        """The latest revision of every overridden entry."""
+        """The latest revision of every overridden entry (in the order they were first added),
+        with whether it is enabled."""
         with Session(self.engine) as s:
             latest: dict[tuple[str, str], CatalogOverrideRow] = {}
-            for r in s.scalars(select(CatalogOverrideRow).order_by(CatalogOverrideRow.revision)):
+            first: dict[tuple[str, str], int] = {}
+            for r in s.scalars(select(CatalogOverrideRow).order_by(CatalogOverrideRow.revision,
+                                                                   CatalogOverrideRow.id)):
                 latest[r.kind, r.entry_id] = r
-            return [{"kind": r.kind, "entry_id": r.entry_id, "revision": r.revision, "body": r.body}
-                    for r in latest.values()]
+                first.setdefault((r.kind, r.entry_id), r.id)
+            rows = sorted(latest.values(), key=lambda r: first[r.kind, r.entry_id])
+            return [{"kind": r.kind, "entry_id": r.entry_id, "revision": r.revision, "enabled": r.enabled,
+                     "created_at": _aware(r.created_at).isoformat(), "body": r.body} for r in rows]
+
+    def override_fingerprint(self) -> tuple:
+        """What identifies the overrides' current state, without reading their bodies (a cache key)."""
+        with Session(self.engine) as s:
+            rows = s.execute(select(CatalogOverrideRow.id, CatalogOverrideRow.kind, CatalogOverrideRow.entry_id,
+                                    CatalogOverrideRow.revision, CatalogOverrideRow.enabled,
+                                    CatalogOverrideRow.created_at).order_by(CatalogOverrideRow.id))
+            return tuple((r[0], r[1], r[2], r[3], bool(r[4]), str(r[5])) for r in rows)
+
+    def override_revisions(self) -> int:
+        with Session(self.engine) as s:
+            return int(s.scalar(select(func.count()).select_from(CatalogOverrideRow)) or 0)
+
+    def delete_override(self, kind: str, entry_id: str) -> int:
+        """Remove every revision of one override; returns how many rows went."""
+        from sqlalchemy import delete
+
+        with Session(self.engine) as s, s.begin():
+            n = s.execute(delete(CatalogOverrideRow).where(CatalogOverrideRow.kind == kind,
+                                                           CatalogOverrideRow.entry_id == entry_id)).rowcount
+        if not n:
+            raise NotFound(f"no override {kind}/{entry_id}")
+        return int(n)
+
+    def set_override_enabled(self, kind: str, entry_id: str, enabled: bool) -> dict[str, Any]:
+        with Session(self.engine) as s, s.begin():
+            row = s.scalar(select(CatalogOverrideRow).where(
+                CatalogOverrideRow.kind == kind, CatalogOverrideRow.entry_id == entry_id)
+                .order_by(CatalogOverrideRow.revision.desc()).limit(1))
+            if row is None:
+                raise NotFound(f"no override {kind}/{entry_id}")
+            row.enabled = enabled
+            return {"kind": kind, "entry_id": entry_id, "revision": row.revision, "enabled": enabled}
 
     def add_measurements(self, rows: list[dict[str, Any]], source: str) -> int:
         with Session(self.engine) as s, s.begin():
@@ -288,6 +390,13 @@ class Store:
     def measurements(self) -> list[dict[str, Any]]:
         with Session(self.engine) as s:
             return [{"id": r.id, "source": r.source, **r.body} for r in s.scalars(select(MeasurementRow))]
+
+
+def _aware(t):
+    """SQLite hands back naive datetimes (stored as UTC)."""
+    from datetime import timezone
+
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _version_dict(v: ScenarioVersionRow) -> dict[str, Any]:

@@ -7,12 +7,15 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
+    LargeBinary,
     ForeignKey,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -61,6 +64,7 @@ class RunRow(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     report_html: Mapped[str | None] = mapped_column(Text, default=None)
     report_md: Mapped[str | None] = mapped_column(Text, default=None)
+    report_pdf: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)  # rendered once
     error: Mapped[str | None] = mapped_column(Text, default=None)
     catalog_version: Mapped[str] = mapped_column(String(80))
     llmplan_version: Mapped[str] = mapped_column(String(40))
@@ -77,6 +81,7 @@ class CatalogOverrideRow(Base):
     entry_id: Mapped[str] = mapped_column(String(200))
     revision: Mapped[int] = mapped_column(Integer, default=1)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
@@ -93,9 +98,12 @@ class JobRow(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    status: Mapped[str] = mapped_column(String(20))  # running | done | failed
+    status: Mapped[str] = mapped_column(String(20))  # queued | running | done | failed
     progress: Mapped[str] = mapped_column(String(300))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    owner: Mapped[str | None] = mapped_column(String(80), default=None)  # the server process running it
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    queue_position: Mapped[int | None] = mapped_column(Integer, default=None)

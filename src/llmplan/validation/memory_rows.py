@@ -1,4 +1,4 @@
-"""Check the memory model against measured rows (``shared/bench/memory_dev.csv``).
+"""Check the memory model against measured rows (``data/bench/memory_dev.csv``).
 
 Each row is predicted from its conditions only (model, hardware, layout, precision,
 engine, max_model_len, gpu_memory_utilization); ``value`` is read only to score.

@@ -27,4 +27,6 @@ def page(path: str) -> str:
     return ("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>llmplan — {escape(title)}</title>\n<link rel=\"stylesheet\" href=\"/static/style.css\">\n"
             "</head>\n<body>\n<header><h1>llmplan</h1><span>plan a self-hosted LLM deployment — offline</span>\n"
-            f"<nav>{nav}</nav></header>\n{(PAGES_DIR / content).read_text(encoding='utf-8')}</body>\n</html>\n")
+            f"<nav>{nav}</nav></header>\n<p id=\"overrides-banner\" class=\"banner\" role=\"status\" hidden></p>\n"
+            f"{(PAGES_DIR / content).read_text(encoding='utf-8')}<script src=\"/static/overrides.js\"></script>\n"
+            "</body>\n</html>\n")

@@ -22,13 +22,17 @@ class ErrorBody(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in {
-        400: "invalid input: unknown names (with the closest ones), impossible layouts, values out of range",
+        400: "invalid input: unknown names (with the closest ones), impossible layouts, values out of range, "
+             "a computation over its budget (refused up front or stopped), documents nested too deep",
         401: "authentication required (when the server runs with LLMPLAN_AUTH_TOKEN or LLMPLAN_AUTH_BASIC)",
         403: "cross-origin state-changing request refused (CSRF protection)",
         404: "no such scenario, version, run, job, catalog or entry",
+        409: "a catalog override that would replace a built-in entry without ?replace=true, or claims a taken name",
         413: "request body over 1 MiB",
         415: "a state-changing request must carry JSON",
+        421: "the Host header is not a name this server answers to (DNS rebinding; see serve --allowed-host)",
         422: "the request does not match its schema",
+        429: "every worker busy and the queue full; retry after the Retry-After seconds",
     }.items()}
 
 

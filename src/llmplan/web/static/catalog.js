@@ -27,3 +27,45 @@ async function load() {
 $("kind").addEventListener("change", load);
 $("filter").addEventListener("input", render);
 load();
+
+// The stored catalog overrides: what is in force, what replaces a built-in entry, and why one is not.
+async function overrides() {
+  const t = $("override-list");
+  const list = await (await fetch("/api/overrides")).json();
+  t.innerHTML = "";
+  if (!list.length) {
+    $("override-status").textContent = "No override is stored: every computation uses the catalog as shipped.";
+    return;
+  }
+  $("override-status").textContent = "";
+  const head = t.insertRow();
+  for (const h of ["kind", "id", "revision", "state", ""]) head.insertCell().innerHTML = `<b>${h}</b>`;
+  for (const o of list) {
+    const row = t.insertRow();
+    row.insertCell().textContent = o.kind;
+    row.insertCell().textContent = o.entry_id;
+    row.insertCell().textContent = o.revision;
+    row.insertCell().textContent = o.in_force
+      ? (o.replaces_builtin ? "in force, replaces the built-in entry" : "in force, added")
+      : `not in force: ${o.reason || "disabled"}`;
+    const cell = row.insertCell();
+    const toggle = document.createElement("button");
+    toggle.textContent = o.enabled ? "Disable" : "Enable";
+    toggle.addEventListener("click", () => change("PATCH", o, { enabled: !o.enabled }));
+    const del = document.createElement("button");
+    del.textContent = "Delete";
+    del.addEventListener("click", () => change("DELETE", o));
+    cell.append(toggle, " ", del);
+  }
+}
+
+async function change(method, o, body) {
+  const url = `/api/overrides/${o.kind}/${o.entry_id.split("/").map(encodeURIComponent).join("/")}`;
+  const r = await fetch(url, { method, headers: { "content-type": "application/json" },
+                               body: body ? JSON.stringify(body) : undefined });
+  $("override-status").textContent = r.ok ? `${o.kind}/${o.entry_id}: ${method === "DELETE" ? "deleted" : "changed"}.`
+    : (await r.json()).error;
+  await overrides();
+  await load();
+}
+overrides();

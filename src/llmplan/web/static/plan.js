@@ -23,10 +23,12 @@ async function plan() {
   try {
     const job = await call("POST", "/api/jobs/plan", { yaml: $("yaml").value });
     let st;
-    for (;;) {
+    for (;;) {  // poll while the job waits for a worker or runs; stop at done or failed
       st = await call("GET", job.status_url);
-      if (st.status !== "running") break;
-      status(`Planning… ${st.progress} (${st.seconds.toFixed(1)} s)`);
+      if (st.status !== "queued" && st.status !== "running") break;
+      status(st.status === "queued"
+        ? `Waiting for a worker: position ${st.queue_position ?? "?"} in the queue (${st.seconds.toFixed(1)} s)`
+        : `Planning… ${st.progress} (${st.seconds.toFixed(1)} s)`);
       await new Promise((ok) => setTimeout(ok, 250));
     }
     if (st.status === "failed") throw new Error(st.error);

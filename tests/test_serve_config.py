@@ -1,0 +1,152 @@
+"""Serve commands that start: the checkpoint the format needs and only flags the engine documents."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from llmplan.planner import parse_scenario
+from llmplan.planner.report import run
+from llmplan.planner.serve_config import serve_command
+from llmplan.specs import FitRequest, resolve
+
+# flags each engine's CLI documents (vllm serve --help; sglang server_arguments.md; trtllm-serve docs;
+# llama.cpp tools/server/README.md)
+FLAGS = {
+    "vllm": {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-model-len", "--quantization", "--dtype",
+             "--enable-expert-parallel", "--gpu-memory-utilization", "--max-num-seqs", "--kv-cache-dtype"},
+    "sglang": {"--model-path", "--tp", "--pp-size", "--context-length", "--quantization", "--mem-fraction-static",
+               "--max-running-requests", "--kv-cache-dtype"},
+    "trtllm-serve": {"--backend", "--tp_size", "--pp_size", "--max_seq_len", "--kv_cache_free_gpu_memory_fraction",
+                     "--max_batch_size"},
+    "llama-server": {"-m", "--ctx-size", "--parallel", "--n-gpu-layers", "--split-mode", "--cache-type-k",
+                     "--cache-type-v", "--flash-attn"},
+}
+
+
+def cmd_of(cat, model, gpu, precision, engine="vllm", tp=1, kv=None, ctx=8192, seqs=64):
+    d = resolve(FitRequest(model=model, gpu=gpu, precision=precision, engine=engine, tp=tp, kv_precision=kv), cat)
+    return serve_command(d, ctx, seqs)
+
+
+def words(cmd: str) -> list[str]:
+    return shlex.split(cmd.split("  # ")[0])
+
+
+def check_flags(cmd: str) -> None:
+    w = words(cmd)
+    w = [x for x in w if not x.startswith("QUANT_CONFIG=")]
+    prog = w[0] if w[0] != "python" else "sglang"
+    w = w[3:] if prog == "sglang" else w  # python -m sglang.launch_server
+    allowed = FLAGS["vllm" if prog == "vllm" else prog]
+    used = {x for x in w if x.startswith("-")}
+    assert used <= allowed, (cmd, used - allowed)
+
+
+CASES = [
+    # model, gpu, precision, engine, tp, expected model argument, on-the-fly quantization flag expected
+    ("meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16", "vllm", 1, "meta-llama/Llama-3.1-8B-Instruct", False),
+    ("meta-llama/Llama-3.1-8B", "h100-sxm", "bf16", "vllm", 1, "meta-llama/Llama-3.1-8B", False),
+    ("meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "fp8", "vllm", 1, "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8",
+     False),
+    ("meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "int8", "vllm", 1,
+     "neuralmagic/Meta-Llama-3.1-8B-Instruct-quantized.w8a8", False),
+    ("meta-llama/Llama-3.1-8B-Instruct", "l40s", "int4-awq", "vllm", 1,
+     "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4", False),
+    ("meta-llama/Llama-3.1-8B-Instruct", "l40s", "int4-gptq", "vllm", 1,
+     "RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w4a16", False),
+    ("Qwen/Qwen2.5-72B-Instruct", "h100-sxm", "fp8", "vllm", 4, "Qwen/Qwen2.5-72B-Instruct", True),
+    ("Qwen/Qwen2.5-72B-Instruct", "h100-sxm", "int4-awq", "vllm", 2, "Qwen/Qwen2.5-72B-Instruct-AWQ", False),
+    ("openai/gpt-oss-120b", "h100-sxm", "mxfp4", "vllm", 1, "openai/gpt-oss-120b", False),
+    ("openai/gpt-oss-120b", "b200", "mxfp4", "vllm", 2, "openai/gpt-oss-120b", False),
+    ("deepseek-ai/DeepSeek-R1", "h200-sxm", "fp8", "vllm", 8, "deepseek-ai/DeepSeek-R1", False),
+    ("meta-llama/Llama-3.3-70B-Instruct", "h100-sxm", "fp8", "sglang", 4, "neuralmagic/Llama-3.3-70B-Instruct-FP8-dynamic",
+     False),
+    ("Qwen/Qwen2.5-32B-Instruct", "h100-sxm", "fp8", "sglang", 2, "Qwen/Qwen2.5-32B-Instruct", True),
+    ("meta-llama/Llama-3.3-70B-Instruct", "h100-sxm", "fp8", "trtllm", 4, "nvidia/Llama-3.3-70B-Instruct-FP8", False),
+    ("meta-llama/Llama-3.3-70B-Instruct", "h100-sxm", "bf16", "trtllm", 4, "meta-llama/Llama-3.3-70B-Instruct", False),
+    ("Qwen/Qwen3-8B", "rtx-4090", "q4_k_m", "llamacpp", 1, "Qwen3-8B-Q4_K_M.gguf", False),
+    ("meta-llama/Llama-3.1-8B-Instruct", "rtx-4090", "q5_k_m", "llamacpp", 1, "Meta-Llama-3.1-8B-Instruct-Q5_K_M.gguf",
+     False),
+    ("openai/gpt-oss-20b", "rtx-4090", "mxfp4-gguf", "llamacpp", 1, "gpt-oss-20b-mxfp4.gguf", False),
+]
+
+
+@pytest.mark.parametrize("model, gpu, precision, engine, tp, arg, on_load", CASES,
+                         ids=[f"{c[3]}-{c[0].split('/')[-1]}-{c[2]}" for c in CASES])
+def test_checkpoint_and_flags_per_engine_and_format(cat, model, gpu, precision, engine, tp, arg, on_load):
+    cmd = cmd_of(cat, model, gpu, precision, engine, tp)
+    w = words(cmd)
+    model_arg = w[w.index("--model-path") + 1] if "--model-path" in w else w[2] if w[0] == "vllm" else \
+        w[w.index("-m") + 1] if w[0] == "llama-server" else w[1]
+    assert model_arg == arg, cmd
+    check_flags(cmd)
+    assert ("--quantization" in w) == on_load, cmd
+    if "--quantization" in w:  # only to quantize a 16-bit checkpoint on load
+        assert cat.model(model).native_precision in ("bf16", "fp16") and model_arg == cat.model(model).id
+        assert w[w.index("--quantization") + 1] == precision == "fp8"
+
+
+def test_no_quantization_flag_on_a_prequantized_or_mxfp4_checkpoint(cat):
+    """Over every catalog checkpoint and every engine that loads its format."""
+    n = 0
+    for m in cat.models:
+        for c in m.checkpoints:
+            fmt = cat.quant_format(c.precision)
+            for eng in ("vllm", "sglang", "trtllm"):
+                if fmt.id not in cat.engine(eng).formats or fmt.kind == "gguf":
+                    continue
+                try:
+                    d = resolve(FitRequest(model=m.id, gpu="b200", precision=fmt.id, engine=eng, tp=8), cat)
+                except Exception:  # noqa: BLE001 (layouts a model cannot take are not this test's subject)
+                    continue
+                w = words(serve_command(d, 4096, 8))
+                assert "--quantization" not in w, (m.id, c.id, eng)
+                n += 1
+    assert n > 40
+
+
+def test_no_public_checkpoint_says_how_to_make_one(cat):
+    cmd = cmd_of(cat, "meta-llama/Llama-3.3-70B-Instruct", "h100-sxm", "int4-awq", "vllm", 2)
+    assert words(cmd)[2] == "./Llama-3.3-70B-Instruct-int4-awq"
+    assert "no public int4-awq checkpoint of meta-llama/Llama-3.3-70B-Instruct" in cmd and "AutoAWQ" in cmd
+    cmd = cmd_of(cat, "meta-llama/Llama-3.3-70B-Instruct", "h100-sxm", "fp8", "trtllm", 4)
+    assert "--quantization" not in cmd  # trtllm-serve does not quantize on load
+    cmd = cmd_of(cat, "Qwen/Qwen2.5-32B-Instruct", "h100-sxm", "fp8", "trtllm", 2)
+    assert "quantize it yourself" in cmd and "Model Optimizer" in cmd
+
+
+def test_kv_cache_and_gaudi_fp8_flags(cat):
+    cmd = cmd_of(cat, "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16", "vllm", kv="fp8")
+    assert "--kv-cache-dtype fp8" in cmd
+    cmd = cmd_of(cat, "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16", "sglang", kv="fp8")
+    assert "--kv-cache-dtype fp8_e4m3" in cmd  # SGLang's name for it
+    check_flags(cmd)
+    cmd = cmd_of(cat, "meta-llama/Llama-3.3-70B-Instruct", "gaudi3", "fp8", "gaudi", 4)
+    assert cmd.startswith("QUANT_CONFIG=") and "--quantization inc --kv-cache-dtype fp8_inc" in cmd
+    assert "vllm serve meta-llama/Llama-3.3-70B-Instruct " in cmd and "calibrate" in cmd
+    cmd = cmd_of(cat, "meta-llama/Llama-3.3-70B-Instruct", "h100-sxm", "fp8", "nim", 4)
+    assert cmd.startswith("docker run") and "NIM_MODEL_PATH=hf://nvidia/Llama-3.3-70B-Instruct-FP8" in cmd
+
+
+PLAN = {"workload": {"requests_per_day": 20000, "profile": "flat", "input_tokens": 1000, "output_tokens": 200,
+                     "slo": {"ttft_p95_ms": 3000, "tpot_p95_ms": 100}},
+        "alternatives": [], "policy": {"deployment": ["on_prem"]}}
+
+
+def test_plan_serves_the_model_id_the_scenario_asked_for(cat):
+    r = run(parse_scenario({**PLAN, "models": ["meta-llama/Llama-3.1-8B-Instruct"], "hardware": ["h100-sxm"]}), cat)
+    for o in r["_search"]["ranked"]:
+        w = words(o.serve_command)
+        assert o.model == "meta-llama/Llama-3.1-8B-Instruct"
+        assert w[2] != "meta-llama/Llama-3.1-8B" and "Instruct" in w[2], o.serve_command
+
+
+def test_plan_serves_gpt_oss_in_its_native_mxfp4(cat):
+    r = run(parse_scenario({**PLAN, "models": ["openai/gpt-oss-120b"], "hardware": ["h100-sxm", "h200-sxm"]}), cat)
+    rec = r["recommendation"]
+    assert rec["precision"] == "mxfp4", rec["id"]
+    assert rec["serve_command"].startswith("vllm serve openai/gpt-oss-120b ")
+    assert "--quantization" not in rec["serve_command"]
+    assert not any(o.precision == "fp8" for o in r["_search"]["ranked"])
