@@ -227,7 +227,7 @@ def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoin
     layout = resolve_layout(req, model, acc, engine)
     usable, basis = usable_memory(acc, cat)
     link, link_basis = link_bandwidth(acc, cat)
-    engine = engine_on_device(engine, acc, usable, layout.tp, layout.pp, model)
+    engine = engine_on_device(engine, acc, usable, layout.tp, layout.pp, model, req.context_tokens)
     allreduce, estimates = allreduce_cost(acc, layout.tp, engine, cat, link)
     kernel = weight_only_kernel(engine, fmt, acc, cat)
     return Deployment(model, acc, fmt, kv, engine, layout, keeps, model_source or model.id, usable, basis,
@@ -372,10 +372,11 @@ def _tier(engine: Engine, acc: Accelerator, usable_gib: float, tp: int):
 
 
 def engine_on_device(engine: Engine, acc: Accelerator, usable_gib: float, tp: int, pp: int,
-                     model: Model) -> Engine:
+                     model: Model, max_model_len: int | None = None) -> Engine:
     """The engine's defaults resolved for this device and model: the memory tier (vLLM
     `get_batch_defaults`, SGLang `_handle_gpu_memory_settings`), the long-context chunking rule
-    of vLLM V0, and SGLang's reserved-memory fraction. The result has no tiers left."""
+    of vLLM V0 (on the served max_model_len: the request's context, else the model's), and
+    SGLang's reserved-memory fraction. The result has no tiers left."""
     d = engine.defaults
     t = _tier(engine, acc, usable_gib, tp)
     seqs = (t.max_num_seqs if t and t.max_num_seqs else None) or d.max_num_seqs
@@ -384,8 +385,9 @@ def engine_on_device(engine: Engine, acc: Accelerator, usable_gib: float, tp: in
     chunked = d.chunked_prefill
     if d.long_context is not None:
         rule = d.long_context
-        chunked = model.max_context > rule.above_tokens
-        tokens = rule.max_num_batched_tokens if chunked else max(model.max_context, rule.unchunked_floor_tokens)
+        served = max_model_len or model.max_context
+        chunked = served > rule.above_tokens
+        tokens = rule.max_num_batched_tokens if chunked else max(served, rule.unchunked_floor_tokens)
     fraction = engine.memory.memory_fraction
     if t and t.memory_fraction is not None:
         fraction = t.memory_fraction
