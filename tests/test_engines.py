@@ -241,3 +241,9 @@ def test_infeasible_when_the_floor_misses_the_slo():
     # TTFT at the mean lengths is only a floor for the tail, not the median
     assert infeasible_reason(floor, Slo(ttft_p50_ms=200)) is None
     assert "TTFT floor 300.0 ms > 200 ms SLO (p95)" in infeasible_reason(floor, Slo(ttft_p95_ms=200))
+
+
+def test_vllm_ascend_does_not_report_memory_so_the_smallest_tier_applies():
+    # vllm-ascend's NPUPlatform.get_device_total_memory raises: get_batch_defaults sees 0 bytes
+    d = _d(model="Qwen/Qwen3-32B", gpu="ascend-910c", engine="vllm").engine.defaults
+    assert (d.max_num_seqs, d.max_num_batched_tokens) == (256, 2048)

@@ -364,7 +364,8 @@ def _tier(engine: Engine, acc: Accelerator, usable_gib: float, tp: int):
     for t in engine.defaults.tiers:
         if usable_gib < t.min_memory_gib or (t.max_memory_gib is not None and usable_gib >= t.max_memory_gib):
             continue
-        if any(x.lower() in names for x in t.name_excludes) or (t.families and acc.family not in t.families):
+        if any(x.lower() in names for x in t.name_excludes) or (t.families and acc.family not in t.families) \
+                or acc.family in t.excluded_families:
             continue
         if tp >= t.min_tp:
             return t

@@ -615,6 +615,8 @@ class DefaultsTier(_Strict):
     name_excludes: tuple[str, ...] = Field(default=(), description="device-name substrings that disqualify "
                                            "(vLLM: 'a100'), matched case-insensitively on the catalog id and name")
     families: tuple[str, ...] = Field(default=(), description="only these accelerator families (empty: any)")
+    excluded_families: tuple[str, ...] = Field(default=(), description="families the tier never applies to (a "
+                                               "platform that does not report its memory to the engine)")
     min_tp: int = Field(default=1, ge=1)
     max_num_seqs: int | None = Field(default=None, ge=1)
     max_num_batched_tokens: int | None = Field(default=None, ge=1)
