@@ -72,6 +72,9 @@ def _wait(port: int, proc: subprocess.Popen, what: str) -> None:
     raise AssertionError(f"{what} did not listen on {port}")
 
 
+USER, PASSWORD = "architect", "proxy-test-passphrase"  # behind a proxy the server is published: auth is required
+
+
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nginx")
@@ -84,7 +87,7 @@ def proxied(tmp_path_factory):
     server = subprocess.Popen([sys.executable, "-m", "llmplan.cli", "serve", "--port", str(app), "--database",
                                f"sqlite:///{tmp / 'store.db'}", "--public-url", public, "--trusted-proxy",
                                "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+                              start_new_session=True, env={**os.environ, "LLMPLAN_AUTH_BASIC": f"{USER}:{PASSWORD}"})
     nginx = subprocess.Popen([NGINX, "-e", str(tmp / "error.log"), "-c", str(tmp / "nginx.conf")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -102,7 +105,7 @@ def _client(p):
     import httpx
 
     ctx = ssl.create_default_context(cafile=str(p["cert"]))
-    return httpx.Client(base_url=f"https://127.0.0.1:{p['tls']}", verify=ctx, timeout=120,
+    return httpx.Client(base_url=f"https://127.0.0.1:{p['tls']}", verify=ctx, timeout=120, auth=(USER, PASSWORD),
                         headers={"host": f"planner.internal:{p['tls']}"}), {"sni_hostname": "planner.internal"}
 
 
@@ -131,7 +134,8 @@ def test_plan_and_save_in_chromium_behind_the_proxy(proxied):
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                args=["--no-sandbox", "--host-resolver-rules=MAP planner.internal 127.0.0.1"])
         try:
-            page = b.new_context(ignore_https_errors=True, viewport={"width": 1300, "height": 900}).new_page()
+            page = b.new_context(ignore_https_errors=True, viewport={"width": 1300, "height": 900},
+                                 http_credentials={"username": USER, "password": PASSWORD}).new_page()
             page.goto(proxied["public"] + "/")
             expect(page.locator("#valid")).to_contain_text("valid scenario", timeout=30_000)
             page.click("#run")
@@ -142,3 +146,14 @@ def test_plan_and_save_in_chromium_behind_the_proxy(proxied):
             page.screenshot(path=str(ARTIFACTS / "behind-nginx.png"), full_page=True)
         finally:
             b.close()
+
+
+def test_the_proxy_without_authentication_is_refused(tmp_path):
+    """Attacker review: the documented proxy setup ran with authentication off, published to the network."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMPLAN_AUTH")}
+    for extra in (["--public-url", "https://planner.internal"], ["--trusted-proxy", "127.0.0.1"],
+                  ["--allowed-host", "planner.internal"], ["--allowed-host", "*"]):
+        r = subprocess.run([sys.executable, "-m", "llmplan.cli", "serve", "--port", str(_port()), "--database",
+                            f"sqlite:///{tmp_path / 'x.db'}", *extra], capture_output=True, text=True, env=env,
+                           timeout=60)
+        assert r.returncode == 2 and "LLMPLAN_AUTH_TOKEN" in r.stderr, (extra, r.stderr)

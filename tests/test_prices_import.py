@@ -36,14 +36,16 @@ def test_gpuhunt_csv_becomes_cloud_offers(tmp_path, capsys):
                          "--as-of", "2026-11-01")
     assert code == 0, err
     offers = _entries(tmp_path / "cloud_offers.yaml")
-    p5 = offers["aws-p5.48xlarge-eu-north-1"]
+    # an offer the catalog already has takes its id (the override replaces it); a new one keeps its slug
+    assert load_catalog().cloud_offers.find("aws-p5.48xlarge-eu-north-1").id == "aws-p5-48xlarge-eu-north-1"
+    p5 = offers["aws-p5-48xlarge-eu-north-1"]
     assert p5["accelerator"] == "h100-sxm" and p5["region_country"] == "SE" and p5["provider_country"] == "US"
     assert p5["usd_per_gpu_hour_on_demand"] == 60.0 / 8  # the cheaper of two zones ($60 and $64 per 8 GPUs)
     assert p5["usd_per_gpu_hour_spot"] == 24.0 / 8
     assert p5["as_of"] == "2026-11-01" and "aws.csv" in p5["source"] and "gpuhunt" in p5["source"]
-    assert offers["aws-p4d.24xlarge-eu-west-1"]["accelerator"] == "a100-sxm-40gb"  # A100 + 40 GB
-    assert offers["aws-p4d.24xlarge-eu-west-1"]["region_country"] == "IE"
-    assert offers["aws-g6e.xlarge-us-east-1"]["accelerator"] == "l40s"
+    assert offers["aws-p4d-24xlarge-eu-west-1"]["accelerator"] == "a100-sxm-40gb"  # A100 + 40 GB
+    assert offers["aws-p4d-24xlarge-eu-west-1"]["region_country"] == "IE"
+    assert offers["aws-g6e-xlarge-us-east-1"]["accelerator"] == "l40s"
     assert len(offers) == 3
     assert "unknown GPU Trainium1" in out and "mars-central-1" in out and "no GPU" in out  # reported, not guessed
 
@@ -56,7 +58,7 @@ def test_imported_offers_load_as_a_catalog_override(tmp_path, capsys):
     assert len(offer.as_of) == 10  # the file's modification date when no --as-of is given
     code, out, _ = run(capsys, "catalog", "cloud-offers", "--catalog", str(tmp_path), "--filter", "eu-north-1",
                        "--json")
-    assert code == 0 and "aws-p5.48xlarge-eu-north-1" in {e["id"] for e in json.loads(out)}
+    assert code == 0 and "aws-p5-48xlarge-eu-north-1" in {e["id"] for e in json.loads(out)}
 
 
 def test_litellm_json_becomes_api_prices(tmp_path, capsys):

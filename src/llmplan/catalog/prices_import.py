@@ -243,8 +243,20 @@ def run_import(cat: Catalog, path: Path, fmt: str, as_of: str | None = None,
     if not res.entries:
         why = "; ".join(f"{n} x {r}" for r, n in sorted(res.skipped.items())) or "the file has no rows"
         raise PriceImportError(f"{path}: no row could be imported ({why})")
+    _replace_existing(cat, res)
     _validate(res, path)
     return res
+
+
+def _replace_existing(cat: Catalog, res: ImportResult) -> None:
+    """An imported entry whose id names an existing catalog entry (its id or an alias, up to
+    punctuation: aws-p5.48xlarge-… is aws-p5-48xlarge-…) takes that entry's id, so the override
+    replaces it instead of clashing with it."""
+    table = getattr(cat, res.kind)
+    for e in res.entries:
+        existing = table.find(e["id"])
+        if existing is not None:
+            e["id"] = existing.id
 
 
 def _validate(res: ImportResult, path: Path) -> None:

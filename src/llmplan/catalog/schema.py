@@ -428,9 +428,28 @@ class Checkpoint(_Strict):
                                      "compressed-tensors …): engines treat methods differently")
     formats: tuple[str, ...] = Field(default=(), description="other weight formats the same repository holds (a GGUF "
                                      "repository has one file per llama.cpp type)")
-    file: str | None = Field(default=None, description="GGUF repositories: the file name with {QUANT} for the "
-                             "upper-case type (default: the repository name without -GGUF, then -{QUANT}.gguf)")
+    file: str | None = Field(default=None, pattern=r"^[\w.{}+-][\w.{}/+-]{0,199}$",
+                             description="GGUF repositories: the file name with {QUANT} for the "
+                             "upper-case type (default: the repository name without -GGUF, then -{QUANT}.gguf); "
+                             "letters, digits and . _ - + / { } only")
     source: str | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _file_name(cls, v: str | None) -> str | None:
+        if v is not None and ".." in v:
+            raise ValueError(f"{v!r}: a file inside the repository, without '..'")
+        return v
+
+    @field_validator("id")
+    @classmethod
+    def _repo_id(cls, v: str) -> str:
+        from .ids import id_problem
+
+        why = id_problem(v)
+        if why or " " in v:
+            raise ValueError(why or f"{v!r} is not a repository id (no spaces)")
+        return v
 
 
 Model.model_rebuild()

@@ -52,6 +52,12 @@ def register(app: typer.Typer) -> None:
                                "LLMPLAN_AUTH_BASIC=user:password first (or bind to 127.0.0.1)")
         origins = Origins.from_settings(allowed_host or None, [public_url] if public_url else None,
                                         trusted_proxy or None, bind=host)
+        exposed = [h for h in origins.hosts if h == "*" or not is_loopback(h)]
+        if (exposed or origins.public_urls or origins.proxies) and not auth.enabled:
+            # a proxy (or a name other machines use) publishes a loopback-bound server to the network
+            raise LlmplanError("--public-url, --trusted-proxy and --allowed-host publish the server to other "
+                               f"machines ({', '.join(exposed or origins.public_urls or ['through a proxy'])}): set "
+                               "LLMPLAN_AUTH_TOKEN or LLMPLAN_AUTH_BASIC=user:password first")
         budget = Budget.from_env(cpu_s=cpu_budget, memory_mib=memory_budget, workers=compute_workers, queue=queue)
         application = create_app(database, auth, origins, budget)
         try:

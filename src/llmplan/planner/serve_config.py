@@ -27,6 +27,7 @@ Memory and batching flags come from the engine's catalog entry (``memory_fractio
 from __future__ import annotations
 
 import shlex
+import unicodedata
 
 from ..catalog.schema import Checkpoint, Model, QuantFormat
 from ..specs import Deployment
@@ -134,7 +135,20 @@ def _llamacpp(d: Deployment, model: str, context_tokens: int, seqs: int) -> list
     return args
 
 
+def shell_comment(text: str) -> str:
+    """`text` safe after a shell `#`: a line break (or any control or invisible formatting character, such
+    as a bidi override) would end the comment and start a command, so each becomes a space."""
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
+
+
 def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float) -> str:
+    """The command line; arguments are shell-quoted and the trailing comment holds no line break, so the
+    text runs exactly one command whatever the catalog entries (or a user's overrides) contain."""
+    cmd, note = _command(d, context_tokens, max_num_seqs)
+    return f"{cmd}  # {shell_comment(note)}" if note else cmd
+
+
+def _command(d: Deployment, context_tokens: int, max_num_seqs: float) -> tuple[str, str | None]:
     eng = d.engine
     model, note, on_load = checkpoint(d)
     seqs = max(1, int(max_num_seqs))
@@ -152,8 +166,8 @@ def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float) -> st
     elif eng.id == "llamacpp":
         args = _llamacpp(d, model, context_tokens, seqs)
     elif eng.id == "nim":
-        return (f"docker run --gpus all -p 8000:8000 -e NIM_MODEL_PATH={shlex.quote('hf://' + model)} <NIM LLM image>"
-                f"  # NIM selects a validated profile (precision {d.weight_format.id}, TP {d.layout.tp}) per GPU; "
+        return (f"docker run --gpus all -p 8000:8000 -e NIM_MODEL_PATH={shlex.quote('hf://' + model)} <NIM LLM image>",
+                f"NIM selects a validated profile (precision {d.weight_format.id}, TP {d.layout.tp}) per GPU; "
                 "pin it with NIM_MODEL_PROFILE (list-model-profiles)" + (f"; {note}" if note else ""))
     else:
         args = [eng.id, model]
@@ -168,4 +182,4 @@ def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float) -> st
     cmd = env + shlex.join(args)
     if eng.id == "trtllm" and d.kv_format.id == "fp8":
         note = "; ".join(x for x in (note, "FP8 KV cache: kv_cache_config.dtype fp8 in --extra_llm_api_options") if x)
-    return f"{cmd}  # {note}" if note else cmd
+    return cmd, note
