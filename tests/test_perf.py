@@ -39,7 +39,7 @@ def shape(**kw) -> StageShape:
 
 
 MACH = Machine(peak_flops=1e15, bandwidth=3e12, link_bandwidth=450e9, tp=1, pp=1)
-IDEAL = Efficiency(1.0, 1.0, 0.0, 0.0, 0.0)
+IDEAL = Efficiency(1.0, 1.0, 0.0, 0.0)
 
 
 def test_experts_touched_formula():
@@ -70,11 +70,15 @@ def test_prefill_is_compute_bound_by_hand():
 
 
 def test_tensor_parallel_all_reduce_by_hand():
-    m = Machine(1e15, 3e12, 450e9, tp=4, pp=1)
-    e = Efficiency(1, 1, 0, 10e-6, 0)
-    # two per layer: latency + 2 (TP-1)/TP x tokens x hidden x 2 bytes / link
-    expected = 2 * 32 * (10e-6 + 2 * 3 / 4 * 8 * 4096 * 2 / 450e9)
-    assert float(comm_time(shape(), m, e, 8.0)) == pytest.approx(expected)
+    # measured all-reduce figures: NCCL 20 us + busbw 370 GB/s; a custom kernel 10 us + 50 GB/s
+    m = Machine(1e15, 3e12, 450e9, tp=4, pp=1, ar_latency_s=20e-6, ar_bus_bw=370e9, ar_custom_latency_s=10e-6,
+                ar_custom_bus_bw=50e9)
+    # two per layer, each the faster of latency + 2 (TP-1)/TP x tokens x hidden x 2 bytes / busbw
+    small = 8 * 4096 * 2  # 64 KiB: the custom kernel (10 + 1.97 us) beats NCCL (20 + 0.27 us)
+    assert float(comm_time(shape(), m, 8.0)) == pytest.approx(2 * 32 * (10e-6 + 1.5 * small / 50e9))
+    big = 4096 * 4096 * 2  # 32 MiB: NCCL (20 + 136 us) beats the custom kernel (10 + 1007 us)
+    assert float(comm_time(shape(), m, 4096.0)) == pytest.approx(2 * 32 * (20e-6 + 1.5 * big / 370e9))
+    assert float(comm_time(shape(), Machine(1e15, 3e12, 450e9, tp=1, pp=1), 8.0)) == 0.0
 
 
 def test_pipeline_stages_add_up_for_one_sequence():
@@ -111,7 +115,7 @@ def test_no_prediction_beats_the_roofline(data, batch, context, prefill, eta_bw,
     d = _random_deploy(data.draw)
     s = stage_shape(d, tuple(CAT.gguf_types), d.kv_format.bits / 8)
     m, _ = machine(d)
-    e = Efficiency(eta_bw, eta_fl, overhead, 1e-5, 0.0)
+    e = Efficiency(eta_bw, eta_fl, overhead, 0.0)
     t = step_time(s, m, e, batch, context, prefill, context / 2)
     floor = roofline_step(s, m, batch, context, prefill, context / 2)
     assert float(t.total) >= float(floor) * (1 - 1e-12)
@@ -269,7 +273,7 @@ def test_user_calibration_from_vllm_json(tmp_path, capsys):
     assert main(["estimate", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-sxm", "--input", "1000", "--output",
                  "200", "--request-rate", "4", "--catalog", str(d), "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["calibration"]["level"] == "engine×family"
+    assert r["calibration"]["level"] == "engine×family×arch"  # Llama-3.1-8B: a dense model
     assert np.isfinite(r["ttft_ms"])
 
 
@@ -293,7 +297,7 @@ def test_sweep_agrees_with_the_single_estimate_path():
     d = resolve(FitRequest(model="meta-llama/Llama-3.1-70B", gpu="h100-sxm", tp=2, precision="fp8"), CAT)
     s = stage_shape(d, tuple(CAT.gguf_types), d.kv_format.bits / 8)
     m, dtype = machine(d)
-    cal = params_of(lookup(table_from_catalog(CAT), "vllm", "hopper")[0])
+    cal = params_of(lookup(table_from_catalog(CAT), "vllm", "hopper", "dense")[0])
 
     class C:
         dequant = is_dequant(d.weight_format, dtype)
@@ -321,10 +325,10 @@ def test_every_development_row_is_predictable(dev_validation):
 # Metrics that miss the ≤ 20 % target, each with its reason (reported in docs/accuracy.md, not hidden)
 # and a bound it must stay within.
 DOCUMENTED_MISSES = {
-    "output_tok_s_per_gpu": (30.0, "18 of its 24 rows are SGLang on Ascend with prefill/decode "
-                                   "disaggregation and MTP speculative decoding, which the model does not "
-                                   "represent: predicted as the benchmark ran on one engine, the start-up wave's "
-                                   "prefill lands on the decode steps"),
+    "ttft_ms": (30.0, "the TensorRT-LLM v0.14 Triton online-serving rows at TP4 (Llama-3.1-70B on H100/H200): "
+                      "all-reduce is now the measured NVLink cost (about 8 ms of a 60 ms prefill) instead of a "
+                      "fitted latency that also absorbed what else makes TP4 slower there (thinner per-GPU "
+                      "GEMMs, Triton request handling); those rows are predicted about 25 % too fast"),
 }
 
 

@@ -141,7 +141,7 @@ def test_step_model_matches_the_performance_model():
     class C:
         dequant = is_dequant(D.weight_format, dt)
 
-    e = efficiency_arrays([C()], [params_of(lookup(table_from_catalog(CAT), "vllm", "hopper")[0])])
+    e = efficiency_arrays([C()], [params_of(lookup(table_from_catalog(CAT), "vllm", "hopper", "dense")[0])])
     for n, ctx, p, pc in ((1, 100, 0, 0), (64, 64 * 3000, 512, 512 * 300), (256, 1e6, 0, 0)):
         ref = float(step_time(s, m, e, n, ctx / n if n else 0, p, pc / p if p else 0).total[0])
         assert SPEC.model.step(n, ctx, p, pc) == pytest.approx(ref, rel=1e-9)

@@ -4,13 +4,24 @@ catalog into a concrete :class:`Deployment` (model, accelerator, formats, engine
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints
 
 from .catalog import Catalog
-from .catalog.schema import Accelerator, Engine, KvFormat, Model, QuantFormat
+from .catalog.schema import (
+    Accelerator,
+    Collective,
+    Engine,
+    EngineDefaults,
+    KvFormat,
+    Model,
+    QuantFormat,
+    WeightOnlyKernel,
+)
 from .errors import LayoutError, LlmplanError
 from .strict import StrictModel
 
@@ -44,7 +55,10 @@ class FitRequest(StrictModel):
     context_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS,
                                        description="tokens per sequence (input + output); default the model's max context")
     concurrency: int = Field(default=1, ge=1, le=MAX_TOKENS, description="sequences held at once at that context")
-    engine: Name = Field(default="vllm", description="serving engine id")
+    engine: Name = Field(default="vllm", description="serving engine id, optionally with a version: vllm@0.6, "
+                         "sglang@0.4.6 (default: the newest profile)")
+    engine_version: Name | None = Field(default=None, description="engine version whose defaults apply (e.g. 0.6.3, "
+                                        "or a llama.cpp build number); same as engine@version")
     gpu_memory_utilization: float | None = Field(default=None, ge=0.01, le=1,
                                                  description="override the engine's memory fraction")
     max_num_batched_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS,
@@ -59,6 +73,19 @@ class Layout:
     tp: int
     pp: int
     ep: int
+
+
+@dataclass(frozen=True)
+class AllReduceCost:
+    """One all-reduce of S bytes on the TP group: ``latency_s + S × 2 (n − 1) / n / bus_bw``
+    with the library (NCCL/RCCL/HCCL), or with the engine's own one-shot kernel where it has
+    one on this fabric (the faster of the two applies)."""
+
+    latency_s: float
+    bus_bw: float  # B/s
+    custom_latency_s: float = math.inf
+    custom_bus_bw: float = math.inf
+    basis: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +106,10 @@ class Deployment:
     link_basis: str = "catalog"
     unquantized_layers: tuple[int, ...] = ()  # checkpoint layers kept whole in 16 bit
     quant_method: str | None = None  # the checkpoint's quantization_config.quant_method
+    engine_profile: str = ""  # which version profile of the engine applies, in words
+    allreduce: AllReduceCost | None = None  # measured all-reduce cost on this TP group (None: TP 1)
+    kernel: WeightOnlyKernel | None = None  # the weight-only GEMM kernel, when the weights are dequantized
+    estimates: tuple[str, ...] = ()  # facts used that are labelled estimates, each with its range and basis
 
 
 def resolve_layout(req: FitRequest, model: Model, acc: Accelerator, engine: Engine) -> Layout:
@@ -162,15 +193,23 @@ def default_precision(model: Model, checkpoint_precision: str | None) -> str:
 
 def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoint_precision: str | None = None,
             checkpoint_kv: str | None = None, keeps: tuple[str, ...] | None = None,
-            model_source: str | None = None) -> Deployment:
-    """Resolve names against the catalog. `model` is given when it was imported from a file."""
+            model_source: str | None = None, engine_hint: tuple[str | None, str | None] | None = None) -> Deployment:
+    """Resolve names against the catalog. `model` is given when it was imported from a file;
+    `engine_hint` (version, date) is what a benchmark row records about its engine: it selects
+    the closest profile instead of refusing an unknown version."""
     ckpt = None
     if model is None:
         model, ckpt = cat.checkpoint(req.model)
         if ckpt is not None:
             checkpoint_precision, checkpoint_kv, keeps = ckpt.precision, ckpt.kv_precision, ckpt.keeps_16bit
     acc = cat.accelerator(req.gpu)
-    engine = cat.engine(req.engine)
+    base_name, at_version = split_engine(req.engine)
+    if at_version and req.engine_version and version_key(at_version) != version_key(req.engine_version):
+        raise LlmplanError(f"engine {req.engine!r} and engine_version {req.engine_version!r} disagree; give one")
+    if engine_hint is not None and not (at_version or req.engine_version):
+        engine, profile = select_profile(cat.engine(base_name), engine_hint[0], engine_hint[1], strict=False)
+    else:
+        engine, profile = select_profile(cat.engine(base_name), at_version or req.engine_version)
     fmt = cat.quant_format(req.precision or default_precision(model, checkpoint_precision))
     if req.precision and checkpoint_precision and fmt.id != cat.quant_format(checkpoint_precision).id:
         keeps, ckpt = None, None  # another format than the checkpoint's: its own overrides no longer apply
@@ -188,10 +227,14 @@ def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoin
     layout = resolve_layout(req, model, acc, engine)
     usable, basis = usable_memory(acc, cat)
     link, link_basis = link_bandwidth(acc, cat)
+    engine = engine_on_device(engine, acc, usable, layout.tp, layout.pp, model, req.context_tokens)
+    allreduce, estimates = allreduce_cost(acc, layout.tp, engine, cat, link)
+    kernel = weight_only_kernel(engine, fmt, acc, cat)
     return Deployment(model, acc, fmt, kv, engine, layout, keeps, model_source or model.id, usable, basis,
                       link_gb_s=link, link_basis=link_basis,
                       unquantized_layers=ckpt.unquantized_layers if ckpt else (),
-                      quant_method=ckpt.quant_method if ckpt else None)
+                      quant_method=ckpt.quant_method if ckpt else None, engine_profile=profile,
+                      allreduce=allreduce, kernel=kernel, estimates=tuple(estimates))
 
 
 def usable_memory(acc: Accelerator, cat: Catalog) -> tuple[float, str]:
@@ -226,3 +269,226 @@ def link_bandwidth(acc: Accelerator, cat: Catalog) -> tuple[float, str]:
     if not known:
         return 0.0, "unknown"
     return min(known), f"not in the catalog: the lowest {acc.kind} link, {min(known):g} GB/s, stands in"
+
+
+# --------------------------------------------------------------------------------------
+# Engine versions: which profile of an engine applies, and its defaults on this device
+# --------------------------------------------------------------------------------------
+
+_NUM = re.compile(r"\d+(?:\.\d+)*")
+_BUILD = re.compile(r"\bbuild\s+\w+\s+\((\d+)\)|\bb(\d{3,5})\b")
+_NOTE_VERSION = re.compile(r"version='([^']*)'")
+_NOTE_DATE = re.compile(r"\bdate=(\d{4}-\d{2}(?:-\d{2})?)")
+_NAMED_VERSION = re.compile(r"(?i)\b(?:vllm|sglang|tensorrt-llm|trt-llm|llama\.cpp|nim)\s+v?(\d+\.\d+(?:\.\d+)*)")
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """'0.6.3.post1' -> (0, 6, 3); 'b6918' or '6918' -> (6918,). Versions compare as tuples."""
+    m = _NUM.search(version)
+    if not m:
+        raise LlmplanError(f"engine version {version!r} has no number (use e.g. 0.6, 0.4.6 or a build number)")
+    return tuple(int(x) for x in m.group(0).split("."))
+
+
+def row_engine_version(notes: str) -> tuple[str | None, str | None]:
+    """The engine version and date a benchmark row's notes record (docs/performance.md):
+
+    * ``version='…'`` (the normalisation section): a llama.cpp ``build <hash> (NNNN)`` gives the
+      build number, otherwise the first dotted number (``'0.14.0'``, ``'1.0 (PyTorch backend)'``);
+    * else a version named after the engine anywhere (``vLLM 0.6.3``, ``SGLang 0.4.6.post1``);
+    * ``date=YYYY-MM`` gives the date, used when no version is stated.
+    Returns (version or None, date or None)."""
+    version = None
+    m = _NOTE_VERSION.search(notes or "")
+    if m:
+        b = _BUILD.search(m.group(1))
+        n = _NUM.search(m.group(1))
+        version = (b.group(1) or b.group(2)) if b else (n.group(0) if n and "." in n.group(0) else None)
+    if version is None:
+        named = _NAMED_VERSION.search(notes or "")
+        version = named.group(1) if named else None
+    d = _NOTE_DATE.search(notes or "")
+    return version, (d.group(1) if d else None)
+
+
+def split_engine(name: str) -> tuple[str, str | None]:
+    """'vllm@0.6' -> ('vllm', '0.6'); 'vllm' -> ('vllm', None)."""
+    base, sep, version = name.partition("@")
+    return base.strip(), (version.strip() or None) if sep else None
+
+
+def _in_range(v: tuple[int, ...], lo: str | None, hi: str | None) -> bool:
+    return (lo is None or v >= version_key(lo)) and (hi is None or v < version_key(hi))
+
+
+def select_profile(engine: Engine, version: str | None = None, date: str | None = None,
+                   strict: bool = True) -> tuple[Engine, str]:
+    """The engine as the given version ships (defaults, memory, execution, kernels), and the
+    profile used in words. No version: the newest (the entry itself), unless `date` falls in
+    an older profile's release window. `strict`: a version no profile covers is an error;
+    otherwise (benchmark rows) the oldest profile stands in for older versions."""
+    chosen = None
+    if version is not None:
+        chosen = next((p for p in engine.profiles if p.version == version), None)
+        if chosen is None:
+            v = version_key(version)
+            if engine.from_version is None or v < version_key(engine.from_version):
+                chosen = next((p for p in engine.profiles if _in_range(v, p.from_version, p.until_version)), None)
+                if chosen is None and engine.profiles:
+                    oldest = min(engine.profiles, key=lambda p: version_key(p.from_version))
+                    if v < version_key(oldest.from_version) and not strict:
+                        chosen = oldest
+                    elif strict:
+                        known = ", ".join(f"{engine.id}@{p.version}" for p in engine.profiles)
+                        raise LlmplanError(f"no {engine.id} profile covers version {version}; known: {known}, "
+                                           f"or {engine.id} (newest{', from ' + engine.from_version if engine.from_version else ''})")
+    elif date is not None:
+        chosen = next((p for p in engine.profiles if p.until_released and date < p.until_released
+                       and (p.released is None or date >= p.released)), None)
+    if chosen is None:
+        return engine, f"{engine.id} {engine.version or 'newest'}"
+    update: dict[str, object] = {"defaults": chosen.defaults, "version": f"{chosen.version} ({chosen.name or ''})"}
+    if chosen.memory:
+        update["memory"] = engine.memory.model_validate({**engine.memory.model_dump(), **chosen.memory})
+    if chosen.execution is not None:
+        update["execution"] = chosen.execution
+    if chosen.formats is not None:
+        update["formats"] = chosen.formats
+    if chosen.kernels is not None:
+        update["kernels"] = chosen.kernels
+    return engine.model_copy(update=update), f"{engine.id}@{chosen.version}: {chosen.name or chosen.version}"
+
+
+def _tier(engine: Engine, acc: Accelerator, usable_gib: float, tp: int):
+    names = f"{acc.id} {acc.name or ''}".lower()
+    for t in engine.defaults.tiers:
+        if usable_gib < t.min_memory_gib or (t.max_memory_gib is not None and usable_gib >= t.max_memory_gib):
+            continue
+        if any(x.lower() in names for x in t.name_excludes) or (t.families and acc.family not in t.families) \
+                or acc.family in t.excluded_families:
+            continue
+        if tp >= t.min_tp:
+            return t
+    return None
+
+
+def engine_on_device(engine: Engine, acc: Accelerator, usable_gib: float, tp: int, pp: int,
+                     model: Model, max_model_len: int | None = None) -> Engine:
+    """The engine's defaults resolved for this device and model: the memory tier (vLLM
+    `get_batch_defaults`, SGLang `_handle_gpu_memory_settings`), the long-context chunking rule
+    of vLLM V0 (on the served max_model_len: the request's context, else the model's), and
+    SGLang's reserved-memory fraction. The result has no tiers left."""
+    d = engine.defaults
+    t = _tier(engine, acc, usable_gib, tp)
+    seqs = (t.max_num_seqs if t and t.max_num_seqs else None) or d.max_num_seqs
+    tokens = (t.max_num_batched_tokens if t and t.max_num_batched_tokens else None) or d.max_num_batched_tokens
+    graphs = t.cuda_graph_max_bs if t and t.cuda_graph_max_bs is not None else d.cuda_graph_max_bs
+    chunked = d.chunked_prefill
+    if d.long_context is not None:
+        rule = d.long_context
+        served = max_model_len or model.max_context
+        chunked = served > rule.above_tokens
+        tokens = rule.max_num_batched_tokens if chunked else max(served, rule.unchunked_floor_tokens)
+    fraction = engine.memory.memory_fraction
+    if t and t.memory_fraction is not None:
+        fraction = t.memory_fraction
+    elif d.reserved_memory is not None:
+        fraction = _reserved_fraction(d, usable_gib, tokens, graphs or 0, tp, pp)
+    defaults = EngineDefaults.model_validate({**d.model_dump(), "max_num_seqs": seqs, "max_num_batched_tokens": tokens,
+                                              "chunked_prefill": chunked, "cuda_graph_max_bs": graphs, "tiers": (),
+                                              "long_context": None, "reserved_memory": None})
+    memory = engine.memory.model_copy(update={"memory_fraction": fraction}) if fraction != engine.memory.memory_fraction \
+        else engine.memory
+    return engine.model_copy(update={"defaults": defaults, "memory": memory})
+
+
+def _reserved_fraction(d: EngineDefaults, usable_gib: float, chunk: int, graphs: int, tp: int, pp: int) -> float:
+    r = d.reserved_memory
+    assert r is not None
+    mem_mib = usable_gib * 1024
+    reserved = (r.base_mib + max(chunk, r.min_chunk_tokens) * r.per_chunk_token_mib + graphs * r.per_graph_seq_mib
+                + tp * pp * r.per_rank_mib)
+    if r.floor_above_gib and usable_gib > r.floor_above_gib:
+        reserved = max(reserved, r.floor_mib)
+    return min(max(round((mem_mib - reserved) / mem_mib, 3), 0.05), 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# Measured facts the physics uses: all-reduce on the TP group, weight-only GEMM kernels
+# --------------------------------------------------------------------------------------
+
+
+def _fabric(acc: Accelerator, tp: int) -> str:
+    """The fabric a TP group of `tp` devices talks over: the scale-up link, or PCIe when the
+    group is larger than the link's domain (bridged pairs)."""
+    kind = acc.interconnect.kind
+    domain = acc.interconnect.domain_size or 1
+    if not kind.startswith("pcie") and tp > domain and acc.pcie_gen:
+        return f"pcie{acc.pcie_gen}"
+    return kind
+
+
+def _nearest(entries: list[Collective], link: float, tp: int) -> Collective | None:
+    if not entries:
+        return None
+    return min(entries, key=lambda e: (abs(math.log(link / e.link_gb_s)) if link > 0 else 0.0, abs(e.gpus - tp),
+                                       e.id))
+
+
+def allreduce_cost(acc: Accelerator, tp: int, engine: Engine, cat: Catalog,
+                   link_gb_s: float) -> tuple[AllReduceCost | None, list[str]]:
+    """The measured all-reduce cost on `tp` devices of `acc` (None for TP 1), and the
+    estimates it rests on. Where the entry gives a cost per ring hop (two measurements), the
+    latency is linear in the GPU count; otherwise a ring on more devices than measured scales it
+    by hops, (n − 1) / (n_meas − 1), and a smaller one keeps the measured time. busbw is scaled
+    by the link rate when the measured platform's link differs."""
+    if tp <= 1:
+        return None, []
+    fabric = _fabric(acc, tp)
+    link = link_gb_s if fabric == acc.interconnect.kind else 0.0
+    pool = [c for c in cat.collectives if c.interconnect == fabric
+            and (not c.accelerator_kinds or acc.kind in c.accelerator_kinds)]
+    lib = _nearest([c for c in pool if c.library != "custom"], link, tp)
+    if lib is None:
+        raise LlmplanError(f"no all-reduce measurement for {fabric} ({acc.id}, TP {tp}) in the collectives catalog; "
+                           "add one (latency_us, bus_bandwidth_gb_s, source) in a catalog override")
+    ex = engine.execution
+    custom_ok = fabric in ex.custom_allreduce or (fabric.startswith("pcie") and tp <= ex.custom_allreduce_max_gpus_pcie)
+    custom = _nearest([c for c in pool if c.library == "custom"], link, tp) if custom_ok else None
+    notes = []
+
+    def scaled(c: Collective, hops: bool) -> tuple[float, float]:
+        if hops and c.per_hop_us is not None:  # two measurements: a fixed part and a cost per ring hop
+            lat = max(c.latency_us + c.per_hop_us * (tp - c.gpus), c.per_hop_us) * 1e-6
+        else:  # a larger ring adds hops; a smaller one is not credited below the measured time (fixed costs)
+            lat = c.latency_us * 1e-6 * (max((tp - 1) / (c.gpus - 1), 1.0) if hops else 1.0)
+        bw = c.bus_bandwidth_gb_s * 1e9 * (link / c.link_gb_s if link > 0 else 1.0)
+        if c.estimate:
+            notes.append(f"all-reduce on {fabric} from '{c.id}', an estimate ({c.low_factor:g}–{c.high_factor:g}× "
+                         f"of the cost): {c.basis}")
+        return lat, bw
+
+    lat, bw = scaled(lib, hops=True)
+    c_lat, c_bw = scaled(custom, hops=False) if custom else (math.inf, math.inf)
+    basis = f"{lib.id} ({lib.measured_on})" + (f"; small messages: {custom.id}" if custom else "")
+    return AllReduceCost(lat, bw, c_lat, c_bw, basis), notes
+
+
+def weight_only_kernel(engine: Engine, fmt: QuantFormat, acc: Accelerator, cat: Catalog) -> WeightOnlyKernel | None:
+    """The weight-only GEMM kernel the engine runs `fmt` with on `acc`: the most specific
+    catalog entry (engine, format and family named); a fallback entry names none of them."""
+    def fits(k: WeightOnlyKernel) -> bool:
+        if k.engines and engine.id not in k.engines:
+            return False
+        if engine.kernels and k.engines and k.id not in engine.kernels:
+            return False
+        if k.formats and fmt.id not in k.formats:
+            return False
+        if k.format_kinds and fmt.kind not in k.format_kinds:
+            return False
+        return not k.families or acc.family in k.families
+
+    found = [k for k in cat.kernels if fits(k)]
+    if not found:
+        return None
+    return max(found, key=lambda k: (bool(k.engines), bool(k.formats or k.format_kinds), bool(k.families), k.id))

@@ -23,6 +23,7 @@ from .schema import (
     Calibration,
     Checkpoint,
     CloudOffer,
+    Collective,
     CostAssumption,
     CountryGroup,
     Engine,
@@ -37,6 +38,7 @@ from .schema import (
     Region,
     ResaleCurve,
     Server,
+    WeightOnlyKernel,
     SoftwareLicence,
     WorkloadPreset,
 )
@@ -124,6 +126,8 @@ class Catalog:
     country_groups: Table[CountryGroup]
     policy_presets: Table[PolicyPreset]
     providers: Table[Provider]
+    collectives: Table[Collective]
+    kernels: Table[WeightOnlyKernel]
     overridden: tuple[str, ...] = ()
 
     def accelerator(self, name: str) -> Accelerator:
@@ -172,6 +176,8 @@ _LABELS = {
     "country_groups": "country group",
     "policy_presets": "policy preset",
     "providers": "provider",
+    "collectives": "collective measurement",
+    "kernels": "weight-only kernel",
 }
 
 

@@ -623,6 +623,50 @@ class EngineMemory(_Strict):
                                              "checkpoint ties it to the embedding (TensorRT-LLM share_embedding_table off)")
 
 
+class DefaultsTier(_Strict):
+    """Scheduler defaults an engine picks from the device it starts on (vLLM's
+    `get_batch_defaults`, SGLang's `_handle_gpu_memory_settings`). A tier applies when the
+    device's reported memory is in [min_memory_gib, max_memory_gib), its name contains none of
+    `name_excludes` and the TP size is at least `min_tp`; the first tier that applies wins."""
+
+    min_memory_gib: float = Field(default=0, ge=0, description="device memory as the runtime reports it, GiB")
+    max_memory_gib: float | None = Field(default=None, gt=0, description="exclusive upper bound, GiB")
+    name_excludes: tuple[str, ...] = Field(default=(), description="device-name substrings that disqualify "
+                                           "(vLLM: 'a100'), matched case-insensitively on the catalog id and name")
+    families: tuple[str, ...] = Field(default=(), description="only these accelerator families (empty: any)")
+    excluded_families: tuple[str, ...] = Field(default=(), description="families the tier never applies to (a "
+                                               "platform that does not report its memory to the engine)")
+    min_tp: int = Field(default=1, ge=1)
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    max_num_batched_tokens: int | None = Field(default=None, ge=1)
+    cuda_graph_max_bs: int | None = Field(default=None, ge=0)
+    memory_fraction: float | None = Field(default=None, gt=0, le=1)
+
+
+class LongContextRule(_Strict):
+    """vLLM V0: a model whose max_model_len exceeds `above_tokens` gets chunked prefill with a
+    small chunk; others run whole prompts in one step (`max(max_model_len, floor)` tokens)."""
+
+    above_tokens: int = Field(ge=1)
+    max_num_batched_tokens: int = Field(ge=1, description="the chunk when the rule applies")
+    unchunked_floor_tokens: int = Field(ge=1, description="otherwise max_num_batched_tokens = max(max_model_len, this)")
+
+
+class ReservedMemoryRule(_Strict):
+    """SGLang ≥ 0.5 sizes mem_fraction_static from what it reserves, in MiB:
+    ``base + max(chunk, min_chunk) × per_chunk_token + cuda_graph_max_bs × per_graph_seq +
+    tp × pp × per_rank``, at least `floor_mib` on devices above `floor_above_gib`; fraction =
+    round((memory − reserved) / memory, 3)."""
+
+    base_mib: float = Field(ge=0)
+    min_chunk_tokens: int = Field(ge=0)
+    per_chunk_token_mib: float = Field(ge=0)
+    per_graph_seq_mib: float = Field(ge=0)
+    per_rank_mib: float = Field(ge=0)
+    floor_mib: float = Field(default=0, ge=0)
+    floor_above_gib: float = Field(default=0, ge=0)
+
+
 class EngineDefaults(_Strict):
     max_num_seqs: int = Field(ge=1)
     max_num_batched_tokens: int = Field(ge=1)
@@ -631,6 +675,55 @@ class EngineDefaults(_Strict):
     chunked_prefill: bool = Field(default=True, description="prefills are split into chunks of max_num_batched_tokens; "
                                   "without it a whole prompt up to the context length is one step, so "
                                   "max_num_batched_tokens is at least the context length")
+    cuda_graph_max_bs: int | None = Field(default=None, ge=0, description="largest decode batch captured in a CUDA "
+                                          "graph (larger batches run eagerly)")
+    tiers: tuple[DefaultsTier, ...] = Field(default=(), description="device-dependent defaults, resolved per "
+                                            "accelerator (see DefaultsTier)")
+    long_context: LongContextRule | None = None
+    reserved_memory: ReservedMemoryRule | None = None
+
+
+class EngineExecution(_Strict):
+    """How the engine runs a model by default (what a user gets without extra flags)."""
+
+    moe_parallel: Literal["tp", "ep"] = Field(default="tp", description="routed experts split across the TP group "
+                                              "(each GPU a slice of every expert) or whole experts per GPU")
+    dp_attention: bool = Field(default=False, description="attention data-parallel across the TP group (SGLang "
+                               "--enable-dp-attention): each GPU runs all heads for its share of the sequences and "
+                               "holds only their KV cache")
+    dp_attention_option: str | None = Field(default=None, description="the flag that enables DP attention, if any")
+    mla_kv_replicated: bool = Field(default=True, description="MLA's latent KV cache is stored whole on every TP rank")
+    custom_allreduce: tuple[str, ...] = Field(default=(), description="interconnect kinds on which the engine uses "
+                                              "its own one-shot all-reduce for small messages instead of NCCL")
+    custom_allreduce_max_gpus_pcie: int = Field(default=0, ge=0, description="largest TP group the custom all-reduce "
+                                                "serves on PCIe (vLLM: 2)")
+    mixes_unchunked_prefill: bool = Field(default=True, description="without chunked prefill, a whole prompt still "
+                                          "shares its step with running decodes (TensorRT-LLM in-flight batching); "
+                                          "false: prompts run in steps of their own and decodes wait (vLLM V0)")
+    speculative: str | None = Field(default=None, description="speculative decoding on by default (none: off)")
+
+
+class EngineProfile(Provenance):
+    """An engine version whose defaults differ from the newest (the entry's own fields).
+
+    Selected by `engine@version` (e.g. ``vllm@0.6``), a request's ``engine_version``, or a
+    benchmark row's version; versions compare numerically, a profile covering
+    ``[from_version, until_version)``. `released` lets a date select it."""
+
+    version: str = Field(description="label users type after '@', e.g. '0.6'")
+    from_version: str = Field(description="first version the profile describes (inclusive); build numbers for "
+                              "llama.cpp")
+    until_version: str | None = Field(default=None, description="first version it no longer describes (exclusive)")
+    released: Date | None = Field(default=None, description="release date of from_version")
+    until_released: Date | None = Field(default=None, description="date the next profile's version was released: "
+                                        "a benchmark dated before it (and after `released`) selects this profile")
+    name: str | None = None
+    defaults: EngineDefaults
+    memory: dict[str, object] = Field(default_factory=dict, description="EngineMemory fields that differ")
+    execution: EngineExecution | None = None
+    formats: tuple[str, ...] | None = None
+    kernels: tuple[str, ...] | None = Field(default=None, description="weight-only kernel ids (kernels catalog) this "
+                                            "version uses; default the entry's")
 
 
 class Engine(Entry):
@@ -642,6 +735,72 @@ class Engine(Entry):
     memory: EngineMemory
     defaults: EngineDefaults
     version: str | None = Field(default=None, description="engine version the defaults describe")
+    from_version: str | None = Field(default=None, description="first version the entry's own defaults describe; "
+                                     "older versions are in `profiles`")
+    released: Date | None = None
+    execution: EngineExecution = Field(default_factory=EngineExecution)
+    kernels: tuple[str, ...] = Field(default=(), description="weight-only GEMM kernels (kernels catalog) it uses")
+    profiles: tuple[EngineProfile, ...] = Field(default=(), description="older versions with other defaults")
+
+
+# --------------------------------------------------------------------------------------
+# Measured collectives and kernels (facts the physics uses instead of fitted constants)
+# --------------------------------------------------------------------------------------
+
+
+class Collective(Entry):
+    """A published all-reduce measurement on one scale-up fabric: a small-message time and a
+    large-message bus bandwidth (nccl-tests' busbw = algbw × 2 (n − 1) / n), for `gpus` GPUs.
+    One all-reduce of S bytes costs ``latency + S × 2 (n − 1) / n / busbw``."""
+
+    interconnect: str = Field(description="Interconnect.kind it was measured on (nvlink4, pcie4 …)")
+    library: Literal["nccl", "rccl", "hccl", "custom"] = Field(
+        description="nccl/rccl/hccl, or an engine's own one-shot all-reduce (custom)")
+    gpus: int = Field(ge=2)
+    link_gb_s: float = Field(gt=0, description="scale-up bandwidth per GPU and direction of the measured platform; "
+                             "another platform of the same fabric gets busbw scaled by its own link")
+    accelerator_kinds: tuple[str, ...] = Field(default=(), description="Accelerator.kind values it applies to "
+                                               "(PCIe: GeForce cards have no peer-to-peer); empty = any")
+    measured_on: str = Field(description="the hardware of the measurement")
+    latency_us: float = Field(gt=0, description="time of one small all-reduce, microseconds")
+    latency_bytes: float = Field(gt=0, description="message size of that time, bytes")
+    per_hop_us: float | None = Field(default=None, ge=0, description="added latency per extra ring hop, from two "
+                                     "measurements at different GPU counts (latency(n) = latency + per_hop × (n − gpus))")
+    bus_bandwidth_gb_s: float = Field(gt=0, description="large-message bus bandwidth, 10**9 B/s")
+    bandwidth_bytes: float = Field(gt=0, description="message size of that bandwidth, bytes")
+    estimate: bool = Field(default=False, description="not a measurement on this fabric: derived, with its range")
+    low_factor: float | None = Field(default=None, gt=0, description="estimates: low end of the cost / this cost")
+    high_factor: float | None = Field(default=None, gt=0, description="estimates: high end of the cost / this cost")
+    basis: str | None = Field(default=None, description="estimates: how the numbers were derived")
+
+    @model_validator(mode="after")
+    def _estimate_has_range(self) -> Collective:
+        if self.estimate and (self.low_factor is None or self.high_factor is None or not self.basis):
+            raise ValueError("an estimate needs low_factor, high_factor and basis")
+        return self
+
+
+class WeightOnlyKernel(Entry):
+    """A GEMM kernel for weights stored narrower than the math (AWQ/GPTQ via Marlin/Machete,
+    llama.cpp's quantized matmuls): its large-batch (compute-bound) throughput relative to the
+    16-bit GEMM on the same chip. Memory-bound decode reads the narrow weights at the 16-bit
+    kernels' bandwidth efficiency (Marlin: close to the ideal 3.87× at batch 16–32)."""
+
+    engines: tuple[str, ...] = Field(default=(), description="engine ids that use it; empty = any engine (a fallback)")
+    formats: tuple[str, ...] = Field(default=(), description="weight format ids; empty = every weight-only format")
+    format_kinds: tuple[str, ...] = Field(default=(), description="QuantFormat.kind values (gguf) instead of ids")
+    families: tuple[str, ...] = Field(default=(), description="accelerator families; empty = any")
+    prefill_compute_ratio: float = Field(gt=0, le=1, description="compute-bound throughput / 16-bit GEMM throughput")
+    estimate: bool = Field(default=False, description="not measured for this kernel: derived, with its range")
+    low: float | None = Field(default=None, gt=0, description="estimates: low end of the ratio")
+    high: float | None = Field(default=None, gt=0, description="estimates: high end of the ratio")
+    basis: str | None = Field(default=None, description="estimates: how the ratio was derived")
+
+    @model_validator(mode="after")
+    def _estimate_has_range(self) -> WeightOnlyKernel:
+        if self.estimate and (self.low is None or self.high is None or not self.basis):
+            raise ValueError("an estimate needs low, high and basis")
+        return self
 
 
 # --------------------------------------------------------------------------------------
@@ -650,22 +809,30 @@ class Engine(Entry):
 
 
 class Calibration(Entry):
-    """Efficiency factors of one engine × hardware family, fitted to measurements.
+    """Efficiency factors of one engine × hardware family × architecture class, fitted to
+    measurements.
 
-    ``engine`` or ``family`` is ``*`` for a pooled fit (used where no closer one exists).
+    ``engine``, ``family`` or ``arch`` is ``*`` for a pooled fit (used where no closer one
+    exists). All-reduce costs come from the collectives catalog and weight-only GEMM rates
+    from the kernels catalog, so neither is fitted.
     """
 
     engine: str
     family: str
+    arch: str = Field(default="*", description="dense, moe, mla (DeepSeek-style latent attention, MoE) or *")
     eta_bw: float = Field(gt=0, le=1, description="achieved / peak memory bandwidth")
-    eta_bw_dequant: float = Field(gt=0, le=1, description="the same for weight-only quantized formats (dequantizing kernels)")
     eta_flops: float = Field(gt=0, le=1, description="achieved / peak FLOP/s")
-    eta_flops_dequant: float = Field(gt=0, le=1, description="the same for weight-only quantized formats")
     step_overhead_s: float = Field(ge=0, description="per engine step")
-    collective_latency_s: float = Field(ge=0, description="per tensor-parallel all-reduce")
     request_overhead_s: float = Field(ge=0, description="per request before its first token")
     eta_moe: float = Field(default=1.0, gt=0, le=1, description="routed-expert kernels relative to dense ones "
                            "(grouped GEMMs, routing); files written before it existed mean 1")
+    eta_kernel: float = Field(default=1.0, gt=0, le=10, description="weight-only GEMM kernels' achieved compute rate "
+                              "relative to their catalog ratio (fitted per engine; 1 in pooled and family fits)")
+    eta_bw_dequant: float | None = Field(default=None, gt=0, le=1, description="obsolete (files written before "
+                                         "weight-only kernels were catalogued); read but not used")
+    eta_flops_dequant: float | None = Field(default=None, gt=0, le=1, description="obsolete; read but not used")
+    collective_latency_s: float | None = Field(default=None, ge=0, description="obsolete (all-reduce costs are "
+                                               "measured figures of the collectives catalog); read but not used")
     n_rows: int = Field(ge=0, description="measurements fitted")
     groups: tuple[str, ...] = Field(default=(), description="source groups of those measurements")
     log_error_p10: float = Field(description="10th percentile of ln(measured / predicted)")
@@ -897,6 +1064,8 @@ KIND_MODELS: dict[str, type[Entry]] = {
     "gguf_types": GgufType,
     "engines": Engine,
     "calibrations": Calibration,
+    "collectives": Collective,
+    "kernels": WeightOnlyKernel,
     "workload_presets": WorkloadPreset,
     "cloud_offers": CloudOffer,
     "api_prices": ApiPrice,

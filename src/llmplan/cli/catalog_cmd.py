@@ -34,6 +34,8 @@ LISTS = {
     "calibrations": ("calibrations",),
     "quality": ("model_quality",),
     "benchmarks": ("benchmarks",),
+    "collectives": ("collectives",),
+    "kernels": ("kernels",),
 }
 KIND_LABEL = {"quant_formats": "weights", "kv_formats": "kv_cache"}
 
@@ -64,7 +66,7 @@ def register(app: typer.Typer) -> None:
     def catalog_command(
         what: str = typer.Argument(..., help="gpus | models | formats | engines | servers | gguf-types | workloads "
                                               "| calibrations | cloud-offers | api-prices | regions | cost-assumptions "
-                                              "| providers | quality | benchmarks, or import-prices FILE"),
+                                              "| providers | quality | benchmarks | collectives | kernels, or import-prices FILE"),
         file: Path | None = typer.Argument(None, help="With import-prices: a gpuhunt catalog CSV or litellm "
                                                       "model_prices_and_context_window.json."),
         filter_: str = typer.Option("", "--filter", "-f", help="Keep entries whose id, alias, name, vendor "
@@ -139,7 +141,7 @@ def _import_prices(cat: Catalog, file: Path | None, fmt: str, out: Path | None, 
 def find_any(cat: Catalog, name: str) -> tuple[str, Entry]:
     order = ("models", "accelerators", "quant_formats", "kv_formats", "engines", "servers", "gguf_types",
              "workload_presets", "calibrations", "cloud_offers", "api_prices", "regions", "cost_assumptions",
-             "providers")
+             "providers", "collectives", "kernels")
     for kind in order:
         found = getattr(cat, kind).find(name)
         if found is not None:
@@ -245,6 +247,15 @@ _COLUMNS: dict[str, list[tuple[str, Any]]] = {
         ("id", lambda e: e.id), ("task", lambda e: e.task), ("scale", lambda e: e.scale),
         ("resolution", lambda e: f"{e.resolution:g}"), ("harness", lambda e: e.harness.split(":")[0]),
         ("as of", lambda e: e.as_of)],
+    "collectives": [
+        ("id", lambda e: e.id), ("fabric", lambda e: e.interconnect), ("library", lambda e: e.library),
+        ("GPUs", lambda e: str(e.gpus)), ("latency µs", lambda e: f"{e.latency_us:g}"),
+        ("busbw GB/s", lambda e: f"{e.bus_bandwidth_gb_s:g}"), ("estimate", lambda e: "yes" if e.estimate else ""),
+        ("as of", lambda e: e.as_of)],
+    "kernels": [
+        ("id", lambda e: e.id), ("engines", lambda e: ", ".join(e.engines) or "any"),
+        ("families", lambda e: ", ".join(e.families) or "any"), ("prefill ratio", lambda e: f"{e.prefill_compute_ratio:g}"),
+        ("estimate", lambda e: f"{e.low:g}–{e.high:g}" if e.estimate else ""), ("as of", lambda e: e.as_of)],
     "gguf_types": [
         ("id", lambda e: e.id), ("block", lambda e: str(e.block_size)), ("bytes", lambda e: str(e.type_size_bytes)),
         ("bits/weight", lambda e: f"{e.bits_per_weight:.4g}")],

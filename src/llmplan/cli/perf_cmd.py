@@ -26,13 +26,16 @@ def register(app: typer.Typer) -> None:
         output_tokens: int = typer.Option(..., "--output", "-o", help="Generated tokens per request."),
         concurrency: int = typer.Option(1, "--concurrency", help="Requests in flight (closed loop)."),
         request_rate: Optional[float] = typer.Option(None, "--request-rate", help="Offered requests/s instead."),
+        num_requests: Optional[int] = typer.Option(None, "--num-requests", help="With --request-rate: a finite run "
+                                                   "of this many requests (a benchmark) instead of an endless load."),
         num_gpus: Optional[int] = typer.Option(None, "--num-gpus", "-n"),
         tp: Optional[int] = typer.Option(None, "--tp"),
         pp: Optional[int] = typer.Option(None, "--pp"),
         ep: Optional[int] = typer.Option(None, "--ep"),
         precision: Optional[str] = typer.Option(None, "--precision", "-p"),
         kv_precision: Optional[str] = typer.Option(None, "--kv-precision"),
-        engine: str = typer.Option("vllm", "--engine", "-e"),
+        engine: str = typer.Option("vllm", "--engine", "-e", help="Engine id, optionally @version (vllm@0.6, "
+                                   "sglang@0.4.6): that version's defaults. Default: the newest profile."),
         max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs"),
         max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens"),
         spec_tokens: int = typer.Option(0, "--spec-tokens", help="Speculative decoding: draft tokens per step."),
@@ -47,7 +50,7 @@ def register(app: typer.Typer) -> None:
 
         req = render.validated(EstimateRequest, dict(
             model=model, gpu=gpu, input_tokens=input_tokens, output_tokens=output_tokens, concurrency=concurrency,
-            request_rate=request_rate, num_gpus=num_gpus, tp=tp, pp=pp, ep=ep, precision=precision,
+            request_rate=request_rate, num_requests=num_requests, num_gpus=num_gpus, tp=tp, pp=pp, ep=ep, precision=precision,
             kv_precision=kv_precision, engine=engine, max_num_seqs=max_num_seqs,
             max_num_batched_tokens=max_num_batched_tokens, spec_tokens=spec_tokens, spec_acceptance=spec_acceptance,
             spec_draft_cost=spec_draft_cost))
@@ -106,19 +109,22 @@ def print_estimate(r: EstimateReport) -> None:
     from rich.table import Table
 
     con = render.console()
-    con.print(f"[bold]{r.model}[/bold] on {r.num_gpus} × {r.gpu} (TP {r.tp} × PP {r.pp}), {r.engine}, "
+    con.print(f"[bold]{r.model}[/bold] on {r.num_gpus} × {r.gpu} (TP {r.tp} × PP {r.pp}), {r.engine_profile}, "
               f"{r.precision} weights ({r.compute_dtype} math), KV {r.kv_precision}")
     load = f"{r.request_rate:g} requests/s" if r.request_rate else f"concurrency {r.concurrency:g}"
     con.print(f"{r.input_tokens:,} input + {r.output_tokens:,} output tokens per request, {load}")
     t = Table(title="Prediction (80 % range from calibration residuals)", title_justify="left")
     for col in ("metric", "value", "range", "definition"):
         t.add_column(col, overflow="fold")
-    rows = [("TTFT", f"{r.ttft_ms:,.1f} ms", r.intervals["ttft_ms"], r.definitions["ttft_ms"]),
+    if r.saturation is not None:
+        con.print(f"[bold red]{r.saturation.message}[/bold red]")
+    rows = [("TTFT", "unbounded (saturated)" if r.ttft_ms is None else f"{r.ttft_ms:,.1f} ms", r.intervals.get("ttft_ms"),
+             r.definitions["ttft_ms"]),
             ("TPOT", f"{r.tpot_ms:,.2f} ms", r.intervals["tpot_ms"], r.definitions["tpot_ms"]),
             ("output throughput", f"{r.output_tok_s:,.0f} tok/s", r.intervals["output_tok_s"],
              r.definitions["output_tok_s"])]
     for name, value, iv, definition in rows:
-        t.add_row(name, value, f"{iv.low:,.3g} – {iv.high:,.3g}", definition)
+        t.add_row(name, value, f"{iv.low:,.3g} – {iv.high:,.3g}" if iv else "", definition)
     t.add_row("total throughput", f"{r.total_tok_s:,.0f} tok/s", "", r.definitions["total_tok_s"])
     t.add_row("max throughput", f"{r.max_throughput_output_tok_s:,.0f} tok/s", "",
               f"engine saturated at {r.max_batch:,.0f} sequences")

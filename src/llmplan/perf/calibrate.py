@@ -1,15 +1,19 @@
-"""Calibration: fit the efficiency factors of each engine × hardware family to measurements.
+"""Calibration: fit the efficiency factors of each engine × hardware family × architecture
+class (dense, MoE, MLA) to measurements.
 
-Four parameters per group (memory-bandwidth efficiency, compute efficiency, per-step
-overhead, per-collective latency), fitted by robust least squares (soft-L1) on
-``ln(predicted / measured)``. Groups are fitted in a hierarchy so that a family with few
-rows borrows strength from its engine, and engines or families without rows fall back to
-pooled fits:
+Six parameters per group (memory-bandwidth efficiency, compute efficiency, per-step
+overhead, per-request overhead, routed-expert efficiency, and an engine's weight-only kernel
+efficiency relative to the catalog's kernel ratio), fitted by robust least squares (soft-L1)
+on ``ln(predicted / measured)``. What is measured elsewhere is not fitted: the all-reduce
+costs come from the collectives catalog, the weight-only GEMM rates from the kernels catalog. Groups are fitted in a hierarchy so that a group with few rows borrows
+strength from its parent, and combinations without rows fall back to pooled fits:
 
-    * / *          all rows (weak prior)
-    engine / *     one engine, all families (prior: * / *)
-    * / family     one family, all engines (prior: * / *)
-    engine/family  (prior: engine / *)
+    * / * / *               all rows (weak prior)
+    * / family / *          one family, all engines (prior: * / * / *)
+    engine / * / *          one engine, all families (prior: * / * / *)
+    engine / family / *     (prior: engine / * / *)
+    … / arch                each of these split by architecture class where the rows have
+                            more than one class (prior: the same level without the split)
 
 The result is deterministic: same data and date, same file.
 """
@@ -38,20 +42,18 @@ ANY = "*"
 # of the pooled fit (deliberately vague: sigma 2 in transformed units)
 PARAMS: tuple[tuple[str, str, float], ...] = (
     ("eta_bw", "eff", 0.6),
-    ("eta_bw_dequant", "eff", 0.5),
     ("eta_flops", "eff", 0.4),
-    ("eta_flops_dequant", "eff", 0.3),
     ("step_overhead_s", "pos", 2e-3),
-    ("collective_latency_s", "pos", 2e-5),
     ("request_overhead_s", "pos", 5e-3),
     ("eta_moe", "eff", 0.8),
+    ("eta_kernel", "pos", 1.0),
 )
 NAMES = tuple(p[0] for p in PARAMS)
 PRIOR = {name: value for name, _, value in PARAMS}
 SIGMA = {"pooled": 2.0, "engine": 1.0, "family": 1.0, "group": 0.5}
 # Parameters that belong to an engine's software (API server, tokenizer, admission), not to the
 # hardware: pooled and per-family fits keep them at the prior instead of borrowing another engine's.
-ENGINE_ONLY = ("request_overhead_s",)
+ENGINE_ONLY = ("request_overhead_s", "eta_kernel")
 FROZEN_SIGMA = 1e-3
 LOSS_SCALE = 0.15  # soft-L1 turns linear beyond ~15 % log error: outliers do not dominate
 MIN_ROWS = 3
@@ -76,17 +78,26 @@ def _from_z(z: np.ndarray) -> dict[str, float]:
     return out
 
 
-def efficiency_arrays(cases: list[Case], params: list[dict[str, float]]) -> Efficiency:
-    """Per-case efficiencies: weight-only quantized formats use their own efficiency factors."""
-    deq = np.array([c.dequant for c in cases], dtype=bool)
-
+def efficiency_arrays(cases: list[Any], params: list[dict[str, float]]) -> Efficiency:
+    """Per-case efficiencies (arrays). Weight-only formats run at their kernel's catalog ratio to
+    16-bit (carried by the machine) times `eta_kernel`, an engine's own factor: pooled and
+    family fits keep it at 1 rather than lend one engine's kernels to another."""
     def col(name: str) -> np.ndarray:
         return np.array([p[name] for p in params], dtype=float)
 
-    return Efficiency(eta_bw=np.where(deq, col("eta_bw_dequant"), col("eta_bw")),
-                      eta_flops=np.where(deq, col("eta_flops_dequant"), col("eta_flops")),
-                      step_overhead_s=col("step_overhead_s"), collective_latency_s=col("collective_latency_s"),
-                      request_overhead_s=col("request_overhead_s"), eta_moe=col("eta_moe"))
+    return Efficiency(eta_bw=col("eta_bw"), eta_flops=col("eta_flops"), step_overhead_s=col("step_overhead_s"),
+                      request_overhead_s=col("request_overhead_s"), eta_moe=col("eta_moe"), eta_kernel=col("eta_kernel"))
+
+
+def arch_of(c: Case) -> str:
+    """The architecture class a case is calibrated with: mla, moe or dense."""
+    if float(c.shape.mla) > 0:
+        return "mla"
+    return "moe" if float(c.shape.num_experts) > 0 else "dense"
+
+
+def model_arch(m: Any) -> str:
+    return "mla" if m.mla else ("moe" if m.moe else "dense")
 
 
 def _fit(st: Stacked, measured: np.ndarray, prior: dict[str, float], sigma: float,
@@ -118,62 +129,92 @@ class GroupFit:
     n_rows: int
     groups: tuple[str, ...]
     log_errors: np.ndarray
+    arch: str = ANY
+
+
+Key = tuple[str, str, str]  # (engine, family, arch), each possibly ANY
+# split a level by architecture class (dense / moe / mla) where its rows hold more than one
+SPLIT_ARCH = True
 
 
 def _subset(cases: list[Case], keep: Callable[[Case], bool]) -> list[int]:
     return [i for i, c in enumerate(cases) if keep(c)]
 
 
-def fit_all(cs: CaseSet, base: dict[tuple[str, str], Any] | None = None) -> dict[tuple[str, str], GroupFit]:
+def fit_all(cs: CaseSet, base: dict[Key, Any] | None = None, split_arch: bool | None = None) -> dict[Key, GroupFit]:
     """Fit every level of the hierarchy to the cases. With `base` (an existing calibration
-    table), only engine × family groups are fitted, each with the base's closest fit as prior:
-    a user's few measurements adjust the bundled calibration instead of replacing it."""
+    table), only engine × family × arch groups are fitted, each with the base's closest fit as
+    prior: a user's few measurements adjust the bundled calibration instead of replacing it."""
+    split = SPLIT_ARCH if split_arch is None else split_arch
     cases = [c for c in cs.cases if math.isfinite(c.measured) and c.measured > 0]
     if not cases:
         raise LlmplanError("no usable measurements to calibrate on (every row was unsupported or had no value)")
     measured = np.array([c.measured for c in cases])
-    fits: dict[tuple[str, str], GroupFit] = {}
+    archs = [arch_of(c) for c in cases]
+    fits: dict[Key, GroupFit] = {}
 
-    def run(idx: list[int], prior: dict[str, float], sigma: float, engine: str, family: str) -> dict[str, float]:
+    def run(idx: list[int], prior: dict[str, float], sigma: float, key: Key) -> dict[str, float]:
         sub = [cases[i] for i in idx]
         st = stack(sub)
-        p = _fit(st, measured[idx], prior, sigma, frozen=ENGINE_ONLY if engine == ANY else ())
+        p = _fit(st, measured[idx], prior, sigma, frozen=ENGINE_ONLY if key[0] == ANY else ())
         errs = np.log(measured[idx] / predict(st, efficiency_arrays(sub, [p] * len(sub))))
-        fits[(engine, family)] = GroupFit(engine, family, p, len(sub), tuple(sorted({c.group for c in sub})), errs)
+        fits[key] = GroupFit(key[0], key[1], p, len(sub), tuple(sorted({c.group for c in sub})), errs, key[2])
         return p
 
+    def by_arch(idx: list[int], parent: dict[str, float], sigma: float, engine: str, family: str) -> None:
+        classes = sorted({archs[i] for i in idx})
+        if not split or len(classes) < 2:
+            return
+        for a in classes:
+            sub = [i for i in idx if archs[i] == a]
+            if len(sub) >= MIN_ROWS:
+                run(sub, parent, sigma, (engine, family, a))
+
     if base is not None:
-        for eng, fam in sorted({(c.engine, c.family) for c in cases}):
-            sub = [i for i, c in enumerate(cases) if (c.engine, c.family) == (eng, fam)]
-            prior = params_of(lookup(base, eng, fam)[0])
-            run(sub, prior, SIGMA["group"], eng, fam)
+        for eng, fam, a in sorted({(c.engine, c.family, archs[k]) for k, c in enumerate(cases)}):
+            sub = [i for i, c in enumerate(cases) if (c.engine, c.family, archs[i]) == (eng, fam, a)]
+            run(sub, params_of(lookup(base, eng, fam, a)[0]), SIGMA["group"], (eng, fam, a))
         return fits
-    pooled = run(list(range(len(cases))), PRIOR, SIGMA["pooled"], ANY, ANY)
-    engines = sorted({c.engine for c in cases})
-    families = sorted({c.family for c in cases})
-    for fam in families:
+    every = list(range(len(cases)))
+    pooled = run(every, PRIOR, SIGMA["pooled"], (ANY, ANY, ANY))
+    by_arch(every, pooled, SIGMA["family"], ANY, ANY)
+    for fam in sorted({c.family for c in cases}):
         idx = _subset(cases, lambda c, f=fam: c.family == f)
         if len(idx) >= MIN_ROWS:
-            run(idx, pooled, SIGMA["family"], ANY, fam)
-    for eng in engines:
+            by_arch(idx, run(idx, pooled, SIGMA["family"], (ANY, fam, ANY)), SIGMA["group"], ANY, fam)
+    for eng in sorted({c.engine for c in cases}):
         idx = _subset(cases, lambda c, e=eng: c.engine == e)
         if len(idx) < MIN_ROWS:
             continue
-        eng_p = run(idx, pooled, SIGMA["engine"], eng, ANY)
+        eng_p = run(idx, pooled, SIGMA["engine"], (eng, ANY, ANY))
+        by_arch(idx, eng_p, SIGMA["group"], eng, ANY)
         for fam in sorted({cases[i].family for i in idx}):
             sub = [i for i in idx if cases[i].family == fam]
             if len(sub) >= MIN_ROWS:
-                run(sub, eng_p, SIGMA["group"], eng, fam)
+                by_arch(sub, run(sub, eng_p, SIGMA["group"], (eng, fam, ANY)), SIGMA["group"], eng, fam)
     return fits
 
 
-def lookup(table: dict[tuple[str, str], Any], engine: str, family: str) -> tuple[Any, str]:
-    """The closest fit: engine/family, engine/*, */family, */*; and which level was used."""
-    for key, level in (((engine, family), "engine×family"), ((engine, ANY), "engine"), ((ANY, family), "family"),
-                       ((ANY, ANY), "pooled")):
+LEVELS = (("engine", "family", "arch"), ("engine", "family"), ("engine", "arch"), ("engine",), ("family", "arch"),
+          ("family",), ("arch",), ())
+
+
+def lookup(table: dict[Key, Any], engine: str, family: str, arch: str = ANY) -> tuple[Any, str]:
+    """The closest fit, from engine × family × arch down to the pooled fit, and which level was
+    used ('engine×family', 'family×arch', 'pooled' …)."""
+    given = {"engine": engine, "family": family, "arch": arch}
+    for names in LEVELS:
+        if "arch" in names and arch == ANY:
+            continue
+        key = tuple(given[n] if n in names else ANY for n in ("engine", "family", "arch"))
         if key in table:
-            return table[key], level
+            return table[key], "×".join(names) or "pooled"
     raise KeyError("no calibration at all: run `llmplan calibrate`")
+
+
+def case_params(table: dict[Key, Any], c: Case) -> dict[str, float]:
+    """The calibrated parameters a benchmark case is predicted with."""
+    return params_of(lookup(table, c.engine, c.family, arch_of(c))[0])
 
 
 def sha256(path: Path) -> str:
@@ -194,15 +235,17 @@ def data_source(data: Path | list[Path], n_rows: int) -> str:
     return f"fitted by `llmplan calibrate` on {named}: {n_rows} rows"
 
 
-def calibration_entries(fits: dict[tuple[str, str], GroupFit], data: Path | list[Path],
+def calibration_entries(fits: dict[Key, GroupFit], data: Path | list[Path],
                         date: str) -> list[dict[str, Any]]:
     out = []
-    for (eng, fam), g in sorted(fits.items()):
+    for (eng, fam, arch), g in sorted(fits.items()):
         errs = g.log_errors[np.isfinite(g.log_errors)]
         out.append({
-            "id": f"{eng.replace(ANY, 'any engine')} on {fam.replace(ANY, 'any hardware')}",
+            "id": f"{eng.replace(ANY, 'any engine')} on {fam.replace(ANY, 'any hardware')}"
+                  + ("" if arch == ANY else f", {arch} models"),
             "engine": eng,
             "family": fam,
+            "arch": arch,
             **{k: _round(v) for k, v in g.params.items()},
             "n_rows": g.n_rows,
             "groups": list(g.groups),
@@ -225,21 +268,17 @@ def write_calibration(entries: list[dict[str, Any]], out: Path) -> None:
 
 def deployment_efficiency(d: Deployment, cat: Catalog) -> tuple[Efficiency, Calibration, str]:
     """The calibrated efficiencies of deployment `d`: the closest calibration group (engine ×
-    accelerator family, then the fallbacks of :func:`lookup`), with the dequantizing-kernel
-    factors for weight-only formats. Returns (efficiency, the calibration used, its level)."""
-    from .cases import is_dequant
-    from .shape import machine
-
-    cal, level = lookup(table_from_catalog(cat), d.engine.id, d.accelerator.family)
+    accelerator family × architecture class, then the fallbacks of :func:`lookup`). Returns
+    (efficiency, the calibration used, its level)."""
+    cal, level = lookup(table_from_catalog(cat), d.engine.id, d.accelerator.family, model_arch(d.model))
     p = params_of(cal)
-    deq = is_dequant(d.weight_format, machine(d)[1])
-    e = Efficiency(p["eta_bw_dequant" if deq else "eta_bw"], p["eta_flops_dequant" if deq else "eta_flops"],
-                   p["step_overhead_s"], p["collective_latency_s"], p["request_overhead_s"], p["eta_moe"])
+    e = Efficiency(p["eta_bw"], p["eta_flops"], p["step_overhead_s"], p["request_overhead_s"], p["eta_moe"],
+                   p["eta_kernel"])
     return e, cal, level
 
 
-def table_from_catalog(cat: Catalog) -> dict[tuple[str, str], Calibration]:
-    return {(c.engine, c.family): c for c in cat.calibrations}
+def table_from_catalog(cat: Catalog) -> dict[Key, Calibration]:
+    return {(c.engine, c.family, c.arch): c for c in cat.calibrations}
 
 
 def params_of(c: Calibration | GroupFit) -> dict[str, float]:

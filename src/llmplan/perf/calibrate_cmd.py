@@ -99,7 +99,7 @@ def run_calibrate(*, data: list[str] | None, from_file: Path | None, out: Path |
     entries = calibration_entries(fits, srcs if len(srcs) > 1 else srcs[0], date)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_calibration(entries, out)
-    errs = np.concatenate([g.log_errors for g in fits.values() if (g.engine, g.family) != ("*", "*")] or
+    errs = np.concatenate([g.log_errors for g in fits.values() if (g.engine, g.family, g.arch) != ("*", "*", "*")] or
                           [g.log_errors for g in fits.values()])
     return {"out": str(out), "files": [str(p) for p in srcs] + skipped, "entries": len(entries),
             "rows": len(cs.cases), "unsupported": len(cs.unsupported),

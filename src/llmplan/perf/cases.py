@@ -26,14 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from ..catalog import Catalog
-from ..catalog.schema import QuantFormat
 from ..errors import LayoutError, LlmplanError
 from ..memory.fit import fit as memory_fit
 from ..specs import Deployment, FitRequest, resolve
 from . import finite
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import LoadResult, closed_loop, decode_step, lockstep_loop, open_loop, prefill_time
-from .shape import machine, stage_shape
+from .shape import is_dequant, machine, stage_shape
 
 METRICS = ("total_tok_s", "output_tok_s", "output_tok_s_per_gpu", "ttft_ms", "tpot_ms", "itl_ms", "prefill_tok_s",
            "decode_tok_s", "e2e_latency_s", "requests_s")
@@ -119,13 +118,16 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     ep = _i(row.get("ep"))
     if ep and ep > 1:
         req = req.model_copy(update={"ep": ep})
+    from ..specs import row_engine_version
+
+    hint = row_engine_version(notes)  # the engine version (or date) the row ran: its profile's defaults
     try:
-        d = resolve(req, cat)
+        d = resolve(req, cat, engine_hint=hint)
     except LayoutError:
         if req.tp is not None or req.pp is None:
             raise
         # a source that gives only the GPU count (its TP/DP split in notes) may fill pp with a default 1
-        d = resolve(req.model_copy(update={"pp": None}), cat)
+        d = resolve(req.model_copy(update={"pp": None}), cat, engine_hint=hint)
     i = max(_f(row.get("input_len"), 0.0), 0.0)
     o = max(_f(row.get("output_len"), 0.0), 0.0)
     dm = _DEPTH.search(notes)
@@ -180,12 +182,6 @@ def protocol_label(c: Case) -> str:
     if c.scenario == "batch1" or not math.isfinite(c.num_prompts):
         return c.scenario
     return f"{c.scenario}, N prompts"
-
-
-def is_dequant(fmt: QuantFormat, compute_dtype: str) -> bool:
-    """Weights stored narrower than the math they feed: kernels dequantize on the fly."""
-    bits = fmt.weight_bits if fmt.weight_bits is not None else 8.0  # every GGUF mix is below 16 bit
-    return bits < 15.5 and compute_dtype in ("bf16", "fp16")
 
 
 def engine_limit(d: Deployment, cat: Catalog, input_len: float, output_len: float) -> float:

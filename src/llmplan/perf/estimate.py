@@ -17,7 +17,7 @@ from .calibrate import deployment_efficiency
 from .cases import engine_limit
 from .physics import StepTime, roofline_step
 from .scenarios import closed_loop, decode_step, mixed_step, open_loop, prefill_time
-from .shape import machine, stage_shape
+from .shape import is_dequant, machine, stage_shape
 
 METRIC_DEFINITIONS = {
     "ttft_ms": "time to first token per request, from arrival (queueing + prefill interleaved with other "
@@ -31,7 +31,8 @@ METRIC_DEFINITIONS = {
     "decode_tok_s": "batch-1 generation: tokens / decode time of one sequence (llama.cpp tg)",
 }
 # how much wider the interval gets when the calibration comes from a less specific level
-WIDEN = {"engine×family": 1.0, "engine": 1.5, "family": 1.5, "pooled": 2.0}
+WIDEN = {"engine×family×arch": 1.0, "engine×family": 1.0, "engine×arch": 1.5, "engine": 1.5, "family×arch": 1.5,
+         "family": 1.5, "arch": 2.0, "pooled": 2.0}
 
 
 class EstimateRequest(FitRequest):
@@ -43,6 +44,8 @@ class EstimateRequest(FitRequest):
     concurrency: int = Field(default=1, ge=1, le=1_000_000, description="requests in flight (closed loop)")
     request_rate: float | None = Field(default=None, ge=MIN_RATE_PER_S, le=1e6, description="offered requests/s (open loop); "
                                        "replaces concurrency")
+    num_requests: int | None = Field(default=None, ge=1, le=100_000_000, description="with request_rate: a finite run "
+                                     "of this many requests (a benchmark); without it the load is endless")
     spec_tokens: int = Field(default=0, ge=0, le=16, description="speculative decoding: draft tokens per step")
     spec_acceptance: float = Field(default=0.0, ge=0, lt=1, description="probability each draft token is accepted")
     spec_draft_cost: float = Field(default=0.0, ge=0, le=1, description="cost of one draft token relative to a "
@@ -61,6 +64,16 @@ class Interval(BaseModel):
     high: float
 
 
+class Saturation(BaseModel):
+    """An offered rate beyond what the deployment serves: there is no steady state."""
+
+    offered_requests_s: float
+    max_requests_s: float = Field(description="the most the deployment serves at these lengths")
+    unbounded: bool = Field(description="an endless load: the queue grows without bound, no TTFT exists")
+    queue_delay_s: float | None = Field(description="a finite run of num_requests: the mean wait in the queue")
+    message: str
+
+
 class EstimateReport(BaseModel):
     model: str
     gpu: str
@@ -75,15 +88,18 @@ class EstimateReport(BaseModel):
     output_tokens: int
     concurrency: float = Field(description="sequences the engine runs at once under this load")
     request_rate: float | None
-    ttft_ms: float
+    engine_profile: str = Field(description="the engine version whose defaults apply")
+    ttft_ms: float | None = Field(description="None when the offered rate saturates an endless load (see saturation)")
     tpot_ms: float
     per_stream_tok_s: float = Field(description="tokens per second one request sees after its first (1000 / TPOT)")
-    e2e_s: float
+    e2e_s: float | None
     output_tok_s: float
     output_tok_s_per_gpu: float
     total_tok_s: float
     requests_s: float
     saturated: bool
+    saturation: Saturation | None = Field(default=None, description="set when the offered rate exceeds what the "
+                                          "deployment serves")
     max_batch: float = Field(description="most sequences the engine runs at once (max_num_seqs or KV capacity)")
     max_throughput_output_tok_s: float
     prefill_tok_s: float
@@ -132,6 +148,56 @@ def _resolve(req: EstimateRequest, cat: Catalog):
     return resolve(req, cat)
 
 
+def _saturation(req: EstimateRequest, load, o: float) -> Saturation | None:
+    """An offered rate beyond what the deployment serves: the most it serves, and (for a
+    finite run of N requests) the mean wait ``N/2 × (1/μ − 1/λ)``; an endless load has none."""
+    if req.request_rate is None or not bool(np.asarray(load.saturated)):
+        return None
+    mu = float(np.asarray(load.requests_s))
+    unbounded = req.num_requests is None
+    wait = None if unbounded else req.num_requests / 2 * (1 / mu - 1 / req.request_rate)
+    msg = (f"saturated: the deployment serves at most {mu:.3g} req/s at these lengths "
+           f"({mu * o:,.0f} output tok/s) and {req.request_rate:g} req/s are offered; ")
+    msg += ("the queue grows without bound, so there is no steady-state TTFT (add replicas, or give "
+            "--num-requests for a finite run)" if unbounded else
+            f"a run of {req.num_requests:,} requests queues each for {wait:,.1f} s on average")
+    return Saturation(offered_requests_s=req.request_rate, max_requests_s=mu, unbounded=unbounded,
+                      queue_delay_s=wait, message=msg)
+
+
+def _intervals(values: dict[str, float | None], lo: float, hi: float) -> dict[str, Interval]:
+    out = {}
+    for k, v in values.items():
+        if v is None:
+            continue
+        # a time scales inversely with a speed: measured/predicted of a speed is predicted/measured of a time
+        a, b = (v / hi, v / lo) if k.endswith("_ms") else (v * lo, v * hi)
+        out[k] = Interval(low=min(a, b), high=max(a, b))
+    return out
+
+
+def _notes(d, mem, level: str, cal, widen: float, load, sat: Saturation | None, dequant: bool) -> list[str]:
+    notes = [f"engine defaults of {d.engine_profile} on {d.accelerator.id}: max_num_seqs "
+             f"{d.engine.defaults.max_num_seqs}, max_num_batched_tokens {d.engine.defaults.max_num_batched_tokens}"
+             f"{'' if d.engine.defaults.chunked_prefill else ' (no chunked prefill)'}"]
+    if not level.startswith("engine×family"):
+        notes.append(f"no calibration data for {d.engine.id} on {d.accelerator.family}: using the {level} fit "
+                     f"({cal.id}, {cal.n_rows} rows); the interval is {widen:g}× wider")
+    if not mem.fits:
+        notes.append("the model does not fit this layout (see `llmplan fit`): " + "; ".join(mem.reasons))
+    if sat is not None:
+        notes.append(sat.message)
+    elif bool(np.asarray(load.saturated)):
+        notes.append("the load exceeds what the engine runs at once: requests queue and TTFT includes the wait")
+    if d.allreduce is not None:
+        notes.append(f"all-reduce: {d.allreduce.basis}")
+    if dequant and d.kernel is not None:
+        k = d.kernel
+        notes.append(f"weight-only kernel {k.id}: prefill at {k.prefill_compute_ratio:g}× the 16-bit GEMM rate"
+                     + (f" (an estimate, {k.low:g}–{k.high:g}: {k.basis})" if k.estimate else ""))
+    return notes + list(d.estimates)
+
+
 def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     d = _resolve(req, cat)
     gguf = tuple(cat.gguf_types)
@@ -144,7 +210,8 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     spec = _Spec(req.spec_tokens, req.spec_acceptance, req.spec_draft_cost)
 
     if req.request_rate is not None:
-        load = open_loop(shape, mach, e, req.request_rate, i, o, limit, settings_chunk)
+        load = open_loop(shape, mach, e, req.request_rate, i, o, limit, settings_chunk,
+                         req.num_requests if req.num_requests else np.inf)
     else:
         load = closed_loop(shape, mach, e, float(req.concurrency), i, o, limit, settings_chunk)
     running = float(np.asarray(load.running))
@@ -153,11 +220,12 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     if spec.k:
         # speculative decoding: each step verifies k + 1 tokens per sequence (plus k draft passes)
         # and yields on average (1 − a^(k+1)) / (1 − a) of them
-        verify = float(np.asarray(mixed.total))
-        tpot = (verify * (1 + spec.k * spec.draft)) / spec.tokens_per_step
-    ttft = float(np.asarray(load.ttft_s))
-    e2e = ttft + max(o - 1, 0) * tpot
-    req_s = float(np.asarray(load.requests_s)) if not spec.k else min(running / e2e, req.request_rate or math.inf)
+        tpot = (float(np.asarray(mixed.total)) * (1 + spec.k * spec.draft)) / spec.tokens_per_step
+    sat_info = _saturation(req, load, o)
+    ttft = None if sat_info is not None and sat_info.unbounded else float(np.asarray(load.ttft_s))
+    e2e = None if ttft is None else ttft + max(o - 1, 0) * tpot
+    req_s = float(np.asarray(load.requests_s)) if not spec.k or e2e is None else \
+        min(running / e2e, req.request_rate or math.inf)
     sat = closed_loop(shape, mach, e, limit, i, o, limit, settings_chunk)
     pre1, pre_st, _ = prefill_time(shape, mach, e, i, 0.0, settings_chunk)
     dec1 = decode_step(shape, mach, e, 1.0, i + o / 2)
@@ -165,29 +233,19 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     roof_dec = float(roofline_step(shape, mach, running, i + o / 2, running * i / max(o, 1), i / 2))
     phases = {"prefill": _phase(pre_st, roof_pre), "decode": _phase(mixed, roof_dec)}
     widen = WIDEN[level]
-    lo, hi = math.exp(cal.log_error_p10 * widen), math.exp(cal.log_error_p90 * widen)
-    values = {"ttft_ms": 1e3 * ttft, "tpot_ms": 1e3 * tpot, "output_tok_s": req_s * o}
-    intervals = {}
-    for k, v in values.items():
-        # a time scales inversely with a speed: measured/predicted of a speed is predicted/measured of a time
-        a, b = (v / hi, v / lo) if k.endswith("_ms") else (v * lo, v * hi)
-        intervals[k] = Interval(low=min(a, b), high=max(a, b))
+    intervals = _intervals({"ttft_ms": None if ttft is None else 1e3 * ttft, "tpot_ms": 1e3 * tpot,
+                            "output_tok_s": req_s * o},
+                           math.exp(cal.log_error_p10 * widen), math.exp(cal.log_error_p90 * widen))
     mem = memory_fit(d, gguf, context_tokens=min(int(i + o), d.model.max_context), concurrency=1)
-    notes = []
-    if level != "engine×family":
-        notes.append(f"no calibration data for {d.engine.id} on {d.accelerator.family}: using the {level} fit "
-                     f"({cal.id}, {cal.n_rows} rows); the interval is {widen:g}× wider")
-    if not mem.fits:
-        notes.append("the model does not fit this layout (see `llmplan fit`): " + "; ".join(mem.reasons))
-    if bool(np.asarray(load.saturated)):
-        notes.append("the load exceeds what the engine runs at once: requests queue and TTFT includes the wait")
+    notes = _notes(d, mem, level, cal, widen, load, sat_info, mach.flops_ratio != 1.0 or is_dequant(d.weight_format, dtype))
     return EstimateReport(
-        model=d.model_source, gpu=d.accelerator.id, engine=d.engine.id, precision=d.weight_format.id,
-        kv_precision=d.kv_format.id, compute_dtype=dtype, num_gpus=d.layout.num_gpus, tp=d.layout.tp,
-        pp=d.layout.pp, input_tokens=req.input_tokens, output_tokens=req.output_tokens, concurrency=running,
-        request_rate=req.request_rate, ttft_ms=1e3 * ttft, tpot_ms=1e3 * tpot, per_stream_tok_s=1 / tpot, e2e_s=e2e, output_tok_s=req_s * o,
+        model=d.model_source, gpu=d.accelerator.id, engine=d.engine.id, engine_profile=d.engine_profile,
+        precision=d.weight_format.id, kv_precision=d.kv_format.id, compute_dtype=dtype, num_gpus=d.layout.num_gpus,
+        tp=d.layout.tp, pp=d.layout.pp, input_tokens=req.input_tokens, output_tokens=req.output_tokens,
+        concurrency=running, request_rate=req.request_rate, ttft_ms=None if ttft is None else 1e3 * ttft,
+        tpot_ms=1e3 * tpot, per_stream_tok_s=1 / tpot, e2e_s=e2e, output_tok_s=req_s * o,
         output_tok_s_per_gpu=req_s * o / d.layout.num_gpus, total_tok_s=req_s * (i + o), requests_s=req_s,
-        saturated=bool(np.asarray(load.saturated)), max_batch=limit,
+        saturated=bool(np.asarray(load.saturated)), saturation=sat_info, max_batch=limit,
         max_throughput_output_tok_s=float(np.asarray(sat.output_tok_s)) * (spec.tokens_per_step if spec.k else 1.0),
         prefill_tok_s=i / float(pre1), decode_tok_s=spec.tokens_per_step / float(dec1.total) if spec.k
         else 1 / float(dec1.total),

@@ -6,17 +6,23 @@ One engine *step* processes ``decode_tokens`` tokens of running sequences (one e
 ``prefill_tokens`` new prompt tokens (chunked prefill). Its time on one pipeline stage is::
 
     t_mem     = (weights touched + KV read) / (bandwidth × eta_bw)
-    t_compute = (2 × active params × tokens + attention FLOPs) / (peak × eta_flops)
-    t_comm    = 2 all-reduces per layer × (latency + 2 (TP−1)/TP × tokens × hidden × 2 B / link)
+    t_compute = (2 × active params × tokens + attention FLOPs) / (peak × kernel ratio × eta_flops)
+    t_comm    = 2 all-reduces per layer × min(library, engine's custom kernel), each
+                latency + 2 (TP−1)/TP × tokens × hidden × 2 B / busbw    (measured, collectives catalog)
     t_step    = max(t_mem, t_compute) + t_comm + overhead
 
-with ``eta ≤ 1`` and ``overhead ≥ 0``, so no step is ever faster than the roofline
+with ``eta ≤ 1``, the kernel ratio (weight-only GEMMs: compute-bound rate relative to 16-bit,
+kernels catalog) ≤ 1.2 and ``overhead ≥ 0``, so no step is ever faster than the roofline
 ``max(bytes / bandwidth, FLOPs / peak)``. Pipeline parallelism runs the stages one after
-another for a token (latency adds up); tensor parallelism divides the work per GPU.
+another for a token (latency adds up); tensor parallelism divides the work per GPU. An engine
+that does not mix prompts into decode steps (vLLM V0 without chunked prefill) runs them as
+steps of their own: the two times add instead of overlapping.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,27 +50,35 @@ class StageShape:
     hidden: float
     state_tokens_equiv: float = 0.0  # linear-attention state per sequence, in KV-token equivalents
     expert_flops_per_token: float = 0.0  # the routed experts' share of flops_per_token
+    mla: float = 0.0  # 1 for multi-head latent attention (DeepSeek-style): the calibration's architecture class
 
 
 @dataclass(frozen=True)
 class Machine:
     peak_flops: float  # FLOP/s of the format's compute data type
     bandwidth: float  # B/s
-    link_bandwidth: float  # B/s per direction, scale-up link (PCIe for cards without one)
+    link_bandwidth: float  # B/s per direction, scale-up link (PCIe for cards without one); datasheet, for display
     tp: float
     pp: float
+    ar_latency_s: float = 0.0  # one small all-reduce on the TP group, library (measured)
+    ar_bus_bw: float = math.inf  # all-reduce bus bandwidth, B/s (nccl-tests busbw)
+    ar_custom_latency_s: float = math.inf  # the engine's own one-shot all-reduce, where it has one
+    ar_custom_bus_bw: float = math.inf
+    flops_ratio: float = 1.0  # weight-only GEMM kernel: compute-bound rate / 16-bit rate (1: native formats)
+    weight_only: float = 0.0  # 1 when the weights are dequantized for 16-bit math (a weight-only kernel runs)
+    mixed_prefill: float = 1.0  # 1: prompt tokens share steps with decodes; 0: prompts run in steps of their own
 
 
 @dataclass(frozen=True)
 class Efficiency:
-    """Calibrated factors (per engine × hardware family)."""
+    """Calibrated factors (per engine × hardware family × architecture class)."""
 
     eta_bw: float  # achieved / peak memory bandwidth, ≤ 1
     eta_flops: float  # achieved / peak FLOP/s, ≤ 1
     step_overhead_s: float  # per engine step (scheduling, kernel launches, sampling), ≥ 0
-    collective_latency_s: float  # per all-reduce, ≥ 0
     request_overhead_s: float = 0.0  # per request before its first token (API, tokenizer, admission), ≥ 0
     eta_moe: float = 1.0  # routed-expert kernels (grouped GEMMs, routing, token shuffles) relative to dense, ≤ 1
+    eta_kernel: float = 1.0  # weight-only kernels' achieved rate relative to their catalog ratio (engine-level fit)
 
 
 def experts_touched(num_experts, experts_per_token, tokens):
@@ -100,11 +114,21 @@ def step_flops(s: StageShape, decode_tokens, decode_context, prefill_tokens, pre
     return linear + attn
 
 
-def comm_time(s: StageShape, m: Machine, e: Efficiency, tokens):
-    """Tensor-parallel all-reduces: two per layer (after attention and after the MLP), ring cost."""
+def allreduce_s(m: Machine, nbytes):
+    """One all-reduce of `nbytes` on the TP group: the faster of the library and the engine's
+    custom kernel, each ``latency + nbytes × 2 (TP−1)/TP / busbw`` (nccl-tests' busbw)."""
     tp = np.asarray(m.tp, dtype=float)
-    volume = 2 * (tp - 1) / tp * tokens * s.hidden * ACT_BYTES / m.link_bandwidth
-    return np.where(tp > 1, 2 * s.layers * (e.collective_latency_s + volume), 0.0)
+    f = 2 * (tp - 1) / tp
+    lib = m.ar_latency_s + nbytes * f / m.ar_bus_bw
+    custom = m.ar_custom_latency_s + nbytes * f / m.ar_custom_bus_bw
+    return np.minimum(lib, custom)
+
+
+def comm_time(s: StageShape, m: Machine, tokens):
+    """Tensor-parallel all-reduces: two per layer (after attention and after the MLP)."""
+    tp = np.asarray(m.tp, dtype=float)
+    return np.where(tp > 1, 2 * s.layers * allreduce_s(m, np.asarray(tokens, dtype=float) * s.hidden * ACT_BYTES),
+                    0.0)
 
 
 @dataclass(frozen=True)
@@ -116,16 +140,53 @@ class StepTime:
     overhead: object
 
 
-def stage_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
-               prefill_context) -> StepTime:
-    """One pipeline stage processing one microbatch: memory, compute, communication."""
+def flops_rate(m: Machine, e: Efficiency):
+    """Achieved FLOP/s: peak × efficiency, for weight-only formats also × the kernel's ratio to
+    16-bit (catalog) × its fitted efficiency; never above the peak."""
+    kernel = np.where(np.asarray(m.weight_only) > 0.5, m.flops_ratio * np.asarray(e.eta_kernel), 1.0)
+    return m.peak_flops * np.minimum(e.eta_flops * kernel, 1.0)
+
+
+def _one_pass(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
+              prefill_context):
     t_mem = step_bytes(s, decode_tokens + prefill_tokens, decode_tokens * (decode_context + s.state_tokens_equiv),
                        e.eta_moe) / (m.bandwidth * e.eta_bw)
-    t_cmp = step_flops(s, decode_tokens, decode_context, prefill_tokens, prefill_context, e.eta_moe) / (
-        m.peak_flops * e.eta_flops)
-    t_comm = comm_time(s, m, e, decode_tokens + prefill_tokens)
-    return StepTime(total=np.maximum(t_mem, t_cmp) + t_comm, memory=t_mem, compute=t_cmp, comm=t_comm,
-                    overhead=0 * t_mem)
+    t_cmp = step_flops(s, decode_tokens, decode_context, prefill_tokens, prefill_context, e.eta_moe) / flops_rate(m, e)
+    return t_mem, t_cmp, comm_time(s, m, decode_tokens + prefill_tokens)
+
+
+def stage_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
+               prefill_context) -> StepTime:
+    """One pipeline stage processing one microbatch: memory, compute, communication. Where the
+    engine keeps prompts out of decode steps (``mixed_prefill`` 0), the decode pass and the
+    prompt pass run one after the other."""
+    mem, cmp, comm = _one_pass(s, m, e, decode_tokens, decode_context, prefill_tokens, prefill_context)
+    mixed = np.maximum(mem, cmp) + comm
+    apart = _apart(m, decode_tokens, prefill_tokens)
+    if not np.any(apart):
+        return StepTime(total=mixed, memory=mem, compute=cmp, comm=comm, overhead=0 * mem)
+    d_mem, d_cmp, d_comm = _one_pass(s, m, e, decode_tokens, decode_context, 0.0, 0.0)
+    lump, share = _prompt_steps(m, decode_tokens, prefill_tokens, prefill_context)
+    p_mem, p_cmp, p_comm = _one_pass(s, m, e, 0.0, 0.0, lump, prefill_context)
+    split = np.maximum(d_mem, d_cmp) + d_comm + share * (np.maximum(p_mem, p_cmp) + p_comm)
+    return StepTime(total=np.where(apart, split, mixed), memory=np.where(apart, d_mem + share * p_mem, mem),
+                    compute=np.where(apart, d_cmp + share * p_cmp, cmp),
+                    comm=np.where(apart, d_comm + share * p_comm, comm), overhead=0 * mem)
+
+
+def _apart(m: Machine, decode_tokens, prefill_tokens):
+    """Steps whose prompt tokens run in a step of their own (the engine does not mix them)."""
+    return (np.asarray(m.mixed_prefill) < 0.5) & (np.asarray(prefill_tokens) > 0) & (np.asarray(decode_tokens) > 0)
+
+
+def _prompt_steps(m: Machine, decode_tokens, prefill_tokens, prefill_context):
+    """An engine that keeps prompts out of decode steps runs each prompt whole (its queries
+    attend on average to half of it, so it is ``2 × prefill_context`` tokens long): per decode
+    step it spends ``prefill_tokens / prompt`` such prompt steps. Returns (prompt, that share)."""
+    p = np.asarray(prefill_tokens, dtype=float)
+    lump = np.maximum(p, 2 * np.asarray(prefill_context, dtype=float))
+    share = np.where(_apart(m, decode_tokens, prefill_tokens), p / np.maximum(lump, 1e-9), 0.0)
+    return lump, share
 
 
 def step_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens=0.0,
@@ -142,13 +203,16 @@ def step_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_co
     mb = np.clip(tokens, 1.0, np.maximum(pp, 1.0)) if microbatches is None else np.asarray(microbatches, dtype=float)
     st = stage_time(s, m, e, decode_tokens / mb, decode_context, prefill_tokens / mb, prefill_context)
     factor = np.maximum(mb, pp) if steady else mb + pp - 1
-    return StepTime(total=factor * st.total + e.step_overhead_s, memory=factor * st.memory,
-                    compute=factor * st.compute, comm=factor * st.comm, overhead=e.step_overhead_s + 0 * st.total)
+    # a prompt kept out of the decode step is a step of its own: one more step overhead
+    overhead = e.step_overhead_s * (1 + _prompt_steps(m, decode_tokens, prefill_tokens, prefill_context)[1])
+    return StepTime(total=factor * st.total + overhead, memory=factor * st.memory,
+                    compute=factor * st.compute, comm=factor * st.comm, overhead=overhead + 0 * st.total)
 
 
 def roofline_step(s: StageShape, m: Machine, decode_tokens, decode_context, prefill_tokens=0.0, prefill_context=0.0):
-    """The physical floor of a step: perfect efficiency, no overhead, no communication."""
-    ideal = Efficiency(eta_bw=1.0, eta_flops=1.0, step_overhead_s=0.0, collective_latency_s=0.0, request_overhead_s=0.0,
-                       eta_moe=1.0)
+    """The physical floor of a step: perfect efficiency, peak-rate kernels, no overhead, no
+    communication, prompts overlapping decodes."""
+    ideal = Efficiency(eta_bw=1.0, eta_flops=1.0, step_overhead_s=0.0, request_overhead_s=0.0, eta_moe=1.0)
+    m = dataclasses.replace(m, flops_ratio=1.0, weight_only=0.0, mixed_prefill=1.0)
     t = step_time(s, m, ideal, decode_tokens, decode_context, prefill_tokens, prefill_context)
     return t.total - t.comm

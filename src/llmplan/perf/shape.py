@@ -38,6 +38,23 @@ def compute_dtype(fmt: QuantFormat, acc: Accelerator) -> str:
     return want
 
 
+def is_dequant(fmt: QuantFormat, dtype: str) -> bool:
+    """Weights stored narrower than the math they feed: kernels dequantize on the fly."""
+    bits = fmt.weight_bits if fmt.weight_bits is not None else 8.0  # every GGUF mix is below 16 bit
+    return bits < 15.5 and dtype in ("bf16", "fp16")
+
+
+def kernel_ratio(d: Deployment, dtype: str) -> float:
+    """Compute-bound rate of the weight-only GEMM kernel relative to 16-bit (kernels catalog);
+    1 for formats the chip runs natively."""
+    if not is_dequant(d.weight_format, dtype):
+        return 1.0
+    if d.kernel is None:
+        raise LlmplanError(f"no weight-only kernel in the kernels catalog for {d.engine.id} running {d.weight_format.id} "
+                           f"on {d.accelerator.family}; add one (prefill_compute_ratio with its source)")
+    return d.kernel.prefill_compute_ratio
+
+
 def machine(d: Deployment) -> tuple[Machine, str]:
     acc = d.accelerator
     dtype = compute_dtype(d.weight_format, acc)
@@ -47,8 +64,16 @@ def machine(d: Deployment) -> tuple[Machine, str]:
         raise LlmplanError(f"{acc.id} has no scale-up link bandwidth in the catalog, needed for --tp {d.layout.tp}; "
                            "add interconnect.bandwidth_gb_s in a catalog override")
     link = d.link_gb_s or math.inf  # one device: no tensor-parallel traffic
+    ar = d.allreduce
+    ex = d.engine.execution
+    mixed = d.engine.defaults.chunked_prefill or ex.mixes_unchunked_prefill
     return Machine(peak_flops=peak * TERA, bandwidth=acc.memory_bandwidth_gb_s * GB, link_bandwidth=link * GB,
-                   tp=d.layout.tp, pp=d.layout.pp), dtype
+                   tp=d.layout.tp, pp=d.layout.pp,
+                   ar_latency_s=ar.latency_s if ar else 0.0, ar_bus_bw=ar.bus_bw if ar else math.inf,
+                   ar_custom_latency_s=ar.custom_latency_s if ar else math.inf,
+                   ar_custom_bus_bw=ar.custom_bus_bw if ar else math.inf,
+                   flops_ratio=kernel_ratio(d, dtype), weight_only=1.0 if is_dequant(d.weight_format, dtype) else 0.0,
+                   mixed_prefill=1.0 if mixed else 0.0), dtype
 
 
 def stage_shape(d: Deployment, gguf_types: tuple[GgufType, ...], kv_bytes_per_elem: float) -> StageShape:
@@ -108,7 +133,8 @@ def stage_shape(d: Deployment, gguf_types: tuple[GgufType, ...], kv_bytes_per_el
         hidden=m.hidden_size,
         state_tokens_equiv=(state / token_bytes) if token_bytes else 0.0,
         expert_flops_per_token=expert_flops[busiest],
+        mla=1.0 if m.mla else 0.0,
     )
 
 
-__all__ = ["compute_dtype", "machine", "stage_shape", "linear_state_bytes_per_layer"]
+__all__ = ["compute_dtype", "is_dequant", "kernel_ratio", "machine", "stage_shape", "linear_state_bytes_per_layer"]

@@ -20,11 +20,12 @@ from ..memory.kv import kv_bytes_per_layer_token
 from ..memory.params import layer_plan, tensors
 from ..memory.weights import NORM_BITS, _gguf_bits, _use_more_bits
 from ..units import GB, TERA
-from .calibrate import lookup, params_of, table_from_catalog
-from .cases import is_dequant
+from ..errors import LlmplanError
+from ..specs import allreduce_cost, link_bandwidth, select_profile, split_engine, weight_only_kernel
+from .calibrate import lookup, model_arch, params_of, table_from_catalog
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import mixed_step
-from .shape import ATTN_FLOPS_PER_PAIR_DIM, FLOPS_PER_PARAM, compute_dtype
+from .shape import ATTN_FLOPS_PER_PAIR_DIM, FLOPS_PER_PARAM, compute_dtype, is_dequant
 
 KINDS = ("shard", "replicate", "kv_heads", "experts")
 
@@ -79,7 +80,8 @@ def _sums(m: Model, fmt: QuantFormat, types) -> tuple[dict[str, float], dict[str
 
 def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, tps=(1, 2, 4, 8),
           concurrency=(1, 2, 4, 8, 16, 32, 64, 128), input_tokens: int = 1000, output_tokens: int = 200) -> SweepResult:
-    eng = cat.engine(engine)
+    base, version = split_engine(engine)
+    eng, _ = select_profile(cat.engine(base), version)
     fmt_ids = formats or [f.id for f in cat.quant_formats if not eng.formats or f.id in eng.formats]
     fmts = [cat.quant_format(f) for f in fmt_ids]
     types = {g.id: g for g in cat.gguf_types}
@@ -135,23 +137,59 @@ def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, 
     bw = np.array([a.memory_bandwidth_gb_s * GB for a in accs])[None, :, None, None]
     link = np.array([(a.interconnect.bandwidth_gb_s or 1.0) * GB for a in accs])[None, :, None, None]
     table = table_from_catalog(cat)
-    cal = [params_of(lookup(table, eng.id, a.family)[0]) for a in accs]
-    deq = np.array([[is_dequant(f, compute_dtype(f, a)) for a in accs] for (_, f, *_rest) in rows])[:, :, None, None]
+    cal = [[params_of(lookup(table, eng.id, a.family, model_arch(r[0]))[0]) for a in accs] for r in rows]
 
     def hw(name: str) -> np.ndarray:
-        return np.array([c[name] for c in cal])[None, :, None, None]
+        return np.array([[c[name] for c in cr] for cr in cal])[:, :, None, None]
 
-    e = Efficiency(eta_bw=np.where(deq, hw("eta_bw_dequant"), hw("eta_bw")),
-                   eta_flops=np.where(deq, hw("eta_flops_dequant"), hw("eta_flops")),
-                   step_overhead_s=hw("step_overhead_s"), collective_latency_s=hw("collective_latency_s"),
-                   eta_moe=hw("eta_moe"))
-    mach = Machine(peak_flops=peak, bandwidth=bw, link_bandwidth=link, tp=t4, pp=1.0)
+    e = Efficiency(eta_bw=hw("eta_bw"), eta_flops=hw("eta_flops"), step_overhead_s=hw("step_overhead_s"),
+                   eta_moe=hw("eta_moe"), eta_kernel=hw("eta_kernel"))
+    weight_only = np.array([[1.0 if is_dequant(r[1], compute_dtype(r[1], a)) else 0.0 for a in accs]
+                            for r in rows])[:, :, None, None]
+    ratio = np.array([[_kernel_ratio(eng, r[1], a, cat) for a in accs] for r in rows])[:, :, None, None]
+    ar = _allreduce_arrays(eng, accs, tp, cat)
+    mixed = np.array([1.0 if _mixes(eng, r[0]) else 0.0 for r in rows])[:, None, None, None]
+    mach = Machine(peak_flops=peak, bandwidth=bw, link_bandwidth=link, tp=t4, pp=1.0, ar_latency_s=ar[0],
+                   ar_bus_bw=ar[1], ar_custom_latency_s=ar[2], ar_custom_bus_bw=ar[3], flops_ratio=ratio,
+                   weight_only=weight_only, mixed_prefill=mixed)
     c4 = conc[None, None, None, :]
     step = mixed_step(shape, mach, e, c4, float(input_tokens), float(output_tokens))
     tpot = np.broadcast_to(step.total, (n_mf, len(accs), len(tp), len(conc)))
     heads = col(lambda r: r[0].num_attention_heads)
     ok_tp = (heads % t4 == 0) & ((mla > 0) | (kvh % t4 == 0) | (t4 % kvh == 0))
     max_tp = np.array([max(a.max_per_server or 1, a.interconnect.domain_size or 1) for a in accs])[None, :, None, None]
-    valid = np.broadcast_to(ok_tp & (t4 <= max_tp) & np.isfinite(peak), tpot.shape)
+    valid = np.broadcast_to(ok_tp & (t4 <= max_tp) & np.isfinite(peak), tpot.shape) & np.isfinite(tpot)
     return SweepResult([r[0].id for r in rows], [r[1].id for r in rows], [a.id for a in accs], tp, conc, tpot,
                        c4 / tpot, valid)
+
+
+def _kernel_ratio(eng, fmt: QuantFormat, acc, cat: Catalog) -> float:
+    if not is_dequant(fmt, compute_dtype(fmt, acc)):
+        return 1.0
+    k = weight_only_kernel(eng, fmt, acc, cat)
+    return k.prefill_compute_ratio if k else math.nan  # nan: no kernel figure, the configuration is not valid
+
+
+def _allreduce_arrays(eng, accs, tp: np.ndarray, cat: Catalog) -> list[np.ndarray]:
+    """Measured all-reduce parameters per (accelerator, TP): library latency and busbw, custom
+    kernel latency and busbw; NaN where the catalog has no figure (the configuration is then
+    not valid)."""
+    out = np.zeros((4, len(accs), len(tp)))
+    for i, a in enumerate(accs):
+        link = link_bandwidth(a, cat)[0]
+        for j, t in enumerate(tp):
+            try:
+                c, _ = allreduce_cost(a, int(t), eng, cat, link)
+            except LlmplanError:
+                out[:, i, j] = math.nan
+                continue
+            out[:, i, j] = (c.latency_s, c.bus_bw, c.custom_latency_s, c.custom_bus_bw) if c else (0, math.inf,
+                                                                                                  math.inf, math.inf)
+    return [x[None, :, :, None] for x in out]
+
+
+def _mixes(eng, m: Model) -> bool:
+    """Whether prompts share steps with decodes for this model (vLLM V0's long-context rule)."""
+    d = eng.defaults
+    chunked = m.max_context > d.long_context.above_tokens if d.long_context else d.chunked_prefill
+    return chunked or eng.execution.mixes_unchunked_prefill

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..catalog import Catalog
-from .calibrate import efficiency_arrays, lookup, params_of, table_from_catalog
+from .calibrate import case_params, efficiency_arrays, table_from_catalog
 from .cases import CaseSet, predict, protocol_label, read_cases, stack
 
 WITHIN = 25.0
@@ -21,7 +21,7 @@ def predictions(cs: CaseSet, table: dict) -> np.ndarray:
     if not cs.cases:
         return np.array([])
     st = stack(cs.cases)
-    e = efficiency_arrays(cs.cases, [params_of(lookup(table, c.engine, c.family)[0]) for c in cs.cases])
+    e = efficiency_arrays(cs.cases, [case_params(table, c) for c in cs.cases])
     return predict(st, e)
 
 

@@ -267,6 +267,8 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
     headroom. Never fewer than peak / (one replica's saturated throughput): below that the queue
     grows without bound, whatever a finite simulation shows; then bisection on the simulator
     (each check a long steady run per replica, see :func:`check_requests`) from an analytic guess."""
+    from ..perf.feasibility import layout_infeasible
+
     d = resolve(req, cat)
     w = _workload(req, cat)
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
@@ -275,7 +277,8 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
     mu = float(np.asarray(model.requests_s)[0])
     no = {"feasible": False, "peak_rate_per_s": lam, "replica_capacity_req_s": mu,
           "deployment": _describe(d, spec, req)}
-    why = alone_too_slow(model, w.slo)
+    why = layout_infeasible(d, cat, w.lengths("input").mean, w.lengths("output").mean,
+                            float(spec.limits.max_num_batched_tokens), w.slo) or alone_too_slow(model, w.slo)
     if why:
         return no | {"reason": why}
     floor = math.ceil(lam / mu * (1 - 1e-12))  # the fewest replicas at or below 100 % utilisation

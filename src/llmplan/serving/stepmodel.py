@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..perf.physics import ACT_BYTES, Efficiency, Machine, StageShape
+from ..perf.physics import ACT_BYTES, Efficiency, Machine, StageShape, flops_rate
 
 
 @dataclass
@@ -21,8 +21,12 @@ class StepModel:
     attn: float
     window: float
     sliding: float
-    comm_alpha: float  # per step, all layers
-    comm_beta: float  # per token
+    comm_layers: float  # all-reduces per step: 2 per layer (0 without tensor parallelism)
+    lib_lat: float  # one all-reduce with the library: latency (s) ...
+    lib_k: float  # ... plus this many seconds per token of the step
+    own_lat: float  # the engine's own all-reduce kernel (inf where it has none)
+    own_k: float
+    apart: bool  # prompts run in steps of their own (vLLM V0 without chunked prefill)
     bw: float  # effective bytes/s
     peak: float  # effective FLOP/s
     pp: float
@@ -36,18 +40,23 @@ class StepModel:
 
         tp = f(m.tp)
         layers = f(s.layers)
-        alpha = 2 * layers * f(e.collective_latency_s) if tp > 1 else 0.0
-        beta = 2 * layers * 2 * (tp - 1) / tp * f(s.hidden) * ACT_BYTES / f(m.link_bandwidth) if tp > 1 else 0.0
         moe = f(e.eta_moe)
+        per_token = f(s.hidden) * ACT_BYTES * 2 * (tp - 1) / tp  # bytes x 2 (TP-1)/TP, as physics.allreduce_s
         return cls(
             dense_bytes=f(s.dense_weight_bytes), expert_bytes=f(s.expert_bytes_per_layer) * f(s.moe_layers)
             * f(s.num_experts), n_experts=f(s.num_experts),
             k_over_e=(f(s.experts_per_token) / f(s.num_experts)) if f(s.num_experts) else 0.0,
             kv_bytes=f(s.kv_bytes_per_token), state_equiv=f(s.state_tokens_equiv),
             flops_tok=f(s.flops_per_token) + f(s.expert_flops_per_token) * (1 / moe - 1), attn=f(s.attn_flops_per_ctx_token),
-            window=f(s.window), sliding=f(s.sliding_fraction), comm_alpha=alpha, comm_beta=beta,
-            bw=f(m.bandwidth) * f(e.eta_bw), peak=f(m.peak_flops) * f(e.eta_flops), pp=f(m.pp),
+            window=f(s.window), sliding=f(s.sliding_fraction), comm_layers=2 * layers if tp > 1 else 0.0,
+            lib_lat=f(m.ar_latency_s), lib_k=per_token / f(m.ar_bus_bw), own_lat=f(m.ar_custom_latency_s),
+            own_k=per_token / f(m.ar_custom_bus_bw), apart=f(m.mixed_prefill) < 0.5,
+            bw=f(m.bandwidth) * f(e.eta_bw), peak=f(flops_rate(m, e)), pp=f(m.pp),
             overhead=f(e.step_overhead_s), eta_moe=moe)
+
+    def _comm(self, tokens: float) -> float:
+        """All-reduce time of a step carrying `tokens` tokens (the measured cost, physics.allreduce_s)."""
+        return _comm(self.comm_layers, self.lib_lat, self.lib_k, self.own_lat, self.own_k, tokens)
 
     def _experts(self, tokens: float) -> float:
         if not self.n_experts:
@@ -56,7 +65,10 @@ class StepModel:
 
     def step(self, n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:
         """One step: `n_dec` decoding sequences holding `sum_ctx` tokens of context in all, and
-        `p_tok` prompt tokens whose queries attend to `p_ctx` keys in all."""
+        `p_tok` prompt tokens whose queries attend to `p_ctx` keys in all. An engine that keeps
+        prompts out of decode steps (vLLM V0 without chunked prefill) runs them as a step of their own."""
+        if p_tok > 0 and n_dec > 0 and self.apart:
+            return self.step(n_dec, sum_ctx) + self.step(0.0, 0.0, p_tok, p_ctx)
         tokens = n_dec + p_tok
         mb = min(max(tokens, 1.0), self.pp) if self.pp > 1 else 1.0
         attended = sum_ctx if self.sliding == 0 else (
@@ -64,7 +76,7 @@ class StepModel:
         t_mem = (self.dense_bytes + self._experts(tokens / mb) + (sum_ctx + n_dec * self.state_equiv) * self.kv_bytes
                  / mb) / self.bw
         t_cmp = (self.flops_tok * tokens + self.attn * (attended + p_ctx)) / mb / self.peak
-        comm = self.comm_alpha + self.comm_beta * tokens / mb
+        comm = self._comm(tokens / mb)
         factor = max(mb, self.pp)
         return factor * (max(t_mem, t_cmp) + comm) + self.overhead
 
@@ -80,7 +92,7 @@ class StepModel:
         b_m = self.kv_bytes / self.bw
         a_c = self.flops_tok * n / self.peak
         b_c = self.attn / self.peak
-        fixed = m * (self.comm_alpha + self.comm_beta * n + self.overhead)
+        fixed = m * (self._comm(n) + self.overhead)
         s_end = sum_ctx + n * (m - 1)
 
         def lin(a: float, b: float, j0: int, j1: int) -> float:  # Σ_{j=j0}^{j1-1} a + b (S + j n)
@@ -98,6 +110,14 @@ class StepModel:
         return fixed + first + second
 
 
+def _comm(layers: float, lib_lat: float, lib_k: float, own_lat: float, own_k: float, tokens: float) -> float:
+    """2 all-reduces per layer, each the faster of the library and the engine's own kernel."""
+    if not layers:
+        return 0.0
+    lib, own = lib_lat + lib_k * tokens, own_lat + own_k * tokens
+    return layers * (lib if lib <= own else own)
+
+
 def compiled(sm: StepModel):
     """`sm.step` and `sm.stretch` as closures over local constants, for the simulator's inner loop:
     the same arithmetic in the same order (results bit-identical), without attribute look-ups."""
@@ -111,7 +131,9 @@ def compiled(sm: StepModel):
 def _general(sm: StepModel):
     dense, expert, n_exp, k_over_e, moe = sm.dense_bytes, sm.expert_bytes, sm.n_experts, sm.k_over_e, sm.eta_moe
     kv, state, flops, attn, window, sliding = sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn, sm.window, sm.sliding
-    alpha, beta, bw, peak, pp, overhead = sm.comm_alpha, sm.comm_beta, sm.bw, sm.peak, sm.pp, sm.overhead
+    bw, peak, pp, overhead = sm.bw, sm.peak, sm.pp, sm.overhead
+    comm_args = (sm.comm_layers, sm.lib_lat, sm.lib_k, sm.own_lat, sm.own_k)
+    apart = sm.apart
 
     def experts(tokens: float) -> float:
         if not n_exp:
@@ -119,12 +141,14 @@ def _general(sm: StepModel):
         return expert * (1.0 - (1.0 - k_over_e) ** tokens) / moe
 
     def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:
+        if apart and p_tok > 0 and n_dec > 0:
+            return step(n_dec, sum_ctx) + step(0.0, 0.0, p_tok, p_ctx)
         tokens = n_dec + p_tok
         mb = min(max(tokens, 1.0), pp) if pp > 1 else 1.0
         attended = sum_ctx if sliding == 0 else ((1 - sliding) * sum_ctx + sliding * min(sum_ctx, n_dec * window))
         t_mem = (dense + experts(tokens / mb) + (sum_ctx + n_dec * state) * kv / mb) / bw
         t_cmp = (flops * tokens + attn * (attended + p_ctx)) / mb / peak
-        comm = alpha + beta * tokens / mb
+        comm = _comm(*comm_args, tokens / mb)
         factor = max(mb, pp)
         return factor * (max(t_mem, t_cmp) + comm) + overhead
 
@@ -141,7 +165,7 @@ def _general(sm: StepModel):
             return m * step(n, sum_ctx + n * (m - 1) / 2)
         a_m = (dense + experts(n) + n * state * kv) / bw
         a_c = flops * n / peak
-        fixed = m * (alpha + beta * n + overhead)
+        fixed = m * (_comm(*comm_args, n) + overhead)
         s_end = sum_ctx + n * (m - 1)
         mem_start, mem_end = a_m + b_m * sum_ctx >= a_c + b_c * sum_ctx, a_m + b_m * s_end >= a_c + b_c * s_end
         if mem_start == mem_end:
@@ -159,14 +183,18 @@ def _dense(sm: StepModel, general_stretch):
     """A dense model on one pipeline stage without sliding layers: the same sums, with the terms that
     are exactly 0 or 1 there dropped (x + 0.0, x / 1.0 and 1.0 × x are exact in floating point)."""
     dense, kv, state, flops, attn = sm.dense_bytes, sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn
-    alpha, beta, bw, peak, overhead = sm.comm_alpha, sm.comm_beta, sm.bw, sm.peak, sm.overhead
+    bw, peak, overhead = sm.bw, sm.peak, sm.overhead
+    comm_args = (sm.comm_layers, sm.lib_lat, sm.lib_k, sm.own_lat, sm.own_k)
+    apart = sm.apart
     b_m, b_c = kv / bw, attn / peak
 
     def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:
+        if apart and p_tok > 0 and n_dec > 0:
+            return step(n_dec, sum_ctx) + step(0.0, 0.0, p_tok, p_ctx)
         tokens = n_dec + p_tok
         t_mem = (dense + (sum_ctx + n_dec * state) * kv) / bw
         t_cmp = (flops * tokens + attn * (sum_ctx + p_ctx)) / peak
-        return (t_mem if t_mem >= t_cmp else t_cmp) + (alpha + beta * tokens) + overhead
+        return (t_mem if t_mem >= t_cmp else t_cmp) + _comm(*comm_args, tokens) + overhead
 
     def stretch(n: float, sum_ctx: float, m: int) -> float:
         if m <= 0:
@@ -178,6 +206,6 @@ def _dense(sm: StepModel, general_stretch):
         if mem_start != mem_end:
             return general_stretch(n, sum_ctx, m)
         a, b = (a_m, b_m) if mem_start else (a_c, b_c)
-        return m * (alpha + beta * n + overhead) + (m * (a + b * sum_ctx) + b * n * (m * (m - 1)) / 2)
+        return m * (_comm(*comm_args, n) + overhead) + (m * (a + b * sum_ctx) + b * n * (m * (m - 1)) / 2)
 
     return step, stretch
