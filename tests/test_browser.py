@@ -16,8 +16,11 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 # Waits are for a condition (an element, a text), never a blind sleep; a computation on the server (a plan,
-# a PDF) gets this long on a loaded machine, the page's own reactions the default
+# a PDF) gets this long on a loaded machine; the page's own reactions (a list refreshed from the server) get
+# PAGE_MS, set as Playwright's default expect timeout by the browser fixture: on a 2-core machine shared with
+# other jobs, the 5 s default failed while the page was right, only late
 SLOW_MS = 240_000
+PAGE_MS = 60_000
 
 
 def _free_port() -> int:
@@ -51,8 +54,9 @@ def server(tmp_path_factory):
 def browser():
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} missing: run scripts/install-test-deps.sh (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=PAGE_MS)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         yield b
