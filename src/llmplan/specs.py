@@ -321,6 +321,16 @@ def _in_range(v: tuple[int, ...], lo: str | None, hi: str | None) -> bool:
     return (lo is None or v >= version_key(lo)) and (hi is None or v < version_key(hi))
 
 
+def _refuse_unknown_newer(engine: Engine, v: tuple[int, ...], version: str) -> None:
+    """A version newer than the newest the catalog describes is not silently read as that one."""
+    newest = re.match(r"\d+\.\d+(?:\.\d+)*", engine.version or "")
+    known = version_key(newest.group(0)) if newest else None
+    if known and v[:len(known)] > known:  # 0.31.2 is the 0.31 the catalog describes; 0.32 is not
+        raise LlmplanError(f"{engine.id}@{version} is newer than the newest {engine.id} the catalog describes "
+                           f"({newest.group(0)}); use --engine {engine.id} for that one, or describe the new "
+                           f"version's defaults in a catalog override (docs/catalog.md)")
+
+
 def select_profile(engine: Engine, version: str | None = None, date: str | None = None,
                    strict: bool = True) -> tuple[Engine, str]:
     """The engine as the given version ships (defaults, memory, execution, kernels), and the
@@ -342,6 +352,8 @@ def select_profile(engine: Engine, version: str | None = None, date: str | None 
                         known = ", ".join(f"{engine.id}@{p.version}" for p in engine.profiles)
                         raise LlmplanError(f"no {engine.id} profile covers version {version}; known: {known}, "
                                            f"or {engine.id} (newest{', from ' + engine.from_version if engine.from_version else ''})")
+            elif strict:
+                _refuse_unknown_newer(engine, v, version)
     elif date is not None:
         chosen = next((p for p in engine.profiles if p.until_released and date < p.until_released
                        and (p.released is None or date >= p.released)), None)
