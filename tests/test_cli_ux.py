@@ -234,3 +234,13 @@ def test_unknown_residency_region_is_refused_with_a_hint(capsys, tmp_path, value
                  f"policy: {{data_residency: [{value}]}}\n")
     err = one_line_error(capsys, "plan", str(f))
     assert "policy.data_residency" in err and repr(value) in err and hint in err
+
+
+def test_filter_that_matches_nothing_suggests_a_word(capsys):
+    err = one_line_error(capsys, "catalog", "gpus", "--filter", "nvidai")
+    assert "did you mean 'NVIDIA'" in err
+
+
+def test_engine_that_does_not_run_on_apple_names_one_that_does(capsys):
+    err = one_line_error(capsys, "fit", "llama-3.1-8b", "--gpu", "apple-m4-max-40c")
+    assert "vllm does not run on apple-m4-max-40c" in err and "llamacpp" in err.split("Engines for")[1]

@@ -222,8 +222,10 @@ def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoin
     kv_name = req.kv_precision or checkpoint_kv or ("fp16" if fmt.compute_dtype == "fp16" else "bf16")
     kv = cat.kv_format(kv_name)
     if engine.accelerators and acc.family not in engine.accelerators:
+        able = [e.id for e in cat.engines if not e.accelerators or acc.family in e.accelerators]
         raise LlmplanError(f"{engine.id} does not run on {acc.id} ({acc.family}); it runs on: "
-                           f"{', '.join(engine.accelerators)}")
+                           f"{', '.join(engine.accelerators)}. Engines for {acc.family}: "
+                           f"{', '.join(able) or 'none in the catalog'} (--engine)")
     layout = resolve_layout(req, model, acc, engine)
     usable, basis = usable_memory(acc, cat)
     link, link_basis = link_bandwidth(acc, cat)
