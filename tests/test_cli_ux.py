@@ -244,3 +244,16 @@ def test_filter_that_matches_nothing_suggests_a_word(capsys):
 def test_engine_that_does_not_run_on_apple_names_one_that_does(capsys):
     err = one_line_error(capsys, "fit", "llama-3.1-8b", "--gpu", "apple-m4-max-40c")
     assert "vllm does not run on apple-m4-max-40c" in err and "llamacpp" in err.split("Engines for")[1]
+
+
+def test_too_many_gpus_is_explained_without_a_flag_never_typed(capsys):
+    err = one_line_error(capsys, "fit", "llama-3.1-8b", "--gpu", "h100-sxm", "--num-gpus", "100000")
+    assert "--num-gpus 100000" in err and "--pp" not in err and "32 layers" in err
+
+
+def test_capacity_states_its_slos_and_json_flags_are_booleans(capsys):
+    argv = ("capacity", "llama-3.1-8b", "--gpu", "h100-sxm", "-w", "chat", "--rate", "2")
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "SLOs: TTFT p95 ≤" in out
+    code, out, _ = run(capsys, *argv, "--json")
+    assert all(isinstance(v["ok"], bool) for v in json.loads(out)["at_peak"]["slo"].values())

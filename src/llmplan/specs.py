@@ -142,6 +142,11 @@ def resolve_layout(req: FitRequest, model: Model, acc: Accelerator, engine: Engi
     n = tp * pp
     _check_tp(tp, model, acc)
     if pp > model.num_layers:
+        if req.pp is None:
+            raise LayoutError(f"--num-gpus {n} is more than {model.id} can use: with TP {tp} it needs PP {pp}, and "
+                              f"pipeline stages cannot outnumber its {model.num_layers} layers (at most "
+                              f"{tp * model.num_layers} GPUs at TP {tp}); for more throughput use replicas "
+                              f"(`llmplan capacity`)")
         raise LayoutError(f"--pp {pp} exceeds the {model.num_layers} layers of {model.id}")
     ep = req.ep or 1
     if ep > 1:

@@ -156,6 +156,19 @@ def print_simulation(r: dict[str, Any]) -> None:
               f"{r['queue_max']:.0f}; preemptions {r['preemptions']}")
 
 
+_SLO_WORDS = {"ttft_p95_ms": ("TTFT p95 ≤", " ms"), "tpot_p95_ms": ("TPOT p95 ≤", " ms"),
+              "e2e_p95_ms": ("end-to-end p95 ≤", " ms"), "goodput_pct": ("goodput ≥", " %")}
+
+
+def _slos(slo: dict[str, Any]) -> str:
+    """The workload's SLO limits in words: 'TTFT p95 ≤ 2,000 ms, …'."""
+    parts = []
+    for key, v in slo.items():
+        words, unit = _SLO_WORDS.get(key, (key + " limit", ""))
+        parts.append(f"{words} {v['limit']:,.0f}{unit}")
+    return ", ".join(parts) or "none set"
+
+
 def print_capacity(r: dict[str, Any]) -> None:
     con = render.console()
     if not r["feasible"]:
@@ -169,6 +182,7 @@ def print_capacity(r: dict[str, Any]) -> None:
     con.print(f"Headroom at peak {r['headroom_pct']:.0f} %; utilisation over the day mean "
               f"{r['mean_utilisation_pct']:.0f} %, peak hour {max(r['utilisation_by_hour_pct']):.0f} %.")
     a = r["at_peak"]
+    con.print(f"SLOs: {_slos(a.get('slo') or {})}.")
     con.print(f"At peak: TTFT p95 {_p(a['ttft_ms'], 'p95')} ms, TPOT p95 {_p(a['tpot_ms'], 'p95')} ms, "
               f"goodput {a['goodput_pct']:.1f} %.")
     if r.get("one_fewer"):
