@@ -257,3 +257,10 @@ def test_capacity_states_its_slos_and_json_flags_are_booleans(capsys):
     assert code == 0 and "SLOs: TTFT p95 ≤" in out
     code, out, _ = run(capsys, *argv, "--json")
     assert all(isinstance(v["ok"], bool) for v in json.loads(out)["at_peak"]["slo"].values())
+
+
+def test_empty_model_list_says_what_to_give(capsys, tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\nworkload: {requests_per_day: 100}\nmodels: []\nhardware: [l40s]\n")
+    err = one_line_error(capsys, "plan", str(f))
+    assert "models: an empty list leaves nothing to plan" in err and "llmplan catalog models" in err
