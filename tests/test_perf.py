@@ -214,6 +214,22 @@ def test_validate_contract_on_a_small_file(tmp_path, capsys):
     assert 0 <= s["overall"]["within_25_pct"] <= 100
 
 
+def test_validate_summary_when_no_row_can_be_predicted(tmp_path, capsys):
+    """A file whose every row names an engine the catalog lacks (data/bench/ext has such sources)
+    prints its per-row reasons and an empty summary, exit 0, instead of failing on the summary."""
+    from .conftest import BENCH
+
+    header = (BENCH / "perf_dev_v2.csv").read_text().splitlines()[0]
+    row = "E-1,E,meta-llama/Llama-2-7b-chat-hf,a100-sxm-80gb,1,1,1,1,fp16,,lmdeploy,128,128,16,,fixed_concurrency,fixed,48,output_tok_s,1272.47,tok/s,,"
+    (tmp_path / "ext.csv").write_text(header + "\n" + row + "\n")
+    assert main(["validate", str(tmp_path / "ext.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "unknown engine 'lmdeploy'" in out and "unsupported rows: 1" in out
+    assert main(["validate", str(tmp_path / "ext.csv"), "--json"]) == 0
+    o = json.loads(capsys.readouterr().out)["summary"]["overall"]
+    assert o["n"] == 0 and o["mdape_pct"] is None and o["unsupported"] == 1
+
+
 def test_calibration_is_reproducible(tmp_path):
     from llmplan.cli import main as cli
 
