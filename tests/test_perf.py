@@ -424,3 +424,29 @@ def test_interval_coverage_counts_only_scored_rows():
     rows = [{"covered": True}, {"covered": False}, {"covered": True}, {"status": "unsupported"}]
     assert coverage_pct(rows) == pytest.approx(200 / 3)
     assert coverage_pct([{"status": "unsupported"}]) is None
+
+
+def test_a_source_held_out_of_a_refit_is_predicted_as_documented():
+    """A refit in CI, not only the shipped file: calibrate without every SGLang-on-Ascend row (its source,
+    its engine and its hardware family all leave the fit) and predict them. docs/accuracy.md reports this
+    group's leave-one-source-out error (26 % when written); the guard allows a little drift, and the 80 %
+    interval must still hold a fair share of the measured values."""
+    import dataclasses
+
+    from llmplan.perf.accuracy import coverage_pct, scored
+    from llmplan.perf.calibrate import fit_all
+    from llmplan.perf.cases import read_cases
+    from llmplan.perf.validate import summarize
+
+    from .conftest import dev_perf_files
+
+    cs = read_cases(dev_perf_files(), CAT)
+    held = "MAN-ASCEND"
+    train = dataclasses.replace(cs, cases=[c for c in cs.cases if c.group != held], unsupported=[])
+    test = dataclasses.replace(cs, cases=[c for c in cs.cases if c.group == held], unsupported=[])
+    assert len(test.cases) >= 30 and not {c.family for c in test.cases} & {c.family for c in train.cases}
+    rows = scored(test, fit_all(train))
+    overall = summarize(rows)["overall"]
+    assert overall["n"] == len(test.cases)
+    assert overall["mdape_pct"] <= 30.0, overall
+    assert coverage_pct(rows) >= 50.0
