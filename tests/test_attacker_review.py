@@ -33,3 +33,34 @@ def test_yaml_tags_are_refused_naming_the_tag(client, tag, shown):
     r = client.post("/api/scenarios/validate", json={"yaml": text}).json()
     assert not r["ok"] and shown in r["error"]
     assert client.get("/api/scenarios").json() == before
+
+
+# ------------------------------------------------------------------ 7. cross-site reads (Fetch Metadata)
+
+BROWSER = {"sec-fetch-mode": "cors", "sec-fetch-dest": "empty", "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/131"}
+
+
+def test_cross_site_reads_are_refused_by_fetch_metadata(client):
+    sid = client.post("/api/scenarios", json={"scenario": SMALL}).json()["id"]
+    run = client.post("/api/plan", json={"scenario": SMALL}).json()["run_id"]
+    reads = ["/api/scenarios", f"/api/scenarios/{sid}", "/api/runs", f"/api/runs/{run}", f"/api/runs/{run}/report.json",
+             "/api/overrides", "/api/catalog/gpus", "/api/health"]
+    for url in reads:
+        for site in ("cross-site", "same-site"):
+            r = client.get(url, headers={**BROWSER, "sec-fetch-site": site})
+            assert r.status_code == 403 and "Sec-Fetch-Site" in r.json()["error"], (url, site, r.status_code)
+            assert r.headers["content-security-policy"]
+            r = client.get(url, headers={**BROWSER, "sec-fetch-mode": "no-cors", "sec-fetch-dest": "script",
+                                         "sec-fetch-site": site})
+            assert r.status_code == 403, (url, site)
+        for site in ("same-origin", "none"):
+            assert client.get(url, headers={**BROWSER, "sec-fetch-site": site}).status_code == 200, (url, site)
+        assert client.get(url).status_code == 200  # curl, scripts: no Fetch Metadata
+    # a link to a report followed from another site opens it (a top-level navigation nobody else reads) ...
+    nav = {"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate", "sec-fetch-dest": "document"}
+    assert client.get(f"/api/runs/{run}/report.html", headers=nav).status_code == 200
+    # ... but not inside a frame or an object on that site, and never as a write
+    for dest in ("iframe", "object", "embed"):
+        assert client.get(f"/api/runs/{run}/report.html", headers={**nav, "sec-fetch-dest": dest}).status_code == 403
+    r = client.post("/api/scenarios", json={"scenario": SMALL}, headers={**nav, "origin": "http://localhost"})
+    assert r.status_code == 403
