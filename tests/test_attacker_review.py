@@ -64,3 +64,83 @@ def test_cross_site_reads_are_refused_by_fetch_metadata(client):
         assert client.get(f"/api/runs/{run}/report.html", headers={**nav, "sec-fetch-dest": dest}).status_code == 403
     r = client.post("/api/scenarios", json={"scenario": SMALL}, headers={**nav, "origin": "http://localhost"})
     assert r.status_code == 403
+
+
+# ------------------------------------------------------------------ 6. slow clients (slowloris)
+
+@pytest.fixture
+def served(database, monkeypatch):
+    """A real uvicorn server (the protocol `llmplan serve` runs) with a 1 s header timeout."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from llmplan.web.server import TimedH11Protocol
+
+    monkeypatch.setenv("LLMPLAN_HEADER_TIMEOUT_S", "1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(database), host="127.0.0.1", port=port, http=TimedH11Protocol,
+                                           log_level="error", lifespan="off"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield port
+    server.should_exit = True
+    t.join(10)
+
+
+def _drip(port, parts, gap_s):
+    """Send `parts` with `gap_s` between them; return what the server answered before closing (or
+    None if it was still waiting 8 s after the last part: the connection was held)."""
+    import socket
+    import time
+
+    s = socket.create_connection(("127.0.0.1", port))
+    got = b""
+    try:
+        for p in parts:
+            try:
+                s.sendall(p)
+            except OSError:
+                break  # the server closed it
+            time.sleep(gap_s)
+        s.settimeout(8)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return got
+            got += chunk
+    except TimeoutError:
+        return None
+    finally:
+        s.close()
+
+
+def test_slow_headers_and_stalled_bodies_are_cut_off(served):
+    head = b"GET /api/health HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 20
+    # slowloris: a header byte every 0.3 s would hold the connection for ever; the headers are due in 1 s
+    got = _drip(served, [head[i:i + 1] for i in range(len(head))], 0.3)
+    assert got is not None and got.startswith(b"HTTP/1.1 408") and b'"error"' in got, got
+    assert b"content-security-policy" in got.lower()
+    # a connection that sends nothing at all
+    got = _drip(served, [], 0)
+    assert got is not None and got.startswith(b"HTTP/1.1 408"), got
+    # a body that stops arriving: the connection is closed, nothing stored
+    body = b'{"scenario": {"name": "stalled"}}'
+    post = (b"POST /api/scenarios HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")
+    got = _drip(served, [post, body[:10], b"", b"", b""], 0.6)  # then nothing for 1.8 s
+    assert got is not None and b"201" not in got
+    # a client within the limits is served, a kept-alive connection too
+    got = _drip(served, [b"GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                         b"GET /api/scenarios HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"], 0.3)
+    assert got is not None and got.count(b"HTTP/1.1 200") == 2, got
+    import httpx
+
+    assert httpx.get(f"http://127.0.0.1:{served}/api/scenarios").json() == []
