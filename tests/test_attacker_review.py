@@ -144,3 +144,53 @@ def test_slow_headers_and_stalled_bodies_are_cut_off(served):
     import httpx
 
     assert httpx.get(f"http://127.0.0.1:{served}/api/scenarios").json() == []
+
+
+# ------------------------------------------------------------------ 5. one text rule for names
+
+def _entry(client, kind, eid, **changes):
+    e = client.get(f"/api/catalog/{kind}/{eid}").json()
+    e.update(changes)
+    return e
+
+
+@pytest.mark.parametrize("bad, why", [("a\u202eb", "U+202E"), ("\u2066x\u2069", "U+2066"), ("pay\u200broll", "U+200B"),
+                                      ("a\tb", "U+0009"), ("line\u2028two", "U+2028"), ("\u0430dmin", "Cyrillic and Latin"),
+                                      ("pay\ue000", "private-use"), ("\u03bfpen", "Greek and Latin")])
+def test_names_with_invisible_or_mixed_script_characters_are_refused(client, bad, why):
+    for url, body in (("/api/scenarios", {"scenario": {**SMALL, "name": bad}}),
+                      ("/api/scenarios", {"scenario": SMALL, "name": bad}),
+                      ("/api/scenarios", {"yaml": f"name: {bad!r}\nmodels: [llama-3.1-8b]\n".replace("'", '"')
+                                          if "\\" not in repr(bad) else 'name: "' + bad.encode("unicode_escape")
+                                          .decode() + '"\nmodels: [llama-3.1-8b]\n'}),
+                      ("/api/plan", {"scenario": {**SMALL, "name": bad}}),  # a run's name is its scenario's
+                      ("/api/jobs/plan", {"scenario": {**SMALL, "name": bad}})):
+        r = client.post(url, json=body)
+        assert r.status_code in (400, 422) and why in r.json()["error"], (url, body, r.status_code, r.text[:300])
+    assert client.get("/api/scenarios").json() == [] and client.get("/api/runs").json() == []
+    for field in ("id", "aliases", "name"):
+        value = [bad] if field == "aliases" else bad
+        r = client.post("/api/overrides/models", json=_entry(client, "models", "llama-3.1-8b",
+                                                             **{"id": "my-llama", "aliases": [], field: value}))
+        assert r.status_code == 400 and (why in r.json()["error"] or "not a catalog name" in r.json()["error"]), \
+            (field, r.text[:300])
+    assert client.get("/api/overrides").json() == []
+
+
+def test_names_are_compared_nfkc_casefolded(client):
+    first = client.post("/api/scenarios", json={"scenario": {**SMALL, "name": "Budget 2027"}})
+    assert first.status_code == 201
+    assert client.post("/api/scenarios", json={"scenario": {**SMALL, "name": "Budget 2027"}}).status_code == 201  # a twin
+    for lookalike in ("ＢＵＤＧＥＴ ２０２７", "budget 2027", "BUDGET 2027"):
+        r = client.post("/api/scenarios", json={"scenario": {**SMALL, "name": lookalike}})
+        assert r.status_code == 409 and "Budget 2027" in r.json()["error"], r.text
+        r = client.put(f"/api/scenarios/{first.json()['id'] + 1}", json={"scenario": SMALL, "name": lookalike})
+        assert r.status_code == 409
+    assert len(client.get("/api/scenarios").json()) == 2
+    # catalog names: a full-width or upper-case copy of a built-in name shadows it: refused like any clash
+    for eid, aliases in (("ｈ１００ｓｘｍ", []), ("my-gpu", ["Ｈ１００ ＳＸＭ"]), ("my-gpu", ["H100-SXM"])):
+        r = client.post("/api/overrides/gpus", json=_entry(client, "gpus", "h100-sxm", id=eid, aliases=aliases))
+        assert r.status_code == 409 and "already names" in r.json()["error"], (eid, aliases, r.text)
+    # and a look-alike resolves to the entry it looks like, never to another one
+    fit = client.post("/api/fit", json={"model": "llama-3.1-8b", "gpu": "Ｈ１００－ＳＸＭ"})
+    assert fit.status_code == 200 and fit.json()["gpu"] == "h100-sxm", fit.text[:300]

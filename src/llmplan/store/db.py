@@ -137,6 +137,12 @@ class Store:
                 q = q.where(ScenarioRow.archived.is_(False))
             return [self._scenario_dict(r, full=False) for r in s.scalars(q)]
 
+    def scenario_names(self) -> list[dict[str, Any]]:
+        """Id and name of every scenario not archived (no bodies read)."""
+        with Session(self.engine) as s:
+            return [{"id": i, "name": n} for i, n in s.execute(
+                select(ScenarioRow.id, ScenarioRow.name).where(ScenarioRow.archived.is_(False)))]
+
     def get_scenario(self, sid: int) -> dict[str, Any]:
         with Session(self.engine) as s:
             return self._scenario_dict(self._scenario(s, sid), full=True)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Path as PathParam
 from fastapi import Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from .. import __version__
 from ..errors import LlmplanError
@@ -60,6 +60,13 @@ class ScenarioIn(BaseModel):
     scenario: dict[str, Any] | None = Field(default=None, description="the scenario fields, as in the YAML file")
     yaml: str | None = Field(default=None, max_length=MAX_BODY_BYTES, description="or the YAML text itself")
     comment: str | None = Field(default=None, max_length=500, description="what changed in this version")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        from ..names import check_name
+
+        return v if v is None else check_name(v)
 
 
 class MeasurementsIn(BaseModel):

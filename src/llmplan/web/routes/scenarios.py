@@ -9,6 +9,8 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 
 from ...errors import LlmplanError
+from ...names import name_key
+from .. import overrides as ovr
 from ..context import Context, DbId, ScenarioIn, VersionQ, scenario_from
 
 
@@ -34,9 +36,21 @@ def router(ctx: Context) -> APIRouter:
     def scenarios(archived: bool = False) -> list[dict[str, Any]]:
         return store.list_scenarios(archived)
 
+    def lookalike(name: str, sid: int | None = None) -> None:
+        """A name that equals another scenario's once case and width are ignored (NFKC case-folded), but is
+        not spelled the same, would pass for it in the list: 409. The same name twice is allowed (twins are
+        told apart by their ids)."""
+        key = name_key(name)
+        for other in store.scenario_names():
+            if other["id"] != sid and other["name"] != name and name_key(other["name"]) == key:
+                raise ovr.Conflict(f"name {name[:100]!r} reads as scenario #{other['id']} {other['name'][:100]!r} "
+                                   "(the same once case and character width are ignored): use exactly that name (a "
+                                   "twin, told apart by its id) or another one")
+
     @r.post("/api/scenarios", status_code=201)
     def scenario_create(body: ScenarioIn) -> dict[str, Any]:
         s, doc, text = scenario_from(body, ctx.overrides().catalog)
+        lookalike(body.name or s.name)
         return store.create_scenario(body.name or s.name, doc, text, body.comment)
 
     @r.get("/api/scenarios/{sid}")
@@ -47,6 +61,8 @@ def router(ctx: Context) -> APIRouter:
     def scenario_save(sid: DbId, body: ScenarioIn) -> dict[str, Any]:
         """Save a new version (nothing is overwritten)."""
         s, doc, text = scenario_from(body, ctx.overrides().catalog)
+        if body.name:
+            lookalike(body.name, sid)
         return store.save_version(sid, doc, text, body.comment, body.name)
 
     @r.delete("/api/scenarios/{sid}", status_code=204)
