@@ -194,3 +194,25 @@ def test_names_are_compared_nfkc_casefolded(client):
     # and a look-alike resolves to the entry it looks like, never to another one
     fit = client.post("/api/fit", json={"model": "llama-3.1-8b", "gpu": "Ｈ１００－ＳＸＭ"})
     assert fit.status_code == 200 and fit.json()["gpu"] == "h100-sxm", fit.text[:300]
+
+
+# ------------------------------------------------------------------ 3. names in the Markdown and HTML reports
+
+def test_names_cannot_become_markup_in_the_reports(client):
+    from markdown_it import MarkdownIt
+
+    evil = "[click](https://evil.example) *bold* _em_ ~~gone~~ | cell ![img](https://evil.example/x.png) <b>&amp;"
+    run = client.post("/api/plan", json={"scenario": {**SMALL, "name": evil}}).json()["run_id"]
+    md = client.get(f"/api/runs/{run}/report.md").text
+    title = md.splitlines()[0]
+    assert title == ("# Plan: \\[click\\](https://evil.example) \\*bold\\* \\_em\\_ \\~\\~gone\\~\\~ \\| cell "
+                     "\\!\\[img\\](https://evil.example/x.png) &lt;b>&amp;amp;"), title
+    for renderer in (MarkdownIt("commonmark"), MarkdownIt("commonmark").enable("table").enable("strikethrough")):
+        html = renderer.render(md)
+        first = html.split("</h1>")[0]
+        for tag in ("<a", "<img", "<em", "<strong", "<s>", "<del", "<b>", "<td"):
+            assert tag not in first, (tag, first)
+        assert evil.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in first  # shown as typed
+    page = client.get(f"/api/runs/{run}/report.html").text
+    assert 'href="https://evil.example' not in page and 'src="https://evil' not in page
+    assert "<h1>[click](https://evil.example) *bold*" in page  # the HTML title: the name as text
