@@ -216,3 +216,112 @@ def test_names_cannot_become_markup_in_the_reports(client):
     page = client.get(f"/api/runs/{run}/report.html").text
     assert 'href="https://evil.example' not in page and 'src="https://evil' not in page
     assert "<h1>[click](https://evil.example) *bold*" in page  # the HTML title: the name as text
+
+
+# ------------------------------------------------------------------ 2. stored lists are paged and capped
+
+def test_lists_are_paged_newest_runs_first(client):
+    ids = [client.post("/api/scenarios", json={"scenario": {**SMALL, "name": f"s{i}"}}).json()["id"] for i in range(5)]
+    r = client.get("/api/scenarios", params={"limit": 2, "offset": 1})
+    assert r.status_code == 200 and r.headers["x-total-count"] == "5" and [x["id"] for x in r.json()] == ids[1:3]
+    assert [x["name"] for x in r.json()] == ["s1", "s2"] and all(x["version"] == 1 for x in r.json())
+    assert client.get("/api/scenarios", params={"limit": 1001}).status_code == 422
+    assert client.get("/api/scenarios", params={"offset": -1}).status_code == 422
+    runs = [client.post(f"/api/scenarios/{i}/runs").json()["run_id"] for i in ids[:3]]
+    r = client.get("/api/runs", params={"limit": 2})
+    assert r.headers["x-total-count"] == "3" and [x["id"] for x in r.json()] == runs[::-1][:2]  # newest first
+    assert r.json()[0]["name"] == "s2" and r.json()[0]["recommendation"]["id"]
+    r = client.get("/api/runs", params={"limit": 2, "offset": 2})
+    assert [x["id"] for x in r.json()] == [runs[0]]
+    r = client.get("/api/runs", params={"scenario_id": ids[1]})
+    assert r.headers["x-total-count"] == "1" and [x["id"] for x in r.json()] == [runs[1]]
+
+
+def test_listing_runs_reads_no_result_or_report(client, database):
+    """The list reads the name and summary columns, never the result, reports or scenario blobs."""
+    import re
+
+    from sqlalchemy import event
+
+    client.post("/api/plan", json={"scenario": SMALL})
+    engine = client.app.state.store.engine
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # noqa: ANN001
+        seen.append(statement.lower())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get("/api/runs").json()[0]["recommendation"]["tco_usd"] > 0
+        assert client.get("/api/scenarios").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    reads = [s for s in seen if s.lstrip().startswith("select")]
+    assert reads
+    for blob in ("runs.result", "runs.report_html", "runs.report_md", "runs.scenario", "runs.report_pdf",
+                 "scenario_versions.body", "scenario_versions.yaml"):
+        assert not any(re.search(re.escape(blob) + r"\b", s) for s in reads), (blob, reads)
+
+
+def test_the_store_caps_runs_and_scenarios_and_runs_can_be_deleted(database, monkeypatch):
+    monkeypatch.setenv("LLMPLAN_MAX_RUNS", "2")
+    monkeypatch.setenv("LLMPLAN_MAX_SCENARIOS", "2")
+    c = TestClient(create_app(database), base_url=BASE)
+    for _ in range(2):
+        assert c.post("/api/scenarios", json={"scenario": SMALL}).status_code == 201
+    r = c.post("/api/scenarios", json={"scenario": SMALL})
+    assert r.status_code == 409 and "LLMPLAN_MAX_SCENARIOS=2" in r.json()["error"]
+    c.delete("/api/scenarios/1")  # archived scenarios are kept, so they still count
+    assert c.post("/api/scenarios", json={"scenario": SMALL}).status_code == 409
+    first = c.post("/api/plan", json={"scenario": SMALL}).json()["run_id"]
+    c.post("/api/plan", json={"scenario": SMALL})
+    for url in ("/api/plan", "/api/jobs/plan"):
+        r = c.post(url, json={"scenario": SMALL})
+        assert r.status_code == 409 and "LLMPLAN_MAX_RUNS=2" in r.json()["error"] and "DELETE" in r.json()["error"]
+    assert c.get("/api/runs").headers["x-total-count"] == "2"
+    assert c.delete(f"/api/runs/{first}").status_code == 204
+    assert c.get(f"/api/runs/{first}").status_code == 404
+    assert c.get(f"/api/runs/{first}/report.md").status_code == 404
+    assert c.delete(f"/api/runs/{first}").status_code == 404
+    assert c.post("/api/plan", json={"scenario": SMALL}).status_code == 200
+    # a job's run can be deleted: the job stays, without it
+    c.delete(f"/api/runs/{c.get('/api/runs').json()[0]['id']}")
+    from .test_hardening import wait_job
+
+    job = c.post("/api/jobs/plan", json={"scenario": SMALL}).json()
+    done = wait_job(c, job["status_url"])
+    assert done["status"] == "done"
+    assert c.delete(f"/api/runs/{done['run_id']}").status_code == 204
+    assert c.get(job["status_url"]).json()["run_id"] is None
+
+
+def test_migration_fills_run_names_and_summaries(database):
+    """A store at 0003 with a run in it: after the upgrade the list shows its name and recommendation."""
+    import json as _json
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from llmplan.store import Store
+    from llmplan.store import db as dbmod
+
+    eng = dbmod._engine(database)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(dbmod.MIGRATIONS))
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+    result = {"recommendation": {"id": "opt-1", "deployment": "on_prem", "tco_usd": 123.0,
+                                 "cost_per_million_tokens_usd": 1.5, "details": {"big": "x" * 1000}}}
+    with eng.begin() as conn:
+        conn.execute(text("INSERT INTO runs (scenario, status, result, catalog_version, llmplan_version, created_at) "
+                          "VALUES (:s, 'done', :r, 'c', 'v', CURRENT_TIMESTAMP)"),
+                     {"s": _json.dumps({"name": "old run"}), "r": _json.dumps(result)})
+    eng.dispose()
+    st = Store(database)
+    assert st.schema_revision() == "0004"
+    page, total = st.list_runs()
+    assert total == 1 and page[0]["name"] == "old run"
+    assert page[0]["recommendation"] == {"id": "opt-1", "deployment": "on_prem", "tco_usd": 123.0,
+                                         "cost_per_million_tokens_usd": 1.5}

@@ -32,6 +32,10 @@ MAX_SCENARIO_VALUES = 100_000  # a scenario has a few dozen
 MAX_DB_ID = 2**31 - 1  # the largest key the store holds (INTEGER: 32 bits on PostgreSQL)
 DbId = Annotated[int, PathParam(ge=1, le=MAX_DB_ID)]
 VersionQ = Annotated[int, Query(ge=1, le=MAX_DB_ID)]
+MAX_PAGE = 1000  # the most items one list answer holds
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"items per page (at most {MAX_PAGE:,}); the "
+                                                             "X-Total-Count header says how many there are")]
+Offset = Annotated[int, Query(ge=0, le=MAX_DB_ID, description="items to skip")]
 Kind = Annotated[str, PathParam(max_length=40)]
 EntryId = Annotated[str, PathParam(max_length=NAME_MAX_CHARS)]
 

@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse, Response
 from ...errors import LlmplanError
 from ...names import name_key
 from .. import overrides as ovr
-from ..context import Context, DbId, ScenarioIn, VersionQ, scenario_from
+from ..context import Context, DbId, Limit, Offset, ScenarioIn, VersionQ, scenario_from
 
 
 def router(ctx: Context) -> APIRouter:
@@ -33,8 +33,13 @@ def router(ctx: Context) -> APIRouter:
         return scenario_from(body, ctx.overrides().catalog)[2]
 
     @r.get("/api/scenarios")
-    def scenarios(archived: bool = False) -> list[dict[str, Any]]:
-        return store.list_scenarios(archived)
+    def scenarios(response: Response, archived: bool = False, limit: Limit = 100, offset: Offset = 0
+                  ) -> list[dict[str, Any]]:
+        """Saved scenarios, oldest first, a page at a time (`limit`, `offset`); `X-Total-Count` is how many
+        there are. The store keeps at most LLMPLAN_MAX_SCENARIOS (archived ones included)."""
+        page, total = store.list_scenarios(archived, limit, offset)
+        response.headers["x-total-count"] = str(total)
+        return page
 
     def lookalike(name: str, sid: int | None = None) -> None:
         """A name that equals another scenario's once case and width are ignored (NFKC case-folded), but is
