@@ -325,3 +325,50 @@ def test_migration_fills_run_names_and_summaries(database):
     assert total == 1 and page[0]["name"] == "old run"
     assert page[0]["recommendation"] == {"id": "opt-1", "deployment": "on_prem", "tco_usd": 123.0,
                                          "cost_per_million_tokens_usd": 1.5}
+
+
+# ------------------------------------------------------------------ 8. overrides: one pass, cached
+
+def test_overrides_are_applied_in_one_pass_and_cached(client, monkeypatch):
+    from llmplan.web import overrides as ovr
+
+    gpu = client.get("/api/catalog/gpus/h100-sxm").json()
+    for i in range(12):
+        r = client.post("/api/overrides/gpus", json={**gpu, "id": f"lab-gpu-{i}", "aliases": [], "name": f"Lab GPU {i}"})
+        assert r.status_code == 201, r.text
+    calls = {"with_entries": 0, "build": 0}
+    real_with, real_build = ovr.with_entries, ovr.build
+
+    def counting_with(*a, **k):
+        calls["with_entries"] += 1
+        return real_with(*a, **k)
+
+    def counting_build(*a, **k):
+        calls["build"] += 1
+        return real_build(*a, **k)
+
+    monkeypatch.setattr(ovr, "with_entries", counting_with)
+    monkeypatch.setattr(ovr, "build", counting_build)
+    ovr._build.cache_clear()
+    ovr.from_rows.cache_clear()
+    client.app.state.ctx._overrides = None
+    for _ in range(5):  # several requests: the set is built once (the store's fingerprint did not change) ...
+        assert client.get("/api/overrides").status_code == 200
+        assert client.post("/api/scenarios/validate", json={"scenario": {**SMALL, "hardware": ["lab-gpu-3"]}}
+                           ).json()["ok"]
+    assert calls == {"with_entries": 1, "build": 1}, calls  # ... and in one pass: 12 entries, one catalog rebuild
+    ov = client.app.state.ctx.overrides()
+    assert len(ov.in_force) == 12 and "lab-gpu-11" in ov.catalog.accelerators.entries
+    # a worker rebuilds a state once, whatever number of computations it runs
+    assert ovr.from_rows(ov.rows) is ovr.from_rows(tuple(tuple(r) for r in ov.rows))
+    assert calls["with_entries"] == 1  # the same state: the same cached build
+    fit = client.post("/api/fit", json={"model": "llama-3.1-8b", "gpu": "lab-gpu-7"})
+    assert fit.status_code == 200 and len(fit.json()["overrides_in_force"]) == 12
+    # two stored entries that clash (written before the checks): the later one is left out, named
+    ovr._build.cache_clear()
+    stored = client.app.state.store.overrides()
+    clash = {**stored[0], "entry_id": "lab-gpu-x", "body": {**stored[0]["body"], "id": "lab-gpu-x",
+                                                            "aliases": ["lab-gpu-0"]}}
+    built = ovr.build([*stored, clash])
+    assert len(built.in_force) == 12 and built.not_in_force[0]["id"] == "lab-gpu-x"
+    assert "already names" in built.not_in_force[0]["reason"]
