@@ -372,3 +372,34 @@ def test_overrides_are_applied_in_one_pass_and_cached(client, monkeypatch):
     built = ovr.build([*stored, clash])
     assert len(built.in_force) == 12 and built.not_in_force[0]["id"] == "lab-gpu-x"
     assert "already names" in built.not_in_force[0]["reason"]
+
+
+# ------------------------------------------------------------------ the new settings: bad values are one clear error
+
+def test_settings_are_checked(monkeypatch):
+    from llmplan.errors import LlmplanError
+    from llmplan.store import db as dbmod
+    from llmplan.web.server import header_timeout_s
+
+    assert header_timeout_s() == 10.0 and header_timeout_s(2.5) == 2.5
+    for bad in ("abc", "0", "-1", "1e9"):
+        monkeypatch.setenv("LLMPLAN_HEADER_TIMEOUT_S", bad)
+        with pytest.raises(LlmplanError, match="LLMPLAN_HEADER_TIMEOUT_S|header timeout"):
+            header_timeout_s()
+    for bad in ("0", "-5", "ten", "1.5", "99999999999"):
+        monkeypatch.setenv("LLMPLAN_MAX_RUNS", bad)
+        with pytest.raises(LlmplanError, match="LLMPLAN_MAX_RUNS"):
+            dbmod.limit_from_env("LLMPLAN_MAX_RUNS", 10)
+    monkeypatch.setenv("LLMPLAN_MAX_RUNS", "25")
+    assert dbmod.limit_from_env("LLMPLAN_MAX_RUNS", 10) == 25
+
+
+def test_serve_refuses_a_bad_header_timeout():
+    from typer.testing import CliRunner
+
+    from llmplan.cli import app
+
+    r = CliRunner().invoke(app, ["serve", "--header-timeout", "0"])
+    assert r.exit_code == 2 and "header-timeout" in r.output
+    r = CliRunner().invoke(app, ["serve", "--max-runs", "0"])
+    assert r.exit_code == 2 and "max-runs" in r.output

@@ -40,6 +40,12 @@ def register(app: typer.Typer) -> None:
                                                        "client has to send a request's headers (and between pieces "
                                                        "of its body); slower ones get 408 and are disconnected "
                                                        "(default 10; LLMPLAN_HEADER_TIMEOUT_S)."),
+        max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, max=10_000_000, help="Runs the store "
+                                               "keeps; past that a plan gets 409 until runs are deleted (default "
+                                               "10,000; LLMPLAN_MAX_RUNS)."),
+        max_scenarios: Optional[int] = typer.Option(None, "--max-scenarios", min=1, max=10_000_000, help="Scenarios "
+                                                    "the store keeps, archived ones included (default 1,000; "
+                                                    "LLMPLAN_MAX_SCENARIOS)."),
         log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error: what the server "
                                       "logs on stderr (failed jobs and internal errors with their traceback at "
                                       "error; request lines from info on; never a header or a password)."),
@@ -70,6 +76,9 @@ def register(app: typer.Typer) -> None:
                                "LLMPLAN_AUTH_TOKEN or LLMPLAN_AUTH_BASIC=user:password first")
         budget = Budget.from_env(cpu_s=cpu_budget, memory_mib=memory_budget, workers=compute_workers, queue=queue)
         os.environ[TIMEOUT_ENV] = f"{header_timeout_s(header_timeout):g}"  # read by each connection (and worker)
+        for value, var in ((max_runs, "LLMPLAN_MAX_RUNS"), (max_scenarios, "LLMPLAN_MAX_SCENARIOS")):
+            if value is not None:  # the store reads them (in every --workers process too)
+                os.environ[var] = str(value)
         application = create_app(database, auth, origins, budget)
         try:
             with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
