@@ -266,9 +266,14 @@ def test_listing_runs_reads_no_result_or_report(client, database):
 def test_the_store_caps_runs_and_scenarios_and_runs_can_be_deleted(database, monkeypatch):
     monkeypatch.setenv("LLMPLAN_MAX_RUNS", "2")
     monkeypatch.setenv("LLMPLAN_MAX_SCENARIOS", "2")
+    monkeypatch.setenv("LLMPLAN_MAX_VERSIONS", "2")
     c = TestClient(create_app(database), base_url=BASE)
     for _ in range(2):
         assert c.post("/api/scenarios", json={"scenario": SMALL}).status_code == 201
+    assert c.put("/api/scenarios/2", json={"scenario": SMALL}).status_code == 200
+    r = c.put("/api/scenarios/2", json={"scenario": SMALL})
+    assert r.status_code == 409 and "LLMPLAN_MAX_VERSIONS=2" in r.json()["error"]
+    assert c.get("/api/scenarios/2").json()["version"] == 2
     r = c.post("/api/scenarios", json={"scenario": SMALL})
     assert r.status_code == 409 and "LLMPLAN_MAX_SCENARIOS=2" in r.json()["error"]
     c.delete("/api/scenarios/1")  # archived scenarios are kept, so they still count

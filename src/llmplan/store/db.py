@@ -39,6 +39,7 @@ class StoreFull(LlmplanError):
 
 DEFAULT_MAX_RUNS = 10_000
 DEFAULT_MAX_SCENARIOS = 1_000
+DEFAULT_MAX_VERSIONS = 1_000  # per scenario
 
 
 def limit_from_env(var: str, default: int) -> int:
@@ -91,14 +92,15 @@ def _engine(url: str) -> Engine:
 
 class Store:
     """`max_runs` and `max_scenarios` (default LLMPLAN_MAX_RUNS, 10,000, and LLMPLAN_MAX_SCENARIOS,
-    1,000, archived scenarios included, since archiving keeps every version) cap what the store
-    keeps: past them a new run or scenario is refused (StoreFull, HTTP 409); deleting runs makes
+    1,000, archived scenarios included, since archiving keeps every version), and
+    LLMPLAN_MAX_VERSIONS (1,000 versions per scenario) cap what the store keeps: past them a new run or scenario is refused (StoreFull, HTTP 409); deleting runs makes
     room. Checked in the writing transaction: concurrent writers may pass the cap by a few."""
 
     def __init__(self, url: str | None = None, max_runs: int | None = None, max_scenarios: int | None = None) -> None:
         self.url = url or default_url()
         self.max_runs = max_runs or limit_from_env("LLMPLAN_MAX_RUNS", DEFAULT_MAX_RUNS)
         self.max_scenarios = max_scenarios or limit_from_env("LLMPLAN_MAX_SCENARIOS", DEFAULT_MAX_SCENARIOS)
+        self.max_versions = limit_from_env("LLMPLAN_MAX_VERSIONS", DEFAULT_MAX_VERSIONS)
         self.engine = _engine(self.url)
         try:
             self.migrate()
@@ -148,6 +150,9 @@ class Store:
             row = self._scenario(s, sid)
             last = s.scalar(select(func.max(ScenarioVersionRow.version)).where(ScenarioVersionRow.scenario_id == sid))
             number = (last or 0) + 1
+            if number > self.max_versions:
+                raise StoreFull(f"scenario {sid} has {last:,} versions, the most one keeps (LLMPLAN_MAX_VERSIONS="
+                                f"{self.max_versions:,}); save it as a new scenario")
             s.add(ScenarioVersionRow(scenario_id=sid, version=number, body=body, yaml=yaml_text, comment=comment))
             if name:
                 row.name = name
