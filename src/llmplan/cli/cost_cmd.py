@@ -8,8 +8,8 @@ from typing import Any, Optional
 import typer
 
 from .lazy import load_catalog
-from ..errors import LlmplanError
 from . import render
+from .files import check_destination, write_atomic
 
 
 def _run(model, gpu, workload, per_day, rate, replicas, horizon, region, electricity, pue, discount, depreciation,
@@ -85,16 +85,16 @@ def _register(app: typer.Typer, name: str, doc: str, printer) -> None:
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
-        if chart is not None and chart.suffix.lower() not in (".png", ".html", ".svg"):
-            raise LlmplanError("--chart writes .png, .html or .svg")
+        if chart is not None:
+            check_destination(chart, "--chart", (".png", ".html", ".svg"))
         result = _run(model, gpu, workload, per_day, rate, replicas, horizon, region, electricity, pue, discount,
                       depreciation, utilisation, gpu_price, server_price, staff_usd, apis, no_cloud, no_api, draws,
                       seed, num_gpus, tp, pp, precision, engine, catalog, availability, max_servers, gpu_tdp,
                       licences, residual, facility)
         if chart is not None:
-            from ..cost.charts import write_chart
+            from ..cost.charts import render as render_chart
 
-            write_chart(chart, result)
+            write_atomic(chart, render_chart(chart.suffix, result), "--chart")
         render.emit(result, as_json, printer)
 
     command.__doc__ = doc

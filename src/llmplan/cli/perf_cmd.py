@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
         gpu: str = typer.Option(..., "--gpu", "-g", help="Accelerator id or alias."),
         input_tokens: int = typer.Option(..., "--input", "-i", help="Prompt tokens per request."),
         output_tokens: int = typer.Option(..., "--output", "-o", help="Generated tokens per request."),
-        concurrency: int = typer.Option(1, "--concurrency", help="Requests in flight (closed loop)."),
+        concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Requests in flight (closed loop); "
+                                                  "default 1 unless --request-rate is given."),
         request_rate: Optional[float] = typer.Option(None, "--request-rate", help="Offered requests/s instead."),
         num_requests: Optional[int] = typer.Option(None, "--num-requests", help="With --request-rate: a finite run "
                                                    "of this many requests (a benchmark) instead of an endless load."),
@@ -53,7 +54,7 @@ def register(app: typer.Typer) -> None:
             request_rate=request_rate, num_requests=num_requests, num_gpus=num_gpus, tp=tp, pp=pp, ep=ep, precision=precision,
             kv_precision=kv_precision, engine=engine, max_num_seqs=max_num_seqs,
             max_num_batched_tokens=max_num_batched_tokens, spec_tokens=spec_tokens, spec_acceptance=spec_acceptance,
-            spec_draft_cost=spec_draft_cost))
+            spec_draft_cost=spec_draft_cost), flags={"num_requests": "--num-requests"})
         render.emit(estimate(req, load_catalog(catalog)), as_json, print_estimate)
 
     @app.command("validate")
@@ -113,6 +114,9 @@ def print_estimate(r: EstimateReport) -> None:
               f"{r.precision} weights ({r.compute_dtype} math), KV {r.kv_precision}")
     load = f"{r.request_rate:g} requests/s" if r.request_rate else f"concurrency {r.concurrency:g}"
     con.print(f"{r.input_tokens:,} input + {r.output_tokens:,} output tokens per request, {load}")
+    if not r.fits:
+        con.print(f"[bold red]DOES NOT FIT: {r.does_not_fit}.[/bold red] The figures below are what this layout "
+                  "would do if it fitted; `llmplan fit` lists layouts and formats that do.")
     t = Table(title="Prediction (80 % range from calibration residuals)", title_justify="left")
     for col in ("metric", "value", "range", "definition"):
         t.add_column(col, overflow="fold")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -47,10 +48,23 @@ _FLAG = {"context_tokens": "--context", "gpu": "--gpu", "model": "MODEL", "rate_
          "residual_value_pct": "--residual-pct", "finance": "the finance options"}
 
 
-def validated(model: type[M], values: dict[str, Any]) -> M:
-    """Build a request model; a validation error becomes one line naming the option."""
+def validated(model: type[M], values: dict[str, Any], flags: dict[str, str] | None = None) -> M:
+    """Build a request model; a validation error becomes one line naming the option (`flags`: a
+    command's own option names where they differ from the shared ones)."""
+    names = {**_FLAG, **(flags or {})}
+
     def flag(field: str) -> str:
         top = field.split(".")[0]
-        return _FLAG.get(top, "--" + top.replace("_", "-"))
+        if top.startswith("("):
+            return field
+        return names.get(top, "--" + top.replace("_", "-"))
 
-    return errors.validated(model, {k: v for k, v in values.items() if v is not None}, name=flag)
+    try:
+        return errors.validated(model, {k: v for k, v in values.items() if v is not None}, name=flag)
+    except errors.SpecError as exc:
+        if exc.field != "(top level)":
+            raise
+        # a rule across options: name them as typed on the command line
+        reason = re.sub(r"\b[a-z][a-z0-9_]*\b", lambda m: flag(m.group(0)) if m.group(0) in values else m.group(0),
+                        exc.reason)
+        raise errors.LlmplanError(reason) from None
