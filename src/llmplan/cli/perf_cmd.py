@@ -165,7 +165,10 @@ def print_validation(result: dict) -> None:
     for m, v in sorted(result["summary"]["by_metric"].items()):
         s.add_row(m, str(v["n"]), f"{v['mdape_pct']:.1f}", f"{v['within_25_pct']:.0f} %")
     o = result["summary"]["overall"]
-    s.add_row("[bold]overall[/bold]", str(o["n"]), f"{o['mdape_pct']:.1f}", f"{o['within_25_pct']:.0f} %")
+    if o["mdape_pct"] is None:  # no row could be predicted (e.g. every row names an engine the catalog lacks)
+        s.add_row("[bold]overall[/bold]", str(o["n"]), "–", "–")
+    else:
+        s.add_row("[bold]overall[/bold]", str(o["n"]), f"{o['mdape_pct']:.1f}", f"{o['within_25_pct']:.0f} %")
     for sc, v in sorted(result["summary"].get("by_scenario", {}).items()):
         s.add_row(f"scenario {sc}", str(v["n"]), f"{v['mdape_pct']:.1f}", f"{v['within_25_pct']:.0f} %")
     con.print(s)
