@@ -50,7 +50,7 @@ def client(database):
 
 def test_store_migrates_on_open(database):
     st = Store(database)
-    assert st.schema_revision() == "0003"
+    assert st.schema_revision() == "0004"
     Store(database)  # idempotent
 
 
@@ -358,7 +358,7 @@ def test_migration_from_the_previous_schema_keeps_data(database):
                           "(1, 1, '{\"name\": \"old\"}', 'name: old', CURRENT_TIMESTAMP)"))
     eng.dispose()
     st = Store(database)
-    assert st.schema_revision() == "0003"
+    assert st.schema_revision() == "0004"
     assert st.get_scenario(1)["latest"]["yaml"] == "name: old"
     st.add_job("j1")  # the new table works
 

@@ -36,6 +36,16 @@ def register(app: typer.Typer) -> None:
                                                       "LLMPLAN_COMPUTE_WORKERS)."),
         queue: Optional[int] = typer.Option(None, "--queue", min=1, max=100_000, help="Computations that may wait "
                                             "for a worker; more get 429 (default 64; LLMPLAN_QUEUE)."),
+        header_timeout: Optional[float] = typer.Option(None, "--header-timeout", min=0.1, max=3600, help="Seconds a "
+                                                       "client has to send a request's headers (and between pieces "
+                                                       "of its body); slower ones get 408 and are disconnected "
+                                                       "(default 10; LLMPLAN_HEADER_TIMEOUT_S)."),
+        max_runs: Optional[int] = typer.Option(None, "--max-runs", min=1, max=10_000_000, help="Runs the store "
+                                               "keeps; past that a plan gets 409 until runs are deleted (default "
+                                               "10,000; LLMPLAN_MAX_RUNS)."),
+        max_scenarios: Optional[int] = typer.Option(None, "--max-scenarios", min=1, max=10_000_000, help="Scenarios "
+                                                    "the store keeps, archived ones included (default 1,000; "
+                                                    "LLMPLAN_MAX_SCENARIOS)."),
         log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error: what the server "
                                       "logs on stderr (failed jobs and internal errors with their traceback at "
                                       "error; request lines from info on; never a header or a password)."),
@@ -48,6 +58,8 @@ def register(app: typer.Typer) -> None:
         from ..web.app import create_app
         from ..web.compute import Budget
         from ..web.security import Auth, Origins, is_loopback
+        from ..web.server import ENV as TIMEOUT_ENV
+        from ..web.server import TimedH11Protocol, header_timeout_s
 
         level = _logging(log_level)
         auth = Auth.from_env()
@@ -63,6 +75,10 @@ def register(app: typer.Typer) -> None:
                                f"machines ({', '.join(exposed or origins.public_urls or ['through a proxy'])}): set "
                                "LLMPLAN_AUTH_TOKEN or LLMPLAN_AUTH_BASIC=user:password first")
         budget = Budget.from_env(cpu_s=cpu_budget, memory_mib=memory_budget, workers=compute_workers, queue=queue)
+        os.environ[TIMEOUT_ENV] = f"{header_timeout_s(header_timeout):g}"  # read by each connection (and worker)
+        for value, var in ((max_runs, "LLMPLAN_MAX_RUNS"), (max_scenarios, "LLMPLAN_MAX_SCENARIOS")):
+            if value is not None:  # the store reads them (in every --workers process too)
+                os.environ[var] = str(value)
         application = create_app(database, auth, origins, budget)
         try:
             with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
@@ -78,9 +94,10 @@ def register(app: typer.Typer) -> None:
                    f"authentication {'on' if auth.enabled else 'off (loopback only)'}; answers to {names}"
                    + (f"; public at {origins.public_urls[0]}" if origins.public_urls else "")
                    + f"; {budget.pool_size} compute worker(s), {budget.cpu_s:g} CPU s and {budget.memory_mib} MiB "
-                     "per computation")
+                     f"per computation; header timeout {os.environ[TIMEOUT_ENV]} s")
         if workers == 1:  # the proxy headers are ours to judge (--trusted-proxy), not uvicorn's
-            uvicorn.run(application, host=host, port=port, log_level=level, proxy_headers=False)
+            uvicorn.run(application, host=host, port=port, log_level=level, proxy_headers=False,
+                        http=TimedH11Protocol)
         else:  # each worker process builds its own app from the same settings, passed in the environment
             os.environ["LLMPLAN_DATABASE"] = application.state.store.url
             os.environ["LLMPLAN_ALLOWED_HOSTS"] = ",".join(origins.hosts)
@@ -90,7 +107,7 @@ def register(app: typer.Typer) -> None:
                               ("workers", "LLMPLAN_COMPUTE_WORKERS"), ("queue", "LLMPLAN_QUEUE")):
                 os.environ[var] = str(getattr(budget, name))
             uvicorn.run("llmplan.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                        log_level=level, proxy_headers=False)
+                        log_level=level, proxy_headers=False, http=TimedH11Protocol)
 
 
 LEVELS = ("debug", "info", "warning", "error")

@@ -155,6 +155,13 @@ class Scenario(_Strict):
     alternatives: list[Literal["cloud_gpu", "api"]] = Field(default=["cloud_gpu", "api"], description="also price these: cloud_gpu (rented GPUs), api (per-token APIs)")
     seed: int = Field(default=0, ge=0, description="seed of the simulator's random arrivals and lengths")
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        from ..names import check_name
+
+        return check_name(v)
+
     @field_validator("schema_version")
     @classmethod
     def _version(cls, v: int) -> int:

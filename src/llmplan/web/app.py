@@ -4,7 +4,8 @@ Request bodies are the same pydantic models as the Python API and the scenario f
 scenario saved here is the YAML file a CLI user runs. Every computation runs under a budget in a
 bounded pool of worker processes and stops when its client goes away. Errors are JSON: 400 for a
 request the user can fix (the same one-line messages as the CLI, budgets included), 404 for a
-missing object, 409 for a catalog override that would shadow or clash, 413 for an oversized body,
+missing object, 409 for a catalog override that would shadow or clash, a scenario name that reads as
+another's, or a store that holds as many runs or scenarios as it keeps, 413 for an oversized body,
 422 for a body that does not validate, 429 when the queue is full.
 
 The routes live in `routes/`, one module per resource; `context.py` holds what they share."""
@@ -22,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import LlmplanError, SpecError, describe, suggest_fields
-from ..store.db import NotFound, Store
+from ..store.db import NotFound, Store, StoreFull
 from . import overrides as ovr
 from .compute import Budget, Busy, Cancelled
 from .context import ClientGone, Context, catalog_version, log, scenario_from
@@ -100,6 +101,10 @@ def _handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _nf(_: Request, exc: NotFound) -> JSONResponse:
         return _error(404, {"error": str(exc)})
+
+    @app.exception_handler(StoreFull)
+    async def _full(_: Request, exc: StoreFull) -> JSONResponse:
+        return _error(409, {"error": str(exc)})
 
     @app.exception_handler(ovr.Conflict)
     async def _conflict(_: Request, exc: ovr.Conflict) -> JSONResponse:
