@@ -38,8 +38,8 @@ from .schema import (
     Region,
     ResaleCurve,
     Server,
-    WeightOnlyKernel,
     SoftwareLicence,
+    WeightOnlyKernel,
     WorkloadPreset,
 )
 

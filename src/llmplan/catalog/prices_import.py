@@ -72,7 +72,7 @@ def _read_text(path: Path) -> str:
 
 def file_date(path: Path) -> str:
     """The file's modification date (UTC), the as_of of its prices when no --as-of is given."""
-    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc).date().isoformat()
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC).date().isoformat()
 
 
 def _slug(*parts: str) -> str:

@@ -108,7 +108,7 @@ class Price(_Strict):
     high_usd: float | None = Field(default=None, gt=0, description="high end of the plausible range (estimates)")
 
     @model_validator(mode="after")
-    def _range(self) -> "Price":
+    def _range(self) -> Price:
         if self.estimate and (self.low_usd is None or self.high_usd is None or not self.basis):
             raise ValueError("an estimated price needs low_usd, high_usd and a basis saying how it was derived")
         lo = self.low_usd if self.low_usd is not None else self.usd
@@ -155,7 +155,7 @@ class Accelerator(Entry):
     release_year: int | None = None
 
     @model_validator(mode="after")
-    def _sane(self) -> "Accelerator":
+    def _sane(self) -> Accelerator:
         t = self.dense_tflops
         if t.fp32 is not None:
             for name in ("bf16", "fp16"):
@@ -196,7 +196,7 @@ class HostBom(_Strict):
     as_of: Date
 
     @model_validator(mode="after")
-    def _range(self) -> "HostBom":
+    def _range(self) -> HostBom:
         lo = self.cost_low_usd if self.cost_low_usd is not None else self.cost_usd
         hi = self.cost_high_usd if self.cost_high_usd is not None else self.cost_usd
         if not lo <= self.cost_usd <= hi:
@@ -234,7 +234,7 @@ class Server(Entry):
     network_gbps: float | None = Field(default=None, ge=0, description="network bandwidth per node, 10**9 bit/s")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Server":
+    def _consistent(self) -> Server:
         if self.kind == "appliance":
             if self.host is not None:
                 raise ValueError("an appliance has one all-in price and power: no host")
@@ -288,7 +288,7 @@ class SoftwareLicence(Entry):
     bundled: tuple[LicenceBundle, ...] = Field(default=(), description="accelerators whose purchase includes years of it")
 
     @model_validator(mode="after")
-    def _range(self) -> "SoftwareLicence":
+    def _range(self) -> SoftwareLicence:
         if not self.low_usd_per_year <= self.usd_per_year <= self.high_usd_per_year:
             raise ValueError("usd_per_year must lie within [low_usd_per_year, high_usd_per_year]")
         return self
@@ -301,7 +301,7 @@ class ResalePoint(_Strict):
     high_pct: float = Field(ge=0, le=100)
 
     @model_validator(mode="after")
-    def _range(self) -> "ResalePoint":
+    def _range(self) -> ResalePoint:
         if not self.low_pct <= self.pct <= self.high_pct:
             raise ValueError("pct must lie within [low_pct, high_pct]")
         return self
@@ -313,7 +313,7 @@ class ResaleCurve(Entry):
     points: tuple[ResalePoint, ...] = Field(min_length=2)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ResaleCurve":
+    def _ordered(self) -> ResaleCurve:
         ages = [p.age_years for p in self.points]
         if ages != sorted(ages) or len(set(ages)) != len(ages) or ages[0] != 0:
             raise ValueError("points must start at age 0 and increase in age")
@@ -374,7 +374,7 @@ class Model(Entry):
         default="instruct", description="base: a pre-trained checkpoint (no chat template, not for serving users); "
         "instruct: post-trained for chat/instructions (Instruct, -it, chat, reasoning releases)")
     native_precision: str = Field(default="bf16", description="format the weights are published in")
-    checkpoints: tuple["Checkpoint", ...] = Field(default=(), description="quantized or renamed checkpoints of this architecture")
+    checkpoints: tuple[Checkpoint, ...] = Field(default=(), description="quantized or renamed checkpoints of this architecture")
 
     num_layers: int = Field(ge=1)
     hidden_size: int = Field(ge=1)
@@ -399,7 +399,7 @@ class Model(Entry):
     config_source: str = Field(description="URL of the config.json the architecture is taken from")
 
     @model_validator(mode="after")
-    def _sane(self) -> "Model":
+    def _sane(self) -> Model:
         if self.num_attention_heads % self.num_kv_heads:
             raise ValueError("num_attention_heads must be a multiple of num_kv_heads")
         if self.num_sliding_window_layers and not self.sliding_window:
@@ -511,7 +511,7 @@ class QuantFormat(Entry):
     quality: tuple[QualityPoint, ...] = ()
 
     @model_validator(mode="after")
-    def _bits(self) -> "QuantFormat":
+    def _bits(self) -> QuantFormat:
         if (self.weight_bits is None) == (self.gguf_type is None):
             raise ValueError("give exactly one of weight_bits or gguf_type")
         return self
@@ -559,7 +559,7 @@ class ModelQuality(Entry):
     scores: dict[str, Score] = Field(description="benchmark id -> score")
 
     @model_validator(mode="after")
-    def _some(self) -> "ModelQuality":
+    def _some(self) -> ModelQuality:
         if not self.scores:
             raise ValueError("a model_quality entry needs at least one score")
         return self
@@ -875,7 +875,7 @@ class WorkloadPreset(Entry):
     hourly_weights: tuple[float, ...] | None = None
 
     @model_validator(mode="after")
-    def _shape(self) -> "WorkloadPreset":
+    def _shape(self) -> WorkloadPreset:
         if self.hourly_weights is not None:
             if len(self.hourly_weights) != 24 or min(self.hourly_weights) < 0 or sum(self.hourly_weights) <= 0:
                 raise ValueError("hourly_weights needs 24 non-negative numbers, not all zero")
@@ -911,7 +911,7 @@ class CloudOffer(Entry):
     usd_per_gpu_hour_spot: float | None = Field(default=None, gt=0, description="interruptible")
 
     @model_validator(mode="after")
-    def _some_price(self) -> "CloudOffer":
+    def _some_price(self) -> CloudOffer:
         if not any((self.usd_per_gpu_hour_on_demand, self.usd_per_gpu_hour_1y, self.usd_per_gpu_hour_3y,
                     self.usd_per_gpu_hour_spot)):
             raise ValueError("an offer needs at least one price")
@@ -948,7 +948,7 @@ class ApiPrice(Entry):
                                        "fields must equal it times usd_per_currency_unit")
 
     @model_validator(mode="after")
-    def _converted(self) -> "ApiPrice":
+    def _converted(self) -> ApiPrice:
         n = self.native
         if n is None:
             return self
@@ -1006,7 +1006,7 @@ class Region(Entry):
     usd_per_currency_unit: float = Field(default=1.0, gt=0, description="exchange rate used for display")
 
     @model_validator(mode="after")
-    def _electricity_range(self) -> "Region":
+    def _electricity_range(self) -> Region:
         lo, hi = self.electricity_low_usd_per_kwh, self.electricity_high_usd_per_kwh
         if self.electricity_estimate and (lo is None or hi is None or not self.electricity_basis):
             raise ValueError("an estimated electricity price needs electricity_low_usd_per_kwh, "
@@ -1029,7 +1029,7 @@ class CostAssumption(Entry):
     unit: str
 
     @model_validator(mode="after")
-    def _range(self) -> "CostAssumption":
+    def _range(self) -> CostAssumption:
         if not self.low <= self.value <= self.high:
             raise ValueError("value must lie within [low, high]")
         return self

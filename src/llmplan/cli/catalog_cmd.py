@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from typing import TYPE_CHECKING
-
-from .lazy import load_catalog, normalize_name
 from ..errors import LlmplanError, UnknownIdError
 from ..units import fmt_count
 from . import render
+from .lazy import load_catalog, normalize_name
 
 if TYPE_CHECKING:
     from ..catalog import Catalog

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from .lazy import load_catalog
 from ..errors import LlmplanError
 from . import render
+from .lazy import load_catalog
 
 
 def _run(model, gpu, workload, per_day, rate, replicas, horizon, region, electricity, pue, discount, depreciation,
@@ -45,43 +45,43 @@ def _register(app: typer.Typer, name: str, doc: str, printer) -> None:
         model: str = typer.Argument(..., help="Catalog model id or alias."),
         gpu: str = typer.Option(..., "--gpu", "-g"),
         workload: str = typer.Option("chat", "--workload", "-w", help="Preset or workload YAML file."),
-        per_day: Optional[float] = typer.Option(None, "--requests-per-day"),
-        rate: Optional[float] = typer.Option(None, "--rate", help="Constant requests per second."),
-        replicas: Optional[int] = typer.Option(None, "--replicas", help="Replicas that carry the load (default: "
+        per_day: float | None = typer.Option(None, "--requests-per-day"),
+        rate: float | None = typer.Option(None, "--rate", help="Constant requests per second."),
+        replicas: int | None = typer.Option(None, "--replicas", help="Replicas that carry the load (default: "
                                                "sized for the workload's SLOs by `capacity`); fewer than the peak "
                                                "needs is refused."),
         availability: str = typer.Option("none", "--availability", help="none, n_plus_1 (the peak carried with "
                                          "any one server down) or ha_pair (two independent halves)."),
-        max_servers: Optional[int] = typer.Option(None, "--max-servers", help="Most servers the site can take."),
-        gpu_tdp: Optional[float] = typer.Option(None, "--gpu-tdp", help="Watts per accelerator, where the catalog "
+        max_servers: int | None = typer.Option(None, "--max-servers", help="Most servers the site can take."),
+        gpu_tdp: float | None = typer.Option(None, "--gpu-tdp", help="Watts per accelerator, where the catalog "
                                                 "has none."),
         licences: list[str] = typer.Option([], "--licence", help="Software licence to pay for (catalog id, e.g. "
                                            "nvidia-ai-enterprise; repeatable). The engine adds what it requires."),
-        residual: Optional[float] = typer.Option(None, "--residual-pct", help="Resale value at the horizon, % of "
+        residual: float | None = typer.Option(None, "--residual-pct", help="Resale value at the horizon, % of "
                                                  "hardware (default: the catalog's resale curve)."),
-        facility: Optional[str] = typer.Option(None, "--facility", help="Buy only rack servers (datacenter) or only "
+        facility: str | None = typer.Option(None, "--facility", help="Buy only rack servers (datacenter) or only "
                                                "machines under a desk (office); default: the cheaper."),
         horizon: float = typer.Option(4.0, "--horizon-years"),
-        region: Optional[str] = typer.Option(None, "--region", help="Region id for energy, carbon, PUE, colocation."),
-        electricity: Optional[float] = typer.Option(None, "--electricity", help="USD per kWh."),
-        pue: Optional[float] = typer.Option(None, "--pue"),
-        discount: Optional[float] = typer.Option(None, "--discount-rate", help="Per year, as a fraction (0.08)."),
-        depreciation: Optional[float] = typer.Option(None, "--depreciation-years"),
-        utilisation: Optional[float] = typer.Option(None, "--utilisation", help="Override the workload's %."),
-        gpu_price: Optional[float] = typer.Option(None, "--gpu-price", help="USD per accelerator."),
-        server_price: Optional[float] = typer.Option(None, "--server-price", help="USD per server without GPUs."),
-        staff_usd: Optional[float] = typer.Option(None, "--staff-cost", help="USD per FTE-year, loaded."),
+        region: str | None = typer.Option(None, "--region", help="Region id for energy, carbon, PUE, colocation."),
+        electricity: float | None = typer.Option(None, "--electricity", help="USD per kWh."),
+        pue: float | None = typer.Option(None, "--pue"),
+        discount: float | None = typer.Option(None, "--discount-rate", help="Per year, as a fraction (0.08)."),
+        depreciation: float | None = typer.Option(None, "--depreciation-years"),
+        utilisation: float | None = typer.Option(None, "--utilisation", help="Override the workload's %."),
+        gpu_price: float | None = typer.Option(None, "--gpu-price", help="USD per accelerator."),
+        server_price: float | None = typer.Option(None, "--server-price", help="USD per server without GPUs."),
+        staff_usd: float | None = typer.Option(None, "--staff-cost", help="USD per FTE-year, loaded."),
         apis: list[str] = typer.Option([], "--api", help="API price id to compare (repeatable)."),
         no_cloud: bool = typer.Option(False, "--no-cloud", help="Leave out rented GPUs."),
         no_api: bool = typer.Option(False, "--no-api", help="Leave out per-token APIs."),
         draws: int = typer.Option(10_000, "--draws", help="Monte Carlo draws (0: none)."),
         seed: int = typer.Option(0, "--seed"),
-        num_gpus: Optional[int] = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
-        tp: Optional[int] = typer.Option(None, "--tp"),
-        pp: Optional[int] = typer.Option(None, "--pp"),
-        precision: Optional[str] = typer.Option(None, "--precision", "-p"),
+        num_gpus: int | None = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
+        tp: int | None = typer.Option(None, "--tp"),
+        pp: int | None = typer.Option(None, "--pp"),
+        precision: str | None = typer.Option(None, "--precision", "-p"),
         engine: str = typer.Option("vllm", "--engine", "-e"),
-        chart: Optional[Path] = typer.Option(None, "--chart", help="Cumulative cost chart: .png, .html or .svg."),
+        chart: Path | None = typer.Option(None, "--chart", help="Cumulative cost chart: .png, .html or .svg."),
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:

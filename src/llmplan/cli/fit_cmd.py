@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
-
-from typing import TYPE_CHECKING
 
 from . import render
 
@@ -21,23 +19,23 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Argument(..., help="Catalog model id/alias, or a path to config.json, a model "
                                               "directory or a .gguf file."),
         gpu: str = typer.Option(..., "--gpu", "-g", help="Accelerator id or alias (see `llmplan catalog gpus`)."),
-        num_gpus: Optional[int] = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
-        tp: Optional[int] = typer.Option(None, "--tp", help="Tensor-parallel size."),
-        pp: Optional[int] = typer.Option(None, "--pp", help="Pipeline-parallel size (llama.cpp: layer split)."),
-        ep: Optional[int] = typer.Option(None, "--ep", help="Expert-parallel size (1 or --tp)."),
-        precision: Optional[str] = typer.Option(None, "--precision", "-p", help="Weight format, e.g. bf16, fp8, "
+        num_gpus: int | None = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
+        tp: int | None = typer.Option(None, "--tp", help="Tensor-parallel size."),
+        pp: int | None = typer.Option(None, "--pp", help="Pipeline-parallel size (llama.cpp: layer split)."),
+        ep: int | None = typer.Option(None, "--ep", help="Expert-parallel size (1 or --tp)."),
+        precision: str | None = typer.Option(None, "--precision", "-p", help="Weight format, e.g. bf16, fp8, "
                                                 "int4-awq, q4_k_m (default: the checkpoint's)."),
-        kv_precision: Optional[str] = typer.Option(None, "--kv-precision", help="KV-cache format (default 16 bit)."),
-        context: Optional[int] = typer.Option(None, "--context", "-c",
+        kv_precision: str | None = typer.Option(None, "--kv-precision", help="KV-cache format (default 16 bit)."),
+        context: int | None = typer.Option(None, "--context", "-c",
                                               help="Tokens per sequence, input + output (default: model max)."),
         concurrency: int = typer.Option(1, "--concurrency", help="Sequences held at once at --context."),
         engine: str = typer.Option("vllm", "--engine", "-e", help="vllm, sglang, trtllm, llamacpp, nim, gaudi."),
-        gpu_memory_utilization: Optional[float] = typer.Option(
+        gpu_memory_utilization: float | None = typer.Option(
             None, "--gpu-memory-utilization", help="Override the engine's memory fraction."),
-        max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens",
+        max_num_batched_tokens: int | None = typer.Option(None, "--max-num-batched-tokens",
                                                              help="Largest prefill chunk."),
-        max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs"),
-        block_size: Optional[int] = typer.Option(None, "--block-size", help="KV block size in tokens."),
+        max_num_seqs: int | None = typer.Option(None, "--max-num-seqs"),
+        block_size: int | None = typer.Option(None, "--block-size", help="KV block size in tokens."),
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
 
-from typing import TYPE_CHECKING
-
-from .lazy import load_catalog
 from . import render
+from .lazy import load_catalog
 
 if TYPE_CHECKING:
     from ..perf.estimate import EstimateReport
@@ -25,19 +23,19 @@ def register(app: typer.Typer) -> None:
         input_tokens: int = typer.Option(..., "--input", "-i", help="Prompt tokens per request."),
         output_tokens: int = typer.Option(..., "--output", "-o", help="Generated tokens per request."),
         concurrency: int = typer.Option(1, "--concurrency", help="Requests in flight (closed loop)."),
-        request_rate: Optional[float] = typer.Option(None, "--request-rate", help="Offered requests/s instead."),
-        num_requests: Optional[int] = typer.Option(None, "--num-requests", help="With --request-rate: a finite run "
+        request_rate: float | None = typer.Option(None, "--request-rate", help="Offered requests/s instead."),
+        num_requests: int | None = typer.Option(None, "--num-requests", help="With --request-rate: a finite run "
                                                    "of this many requests (a benchmark) instead of an endless load."),
-        num_gpus: Optional[int] = typer.Option(None, "--num-gpus", "-n"),
-        tp: Optional[int] = typer.Option(None, "--tp"),
-        pp: Optional[int] = typer.Option(None, "--pp"),
-        ep: Optional[int] = typer.Option(None, "--ep"),
-        precision: Optional[str] = typer.Option(None, "--precision", "-p"),
-        kv_precision: Optional[str] = typer.Option(None, "--kv-precision"),
+        num_gpus: int | None = typer.Option(None, "--num-gpus", "-n"),
+        tp: int | None = typer.Option(None, "--tp"),
+        pp: int | None = typer.Option(None, "--pp"),
+        ep: int | None = typer.Option(None, "--ep"),
+        precision: str | None = typer.Option(None, "--precision", "-p"),
+        kv_precision: str | None = typer.Option(None, "--kv-precision"),
         engine: str = typer.Option("vllm", "--engine", "-e", help="Engine id, optionally @version (vllm@0.6, "
                                    "sglang@0.4.6): that version's defaults. Default: the newest profile."),
-        max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs"),
-        max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens"),
+        max_num_seqs: int | None = typer.Option(None, "--max-num-seqs"),
+        max_num_batched_tokens: int | None = typer.Option(None, "--max-num-batched-tokens"),
         spec_tokens: int = typer.Option(0, "--spec-tokens", help="Speculative decoding: draft tokens per step."),
         spec_acceptance: float = typer.Option(0.0, "--spec-acceptance", help="Acceptance rate of a draft token."),
         spec_draft_cost: float = typer.Option(0.0, "--spec-draft-cost",
@@ -74,19 +72,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("calibrate")
     def calibrate_command(
-        data: Optional[list[str]] = typer.Option(None, "--data", help="Development CSV to fit the bundled calibration "
+        data: list[str] | None = typer.Option(None, "--data", help="Development CSV to fit the bundled calibration "
                                                  "on (all levels of the hierarchy); repeat it or give a quoted glob "
                                                  "for several files."),
-        from_file: Optional[Path] = typer.Option(None, "--from", help="Your measurements: benchmark-case CSV, or the "
+        from_file: Path | None = typer.Option(None, "--from", help="Your measurements: benchmark-case CSV, or the "
                                                  "JSON that `vllm bench serve` writes (then give --model/--gpu)."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Calibration YAML to write (default: with --from, "
+        out: Path | None = typer.Option(None, "--out", help="Calibration YAML to write (default: with --from, "
                                            "calibration.yaml in the first --catalog directory)."),
-        date: Optional[str] = typer.Option(None, "--date", help="Date recorded in the file (default today)."),
-        model: Optional[str] = typer.Option(None, "--model", help="For vLLM JSON: the model served."),
-        gpu: Optional[str] = typer.Option(None, "--gpu", help="For vLLM JSON: the accelerator."),
-        num_gpus: Optional[int] = typer.Option(None, "--num-gpus"),
-        tp: Optional[int] = typer.Option(None, "--tp"),
-        precision: Optional[str] = typer.Option(None, "--precision"),
+        date: str | None = typer.Option(None, "--date", help="Date recorded in the file (default today)."),
+        model: str | None = typer.Option(None, "--model", help="For vLLM JSON: the model served."),
+        gpu: str | None = typer.Option(None, "--gpu", help="For vLLM JSON: the accelerator."),
+        num_gpus: int | None = typer.Option(None, "--num-gpus"),
+        tp: int | None = typer.Option(None, "--tp"),
+        precision: str | None = typer.Option(None, "--precision"),
         engine: str = typer.Option("vllm", "--engine", help="For vLLM JSON: the engine (vllm)."),
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from typing import TYPE_CHECKING
-
-from .lazy import load_catalog
 from ..errors import LlmplanError
 from . import render
+from .lazy import load_catalog
 
 if TYPE_CHECKING:
     from ..serving.api import ServeRequest
@@ -37,28 +35,28 @@ def register(app: typer.Typer) -> None:
         gpu: str = typer.Option(..., "--gpu", "-g"),
         workload: str = typer.Option(..., "--workload", "-w", help="Preset (chat, rag, summarization, "
                                      "code-completion, agents) or a workload YAML file."),
-        rate: Optional[float] = typer.Option(None, "--rate", help="Requests per second (Poisson unless the "
+        rate: float | None = typer.Option(None, "--rate", help="Requests per second (Poisson unless the "
                                              "workload says constant)."),
-        per_day: Optional[float] = typer.Option(None, "--requests-per-day", help="Shaped by the workload's profile."),
+        per_day: float | None = typer.Option(None, "--requests-per-day", help="Shaped by the workload's profile."),
         replicas: int = typer.Option(1, "--replicas", "-r"),
         router: str = typer.Option("round-robin", "--router", help="round-robin or least-loaded."),
-        requests: Optional[int] = typer.Option(None, "--requests", help="Requests to simulate (default 10,000 at a "
+        requests: int | None = typer.Option(None, "--requests", help="Requests to simulate (default 10,000 at a "
                                                "rate; a whole day with --requests-per-day)."),
-        duration: Optional[float] = typer.Option(None, "--duration", help="Seconds of arrivals instead."),
+        duration: float | None = typer.Option(None, "--duration", help="Seconds of arrivals instead."),
         seed: int = typer.Option(0, "--seed"),
         sample: float = typer.Option(60.0, "--sample", help="Time-series resolution, seconds."),
-        num_gpus: Optional[int] = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
-        tp: Optional[int] = typer.Option(None, "--tp"),
-        pp: Optional[int] = typer.Option(None, "--pp"),
-        ep: Optional[int] = typer.Option(None, "--ep"),
-        precision: Optional[str] = typer.Option(None, "--precision", "-p"),
-        kv_precision: Optional[str] = typer.Option(None, "--kv-precision"),
+        num_gpus: int | None = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
+        tp: int | None = typer.Option(None, "--tp"),
+        pp: int | None = typer.Option(None, "--pp"),
+        ep: int | None = typer.Option(None, "--ep"),
+        precision: str | None = typer.Option(None, "--precision", "-p"),
+        kv_precision: str | None = typer.Option(None, "--kv-precision"),
         engine: str = typer.Option("vllm", "--engine", "-e"),
-        max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs"),
-        max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens"),
-        series_csv: Optional[Path] = typer.Option(None, "--series-csv", help="Write the time series as CSV."),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="Write latency and queue over time (.html or .svg)."),
-        dask: Optional[str] = typer.Option(None, "--dask", help="Dask scheduler address for the replicas."),
+        max_num_seqs: int | None = typer.Option(None, "--max-num-seqs"),
+        max_num_batched_tokens: int | None = typer.Option(None, "--max-num-batched-tokens"),
+        series_csv: Path | None = typer.Option(None, "--series-csv", help="Write the time series as CSV."),
+        plot: Path | None = typer.Option(None, "--plot", help="Write latency and queue over time (.html or .svg)."),
+        dask: str | None = typer.Option(None, "--dask", help="Dask scheduler address for the replicas."),
         processes: int = typer.Option(1, "--processes", help="Local processes for independent replicas."),
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -82,19 +80,19 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Argument(..., help="Catalog model id or alias."),
         gpu: str = typer.Option(..., "--gpu", "-g"),
         workload: str = typer.Option(..., "--workload", "-w", help="Preset or workload YAML file."),
-        rate: Optional[float] = typer.Option(None, "--rate", help="Peak requests per second."),
-        per_day: Optional[float] = typer.Option(None, "--requests-per-day"),
+        rate: float | None = typer.Option(None, "--rate", help="Peak requests per second."),
+        per_day: float | None = typer.Option(None, "--requests-per-day"),
         router: str = typer.Option("round-robin", "--router"),
         seed: int = typer.Option(0, "--seed"),
-        num_gpus: Optional[int] = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
-        tp: Optional[int] = typer.Option(None, "--tp"),
-        pp: Optional[int] = typer.Option(None, "--pp"),
-        ep: Optional[int] = typer.Option(None, "--ep"),
-        precision: Optional[str] = typer.Option(None, "--precision", "-p"),
-        kv_precision: Optional[str] = typer.Option(None, "--kv-precision"),
+        num_gpus: int | None = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
+        tp: int | None = typer.Option(None, "--tp"),
+        pp: int | None = typer.Option(None, "--pp"),
+        ep: int | None = typer.Option(None, "--ep"),
+        precision: str | None = typer.Option(None, "--precision", "-p"),
+        kv_precision: str | None = typer.Option(None, "--kv-precision"),
         engine: str = typer.Option("vllm", "--engine", "-e"),
-        max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs"),
-        max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens"),
+        max_num_seqs: int | None = typer.Option(None, "--max-num-seqs"),
+        max_num_batched_tokens: int | None = typer.Option(None, "--max-num-batched-tokens"),
         processes: int = typer.Option(1, "--processes", help="Local processes for independent replicas."),
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),

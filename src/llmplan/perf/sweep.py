@@ -16,12 +16,12 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..catalog.schema import Model, QuantFormat
+from ..errors import LlmplanError
 from ..memory.kv import kv_bytes_per_layer_token
 from ..memory.params import layer_plan, tensors
 from ..memory.weights import NORM_BITS, _gguf_bits, _use_more_bits
-from ..units import GB, TERA
-from ..errors import LlmplanError
 from ..specs import allreduce_cost, link_bandwidth, select_profile, split_engine, weight_only_kernel
+from ..units import GB, TERA
 from .calibrate import lookup, model_arch, params_of, table_from_catalog
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import mixed_step

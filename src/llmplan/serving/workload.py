@@ -41,7 +41,7 @@ class Lengths(StrictModel):
     max: float | None = Field(default=None, ge=1, le=10_000_000)
 
     @model_validator(mode="after")
-    def _order(self) -> "Lengths":
+    def _order(self) -> Lengths:
         if self.p95 is not None and self.p95 < self.mean:
             raise ValueError("p95 must not be below the mean")
         if self.max is not None and self.max < self.mean:
@@ -88,7 +88,7 @@ class Workload(StrictModel):
     slo: Slo = Field(default_factory=Slo)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "Workload":
+    def _one_source(self) -> Workload:
         given = [x is not None for x in (self.rate_per_s, self.requests_per_day, self.trace)]
         if sum(given) > 1:
             raise ValueError("give one of rate_per_s, requests_per_day or trace")

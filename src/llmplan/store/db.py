@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import os
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -394,9 +395,8 @@ class Store:
 
 def _aware(t):
     """SQLite hands back naive datetimes (stored as UTC)."""
-    from datetime import timezone
 
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _version_dict(v: ScenarioVersionRow) -> dict[str, Any]:
