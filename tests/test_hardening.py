@@ -305,9 +305,12 @@ def _deep_yaml(n: int) -> str:
 @pytest.mark.parametrize("url", ["/api/scenarios/validate", "/api/scenarios/yaml", "/api/scenarios",
                                  "/api/jobs/plan", "/api/plan"])
 def test_deep_and_gigantic_documents_are_refused_cheaply(client, url):
-    cases = [({"yaml": _deep_yaml(1000)}, "nest"), ({"yaml": "".join("  " * i + "- \n" for i in range(1000))}, "nested"),
-             ({"yaml": "workload: {requests_per_day: " + "9" * 5000 + "}"}, "digits"),
-             ({"yaml": "name: a\nname: b\n"}, "duplicate key 'name'")]
+    cases = [
+        ({"yaml": _deep_yaml(1000)}, "nest"),
+        ({"yaml": "".join("  " * i + "- \n" for i in range(1000))}, "nested"),
+        ({"yaml": "workload: {requests_per_day: " + "9" * 5000 + "}"}, "digits"),
+        ({"yaml": "name: a\nname: b\n"}, "duplicate key 'name'"),
+    ]
     for body, needle in cases:
         t0 = time.process_time()
         r = client.post(url, json=body)

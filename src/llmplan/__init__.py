@@ -14,8 +14,23 @@ _WHERE = {"fit": "api", "fit_request": "api", "estimate": "api", "simulate": "ap
           "plan": "api", "FitReport": "api", "Catalog": "catalog", "load_catalog": "catalog", "LlmplanError": "errors",
           "SpecError": "errors", "UnknownIdError": "errors", "FitRequest": "specs"}
 
-__all__ = ["fit", "fit_request", "estimate", "simulate", "capacity", "tco", "plan", "FitReport", "FitRequest", "Catalog",
-           "load_catalog", "LlmplanError", "SpecError", "UnknownIdError", "__version__"]
+__all__ = [
+    "fit",
+    "fit_request",
+    "estimate",
+    "simulate",
+    "capacity",
+    "tco",
+    "plan",
+    "FitReport",
+    "FitRequest",
+    "Catalog",
+    "load_catalog",
+    "LlmplanError",
+    "SpecError",
+    "UnknownIdError",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from .api import FitReport, capacity, estimate, fit, fit_request, plan, simulate, tco

@@ -44,16 +44,28 @@ class FitRequest(StrictModel):
         {"model": "llama-3.1-70b", "gpu": "h100-sxm", "num_gpus": 2, "precision": "fp8", "context_tokens": 8192,
          "concurrency": 16}]})
 
-    model: NameOrPath = Field(description="catalog id/alias, or a path to config.json, a model directory or a .gguf file")
+    model: NameOrPath = Field(
+        description="catalog id/alias, or a path to config.json, a model directory or a .gguf file"
+    )
     gpu: Name = Field(description="accelerator id or alias")
     num_gpus: int | None = Field(default=None, ge=1, le=MAX_GPUS, description="GPUs of one replica (default tp × pp)")
     tp: int | None = Field(default=None, ge=1, le=MAX_GPUS, description="tensor-parallel size")
-    pp: int | None = Field(default=None, ge=1, le=MAX_GPUS, description="pipeline-parallel size (llama.cpp: layer split)")
+    pp: int | None = Field(
+        default=None, ge=1, le=MAX_GPUS, description="pipeline-parallel size (llama.cpp: layer split)"
+    )
     ep: int | None = Field(default=None, ge=1, le=MAX_GPUS, description="expert-parallel size (1 or tp)")
-    precision: Name | None = Field(default=None, description="weight format (default: the checkpoint's or the model's native format)")
-    kv_precision: Name | None = Field(default=None, description="KV-cache format (default: the checkpoint's, else 16 bit)")
-    context_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS,
-                                       description="tokens per sequence (input + output); default the model's max context")
+    precision: Name | None = Field(
+        default=None, description="weight format (default: the checkpoint's or the model's native format)"
+    )
+    kv_precision: Name | None = Field(
+        default=None, description="KV-cache format (default: the checkpoint's, else 16 bit)"
+    )
+    context_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TOKENS,
+        description="tokens per sequence (input + output); default the model's max context",
+    )
     concurrency: int = Field(default=1, ge=1, le=MAX_TOKENS, description="sequences held at once at that context")
     engine: Name = Field(default="vllm", description="serving engine id, optionally with a version: vllm@0.6, "
                          "sglang@0.4.6 (default: the newest profile)")
@@ -180,7 +192,9 @@ def _check_tp(tp: int, model: Model, acc: Accelerator) -> None:
     if tp > domain:
         raise LayoutError(
             f"--tp {tp} spans more GPUs than one {acc.id} server holds ({domain}); "
-            f"keep tensor parallelism inside a server and add pipeline stages (e.g. --tp {domain} --pp {-(-tp // domain)})")
+            "keep tensor parallelism inside a server and add pipeline stages "
+            f"(e.g. --tp {domain} --pp {-(-tp // domain)})"
+        )
 
 
 def _divisors(n: int) -> str:
@@ -252,7 +266,10 @@ def usable_memory(acc: Accelerator, cat: Catalog) -> tuple[float, str]:
         return acc.memory_gib, "datasheet (no reported value for this vendor)"
     mid = len(ratios) // 2
     ratio = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
-    return acc.memory_gib * ratio, f"datasheet × {ratio:.4f} (median reported/datasheet of {len(ratios)} {acc.vendor} devices)"
+    return (
+        acc.memory_gib * ratio,
+        f"datasheet × {ratio:.4f} (median reported/datasheet of {len(ratios)} {acc.vendor} devices)",
+    )
 
 
 def link_bandwidth(acc: Accelerator, cat: Catalog) -> tuple[float, str]:
@@ -265,7 +282,9 @@ def link_bandwidth(acc: Accelerator, cat: Catalog) -> tuple[float, str]:
         return acc.interconnect.bandwidth_gb_s, "catalog"
     if (acc.max_per_server or 1) <= 1 and (acc.interconnect.domain_size or 1) <= 1:
         return 0.0, "single device"
-    known = [a.interconnect.bandwidth_gb_s for a in cat.accelerators if a.kind == acc.kind and a.interconnect.bandwidth_gb_s]
+    known = [
+        a.interconnect.bandwidth_gb_s for a in cat.accelerators if a.kind == acc.kind and a.interconnect.bandwidth_gb_s
+    ]
     if not known:
         return 0.0, "unknown"
     return min(known), f"not in the catalog: the lowest {acc.kind} link, {min(known):g} GB/s, stands in"
@@ -340,8 +359,10 @@ def select_profile(engine: Engine, version: str | None = None, date: str | None 
                         chosen = oldest
                     elif strict:
                         known = ", ".join(f"{engine.id}@{p.version}" for p in engine.profiles)
-                        raise LlmplanError(f"no {engine.id} profile covers version {version}; known: {known}, "
-                                           f"or {engine.id} (newest{', from ' + engine.from_version if engine.from_version else ''})")
+                        raise LlmplanError(
+                            f"no {engine.id} profile covers version {version}; known: {known}, "
+                            f"or {engine.id} (newest{', from ' + engine.from_version if engine.from_version else ''})"
+                        )
     elif date is not None:
         chosen = next((p for p in engine.profiles if p.until_released and date < p.until_released
                        and (p.released is None or date >= p.released)), None)
@@ -397,8 +418,11 @@ def engine_on_device(engine: Engine, acc: Accelerator, usable_gib: float, tp: in
     defaults = EngineDefaults.model_validate({**d.model_dump(), "max_num_seqs": seqs, "max_num_batched_tokens": tokens,
                                               "chunked_prefill": chunked, "cuda_graph_max_bs": graphs, "tiers": (),
                                               "long_context": None, "reserved_memory": None})
-    memory = engine.memory.model_copy(update={"memory_fraction": fraction}) if fraction != engine.memory.memory_fraction \
+    memory = (
+        engine.memory.model_copy(update={"memory_fraction": fraction})
+        if fraction != engine.memory.memory_fraction
         else engine.memory
+    )
     return engine.model_copy(update={"defaults": defaults, "memory": memory})
 
 

@@ -137,7 +137,9 @@ def read_file(path: Path, trusted: bool = False, known: dict[str, Entry] | None 
         raise CatalogError(f"{path}: expected a mapping with keys schema_version, kind, entries")
     unknown = set(doc) - {"schema_version", "kind", "entries", "description"}
     if unknown:
-        raise CatalogError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected schema_version, kind, entries")
+        raise CatalogError(
+            f"{path}: unknown top-level key(s) {sorted(unknown)}; expected schema_version, kind, entries"
+        )
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise CatalogError(f"{path}: schema_version must be {SCHEMA_VERSION}, got {doc.get('schema_version')!r}")
     kind = doc.get("kind")

@@ -91,7 +91,10 @@ class DenseTflops(_Strict):
 
 
 class Interconnect(_Strict):
-    kind: str = Field(description="nvlink3, nvlink4, nvlink5, nvlink-c2c, infinity-fabric, hccs, gaudi-roce, pcie4, pcie5, ultrafusion, none")
+    kind: str = Field(
+        description="nvlink3, nvlink4, nvlink5, nvlink-c2c, infinity-fabric, hccs, gaudi-roce, pcie4, pcie5, "
+        "ultrafusion, none"
+    )
     bandwidth_gb_s: float | None = Field(
         default=None, description="scale-up bandwidth per GPU, per direction, 10**9 B/s")
     domain_size: int | None = Field(default=None, description="GPUs in one scale-up domain (8 for HGX, 72 for NVL72)")
@@ -119,15 +122,19 @@ class Price(_Strict):
 
 
 class ExportControl(_Strict):
-    us_china: Literal["license_required", "not_controlled", "china_specific", "restricted_by_origin", "unknown"] = Field(
-        description="status under US export rules for a buyer in China")
+    us_china: Literal["license_required", "not_controlled", "china_specific", "restricted_by_origin", "unknown"] = (
+        Field(description="status under US export rules for a buyer in China")
+    )
     regime: str | None = Field(default=None, description="e.g. ECCN 3A090, 2023 advanced-computing rule")
     notes: str | None = None
 
 
 class Accelerator(Entry):
     vendor: str
-    family: str = Field(description="architecture family, used to group calibration (ampere, ada, hopper, blackwell, cdna3, apple-m2, ascend, gaudi …)")
+    family: str = Field(
+        description="architecture family, used to group calibration (ampere, ada, hopper, blackwell, cdna3, "
+        "apple-m2, ascend, gaudi …)"
+    )
     kind: Literal["datacenter", "workstation", "consumer", "soc", "npu"]
     form_factor: str | None = None
     memory_gib: float = Field(gt=0, description="device memory (HBM/GDDR/unified), 2**30 bytes")
@@ -285,7 +292,9 @@ class SoftwareLicence(Entry):
     high_usd_per_year: float = Field(gt=0)
     accelerator_vendors: tuple[str, ...] = Field(default=(), description="accelerator vendors it licenses (empty: any)")
     required_by_engines: tuple[str, ...] = Field(default=(), description="engine ids that need it in production")
-    bundled: tuple[LicenceBundle, ...] = Field(default=(), description="accelerators whose purchase includes years of it")
+    bundled: tuple[LicenceBundle, ...] = Field(
+        default=(), description="accelerators whose purchase includes years of it"
+    )
 
     @model_validator(mode="after")
     def _range(self) -> SoftwareLicence:
@@ -332,9 +341,15 @@ class MoE(_Strict):
     expert_intermediate_size: int = Field(ge=1)
     shared_expert_intermediate_size: int | None = Field(
         default=None, description="total intermediate size of the shared expert(s); default num_shared × expert size")
-    num_dense_layers: int = Field(default=0, ge=0, description="leading layers with a dense MLP (DeepSeek first_k_dense_replace)")
-    moe_layer_step: int = Field(default=1, ge=1, description="every N-th layer is MoE (Llama-4 Maverick interleave_moe_layer_step=2)")
-    dense_intermediate_size: int | None = Field(default=None, description="MLP size of the non-MoE layers; default the model's intermediate_size")
+    num_dense_layers: int = Field(
+        default=0, ge=0, description="leading layers with a dense MLP (DeepSeek first_k_dense_replace)"
+    )
+    moe_layer_step: int = Field(
+        default=1, ge=1, description="every N-th layer is MoE (Llama-4 Maverick interleave_moe_layer_step=2)"
+    )
+    dense_intermediate_size: int | None = Field(
+        default=None, description="MLP size of the non-MoE layers; default the model's intermediate_size"
+    )
 
 
 class MLA(_Strict):
@@ -374,7 +389,9 @@ class Model(Entry):
         default="instruct", description="base: a pre-trained checkpoint (no chat template, not for serving users); "
         "instruct: post-trained for chat/instructions (Instruct, -it, chat, reasoning releases)")
     native_precision: str = Field(default="bf16", description="format the weights are published in")
-    checkpoints: tuple[Checkpoint, ...] = Field(default=(), description="quantized or renamed checkpoints of this architecture")
+    checkpoints: tuple[Checkpoint, ...] = Field(
+        default=(), description="quantized or renamed checkpoints of this architecture"
+    )
 
     num_layers: int = Field(ge=1)
     hidden_size: int = Field(ge=1)
@@ -388,7 +405,9 @@ class Model(Entry):
     mlp_gated: bool = Field(default=True, description="SwiGLU/GeGLU (3 matrices) vs plain MLP (2)")
     attention_bias: bool = Field(default=False, description="q/k/v projections carry biases")
     sliding_window: int | None = Field(default=None, description="window of the sliding-window layers, tokens")
-    num_sliding_window_layers: int = Field(default=0, ge=0, description="layers that use the sliding window (rest: full attention)")
+    num_sliding_window_layers: int = Field(
+        default=0, ge=0, description="layers that use the sliding window (rest: full attention)"
+    )
     moe: MoE | None = None
     mla: MLA | None = None
     linear_attention: LinearAttention | None = None
@@ -496,16 +515,28 @@ class GgufMixRule(_Strict):
 
 class QuantFormat(Entry):
     kind: Literal["float", "int", "gguf", "fp4"]
-    weight_bits: float | None = Field(default=None, gt=0, description="effective bits per quantized weight including scales/zero-points")
-    gguf_type: str | None = Field(default=None, description="GGUF block type of the bulk of the weights (bits come from that type)")
+    weight_bits: float | None = Field(
+        default=None, gt=0, description="effective bits per quantized weight including scales/zero-points"
+    )
+    gguf_type: str | None = Field(
+        default=None, description="GGUF block type of the bulk of the weights (bits come from that type)"
+    )
     gguf_mix: tuple[GgufMixRule, ...] = Field(default=(), description="tensors the mix stores in another GGUF type")
     activation_bits: int = Field(default=16)
-    compute_dtype: Literal["bf16", "fp16", "fp8", "int8", "fp4"] = Field(description="data type of the matmuls where the hardware runs the format natively")
-    fallback_compute_dtype: str | None = Field(default=None, description="math type where the chip lacks native support (weight-only dequant)")
-    native_families: tuple[str, ...] = Field(default=(), description="accelerator families that run compute_dtype natively; empty = all")
+    compute_dtype: Literal["bf16", "fp16", "fp8", "int8", "fp4"] = Field(
+        description="data type of the matmuls where the hardware runs the format natively"
+    )
+    fallback_compute_dtype: str | None = Field(
+        default=None, description="math type where the chip lacks native support (weight-only dequant)"
+    )
+    native_families: tuple[str, ...] = Field(
+        default=(), description="accelerator families that run compute_dtype natively; empty = all"
+    )
     keeps_16bit: tuple[Literal[TENSOR_GROUPS], ...] = Field(  # type: ignore[valid-type]
         default=(), description="tensor groups that stay 16 bit (embedding, lm_head, attention, router, norms …)")
-    gguf_equivalent: str | None = Field(default=None, description="format id of the GGUF file llama.cpp uses for this format")
+    gguf_equivalent: str | None = Field(
+        default=None, description="format id of the GGUF file llama.cpp uses for this format"
+    )
     llama_ftype: int | None = Field(default=None, ge=0, description="enum llama_ftype value (GGUF general.file_type)")
     engines: tuple[str, ...] = Field(default=(), description="engines that load the format")
     quality: tuple[QualityPoint, ...] = ()
@@ -528,7 +559,8 @@ class Benchmark(Entry):
     """One benchmark as one source runs it (scores from different harnesses are not comparable)."""
 
     task: Literal["general", "chat", "reasoning", "code"] = Field(
-        description="the task this benchmark stands for when a scenario names the task (one bundled benchmark per task)")
+        description="the task this benchmark stands for when a scenario names the task (one bundled benchmark per task)"
+    )
     scale: Literal["percent", "rating"] = Field(
         description="percent: accuracy 0-100, quantization recovery multiplies it; rating: a preference rating "
         "(Elo/Bradley-Terry), on which a recovery percentage has no meaning")
@@ -577,8 +609,12 @@ class GgufType(Entry):
 
     block_size: int = Field(ge=1)
     type_size_bytes: int = Field(ge=1)
-    fallback_type: str | None = Field(default=None, description="type llama.cpp uses when a row is not a multiple of block_size")
-    ggml_type_id: int | None = Field(default=None, ge=0, description="enum ggml_type value, as stored in GGUF tensor infos")
+    fallback_type: str | None = Field(
+        default=None, description="type llama.cpp uses when a row is not a multiple of block_size"
+    )
+    ggml_type_id: int | None = Field(
+        default=None, ge=0, description="enum ggml_type value, as stored in GGUF tensor infos"
+    )
 
     @property
     def bits_per_weight(self) -> float:
@@ -597,7 +633,9 @@ class WeightPadding(_Strict):
     families: tuple[str, ...] = Field(description="accelerator families where the padding applies")
     quant_methods: tuple[str, ...] = Field(default=("fp8",), description="checkpoint quant methods it applies to "
                                            "(a checkpoint with none recorded counts as the first)")
-    row_bytes_multiple: int = Field(default=512, ge=1, description="padding only when a row's bytes are a multiple of this")
+    row_bytes_multiple: int = Field(
+        default=512, ge=1, description="padding only when a row's bytes are a multiple of this"
+    )
 
 
 class EngineMemory(_Strict):
@@ -609,18 +647,30 @@ class EngineMemory(_Strict):
     within_fraction: tuple[Literal["weights", "activations", "context", "cuda_graphs", "comm_buffers"], ...] = Field(
         default=("weights", "activations", "context", "cuda_graphs", "comm_buffers"),
         description="with fraction_of_total: the parts counted inside the fraction; the others must fit in the rest")
-    memory_fraction: float | None = Field(default=None, gt=0, le=1, description="default gpu_memory_utilization / mem_fraction_static / kv_cache_free_gpu_memory_fraction")
+    memory_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="default gpu_memory_utilization / mem_fraction_static / kv_cache_free_gpu_memory_fraction",
+    )
     memory_fraction_flag: str | None = None
     block_size_tokens: int = Field(default=1, ge=1, description="KV allocation granularity")
-    context_gib: float = Field(ge=0, description="CUDA/HIP context and allocator reserve per GPU outside the engine's tensors")
+    context_gib: float = Field(
+        ge=0, description="CUDA/HIP context and allocator reserve per GPU outside the engine's tensors"
+    )
     cuda_graph_gib: float = Field(default=0, ge=0, description="memory CUDA graphs hold per GPU")
     comm_buffer_gib: float = Field(default=0, ge=0, description="NCCL/RCCL buffers per GPU when TP/PP > 1")
     activation_bytes_per_token_model: Literal["mlp_peak", "none"] = "mlp_peak"
-    reserves_activations: bool = Field(default=True, description="the KV pool is what is left after a profiled activation peak")
+    reserves_activations: bool = Field(
+        default=True, description="the KV pool is what is left after a profiled activation peak"
+    )
     fp8_weight_padding: WeightPadding | None = Field(
         default=None, description="extra bytes per weight row the engine adds to FP8 linear weights on some hardware")
-    duplicates_tied_embeddings: bool = Field(default=False, description="stores a separate lm_head copy even when the "
-                                             "checkpoint ties it to the embedding (TensorRT-LLM share_embedding_table off)")
+    duplicates_tied_embeddings: bool = Field(
+        default=False,
+        description="stores a separate lm_head copy even when the "
+        "checkpoint ties it to the embedding (TensorRT-LLM share_embedding_table off)",
+    )
 
 
 class DefaultsTier(_Strict):
@@ -764,8 +814,12 @@ class Collective(Entry):
     measured_on: str = Field(description="the hardware of the measurement")
     latency_us: float = Field(gt=0, description="time of one small all-reduce, microseconds")
     latency_bytes: float = Field(gt=0, description="message size of that time, bytes")
-    per_hop_us: float | None = Field(default=None, ge=0, description="added latency per extra ring hop, from two "
-                                     "measurements at different GPU counts (latency(n) = latency + per_hop × (n − gpus))")
+    per_hop_us: float | None = Field(
+        default=None,
+        ge=0,
+        description="added latency per extra ring hop, from two "
+        "measurements at different GPU counts (latency(n) = latency + per_hop × (n − gpus))",
+    )
     bus_bandwidth_gb_s: float = Field(gt=0, description="large-message bus bandwidth, 10**9 B/s")
     bandwidth_bytes: float = Field(gt=0, description="message size of that bandwidth, bytes")
     estimate: bool = Field(default=False, description="not a measurement on this fabric: derived, with its range")
@@ -995,8 +1049,12 @@ class Region(Entry):
     electricity_estimate: bool = Field(default=False, description="no published price for this band: the figure is "
                                        "derived from comparable sourced figures (electricity_basis says how), with "
                                        "its plausible range in electricity_low/high_usd_per_kwh")
-    electricity_low_usd_per_kwh: float | None = Field(default=None, gt=0, description="low end of the range (estimates)")
-    electricity_high_usd_per_kwh: float | None = Field(default=None, gt=0, description="high end of the range (estimates)")
+    electricity_low_usd_per_kwh: float | None = Field(
+        default=None, gt=0, description="low end of the range (estimates)"
+    )
+    electricity_high_usd_per_kwh: float | None = Field(
+        default=None, gt=0, description="high end of the range (estimates)"
+    )
     electricity_basis: str | None = Field(default=None, description="how the estimate and its range were derived, "
                                           "from which sourced figures")
     carbon_g_per_kwh: float = Field(ge=0)

@@ -125,7 +125,12 @@ def scatter(points: list[dict[str, Any]], *, title: str, x: tuple[str, str, str]
         "color": {"field": colour[0], "type": "nominal", "title": colour[1]},
         "tooltip": [{"field": f, "title": t, **({"format": fmt} if fmt else {})} for f, t, fmt in tooltip]}
     if size:
-        enc["size"] = {"field": size[0], "type": "quantitative", "title": size[1], "scale": {"range": [20, 160], "zero": False}}
+        enc["size"] = {
+            "field": size[0],
+            "type": "quantitative",
+            "title": size[1],
+            "scale": {"range": [20, 160], "zero": False},
+        }
     if ring:
         enc["stroke"] = {"condition": {"test": f"datum['{ring}']", "value": "black"}, "value": None}
         enc["strokeWidth"] = {"condition": {"test": f"datum['{ring}']", "value": 1.5}, "value": 0}

@@ -161,8 +161,10 @@ def print_compare(r: dict[str, Any], header: bool = True) -> None:
     con.print(t)
     h = r.get("hybrid")
     if h:
-        con.print(f"Hybrid optimum: own {h['owned_replicas']} of {h['all_owned_replicas']} replica(s), the rest via "
-                  f"{h['peaks_via']}: {_usd(h['tco_usd'])} (owned {_usd(h['owned_usd'])}, burst {_usd(h['burst_usd'])})")
+        con.print(
+            f"Hybrid optimum: own {h['owned_replicas']} of {h['all_owned_replicas']} replica(s), the rest via "
+            f"{h['peaks_via']}: {_usd(h['tco_usd'])} (owned {_usd(h['owned_usd'])}, burst {_usd(h['burst_usd'])})"
+        )
     u = r.get("uncertainty")
     if u:
         p = u["tco_usd"]

@@ -46,12 +46,30 @@ def register(app: typer.Typer) -> None:
         """How fast MODEL serves on --gpu: TTFT, TPOT, throughput, bounds, with an interval."""
         from ..perf.estimate import EstimateRequest, estimate
 
-        req = render.validated(EstimateRequest, dict(
-            model=model, gpu=gpu, input_tokens=input_tokens, output_tokens=output_tokens, concurrency=concurrency,
-            request_rate=request_rate, num_requests=num_requests, num_gpus=num_gpus, tp=tp, pp=pp, ep=ep, precision=precision,
-            kv_precision=kv_precision, engine=engine, max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens, spec_tokens=spec_tokens, spec_acceptance=spec_acceptance,
-            spec_draft_cost=spec_draft_cost))
+        req = render.validated(
+            EstimateRequest,
+            dict(
+                model=model,
+                gpu=gpu,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                concurrency=concurrency,
+                request_rate=request_rate,
+                num_requests=num_requests,
+                num_gpus=num_gpus,
+                tp=tp,
+                pp=pp,
+                ep=ep,
+                precision=precision,
+                kv_precision=kv_precision,
+                engine=engine,
+                max_num_seqs=max_num_seqs,
+                max_num_batched_tokens=max_num_batched_tokens,
+                spec_tokens=spec_tokens,
+                spec_acceptance=spec_acceptance,
+                spec_draft_cost=spec_draft_cost,
+            ),
+        )
         render.emit(estimate(req, load_catalog(catalog)), as_json, print_estimate)
 
     @app.command("validate")
@@ -116,11 +134,21 @@ def print_estimate(r: EstimateReport) -> None:
         t.add_column(col, overflow="fold")
     if r.saturation is not None:
         con.print(f"[bold red]{r.saturation.message}[/bold red]")
-    rows = [("TTFT", "unbounded (saturated)" if r.ttft_ms is None else f"{r.ttft_ms:,.1f} ms", r.intervals.get("ttft_ms"),
-             r.definitions["ttft_ms"]),
-            ("TPOT", f"{r.tpot_ms:,.2f} ms", r.intervals["tpot_ms"], r.definitions["tpot_ms"]),
-            ("output throughput", f"{r.output_tok_s:,.0f} tok/s", r.intervals["output_tok_s"],
-             r.definitions["output_tok_s"])]
+    rows = [
+        (
+            "TTFT",
+            "unbounded (saturated)" if r.ttft_ms is None else f"{r.ttft_ms:,.1f} ms",
+            r.intervals.get("ttft_ms"),
+            r.definitions["ttft_ms"],
+        ),
+        ("TPOT", f"{r.tpot_ms:,.2f} ms", r.intervals["tpot_ms"], r.definitions["tpot_ms"]),
+        (
+            "output throughput",
+            f"{r.output_tok_s:,.0f} tok/s",
+            r.intervals["output_tok_s"],
+            r.definitions["output_tok_s"],
+        ),
+    ]
     for name, value, iv, definition in rows:
         t.add_row(name, value, f"{iv.low:,.3g} – {iv.high:,.3g}" if iv else "", definition)
     t.add_row("total throughput", f"{r.total_tok_s:,.0f} tok/s", "", r.definitions["total_tok_s"])

@@ -137,8 +137,10 @@ def print_simulation(r: dict[str, Any]) -> None:
     dep = r["deployment"]
     con.print(f"[bold]{dep['model']}[/bold]: {dep['replicas']} replica(s) × {dep['num_gpus_per_replica']} × "
               f"{dep['gpu']} ({dep['engine']}, {dep['precision']}, router {dep['router']}, seed {dep['seed']})")
-    con.print(f"{r['completed']:,} of {r['requests']:,} requests in {r['duration_s']:,.0f} s: "
-              f"{r['requests_s']:,.2f} req/s, {r['output_tok_s']:,.0f} output tok/s, {r['total_tok_s']:,.0f} total tok/s")
+    con.print(
+        f"{r['completed']:,} of {r['requests']:,} requests in {r['duration_s']:,.0f} s: "
+        f"{r['requests_s']:,.2f} req/s, {r['output_tok_s']:,.0f} output tok/s, {r['total_tok_s']:,.0f} total tok/s"
+    )
     t = Table(title="Latency (ms)", title_justify="left")
     for col in ("metric", "p50", "p95", "p99", "mean"):
         t.add_column(col, justify="right" if col != "metric" else "left")

@@ -14,30 +14,64 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: this machine only)."),
         port: int = typer.Option(8000, "--port", min=1, max=65535),
-        database: str | None = typer.Option(None, "--database", help="sqlite:///PATH or postgresql://… (default: "
-                                               "LLMPLAN_DATABASE, else a SQLite file in the user data directory)."),
-        workers: int = typer.Option(1, "--workers", min=1, max=64, help="Server processes (they share the store, "
-                                    "jobs included)."),
-        allowed_host: list[str] = typer.Option([], "--allowed-host", help="A name browsers reach the server by "
-                                               "(repeatable; loopback names are always accepted; LLMPLAN_ALLOWED_HOSTS). "
-                                               "Any other Host header is refused: DNS rebinding."),
-        public_url: str | None = typer.Option(None, "--public-url", help="The origin browsers see behind a "
-                                                 "reverse proxy, e.g. https://planner.internal (LLMPLAN_PUBLIC_URL)."),
-        trusted_proxy: list[str] = typer.Option([], "--trusted-proxy", help="Address or network of a reverse proxy "
-                                                "whose X-Forwarded-Proto/-Host are believed (repeatable; "
-                                                "LLMPLAN_TRUSTED_PROXIES)."),
-        cpu_budget: float | None = typer.Option(None, "--cpu-budget", min=1, help="CPU seconds one computation "
-                                                   "may use (default 120; LLMPLAN_CPU_BUDGET_S)."),
-        memory_budget: int | None = typer.Option(None, "--memory-budget", min=64, help="MiB one computation may "
-                                                    "allocate (default 2048; LLMPLAN_MEMORY_BUDGET_MIB)."),
-        compute_workers: int | None = typer.Option(None, "--compute-workers", min=1, max=256, help="Worker "
-                                                      "processes per server process (default: one per core; "
-                                                      "LLMPLAN_COMPUTE_WORKERS)."),
-        queue: int | None = typer.Option(None, "--queue", min=1, max=100_000, help="Computations that may wait "
-                                            "for a worker; more get 429 (default 64; LLMPLAN_QUEUE)."),
-        log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error: what the server "
-                                      "logs on stderr (failed jobs and internal errors with their traceback at "
-                                      "error; request lines from info on; never a header or a password)."),
+        database: str | None = typer.Option(
+            None,
+            "--database",
+            help="sqlite:///PATH or postgresql://… (default: "
+            "LLMPLAN_DATABASE, else a SQLite file in the user data directory).",
+        ),
+        workers: int = typer.Option(
+            1, "--workers", min=1, max=64, help="Server processes (they share the store, jobs included)."
+        ),
+        allowed_host: list[str] = typer.Option(
+            [],
+            "--allowed-host",
+            help="A name browsers reach the server by "
+            "(repeatable; loopback names are always accepted; LLMPLAN_ALLOWED_HOSTS). "
+            "Any other Host header is refused: DNS rebinding.",
+        ),
+        public_url: str | None = typer.Option(
+            None,
+            "--public-url",
+            help="The origin browsers see behind a reverse proxy, e.g. https://planner.internal (LLMPLAN_PUBLIC_URL).",
+        ),
+        trusted_proxy: list[str] = typer.Option(
+            [],
+            "--trusted-proxy",
+            help="Address or network of a reverse proxy "
+            "whose X-Forwarded-Proto/-Host are believed (repeatable; "
+            "LLMPLAN_TRUSTED_PROXIES).",
+        ),
+        cpu_budget: float | None = typer.Option(
+            None, "--cpu-budget", min=1, help="CPU seconds one computation may use (default 120; LLMPLAN_CPU_BUDGET_S)."
+        ),
+        memory_budget: int | None = typer.Option(
+            None,
+            "--memory-budget",
+            min=64,
+            help="MiB one computation may allocate (default 2048; LLMPLAN_MEMORY_BUDGET_MIB).",
+        ),
+        compute_workers: int | None = typer.Option(
+            None,
+            "--compute-workers",
+            min=1,
+            max=256,
+            help="Worker processes per server process (default: one per core; LLMPLAN_COMPUTE_WORKERS).",
+        ),
+        queue: int | None = typer.Option(
+            None,
+            "--queue",
+            min=1,
+            max=100_000,
+            help="Computations that may wait for a worker; more get 429 (default 64; LLMPLAN_QUEUE).",
+        ),
+        log_level: str = typer.Option(
+            "warning",
+            "--log-level",
+            help="debug, info, warning or error: what the server "
+            "logs on stderr (failed jobs and internal errors with their traceback at "
+            "error; request lines from info on; never a header or a password).",
+        ),
     ) -> None:
         """Serve the web app and the REST API (OpenAPI at /docs); migrates the store on start."""
         import socket

@@ -344,7 +344,7 @@ def buy(d: Deployment, cat: Catalog, f: Any, need: int, mode: str, utilisation_o
             continue
         unit = {c: _unit_cost(c, cat, f, licences) for c in cs}
         try:
-            p = choose(cs, need, mode, g, lambda c: unit[c][0], lambda c: unit[c][1], max_servers)
+            p = choose(cs, need, mode, g, lambda c, u=unit: u[c][0], lambda c, u=unit: u[c][1], max_servers)
             check_failure_domains(p)
         except LlmplanError as exc:
             errors.append(str(exc))

@@ -182,14 +182,15 @@ def fit(d: Deployment, gguf_types: tuple[GgufType, ...], context_tokens: int | N
     if pad and d.weight_format.id == "fp8" and d.accelerator.family in pad.families and (
             (d.quant_method or pad.quant_methods[0]) in pad.quant_methods):
         extra = padding_per_stage(tb, m, lay.tp, lay.pp, pad.bytes_per_row, pad.row_bytes_multiple)
-        stage_weights = [w + e for w, e in zip(stage_weights, extra)]
+        stage_weights = [w + e for w, e in zip(stage_weights, extra, strict=True)]
     stage_kv = kv_layout_per_stage(m, kv_elem_bytes, lay.tp, lay.pp, s.block_size)
     m_bytes = usable_memory_bytes(d)
-    stages = [_stage_memory(d, s, m_bytes, w, kv, context, concurrency) for w, kv in zip(stage_weights, stage_kv)]
+    stages = [_stage_memory(d, s, m_bytes, w, kv, context, concurrency)
+              for w, kv in zip(stage_weights, stage_kv, strict=True)]
 
     kv_needed = [st.kv.sequence_bytes(context) * concurrency for st in stages]
     required = [st.weights + st.activations + st.runtime + st.cuda_graphs + max(st.engine_reserved, 0.0) + need
-                for st, need in zip(stages, kv_needed)]
+                for st, need in zip(stages, kv_needed, strict=True)]
     worst = max(range(len(stages)), key=lambda i: (required[i] - m_bytes, -stages[i].kv_pool))
     st = stages[worst]
     capacity_tokens = min(_capacity_tokens(x.kv, x.kv_pool, context) for x in stages)

@@ -5,7 +5,8 @@ Six parameters per group (memory-bandwidth efficiency, compute efficiency, per-s
 overhead, per-request overhead, routed-expert efficiency, and an engine's weight-only kernel
 efficiency relative to the catalog's kernel ratio), fitted by robust least squares (soft-L1)
 on ``ln(predicted / measured)``. What is measured elsewhere is not fitted: the all-reduce
-costs come from the collectives catalog, the weight-only GEMM rates from the kernels catalog. Groups are fitted in a hierarchy so that a group with few rows borrows
+costs come from the collectives catalog, the weight-only GEMM rates from the kernels catalog. Groups
+are fitted in a hierarchy so that a group with few rows borrows
 strength from its parent, and combinations without rows fall back to pooled fits:
 
     * / * / *               all rows (weak prior)
@@ -85,8 +86,14 @@ def efficiency_arrays(cases: list[Any], params: list[dict[str, float]]) -> Effic
     def col(name: str) -> np.ndarray:
         return np.array([p[name] for p in params], dtype=float)
 
-    return Efficiency(eta_bw=col("eta_bw"), eta_flops=col("eta_flops"), step_overhead_s=col("step_overhead_s"),
-                      request_overhead_s=col("request_overhead_s"), eta_moe=col("eta_moe"), eta_kernel=col("eta_kernel"))
+    return Efficiency(
+        eta_bw=col("eta_bw"),
+        eta_flops=col("eta_flops"),
+        step_overhead_s=col("step_overhead_s"),
+        request_overhead_s=col("request_overhead_s"),
+        eta_moe=col("eta_moe"),
+        eta_kernel=col("eta_kernel"),
+    )
 
 
 def arch_of(c: Case) -> str:

@@ -56,13 +56,29 @@ def vllm_json_to_csv(path: Path, model: str | None, gpu: str | None, num_gpus: i
         for key, metric in VLLM_METRICS.items():
             if d.get(key) is None:
                 continue
-            w.writerow({"id": f"{path.stem}-{k + 1}-{metric}", "group": path.stem, "model": model, "hardware": gpu, "num_gpus": num_gpus or "", "tp": tp or "",
-                        "precision": precision or "", "engine": engine, "input_len": f"{i:.1f}",
-                        "output_len": f"{o:.1f}", "concurrency": conc or "",
-                        "request_rate": rate if finite_rate else "", "scenario": scenario,
-                        "num_prompts": int(n), "length_dist": "", "metric": metric,
-                        "value": d[key], "source_url": str(path),
-                        "notes": f"vllm bench serve result; {int(n)} requests"})
+            w.writerow(
+                {
+                    "id": f"{path.stem}-{k + 1}-{metric}",
+                    "group": path.stem,
+                    "model": model,
+                    "hardware": gpu,
+                    "num_gpus": num_gpus or "",
+                    "tp": tp or "",
+                    "precision": precision or "",
+                    "engine": engine,
+                    "input_len": f"{i:.1f}",
+                    "output_len": f"{o:.1f}",
+                    "concurrency": conc or "",
+                    "request_rate": rate if finite_rate else "",
+                    "scenario": scenario,
+                    "num_prompts": int(n),
+                    "length_dist": "",
+                    "metric": metric,
+                    "value": d[key],
+                    "source_url": str(path),
+                    "notes": f"vllm bench serve result; {int(n)} requests",
+                }
+            )
     return _write_temp(out.getvalue())
 
 

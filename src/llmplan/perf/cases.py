@@ -300,9 +300,15 @@ def predict(st: Stacked, e: Efficiency) -> np.ndarray:
     out = np.full(len(st.cases), np.nan)
     for k, c in enumerate(st.cases):
         if c.scenario == "batch1":
-            vals = {"prefill_tok_s": i[k] / pre_t[k], "decode_tok_s": 1 / dec1[k], "ttft_ms": 1e3 * (pre_t[k] + dec1[k]),
-                    "tpot_ms": 1e3 * dec1[k], "itl_ms": 1e3 * dec1[k],
-                    "output_tok_s": 1 / dec1[k], "e2e_latency_s": pre_t[k] + max(o[k] - 1, 0) * dec1[k]}
+            vals = {
+                "prefill_tok_s": i[k] / pre_t[k],
+                "decode_tok_s": 1 / dec1[k],
+                "ttft_ms": 1e3 * (pre_t[k] + dec1[k]),
+                "tpot_ms": 1e3 * dec1[k],
+                "itl_ms": 1e3 * dec1[k],
+                "output_tok_s": 1 / dec1[k],
+                "e2e_latency_s": pre_t[k] + max(o[k] - 1, 0) * dec1[k],
+            }
         elif c.scenario == "fixed_concurrency" and c.metric in ("prefill_tok_s", "decode_tok_s"):
             # batch speeds by definition (llama-batched-bench, benchmarks/measure_gpu.py): no serving loop
             vals = {"prefill_tok_s": conc[k] * i[k] / pre_b[k], "decode_tok_s": conc[k] / dec_b[k],
@@ -370,8 +376,14 @@ def _burst_runs(st: Stacked, e: Efficiency, idx, s, m, ec, conc, lim) -> finite.
         lock = lockstep_loop(s, m, ec, users[:, None], i[:, None], o[:, None], limit[:, None], chunk[:, None])
         lump = closed_loop(s, m, ec, users[:, None], i[:, None], o[:, None], limit[:, None], chunk[:, None],
                            lumps=True)
-        return LoadResult(**{f.name: np.where(fixed, np.asarray(getattr(lock, f.name))[:, 0],
-                                              np.asarray(getattr(lump, f.name))[:, 0]) for f in dataclasses.fields(lock)})
+        return LoadResult(
+            **{
+                f.name: np.where(
+                    fixed, np.asarray(getattr(lock, f.name))[:, 0], np.asarray(getattr(lump, f.name))[:, 0]
+                )
+                for f in dataclasses.fields(lock)
+            }
+        )
 
     full = np.minimum(engine, np.where(capped, clients, engine))
     overhead = np.asarray(e.request_overhead_s, dtype=float) * np.ones(len(st.cases))
@@ -382,7 +394,15 @@ def _burst_runs(st: Stacked, e: Efficiency, idx, s, m, ec, conc, lim) -> finite.
 
 def _load_metrics(r, k: int, n_gpus: float) -> dict[str, float]:
     out = float(r.output_tok_s[k])
-    return {"ttft_ms": 1e3 * float(r.ttft_s[k]), "tpot_ms": 1e3 * float(r.tpot_s[k]), "itl_ms": 1e3 * float(r.tpot_s[k]),
-            "output_tok_s": out, "output_tok_s_per_gpu": out / n_gpus, "total_tok_s": float(r.total_tok_s[k]),
-            "requests_s": float(r.requests_s[k]), "e2e_latency_s": float(r.e2e_s[k]),
-            "decode_tok_s": out, "prefill_tok_s": float(r.total_tok_s[k] - r.output_tok_s[k])}
+    return {
+        "ttft_ms": 1e3 * float(r.ttft_s[k]),
+        "tpot_ms": 1e3 * float(r.tpot_s[k]),
+        "itl_ms": 1e3 * float(r.tpot_s[k]),
+        "output_tok_s": out,
+        "output_tok_s_per_gpu": out / n_gpus,
+        "total_tok_s": float(r.total_tok_s[k]),
+        "requests_s": float(r.requests_s[k]),
+        "e2e_latency_s": float(r.e2e_s[k]),
+        "decode_tok_s": out,
+        "prefill_tok_s": float(r.total_tok_s[k] - r.output_tok_s[k]),
+    }

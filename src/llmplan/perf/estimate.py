@@ -42,8 +42,9 @@ class EstimateRequest(FitRequest):
     input_tokens: int = Field(ge=1, le=10_000_000, description="prompt tokens per request")
     output_tokens: int = Field(ge=1, le=10_000_000, description="generated tokens per request")
     concurrency: int = Field(default=1, ge=1, le=1_000_000, description="requests in flight (closed loop)")
-    request_rate: float | None = Field(default=None, ge=MIN_RATE_PER_S, le=1e6, description="offered requests/s (open loop); "
-                                       "replaces concurrency")
+    request_rate: float | None = Field(
+        default=None, ge=MIN_RATE_PER_S, le=1e6, description="offered requests/s (open loop); replaces concurrency"
+    )
     num_requests: int | None = Field(default=None, ge=1, le=100_000_000, description="with request_rate: a finite run "
                                      "of this many requests (a benchmark); without it the load is endless")
     spec_tokens: int = Field(default=0, ge=0, le=16, description="speculative decoding: draft tokens per step")
@@ -237,7 +238,9 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
                             "output_tok_s": req_s * o},
                            math.exp(cal.log_error_p10 * widen), math.exp(cal.log_error_p90 * widen))
     mem = memory_fit(d, gguf, context_tokens=min(int(i + o), d.model.max_context), concurrency=1)
-    notes = _notes(d, mem, level, cal, widen, load, sat_info, mach.flops_ratio != 1.0 or is_dequant(d.weight_format, dtype))
+    notes = _notes(
+        d, mem, level, cal, widen, load, sat_info, mach.flops_ratio != 1.0 or is_dequant(d.weight_format, dtype)
+    )
     return EstimateReport(
         model=d.model_source, gpu=d.accelerator.id, engine=d.engine.id, engine_profile=d.engine_profile,
         precision=d.weight_format.id, kv_precision=d.kv_format.id, compute_dtype=dtype, num_gpus=d.layout.num_gpus,

@@ -50,8 +50,10 @@ def kernel_ratio(d: Deployment, dtype: str) -> float:
     if not is_dequant(d.weight_format, dtype):
         return 1.0
     if d.kernel is None:
-        raise LlmplanError(f"no weight-only kernel in the kernels catalog for {d.engine.id} running {d.weight_format.id} "
-                           f"on {d.accelerator.family}; add one (prefill_compute_ratio with its source)")
+        raise LlmplanError(
+            f"no weight-only kernel in the kernels catalog for {d.engine.id} running {d.weight_format.id} "
+            f"on {d.accelerator.family}; add one (prefill_compute_ratio with its source)"
+        )
     return d.kernel.prefill_compute_ratio
 
 

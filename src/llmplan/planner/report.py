@@ -200,7 +200,9 @@ def explain(result: dict[str, Any], option_id: str) -> dict[str, Any]:
                 "rejected": [{"option": r.option, "reasons": r.reasons} for r in hits][:50]}
     ids = [o.id for o in p["ranked"]] + [r.option for r in p["rejected"]]
     near = difflib.get_close_matches(option_id, ids, n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(near)}?" if near else "; option ids are printed by `llmplan plan` and in its JSON"
+    hint = (
+        f"; did you mean {' or '.join(near)}?" if near else "; option ids are printed by `llmplan plan` and in its JSON"
+    )
     raise LlmplanError(f"no option {option_id!r} in this plan{hint}")
 
 
@@ -315,16 +317,22 @@ def text(result: dict[str, Any]) -> str:
             out.append(f"- serve: `{rec['serve_command']}`")
         out.append("")
     if r["alternatives"]:
-        out += ["## Top alternatives", "",
-                f"| option | deployment | TCO | per 1M tok | TTFT p95 | TPOT p95 | latency from | {r['ranking']['benchmark_name']} (score × recovery) |",
-                "|---|---|---:|---:|---:|---:|---|---:|"]
+        out += [
+            "## Top alternatives",
+            "",
+            "| option | deployment | TCO | per 1M tok | TTFT p95 | TPOT p95 | latency from | "
+            f"{r['ranking']['benchmark_name']} (score × recovery) |",
+            "|---|---|---:|---:|---:|---:|---|---:|",
+        ]
         for o in r["alternatives"]:
             basis = o["details"].get("latency_basis", "")
             basis = "simulator" if basis.startswith("simulated") else "model" if basis.startswith("analytic") else \
                 "owned twin" if basis.startswith("as the owned") else "—"
-            out.append(f"| {o['id']} | {o['deployment']} | {_usd(o['tco_usd'])} | "
-                       f"${o['cost_per_million_tokens_usd']:,.3f} | {_ms(o['ttft_p95_ms'])} | {_ms(o['tpot_p95_ms'])} | "
-                       f"{basis} | {_quality(o)} |")
+            out.append(
+                f"| {o['id']} | {o['deployment']} | {_usd(o['tco_usd'])} | "
+                f"${o['cost_per_million_tokens_usd']:,.3f} | {_ms(o['ttft_p95_ms'])} | {_ms(o['tpot_p95_ms'])} | "
+                f"{basis} | {_quality(o)} |"
+            )
         out += ["", "Latency 'model': the analytic estimate at the peak hour (mean); 'simulator': the worst p95 of "
                 "three simulated peak hours.", ""]
     if r["references"]:

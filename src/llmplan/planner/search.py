@@ -295,8 +295,10 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
                     if q is None and s.min_quality_recovery_pct > 0:
                         v.fail("quality", f"no published quality figure for {fmt.id}")
                     elif q is not None and q < s.min_quality_recovery_pct:
-                        v.fail("quality", f"{fmt.id} keeps {q:.1f} % of quality, below the {s.min_quality_recovery_pct:g} % "
-                                          "floor")
+                        v.fail(
+                            "quality",
+                            f"{fmt.id} keeps {q:.1f} % of quality, below the {s.min_quality_recovery_pct:g} % floor",
+                        )
                     off = qual.off_native(fmt, m, cat)
                     if off:
                         v.fail("quality", off)
@@ -325,10 +327,23 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
                                   tokens_h, rejected)
         options += extra
     ranked = rank(_with_quality(options, bench, cat), s.quality.cost_tolerance_pct, bench.resolution)
-    return {"ranked": ranked, "benchmark": bench, "rejected": rejected, "references": refs, "workload": w, "peak_rate_per_s": peak,
-            "mean_rate_per_s": mean_rate, "requests_per_day": per_day, "tokens_per_year": tokens_year,
-            "policy": policy, "candidates": {"models": [m.id for m in models], "hardware": [a.id for a in hardware],
-                                              "engines": [e.id for e in engines]}}
+    return {
+        "ranked": ranked,
+        "benchmark": bench,
+        "rejected": rejected,
+        "references": refs,
+        "workload": w,
+        "peak_rate_per_s": peak,
+        "mean_rate_per_s": mean_rate,
+        "requests_per_day": per_day,
+        "tokens_per_year": tokens_year,
+        "policy": policy,
+        "candidates": {
+            "models": [m.id for m in models],
+            "hardware": [a.id for a in hardware],
+            "engines": [e.id for e in engines],
+        },
+    }
 
 
 CONFIRM_TOP = 3
@@ -444,8 +459,17 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario) -> None:
     e, _, _ = deployment_efficiency(d, cat)
     i, o_len = c["w"].lengths("input").mean, c["w"].lengths("output").mean
     limit = engine_limit(d, cat, i, o_len)
-    at = open_loop(shape, mach, e, c["peak"] / serving, i, o_len, limit, float(d.engine.defaults.max_num_batched_tokens))
-    o.num_gpus, o.tp, o.pp, o.replicas, o.servers, o.tco_usd = p.gpus, d.layout.tp, d.layout.pp, p.replicas, p.servers, tco
+    at = open_loop(
+        shape, mach, e, c["peak"] / serving, i, o_len, limit, float(d.engine.defaults.max_num_batched_tokens)
+    )
+    o.num_gpus, o.tp, o.pp, o.replicas, o.servers, o.tco_usd = (
+        p.gpus,
+        d.layout.tp,
+        d.layout.pp,
+        p.replicas,
+        p.servers,
+        tco,
+    )
     o.cost_per_million_tokens_usd = tco / c["tokens_h"] * 1e6 if c["tokens_h"] else math.inf
     o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * np.asarray(at.ttft_s)), float(1e3 * np.asarray(at.tpot_s))
     seqs = min(max(c["sizing"].concurrency * 2, 8), d.engine.defaults.max_num_seqs)
@@ -477,7 +501,8 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
     distributions) on the replicas left when the spares are down, with the SLO limits tightened
     by SLO_HEADROOM. When the analytic count misses, try 4× as many replicas: if that misses too,
     the latency is out of reach of more replicas (prefill itself is too slow); otherwise bisect
-    for the fewest that pass. The count is then checked on SIM_HOURS − 1 more independent hours (the worst is reported). The
+    for the fewest that pass. The count is then checked on SIM_HOURS − 1 more independent hours (the worst is
+    reported). The
     option's latencies become the simulated p95s."""
     from ..serving.cluster import replica_spec, simulate_cluster, summarize
     from ..serving.workload import generate
@@ -528,12 +553,23 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
     if replicas != start and ok:
         _cost_owned(o, replicas, cat, s)
     o.ttft_p95_ms, o.tpot_p95_ms = res["ttft_ms"]["p95"], res["tpot_ms"]["p95"]
-    o.details.update({"latency_basis": f"simulated peak hour, worst of {SIM_HOURS} ({n:,} requests at {peak:.3g}/s on "
-                                       f"{o.details['serving_replicas']} serving replicas)",
-                      "simulated": {"slo_met": ok, "goodput_pct": res["goodput_pct"],
-                                    "ttft_ms": res["ttft_ms"], "tpot_ms": res["tpot_ms"], "slo": res["slo"],
-                                    "slo_headroom": SLO_HEADROOM, "hours_simulated": SIM_HOURS,
-                                    "added_replicas": replicas - start, "tried_replicas": sorted({r for r, _ in memo})}})
+    o.details.update(
+        {
+            "latency_basis": f"simulated peak hour, worst of {SIM_HOURS} ({n:,} requests at {peak:.3g}/s on "
+            f"{o.details['serving_replicas']} serving replicas)",
+            "simulated": {
+                "slo_met": ok,
+                "goodput_pct": res["goodput_pct"],
+                "ttft_ms": res["ttft_ms"],
+                "tpot_ms": res["tpot_ms"],
+                "slo": res["slo"],
+                "slo_headroom": SLO_HEADROOM,
+                "hours_simulated": SIM_HOURS,
+                "added_replicas": replicas - start,
+                "tried_replicas": sorted({r for r, _ in memo}),
+            },
+        }
+    )
     c["confirmed"] = ok
 
 

@@ -36,8 +36,12 @@ class ServeRequest(FitRequest):
         {"model": "llama-3.1-8b", "gpu": "l40s", "workload": "chat", "rate_per_s": 2, "num_requests": 500}]})
 
     workload: NameOrPath = Field(description="a workload preset id (chat, rag, …) or a workload YAML file")
-    rate_per_s: float | None = Field(default=None, ge=MIN_RATE_PER_S, le=1e6, description="override: requests per second")
-    requests_per_day: float | None = Field(default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="override: requests per day")
+    rate_per_s: float | None = Field(
+        default=None, ge=MIN_RATE_PER_S, le=1e6, description="override: requests per second"
+    )
+    requests_per_day: float | None = Field(
+        default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="override: requests per day"
+    )
     replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     router: Literal["round-robin", "least-loaded"] = "round-robin"
     num_requests: int | None = Field(default=None, ge=1, le=20_000_000)
@@ -120,9 +124,11 @@ def check_simulation_size(req: ServeRequest, w: Workload, max_bytes: int | None 
                            "independently) or fewer requests")
     need = n * SIM_BYTES_PER_REQUEST + cells * SIM_BYTES_PER_COSIM_CELL
     if max_bytes is not None and need > max_bytes:
-        raise LlmplanError(f"simulating {n:,} requests{f' on {req.replicas:,} co-simulated replicas' if cosim else ''} "
-                           f"needs about {need / 2**20:,.0f} MiB, over the memory budget of {max_bytes / 2**20:,.0f} MiB; "
-                           "simulate fewer requests (num_requests, duration_s) or ask the operator for a larger budget")
+        raise LlmplanError(
+            f"simulating {n:,} requests{f' on {req.replicas:,} co-simulated replicas' if cosim else ''} "
+            f"needs about {need / 2**20:,.0f} MiB, over the memory budget of {max_bytes / 2**20:,.0f} MiB; "
+            "simulate fewer requests (num_requests, duration_s) or ask the operator for a larger budget"
+        )
 
 
 def simulate(req: ServeRequest, cat: Catalog, dask_address: str | None = None, processes: int = 1,
@@ -303,8 +309,11 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
     hi = _search_replicas(check, guess, floor)
     if hi is None:
         top = max(tried)
-        return no | {"reason": f"the SLOs are not met even with {top:,} replicas: the latency of a single request "
-                               "on this deployment exceeds them (see `llmplan estimate`)", "at_max_replicas": tried[top]}
+        return no | {
+            "reason": f"the SLOs are not met even with {top:,} replicas: the latency of a single request "
+            "on this deployment exceeds them (see `llmplan estimate`)",
+            "at_max_replicas": tried[top],
+        }
     weights = hourly_weights(w.profile, cat) if w.requests_per_day is not None else np.full(24, 1 / 24)
     hourly_rate = (w.requests_per_day * weights / 3600) if w.requests_per_day is not None else np.full(24, lam)
     util = [float(x) for x in 100 * hourly_rate / (hi * mu)]

@@ -78,7 +78,9 @@ class Workload(StrictModel):
 
     arrival: Literal["poisson", "constant"] = Field(default="poisson", description="inter-arrival process")
     rate_per_s: float | None = Field(default=None, ge=MIN_RATE_PER_S, le=1e6, description="requests per second")
-    requests_per_day: float | None = Field(default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="shaped by `profile`")
+    requests_per_day: float | None = Field(
+        default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="shaped by `profile`"
+    )
     profile: Name | list[float] = Field(default="flat", description="24-hour profile: a preset id or 24 weights")
     trace: NameOrPath | None = Field(default=None, description="CSV timestamp_s,input_tokens,output_tokens or JSONL")
     input_tokens: Lengths | int = Field(default=1000, description="prompt tokens: fixed or {mean, p95}")

@@ -65,12 +65,16 @@ def compare(gpu: str, scenario: str, i: int, o: int, n: int, c: int | None = Non
             dist: str = "fixed", seeds: int = 4) -> dict[str, float]:
     cases = [build_case(row(gpu, scenario, i, o, n, c, rate, dist, m), _cat()) for m in METRICS]
     d = resolve(FitRequest(model=M8, gpu=gpu, engine="vllm"), _cat())
-    params = dict(params_of(lookup(table_from_catalog(_cat()), "vllm", d.accelerator.family)[0]), request_overhead_s=0.0)
+    params = dict(
+        params_of(lookup(table_from_catalog(_cat()), "vllm", d.accelerator.family)[0]), request_overhead_s=0.0
+    )
     e = efficiency_arrays(cases, [params] * len(cases))
     pred = predict(stack(cases), e)
     st = stack(cases[:1])
     e1 = efficiency_arrays(cases[:1], [params])
-    one = (lambda obj: type(obj)(**{k: float(np.asarray(v).ravel()[0]) for k, v in vars(obj).items()}))
+    def one(obj):
+        return type(obj)(**{k: float(np.asarray(v).ravel()[0]) for k, v in vars(obj).items()})
+
     spec = ReplicaSpec(StepModel.build(one(st.shape), one(st.machine), one(e1)), replica_spec(d, _cat()).limits)
     case = cases[0]
     runs = []
