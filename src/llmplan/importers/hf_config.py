@@ -182,7 +182,8 @@ def model_from_config(path: Path) -> tuple[Model, str | None, str | None]:
     path = config_path(path)
     doc = _load_json(path)
     mt_top = str(doc.get("model_type", ""))
-    c = doc.get("text_config") if isinstance(doc.get("text_config"), dict) else doc
+    text = doc.get("text_config")
+    c: dict[str, Any] = text if isinstance(text, dict) else doc
     mt = str(c.get("model_type") or mt_top)
     if mt not in SUPPORTED and mt_top not in SUPPORTED:
         raise ImportFileError(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,10 +143,6 @@ Key = tuple[str, str, str]  # (engine, family, arch), each possibly ANY
 SPLIT_ARCH = True
 
 
-def _subset(cases: list[Case], keep: Callable[[Case], bool]) -> list[int]:
-    return [i for i, c in enumerate(cases) if keep(c)]
-
-
 def fit_all(cs: CaseSet, base: dict[Key, Any] | None = None, split_arch: bool | None = None) -> dict[Key, GroupFit]:
     """Fit every level of the hierarchy to the cases. With `base` (an existing calibration
     table), only engine × family × arch groups are fitted, each with the base's closest fit as
@@ -186,11 +181,11 @@ def fit_all(cs: CaseSet, base: dict[Key, Any] | None = None, split_arch: bool | 
     pooled = run(every, PRIOR, SIGMA["pooled"], (ANY, ANY, ANY))
     by_arch(every, pooled, SIGMA["family"], ANY, ANY)
     for fam in sorted({c.family for c in cases}):
-        idx = _subset(cases, lambda c, f=fam: c.family == f)
+        idx = [i for i, c in enumerate(cases) if c.family == fam]
         if len(idx) >= MIN_ROWS:
             by_arch(idx, run(idx, pooled, SIGMA["family"], (ANY, fam, ANY)), SIGMA["group"], ANY, fam)
     for eng in sorted({c.engine for c in cases}):
-        idx = _subset(cases, lambda c, e=eng: c.engine == e)
+        idx = [i for i, c in enumerate(cases) if c.engine == eng]
         if len(idx) < MIN_ROWS:
             continue
         eng_p = run(idx, pooled, SIGMA["engine"], (eng, ANY, ANY))

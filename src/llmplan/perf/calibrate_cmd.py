@@ -98,7 +98,7 @@ def run_calibrate(*, data: list[str] | None, from_file: Path | None, out: Path |
         raise LlmplanError("give either --data (fit the whole calibration) or --from (adjust it with your "
                            "measurements)")
     cat = load_catalog(catalog_dirs)
-    srcs, skipped = bench_files(list(data)) if data else ([from_file], [])
+    srcs, skipped = bench_files(data or []) if data or from_file is None else ([from_file], [])
     for src in srcs:
         if not src.is_file():
             raise LlmplanError(f"{src}: no such file")

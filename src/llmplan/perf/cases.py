@@ -20,8 +20,10 @@ import csv
 import dataclasses
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -33,6 +35,8 @@ from . import finite
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import LoadResult, closed_loop, decode_step, lockstep_loop, open_loop, prefill_time
 from .shape import is_dequant, machine, stage_shape
+
+_T = TypeVar("_T")
 
 METRICS = ("total_tok_s", "output_tok_s", "output_tok_s_per_gpu", "ttft_ms", "tpot_ms", "itl_ms", "prefill_tok_s",
            "decode_tok_s", "e2e_latency_s", "requests_s")
@@ -193,7 +197,7 @@ def engine_limit(d: Deployment, cat: Catalog, input_len: float, output_len: floa
     return float(max(1.0, min(d.engine.defaults.max_num_seqs, kv_bound)))
 
 
-def bench_files(patterns: list[str | Path]) -> tuple[list[Path], list[str]]:
+def bench_files(patterns: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
     """The CSV files named by `patterns` (paths, or globs such as ``data/bench/perf_*.csv``), in
     order, each once. A file that a glob matched is skipped when the same glob matched a later
     version of it (``perf_dev.csv`` beside ``perf_dev_v2.csv``: the same rows with more columns);
@@ -255,9 +259,9 @@ def _read_one(path: Path, cat: Catalog, out: CaseSet, seen: dict[str, str]) -> N
             out.cases.append(dataclasses.replace(case, measured=measured))
 
 
-def _stack(items: list[object], cls: type) -> object:
-    return cls(**{f.name: np.array([getattr(x, f.name) for x in items], dtype=float)
-                  for f in dataclasses.fields(cls)})
+def _stack(items: Sequence[_T], cls: type[_T]) -> _T:
+    fields = dataclasses.fields(cast(Any, cls))  # cls is one of the physics dataclasses
+    return cls(**{f.name: np.array([getattr(x, f.name) for x in items], dtype=float) for f in fields})
 
 
 @dataclass(frozen=True)
@@ -320,8 +324,9 @@ def predict(st: Stacked, e: Efficiency) -> np.ndarray:
             vals = _load_metrics(r, k, a["num_gpus"][k])
             if c.scenario == "max_throughput":
                 # a batch admitted at once is prefilled in order: the mean request waits for half of it
-                vals["ttft_ms"] = 1e3 * (float(pre_all[k]) / 2 + float(pre_t[k]) / 2 + float(e.request_overhead_s[k]
-                                         if np.ndim(e.request_overhead_s) else e.request_overhead_s))
+                req_s = np.asarray(e.request_overhead_s)
+                vals["ttft_ms"] = 1e3 * (float(pre_all[k]) / 2 + float(pre_t[k]) / 2
+                                         + float(req_s[k] if np.ndim(req_s) else req_s))
         out[k] = vals.get(c.metric, np.nan)
     return out
 

@@ -156,7 +156,7 @@ def _saturation(req: EstimateRequest, load, o: float) -> Saturation | None:
         return None
     mu = float(np.asarray(load.requests_s))
     unbounded = req.num_requests is None
-    wait = None if unbounded else req.num_requests / 2 * (1 / mu - 1 / req.request_rate)
+    wait = None if req.num_requests is None else req.num_requests / 2 * (1 / mu - 1 / req.request_rate)
     msg = (f"saturated: the deployment serves at most {mu:.3g} req/s at these lengths "
            f"({mu * o:,.0f} output tok/s) and {req.request_rate:g} req/s are offered; ")
     msg += ("the queue grows without bound, so there is no steady-state TTFT (add replicas, or give "

@@ -231,14 +231,14 @@ class _Interp:
 
 @dataclass(frozen=True)
 class RunResult:
-    makespan_s: object
-    ttft_s: object
-    tpot_s: object
-    itl_s: object
-    e2e_s: object
-    requests_s: object
-    output_tok_s: object
-    total_tok_s: object
+    makespan_s: np.ndarray
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    itl_s: np.ndarray
+    e2e_s: np.ndarray
+    requests_s: np.ndarray
+    output_tok_s: np.ndarray
+    total_tok_s: np.ndarray
 
 
 def run(b: Burst, *, prompts, wave, admitted, input_mean, output_mean, steady, loaded, overhead_s) -> RunResult:

@@ -25,7 +25,7 @@ from ..units import GB, TERA
 from .calibrate import lookup, model_arch, params_of, table_from_catalog
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import mixed_step
-from .shape import ATTN_FLOPS_PER_PAIR_DIM, FLOPS_PER_PARAM, compute_dtype, is_dequant
+from .shape import ATTN_FLOPS_PER_PAIR_DIM, FLOPS_PER_PARAM, compute_dtype, is_dequant, peak_tflops
 
 KINDS = ("shard", "replicate", "kv_heads", "experts")
 
@@ -93,12 +93,12 @@ def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, 
     rows = []  # one per (model, format)
     for m in models:
         plan = layer_plan(m)
-        attn_layers = len(plan.full_layers) + len(plan.sliding_layers)
+        n_attn = len(plan.full_layers) + len(plan.sliding_layers)
         kv_layer = kv_bytes_per_layer_token(m, 2.0)
         pair_dim = (2 * m.mla.kv_lora_rank + m.mla.qk_rope_head_dim) / 2 if m.mla else m.head_dim
         for f in fmts:
             by, fl = _sums(m, f, types)
-            rows.append((m, f, by, fl, attn_layers, kv_layer, pair_dim))
+            rows.append((m, f, by, fl, n_attn, kv_layer, pair_dim))
     n_mf = len(rows)
 
     def col(fn) -> np.ndarray:
@@ -133,7 +133,7 @@ def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, 
         expert_flops_per_token=expert_flops,
     )
     # hardware axis: peak for each (format, accelerator), bandwidth, link, calibration per family
-    peak = np.array([[a.dense_tflops.get(compute_dtype(r[1], a)) * TERA for a in accs] for r in rows])[:, :, None, None]
+    peak = np.array([[peak_tflops(a, compute_dtype(r[1], a)) * TERA for a in accs] for r in rows])[:, :, None, None]
     bw = np.array([a.memory_bandwidth_gb_s * GB for a in accs])[None, :, None, None]
     link = np.array([(a.interconnect.bandwidth_gb_s or 1.0) * GB for a in accs])[None, :, None, None]
     table = table_from_catalog(cat)

@@ -85,7 +85,7 @@ def assumptions_html(result: dict[str, Any], cat: Catalog) -> str:
         rows.append((f"{m.id} architecture and licence", m.license, m.source, m.as_of))
     rows += _purchase_sources(rec, cat)
     for x in cat.cost_assumptions:
-        rows.append((x.name, f"{x.value:g} {x.unit} (range {x.low:g}–{x.high:g})", x.source, x.as_of))
+        rows.append((x.name or x.id, f"{x.value:g} {x.unit} (range {x.low:g}–{x.high:g})", x.source, x.as_of))
     for kind, o in result.get("references", {}).items():
         d = o.get("details", {})
         if d.get("source"):

@@ -161,7 +161,7 @@ def candidate_models(s: Scenario, cat: Catalog) -> list[Model]:
         if c.min_params_b is not None and b < c.min_params_b or c.max_params_b is not None and b > c.max_params_b:
             continue
         if c.licenses is not None:
-            allowed = set()
+            allowed: set[str] = set()
             for x in c.licenses:
                 allowed |= set(pol.COMMERCIAL) if x == "commercial" else {x}
             if m.license_class not in allowed:
@@ -376,9 +376,9 @@ def _confirm_finalists(owned: list[Option], cat: Catalog, s: Scenario, rejected:
 def _formats(eng: Engine, s: Scenario, cat: Catalog) -> list[QuantFormat]:
     ids = s.precisions or list(eng.formats) or [f.id for f in cat.quant_formats]
     out = [cat.quant_format(i) for i in ids if not eng.formats or cat.quant_format(i).id in eng.formats]
-    ids = {f.id for f in out}
+    kept = {f.id for f in out}
     # fp16 and bf16 cost the same: keep one (bf16 unless only fp16 was asked for)
-    return [f for f in out if not (f.id == "fp16" and "bf16" in ids)]
+    return [f for f in out if not (f.id == "fp16" and "bf16" in kept)]
 
 
 def _layouts(m: Model, fmt: QuantFormat, a: Accelerator, eng: Engine, s: Scenario, cat: Catalog, w: Workload,

@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator
@@ -104,13 +104,13 @@ class Workload(StrictModel):
         return v if isinstance(v, Lengths) else Lengths(mean=float(v))
 
 
-def preset(name: str, cat: Catalog, **overrides: object) -> Workload:
+def preset(name: str, cat: Catalog, **overrides: Any) -> Workload:
     """A built-in workload (chat, rag, summarization, code-completion, agents)."""
     p = cat.workload_presets.get(name)
     if p.input_mean is None:
         raise LlmplanError(f"{p.id!r} is a 24-hour profile, not a workload; workloads: "
                            f"{', '.join(x.id for x in cat.workload_presets if x.input_mean)}")
-    base: dict[str, object] = dict(
+    base: dict[str, Any] = dict(  # checked by Workload's validation
         input_tokens=Lengths(mean=p.input_mean, p95=p.input_p95, max=p.input_max),
         output_tokens=Lengths(mean=p.output_mean or 1, p95=p.output_p95, max=p.output_max),
         shared_prefix_share=p.shared_prefix_share,

@@ -9,10 +9,10 @@ import os
 import time
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import create_engine, event, func, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
@@ -367,8 +367,9 @@ class Store:
         from sqlalchemy import delete
 
         with Session(self.engine) as s, s.begin():
-            n = s.execute(delete(CatalogOverrideRow).where(CatalogOverrideRow.kind == kind,
-                                                           CatalogOverrideRow.entry_id == entry_id)).rowcount
+            done = s.execute(delete(CatalogOverrideRow).where(CatalogOverrideRow.kind == kind,
+                                                              CatalogOverrideRow.entry_id == entry_id))
+            n = cast(CursorResult, done).rowcount  # a DELETE answers with a cursor result
         if not n:
             raise NotFound(f"no override {kind}/{entry_id}")
         return int(n)

@@ -12,6 +12,8 @@ model, not the protocol. Used by tests/test_finite.py and benchmarks/accuracy_re
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..catalog import Catalog, load_catalog
@@ -26,10 +28,9 @@ from ..specs import FitRequest, resolve
 M8 = "meta-llama/Llama-3.1-8B-Instruct"
 
 
+@functools.cache
 def _cat() -> Catalog:
-    if not hasattr(_cat, "cache"):
-        _cat.cache = load_catalog()
-    return _cat.cache
+    return load_catalog()
 
 METRICS = ("output_tok_s", "ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_s")
 # largest |closed form − simulator| / simulator allowed per metric on the grid (measured maxima in

@@ -12,6 +12,7 @@ import os
 import resource
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..catalog import Catalog, load_catalog
@@ -130,8 +131,9 @@ def pdf(result, report_html, rows, progress=None) -> bytes:
     return pdf_bytes(result, report_html, catalog(rows))
 
 
-TASKS = {"fit": fit, "estimate": estimate, "simulate": simulate, "capacity": capacity, "tco": tco, "plan": plan,
-         "pdf": pdf, "explain": explain}
+TASKS: dict[str, Callable[..., Any]] = {
+    "fit": fit, "estimate": estimate, "simulate": simulate, "capacity": capacity, "tco": tco, "plan": plan,
+    "pdf": pdf, "explain": explain}
 
 
 def search_size(s, cat: Catalog) -> int:
