@@ -277,6 +277,49 @@ def owned_lines(d: dict[str, Any], horizon: float) -> list[str]:
     return out
 
 
+def _alternative_lines(r: dict[str, Any]) -> list[str]:
+    """The table of the best options after the recommendation."""
+    out: list[str] = []
+    if r["alternatives"]:
+        out += [
+            "## Top alternatives",
+            "",
+            "| option | deployment | TCO | per 1M tok | TTFT p95 | TPOT p95 | latency from | "
+            f"{r['ranking']['benchmark_name']} (score × recovery) |",
+            "|---|---|---:|---:|---:|---:|---|---:|",
+        ]
+        for o in r["alternatives"]:
+            basis = o["details"].get("latency_basis", "")
+            basis = "simulator" if basis.startswith("simulated") else "model" if basis.startswith("analytic") else \
+                "owned twin" if basis.startswith("as the owned") else "—"
+            out.append(
+                f"| {o['id']} | {o['deployment']} | {_usd(o['tco_usd'])} | "
+                f"${o['cost_per_million_tokens_usd']:,.3f} | {_ms(o['ttft_p95_ms'])} | {_ms(o['tpot_p95_ms'])} | "
+                f"{basis} | {_quality(o)} |"
+            )
+        out += ["", "Latency 'model': the analytic estimate at the peak hour (mean); 'simulator': the worst p95 of "
+                "three simulated peak hours.", ""]
+    return out
+
+
+def _reference_lines(r: dict[str, Any]) -> list[str]:
+    """The cheapest rented GPU and API, and whether owning breaks even against them."""
+    rec = r["recommendation"]
+    out: list[str] = []
+    if r["references"]:
+        out += ["## Cheapest cloud GPU and API", ""]
+        for kind, o in r["references"].items():
+            be = o["breakeven_month"]
+            be_s = "" if rec is None or rec["deployment"] != "on_prem" else (
+                f"; owning breaks even in month {be}" if be is not None else "; owning does not break even within "
+                                                                              "the horizon")
+            allowed = "allowed" if o["allowed"] else "NOT allowed: " + "; ".join(o["policy_reasons"])
+            out.append(f"- {kind}: {o['id']}: {_usd(o['tco_usd'])} (${o['cost_per_million_tokens_usd']:,.3f} per 1M "
+                       f"tokens){be_s} — {allowed}")
+        out.append("")
+    return out
+
+
 def text(result: dict[str, Any]) -> str:
     r = result
     w = r["workload"]
@@ -316,36 +359,7 @@ def text(result: dict[str, Any]) -> str:
         if rec["serve_command"]:
             out.append(f"- serve: `{rec['serve_command']}`")
         out.append("")
-    if r["alternatives"]:
-        out += [
-            "## Top alternatives",
-            "",
-            "| option | deployment | TCO | per 1M tok | TTFT p95 | TPOT p95 | latency from | "
-            f"{r['ranking']['benchmark_name']} (score × recovery) |",
-            "|---|---|---:|---:|---:|---:|---|---:|",
-        ]
-        for o in r["alternatives"]:
-            basis = o["details"].get("latency_basis", "")
-            basis = "simulator" if basis.startswith("simulated") else "model" if basis.startswith("analytic") else \
-                "owned twin" if basis.startswith("as the owned") else "—"
-            out.append(
-                f"| {o['id']} | {o['deployment']} | {_usd(o['tco_usd'])} | "
-                f"${o['cost_per_million_tokens_usd']:,.3f} | {_ms(o['ttft_p95_ms'])} | {_ms(o['tpot_p95_ms'])} | "
-                f"{basis} | {_quality(o)} |"
-            )
-        out += ["", "Latency 'model': the analytic estimate at the peak hour (mean); 'simulator': the worst p95 of "
-                "three simulated peak hours.", ""]
-    if r["references"]:
-        out += ["## Cheapest cloud GPU and API", ""]
-        for kind, o in r["references"].items():
-            be = o["breakeven_month"]
-            be_s = "" if rec is None or rec["deployment"] != "on_prem" else (
-                f"; owning breaks even in month {be}" if be is not None else "; owning does not break even within "
-                                                                              "the horizon")
-            allowed = "allowed" if o["allowed"] else "NOT allowed: " + "; ".join(o["policy_reasons"])
-            out.append(f"- {kind}: {o['id']}: {_usd(o['tco_usd'])} (${o['cost_per_million_tokens_usd']:,.3f} per 1M "
-                       f"tokens){be_s} — {allowed}")
-        out.append("")
+    out += _alternative_lines(r) + _reference_lines(r)
     if r["pareto"]:
         out += [f"## Pareto front (cost, TTFT p95, {r['ranking']['benchmark_name']}): {len(r['pareto'])} option(s)", ""]
         for o in r["pareto"]:

@@ -288,26 +288,8 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
             for eng in engines:
                 for fmt in _formats(eng, s, cat):
                     base_id = f"{m.id}:{fmt.id}:{a.id}:{eng.id}"
-                    v = pol.Verdict().merge(model_ok[m.id]).merge(hw_ok[a.id]).merge(pol.owned_rule(eng, policy))
-                    q = quality_recovery_pct(fmt, m)
-                    if eng.accelerators and a.family not in eng.accelerators:
-                        v.fail("engine", f"{eng.id} does not run on {a.family}")
-                    if q is None and s.min_quality_recovery_pct > 0:
-                        v.fail("quality", f"no published quality figure for {fmt.id}")
-                    elif q is not None and q < s.min_quality_recovery_pct:
-                        v.fail(
-                            "quality",
-                            f"{fmt.id} keeps {q:.1f} % of quality, below the {s.min_quality_recovery_pct:g} % floor",
-                        )
-                    off = qual.off_native(fmt, m, cat)
-                    if off:
-                        v.fail("quality", off)
-                    for why in qual.floor_reasons(m, fmt, s.quality.min, cat):
-                        v.fail("quality", why)
-                    if compute_dtype(fmt, a) != fmt.compute_dtype and fmt.compute_dtype in ("fp8", "fp4", "int8") \
-                            and fmt.id not in (m.native_precision,):
-                        v.fail("hardware support", f"{a.id} does not run {fmt.compute_dtype} math natively: {fmt.id} "
-                                                   "would only save memory, not time")
+                    v = pol.Verdict().merge(model_ok[m.id]).merge(hw_ok[a.id])
+                    q = _rule_out(v, m, fmt, a, eng, s, cat, policy)
                     if not v.ok:
                         rejected.append(Rejection(base_id, v.reasons))
                         continue
@@ -344,6 +326,34 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
             "engines": [e.id for e in engines],
         },
     }
+
+
+def _rule_out(v: pol.Verdict, m: Model, fmt: QuantFormat, a: Accelerator, eng: Engine, s: Scenario, cat: Catalog,
+              policy: pol.Policy) -> float | None:
+    """Add to `v` what rules out (model, format, accelerator, engine) before any layout is tried:
+    the engine's policy and hardware, quality floors, math the chip lacks. Returns the format's
+    quality recovery %."""
+    v.merge(pol.owned_rule(eng, policy))
+    q = quality_recovery_pct(fmt, m)
+    if eng.accelerators and a.family not in eng.accelerators:
+        v.fail("engine", f"{eng.id} does not run on {a.family}")
+    if q is None and s.min_quality_recovery_pct > 0:
+        v.fail("quality", f"no published quality figure for {fmt.id}")
+    elif q is not None and q < s.min_quality_recovery_pct:
+        v.fail(
+            "quality",
+            f"{fmt.id} keeps {q:.1f} % of quality, below the {s.min_quality_recovery_pct:g} % floor",
+        )
+    off = qual.off_native(fmt, m, cat)
+    if off:
+        v.fail("quality", off)
+    for why in qual.floor_reasons(m, fmt, s.quality.min, cat):
+        v.fail("quality", why)
+    if compute_dtype(fmt, a) != fmt.compute_dtype and fmt.compute_dtype in ("fp8", "fp4", "int8") \
+            and fmt.id not in (m.native_precision,):
+        v.fail("hardware support", f"{a.id} does not run {fmt.compute_dtype} math natively: {fmt.id} "
+                                   "would only save memory, not time")
+    return q
 
 
 CONFIRM_TOP = 3
