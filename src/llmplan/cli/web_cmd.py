@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import typer
 
 from ..errors import LlmplanError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from ..web.compute import Budget
+    from ..web.security import Auth, Origins
 
 
 def register(app: typer.Typer) -> None:
@@ -74,57 +81,78 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve the web app and the REST API (OpenAPI at /docs); migrates the store on start."""
-        import socket
-
-        import uvicorn
-
         from ..web.app import create_app
         from ..web.compute import Budget
-        from ..web.security import Auth, Origins, is_loopback
+        from ..web.security import Auth
 
         level = _logging(log_level)
         auth = Auth.from_env()
-        if not is_loopback(host) and not auth.enabled:
-            raise LlmplanError(f"--host {host} is reachable from other machines: set LLMPLAN_AUTH_TOKEN or "
-                               "LLMPLAN_AUTH_BASIC=user:password first (or bind to 127.0.0.1)")
-        origins = Origins.from_settings(allowed_host or None, [public_url] if public_url else None,
-                                        trusted_proxy or None, bind=host)
-        exposed = [h for h in origins.hosts if h == "*" or not is_loopback(h)]
-        if (exposed or origins.public_urls or origins.proxies) and not auth.enabled:
-            # a proxy (or a name other machines use) publishes a loopback-bound server to the network
-            raise LlmplanError("--public-url, --trusted-proxy and --allowed-host publish the server to other "
-                               f"machines ({', '.join(exposed or origins.public_urls or ['through a proxy'])}): set "
-                               "LLMPLAN_AUTH_TOKEN or LLMPLAN_AUTH_BASIC=user:password first")
+        origins = _origins(host, auth, allowed_host, public_url, trusted_proxy)
         budget = Budget.from_env(cpu_s=cpu_budget, memory_mib=memory_budget, workers=compute_workers, queue=queue)
         application = create_app(database, auth, origins, budget)
-        try:
-            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind((host, port))
-        except OSError as exc:
-            raise LlmplanError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
-        from sqlalchemy.engine import make_url
+        _check_port(host, port)
+        _announce(application, host, port, auth, origins, budget)
+        _run(application, host, port, workers, level, origins, budget)
 
-        store_url = make_url(application.state.store.url).render_as_string(hide_password=True)
-        names = ", ".join(["loopback", *origins.hosts])
-        typer.echo(f"llmplan on http://{host}:{port}/ (API docs at /docs); store {store_url}; "
-                   f"authentication {'on' if auth.enabled else 'off (loopback only)'}; answers to {names}"
-                   + (f"; public at {origins.public_urls[0]}" if origins.public_urls else "")
-                   + f"; {budget.pool_size} compute worker(s), {budget.cpu_s:g} CPU s and {budget.memory_mib} MiB "
-                     "per computation")
-        if workers == 1:  # the proxy headers are ours to judge (--trusted-proxy), not uvicorn's
-            uvicorn.run(application, host=host, port=port, log_level=level, proxy_headers=False)
-        else:  # each worker process builds its own app from the same settings, passed in the environment
-            os.environ["LLMPLAN_DATABASE"] = application.state.store.url
-            os.environ["LLMPLAN_ALLOWED_HOSTS"] = ",".join(origins.hosts)
-            os.environ["LLMPLAN_PUBLIC_URL"] = ",".join(origins.public_urls)
-            os.environ["LLMPLAN_TRUSTED_PROXIES"] = ",".join(str(n) for n in origins.proxies)
-            for name, var in (("cpu_s", "LLMPLAN_CPU_BUDGET_S"), ("memory_mib", "LLMPLAN_MEMORY_BUDGET_MIB"),
-                              ("workers", "LLMPLAN_COMPUTE_WORKERS"), ("queue", "LLMPLAN_QUEUE")):
-                os.environ[var] = str(getattr(budget, name))
-            uvicorn.run("llmplan.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                        log_level=level, proxy_headers=False)
 
+def _origins(host: str, auth: Auth, allowed_host: list[str], public_url: str | None,
+             trusted_proxy: list[str]) -> Origins:
+    """The names and proxies the server answers to; refused where they publish it without authentication."""
+    from ..web.security import Origins, is_loopback
+
+    if not is_loopback(host) and not auth.enabled:
+        raise LlmplanError(f"--host {host} is reachable from other machines: set LLMPLAN_AUTH_TOKEN or "
+                           "LLMPLAN_AUTH_BASIC=user:password first (or bind to 127.0.0.1)")
+    origins = Origins.from_settings(allowed_host or None, [public_url] if public_url else None,
+                                    trusted_proxy or None, bind=host)
+    exposed = [h for h in origins.hosts if h == "*" or not is_loopback(h)]
+    if (exposed or origins.public_urls or origins.proxies) and not auth.enabled:
+        # a proxy (or a name other machines use) publishes a loopback-bound server to the network
+        raise LlmplanError("--public-url, --trusted-proxy and --allowed-host publish the server to other "
+                           f"machines ({', '.join(exposed or origins.public_urls or ['through a proxy'])}): set "
+                           "LLMPLAN_AUTH_TOKEN or LLMPLAN_AUTH_BASIC=user:password first")
+    return origins
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as exc:
+        raise LlmplanError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
+
+
+def _announce(application: FastAPI, host: str, port: int, auth: Auth, origins: Origins, budget: Budget) -> None:
+    from sqlalchemy.engine import make_url
+
+    store_url = make_url(application.state.store.url).render_as_string(hide_password=True)
+    names = ", ".join(["loopback", *origins.hosts])
+    typer.echo(f"llmplan on http://{host}:{port}/ (API docs at /docs); store {store_url}; "
+               f"authentication {'on' if auth.enabled else 'off (loopback only)'}; answers to {names}"
+               + (f"; public at {origins.public_urls[0]}" if origins.public_urls else "")
+               + f"; {budget.pool_size} compute worker(s), {budget.cpu_s:g} CPU s and {budget.memory_mib} MiB "
+                 "per computation")
+
+
+def _run(application: FastAPI, host: str, port: int, workers: int, level: str, origins: Origins,
+         budget: Budget) -> None:
+    import uvicorn
+
+    if workers == 1:  # the proxy headers are ours to judge (--trusted-proxy), not uvicorn's
+        uvicorn.run(application, host=host, port=port, log_level=level, proxy_headers=False)
+    else:  # each worker process builds its own app from the same settings, passed in the environment
+        os.environ["LLMPLAN_DATABASE"] = application.state.store.url
+        os.environ["LLMPLAN_ALLOWED_HOSTS"] = ",".join(origins.hosts)
+        os.environ["LLMPLAN_PUBLIC_URL"] = ",".join(origins.public_urls)
+        os.environ["LLMPLAN_TRUSTED_PROXIES"] = ",".join(str(n) for n in origins.proxies)
+        for name, var in (("cpu_s", "LLMPLAN_CPU_BUDGET_S"), ("memory_mib", "LLMPLAN_MEMORY_BUDGET_MIB"),
+                          ("workers", "LLMPLAN_COMPUTE_WORKERS"), ("queue", "LLMPLAN_QUEUE")):
+            os.environ[var] = str(getattr(budget, name))
+        uvicorn.run("llmplan.web.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level=level, proxy_headers=False)
 
 LEVELS = ("debug", "info", "warning", "error")
 
