@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import ConfigDict, Field, StringConstraints
 
@@ -37,8 +37,40 @@ NameOrPath = Annotated[str, StringConstraints(max_length=PATH_MAX_CHARS)]
 MAX_TOKENS = 100_000_000
 
 
+@dataclass(frozen=True)
+class Cli:
+    """How a request field appears on the command line: its flags (none: the positional argument),
+    and its help where the field's description does not read as one. A request class's ``CLI`` table
+    (merged down the class hierarchy) is the one place an option is declared; the commands' options
+    are generated from it (`python -m llmplan.cli.gen_options`)."""
+
+    flags: tuple[str, ...] = ()
+    help: str | None = None
+
+
 class FitRequest(StrictModel):
     """What `llmplan fit` is asked. Names are catalog ids or aliases."""
+
+    CLI: ClassVar[dict[str, Cli]] = {
+        "model": Cli(help="Catalog model id/alias, or a path to config.json, a model directory or a .gguf file."),
+        "gpu": Cli(("--gpu", "-g"), "Accelerator id or alias (see `llmplan catalog gpus`)."),
+        "num_gpus": Cli(("--num-gpus", "-n"), "GPUs of one replica."),
+        "tp": Cli(("--tp",)),
+        "pp": Cli(("--pp",)),
+        "ep": Cli(("--ep",), "Expert-parallel size (1 or --tp)."),
+        "precision": Cli(("--precision", "-p"), "Weight format, e.g. bf16, fp8, int4-awq, q4_k_m "
+                         "(default: the checkpoint's)."),
+        "kv_precision": Cli(("--kv-precision",)),
+        "context_tokens": Cli(("--context", "-c"), "Tokens per sequence, input + output (default: model max)."),
+        "concurrency": Cli(("--concurrency",), "Sequences held at once at --context."),
+        "engine": Cli(("--engine", "-e"), "Engine id (vllm, sglang, trtllm, llamacpp, nim, gaudi), optionally "
+                      "@version (vllm@0.6, sglang@0.4.6): that version's defaults. Default: the newest profile."),
+        "engine_version": Cli(("--engine-version",)),
+        "gpu_memory_utilization": Cli(("--gpu-memory-utilization",)),
+        "max_num_batched_tokens": Cli(("--max-num-batched-tokens",)),
+        "max_num_seqs": Cli(("--max-num-seqs",)),
+        "block_size": Cli(("--block-size",)),
+    }
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
         {"model": "llama-3.1-70b", "gpu": "h100-sxm", "num_gpus": 2, "precision": "fp8", "context_tokens": 8192,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from . import render
 from .lazy import load_catalog
+from .spec_options import spec_options
 
 if TYPE_CHECKING:
     from ..perf.estimate import EstimateReport
@@ -17,59 +18,16 @@ if TYPE_CHECKING:
 
 def register(app: typer.Typer) -> None:
     @app.command("estimate")
+    @spec_options(("EstimateRequest", ("context_tokens", "gpu_memory_utilization", "block_size")))
     def estimate_command(
-        model: str = typer.Argument(..., help="Catalog model id/alias or a local config.json / model directory."),
-        gpu: str = typer.Option(..., "--gpu", "-g", help="Accelerator id or alias."),
-        input_tokens: int = typer.Option(..., "--input", "-i", help="Prompt tokens per request."),
-        output_tokens: int = typer.Option(..., "--output", "-o", help="Generated tokens per request."),
-        concurrency: int = typer.Option(1, "--concurrency", help="Requests in flight (closed loop)."),
-        request_rate: float | None = typer.Option(None, "--request-rate", help="Offered requests/s instead."),
-        num_requests: int | None = typer.Option(None, "--num-requests", help="With --request-rate: a finite run "
-                                                   "of this many requests (a benchmark) instead of an endless load."),
-        num_gpus: int | None = typer.Option(None, "--num-gpus", "-n"),
-        tp: int | None = typer.Option(None, "--tp"),
-        pp: int | None = typer.Option(None, "--pp"),
-        ep: int | None = typer.Option(None, "--ep"),
-        precision: str | None = typer.Option(None, "--precision", "-p"),
-        kv_precision: str | None = typer.Option(None, "--kv-precision"),
-        engine: str = typer.Option("vllm", "--engine", "-e", help="Engine id, optionally @version (vllm@0.6, "
-                                   "sglang@0.4.6): that version's defaults. Default: the newest profile."),
-        max_num_seqs: int | None = typer.Option(None, "--max-num-seqs"),
-        max_num_batched_tokens: int | None = typer.Option(None, "--max-num-batched-tokens"),
-        spec_tokens: int = typer.Option(0, "--spec-tokens", help="Speculative decoding: draft tokens per step."),
-        spec_acceptance: float = typer.Option(0.0, "--spec-acceptance", help="Acceptance rate of a draft token."),
-        spec_draft_cost: float = typer.Option(0.0, "--spec-draft-cost",
-                                              help="Cost of a draft token relative to a decode step."),
+        values: dict[str, Any],
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """How fast MODEL serves on --gpu: TTFT, TPOT, throughput, bounds, with an interval."""
         from ..perf.estimate import EstimateRequest, estimate
 
-        req = render.validated(
-            EstimateRequest,
-            dict(
-                model=model,
-                gpu=gpu,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                concurrency=concurrency,
-                request_rate=request_rate,
-                num_requests=num_requests,
-                num_gpus=num_gpus,
-                tp=tp,
-                pp=pp,
-                ep=ep,
-                precision=precision,
-                kv_precision=kv_precision,
-                engine=engine,
-                max_num_seqs=max_num_seqs,
-                max_num_batched_tokens=max_num_batched_tokens,
-                spec_tokens=spec_tokens,
-                spec_acceptance=spec_acceptance,
-                spec_draft_cost=spec_draft_cost,
-            ),
-        )
+        req = render.validated(EstimateRequest, values)
         render.emit(estimate(req, load_catalog(catalog)), as_json, print_estimate)
 
     @app.command("validate")

@@ -38,19 +38,16 @@ def emit(obj: Any, as_json: bool, show: Any) -> None:
 
 CATALOG_HELP = "Directory of catalog YAML files that add or override entries (also LLMPLAN_CATALOG)."
 
-_FLAG = {"context_tokens": "--context", "gpu": "--gpu", "model": "MODEL", "rate_per_s": "--rate",
-         "fixed_replicas": "--replicas", "num_requests": "--requests", "duration_s": "--duration",
-         "sample_s": "--sample", "api_ids": "--api", "alternatives": "--no-cloud / --no-api",
-         "input_tokens": "--input", "output_tokens": "--output", "electricity_usd_per_kwh": "--electricity",
-         "utilisation_pct": "--utilisation", "gpu_price_usd": "--gpu-price", "server_price_usd": "--server-price",
-         "staff_usd_per_fte_year": "--staff-cost", "gpu_tdp_w": "--gpu-tdp", "licences": "--licence",
-         "residual_value_pct": "--residual-pct", "finance": "the finance options"}
+# request fields set by something other than their own option
+_FLAG = {"alternatives": "--no-cloud / --no-api", "finance": "the finance options"}
 
 
 def validated(model: type[M], values: dict[str, Any]) -> M:
     """Build a request model; a validation error becomes one line naming the option."""
+    from .spec_options import flag as spec_flag
+
     def flag(field: str) -> str:
         top = field.split(".")[0]
-        return _FLAG.get(top, "--" + top.replace("_", "-"))
+        return spec_flag(model.__name__, top) or _FLAG.get(top, "--" + top.replace("_", "-"))
 
     return errors.validated(model, {k: v for k, v in values.items() if v is not None}, name=flag)

@@ -4,56 +4,22 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
 from ..errors import LlmplanError
 from . import render
 from .lazy import load_catalog
-
-if TYPE_CHECKING:
-    from ..serving.api import ServeRequest
-
-
-def _request(model, gpu, workload, num_gpus, tp, pp, ep, precision, kv_precision, engine, max_num_seqs,
-             max_num_batched_tokens, rate, per_day, replicas, router, requests, duration, seed, sample) -> ServeRequest:
-    from ..serving.api import ServeRequest
-
-    return render.validated(ServeRequest, dict(
-        model=model, gpu=gpu, workload=workload, num_gpus=num_gpus, tp=tp, pp=pp, ep=ep, precision=precision,
-        kv_precision=kv_precision, engine=engine, max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens, rate_per_s=rate, requests_per_day=per_day, replicas=replicas,
-        router=router, num_requests=requests, duration_s=duration, seed=seed, sample_s=sample))
+from .spec_options import spec_options
 
 
 def register(app: typer.Typer) -> None:
 
     @app.command("simulate")
+    @spec_options(("ServeRequest", ("concurrency", "block_size")))
     def simulate_command(
-        model: str = typer.Argument(..., help="Catalog model id or alias."),
-        gpu: str = typer.Option(..., "--gpu", "-g"),
-        workload: str = typer.Option(..., "--workload", "-w", help="Preset (chat, rag, summarization, "
-                                     "code-completion, agents) or a workload YAML file."),
-        rate: float | None = typer.Option(None, "--rate", help="Requests per second (Poisson unless the "
-                                             "workload says constant)."),
-        per_day: float | None = typer.Option(None, "--requests-per-day", help="Shaped by the workload's profile."),
-        replicas: int = typer.Option(1, "--replicas", "-r"),
-        router: str = typer.Option("round-robin", "--router", help="round-robin or least-loaded."),
-        requests: int | None = typer.Option(None, "--requests", help="Requests to simulate (default 10,000 at a "
-                                               "rate; a whole day with --requests-per-day)."),
-        duration: float | None = typer.Option(None, "--duration", help="Seconds of arrivals instead."),
-        seed: int = typer.Option(0, "--seed"),
-        sample: float = typer.Option(60.0, "--sample", help="Time-series resolution, seconds."),
-        num_gpus: int | None = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
-        tp: int | None = typer.Option(None, "--tp"),
-        pp: int | None = typer.Option(None, "--pp"),
-        ep: int | None = typer.Option(None, "--ep"),
-        precision: str | None = typer.Option(None, "--precision", "-p"),
-        kv_precision: str | None = typer.Option(None, "--kv-precision"),
-        engine: str = typer.Option("vllm", "--engine", "-e"),
-        max_num_seqs: int | None = typer.Option(None, "--max-num-seqs"),
-        max_num_batched_tokens: int | None = typer.Option(None, "--max-num-batched-tokens"),
+        values: dict[str, Any],
         series_csv: Path | None = typer.Option(None, "--series-csv", help="Write the time series as CSV."),
         plot: Path | None = typer.Option(None, "--plot", help="Write latency and queue over time (.html or .svg)."),
         dask: str | None = typer.Option(None, "--dask", help="Dask scheduler address for the replicas."),
@@ -62,8 +28,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Simulate continuous batching on N replicas under a workload; latency percentiles, goodput, queues."""
-        req = _request(model, gpu, workload, num_gpus, tp, pp, ep, precision, kv_precision, engine, max_num_seqs,
-                       max_num_batched_tokens, rate, per_day, replicas, router, requests, duration, seed, sample)
+        from ..serving.api import ServeRequest
+
+        req = render.validated(ServeRequest, values)
         if plot is not None and plot.suffix.lower() not in (".html", ".svg"):
             raise LlmplanError("--plot writes .html or .svg (offline, no browser needed to make it)")
         from ..serving.api import simulate
@@ -76,32 +43,18 @@ def register(app: typer.Typer) -> None:
         render.emit(result, as_json, print_simulation)
 
     @app.command("capacity")
+    @spec_options(("ServeRequest", ("concurrency", "block_size", "replicas", "num_requests", "duration_s",
+                                    "sample_s")))
     def capacity_command(
-        model: str = typer.Argument(..., help="Catalog model id or alias."),
-        gpu: str = typer.Option(..., "--gpu", "-g"),
-        workload: str = typer.Option(..., "--workload", "-w", help="Preset or workload YAML file."),
-        rate: float | None = typer.Option(None, "--rate", help="Peak requests per second."),
-        per_day: float | None = typer.Option(None, "--requests-per-day"),
-        router: str = typer.Option("round-robin", "--router"),
-        seed: int = typer.Option(0, "--seed"),
-        num_gpus: int | None = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
-        tp: int | None = typer.Option(None, "--tp"),
-        pp: int | None = typer.Option(None, "--pp"),
-        ep: int | None = typer.Option(None, "--ep"),
-        precision: str | None = typer.Option(None, "--precision", "-p"),
-        kv_precision: str | None = typer.Option(None, "--kv-precision"),
-        engine: str = typer.Option("vllm", "--engine", "-e"),
-        max_num_seqs: int | None = typer.Option(None, "--max-num-seqs"),
-        max_num_batched_tokens: int | None = typer.Option(None, "--max-num-batched-tokens"),
+        values: dict[str, Any],
         processes: int = typer.Option(1, "--processes", help="Local processes for independent replicas."),
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Replicas, GPUs and servers that meet the workload's SLOs at its peak hour."""
-        req = _request(model, gpu, workload, num_gpus, tp, pp, ep, precision, kv_precision, engine, max_num_seqs,
-                       max_num_batched_tokens, rate, per_day, 1, router, None, None, seed, 60.0)
-        from ..serving.api import capacity
+        from ..serving.api import ServeRequest, capacity
 
+        req = render.validated(ServeRequest, values)
         render.emit(capacity(req, load_catalog(catalog), processes=processes), as_json, print_capacity)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..catalog import Catalog
 from ..memory.fit import fit as memory_fit
-from ..specs import MIN_RATE_PER_S, FitRequest, resolve
+from ..specs import MIN_RATE_PER_S, Cli, FitRequest, resolve
 from .calibrate import deployment_efficiency
 from .cases import engine_limit
 from .physics import StepTime, roofline_step
@@ -36,6 +36,18 @@ WIDEN = {"engine×family×arch": 1.0, "engine×family": 1.0, "engine×arch": 1.5
 
 
 class EstimateRequest(FitRequest):
+    CLI: ClassVar[dict[str, Cli]] = {
+        "input_tokens": Cli(("--input", "-i")),
+        "output_tokens": Cli(("--output", "-o")),
+        "concurrency": Cli(("--concurrency",)),
+        "request_rate": Cli(("--request-rate",)),
+        "num_requests": Cli(("--num-requests",), "With --request-rate: a finite run of this many requests "
+                            "(a benchmark) instead of an endless load."),
+        "spec_tokens": Cli(("--spec-tokens",)),
+        "spec_acceptance": Cli(("--spec-acceptance",), "Acceptance rate of a draft token."),
+        "spec_draft_cost": Cli(("--spec-draft-cost",), "Cost of a draft token relative to a decode step."),
+    }
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
         {"model": "llama-3.1-8b", "gpu": "l40s", "input_tokens": 1000, "output_tokens": 200, "concurrency": 16}]})
 

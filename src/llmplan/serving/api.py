@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field, ValidationError
@@ -16,6 +16,7 @@ from ..perf.shape import machine, stage_shape
 from ..specs import (
     MIN_RATE_PER_S,
     MIN_REQUESTS_PER_DAY,
+    Cli,
     Deployment,
     FitRequest,
     NameOrPath,
@@ -31,6 +32,21 @@ MAX_REPLICAS = 10_000
 
 class ServeRequest(FitRequest):
     """A deployment (as for `fit`) and a workload to serve."""
+
+    CLI: ClassVar[dict[str, Cli]] = {
+        "workload": Cli(("--workload", "-w"), "Preset (chat, rag, summarization, code-completion, agents) or a "
+                        "workload YAML file."),
+        "rate_per_s": Cli(("--rate",), "Requests per second, the same all day (Poisson arrivals unless the "
+                          "workload says constant)."),
+        "requests_per_day": Cli(("--requests-per-day",), "Shaped by the workload's profile."),
+        "replicas": Cli(("--replicas", "-r")),
+        "router": Cli(("--router",), "round-robin or least-loaded."),
+        "num_requests": Cli(("--requests",), "Requests to simulate (default 10,000 at a rate; a whole day with "
+                            "--requests-per-day)."),
+        "duration_s": Cli(("--duration",), "Seconds of arrivals instead."),
+        "seed": Cli(("--seed",)),
+        "sample_s": Cli(("--sample",), "Time-series resolution, seconds."),
+    }
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
         {"model": "llama-3.1-8b", "gpu": "l40s", "workload": "chat", "rate_per_s": 2, "num_requests": 500}]})
