@@ -16,8 +16,8 @@ from pathlib import Path
 
 from llmplan.catalog import load_catalog
 from llmplan.perf.accuracy import by_group, leave_one_source_out, rows_for, svg_scatter
-from llmplan.perf.calibrate import table_from_catalog
 from llmplan.perf.cases import bench_files, read_cases
+from llmplan.perf.efficiency import table_from_catalog
 from llmplan.perf.validate import predictions, summarize
 
 ROOT = Path(__file__).resolve().parents[1]

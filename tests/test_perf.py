@@ -278,13 +278,8 @@ def test_user_calibration_from_vllm_json(tmp_path, capsys):
 
 
 def test_sweep_agrees_with_the_single_estimate_path():
-    from llmplan.perf.calibrate import (
-        efficiency_arrays,
-        lookup,
-        params_of,
-        table_from_catalog,
-    )
     from llmplan.perf.cases import is_dequant
+    from llmplan.perf.efficiency import efficiency_arrays, lookup, params_of, table_from_catalog
     from llmplan.perf.scenarios import mixed_step
     from llmplan.perf.sweep import sweep
 

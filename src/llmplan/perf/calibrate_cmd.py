@@ -13,13 +13,9 @@ import numpy as np
 
 from ..catalog import load_catalog
 from ..errors import LlmplanError
-from .calibrate import (
-    calibration_entries,
-    fit_all,
-    table_from_catalog,
-    write_calibration,
-)
+from .calibrate import calibration_entries, fit_all, write_calibration
 from .cases import bench_files, read_cases
+from .efficiency import table_from_catalog
 
 VLLM_METRICS = {"mean_ttft_ms": "ttft_ms", "mean_tpot_ms": "tpot_ms", "mean_itl_ms": "itl_ms",
                 "output_throughput": "output_tok_s", "request_throughput": "requests_s",

@@ -29,9 +29,9 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..errors import LayoutError, LlmplanError
-from ..memory.fit import fit as memory_fit
-from ..specs import Deployment, FitRequest, resolve
+from ..specs import FitRequest, resolve
 from . import finite
+from .limits import engine_limit
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import LoadResult, closed_loop, decode_step, lockstep_loop, open_loop, prefill_time
 from .shape import is_dequant, machine, stage_shape
@@ -186,15 +186,6 @@ def protocol_label(c: Case) -> str:
     if c.scenario == "batch1" or not math.isfinite(c.num_prompts):
         return c.scenario
     return f"{c.scenario}, N prompts"
-
-
-def engine_limit(d: Deployment, cat: Catalog, input_len: float, output_len: float) -> float:
-    """Sequences the engine runs at once: its max_num_seqs, or what the KV cache holds when
-    KV blocks are allocated as sequences grow (on average a sequence holds I + O/2 tokens)."""
-    occupancy = max(int(input_len + output_len / 2), 1)
-    mem = memory_fit(d, tuple(cat.gguf_types), context_tokens=min(occupancy, d.model.max_context))
-    kv_bound = mem.kv_capacity_tokens / occupancy
-    return float(max(1.0, min(d.engine.defaults.max_num_seqs, kv_bound)))
 
 
 def bench_files(patterns: Sequence[str | Path]) -> tuple[list[Path], list[str]]:

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..catalog import Catalog
 from ..memory.fit import fit as memory_fit
 from ..specs import MIN_RATE_PER_S, Cli, FitRequest, resolve
-from .calibrate import deployment_efficiency
-from .cases import engine_limit
+from .efficiency import deployment_efficiency
+from .limits import engine_limit
 from .physics import StepTime, roofline_step
 from .scenarios import closed_loop, decode_step, mixed_step, open_loop, prefill_time
 from .shape import is_dequant, machine, stage_shape

@@ -19,10 +19,10 @@ from ..catalog.schema import Model, QuantFormat
 from ..errors import LlmplanError
 from ..memory.kv import kv_bytes_per_layer_token
 from ..memory.params import layer_plan, tensors
-from ..memory.weights import NORM_BITS, _gguf_bits, _use_more_bits
+from ..memory.weights import NORM_BITS, gguf_bits, use_more_bits
 from ..specs import allreduce_cost, link_bandwidth, select_profile, split_engine, weight_only_kernel
 from ..units import GB, TERA
-from .calibrate import lookup, model_arch, params_of, table_from_catalog
+from .efficiency import lookup, model_arch, params_of, table_from_catalog
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import mixed_step
 from .shape import ATTN_FLOPS_PER_PAIR_DIM, FLOPS_PER_PARAM, compute_dtype, is_dequant, peak_tflops
@@ -48,7 +48,7 @@ class SweepResult:
 
 def _bits(fmt: QuantFormat, t, layer, m: Model, types) -> float:
     if fmt.gguf_type:
-        return _gguf_bits(fmt, t, layer, m, types)
+        return gguf_bits(fmt, t, layer, m, types)
     return NORM_BITS if t.group in fmt.keeps_16bit or t.group == "norms" else float(fmt.weight_bits or 16)
 
 
@@ -56,7 +56,7 @@ def _layer_classes(layers: tuple[int, ...], n: int) -> dict[tuple[bool, bool], l
     """Layers grouped by the two facts GGUF mix rules look at: use_more_bits, and first eighth."""
     out: dict[tuple[bool, bool], list[int]] = {}
     for i in layers:
-        out.setdefault((_use_more_bits(i, n), i < n // 8), []).append(i)
+        out.setdefault((use_more_bits(i, n), i < n // 8), []).append(i)
     return out
 
 

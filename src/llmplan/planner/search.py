@@ -21,8 +21,8 @@ from ..cost.ownership import buy, configurations
 from ..cost.tco import Finance, bought_note, cost_lines, purchase_summary
 from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
-from ..perf.calibrate import deployment_efficiency
-from ..perf.cases import engine_limit
+from ..perf.efficiency import deployment_efficiency
+from ..perf.limits import engine_limit
 from ..perf.scenarios import closed_loop, open_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
@@ -286,7 +286,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     for m in models:
         for a in hardware:
             for eng in engines:
-                for fmt in _formats(eng, s, cat):
+                for fmt in candidate_formats(eng, s, cat):
                     base_id = f"{m.id}:{fmt.id}:{a.id}:{eng.id}"
                     v = pol.Verdict().merge(model_ok[m.id]).merge(hw_ok[a.id])
                     q = _rule_out(v, m, fmt, a, eng, s, cat, policy)
@@ -383,7 +383,7 @@ def _confirm_finalists(owned: list[Option], cat: Catalog, s: Scenario, rejected:
                 owned.remove(o)
 
 
-def _formats(eng: Engine, s: Scenario, cat: Catalog) -> list[QuantFormat]:
+def candidate_formats(eng: Engine, s: Scenario, cat: Catalog) -> list[QuantFormat]:
     ids = s.precisions or list(eng.formats) or [f.id for f in cat.quant_formats]
     out = [cat.quant_format(i) for i in ids if not eng.formats or cat.quant_format(i).id in eng.formats]
     kept = {f.id for f in out}

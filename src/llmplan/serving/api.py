@@ -215,7 +215,7 @@ def _describe(d: Deployment, spec: ReplicaSpec, req: ServeRequest) -> dict[str, 
 def replica_model(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload):
     """The analytic closed-loop model of one replica at the workload's mean lengths, at two loads:
     [0] saturated (as many requests as the engine runs at once), [1] one request alone."""
-    from ..perf.calibrate import deployment_efficiency
+    from ..perf.efficiency import deployment_efficiency
 
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
     mach, _ = machine(d)

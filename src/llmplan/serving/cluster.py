@@ -19,7 +19,7 @@ import numpy as np
 from ..catalog import Catalog
 from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
-from ..perf.calibrate import deployment_efficiency
+from ..perf.efficiency import deployment_efficiency
 from ..perf.shape import machine, stage_shape
 from ..specs import Deployment
 from .simulator import EngineLimits, Replica, ReplicaResult, simulate_replica

@@ -17,8 +17,8 @@ import functools
 import numpy as np
 
 from ..catalog import Catalog, load_catalog
-from ..perf.calibrate import efficiency_arrays, lookup, params_of, table_from_catalog
 from ..perf.cases import build_case, predict, stack
+from ..perf.efficiency import efficiency_arrays, lookup, params_of, table_from_catalog
 from ..perf.finite import length_blocks
 from ..serving.bench import run_benchmark
 from ..serving.cluster import ReplicaSpec, replica_spec
