@@ -33,6 +33,7 @@ def spec_options(*specs: tuple[str, Collection[str]]) -> Callable[[Callable[...,
             values = [{name: kwargs.pop(name) for name, _ in group} for group in chosen]
             return fn(*values, **kwargs)
 
+        # typer reads parameters through inspect.signature, which honours __signature__ (unknown to mypy)
         command.__signature__ = inspect.Signature([*params, *own])  # type: ignore[attr-defined]
         return command
 
