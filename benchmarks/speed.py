@@ -4,6 +4,8 @@
    × 8 concurrency levels (well over 100,000 configurations) in under 1 s on one core,
    timed end to end (weights summed per model × format, then the array evaluation).
 2. `llmplan estimate` cold start (a fresh process) under 1 s.
+3. `llmplan validate` on all the benchmark data in data/bench (every protocol, finite runs through the
+   simulator where a closed form cannot do it) under 30 s of CPU.
 Exit code 1 if a target is missed.
 """
 
@@ -14,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -22,6 +25,8 @@ from llmplan.catalog import load_catalog  # noqa: E402
 from llmplan.perf.sweep import sweep  # noqa: E402
 
 TARGET_S = 1.0
+VALIDATE_TARGET_S = 30.0
+BENCH = Path(__file__).resolve().parents[1] / "data" / "bench"
 ESTIMATE = [sys.executable, "-c", "from llmplan.cli import entry; entry()", "estimate",
             "meta-llama/Llama-3.3-70B-Instruct", "--gpu", "h100-sxm", "--num-gpus", "4", "--input", "2000",
             "--output", "400", "--concurrency", "32", "--json"]
@@ -46,7 +51,16 @@ def main() -> int:
         cold.append(time.perf_counter() - t0)
     med = statistics.median(cold)
     print(f"llmplan estimate cold start: median {med:.3f} s of 5 (target < {TARGET_S:.0f} s)")
-    ok = best < TARGET_S and med < TARGET_S and n > 100_000
+    from llmplan.perf.cases import bench_files
+    from llmplan.perf.validate import validate
+
+    paths, _ = bench_files([str(BENCH / "perf_*.csv")])
+    t0 = time.process_time()
+    rows = len(validate(paths, cat)["rows"])
+    validate_s = time.process_time() - t0
+    print(f"llmplan validate on {rows:,} rows of {len(paths)} file(s): {validate_s:.1f} s CPU "
+          f"(target < {VALIDATE_TARGET_S:.0f} s)")
+    ok = best < TARGET_S and med < TARGET_S and n > 100_000 and validate_s < VALIDATE_TARGET_S
     print("targets met" if ok else "targets NOT met")
     return 0 if ok else 1
 

@@ -177,3 +177,90 @@ def test_point_tco_outside_the_range_is_explained():
 def test_tco_output_has_no_none(capsys, argv):
     code, out, _ = run(capsys, *argv)
     assert code == 0 and "None" not in out and "Break-even vs" in out
+
+
+# --- a hurried user's mistakes (newcomer review, 2026-12) -------------------------------------------
+
+def test_output_file_in_a_missing_folder_is_refused_before_the_work(capsys, tmp_path):
+    target = tmp_path / "no-such-folder" / "cost.png"
+    err = one_line_error(capsys, "tco", "llama-3.1-8b", "--gpu", "l40s", "--rate", "1", "--draws", "0",
+                         "--chart", str(target))
+    assert "--chart" in err and "does not exist" in err
+    assert not target.parent.exists()
+
+
+def test_plot_with_an_unknown_suffix_names_the_formats(capsys, tmp_path):
+    err = one_line_error(capsys, "simulate", "llama-3.1-8b", "--gpu", "l40s", "-w", "chat", "--rate", "1",
+                         "--plot", str(tmp_path / "x.pdf"))
+    assert "--plot" in err and ".html" in err and ".svg" in err
+
+
+def test_engine_version_newer_than_the_catalog_is_refused(capsys):
+    err = one_line_error(capsys, "estimate", "llama-3.1-8b", "--gpu", "l40s", "-i", "100", "-o", "10",
+                         "--engine", "vllm@99")
+    assert "vllm@99" in err and "newer than the newest" in err
+
+
+def test_llamacpp_build_numbers_after_the_old_profile_are_the_newest(capsys):
+    code, out, _ = run(capsys, "estimate", "llama-3.1-8b", "--gpu", "rtx-4090", "-p", "q4_k_m", "-i", "100",
+                    "-o", "10", "--engine", "llamacpp@6918", "--json")
+    assert code == 0 and "2024.05" not in json.loads(out)["engine_profile"]
+
+
+def test_rate_and_concurrency_together_are_refused(capsys):
+    err = one_line_error(capsys, "estimate", "llama-3.1-8b", "--gpu", "l40s", "-i", "100", "-o", "10",
+                         "--request-rate", "2", "--concurrency", "4")
+    assert "--concurrency" in err and "--request-rate" in err and "not both" in err
+
+
+def test_estimate_that_does_not_fit_says_so_first(capsys):
+    code, out, _ = run(capsys, "estimate", "llama-3.3-70b", "--gpu", "l40s", "-i", "1000", "-o", "100")
+    assert code == 0
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert any(ln.startswith("DOES NOT FIT") for ln in lines[:5]), lines[:5]
+
+
+def test_request_longer_than_the_context_window_does_not_fit(capsys):
+    # Llama 3.1 8B's window is 131,072 tokens; 200,000 + 100 is longer
+    code, out, _ = run(capsys, "estimate", "llama-3.1-8b", "--gpu", "h100-sxm", "-i", "200000", "-o", "100", "--json")
+    r = json.loads(out)
+    assert code == 0 and r["fits"] is False and "context window" in r["does_not_fit"]
+
+
+@pytest.mark.parametrize("value, hint", [("Europe", "EU, EEA"), ("Germany", "did you mean DE")])
+def test_unknown_residency_region_is_refused_with_a_hint(capsys, tmp_path, value, hint):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\nworkload: {requests_per_day: 100}\nmodels: [llama-3.1-8b]\nhardware: [l40s]\n"
+                 f"policy: {{data_residency: [{value}]}}\n")
+    err = one_line_error(capsys, "plan", str(f))
+    assert "policy.data_residency" in err and repr(value) in err and hint in err
+
+
+def test_filter_that_matches_nothing_suggests_a_word(capsys):
+    err = one_line_error(capsys, "catalog", "gpus", "--filter", "nvidai")
+    assert "did you mean 'NVIDIA'" in err
+
+
+def test_engine_that_does_not_run_on_apple_names_one_that_does(capsys):
+    err = one_line_error(capsys, "fit", "llama-3.1-8b", "--gpu", "apple-m4-max-40c")
+    assert "vllm does not run on apple-m4-max-40c" in err and "llamacpp" in err.split("Engines for")[1]
+
+
+def test_too_many_gpus_is_explained_without_a_flag_never_typed(capsys):
+    err = one_line_error(capsys, "fit", "llama-3.1-8b", "--gpu", "h100-sxm", "--num-gpus", "100000")
+    assert "--num-gpus 100000" in err and "--pp" not in err and "32 layers" in err
+
+
+def test_capacity_states_its_slos_and_json_flags_are_booleans(capsys):
+    argv = ("capacity", "llama-3.1-8b", "--gpu", "h100-sxm", "-w", "chat", "--rate", "2")
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "SLOs: TTFT p95 ≤" in out
+    code, out, _ = run(capsys, *argv, "--json")
+    assert all(isinstance(v["ok"], bool) for v in json.loads(out)["at_peak"]["slo"].values())
+
+
+def test_empty_model_list_says_what_to_give(capsys, tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\nworkload: {requests_per_day: 100}\nmodels: []\nhardware: [l40s]\n")
+    err = one_line_error(capsys, "plan", str(f))
+    assert "models: an empty list leaves nothing to plan" in err and "llmplan catalog models" in err

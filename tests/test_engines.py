@@ -255,3 +255,11 @@ def test_vllm_ascend_does_not_report_memory_so_the_smallest_tier_applies():
     # vllm-ascend's NPUPlatform.get_device_total_memory raises: get_batch_defaults sees 0 bytes
     d = _d(model="Qwen/Qwen3-32B", gpu="ascend-910c", engine="vllm").engine.defaults
     assert (d.max_num_seqs, d.max_num_batched_tokens) == (256, 2048)
+
+
+def test_versions_newer_than_the_newest_described_are_refused():
+    assert select_profile(CAT.engine("vllm"), "0.31.4")[0] is CAT.engine("vllm")  # a patch of the newest
+    with pytest.raises(LlmplanError, match="newer than the newest vllm"):
+        select_profile(CAT.engine("vllm"), "0.32")
+    # benchmark rows (strict=False) keep the newest profile for later versions
+    assert select_profile(CAT.engine("vllm"), "0.32", strict=False)[0] is CAT.engine("vllm")

@@ -304,20 +304,31 @@ def _deep_yaml(n: int) -> str:
 
 @pytest.mark.parametrize("url", ["/api/scenarios/validate", "/api/scenarios/yaml", "/api/scenarios",
                                  "/api/jobs/plan", "/api/plan"])
-def test_deep_and_gigantic_documents_are_refused_cheaply(client, url):
-    cases = [
-        ({"yaml": _deep_yaml(1000)}, "nest"),
-        ({"yaml": "".join("  " * i + "- \n" for i in range(1000))}, "nested"),
-        ({"yaml": "workload: {requests_per_day: " + "9" * 5000 + "}"}, "digits"),
-        ({"yaml": "name: a\nname: b\n"}, "duplicate key 'name'"),
-    ]
-    for body, needle in cases:
-        t0 = time.process_time()
+def test_deep_and_gigantic_documents_are_refused_cheaply(client, url, monkeypatch):
+    """Refused before the document is built: the YAML composer never runs for a deep document and
+    the event scan stops at the depth limit (a structural check; the CPU time is measured in
+    benchmarks/hardening.py, not asserted here)."""
+    import yaml
+
+    from llmplan import yamlguard
+
+    composed = []
+    real_load = yaml.load
+    monkeypatch.setattr(yamlguard.yaml, "load", lambda *a, **k: composed.append(1) or real_load(*a, **k))
+    cases = [({"yaml": _deep_yaml(1000)}, "nest", False), ({"yaml": "".join("  " * i + "- \n" for i in range(1000))},
+                                                          "nested", False),
+             ({"yaml": "workload: {requests_per_day: " + "9" * 5000 + "}"}, "digits", True),
+             ({"yaml": "name: a\nname: b\n"}, "duplicate key 'name'", True)]
+    for body, needle, builds in cases:
+        composed.clear()
+        before = yamlguard.EVENTS_SEEN[0]
         r = client.post(url, json=body)
-        cost = time.process_time() - t0
+        scanned = yamlguard.EVENTS_SEEN[0] - before
         err = r.json()["error"] if r.status_code != 200 else r.json().get("error")
         assert r.status_code in (200, 400) and needle in err, (url, needle, r.status_code, r.text[:200])
-        assert r.headers["content-security-policy"] and cost < 0.5, cost
+        assert r.headers["content-security-policy"]
+        assert bool(composed) == builds, (needle, composed)  # deep: refused before composition
+        assert scanned <= 2 * 32 + 8, (needle, scanned)  # the scan stops at the limit, not at the 1,000th level
     deep_json = b'{"scenario": ' + b'{"a": ' * 900 + b"1" + b"}" * 900 + b"}"
     r = client.post(url, content=deep_json, headers={"content-type": "application/json"})
     assert r.status_code == 400 and "nested more than 32" in r.json()["error"]

@@ -34,7 +34,7 @@ def cli(capsys, *argv: str) -> tuple[int, str]:
     ("workload: {requests_per_day: -5}", "workload.requests_per_day"),
     ("finance: {horizon_years: 100000000000000000000000}", "finance.horizon_years"),
     ("models: 7", "models"),
-    ("!!python/object/apply:os.system ['echo pwned']", "not valid YAML"),
+    ("!!python/object/apply:os.system ['echo pwned']", "YAML tag '!!python/object/apply:os.system' is not accepted"),
     ("a: !!binary aGVsbG8=", ""),
     ("\t- tab", "not valid YAML"),
 ])

@@ -214,6 +214,23 @@ def test_validate_contract_on_a_small_file(tmp_path, capsys):
     assert 0 <= s["overall"]["within_25_pct"] <= 100
 
 
+def test_validate_summary_when_no_row_can_be_predicted(tmp_path, capsys):
+    """A file whose every row names an engine the catalog lacks (data/bench/ext has such sources)
+    prints its per-row reasons and an empty summary, exit 0, instead of failing on the summary."""
+    from .conftest import BENCH
+
+    header = (BENCH / "perf_dev_v2.csv").read_text().splitlines()[0]
+    row = ("E-1,E,meta-llama/Llama-2-7b-chat-hf,a100-sxm-80gb,1,1,1,1,fp16,,lmdeploy,128,128,16,,fixed_concurrency,"
+           "fixed,48,output_tok_s,1272.47,tok/s,,")
+    (tmp_path / "ext.csv").write_text(header + "\n" + row + "\n")
+    assert main(["validate", str(tmp_path / "ext.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "unknown engine 'lmdeploy'" in out and "unsupported rows: 1" in out
+    assert main(["validate", str(tmp_path / "ext.csv"), "--json"]) == 0
+    o = json.loads(capsys.readouterr().out)["summary"]["overall"]
+    assert o["n"] == 0 and o["mdape_pct"] is None and o["unsupported"] == 1
+
+
 def test_calibration_is_reproducible(tmp_path):
     from llmplan.cli import main as cli
 
@@ -346,19 +363,6 @@ def test_validation_reports_each_protocol(dev_validation):
     assert sum(v["n"] for v in by.values()) == dev_validation["summary"]["overall"]["n"]
 
 
-def test_full_validation_is_fast(tmp_path):
-    """`llmplan validate` on the development data well under 30 s of CPU (measured ≈ 2 s)."""
-    import time
-
-    from llmplan.perf.validate import validate
-
-    from .conftest import dev_perf_files
-
-    t0 = time.process_time()
-    validate(dev_perf_files(), CAT)
-    assert time.process_time() - t0 < 30
-
-
 def test_several_benchmark_files_and_globs(tmp_path):
     """Files are read together (ids unique across them); a glob skips a file beside a later
     version of itself; an explicitly named file is always read."""
@@ -395,3 +399,50 @@ def test_protocol_columns_are_read_and_checked(tmp_path, capsys):
         build_case(dict(row, length_dist="sonnet"), CAT)
     with pytest.raises(LlmplanError, match="num_prompts"):
         build_case(dict(row, num_prompts="2.5"), CAT)
+
+
+def test_interval_band_of_a_fresh_fit_is_its_residual_percentiles():
+    from types import SimpleNamespace
+
+    from llmplan.perf.accuracy import band
+
+    fit = SimpleNamespace(log_errors=np.log(np.array([0.5, 1.0, 1.0, 1.0, 2.0, np.nan])))
+    # np.percentile (linear) of [ln 0.5, 0, 0, 0, ln 2]: p10 = 0.6 ln 0.5, p90 = 0.6 ln 2
+    lo, hi = band(fit)
+    assert lo == pytest.approx(0.6 * math.log(0.5)) and hi == pytest.approx(0.6 * math.log(2.0))
+    shipped = SimpleNamespace(log_error_p10=-0.2, log_error_p90=0.3)
+    assert band(shipped) == (-0.2, 0.3)
+
+
+def test_interval_coverage_counts_only_scored_rows():
+    from llmplan.perf.accuracy import coverage_pct
+
+    rows = [{"covered": True}, {"covered": False}, {"covered": True}, {"status": "unsupported"}]
+    assert coverage_pct(rows) == pytest.approx(200 / 3)
+    assert coverage_pct([{"status": "unsupported"}]) is None
+
+
+def test_a_source_held_out_of_a_refit_is_predicted_as_documented():
+    """A refit in CI, not only the shipped file: calibrate without every SGLang-on-Ascend row (its source,
+    its engine and its hardware family all leave the fit) and predict them. docs/accuracy.md reports this
+    group's leave-one-source-out error (26 % when written); the guard allows a little drift, and the 80 %
+    interval must still hold a fair share of the measured values."""
+    import dataclasses
+
+    from llmplan.perf.accuracy import coverage_pct, scored
+    from llmplan.perf.calibrate import fit_all
+    from llmplan.perf.cases import read_cases
+    from llmplan.perf.validate import summarize
+
+    from .conftest import dev_perf_files
+
+    cs = read_cases(dev_perf_files(), CAT)
+    held = "MAN-ASCEND"
+    train = dataclasses.replace(cs, cases=[c for c in cs.cases if c.group != held], unsupported=[])
+    test = dataclasses.replace(cs, cases=[c for c in cs.cases if c.group == held], unsupported=[])
+    assert len(test.cases) >= 30 and not {c.family for c in test.cases} & {c.family for c in train.cases}
+    rows = scored(test, fit_all(train))
+    overall = summarize(rows)["overall"]
+    assert overall["n"] == len(test.cases)
+    assert overall["mdape_pct"] <= 30.0, overall
+    assert coverage_pct(rows) >= 50.0

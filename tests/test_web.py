@@ -52,7 +52,7 @@ def client(database):
 
 def test_store_migrates_on_open(database):
     st = Store(database)
-    assert st.schema_revision() == "0003"
+    assert st.schema_revision() == "0004"
     Store(database)  # idempotent
 
 
@@ -360,7 +360,7 @@ def test_migration_from_the_previous_schema_keeps_data(database):
                           "(1, 1, '{\"name\": \"old\"}', 'name: old', CURRENT_TIMESTAMP)"))
     eng.dispose()
     st = Store(database)
-    assert st.schema_revision() == "0003"
+    assert st.schema_revision() == "0004"
     assert st.get_scenario(1)["latest"]["yaml"] == "name: old"
     st.add_job("j1")  # the new table works
 
@@ -521,3 +521,15 @@ def test_explain_endpoint_answers_from_the_run(client):
     assert bad.status_code == 400 and "no option 'no-such-option'" in bad.json()["error"]
     html = client.get(f"/api/runs/{run['run_id']}/report.html?download=true")
     assert "attachment" in html.headers["content-disposition"] and "window.vegaEmbed" in html.text
+
+
+def test_request_errors_say_how_to_fix_them(client):
+    r = client.post("/api/fit", json={"model": "llama-3.1-8b", "gpu": "l40s", "contxt_tokens": 100})
+    assert r.status_code == 422 and "did you mean 'context_tokens'" in r.json()["error"]
+    r = client.post("/api/fit", content=b'{"model": "llama-3.1-8b", "gpu": "l40s",}',
+                    headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["error"].startswith("the body is not valid JSON: ") and "character 40" in r.json()["error"]
+    r = client.post("/api/estimate", json={"model": "llama-3.1-8b", "gpu": "l40s", "input_tokens": 10,
+                                           "output_tokens": 5, "concurrency": 3, "request_rate": 1})
+    assert r.status_code == 422 and r.json()["error"].startswith("give concurrency")

@@ -158,7 +158,7 @@ def _model_at(model: Any, loc: tuple) -> Any:
     return cls
 
 
-def _suggest_fields(model: Any, errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def suggest_fields(model: Any, errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Unknown fields (pydantic's extra_forbidden) with the closest field name of their model."""
     import difflib
 
@@ -182,7 +182,7 @@ def spec_error(exc: Any, label: str | None = None, name: Callable[[str], str] | 
     `name` turns the dotted field path into what the user typed (a CLI flag, say); `error`
     picks a more specific class than :class:`SpecError` (an import error keeps its class)."""
     errs = exc.errors()
-    field, reason = describe(_suggest_fields(model, errs) if model is not None else errs)
+    field, reason = describe(suggest_fields(model, errs) if model is not None else errs)
     shown = name(field) if name else field
     if error is not None and error is not SpecError:
         return error(f"{label}: {shown}: {reason}" if label else f"{shown}: {reason}")

@@ -46,6 +46,7 @@ class Cli:
 
     flags: tuple[str, ...] = ()
     help: str | None = None
+    unset: bool = False  # no default on the command line: a rule needs to know whether the option was given
 
 
 class FitRequest(StrictModel):
@@ -186,6 +187,11 @@ def resolve_layout(req: FitRequest, model: Model, acc: Accelerator, engine: Engi
     n = tp * pp
     _check_tp(tp, model, acc)
     if pp > model.num_layers:
+        if req.pp is None:
+            raise LayoutError(f"--num-gpus {n} is more than {model.id} can use: with TP {tp} it needs PP {pp}, and "
+                              f"pipeline stages cannot outnumber its {model.num_layers} layers (at most "
+                              f"{tp * model.num_layers} GPUs at TP {tp}); for more throughput use replicas "
+                              f"(`llmplan capacity`)")
         raise LayoutError(f"--pp {pp} exceeds the {model.num_layers} layers of {model.id}")
     ep = req.ep or 1
     if ep > 1:
@@ -268,8 +274,10 @@ def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoin
     kv_name = req.kv_precision or checkpoint_kv or ("fp16" if fmt.compute_dtype == "fp16" else "bf16")
     kv = cat.kv_format(kv_name)
     if engine.accelerators and acc.family not in engine.accelerators:
+        able = [e.id for e in cat.engines if not e.accelerators or acc.family in e.accelerators]
         raise LlmplanError(f"{engine.id} does not run on {acc.id} ({acc.family}); it runs on: "
-                           f"{', '.join(engine.accelerators)}")
+                           f"{', '.join(engine.accelerators)}. Engines for {acc.family}: "
+                           f"{', '.join(able) or 'none in the catalog'} (--engine)")
     layout = resolve_layout(req, model, acc, engine)
     usable, basis = usable_memory(acc, cat)
     link, link_basis = link_bandwidth(acc, cat)
@@ -372,6 +380,16 @@ def _in_range(v: tuple[int, ...], lo: str | None, hi: str | None) -> bool:
     return (lo is None or v >= version_key(lo)) and (hi is None or v < version_key(hi))
 
 
+def _refuse_unknown_newer(engine: Engine, v: tuple[int, ...], version: str) -> None:
+    """A version newer than the newest the catalog describes is not silently read as that one."""
+    newest = re.match(r"\d+\.\d+(?:\.\d+)*", engine.version or "")
+    known = version_key(newest.group(0)) if newest else None
+    if newest and known and v[:len(known)] > known:  # 0.31.2 is the 0.31 the catalog describes; 0.32 is not
+        raise LlmplanError(f"{engine.id}@{version} is newer than the newest {engine.id} the catalog describes "
+                           f"({newest.group(0)}); use --engine {engine.id} for that one, or describe the new "
+                           f"version's defaults in a catalog override (docs/catalog.md)")
+
+
 def select_profile(engine: Engine, version: str | None = None, date: str | None = None,
                    strict: bool = True) -> tuple[Engine, str]:
     """The engine as the given version ships (defaults, memory, execution, kernels), and the
@@ -395,6 +413,8 @@ def select_profile(engine: Engine, version: str | None = None, date: str | None 
                             f"no {engine.id} profile covers version {version}; known: {known}, "
                             f"or {engine.id} (newest{', from ' + engine.from_version if engine.from_version else ''})"
                         )
+            elif strict:
+                _refuse_unknown_newer(engine, v, version)
     elif date is not None:
         chosen = next((p for p in engine.profiles if p.until_released and date < p.until_released
                        and (p.released is None or date >= p.released)), None)

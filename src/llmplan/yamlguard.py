@@ -8,6 +8,8 @@ workload files and user catalog files.
 - Alias bombs ("billion laughs"): safe_load builds shared references, so a few hundred bytes can
   stand for billions of nodes that validation or JSON output would then walk;
   `check_expanded_size` walks the document as if every alias were copied and stops at a limit.
+- Tags (`!!python/object`, `!!binary`, `!!set`, any `!local` tag) are refused in the same scan,
+  naming the tag: a user document is plain mappings, lists and scalars, typed by the schemas.
 - Integers too long to convert (Python refuses > 4,300 digits) and every other parser error are
   one line naming the document, never a traceback."""
 
@@ -49,19 +51,30 @@ GuardedLoader.yaml_implicit_resolvers = {
 }
 
 
+EVENTS_SEEN = [0]  # parser events scanned by check_depth, all calls together (tests read it: refusals are early)
+
+
 def check_depth(text: str, label: str, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> None:
-    """Scan the parser's events (no composition, no recursion): refuse deep nesting, and more
-    than `max_nodes` values written out, before anything is built."""
+    """Scan the parser's events (no composition, no recursion): refuse deep nesting, more than
+    `max_nodes` values written out and any explicit tag, before anything is built."""
     depth = count = 0
     opening = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
     closing = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
     for ev in yaml.parse(text, Loader=_BASE):
+        EVENTS_SEEN[0] += 1
         if isinstance(ev, closing):
             depth -= 1
             continue
         count += 1
         if count > max_nodes:
             raise LlmplanError(f"{label}: more than {max_nodes:,} values; write a smaller document")
+        tag = getattr(ev, "tag", None)
+        if tag is not None and not (isinstance(ev, yaml.ScalarEvent) and tag == "!"):  # '!' = plain "non-specific"
+            mark = getattr(ev, "start_mark", None)
+            where = f" line {mark.line + 1}:" if mark is not None else ""
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise LlmplanError(f"{label}:{where} YAML tag {shown[:80]!r} is not accepted; write plain values (a "
+                               "scenario or catalog file needs no tags)")
         if isinstance(ev, opening):
             depth += 1
             if depth > max_depth:

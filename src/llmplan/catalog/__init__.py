@@ -49,8 +49,16 @@ __all__ = ["Catalog", "Table", "load_catalog", "normalize_name", "with_entries"]
 
 
 def normalize_name(name: str) -> str:
-    """'H100 SXM5 80GB' -> 'h100sxm580gb': the key aliases are matched on."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    """'H100 SXM5 80GB' -> 'h100sxm580gb': the key aliases are matched on (and clashes found by):
+    NFKC case-folded (`llmplan.names.name_key`: 'Ｈ１００' is 'h100'), letters and digits only."""
+    if name.isascii():  # the common case, and the same result: NFKC and case folding leave ASCII as lower()
+        return _NOT_ALNUM.sub("", name.lower())
+    from ..names import name_key
+
+    return "".join(ch for ch in name_key(name) if ch.isalnum())
+
+
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 
 @dataclass(frozen=True)

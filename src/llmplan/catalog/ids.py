@@ -30,7 +30,9 @@ def id_problem(name: object) -> str | None:
         return f"{name!r} is not a catalog name: it contains '..' or '//' ({GRAMMAR})"
     if name.lower().endswith(FILE_SUFFIXES) or name != name.strip():
         return f"{name!r} is not a catalog name: a file name, or spaces around it ({GRAMMAR})"
-    return None
+    from ..names import name_problem
+
+    return name_problem(name)  # the one text rule for names: no invisible characters, no mixed-script look-alikes
 
 
 def check_names(entry_id: str, aliases: tuple[str, ...] | list[str], label: str) -> None:

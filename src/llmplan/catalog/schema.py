@@ -66,6 +66,13 @@ class Entry(Provenance):
     aliases: tuple[str, ...] = Field(default=(), description="other names users may type")
     name: str | None = Field(default=None, description="human-readable name")
 
+    @field_validator("name")
+    @classmethod
+    def _display_name(cls, v: str | None) -> str | None:
+        from ..names import check_name
+
+        return v if v is None else check_name(v)
+
 
 # --------------------------------------------------------------------------------------
 # Accelerators

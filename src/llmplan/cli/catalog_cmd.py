@@ -39,17 +39,31 @@ LISTS = {
 KIND_LABEL = {"quant_formats": "weights", "kv_formats": "kv_cache"}
 
 
+def _words(e: Entry) -> list[str]:
+    return [e.id, e.name or "", *e.aliases] + [str(getattr(e, f, "") or "") for f in
+                                               ("vendor", "family", "organization", "kind", "architecture")]
+
+
 def _matches(e: Entry, needle: str) -> bool:
     if not needle:
         return True
-    hay = [e.id, e.name or "", *e.aliases] + [str(getattr(e, f, "") or "") for f in
-                                              ("vendor", "family", "organization", "kind", "architecture")]
+    hay = _words(e)
     n = needle.lower()
     return any(n in h.lower() for h in hay) or normalize_name(needle) in normalize_name(" ".join(hay))
 
 
 def entries(cat: Catalog, what: str, needle: str = "") -> list[tuple[str, Entry]]:
-    return [(kind, e) for kind in LISTS[what] for e in getattr(cat, kind) if _matches(e, needle)]
+    rows = [(kind, e) for kind in LISTS[what] for e in getattr(cat, kind) if _matches(e, needle)]
+    if needle and not rows:
+        import difflib
+
+        vocab = {w.lower(): w for kind in LISTS[what] for e in getattr(cat, kind) for h in _words(e)
+                 for w in (h, *h.split()) if w}
+        near = [vocab[w] for w in difflib.get_close_matches(needle.lower(), sorted(vocab), n=3, cutoff=0.6)]
+        hint = f"; did you mean {' or '.join(repr(w) for w in near)}?" if near else f"; list them all with " \
+            f"`llmplan catalog {what}`"
+        raise LlmplanError(f"no {what} entry matches --filter {needle!r}{hint}")
+    return rows
 
 
 def _dump(kind: str, e: Entry) -> dict[str, Any]:

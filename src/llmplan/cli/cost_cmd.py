@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from ..errors import LlmplanError
 from . import render
+from .files import check_destination, write_atomic
 from .lazy import load_catalog
 from .spec_options import spec_options
 
@@ -36,8 +36,8 @@ def _register(app: typer.Typer, name: str, doc: str, printer) -> None:
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
-        if chart is not None and chart.suffix.lower() not in (".png", ".html", ".svg"):
-            raise LlmplanError("--chart writes .png, .html or .svg")
+        if chart is not None:
+            check_destination(chart, "--chart", (".png", ".html", ".svg"))
         from ..cost.tco import Finance, TcoRequest, tco
 
         fin = render.validated(Finance, finance)
@@ -45,9 +45,9 @@ def _register(app: typer.Typer, name: str, doc: str, printer) -> None:
         req = render.validated(TcoRequest, {**values, "finance": fin, "alternatives": alts})
         result = tco(req, load_catalog(catalog))
         if chart is not None:
-            from ..cost.charts import write_chart
+            from ..cost.charts import render as render_chart
 
-            write_chart(chart, result)
+            write_atomic(chart, render_chart(chart.suffix, result), "--chart")
         render.emit(result, as_json, printer)
 
     command.__doc__ = doc

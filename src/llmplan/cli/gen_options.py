@@ -76,7 +76,9 @@ def rows(cls: type[BaseModel]) -> dict[str, tuple[str, Any, tuple[str, ...], str
             raise KeyError(f"{cls.__name__}.CLI names {name!r}, which is not one of its fields")
         f = cls.model_fields[name]
         typ = cli_type(f.annotation)
-        if f.default is not PydanticUndefined:
+        if cli.unset:
+            typ, default = (typ if typ.endswith("| None") else f"{typ} | None"), None
+        elif f.default is not PydanticUndefined:
             default = list(f.default) if isinstance(f.default, tuple) else f.default
         elif f.default_factory is not None:
             default = list(f.default_factory())  # type: ignore[call-arg]  # the specs' factories take no data

@@ -114,8 +114,8 @@ OPTIONS: dict[str, dict[str, tuple[Any, Any, tuple[str, ...], str | None]]] = {
             'Tokens per sequence, input + output (default: model max).',
         ),
         'concurrency': (
-            int, 1, ('--concurrency',),
-            'Requests in flight (closed loop).',
+            int | None, None, ('--concurrency',),
+            'Requests in flight (closed loop); default 1 unless --request-rate is given.',
         ),
         'engine': (
             str, 'vllm', ('--engine', '-e'),

@@ -87,6 +87,9 @@ def print_estimate(r: EstimateReport) -> None:
               f"{r.precision} weights ({r.compute_dtype} math), KV {r.kv_precision}")
     load = f"{r.request_rate:g} requests/s" if r.request_rate else f"concurrency {r.concurrency:g}"
     con.print(f"{r.input_tokens:,} input + {r.output_tokens:,} output tokens per request, {load}")
+    if not r.fits:
+        con.print(f"[bold red]DOES NOT FIT: {r.does_not_fit}.[/bold red] The figures below are what this layout "
+                  "would do if it fitted; `llmplan fit` lists layouts and formats that do.")
     t = Table(title="Prediction (80 % range from calibration residuals)", title_justify="left")
     for col in ("metric", "value", "range", "definition"):
         t.add_column(col, overflow="fold")
@@ -145,7 +148,10 @@ def print_validation(result: dict) -> None:
     for m, v in sorted(result["summary"]["by_metric"].items()):
         s.add_row(m, str(v["n"]), f"{v['mdape_pct']:.1f}", f"{v['within_25_pct']:.0f} %")
     o = result["summary"]["overall"]
-    s.add_row("[bold]overall[/bold]", str(o["n"]), f"{o['mdape_pct']:.1f}", f"{o['within_25_pct']:.0f} %")
+    if o["mdape_pct"] is None:  # no row could be predicted (e.g. every row names an engine the catalog lacks)
+        s.add_row("[bold]overall[/bold]", str(o["n"]), "–", "–")
+    else:
+        s.add_row("[bold]overall[/bold]", str(o["n"]), f"{o['mdape_pct']:.1f}", f"{o['within_25_pct']:.0f} %")
     for sc, v in sorted(result["summary"].get("by_scenario", {}).items()):
         s.add_row(f"scenario {sc}", str(v["n"]), f"{v['mdape_pct']:.1f}", f"{v['within_25_pct']:.0f} %")
     con.print(s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,16 +39,29 @@ def emit(obj: Any, as_json: bool, show: Any) -> None:
 
 CATALOG_HELP = "Directory of catalog YAML files that add or override entries (also LLMPLAN_CATALOG)."
 
-# request fields set by something other than their own option
+# request fields set by something other than their own option (the others: the generated options table)
 _FLAG = {"alternatives": "--no-cloud / --no-api", "finance": "the finance options"}
 
 
-def validated(model: type[M], values: dict[str, Any]) -> M:
-    """Build a request model; a validation error becomes one line naming the option."""
+def validated(model: type[M], values: dict[str, Any], flags: dict[str, str] | None = None) -> M:
+    """Build a request model; a validation error becomes one line naming the option (`flags`: a
+    command's own option names where they differ from the shared ones)."""
     from .spec_options import flag as spec_flag
+
+    names = {**_FLAG, **(flags or {})}
 
     def flag(field: str) -> str:
         top = field.split(".")[0]
-        return spec_flag(model.__name__, top) or _FLAG.get(top, "--" + top.replace("_", "-"))
+        if top.startswith("("):
+            return field
+        return names.get(top) or spec_flag(model.__name__, top) or "--" + top.replace("_", "-")
 
-    return errors.validated(model, {k: v for k, v in values.items() if v is not None}, name=flag)
+    try:
+        return errors.validated(model, {k: v for k, v in values.items() if v is not None}, name=flag)
+    except errors.SpecError as exc:
+        if exc.field != "(top level)":
+            raise
+        # a rule across options: name them as typed on the command line
+        reason = re.sub(r"\b[a-z][a-z0-9_]*\b", lambda m: flag(m.group(0)) if m.group(0) in values else m.group(0),
+                        exc.reason)
+        raise errors.LlmplanError(reason) from None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from ..errors import LlmplanError
 from . import render
+from .files import check_destination, write_atomic
 from .lazy import load_catalog
 from .spec_options import spec_options
 
@@ -31,8 +32,10 @@ def register(app: typer.Typer) -> None:
         from ..serving.api import ServeRequest
 
         req = render.validated(ServeRequest, values)
-        if plot is not None and plot.suffix.lower() not in (".html", ".svg"):
-            raise LlmplanError("--plot writes .html or .svg (offline, no browser needed to make it)")
+        if plot is not None:
+            check_destination(plot, "--plot", (".html", ".svg"))
+        if series_csv is not None:
+            check_destination(series_csv, "--series-csv", (".csv",))
         from ..serving.api import simulate
 
         result = simulate(req, load_catalog(catalog), dask_address=dask, processes=processes)
@@ -60,22 +63,18 @@ def register(app: typer.Typer) -> None:
 
 def write_series(path: Path, series: dict[str, list]) -> None:
     keys = list(series)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(keys)
-        for row in zip(*(series[k] for k in keys), strict=True):
-            w.writerow(["" if v is None else v for v in row])
-    tmp.replace(path)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(keys)
+    for row in zip(*(series[k] for k in keys), strict=True):
+        w.writerow(["" if v is None else v for v in row])
+    write_atomic(path, buf.getvalue(), "--series-csv")
 
 
 def write_plot(path: Path, result: dict[str, Any]) -> None:
     from ..serving.charts import document
 
-    text = document(result, path.suffix.lower())
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, document(result, path.suffix.lower()), "--plot")
 
 
 def _p(d: dict, k: str) -> str:
@@ -110,6 +109,19 @@ def print_simulation(r: dict[str, Any]) -> None:
               f"{r['queue_max']:.0f}; preemptions {r['preemptions']}")
 
 
+_SLO_WORDS = {"ttft_p95_ms": ("TTFT p95 ≤", " ms"), "tpot_p95_ms": ("TPOT p95 ≤", " ms"),
+              "e2e_p95_ms": ("end-to-end p95 ≤", " ms"), "goodput_pct": ("goodput ≥", " %")}
+
+
+def _slos(slo: dict[str, Any]) -> str:
+    """The workload's SLO limits in words: 'TTFT p95 ≤ 2,000 ms, …'."""
+    parts = []
+    for key, v in slo.items():
+        words, unit = _SLO_WORDS.get(key, (key + " limit", ""))
+        parts.append(f"{words} {v['limit']:,.0f}{unit}")
+    return ", ".join(parts) or "none set"
+
+
 def print_capacity(r: dict[str, Any]) -> None:
     con = render.console()
     if not r["feasible"]:
@@ -123,6 +135,7 @@ def print_capacity(r: dict[str, Any]) -> None:
     con.print(f"Headroom at peak {r['headroom_pct']:.0f} %; utilisation over the day mean "
               f"{r['mean_utilisation_pct']:.0f} %, peak hour {max(r['utilisation_by_hour_pct']):.0f} %.")
     a = r["at_peak"]
+    con.print(f"SLOs: {_slos(a.get('slo') or {})}.")
     con.print(f"At peak: TTFT p95 {_p(a['ttft_ms'], 'p95')} ms, TPOT p95 {_p(a['tpot_ms'], 'p95')} ms, "
               f"goodput {a['goodput_pct']:.1f} %.")
     if r.get("one_fewer"):

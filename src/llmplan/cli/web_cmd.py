@@ -21,74 +21,57 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: this machine only)."),
         port: int = typer.Option(8000, "--port", min=1, max=65535),
-        database: str | None = typer.Option(
-            None,
-            "--database",
-            help="sqlite:///PATH or postgresql://… (default: "
-            "LLMPLAN_DATABASE, else a SQLite file in the user data directory).",
-        ),
-        workers: int = typer.Option(
-            1, "--workers", min=1, max=64, help="Server processes (they share the store, jobs included)."
-        ),
-        allowed_host: list[str] = typer.Option(
-            [],
-            "--allowed-host",
-            help="A name browsers reach the server by "
-            "(repeatable; loopback names are always accepted; LLMPLAN_ALLOWED_HOSTS). "
-            "Any other Host header is refused: DNS rebinding.",
-        ),
-        public_url: str | None = typer.Option(
-            None,
-            "--public-url",
-            help="The origin browsers see behind a reverse proxy, e.g. https://planner.internal (LLMPLAN_PUBLIC_URL).",
-        ),
-        trusted_proxy: list[str] = typer.Option(
-            [],
-            "--trusted-proxy",
-            help="Address or network of a reverse proxy "
-            "whose X-Forwarded-Proto/-Host are believed (repeatable; "
-            "LLMPLAN_TRUSTED_PROXIES).",
-        ),
-        cpu_budget: float | None = typer.Option(
-            None, "--cpu-budget", min=1, help="CPU seconds one computation may use (default 120; LLMPLAN_CPU_BUDGET_S)."
-        ),
-        memory_budget: int | None = typer.Option(
-            None,
-            "--memory-budget",
-            min=64,
-            help="MiB one computation may allocate (default 2048; LLMPLAN_MEMORY_BUDGET_MIB).",
-        ),
-        compute_workers: int | None = typer.Option(
-            None,
-            "--compute-workers",
-            min=1,
-            max=256,
-            help="Worker processes per server process (default: one per core; LLMPLAN_COMPUTE_WORKERS).",
-        ),
-        queue: int | None = typer.Option(
-            None,
-            "--queue",
-            min=1,
-            max=100_000,
-            help="Computations that may wait for a worker; more get 429 (default 64; LLMPLAN_QUEUE).",
-        ),
-        log_level: str = typer.Option(
-            "warning",
-            "--log-level",
-            help="debug, info, warning or error: what the server "
-            "logs on stderr (failed jobs and internal errors with their traceback at "
-            "error; request lines from info on; never a header or a password).",
-        ),
+        database: str | None = typer.Option(None, "--database", help="sqlite:///PATH or postgresql://… (default: "
+                                               "LLMPLAN_DATABASE, else a SQLite file in the user data directory)."),
+        workers: int = typer.Option(1, "--workers", min=1, max=64, help="Server processes (they share the store, "
+                                    "jobs included)."),
+        allowed_host: list[str] = typer.Option([], "--allowed-host", help="A name browsers reach the server by "
+                                               "(repeatable; loopback names are always accepted; "
+                                               "LLMPLAN_ALLOWED_HOSTS). Any other Host header is refused: DNS "
+                                               "rebinding."),
+        public_url: str | None = typer.Option(None, "--public-url", help="The origin browsers see behind a "
+                                                 "reverse proxy, e.g. https://planner.internal (LLMPLAN_PUBLIC_URL)."),
+        trusted_proxy: list[str] = typer.Option([], "--trusted-proxy", help="Address or network of a reverse proxy "
+                                                "whose X-Forwarded-Proto/-Host are believed (repeatable; "
+                                                "LLMPLAN_TRUSTED_PROXIES)."),
+        cpu_budget: float | None = typer.Option(None, "--cpu-budget", min=1, help="CPU seconds one computation "
+                                                   "may use (default 120; LLMPLAN_CPU_BUDGET_S)."),
+        memory_budget: int | None = typer.Option(None, "--memory-budget", min=64, help="MiB one computation may "
+                                                    "allocate (default 2048; LLMPLAN_MEMORY_BUDGET_MIB)."),
+        compute_workers: int | None = typer.Option(None, "--compute-workers", min=1, max=256, help="Worker "
+                                                      "processes per server process (default: one per core; "
+                                                      "LLMPLAN_COMPUTE_WORKERS)."),
+        queue: int | None = typer.Option(None, "--queue", min=1, max=100_000, help="Computations that may wait "
+                                            "for a worker; more get 429 (default 64; LLMPLAN_QUEUE)."),
+        header_timeout: float | None = typer.Option(None, "--header-timeout", min=0.1, max=3600, help="Seconds a "
+                                                       "client has to send a request's headers (and between pieces "
+                                                       "of its body); slower ones get 408 and are disconnected "
+                                                       "(default 10; LLMPLAN_HEADER_TIMEOUT_S)."),
+        max_runs: int | None = typer.Option(None, "--max-runs", min=1, max=10_000_000, help="Runs the store "
+                                               "keeps; past that a plan gets 409 until runs are deleted (default "
+                                               "10,000; LLMPLAN_MAX_RUNS)."),
+        max_scenarios: int | None = typer.Option(None, "--max-scenarios", min=1, max=10_000_000, help="Scenarios "
+                                                    "the store keeps, archived ones included (default 1,000; "
+                                                    "LLMPLAN_MAX_SCENARIOS)."),
+        log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error: what the server "
+                                      "logs on stderr (failed jobs and internal errors with their traceback at "
+                                      "error; request lines from info on; never a header or a password)."),
     ) -> None:
         """Serve the web app and the REST API (OpenAPI at /docs); migrates the store on start."""
         from ..web.app import create_app
         from ..web.compute import Budget
         from ..web.security import Auth
+        from ..web.server import ENV as TIMEOUT_ENV
+        from ..web.server import header_timeout_s
 
         level = _logging(log_level)
         auth = Auth.from_env()
         origins = _origins(host, auth, allowed_host, public_url, trusted_proxy)
         budget = Budget.from_env(cpu_s=cpu_budget, memory_mib=memory_budget, workers=compute_workers, queue=queue)
+        os.environ[TIMEOUT_ENV] = f"{header_timeout_s(header_timeout):g}"  # read by each connection (and worker)
+        for value, var in ((max_runs, "LLMPLAN_MAX_RUNS"), (max_scenarios, "LLMPLAN_MAX_SCENARIOS")):
+            if value is not None:  # the store reads them (in every --workers process too)
+                os.environ[var] = str(value)
         application = create_app(database, auth, origins, budget)
         _check_port(host, port)
         _announce(application, host, port, auth, origins, budget)
@@ -128,21 +111,26 @@ def _check_port(host: str, port: int) -> None:
 def _announce(application: FastAPI, host: str, port: int, auth: Auth, origins: Origins, budget: Budget) -> None:
     from sqlalchemy.engine import make_url
 
+    from ..web.server import ENV as TIMEOUT_ENV
+
     store_url = make_url(application.state.store.url).render_as_string(hide_password=True)
     names = ", ".join(["loopback", *origins.hosts])
     typer.echo(f"llmplan on http://{host}:{port}/ (API docs at /docs); store {store_url}; "
                f"authentication {'on' if auth.enabled else 'off (loopback only)'}; answers to {names}"
                + (f"; public at {origins.public_urls[0]}" if origins.public_urls else "")
                + f"; {budget.pool_size} compute worker(s), {budget.cpu_s:g} CPU s and {budget.memory_mib} MiB "
-                 "per computation")
+                 f"per computation; header timeout {os.environ[TIMEOUT_ENV]} s")
 
 
 def _run(application: FastAPI, host: str, port: int, workers: int, level: str, origins: Origins,
          budget: Budget) -> None:
     import uvicorn
 
+    from ..web.server import TimedH11Protocol
+
     if workers == 1:  # the proxy headers are ours to judge (--trusted-proxy), not uvicorn's
-        uvicorn.run(application, host=host, port=port, log_level=level, proxy_headers=False)
+        uvicorn.run(application, host=host, port=port, log_level=level, proxy_headers=False,
+                    http=TimedH11Protocol)
     else:  # each worker process builds its own app from the same settings, passed in the environment
         os.environ["LLMPLAN_DATABASE"] = application.state.store.url
         os.environ["LLMPLAN_ALLOWED_HOSTS"] = ",".join(origins.hosts)
@@ -152,7 +140,7 @@ def _run(application: FastAPI, host: str, port: int, workers: int, level: str, o
                           ("workers", "LLMPLAN_COMPUTE_WORKERS"), ("queue", "LLMPLAN_QUEUE")):
             os.environ[var] = str(getattr(budget, name))
         uvicorn.run("llmplan.web.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=level, proxy_headers=False)
+                    log_level=level, proxy_headers=False, http=TimedH11Protocol)
 
 LEVELS = ("debug", "info", "warning", "error")
 

@@ -3,7 +3,6 @@ a standalone HTML page (interactive, works offline), an SVG or a PNG rendered in
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from .. import charts
@@ -29,21 +28,14 @@ def spec(result: dict[str, Any]) -> charts.Spec:
                        subtitle="owning: purchase up front, then running costs; renting and APIs: monthly spend")
 
 
-def write_chart(path: Path, result: dict[str, Any]) -> None:
-    suffix = path.suffix.lower()
-    if suffix not in (".html", ".svg", ".png"):
-        raise LlmplanError("--chart writes .png, .html or .svg")
+def render(path_suffix: str, result: dict[str, Any]) -> bytes | str:
+    """The cumulative-cost chart in the format a file suffix asks for (.png, .svg or .html)."""
     s = spec(result)
-    data: bytes | str
+    suffix = path_suffix.lower()
     if suffix == ".png":
-        data = charts.png(s)
-    elif suffix == ".svg":
-        data = charts.svg(s)
-    else:
-        data = charts.page("llmplan: cost of owning vs renting vs APIs", [s])
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data, encoding="utf-8")
-    tmp.replace(path)
+        return charts.png(s)
+    if suffix == ".svg":
+        return charts.svg(s)
+    if suffix == ".html":
+        return charts.page("llmplan: cost of owning vs renting vs APIs", [s])
+    raise LlmplanError("--chart writes .png, .html or .svg")

@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import html
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .calibrate import fit_all
+from .calibrate import arch_of, fit_all, lookup
 from .cases import CaseSet, protocol_label
 from .validate import predictions, summarize
 
@@ -27,16 +28,54 @@ def rows_for(cs: CaseSet, pred: np.ndarray) -> list[dict[str, Any]]:
     return out
 
 
+def band(fit: Any) -> tuple[float, float]:
+    """The 10th and 90th percentiles of log(measured / predicted) of a fit: a shipped calibration entry
+    carries them, a fresh fit (GroupFit) has its residuals."""
+    if hasattr(fit, "log_error_p10"):
+        return fit.log_error_p10, fit.log_error_p90
+    errs = fit.log_errors[np.isfinite(fit.log_errors)]
+    return (float(np.percentile(errs, 10)), float(np.percentile(errs, 90))) if len(errs) else (0.0, 0.0)
+
+
+def scored(cs: CaseSet, table: dict) -> list[dict[str, Any]]:
+    """Predict every case with `table` and score it, with the 80 % interval `llmplan estimate` would give
+    (the fit's residual band, widened by the fallback level as in perf/estimate.py) and whether it held."""
+    from .estimate import WIDEN
+
+    rows = rows_for(cs, predictions(cs, table))
+    for c, r in zip(cs.cases, rows, strict=True):
+        fit, level = lookup(table, c.engine, c.family, arch_of(c))
+        lo, hi = band(fit)
+        r["level"] = level
+        if r["status"] == "ok":
+            w = WIDEN[level]
+            r["low"], r["high"] = r["predicted"] * math.exp(lo * w), r["predicted"] * math.exp(hi * w)
+            r["covered"] = r["low"] <= r["measured"] <= r["high"]
+    return rows
+
+
+def leave_out(cs: CaseSet, key: Callable[[Any], str]) -> list[dict[str, Any]]:
+    """For each value of `key` (a source group, an engine, a hardware family): calibrate on the cases
+    without it, then predict those with it — the error to expect where that value is new."""
+    out: list[dict[str, Any]] = []
+    for g in sorted({key(c) for c in cs.cases}):
+        train = dataclasses.replace(cs, cases=[c for c in cs.cases if key(c) != g], unsupported=[])
+        test = dataclasses.replace(cs, cases=[c for c in cs.cases if key(c) == g], unsupported=[])
+        if not train.cases:
+            continue
+        out += [{**r, "held_out": g} for r in scored(test, fit_all(train))]
+    return out
+
+
 def leave_one_source_out(cs: CaseSet) -> list[dict[str, Any]]:
     """For each source group: calibrate on the other groups only, then predict this one."""
-    groups = sorted({c.group for c in cs.cases})
-    out: list[dict[str, Any]] = []
-    for g in groups:
-        train = dataclasses.replace(cs, cases=[c for c in cs.cases if c.group != g], unsupported=[])
-        test = dataclasses.replace(cs, cases=[c for c in cs.cases if c.group == g], unsupported=[])
-        fits = fit_all(train)
-        out += rows_for(test, predictions(test, fits))
-    return out
+    return leave_out(cs, lambda c: c.group)
+
+
+def coverage_pct(rows: list[dict[str, Any]]) -> float | None:
+    """Share of scored rows whose measured value lies inside the 80 % interval."""
+    hits = [r["covered"] for r in rows if "covered" in r]
+    return 100.0 * sum(hits) / len(hits) if hits else None
 
 
 def by_group(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..catalog import Catalog
 from ..memory.fit import fit as memory_fit
@@ -39,7 +39,8 @@ class EstimateRequest(FitRequest):
     CLI: ClassVar[dict[str, Cli]] = {
         "input_tokens": Cli(("--input", "-i")),
         "output_tokens": Cli(("--output", "-o")),
-        "concurrency": Cli(("--concurrency",)),
+        "concurrency": Cli(("--concurrency",), "Requests in flight (closed loop); default 1 unless --request-rate "
+                           "is given.", unset=True),
         "request_rate": Cli(("--request-rate",)),
         "num_requests": Cli(("--num-requests",), "With --request-rate: a finite run of this many requests "
                             "(a benchmark) instead of an endless load."),
@@ -63,6 +64,16 @@ class EstimateRequest(FitRequest):
     spec_acceptance: float = Field(default=0.0, ge=0, lt=1, description="probability each draft token is accepted")
     spec_draft_cost: float = Field(default=0.0, ge=0, le=1, description="cost of one draft token relative to a "
                                    "target-model decode step (MTP head ≈ 1/layers, a small draft model its size ratio)")
+
+    @model_validator(mode="after")
+    def _one_load(self) -> EstimateRequest:
+        """A closed loop (concurrency) or an open one (request_rate): never both, never half of one."""
+        if self.request_rate is not None and "concurrency" in self.model_fields_set:
+            raise ValueError("give concurrency (requests held in flight) or request_rate (requests arriving per "
+                             "second), not both")
+        if self.num_requests is not None and self.request_rate is None:
+            raise ValueError("num_requests is the length of a run at request_rate: give request_rate too")
+        return self
 
 
 class PhaseBreakdown(BaseModel):
@@ -111,6 +122,9 @@ class EstimateReport(BaseModel):
     total_tok_s: float
     requests_s: float
     saturated: bool
+    fits: bool = Field(default=True, description="false: the model does not fit this layout's memory; the figures "
+                       "are what it would do if it did (`does_not_fit` says why)")
+    does_not_fit: str | None = Field(default=None, description="why the model does not fit this layout")
     saturation: Saturation | None = Field(default=None, description="set when the offered rate exceeds what the "
                                           "deployment serves")
     max_batch: float = Field(description="most sequences the engine runs at once (max_num_seqs or KV capacity)")
@@ -250,6 +264,10 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
                             "output_tok_s": req_s * o},
                            math.exp(cal.log_error_p10 * widen), math.exp(cal.log_error_p90 * widen))
     mem = memory_fit(d, gguf, context_tokens=min(int(i + o), d.model.max_context), concurrency=1)
+    misfit = [] if mem.fits else list(mem.reasons)
+    if i + o > d.model.max_context:
+        misfit.insert(0, f"a request of {int(i):,} + {int(o):,} tokens is longer than the model's context window "
+                         f"({d.model.max_context:,} tokens)")
     notes = _notes(
         d, mem, level, cal, widen, load, sat_info, mach.flops_ratio != 1.0 or is_dequant(d.weight_format, dtype)
     )
@@ -261,6 +279,7 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
         tpot_ms=1e3 * tpot, per_stream_tok_s=1 / tpot, e2e_s=e2e, output_tok_s=req_s * o,
         output_tok_s_per_gpu=req_s * o / d.layout.num_gpus, total_tok_s=req_s * (i + o), requests_s=req_s,
         saturated=bool(np.asarray(load.saturated)), saturation=sat_info, max_batch=limit,
+        fits=not misfit, does_not_fit="; ".join(misfit) or None,
         max_throughput_output_tok_s=float(np.asarray(sat.output_tok_s)) * (spec.tokens_per_step if spec.k else 1.0),
         prefill_tok_s=i / float(pre1), decode_tok_s=spec.tokens_per_step / float(dec1.total) if spec.k
         else 1 / float(dec1.total),

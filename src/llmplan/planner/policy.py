@@ -11,6 +11,7 @@ from typing import Any
 
 from ..catalog import Catalog
 from ..catalog.schema import Accelerator, ApiPrice, CloudOffer, Engine, Model
+from ..errors import SpecError
 from .scenario import Policy
 
 COMMERCIAL = ("permissive", "commercial_with_conditions")
@@ -51,10 +52,32 @@ def default_buyer(p: Policy, cat: Catalog) -> str | None:
     return None if cat.country_groups.find(code) is not None else code.upper()
 
 
+_COUNTRY_FIELDS = ("data_residency", "buyer_country", "allow_hardware_countries", "deny_hardware_countries",
+                   "allow_provider_countries", "deny_provider_countries", "allow_model_countries",
+                   "deny_model_countries")
+
+
+def check_countries(p: Policy, cat: Catalog) -> None:
+    """Every country field holds ISO 3166 alpha-2 codes or a country group the catalog knows: a name such
+    as 'Europe' or 'Germany' would otherwise match nothing and exclude every option without saying why."""
+    groups = [g.id for g in cat.country_groups]
+    for name in _COUNTRY_FIELDS:
+        value = getattr(p, name, None)
+        for code in [value] if isinstance(value, str) else (value or []):
+            if cat.country_groups.find(code) is not None or (len(code) == 2 and code.isascii() and code.isalpha()):
+                continue
+            region = cat.regions.find(code)
+            hint = (f"did you mean {region.country}?" if region is not None
+                    else f"groups: {', '.join(groups)}")
+            raise SpecError(f"policy.{name}", f"{code!r} is neither an ISO 3166 country code (two letters: DE, FR, "
+                            f"US …) nor a country group the catalog knows; {hint}")
+
+
 def resolve_policy(p: Policy, cat: Catalog) -> Policy:
     """A preset's fields under the scenario's own (the scenario's explicit fields win); buyer_country
     defaults from a single-country data_residency (see `assumptions`)."""
     merged = _merged(p, cat)
+    check_countries(merged, cat)
     buyer = default_buyer(merged, cat)
     return merged.model_copy(update={"buyer_country": buyer}) if buyer else merged
 

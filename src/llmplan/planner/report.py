@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import html
 import math
+import re
 from collections import Counter
 from typing import Any
 
@@ -277,7 +278,24 @@ def owned_lines(d: dict[str, Any], horizon: float) -> list[str]:
     return out
 
 
-def _alternative_lines(r: dict[str, Any]) -> list[str]:
+_MD_ALWAYS = re.compile(r"[\\`*\[\]|~!]")
+_MD_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")  # an underscore not inside a word can open emphasis
+
+
+def md_text(value: Any) -> str:
+    """`value` as Markdown text that renders as itself: the characters that make links, images,
+    emphasis, code, table cells or strikethrough are backslash-escaped (an underscore inside a word,
+    as in on_prem or q4_k_m, is left alone: CommonMark does not read it). `&` and `<` become
+    entities in `markdown()`. Used for everything a user can name: the scenario, policy values,
+    catalog names (stored overrides are user entries) and the reasons that quote them."""
+    return _MD_UNDERSCORE.sub(r"\\_", _MD_ALWAYS.sub(lambda m: "\\" + m.group(), str(value)))
+
+
+def _plain(value: Any) -> str:
+    return str(value)
+
+
+def _alternative_lines(r: dict[str, Any], q: Any) -> list[str]:
     """The table of the best options after the recommendation."""
     out: list[str] = []
     if r["alternatives"]:
@@ -293,7 +311,7 @@ def _alternative_lines(r: dict[str, Any]) -> list[str]:
             basis = "simulator" if basis.startswith("simulated") else "model" if basis.startswith("analytic") else \
                 "owned twin" if basis.startswith("as the owned") else "—"
             out.append(
-                f"| {o['id']} | {o['deployment']} | {_usd(o['tco_usd'])} | "
+                f"| {q(o['id'])} | {o['deployment']} | {_usd(o['tco_usd'])} | "
                 f"${o['cost_per_million_tokens_usd']:,.3f} | {_ms(o['ttft_p95_ms'])} | {_ms(o['tpot_p95_ms'])} | "
                 f"{basis} | {_quality(o)} |"
             )
@@ -302,7 +320,7 @@ def _alternative_lines(r: dict[str, Any]) -> list[str]:
     return out
 
 
-def _reference_lines(r: dict[str, Any]) -> list[str]:
+def _reference_lines(r: dict[str, Any], q: Any) -> list[str]:
     """The cheapest rented GPU and API, and whether owning breaks even against them."""
     rec = r["recommendation"]
     out: list[str] = []
@@ -313,27 +331,30 @@ def _reference_lines(r: dict[str, Any]) -> list[str]:
             be_s = "" if rec is None or rec["deployment"] != "on_prem" else (
                 f"; owning breaks even in month {be}" if be is not None else "; owning does not break even within "
                                                                               "the horizon")
-            allowed = "allowed" if o["allowed"] else "NOT allowed: " + "; ".join(o["policy_reasons"])
-            out.append(f"- {kind}: {o['id']}: {_usd(o['tco_usd'])} (${o['cost_per_million_tokens_usd']:,.3f} per 1M "
+            allowed = "allowed" if o["allowed"] else "NOT allowed: " + "; ".join(map(q, o["policy_reasons"]))
+            out.append(f"- {kind}: {q(o['id'])}: {_usd(o['tco_usd'])} (${o['cost_per_million_tokens_usd']:,.3f} per 1M "
                        f"tokens){be_s} — {allowed}")
         out.append("")
     return out
 
 
-def text(result: dict[str, Any]) -> str:
+def text(result: dict[str, Any], q: Any = _plain) -> str:
+    """The report as text (what `llmplan plan` prints); `q=md_text` for Markdown, where each name
+    from a user or the catalog is escaped."""
     r = result
     w = r["workload"]
-    out = [f"# Plan: {r['scenario']['name']}", ""]
+    out = [f"# Plan: {q(r['scenario']['name'])}", ""]
     slo = ", ".join(f"{k} {v:g}" for k, v in w["slo"].items())
     out.append(f"Workload: {w['requests_per_day']:,.0f} requests/day, peak {w['peak_rate_per_s']:.3g}/s, "
                f"{w['input_tokens_mean']:,.0f} in / {w['output_tokens_mean']:,.0f} out tokens (mean), "
                f"{w['tokens_per_year'] / 1e9:,.2f} B tokens/year; SLO {slo or 'none'}; availability "
                f"{w['availability']}; horizon {r['horizon_years']:g} years")
     pol = r["policy"]
-    out.append(f"Policy: deployment {', '.join(pol['deployment'])}; data residency "
-               f"{', '.join(pol.get('data_residency') or ['anywhere'])}; licences {', '.join(pol['model_licenses'])}")
+    out.append(f"Policy: deployment {', '.join(map(q, pol['deployment']))}; data residency "
+               f"{', '.join(map(q, pol.get('data_residency') or ['anywhere']))}; licences "
+               f"{', '.join(map(q, pol['model_licenses']))}")
     for a in r.get("assumptions", []):
-        out.append(f"Assumption: {a}")
+        out.append(f"Assumption: {q(a)}")
     rk = r["ranking"]
     where = rk["source"].split(" ; ")[0].removeprefix("https://").removeprefix("http://")  # text, not a link
     out.append(f"Quality: {rk['benchmark_name']} as published by the {rk['harness'].split(':')[0]} "
@@ -344,8 +365,8 @@ def text(result: dict[str, Any]) -> str:
         out += ["## No compliant option", "", r["why_none"], ""]
     else:
         out += ["## Recommendation", "",
-                f"- option: {rec['id']}",
-                f"- model: {rec['model']} in {rec['precision'] or 'provider precision'}: "
+                f"- option: {q(rec['id'])}",
+                f"- model: {q(rec['model'])} in {q(rec['precision'] or 'provider precision')}: "
                 f"{rec['quality']['label'] if rec.get('quality') else _pct(rec['quality_recovery_pct'])}",
                 f"- deployment: {rec['deployment']}: {_layout(rec)}",
                 f"- TCO over {r['horizon_years']:g} years: {_usd(rec['tco_usd'])}; "
@@ -359,17 +380,17 @@ def text(result: dict[str, Any]) -> str:
         if rec["serve_command"]:
             out.append(f"- serve: `{rec['serve_command']}`")
         out.append("")
-    out += _alternative_lines(r) + _reference_lines(r)
+    out += _alternative_lines(r, q) + _reference_lines(r, q)
     if r["pareto"]:
         out += [f"## Pareto front (cost, TTFT p95, {r['ranking']['benchmark_name']}): {len(r['pareto'])} option(s)", ""]
         for o in r["pareto"]:
-            out.append(f"- {o['id']}: {_usd(o['tco_usd'])}, TTFT p95 {_ms(o['ttft_p95_ms'])}, "
+            out.append(f"- {q(o['id'])}: {_usd(o['tco_usd'])}, TTFT p95 {_ms(o['ttft_p95_ms'])}, "
                        f"{r['ranking']['benchmark_name']} {_quality(o)}")
         out.append("")
     out += [f"## Excluded: {len(r['rejected'])} option(s)", ""]
     for reason, n in r["rejected_counts"].items():
         example = next(x for x in r["rejected"] if x["reasons"][0].startswith(reason + ":"))
-        out.append(f"- {reason}: {n} (e.g. {example['option']}: {example['reasons'][0].split(': ', 1)[1]})")
+        out.append(f"- {q(reason)}: {n} (e.g. {q(example['option'])}: {q(example['reasons'][0].split(': ', 1)[1])})")
     out += ["", "Explain any option: llmplan plan SCENARIO --explain OPTION_ID", ""]
     return "\n".join(out)
 
@@ -377,8 +398,9 @@ def text(result: dict[str, Any]) -> str:
 def markdown(result: dict[str, Any]) -> str:
     """The text report as a Markdown file (report.md): whatever a user typed (a scenario name,
     policy values quoted in reasons) cannot become HTML where the file is rendered, because `&`
-    and `<` are written as entities (Markdown shows them as the characters)."""
-    return text(result).replace("&", "&amp;").replace("<", "&lt;")
+    and `<` are written as entities (Markdown shows them as the characters), and every name is
+    escaped (`md_text`): no link, image, emphasis or table cell comes from a name."""
+    return text(result, md_text).replace("&", "&amp;").replace("<", "&lt;")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,7 +423,7 @@ def html_report(result: dict[str, Any], standalone: bool = True) -> str:
 
     r = result
     e = html.escape
-    body = [md_html(text(r).split("\n", 1)[1]), plan_charts.figures(r)]
+    body = [md_html(text(r, md_text).split("\n", 1)[1]), plan_charts.figures(r)]
     rows = "".join(f"<tr><td>{e(x['option'])}</td><td>{e('; '.join(x['reasons']))}</td></tr>" for x in r["rejected"])
     body.append(f"<details><summary>All {len(r['rejected'])} excluded options with reasons</summary>"
                 f"<table border='1' cellpadding='3' style='border-collapse:collapse;font-size:12px'>"

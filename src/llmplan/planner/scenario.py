@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ..catalog.schema import Slo
 from ..errors import LlmplanError, validated
@@ -218,11 +218,29 @@ class Scenario(_Strict):
     )
     seed: int = Field(default=0, ge=0, description="seed of the simulator's random arrivals and lengths")
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        from ..names import check_name
+
+        return check_name(v)
+
     @field_validator("schema_version")
     @classmethod
     def _version(cls, v: int) -> int:
         if v != SCHEMA_VERSION:
             raise ValueError(f"schema_version {v} is not supported (this llmplan reads {SCHEMA_VERSION})")
+        return v
+
+    @field_validator("models", "hardware", "engines")
+    @classmethod
+    def _not_empty(cls, v: object, info: ValidationInfo) -> object:
+        if isinstance(v, list) and not v:
+            what = {"models": "model ids (`llmplan catalog models`) or constraints such as {min_params_b: 30}",
+                    "hardware": "accelerator ids (`llmplan catalog gpus`) or constraints such as {vendors: [NVIDIA]}",
+                    "engines": "engine ids (`llmplan catalog engines`)"}[info.field_name or ""]
+            raise ValueError(f"an empty list leaves nothing to plan: give {what}, or leave the field out for the "
+                             "default")
         return v
 
 

@@ -34,6 +34,25 @@ class NotFound(LlmplanError):
     """A stored object that does not exist (HTTP 404)."""
 
 
+class StoreFull(LlmplanError):
+    """The store holds as many runs or scenarios as it may keep (HTTP 409)."""
+
+
+DEFAULT_MAX_RUNS = 10_000
+DEFAULT_MAX_SCENARIOS = 1_000
+DEFAULT_MAX_VERSIONS = 1_000  # per scenario
+
+
+def limit_from_env(var: str, default: int) -> int:
+    """A store cap from the environment (LLMPLAN_MAX_RUNS, LLMPLAN_MAX_SCENARIOS): 1 to 10 million."""
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 10_000_000:
+        raise LlmplanError(f"{var}={raw!r}: a whole number from 1 to 10,000,000")
+    return int(raw)
+
+
 def default_url() -> str:
     """LLMPLAN_DATABASE, else a SQLite file in the user's data directory."""
     env = os.environ.get("LLMPLAN_DATABASE")
@@ -73,8 +92,17 @@ def _engine(url: str) -> Engine:
 
 
 class Store:
-    def __init__(self, url: str | None = None) -> None:
+    """`max_runs` and `max_scenarios` (default LLMPLAN_MAX_RUNS, 10,000, and LLMPLAN_MAX_SCENARIOS,
+    1,000, archived scenarios included, since archiving keeps every version), and
+    LLMPLAN_MAX_VERSIONS (1,000 versions per scenario) cap what the store keeps: past them a new
+    run or scenario is refused (StoreFull, HTTP 409); deleting runs makes room. Checked in the
+    writing transaction: concurrent writers may pass the cap by a few."""
+
+    def __init__(self, url: str | None = None, max_runs: int | None = None, max_scenarios: int | None = None) -> None:
         self.url = url or default_url()
+        self.max_runs = max_runs or limit_from_env("LLMPLAN_MAX_RUNS", DEFAULT_MAX_RUNS)
+        self.max_scenarios = max_scenarios or limit_from_env("LLMPLAN_MAX_SCENARIOS", DEFAULT_MAX_SCENARIOS)
+        self.max_versions = limit_from_env("LLMPLAN_MAX_VERSIONS", DEFAULT_MAX_VERSIONS)
         self.engine = _engine(self.url)
         try:
             self.migrate()
@@ -103,6 +131,11 @@ class Store:
     def create_scenario(self, name: str, body: dict[str, Any], yaml_text: str, comment: str | None = None
                         ) -> dict[str, Any]:
         with Session(self.engine) as s, s.begin():
+            n = s.scalar(select(func.count()).select_from(ScenarioRow)) or 0
+            if n >= self.max_scenarios:
+                raise StoreFull(f"the store holds {n:,} scenarios (archived ones included), the most it keeps "
+                                f"(LLMPLAN_MAX_SCENARIOS={self.max_scenarios:,}); save new versions of existing ones, "
+                                "or raise the cap")
             row = ScenarioRow(name=name)
             s.add(row)
             s.flush()
@@ -119,6 +152,9 @@ class Store:
             row = self._scenario(s, sid)
             last = s.scalar(select(func.max(ScenarioVersionRow.version)).where(ScenarioVersionRow.scenario_id == sid))
             number = (last or 0) + 1
+            if number > self.max_versions:
+                raise StoreFull(f"scenario {sid} has {last:,} versions, the most one keeps (LLMPLAN_MAX_VERSIONS="
+                                f"{self.max_versions:,}); save it as a new scenario")
             s.add(ScenarioVersionRow(scenario_id=sid, version=number, body=body, yaml=yaml_text, comment=comment))
             if name:
                 row.name = name
@@ -131,12 +167,28 @@ class Store:
         with Session(self.engine) as s, s.begin():
             self._scenario(s, sid).archived = True
 
-    def list_scenarios(self, archived: bool = False) -> list[dict[str, Any]]:
+    def list_scenarios(self, archived: bool = False, limit: int | None = None, offset: int = 0
+                       ) -> tuple[list[dict[str, Any]], int]:
+        """One page of scenarios (oldest first) and how many there are; reads no version body."""
         with Session(self.engine) as s:
-            q = select(ScenarioRow).order_by(ScenarioRow.id)
-            if not archived:
-                q = q.where(ScenarioRow.archived.is_(False))
-            return [self._scenario_dict(r, full=False) for r in s.scalars(q)]
+            where = [] if archived else [ScenarioRow.archived.is_(False)]
+            total = int(s.scalar(select(func.count()).select_from(ScenarioRow).where(*where)) or 0)
+            latest = (select(ScenarioVersionRow.scenario_id, func.max(ScenarioVersionRow.version).label("v"))
+                      .group_by(ScenarioVersionRow.scenario_id).subquery())
+            q = (select(ScenarioRow.id, ScenarioRow.name, ScenarioRow.created_at, ScenarioRow.archived,
+                        ScenarioVersionRow.version, ScenarioVersionRow.created_at)
+                 .join(latest, latest.c.scenario_id == ScenarioRow.id)
+                 .join(ScenarioVersionRow, (ScenarioVersionRow.scenario_id == ScenarioRow.id)
+                       & (ScenarioVersionRow.version == latest.c.v))
+                 .where(*where).order_by(ScenarioRow.id).offset(offset).limit(limit))
+            return [{"id": i, "name": n, "created_at": c.isoformat(), "archived": a, "version": v,
+                     "updated_at": u.isoformat()} for i, n, c, a, v, u in s.execute(q)], total
+
+    def scenario_names(self) -> list[dict[str, Any]]:
+        """Id and name of every scenario not archived (no bodies read)."""
+        with Session(self.engine) as s:
+            return [{"id": i, "name": n} for i, n in s.execute(
+                select(ScenarioRow.id, ScenarioRow.name).where(ScenarioRow.archived.is_(False)))]
 
     def get_scenario(self, sid: int) -> dict[str, Any]:
         with Session(self.engine) as s:
@@ -188,12 +240,26 @@ class Store:
                 if v is None:
                     raise NotFound(f"scenario {scenario_id} has no version {version}")
                 vid = v.id
+            self._room_for_run(s)
+            name = (scenario or {}).get("name") if isinstance(scenario, dict) else None
             row = RunRow(scenario_version_id=vid, scenario=scenario, status=status, result=result,
                          report_html=report_html, report_md=report_md, error=error, catalog_version=catalog_version,
-                         llmplan_version=llmplan_version, seconds=seconds)
+                         llmplan_version=llmplan_version, seconds=seconds,
+                         name=str(name)[:200] if name is not None else None, summary=run_summary(result))
             s.add(row)
             s.flush()
             return row.id
+
+    def room_for_run(self) -> None:
+        """StoreFull unless one more run may be kept (checked before a plan starts, and again when it is saved)."""
+        with Session(self.engine) as s:
+            self._room_for_run(s)
+
+    def _room_for_run(self, s: Session) -> None:
+        n = s.scalar(select(func.count()).select_from(RunRow)) or 0
+        if n >= self.max_runs:
+            raise StoreFull(f"the store holds {n:,} runs, the most it keeps (LLMPLAN_MAX_RUNS={self.max_runs:,}); "
+                            "delete old ones (DELETE /api/runs/ID) or raise the cap")
 
     def get_run(self, rid: int, with_reports: bool = False) -> dict[str, Any]:
         with Session(self.engine) as s:
@@ -205,13 +271,34 @@ class Store:
                 d["report_html"], d["report_md"] = r.report_html, r.report_md
             return d
 
-    def list_runs(self, scenario_id: int | None = None) -> list[dict[str, Any]]:
+    def list_runs(self, scenario_id: int | None = None, limit: int | None = None, offset: int = 0
+                  ) -> tuple[list[dict[str, Any]], int]:
+        """One page of runs, newest first, and how many there are; reads no result, report or
+        scenario (the name and summary have their own columns)."""
         with Session(self.engine) as s:
-            q = select(RunRow).order_by(RunRow.id)
-            if scenario_id is not None:
-                q = q.join(ScenarioVersionRow, RunRow.scenario_version_id == ScenarioVersionRow.id).where(
-                    ScenarioVersionRow.scenario_id == scenario_id)
-            return [_run_dict(s, r, with_result=False) for r in s.scalars(q)]
+            where = [] if scenario_id is None else [ScenarioVersionRow.scenario_id == scenario_id]
+            count = select(func.count()).select_from(RunRow).outerjoin(
+                ScenarioVersionRow, RunRow.scenario_version_id == ScenarioVersionRow.id).where(*where)
+            total = int(s.scalar(count) or 0)
+            q = (select(RunRow.id, RunRow.status, ScenarioVersionRow.scenario_id, ScenarioVersionRow.version,
+                        RunRow.name, RunRow.catalog_version, RunRow.llmplan_version, RunRow.seconds,
+                        RunRow.created_at, RunRow.error, RunRow.summary)
+                 .outerjoin(ScenarioVersionRow, RunRow.scenario_version_id == ScenarioVersionRow.id)
+                 .where(*where).order_by(RunRow.id.desc()).offset(offset).limit(limit))
+            return [{"id": r[0], "status": r[1], "scenario_id": r[2], "scenario_version": r[3], "name": r[4],
+                     "catalog_version": r[5], "llmplan_version": r[6], "seconds": r[7],
+                     "created_at": r[8].isoformat(), "error": r[9], "recommendation": r[10]}
+                    for r in s.execute(q)], total
+
+    def delete_run(self, rid: int) -> None:
+        """Delete a run (its reports and PDF with it); jobs that made it keep their status, without the run."""
+        from sqlalchemy import delete, update
+
+        with Session(self.engine) as s, s.begin():
+            s.execute(update(JobRow).where(JobRow.run_id == rid).values(run_id=None))
+            gone = cast(CursorResult, s.execute(delete(RunRow).where(RunRow.id == rid)))  # a DELETE: a cursor result
+            if not gone.rowcount:
+                raise NotFound(f"no run {rid}")
 
     # ------------------------------------------------------------------ jobs
 
@@ -405,15 +492,21 @@ def _version_dict(v: ScenarioVersionRow) -> dict[str, Any]:
             "created_at": v.created_at.isoformat()}
 
 
+def run_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a list shows of a run's result (stored in its own column): the recommendation in brief."""
+    rec = (result or {}).get("recommendation") if isinstance(result, dict) else None
+    return {k: rec.get(k) for k in ("id", "deployment", "tco_usd", "cost_per_million_tokens_usd")} \
+        if isinstance(rec, dict) else None
+
+
 def _run_dict(s: Session, r: RunRow, with_result: bool) -> dict[str, Any]:
     sv = s.get(ScenarioVersionRow, r.scenario_version_id) if r.scenario_version_id else None
     d = {"id": r.id, "status": r.status, "scenario_id": sv.scenario_id if sv else None,
-         "scenario_version": sv.version if sv else None, "name": (r.scenario or {}).get("name"),
+         "scenario_version": sv.version if sv else None,
+         "name": r.name if r.name is not None else (r.scenario or {}).get("name"),
          "catalog_version": r.catalog_version, "llmplan_version": r.llmplan_version, "seconds": r.seconds,
          "created_at": r.created_at.isoformat(), "error": r.error}
-    rec = (r.result or {}).get("recommendation") if r.result else None
-    d["recommendation"] = {k: rec.get(k) for k in ("id", "deployment", "tco_usd", "cost_per_million_tokens_usd")} \
-        if rec else None
+    d["recommendation"] = r.summary if r.summary is not None else run_summary(r.result)
     if with_result:
         d["scenario"] = r.scenario
         d["result"] = r.result

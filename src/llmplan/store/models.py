@@ -59,11 +59,13 @@ class RunRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     scenario_version_id: Mapped[int | None] = mapped_column(ForeignKey("scenario_versions.id"), index=True,
                                                             default=None)
-    scenario: Mapped[dict[str, Any]] = mapped_column(JSON)
+    scenario: Mapped[dict[str, Any]] = mapped_column(JSON, deferred=True)
     status: Mapped[str] = mapped_column(String(20))  # done | failed
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    report_html: Mapped[str | None] = mapped_column(Text, default=None)
-    report_md: Mapped[str | None] = mapped_column(Text, default=None)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None, deferred=True)
+    report_html: Mapped[str | None] = mapped_column(Text, default=None, deferred=True)
+    report_md: Mapped[str | None] = mapped_column(Text, default=None, deferred=True)
+    name: Mapped[str | None] = mapped_column(String(200), default=None)  # the scenario's: lists read no blob
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)  # the recommendation in brief
     report_pdf: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)  # rendered once
     error: Mapped[str | None] = mapped_column(Text, default=None)
     catalog_version: Mapped[str] = mapped_column(String(80))

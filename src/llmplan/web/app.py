@@ -4,7 +4,8 @@ Request bodies are the same pydantic models as the Python API and the scenario f
 scenario saved here is the YAML file a CLI user runs. Every computation runs under a budget in a
 bounded pool of worker processes and stops when its client goes away. Errors are JSON: 400 for a
 request the user can fix (the same one-line messages as the CLI, budgets included), 404 for a
-missing object, 409 for a catalog override that would shadow or clash, 413 for an oversized body,
+missing object, 409 for a catalog override that would shadow or clash, a scenario name that reads as
+another's, or a store that holds as many runs or scenarios as it keeps, 413 for an oversized body,
 422 for a body that does not validate, 429 when the queue is full.
 
 The routes live in `routes/`, one module per resource; `context.py` holds what they share."""
@@ -22,8 +23,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import LlmplanError, SpecError, describe
-from ..store.db import NotFound, Store
+from ..errors import LlmplanError, SpecError, describe, suggest_fields
+from ..store.db import NotFound, Store, StoreFull
 from . import overrides as ovr
 from .compute import Budget, Busy, Cancelled
 from .context import ClientGone, Context, catalog_version, log, scenario_from
@@ -102,6 +103,10 @@ def _handlers(app: FastAPI) -> None:
     async def _nf(_: Request, exc: NotFound) -> JSONResponse:
         return _error(404, {"error": str(exc)})
 
+    @app.exception_handler(StoreFull)
+    async def _full(_: Request, exc: StoreFull) -> JSONResponse:
+        return _error(409, {"error": str(exc)})
+
     @app.exception_handler(ovr.Conflict)
     async def _conflict(_: Request, exc: ovr.Conflict) -> JSONResponse:
         return _error(409, {"error": str(exc)})
@@ -118,10 +123,21 @@ def _handlers(app: FastAPI) -> None:
         return _error(400, body)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errs = [{**e, "loc": tuple(p for p in e.get("loc", ()) if p != "body")} for e in exc.errors()]
+        bad_json = next((e for e in errs if e.get("type") == "json_invalid"), None)
+        if bad_json is not None:
+            where = bad_json["loc"][0] if bad_json["loc"] else None
+            why = (bad_json.get("ctx") or {}).get("error") or "not valid JSON"
+            at = f" at character {where}" if isinstance(where, int) else ""
+            return _error(422, {"error": f"the body is not valid JSON: {why}{at}",
+                                "details": [{"loc": list(bad_json["loc"]), "msg": why}]})
+        model = _body_model(request)
+        if model is not None:
+            errs = suggest_fields(model, errs)
         field, reason = describe(errs)
-        return _error(422, {"error": f"{field}: {reason}",
+        message = reason if field == "(top level)" else f"{field}: {reason}"
+        return _error(422, {"error": message,
                             "details": [{"loc": list(e.get("loc", ())), "msg": e.get("msg")} for e in errs[:20]]})
 
     @app.exception_handler(ClientGone)
@@ -136,6 +152,13 @@ def _handlers(app: FastAPI) -> None:
     async def _internal(request: Request, exc: Exception) -> JSONResponse:  # the last resort: JSON, the headers
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return _error(500, {"error": f"internal error ({exc.__class__.__name__}); the server log has the details"})
+
+
+def _body_model(request: Request) -> Any:
+    """The pydantic model of the route's JSON body, for 'did you mean' on unknown fields."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(field, "type_", None) or getattr(getattr(field, "field_info", None), "annotation", None)
+    return model if isinstance(model, type) and hasattr(model, "model_fields") else None
 
 
 __all__ = ["create_app", "catalog_version", "scenario_from"]

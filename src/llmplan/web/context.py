@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Path as PathParam
 from fastapi import Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from .. import __version__
 from ..errors import LlmplanError
@@ -32,6 +32,13 @@ MAX_SCENARIO_VALUES = 100_000  # a scenario has a few dozen
 MAX_DB_ID = 2**31 - 1  # the largest key the store holds (INTEGER: 32 bits on PostgreSQL)
 DbId = Annotated[int, PathParam(ge=1, le=MAX_DB_ID)]
 VersionQ = Annotated[int, Query(ge=1, le=MAX_DB_ID)]
+MAX_PAGE = 1000  # the most items one list answer holds
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"items per page (at most {MAX_PAGE:,}); the "
+                                                             "X-Total-Count header says how many there are")]
+Offset = Annotated[int, Query(ge=0, le=MAX_DB_ID, description="items to skip")]
+PAGED: dict[int | str, dict[str, Any]] = {
+    200: {"headers": {"X-Total-Count": {"description": "how many items there are in all pages",
+                                        "schema": {"type": "integer", "minimum": 0}}}}}
 Kind = Annotated[str, PathParam(max_length=40)]
 EntryId = Annotated[str, PathParam(max_length=NAME_MAX_CHARS)]
 
@@ -60,6 +67,13 @@ class ScenarioIn(BaseModel):
     scenario: dict[str, Any] | None = Field(default=None, description="the scenario fields, as in the YAML file")
     yaml: str | None = Field(default=None, max_length=MAX_BODY_BYTES, description="or the YAML text itself")
     comment: str | None = Field(default=None, max_length=500, description="what changed in this version")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        from ..names import check_name
+
+        return v if v is None else check_name(v)
 
 
 class MeasurementsIn(BaseModel):

@@ -60,9 +60,12 @@ def build(stored: list[dict[str, Any]]) -> OverrideSet:
 
 @functools.lru_cache(maxsize=16)
 def _build(key: str) -> OverrideSet:
+    """In one pass: every stored entry validated once, the catalog rebuilt once with all of them.
+    Only when that catalog refuses them together (two names that clash) are they added one at a
+    time, to tell which one is left out and why."""
     base = load_catalog()
-    cat = base
-    in_force, skipped, rows = [], [], []
+    skipped: list[dict[str, Any]] = []
+    valid: list[tuple[dict[str, Any], str, Entry, Any]] = []
     for kind, entry_id, revision, enabled, body in json.loads(key):
         label = {"kind": kind, "id": entry_id, "revision": revision}
         if not enabled:
@@ -72,18 +75,37 @@ def _build(key: str) -> OverrideSet:
             entry = _entry(kind, body, f"override {kind}/{entry_id}")
             if entry.id != entry_id:
                 raise CatalogError(f"its body's id {entry.id!r} is not {entry_id!r}")
-            cat = with_entries(cat, {KINDS[kind]: [entry]})
         except (LlmplanError, KeyError) as exc:
             skipped.append(label | {"reason": f"invalid: {exc}"})
             continue
-        in_force.append(label | {"replaces_builtin": entry.id in getattr(base, KINDS[kind]).entries})
-        rows.append((kind, entry_id, revision, json.dumps(body, sort_keys=True)))
+        valid.append((label, kind, entry, body))
+    by_kind: dict[str, list[Entry]] = {}
+    for _, kind, entry, _ in valid:
+        by_kind.setdefault(KINDS[kind], []).append(entry)
+    try:
+        cat = with_entries(base, by_kind) if valid else base
+        kept = valid
+    except CatalogError:  # a clash among them: find it by adding them one by one
+        cat, kept = base, []
+        for item in valid:
+            label, kind, entry, _ = item
+            try:
+                cat = with_entries(cat, {KINDS[kind]: [entry]})
+            except CatalogError as exc:
+                skipped.append(label | {"reason": f"invalid: {exc}"})
+                continue
+            kept.append(item)
+    in_force = [label | {"replaces_builtin": entry.id in getattr(base, KINDS[kind]).entries}
+                for label, kind, entry, _ in kept]
+    rows = [(kind, entry.id, label["revision"], json.dumps(body, sort_keys=True)) for label, kind, entry, body in kept]
     digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:12] if rows else ""
     return OverrideSet(cat, tuple(in_force), tuple(skipped), tuple(rows), digest)
 
 
+@functools.lru_cache(maxsize=16)
 def from_rows(rows: tuple[tuple[str, str, int, str], ...]) -> OverrideSet:
-    """The same set rebuilt from `OverrideSet.rows` (what a worker process is sent)."""
+    """The same set rebuilt from `OverrideSet.rows` (what a worker process is sent); cached by the
+    rows themselves, so a worker builds each state of the overrides once, not once per computation."""
     return build([{"kind": k, "entry_id": i, "revision": r, "enabled": True, "body": json.loads(b)}
                   for k, i, r, b in rows])
 

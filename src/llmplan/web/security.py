@@ -15,6 +15,10 @@ for `llmplan serve`.
   when the browser sends an Origin, come from this app's own origin. A cross-site HTML form can
   send neither, and a cross-site script cannot send JSON without a CORS preflight this app never
   answers.
+- Cross-site reads (Fetch Metadata resource isolation): a request a browser marks
+  `Sec-Fetch-Site: cross-site` or `same-site` is refused (403) unless it is a top-level
+  navigation (a link to a report opened from elsewhere, read by nobody but the user); the app's
+  own pages send `same-origin`, typed addresses and bookmarks `none`, non-browser clients nothing.
 - Documents: a JSON body nested deeper than 32 levels, with control characters in its text or
   over a million values is refused (400) before any handler walks it.
 - Size: a request body over `MAX_BODY_BYTES` is refused with 413, whether it announces its
@@ -199,6 +203,10 @@ class Guard:
                     "or a name it was not told about: start it with --allowed-host NAME or --public-url URL)", 421)
         if self.auth.enabled and path not in OPEN_PATHS and not self.auth.allows(headers.get("authorization")):
             return "authentication required", 401
+        site = headers.get("sec-fetch-site", "").strip().lower()
+        if site in ("cross-site", "same-site") and not _navigation(scope["method"], headers):
+            return (f"a {site} request from a browser (Sec-Fetch-Site) is refused: only this app's own pages read "
+                    "its data (open the address directly, or call the API from a non-browser client)", 403)
         keys = [k for k, _ in urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1"),
                                                        keep_blank_values=True)]
         twice = sorted({k for k in keys if keys.count(k) > 1})
@@ -216,6 +224,12 @@ class Guard:
                     self.origins.public_urls:
                 return f"cross-origin request from {origin[:200]} refused", 403
         return None
+
+
+def _navigation(method: str, headers: dict[str, str]) -> bool:
+    """A top-level GET navigation (a followed link): the page it opens is the user's to read, not the linking site's."""
+    return method in ("GET", "HEAD") and headers.get("sec-fetch-mode", "").lower() == "navigate" and \
+        headers.get("sec-fetch-dest", "document").lower() == "document"
 
 
 async def _checked_body(receive):

@@ -29,6 +29,7 @@ def router(ctx: Context) -> APIRouter:
     async def plan_now(request: Request, s: Scenario, doc: dict[str, Any], ov: ovr.OverrideSet,
                        sid: int | None = None, version: int | None = None) -> dict[str, Any]:
         t0, tag = time.perf_counter(), ctx.tag(ov)
+        await run_in_threadpool(ctx.store.room_for_run)  # a full store refuses before the work, not after
         try:
             data, html, md = await ctx.compute(request, "plan", s, ov.rows)
         except LlmplanError as exc:
@@ -63,6 +64,7 @@ def router(ctx: Context) -> APIRouter:
         server process running them, which beats a heartbeat: a job is failed only when its owner
         stopped, never because another process started."""
         s, doc, ov = await scenario(body)  # a bad scenario fails now, not in the job
+        await run_in_threadpool(ctx.store.room_for_run)
         tag = ctx.tag(ov)
         sid, ver = await run_in_threadpool(_saved, ctx, body, scenario_id, version)
 

@@ -17,7 +17,7 @@ from ...errors import LlmplanError
 from ...planner.scenario import parse_scenario
 from ...specs import NAME_MAX_CHARS
 from ...store.db import NotFound
-from ..context import MAX_DB_ID, Context, DbId
+from ..context import MAX_DB_ID, PAGED, Context, DbId, Limit, Offset
 
 FORMATS = ("html", "md", "json", "csv", "pdf")
 CSV_COLUMNS = ["rank", "id", "deployment", "model", "precision", "hardware", "engine", "num_gpus", "servers", "tp",
@@ -28,13 +28,24 @@ CSV_COLUMNS = ["rank", "id", "deployment", "model", "precision", "hardware", "en
 def router(ctx: Context) -> APIRouter:
     r = APIRouter()
 
-    @r.get("/api/runs")
-    def runs(scenario_id: Annotated[int | None, Query(ge=1, le=MAX_DB_ID)] = None) -> list[dict[str, Any]]:
-        return ctx.store.list_runs(scenario_id)
+    @r.get("/api/runs", responses=PAGED)
+    def runs(response: Response, scenario_id: Annotated[int | None, Query(ge=1, le=MAX_DB_ID)] = None,
+             limit: Limit = 100, offset: Offset = 0) -> list[dict[str, Any]]:
+        """Runs, newest first, a page at a time (`limit`, `offset`); `X-Total-Count` is how many there are.
+        Each item is the run's summary (no result, no report)."""
+        page, total = ctx.store.list_runs(scenario_id, limit, offset)
+        response.headers["x-total-count"] = str(total)
+        return page
 
     @r.get("/api/runs/{rid}")
     def run_get(rid: DbId) -> dict[str, Any]:
         return ctx.store.get_run(rid)
+
+    @r.delete("/api/runs/{rid}", status_code=204)
+    def run_delete(rid: DbId) -> Response:
+        """Delete a run with its reports (the store keeps at most LLMPLAN_MAX_RUNS runs)."""
+        ctx.store.delete_run(rid)
+        return Response(status_code=204)
 
     @r.get("/api/runs/{rid}/report.{fmt}")
     async def run_report(rid: DbId, fmt: Annotated[str, PathParam(max_length=8)], request: Request,

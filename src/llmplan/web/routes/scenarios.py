@@ -9,7 +9,9 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
 
 from ...errors import LlmplanError
-from ..context import Context, DbId, ScenarioIn, VersionQ, scenario_from
+from ...names import name_key
+from .. import overrides as ovr
+from ..context import PAGED, Context, DbId, Limit, Offset, ScenarioIn, VersionQ, scenario_from
 
 
 def router(ctx: Context) -> APIRouter:
@@ -30,13 +32,30 @@ def router(ctx: Context) -> APIRouter:
         """The YAML file for scenario fields (the form editor's other half)."""
         return scenario_from(body, ctx.overrides().catalog)[2]
 
-    @r.get("/api/scenarios")
-    def scenarios(archived: bool = False) -> list[dict[str, Any]]:
-        return store.list_scenarios(archived)
+    @r.get("/api/scenarios", responses=PAGED)
+    def scenarios(response: Response, archived: bool = False, limit: Limit = 100, offset: Offset = 0
+                  ) -> list[dict[str, Any]]:
+        """Saved scenarios, oldest first, a page at a time (`limit`, `offset`); `X-Total-Count` is how many
+        there are. The store keeps at most LLMPLAN_MAX_SCENARIOS (archived ones included)."""
+        page, total = store.list_scenarios(archived, limit, offset)
+        response.headers["x-total-count"] = str(total)
+        return page
+
+    def lookalike(name: str, sid: int | None = None) -> None:
+        """A name that equals another scenario's once case and width are ignored (NFKC case-folded), but is
+        not spelled the same, would pass for it in the list: 409. The same name twice is allowed (twins are
+        told apart by their ids)."""
+        key = name_key(name)
+        for other in store.scenario_names():
+            if other["id"] != sid and other["name"] != name and name_key(other["name"]) == key:
+                raise ovr.Conflict(f"name {name[:100]!r} reads as scenario #{other['id']} {other['name'][:100]!r} "
+                                   "(the same once case and character width are ignored): use exactly that name (a "
+                                   "twin, told apart by its id) or another one")
 
     @r.post("/api/scenarios", status_code=201)
     def scenario_create(body: ScenarioIn) -> dict[str, Any]:
         s, doc, text = scenario_from(body, ctx.overrides().catalog)
+        lookalike(body.name or s.name)
         return store.create_scenario(body.name or s.name, doc, text, body.comment)
 
     @r.get("/api/scenarios/{sid}")
@@ -47,6 +66,8 @@ def router(ctx: Context) -> APIRouter:
     def scenario_save(sid: DbId, body: ScenarioIn) -> dict[str, Any]:
         """Save a new version (nothing is overwritten)."""
         s, doc, text = scenario_from(body, ctx.overrides().catalog)
+        if body.name:
+            lookalike(body.name, sid)
         return store.save_version(sid, doc, text, body.comment, body.name)
 
     @r.delete("/api/scenarios/{sid}", status_code=204)

@@ -30,7 +30,12 @@ async function getJSON(url) {
 }
 
 async function init() {
-  const runs = await getJSON("/api/runs");
+  // newest first (the API's order), the latest 200; older runs stay in the API (limit, offset)
+  const r0 = await fetch("/api/runs?limit=200");
+  const runs = await r0.json();
+  if (!r0.ok) throw new Error(runs.error || r0.statusText);
+  const total = Number(r0.headers.get("x-total-count") || runs.length);
+  if (total > runs.length) $("status").textContent = `Showing the ${runs.length} newest of ${total} runs.`;
   for (const r of runs.filter((x) => x.status === "done")) {
     const li = document.createElement("li");
     const label = document.createElement("label");

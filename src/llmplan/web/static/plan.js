@@ -199,7 +199,7 @@ async function load(id) {
 }
 
 async function listSaved() {
-  const items = await call("GET", "/api/scenarios");
+  const items = await call("GET", "/api/scenarios?limit=1000");
   const names = {};
   for (const s of items) names[s.name] = (names[s.name] || 0) + 1;
   $("saved").replaceChildren(...items.map((s) => {
