@@ -137,7 +137,9 @@ def slowloris(port: int, n: int = 50) -> None:
 def cross_site(c: httpx.Client) -> None:
     print("7. cross-site reads")
     for site in ("cross-site", "same-origin"):
-        r = c.get("/api/scenarios", headers={"sec-fetch-site": site, "sec-fetch-mode": "cors", "sec-fetch-dest": "empty"})
+        r = c.get(
+            "/api/scenarios", headers={"sec-fetch-site": site, "sec-fetch-mode": "cors", "sec-fetch-dest": "empty"}
+        )
         print(f"   GET /api/scenarios, Sec-Fetch-Site: {site}: {r.status_code}")
 
 

@@ -38,12 +38,14 @@ def timed(f, *a, **k):
 
 def planner_cost(per_day: float) -> str:
     """CPU seconds and peak RSS of the planner on the internal-assistant example at `per_day`, in a fresh process."""
-    code = ("import sys, time, resource, yaml; from llmplan.catalog import load_catalog; "
-            "from llmplan.planner.scenario import parse_scenario; from llmplan.planner.report import run; "
-            "d = yaml.safe_load(open(sys.argv[1])); d['workload']['requests_per_day'] = float(sys.argv[2]); "
-            "s = parse_scenario(d); c = load_catalog(); t = time.process_time(); r = run(s, c); "
-            "print(round(time.process_time() - t, 1), round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), "
-            "r['recommendation']['replicas'])")
+    code = (
+        "import sys, time, resource, yaml; from llmplan.catalog import load_catalog; "
+        "from llmplan.planner.scenario import parse_scenario; from llmplan.planner.report import run; "
+        "d = yaml.safe_load(open(sys.argv[1])); d['workload']['requests_per_day'] = float(sys.argv[2]); "
+        "s = parse_scenario(d); c = load_catalog(); t = time.process_time(); r = run(s, c); "
+        "print(round(time.process_time() - t, 1), round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), "
+        "r['recommendation']['replicas'])"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(REPO / "examples" / "internal-assistant.yaml"), str(per_day)],
                          capture_output=True, text=True, timeout=900)
     cpu, rss, replicas = out.stdout.split()
@@ -131,7 +133,9 @@ def edges(c: httpx.Client, port: int) -> None:
     deep = "workload:\n" + "".join("  " * (i + 1) + "-\n" for i in range(1000))
     for url in ("/api/scenarios/validate", "/api/scenarios/yaml", "/api/scenarios", "/api/jobs/plan"):
         r, t = timed(c.post, url, json={"yaml": deep})
-        print(f"   YAML 1,000 deep to {url}: {r.status_code} in {t * 1e3:.0f} ms ({(r.json().get('error') or '')[:50]}…)")
+        print(
+            f"   YAML 1,000 deep to {url}: {r.status_code} in {t * 1e3:.0f} ms ({(r.json().get('error') or '')[:50]}…)"
+        )
     r, t = timed(c.post, "/api/scenarios", json={"yaml": "workload: {requests_per_day: " + "9" * 5000 + "}"})
     print(f"   a 5,000-digit integer: {r.status_code} in {t * 1e3:.0f} ms")
     print("8. capacity at the edges (llama-3.1-8b on one L40S, chat)")
@@ -139,8 +143,11 @@ def edges(c: httpx.Client, port: int) -> None:
         r = c.post("/api/capacity", json={"model": "llama-3.1-8b", "gpu": "l40s", "workload": "chat",
                                           "rate_per_s": rate}).json()
         if r["feasible"]:
-            print(f"   {rate:g} req/s: {r['replicas']} replicas, peak utilisation {max(r['utilisation_by_hour_pct']):.0f} "
-                  f"%, check of {r['check']['requests']:,} requests ({r['check']['basis']})")
+            print(
+                f"   {rate:g} req/s: {r['replicas']} replicas, peak utilisation "
+                f"{max(r['utilisation_by_hour_pct']):.0f} %, check of {r['check']['requests']:,} requests "
+                f"({r['check']['basis']})"
+            )
         else:
             print(f"   {rate:g} req/s: infeasible: {r['reason'][:110]}…")
 

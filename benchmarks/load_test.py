@@ -2,7 +2,8 @@
 
 Starts the server (one worker per core) in a subprocess on 127.0.0.1 (a fresh SQLite store in a temporary directory),
 offers RATE requests/s (open loop: each request is due at its time, latency counted from then, so
-queueing shows) to /api/fit and /api/estimate, at most REQUESTS requests and DEADLINE_S seconds, then 20 concurrent plan jobs, and prints
+queueing shows) to /api/fit and /api/estimate, at most REQUESTS requests and DEADLINE_S seconds, then 20
+concurrent plan jobs, and prints
 throughput and latency percentiles. Target (issue 8): fit/estimate ≥ 200 requests/s with p99
 under 100 ms on a 2-core machine; every plan job finishes."""
 

@@ -31,9 +31,11 @@ def main() -> int:
         print(f"{r.id:<10} {r.metric:<28} {r.measured:12.4g} {pred} {err}")
     ok = True
     for cat, s in summary(results).items():
-        print(f"{cat:<8} n={s['n']:.0f} predicted={s['predicted']:.0f} median |err|={s['mdape_pct']:.2f}% "
-              f"max |err|={s['max_ape_pct']:.2f}%" + (
-                  f" within {s['target_pct']:.0f}%: {s['within_target']:.0f}/{s['n']:.0f}" if cat in TARGET_PCT else ""))
+        print(
+            f"{cat:<8} n={s['n']:.0f} predicted={s['predicted']:.0f} median |err|={s['mdape_pct']:.2f}% "
+            f"max |err|={s['max_ape_pct']:.2f}%"
+            + (f" within {s['target_pct']:.0f}%: {s['within_target']:.0f}/{s['n']:.0f}" if cat in TARGET_PCT else "")
+        )
     for r in results:
         limit = TARGET_PCT.get(r.category)
         if limit is not None and (r.error_pct is None or abs(r.error_pct) > limit):

@@ -30,7 +30,9 @@ from llmplan.specs import FitRequest
 from llmplan.strict import alternatives as members
 
 CAT = load_catalog()
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FAST = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 
 # -------------------------------------------------------------------- the specs and their API calls
 
@@ -302,9 +304,16 @@ finance = st.fixed_dictionaries({}, optional={
 
 
 @FAST
-@given(st.sampled_from(["llama-3.1-8b", "qwen2.5-7b-instruct", "llama-3.3-70b-instruct", "mistralai/Mistral-Small-24B-Instruct-2501"]),
-       st.sampled_from(["h100-sxm", "h200-sxm", "mi300x", "l40s", "rtx-4090", "gaudi3"]),
-       finance, st.integers(1, 6), st.floats(1e2, 1e7), st.floats(100, 1e5))
+@given(
+    st.sampled_from(
+        ["llama-3.1-8b", "qwen2.5-7b-instruct", "llama-3.3-70b-instruct", "mistralai/Mistral-Small-24B-Instruct-2501"]
+    ),
+    st.sampled_from(["h100-sxm", "h200-sxm", "mi300x", "l40s", "rtx-4090", "gaudi3"]),
+    finance,
+    st.integers(1, 6),
+    st.floats(1e2, 1e7),
+    st.floats(100, 1e5),
+)
 def test_valid_tco_specs_answer_or_refuse_cleanly_with_non_negative_costs(model, gpu, fin, replicas, per_day, price):
     try:
         r = llmplan.tco(model, gpu, finance={**fin, "gpu_price_usd": price}, fixed_replicas=replicas,

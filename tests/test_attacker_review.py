@@ -17,7 +17,6 @@ from llmplan.web.app import create_app
 
 from .test_hardening import BASE, SMALL, client, database, pg  # noqa: F401 (fixtures: SQLite and PostgreSQL)
 
-
 # ------------------------------------------------------------------ 4. YAML tags
 
 @pytest.mark.parametrize("tag, shown", [("!!python/object/apply:os.system ['id']", "!!python/object/apply:os.system"),
@@ -37,7 +36,11 @@ def test_yaml_tags_are_refused_naming_the_tag(client, tag, shown):
 
 # ------------------------------------------------------------------ 7. cross-site reads (Fetch Metadata)
 
-BROWSER = {"sec-fetch-mode": "cors", "sec-fetch-dest": "empty", "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/131"}
+BROWSER = {
+    "sec-fetch-mode": "cors",
+    "sec-fetch-dest": "empty",
+    "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/131",
+}
 
 
 def test_cross_site_reads_are_refused_by_fetch_metadata(client):
@@ -154,9 +157,19 @@ def _entry(client, kind, eid, **changes):
     return e
 
 
-@pytest.mark.parametrize("bad, why", [("a\u202eb", "U+202E"), ("\u2066x\u2069", "U+2066"), ("pay\u200broll", "U+200B"),
-                                      ("a\tb", "U+0009"), ("line\u2028two", "U+2028"), ("\u0430dmin", "Cyrillic and Latin"),
-                                      ("pay\ue000", "private-use"), ("\u03bfpen", "Greek and Latin")])
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ("a\u202eb", "U+202E"),
+        ("\u2066x\u2069", "U+2066"),
+        ("pay\u200broll", "U+200B"),
+        ("a\tb", "U+0009"),
+        ("line\u2028two", "U+2028"),
+        ("\u0430dmin", "Cyrillic and Latin"),
+        ("pay\ue000", "private-use"),
+        ("\u03bfpen", "Greek and Latin"),
+    ],
+)
 def test_names_with_invisible_or_mixed_script_characters_are_refused(client, bad, why):
     for url, body in (("/api/scenarios", {"scenario": {**SMALL, "name": bad}}),
                       ("/api/scenarios", {"scenario": SMALL, "name": bad}),
@@ -180,7 +193,9 @@ def test_names_with_invisible_or_mixed_script_characters_are_refused(client, bad
 def test_names_are_compared_nfkc_casefolded(client):
     first = client.post("/api/scenarios", json={"scenario": {**SMALL, "name": "Budget 2027"}})
     assert first.status_code == 201
-    assert client.post("/api/scenarios", json={"scenario": {**SMALL, "name": "Budget 2027"}}).status_code == 201  # a twin
+    assert (
+        client.post("/api/scenarios", json={"scenario": {**SMALL, "name": "Budget 2027"}}).status_code == 201
+    )  # a twin
     for lookalike in ("ＢＵＤＧＥＴ ２０２７", "budget 2027", "BUDGET 2027"):
         r = client.post("/api/scenarios", json={"scenario": {**SMALL, "name": lookalike}})
         assert r.status_code == 409 and "Budget 2027" in r.json()["error"], r.text
@@ -339,7 +354,9 @@ def test_overrides_are_applied_in_one_pass_and_cached(client, monkeypatch):
 
     gpu = client.get("/api/catalog/gpus/h100-sxm").json()
     for i in range(12):
-        r = client.post("/api/overrides/gpus", json={**gpu, "id": f"lab-gpu-{i}", "aliases": [], "name": f"Lab GPU {i}"})
+        r = client.post(
+            "/api/overrides/gpus", json={**gpu, "id": f"lab-gpu-{i}", "aliases": [], "name": f"Lab GPU {i}"}
+        )
         assert r.status_code == 201, r.text
     calls = {"with_entries": 0, "build": 0}
     real_with, real_build = ovr.with_entries, ovr.build

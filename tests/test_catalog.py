@@ -40,7 +40,9 @@ mistralai/Mistral-Large-Instruct-2411 mistralai/Mistral-Small-24B-Instruct-2501 
 mistralai/Mixtral-8x7B-v0.1 moonshotai/Kimi-K2-Instruct neuralmagic/Meta-Llama-3.1-70B-Instruct-quantized.w8a8
 openai/gpt-oss-120b openai/gpt-oss-20b zai-org/GLM-4.5-Air""".split()
 
-REQUIRED_FORMATS = "bf16 fp16 fp8 int8 int8-w8a16 int4-awq int4-gptq nf4 q8_0 q6_k q5_k_m q4_k_m q4_0 q3_k_m q2_k nvfp4 mxfp4"
+REQUIRED_FORMATS = (
+    "bf16 fp16 fp8 int8 int8-w8a16 int4-awq int4-gptq nf4 q8_0 q6_k q5_k_m q4_k_m q4_0 q3_k_m q2_k nvfp4 mxfp4"
+)
 REQUIRED_KV = "fp16 bf16 fp8 int8 int4"
 REQUIRED_ENGINES = "vllm sglang trtllm llamacpp nim gaudi"
 FAMILIES = {"ampere", "ada", "hopper", "blackwell", "blackwell-rtx", "cdna2", "cdna3", "cdna4", "rdna3", "gaudi",
@@ -436,7 +438,9 @@ def test_estimated_region_prices_are_their_stated_figures_times_the_ecb_rate(cat
     must be those figures times the ECB cross rate of 2026-10-06 (USD/EUR divided by that currency's rate/EUR)."""
     for rid in ESTIMATED.values():
         r = cat.regions.get(rid)
-        figs = {k: (cur, float(v)) for k, cur, v in re.findall(r"(central|low|high) ([A-Z]{3}) (\d+\.\d+)/kWh", r.notes)}
+        figs = {
+            k: (cur, float(v)) for k, cur, v in re.findall(r"(central|low|high) ([A-Z]{3}) (\d+\.\d+)/kWh", r.notes)
+        }
         assert set(figs) == {"central", "low", "high"}, rid
         usd = {k: v * 1.1269 / ECB_2026_10_06[cur] for k, (cur, v) in figs.items()}
         assert abs(r.electricity_usd_per_kwh - usd["central"]) < 6e-5, (rid, usd)

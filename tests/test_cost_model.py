@@ -129,7 +129,9 @@ def test_costs_are_non_negative_and_monotone_in_every_price(price, base, bump, u
         assert r.tco_usd >= 0 and r.npv_usd >= 0
         assert r.capex_usd == pytest.approx(sum(r.capex_items.values()))
         assert r.opex_usd_per_year == pytest.approx(sum(r.opex_items_per_year.values()))
-        assert r.tco_usd == pytest.approx(r.capex_usd + r.opex_usd_per_year * years - r.residual_usd, rel=1e-9, abs=1e-6)
+        assert r.tco_usd == pytest.approx(
+            r.capex_usd + r.opex_usd_per_year * years - r.residual_usd, rel=1e-9, abs=1e-6
+        )
     assert hi.tco_usd >= lo.tco_usd - 1e-6
     assert hi.npv_usd >= lo.npv_usd - 1e-6
 

@@ -26,15 +26,23 @@ def _d(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm", **kw):
 # ---------------------------------------------------------------- versions
 
 
-@pytest.mark.parametrize("notes, expected", [
-    ("x || norm: src_engine='TensorRT-LLM' version='0.17'; date=2025-02 (v0.17 data)", ("0.17", "2025-02")),
-    ("llama-bench || norm: src_engine='llama.cpp (CUDA)' version='build 2f68ce7cf (6918)'; date=2025-11-02",
-     ("6918", "2025-11-02")),
-    ("snapshots || norm: version='unspecified (May 2024 build, LLAMA_CUBLAS / Metal)'; date=2024-05", (None, "2024-05")),
-    ("served with vLLM 0.6.3 at 16 clients", ("0.6.3", None)),
-    ("SGLang 0.4.6.post1, DP attention", ("0.4.6", None)),
-    ("no version here", (None, None)),
-])
+@pytest.mark.parametrize(
+    "notes, expected",
+    [
+        ("x || norm: src_engine='TensorRT-LLM' version='0.17'; date=2025-02 (v0.17 data)", ("0.17", "2025-02")),
+        (
+            "llama-bench || norm: src_engine='llama.cpp (CUDA)' version='build 2f68ce7cf (6918)'; date=2025-11-02",
+            ("6918", "2025-11-02"),
+        ),
+        (
+            "snapshots || norm: version='unspecified (May 2024 build, LLAMA_CUBLAS / Metal)'; date=2024-05",
+            (None, "2024-05"),
+        ),
+        ("served with vLLM 0.6.3 at 16 clients", ("0.6.3", None)),
+        ("SGLang 0.4.6.post1, DP attention", ("0.4.6", None)),
+        ("no version here", (None, None)),
+    ],
+)
 def test_row_engine_version(notes, expected):
     assert row_engine_version(notes) == expected
 

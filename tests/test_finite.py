@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from llmplan.catalog import load_catalog
-from llmplan.perf.calibrate import efficiency_arrays, lookup, params_of, table_from_catalog
 from llmplan.perf.cases import build_case, predict, stack
+from llmplan.perf.efficiency import efficiency_arrays, lookup, params_of, table_from_catalog
 from llmplan.perf.finite import length_blocks
 from llmplan.validation import finite_runs
 from llmplan.validation.finite_runs import METRICS, row

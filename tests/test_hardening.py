@@ -112,9 +112,9 @@ def test_a_path_held_in_the_store_is_never_read(client, database, tmp_path):
 
 
 def test_local_files_are_off_in_the_workers():
+    from llmplan.catalog import load_catalog
     from llmplan.errors import ImportFileError
     from llmplan.importers import import_model, looks_like_path, set_local_files
-    from llmplan.catalog import load_catalog
 
     try:
         set_local_files(False)

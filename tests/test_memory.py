@@ -11,9 +11,9 @@ from llmplan.memory.kv import kv_bytes_per_token, kv_layout_per_stage
 from llmplan.memory.params import active_param_count, layer_plan, param_count, tensors
 from llmplan.memory.runtime import activation_bytes_per_token
 from llmplan.memory.weights import (
-    _use_more_bits,
     pp_stages,
     tensor_bytes,
+    use_more_bits,
     weights_per_stage,
 )
 from llmplan.specs import Deployment, FitRequest, Layout, resolve
@@ -134,7 +134,7 @@ def test_weight_only_format_keeps_embedding_and_head_in_16_bit(cat):
 def test_use_more_bits_matches_llama_cpp():
     # llama.cpp: i < n/8 || i >= 7n/8 || (i - n/8) % 3 == 2
     n = 32
-    picked = [i for i in range(n) if _use_more_bits(i, n)]
+    picked = [i for i in range(n) if use_more_bits(i, n)]
     assert picked[:4] == [0, 1, 2, 3] and picked[-4:] == [28, 29, 30, 31]
     assert 6 in picked and 5 not in picked
     assert len(picked) == 16

@@ -220,7 +220,8 @@ def test_validate_summary_when_no_row_can_be_predicted(tmp_path, capsys):
     from .conftest import BENCH
 
     header = (BENCH / "perf_dev_v2.csv").read_text().splitlines()[0]
-    row = "E-1,E,meta-llama/Llama-2-7b-chat-hf,a100-sxm-80gb,1,1,1,1,fp16,,lmdeploy,128,128,16,,fixed_concurrency,fixed,48,output_tok_s,1272.47,tok/s,,"
+    row = ("E-1,E,meta-llama/Llama-2-7b-chat-hf,a100-sxm-80gb,1,1,1,1,fp16,,lmdeploy,128,128,16,,fixed_concurrency,"
+           "fixed,48,output_tok_s,1272.47,tok/s,,")
     (tmp_path / "ext.csv").write_text(header + "\n" + row + "\n")
     assert main(["validate", str(tmp_path / "ext.csv")]) == 0
     out = capsys.readouterr().out
@@ -294,13 +295,8 @@ def test_user_calibration_from_vllm_json(tmp_path, capsys):
 
 
 def test_sweep_agrees_with_the_single_estimate_path():
-    from llmplan.perf.calibrate import (
-        efficiency_arrays,
-        lookup,
-        params_of,
-        table_from_catalog,
-    )
     from llmplan.perf.cases import is_dequant
+    from llmplan.perf.efficiency import efficiency_arrays, lookup, params_of, table_from_catalog
     from llmplan.perf.scenarios import mixed_step
     from llmplan.perf.sweep import sweep
 

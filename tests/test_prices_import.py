@@ -67,7 +67,11 @@ def test_litellm_json_becomes_api_prices(tmp_path, capsys):
     assert code == 0, err
     prices = _entries(tmp_path / "api_prices.yaml")
     gpt = prices["openai-gpt-test-1"]
-    assert (gpt["input_usd_per_mtok"], gpt["output_usd_per_mtok"], gpt["cached_input_usd_per_mtok"]) == (2.5, 10.0, 1.25)
+    assert (gpt["input_usd_per_mtok"], gpt["output_usd_per_mtok"], gpt["cached_input_usd_per_mtok"]) == (
+        2.5,
+        10.0,
+        1.25,
+    )
     assert gpt["weights"] == "closed" and gpt["provider_country"] == "US"
     llama = prices["together-meta-llama-llama-3.3-70b-instruct"]
     assert llama["weights"] == "open" and llama["catalog_model"] == "meta-llama/Llama-3.3-70B-Instruct"

@@ -138,7 +138,9 @@ def test_quality_floor_excludes_low_and_unscored_models(cat):
                         "quality": {"min": {"mmlu_pro": 50}}})
     r = run(s, cat)
     assert r["recommendation"]["model"] == "Qwen/Qwen2.5-32B-Instruct"
-    reasons = {x["option"].split(":")[0]: x["reasons"][0] for x in r["rejected"] if x["reasons"][0].startswith("quality")}
+    reasons = {
+        x["option"].split(":")[0]: x["reasons"][0] for x in r["rejected"] if x["reasons"][0].startswith("quality")
+    }
     assert "below the floor 50" in reasons["Qwen/Qwen2.5-14B-Instruct"]
     assert "no published quality figure for Qwen/Qwen3-14B on MMLU-Pro" in reasons["Qwen/Qwen3-14B"]
 

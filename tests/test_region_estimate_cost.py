@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from llmplan.catalog import load_catalog
-from llmplan.cost.tco import Finance, TcoRequest, tco
 from llmplan.cost.ownership import _assumptions, estimated_electricity_note
+from llmplan.cost.tco import Finance, TcoRequest, tco
 
 CAT = load_catalog()
 

@@ -125,13 +125,8 @@ def test_closed_form_stretch_equals_the_sum_of_steps(n, ctx, m):
 
 
 def test_step_model_matches_the_performance_model():
-    from llmplan.perf.calibrate import (
-        efficiency_arrays,
-        lookup,
-        params_of,
-        table_from_catalog,
-    )
     from llmplan.perf.cases import is_dequant
+    from llmplan.perf.efficiency import efficiency_arrays, lookup, params_of, table_from_catalog
     from llmplan.perf.physics import step_time
     from llmplan.perf.shape import machine, stage_shape
 

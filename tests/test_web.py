@@ -11,6 +11,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+from datetime import UTC
+
 from llmplan.store import Store
 from llmplan.web.app import create_app
 
@@ -366,12 +368,12 @@ def test_migration_from_the_previous_schema_keeps_data(database):
 def test_a_job_whose_owner_stopped_beating_reads_as_failed(database):
     """A job left queued or running by a process that stopped (its heartbeat older than the
     timeout) is failed with the reason when read; one whose owner beats is left alone."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     st = Store(database)
     st.add_job("interrupted", owner="gone:1:x")
     st.add_job("alive", owner="elsewhere:2:y")
-    st.update_job("interrupted", heartbeat_at=datetime.now(timezone.utc) - timedelta(minutes=10))
+    st.update_job("interrupted", heartbeat_at=datetime.now(UTC) - timedelta(minutes=10))
     c = TestClient(create_app(database), base_url=BASE)  # a new server process on the same store
     job = c.get("/api/jobs/interrupted").json()
     assert job["status"] == "failed" and "stopped" in job["error"] and "heartbeat" in job["error"]

@@ -160,7 +160,9 @@ def estimate(model: str, gpu: str, *, catalog_dirs: Iterable[str | os.PathLike[s
 def simulate(model: str, gpu: str, *, workload: str = "chat", catalog_dirs: Iterable[str | os.PathLike[str]] = (),
              **options: Any) -> dict[str, Any]:
     """Serve a workload (a preset id or a workload YAML file) on `replicas` replicas with the
-    event-driven simulator. Options are the fields of :class:`llmplan.serving.api.ServeRequest`."""
+    event-driven simulator. Options are the fields of :class:`llmplan.serving.api.ServeRequest`.
+    Returns the JSON-ready dict that :class:`llmplan.SimulateResult` describes (``model_validate`` it
+    for attribute access)."""
     from .serving.api import ServeRequest
     from .serving.api import simulate as _simulate
 
@@ -170,7 +172,8 @@ def simulate(model: str, gpu: str, *, workload: str = "chat", catalog_dirs: Iter
 
 def capacity(model: str, gpu: str, *, workload: str = "chat", catalog_dirs: Iterable[str | os.PathLike[str]] = (),
              **options: Any) -> dict[str, Any]:
-    """The fewest replicas that meet the workload's SLOs at its peak hour (same options as :func:`simulate`)."""
+    """The fewest replicas that meet the workload's SLOs at its peak hour (same options as :func:`simulate`).
+    Returns the dict that :class:`llmplan.CapacityResult` describes."""
     from .serving.api import ServeRequest
     from .serving.api import capacity as _capacity
 
@@ -182,7 +185,8 @@ def tco(model: str, gpu: str, *, catalog_dirs: Iterable[str | os.PathLike[str]] 
         **options: Any) -> dict[str, Any]:
     """What does it cost over its life, against cloud GPUs and APIs? Options are the fields of
     :class:`llmplan.cost.tco.TcoRequest` (workload, requests_per_day or rate_per_s, fixed_replicas,
-    draws, alternatives, api_ids) and ``finance`` (a mapping of :class:`llmplan.cost.tco.Finance` fields)."""
+    draws, alternatives, api_ids) and ``finance`` (a mapping of :class:`llmplan.cost.tco.Finance` fields).
+    Returns the dict that :class:`llmplan.TcoResult` describes."""
     from .cost.tco import TcoRequest
     from .cost.tco import tco as _tco
 
@@ -194,7 +198,8 @@ def plan(scenario: Any, *, catalog_dirs: Iterable[str | os.PathLike[str]] = (),
          progress: Any = None) -> dict[str, Any]:
     """The best compliant deployment for a scenario: a :class:`llmplan.planner.Scenario`, a
     mapping of its fields, or the path of a scenario YAML file. Returns the planner's result
-    (``llmplan.planner.report.public_json`` makes it the JSON of `llmplan plan --json`)."""
+    (``llmplan.planner.report.public_json`` makes it the JSON of `llmplan plan --json`, which
+    :class:`llmplan.PlanResult` describes)."""
     from pathlib import Path
 
     from .planner.report import run

@@ -55,7 +55,9 @@ def _where(kind: str) -> str:
     if kind in _LIST_CMD:
         return f"list them with `llmplan catalog {_LIST_CMD[kind]}`"
     if kind == "catalog entry":
-        return "search a list with `llmplan catalog models --filter TEXT`; also gpus, formats, engines, servers, regions"
+        return (
+            "search a list with `llmplan catalog models --filter TEXT`; also gpus, formats, engines, servers, regions"
+        )
     return "see the catalog files, docs/catalog.md"
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import ConfigDict, Field, StringConstraints
 
@@ -37,23 +37,68 @@ NameOrPath = Annotated[str, StringConstraints(max_length=PATH_MAX_CHARS)]
 MAX_TOKENS = 100_000_000
 
 
+@dataclass(frozen=True)
+class Cli:
+    """How a request field appears on the command line: its flags (none: the positional argument),
+    and its help where the field's description does not read as one. A request class's ``CLI`` table
+    (merged down the class hierarchy) is the one place an option is declared; the commands' options
+    are generated from it (`python -m llmplan.cli.gen_options`)."""
+
+    flags: tuple[str, ...] = ()
+    help: str | None = None
+    unset: bool = False  # no default on the command line: a rule needs to know whether the option was given
+
+
 class FitRequest(StrictModel):
     """What `llmplan fit` is asked. Names are catalog ids or aliases."""
+
+    CLI: ClassVar[dict[str, Cli]] = {
+        "model": Cli(help="Catalog model id/alias, or a path to config.json, a model directory or a .gguf file."),
+        "gpu": Cli(("--gpu", "-g"), "Accelerator id or alias (see `llmplan catalog gpus`)."),
+        "num_gpus": Cli(("--num-gpus", "-n"), "GPUs of one replica."),
+        "tp": Cli(("--tp",)),
+        "pp": Cli(("--pp",)),
+        "ep": Cli(("--ep",), "Expert-parallel size (1 or --tp)."),
+        "precision": Cli(("--precision", "-p"), "Weight format, e.g. bf16, fp8, int4-awq, q4_k_m "
+                         "(default: the checkpoint's)."),
+        "kv_precision": Cli(("--kv-precision",)),
+        "context_tokens": Cli(("--context", "-c"), "Tokens per sequence, input + output (default: model max)."),
+        "concurrency": Cli(("--concurrency",), "Sequences held at once at --context."),
+        "engine": Cli(("--engine", "-e"), "Engine id (vllm, sglang, trtllm, llamacpp, nim, gaudi), optionally "
+                      "@version (vllm@0.6, sglang@0.4.6): that version's defaults. Default: the newest profile."),
+        "engine_version": Cli(("--engine-version",)),
+        "gpu_memory_utilization": Cli(("--gpu-memory-utilization",)),
+        "max_num_batched_tokens": Cli(("--max-num-batched-tokens",)),
+        "max_num_seqs": Cli(("--max-num-seqs",)),
+        "block_size": Cli(("--block-size",)),
+    }
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
         {"model": "llama-3.1-70b", "gpu": "h100-sxm", "num_gpus": 2, "precision": "fp8", "context_tokens": 8192,
          "concurrency": 16}]})
 
-    model: NameOrPath = Field(description="catalog id/alias, or a path to config.json, a model directory or a .gguf file")
+    model: NameOrPath = Field(
+        description="catalog id/alias, or a path to config.json, a model directory or a .gguf file"
+    )
     gpu: Name = Field(description="accelerator id or alias")
     num_gpus: int | None = Field(default=None, ge=1, le=MAX_GPUS, description="GPUs of one replica (default tp × pp)")
     tp: int | None = Field(default=None, ge=1, le=MAX_GPUS, description="tensor-parallel size")
-    pp: int | None = Field(default=None, ge=1, le=MAX_GPUS, description="pipeline-parallel size (llama.cpp: layer split)")
+    pp: int | None = Field(
+        default=None, ge=1, le=MAX_GPUS, description="pipeline-parallel size (llama.cpp: layer split)"
+    )
     ep: int | None = Field(default=None, ge=1, le=MAX_GPUS, description="expert-parallel size (1 or tp)")
-    precision: Name | None = Field(default=None, description="weight format (default: the checkpoint's or the model's native format)")
-    kv_precision: Name | None = Field(default=None, description="KV-cache format (default: the checkpoint's, else 16 bit)")
-    context_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS,
-                                       description="tokens per sequence (input + output); default the model's max context")
+    precision: Name | None = Field(
+        default=None, description="weight format (default: the checkpoint's or the model's native format)"
+    )
+    kv_precision: Name | None = Field(
+        default=None, description="KV-cache format (default: the checkpoint's, else 16 bit)"
+    )
+    context_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TOKENS,
+        description="tokens per sequence (input + output); default the model's max context",
+    )
     concurrency: int = Field(default=1, ge=1, le=MAX_TOKENS, description="sequences held at once at that context")
     engine: Name = Field(default="vllm", description="serving engine id, optionally with a version: vllm@0.6, "
                          "sglang@0.4.6 (default: the newest profile)")
@@ -185,7 +230,9 @@ def _check_tp(tp: int, model: Model, acc: Accelerator) -> None:
     if tp > domain:
         raise LayoutError(
             f"--tp {tp} spans more GPUs than one {acc.id} server holds ({domain}); "
-            f"keep tensor parallelism inside a server and add pipeline stages (e.g. --tp {domain} --pp {-(-tp // domain)})")
+            "keep tensor parallelism inside a server and add pipeline stages "
+            f"(e.g. --tp {domain} --pp {-(-tp // domain)})"
+        )
 
 
 def _divisors(n: int) -> str:
@@ -259,7 +306,10 @@ def usable_memory(acc: Accelerator, cat: Catalog) -> tuple[float, str]:
         return acc.memory_gib, "datasheet (no reported value for this vendor)"
     mid = len(ratios) // 2
     ratio = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
-    return acc.memory_gib * ratio, f"datasheet × {ratio:.4f} (median reported/datasheet of {len(ratios)} {acc.vendor} devices)"
+    return (
+        acc.memory_gib * ratio,
+        f"datasheet × {ratio:.4f} (median reported/datasheet of {len(ratios)} {acc.vendor} devices)",
+    )
 
 
 def link_bandwidth(acc: Accelerator, cat: Catalog) -> tuple[float, str]:
@@ -272,7 +322,9 @@ def link_bandwidth(acc: Accelerator, cat: Catalog) -> tuple[float, str]:
         return acc.interconnect.bandwidth_gb_s, "catalog"
     if (acc.max_per_server or 1) <= 1 and (acc.interconnect.domain_size or 1) <= 1:
         return 0.0, "single device"
-    known = [a.interconnect.bandwidth_gb_s for a in cat.accelerators if a.kind == acc.kind and a.interconnect.bandwidth_gb_s]
+    known = [
+        a.interconnect.bandwidth_gb_s for a in cat.accelerators if a.kind == acc.kind and a.interconnect.bandwidth_gb_s
+    ]
     if not known:
         return 0.0, "unknown"
     return min(known), f"not in the catalog: the lowest {acc.kind} link, {min(known):g} GB/s, stands in"
@@ -332,7 +384,7 @@ def _refuse_unknown_newer(engine: Engine, v: tuple[int, ...], version: str) -> N
     """A version newer than the newest the catalog describes is not silently read as that one."""
     newest = re.match(r"\d+\.\d+(?:\.\d+)*", engine.version or "")
     known = version_key(newest.group(0)) if newest else None
-    if known and v[:len(known)] > known:  # 0.31.2 is the 0.31 the catalog describes; 0.32 is not
+    if newest and known and v[:len(known)] > known:  # 0.31.2 is the 0.31 the catalog describes; 0.32 is not
         raise LlmplanError(f"{engine.id}@{version} is newer than the newest {engine.id} the catalog describes "
                            f"({newest.group(0)}); use --engine {engine.id} for that one, or describe the new "
                            f"version's defaults in a catalog override (docs/catalog.md)")
@@ -357,8 +409,10 @@ def select_profile(engine: Engine, version: str | None = None, date: str | None 
                         chosen = oldest
                     elif strict:
                         known = ", ".join(f"{engine.id}@{p.version}" for p in engine.profiles)
-                        raise LlmplanError(f"no {engine.id} profile covers version {version}; known: {known}, "
-                                           f"or {engine.id} (newest{', from ' + engine.from_version if engine.from_version else ''})")
+                        raise LlmplanError(
+                            f"no {engine.id} profile covers version {version}; known: {known}, "
+                            f"or {engine.id} (newest{', from ' + engine.from_version if engine.from_version else ''})"
+                        )
             elif strict:
                 _refuse_unknown_newer(engine, v, version)
     elif date is not None:
@@ -416,8 +470,11 @@ def engine_on_device(engine: Engine, acc: Accelerator, usable_gib: float, tp: in
     defaults = EngineDefaults.model_validate({**d.model_dump(), "max_num_seqs": seqs, "max_num_batched_tokens": tokens,
                                               "chunked_prefill": chunked, "cuda_graph_max_bs": graphs, "tiers": (),
                                               "long_context": None, "reserved_memory": None})
-    memory = engine.memory.model_copy(update={"memory_fraction": fraction}) if fraction != engine.memory.memory_fraction \
+    memory = (
+        engine.memory.model_copy(update={"memory_fraction": fraction})
+        if fraction != engine.memory.memory_fraction
         else engine.memory
+    )
     return engine.model_copy(update={"defaults": defaults, "memory": memory})
 
 

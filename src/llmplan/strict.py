@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import types
 import typing
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
@@ -24,7 +24,7 @@ def alternatives(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _numeric_fields(cls: type[BaseModel]) -> frozenset[str]:
     """Fields that take a number and not a boolean."""
     out = set()

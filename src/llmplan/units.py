@@ -6,12 +6,20 @@ bytes), ``_gb_s`` (10**9 bytes per second), ``_tflops`` (10**12 op/s), ``_s``, `
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:  # numpy stays out of the import path of modules that only annotate with Arr
+    import numpy as np
+
 KIB = 2**10
 MIB = 2**20
 GIB = 2**30
 GB = 10**9
 TERA = 10**12
 BITS_PER_BYTE = 8
+
+Num = int | float  # a count or a measure: the type of arithmetic inputs that take either
+Arr: TypeAlias = "float | np.ndarray"  # one figure, or an array of them (sweeps, Monte Carlo draws)
 
 
 def gib_to_bytes(gib: float) -> int:

@@ -38,8 +38,8 @@ from .schema import (
     Region,
     ResaleCurve,
     Server,
-    WeightOnlyKernel,
     SoftwareLicence,
+    WeightOnlyKernel,
     WorkloadPreset,
 )
 
@@ -232,7 +232,7 @@ def with_entries(base: Catalog, extra: dict[str, list[Entry]]) -> Catalog:
         tables[kind] = t
     _refuse_clashes(tables)
     overridden = [f"{k}:{e.id}" for k, es in extra.items() for e in es if e.id in getattr(base, k).entries]
-    return Catalog(**tables, overridden=(*base.overridden, *overridden))  # type: ignore[arg-type]
+    return Catalog(**tables, overridden=(*base.overridden, *overridden))
 
 
 @functools.lru_cache(maxsize=8)

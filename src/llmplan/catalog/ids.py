@@ -14,8 +14,10 @@ import re
 ID_MAX_CHARS = 200
 ID_PATTERN = re.compile(r"[^\W_][\w ./,()+-]{0,199}")  # letters and digits of any script (Österreich)
 FILE_SUFFIXES = (".json", ".gguf", ".safetensors", ".yaml", ".yml")
-GRAMMAR = ("a letter or digit (any script), then up to 199 letters, digits, spaces and . _ / , ( ) + -; no '..' or '//', "
-           f"not ending in {', '.join(FILE_SUFFIXES)}")
+GRAMMAR = (
+    "a letter or digit (any script), then up to 199 letters, digits, spaces and . _ / , ( ) + -; no '..' or '//', "
+    f"not ending in {', '.join(FILE_SUFFIXES)}"
+)
 
 
 def id_problem(name: object) -> str | None:

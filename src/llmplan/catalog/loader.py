@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from ..errors import CatalogError, LlmplanError
 from ..yamlguard import yaml_error
-from .schema import KIND_MODELS, VARIANT_FIELDS, Entry
+from .schema import KIND_MODELS, VARIANT_FIELDS, Entry, Model
 
 _BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -77,6 +77,8 @@ def _with_base(item: dict, local: dict[str, Entry], known: dict[str, Entry]) -> 
     if base is None:
         raise ValueError(f"variant_of: no model {base_id!r} before this entry (give the base entry's exact id, "
                          "earlier in this file or in a file loaded before it)")
+    if not isinstance(base, Model):
+        raise ValueError(f"variant_of: {base_id!r} is not a model entry")
     inherited = base.model_dump(include=set(VARIANT_FIELDS), exclude_unset=True)
     return {**inherited, "config_source": base.config_source, **item}
 
@@ -137,7 +139,9 @@ def read_file(path: Path, trusted: bool = False, known: dict[str, Entry] | None 
         raise CatalogError(f"{path}: expected a mapping with keys schema_version, kind, entries")
     unknown = set(doc) - {"schema_version", "kind", "entries", "description"}
     if unknown:
-        raise CatalogError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected schema_version, kind, entries")
+        raise CatalogError(
+            f"{path}: unknown top-level key(s) {sorted(unknown)}; expected schema_version, kind, entries"
+        )
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise CatalogError(f"{path}: schema_version must be {SCHEMA_VERSION}, got {doc.get('schema_version')!r}")
     kind = doc.get("kind")

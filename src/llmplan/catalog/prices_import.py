@@ -72,7 +72,7 @@ def _read_text(path: Path) -> str:
 
 def file_date(path: Path) -> str:
     """The file's modification date (UTC), the as_of of its prices when no --as-of is given."""
-    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc).date().isoformat()
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC).date().isoformat()
 
 
 def _slug(*parts: str) -> str:
@@ -220,17 +220,22 @@ def _litellm_entry(cat: Catalog, key: str, v: dict[str, Any], path: Path, as_of:
         res.skip("model not in the catalog and the provider serves others' models (open or closed unknown)")
         return None
     e: dict[str, Any] = {
-        "id": _slug(provider.id, model_name), "provider": provider.name or provider.id,
-        "provider_country": provider.country, "model": model_name,
-        "catalog_model": model.id if model else None, "weights": "open" if model else "closed",
-        "input_usd_per_mtok": inp, "output_usd_per_mtok": out,
+        "id": _slug(provider.id, model_name),
+        "provider": provider.name or provider.id,
+        "provider_country": provider.country,
+        "model": model_name,
+        "catalog_model": model.id if model else None,
+        "weights": "open" if model else "closed",
+        "input_usd_per_mtok": inp,
+        "output_usd_per_mtok": out,
         "cached_input_usd_per_mtok": _per_mtok(v, "cache_read_input_token_cost", key, path),
         "data_regions": list(provider.data_regions),
         "source": f"{path.name} (BerriAI/litellm model_prices_and_context_window.json, key {key}) imported with "
-                  f"`llmplan catalog import-prices`" + (f" ; {v['source']}" if isinstance(v.get("source"), str) else ""),
+        f"`llmplan catalog import-prices`" + (f" ; {v['source']}" if isinstance(v.get("source"), str) else ""),
         "as_of": as_of,
         "notes": "USD per token x 1e6. weights: open when the model is in the model catalog, closed for a "
-                 "first-party provider's own model; provider country from the catalog's providers table."}
+        "first-party provider's own model; provider country from the catalog's providers table.",
+    }
     return {k: x for k, x in e.items() if x is not None}
 
 

@@ -98,7 +98,10 @@ class DenseTflops(_Strict):
 
 
 class Interconnect(_Strict):
-    kind: str = Field(description="nvlink3, nvlink4, nvlink5, nvlink-c2c, infinity-fabric, hccs, gaudi-roce, pcie4, pcie5, ultrafusion, none")
+    kind: str = Field(
+        description="nvlink3, nvlink4, nvlink5, nvlink-c2c, infinity-fabric, hccs, gaudi-roce, pcie4, pcie5, "
+        "ultrafusion, none"
+    )
     bandwidth_gb_s: float | None = Field(
         default=None, description="scale-up bandwidth per GPU, per direction, 10**9 B/s")
     domain_size: int | None = Field(default=None, description="GPUs in one scale-up domain (8 for HGX, 72 for NVL72)")
@@ -115,7 +118,7 @@ class Price(_Strict):
     high_usd: float | None = Field(default=None, gt=0, description="high end of the plausible range (estimates)")
 
     @model_validator(mode="after")
-    def _range(self) -> "Price":
+    def _range(self) -> Price:
         if self.estimate and (self.low_usd is None or self.high_usd is None or not self.basis):
             raise ValueError("an estimated price needs low_usd, high_usd and a basis saying how it was derived")
         lo = self.low_usd if self.low_usd is not None else self.usd
@@ -126,15 +129,19 @@ class Price(_Strict):
 
 
 class ExportControl(_Strict):
-    us_china: Literal["license_required", "not_controlled", "china_specific", "restricted_by_origin", "unknown"] = Field(
-        description="status under US export rules for a buyer in China")
+    us_china: Literal["license_required", "not_controlled", "china_specific", "restricted_by_origin", "unknown"] = (
+        Field(description="status under US export rules for a buyer in China")
+    )
     regime: str | None = Field(default=None, description="e.g. ECCN 3A090, 2023 advanced-computing rule")
     notes: str | None = None
 
 
 class Accelerator(Entry):
     vendor: str
-    family: str = Field(description="architecture family, used to group calibration (ampere, ada, hopper, blackwell, cdna3, apple-m2, ascend, gaudi …)")
+    family: str = Field(
+        description="architecture family, used to group calibration (ampere, ada, hopper, blackwell, cdna3, "
+        "apple-m2, ascend, gaudi …)"
+    )
     kind: Literal["datacenter", "workstation", "consumer", "soc", "npu"]
     form_factor: str | None = None
     memory_gib: float = Field(gt=0, description="device memory (HBM/GDDR/unified), 2**30 bytes")
@@ -162,7 +169,7 @@ class Accelerator(Entry):
     release_year: int | None = None
 
     @model_validator(mode="after")
-    def _sane(self) -> "Accelerator":
+    def _sane(self) -> Accelerator:
         t = self.dense_tflops
         if t.fp32 is not None:
             for name in ("bf16", "fp16"):
@@ -203,7 +210,7 @@ class HostBom(_Strict):
     as_of: Date
 
     @model_validator(mode="after")
-    def _range(self) -> "HostBom":
+    def _range(self) -> HostBom:
         lo = self.cost_low_usd if self.cost_low_usd is not None else self.cost_usd
         hi = self.cost_high_usd if self.cost_high_usd is not None else self.cost_usd
         if not lo <= self.cost_usd <= hi:
@@ -241,7 +248,7 @@ class Server(Entry):
     network_gbps: float | None = Field(default=None, ge=0, description="network bandwidth per node, 10**9 bit/s")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Server":
+    def _consistent(self) -> Server:
         if self.kind == "appliance":
             if self.host is not None:
                 raise ValueError("an appliance has one all-in price and power: no host")
@@ -292,10 +299,12 @@ class SoftwareLicence(Entry):
     high_usd_per_year: float = Field(gt=0)
     accelerator_vendors: tuple[str, ...] = Field(default=(), description="accelerator vendors it licenses (empty: any)")
     required_by_engines: tuple[str, ...] = Field(default=(), description="engine ids that need it in production")
-    bundled: tuple[LicenceBundle, ...] = Field(default=(), description="accelerators whose purchase includes years of it")
+    bundled: tuple[LicenceBundle, ...] = Field(
+        default=(), description="accelerators whose purchase includes years of it"
+    )
 
     @model_validator(mode="after")
-    def _range(self) -> "SoftwareLicence":
+    def _range(self) -> SoftwareLicence:
         if not self.low_usd_per_year <= self.usd_per_year <= self.high_usd_per_year:
             raise ValueError("usd_per_year must lie within [low_usd_per_year, high_usd_per_year]")
         return self
@@ -308,7 +317,7 @@ class ResalePoint(_Strict):
     high_pct: float = Field(ge=0, le=100)
 
     @model_validator(mode="after")
-    def _range(self) -> "ResalePoint":
+    def _range(self) -> ResalePoint:
         if not self.low_pct <= self.pct <= self.high_pct:
             raise ValueError("pct must lie within [low_pct, high_pct]")
         return self
@@ -320,7 +329,7 @@ class ResaleCurve(Entry):
     points: tuple[ResalePoint, ...] = Field(min_length=2)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ResaleCurve":
+    def _ordered(self) -> ResaleCurve:
         ages = [p.age_years for p in self.points]
         if ages != sorted(ages) or len(set(ages)) != len(ages) or ages[0] != 0:
             raise ValueError("points must start at age 0 and increase in age")
@@ -339,9 +348,15 @@ class MoE(_Strict):
     expert_intermediate_size: int = Field(ge=1)
     shared_expert_intermediate_size: int | None = Field(
         default=None, description="total intermediate size of the shared expert(s); default num_shared × expert size")
-    num_dense_layers: int = Field(default=0, ge=0, description="leading layers with a dense MLP (DeepSeek first_k_dense_replace)")
-    moe_layer_step: int = Field(default=1, ge=1, description="every N-th layer is MoE (Llama-4 Maverick interleave_moe_layer_step=2)")
-    dense_intermediate_size: int | None = Field(default=None, description="MLP size of the non-MoE layers; default the model's intermediate_size")
+    num_dense_layers: int = Field(
+        default=0, ge=0, description="leading layers with a dense MLP (DeepSeek first_k_dense_replace)"
+    )
+    moe_layer_step: int = Field(
+        default=1, ge=1, description="every N-th layer is MoE (Llama-4 Maverick interleave_moe_layer_step=2)"
+    )
+    dense_intermediate_size: int | None = Field(
+        default=None, description="MLP size of the non-MoE layers; default the model's intermediate_size"
+    )
 
 
 class MLA(_Strict):
@@ -381,7 +396,9 @@ class Model(Entry):
         default="instruct", description="base: a pre-trained checkpoint (no chat template, not for serving users); "
         "instruct: post-trained for chat/instructions (Instruct, -it, chat, reasoning releases)")
     native_precision: str = Field(default="bf16", description="format the weights are published in")
-    checkpoints: tuple["Checkpoint", ...] = Field(default=(), description="quantized or renamed checkpoints of this architecture")
+    checkpoints: tuple[Checkpoint, ...] = Field(
+        default=(), description="quantized or renamed checkpoints of this architecture"
+    )
 
     num_layers: int = Field(ge=1)
     hidden_size: int = Field(ge=1)
@@ -395,7 +412,9 @@ class Model(Entry):
     mlp_gated: bool = Field(default=True, description="SwiGLU/GeGLU (3 matrices) vs plain MLP (2)")
     attention_bias: bool = Field(default=False, description="q/k/v projections carry biases")
     sliding_window: int | None = Field(default=None, description="window of the sliding-window layers, tokens")
-    num_sliding_window_layers: int = Field(default=0, ge=0, description="layers that use the sliding window (rest: full attention)")
+    num_sliding_window_layers: int = Field(
+        default=0, ge=0, description="layers that use the sliding window (rest: full attention)"
+    )
     moe: MoE | None = None
     mla: MLA | None = None
     linear_attention: LinearAttention | None = None
@@ -406,7 +425,7 @@ class Model(Entry):
     config_source: str = Field(description="URL of the config.json the architecture is taken from")
 
     @model_validator(mode="after")
-    def _sane(self) -> "Model":
+    def _sane(self) -> Model:
         if self.num_attention_heads % self.num_kv_heads:
             raise ValueError("num_attention_heads must be a multiple of num_kv_heads")
         if self.num_sliding_window_layers and not self.sliding_window:
@@ -503,22 +522,34 @@ class GgufMixRule(_Strict):
 
 class QuantFormat(Entry):
     kind: Literal["float", "int", "gguf", "fp4"]
-    weight_bits: float | None = Field(default=None, gt=0, description="effective bits per quantized weight including scales/zero-points")
-    gguf_type: str | None = Field(default=None, description="GGUF block type of the bulk of the weights (bits come from that type)")
+    weight_bits: float | None = Field(
+        default=None, gt=0, description="effective bits per quantized weight including scales/zero-points"
+    )
+    gguf_type: str | None = Field(
+        default=None, description="GGUF block type of the bulk of the weights (bits come from that type)"
+    )
     gguf_mix: tuple[GgufMixRule, ...] = Field(default=(), description="tensors the mix stores in another GGUF type")
     activation_bits: int = Field(default=16)
-    compute_dtype: Literal["bf16", "fp16", "fp8", "int8", "fp4"] = Field(description="data type of the matmuls where the hardware runs the format natively")
-    fallback_compute_dtype: str | None = Field(default=None, description="math type where the chip lacks native support (weight-only dequant)")
-    native_families: tuple[str, ...] = Field(default=(), description="accelerator families that run compute_dtype natively; empty = all")
+    compute_dtype: Literal["bf16", "fp16", "fp8", "int8", "fp4"] = Field(
+        description="data type of the matmuls where the hardware runs the format natively"
+    )
+    fallback_compute_dtype: str | None = Field(
+        default=None, description="math type where the chip lacks native support (weight-only dequant)"
+    )
+    native_families: tuple[str, ...] = Field(
+        default=(), description="accelerator families that run compute_dtype natively; empty = all"
+    )
     keeps_16bit: tuple[Literal[TENSOR_GROUPS], ...] = Field(  # type: ignore[valid-type]
         default=(), description="tensor groups that stay 16 bit (embedding, lm_head, attention, router, norms …)")
-    gguf_equivalent: str | None = Field(default=None, description="format id of the GGUF file llama.cpp uses for this format")
+    gguf_equivalent: str | None = Field(
+        default=None, description="format id of the GGUF file llama.cpp uses for this format"
+    )
     llama_ftype: int | None = Field(default=None, ge=0, description="enum llama_ftype value (GGUF general.file_type)")
     engines: tuple[str, ...] = Field(default=(), description="engines that load the format")
     quality: tuple[QualityPoint, ...] = ()
 
     @model_validator(mode="after")
-    def _bits(self) -> "QuantFormat":
+    def _bits(self) -> QuantFormat:
         if (self.weight_bits is None) == (self.gguf_type is None):
             raise ValueError("give exactly one of weight_bits or gguf_type")
         return self
@@ -535,7 +566,8 @@ class Benchmark(Entry):
     """One benchmark as one source runs it (scores from different harnesses are not comparable)."""
 
     task: Literal["general", "chat", "reasoning", "code"] = Field(
-        description="the task this benchmark stands for when a scenario names the task (one bundled benchmark per task)")
+        description="the task this benchmark stands for when a scenario names the task (one bundled benchmark per task)"
+    )
     scale: Literal["percent", "rating"] = Field(
         description="percent: accuracy 0-100, quantization recovery multiplies it; rating: a preference rating "
         "(Elo/Bradley-Terry), on which a recovery percentage has no meaning")
@@ -566,7 +598,7 @@ class ModelQuality(Entry):
     scores: dict[str, Score] = Field(description="benchmark id -> score")
 
     @model_validator(mode="after")
-    def _some(self) -> "ModelQuality":
+    def _some(self) -> ModelQuality:
         if not self.scores:
             raise ValueError("a model_quality entry needs at least one score")
         return self
@@ -584,8 +616,12 @@ class GgufType(Entry):
 
     block_size: int = Field(ge=1)
     type_size_bytes: int = Field(ge=1)
-    fallback_type: str | None = Field(default=None, description="type llama.cpp uses when a row is not a multiple of block_size")
-    ggml_type_id: int | None = Field(default=None, ge=0, description="enum ggml_type value, as stored in GGUF tensor infos")
+    fallback_type: str | None = Field(
+        default=None, description="type llama.cpp uses when a row is not a multiple of block_size"
+    )
+    ggml_type_id: int | None = Field(
+        default=None, ge=0, description="enum ggml_type value, as stored in GGUF tensor infos"
+    )
 
     @property
     def bits_per_weight(self) -> float:
@@ -604,7 +640,9 @@ class WeightPadding(_Strict):
     families: tuple[str, ...] = Field(description="accelerator families where the padding applies")
     quant_methods: tuple[str, ...] = Field(default=("fp8",), description="checkpoint quant methods it applies to "
                                            "(a checkpoint with none recorded counts as the first)")
-    row_bytes_multiple: int = Field(default=512, ge=1, description="padding only when a row's bytes are a multiple of this")
+    row_bytes_multiple: int = Field(
+        default=512, ge=1, description="padding only when a row's bytes are a multiple of this"
+    )
 
 
 class EngineMemory(_Strict):
@@ -616,18 +654,30 @@ class EngineMemory(_Strict):
     within_fraction: tuple[Literal["weights", "activations", "context", "cuda_graphs", "comm_buffers"], ...] = Field(
         default=("weights", "activations", "context", "cuda_graphs", "comm_buffers"),
         description="with fraction_of_total: the parts counted inside the fraction; the others must fit in the rest")
-    memory_fraction: float | None = Field(default=None, gt=0, le=1, description="default gpu_memory_utilization / mem_fraction_static / kv_cache_free_gpu_memory_fraction")
+    memory_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="default gpu_memory_utilization / mem_fraction_static / kv_cache_free_gpu_memory_fraction",
+    )
     memory_fraction_flag: str | None = None
     block_size_tokens: int = Field(default=1, ge=1, description="KV allocation granularity")
-    context_gib: float = Field(ge=0, description="CUDA/HIP context and allocator reserve per GPU outside the engine's tensors")
+    context_gib: float = Field(
+        ge=0, description="CUDA/HIP context and allocator reserve per GPU outside the engine's tensors"
+    )
     cuda_graph_gib: float = Field(default=0, ge=0, description="memory CUDA graphs hold per GPU")
     comm_buffer_gib: float = Field(default=0, ge=0, description="NCCL/RCCL buffers per GPU when TP/PP > 1")
     activation_bytes_per_token_model: Literal["mlp_peak", "none"] = "mlp_peak"
-    reserves_activations: bool = Field(default=True, description="the KV pool is what is left after a profiled activation peak")
+    reserves_activations: bool = Field(
+        default=True, description="the KV pool is what is left after a profiled activation peak"
+    )
     fp8_weight_padding: WeightPadding | None = Field(
         default=None, description="extra bytes per weight row the engine adds to FP8 linear weights on some hardware")
-    duplicates_tied_embeddings: bool = Field(default=False, description="stores a separate lm_head copy even when the "
-                                             "checkpoint ties it to the embedding (TensorRT-LLM share_embedding_table off)")
+    duplicates_tied_embeddings: bool = Field(
+        default=False,
+        description="stores a separate lm_head copy even when the "
+        "checkpoint ties it to the embedding (TensorRT-LLM share_embedding_table off)",
+    )
 
 
 class DefaultsTier(_Strict):
@@ -771,8 +821,12 @@ class Collective(Entry):
     measured_on: str = Field(description="the hardware of the measurement")
     latency_us: float = Field(gt=0, description="time of one small all-reduce, microseconds")
     latency_bytes: float = Field(gt=0, description="message size of that time, bytes")
-    per_hop_us: float | None = Field(default=None, ge=0, description="added latency per extra ring hop, from two "
-                                     "measurements at different GPU counts (latency(n) = latency + per_hop × (n − gpus))")
+    per_hop_us: float | None = Field(
+        default=None,
+        ge=0,
+        description="added latency per extra ring hop, from two "
+        "measurements at different GPU counts (latency(n) = latency + per_hop × (n − gpus))",
+    )
     bus_bandwidth_gb_s: float = Field(gt=0, description="large-message bus bandwidth, 10**9 B/s")
     bandwidth_bytes: float = Field(gt=0, description="message size of that bandwidth, bytes")
     estimate: bool = Field(default=False, description="not a measurement on this fabric: derived, with its range")
@@ -882,7 +936,7 @@ class WorkloadPreset(Entry):
     hourly_weights: tuple[float, ...] | None = None
 
     @model_validator(mode="after")
-    def _shape(self) -> "WorkloadPreset":
+    def _shape(self) -> WorkloadPreset:
         if self.hourly_weights is not None:
             if len(self.hourly_weights) != 24 or min(self.hourly_weights) < 0 or sum(self.hourly_weights) <= 0:
                 raise ValueError("hourly_weights needs 24 non-negative numbers, not all zero")
@@ -918,7 +972,7 @@ class CloudOffer(Entry):
     usd_per_gpu_hour_spot: float | None = Field(default=None, gt=0, description="interruptible")
 
     @model_validator(mode="after")
-    def _some_price(self) -> "CloudOffer":
+    def _some_price(self) -> CloudOffer:
         if not any((self.usd_per_gpu_hour_on_demand, self.usd_per_gpu_hour_1y, self.usd_per_gpu_hour_3y,
                     self.usd_per_gpu_hour_spot)):
             raise ValueError("an offer needs at least one price")
@@ -955,7 +1009,7 @@ class ApiPrice(Entry):
                                        "fields must equal it times usd_per_currency_unit")
 
     @model_validator(mode="after")
-    def _converted(self) -> "ApiPrice":
+    def _converted(self) -> ApiPrice:
         n = self.native
         if n is None:
             return self
@@ -1002,8 +1056,12 @@ class Region(Entry):
     electricity_estimate: bool = Field(default=False, description="no published price for this band: the figure is "
                                        "derived from comparable sourced figures (electricity_basis says how), with "
                                        "its plausible range in electricity_low/high_usd_per_kwh")
-    electricity_low_usd_per_kwh: float | None = Field(default=None, gt=0, description="low end of the range (estimates)")
-    electricity_high_usd_per_kwh: float | None = Field(default=None, gt=0, description="high end of the range (estimates)")
+    electricity_low_usd_per_kwh: float | None = Field(
+        default=None, gt=0, description="low end of the range (estimates)"
+    )
+    electricity_high_usd_per_kwh: float | None = Field(
+        default=None, gt=0, description="high end of the range (estimates)"
+    )
     electricity_basis: str | None = Field(default=None, description="how the estimate and its range were derived, "
                                           "from which sourced figures")
     carbon_g_per_kwh: float = Field(ge=0)
@@ -1013,7 +1071,7 @@ class Region(Entry):
     usd_per_currency_unit: float = Field(default=1.0, gt=0, description="exchange rate used for display")
 
     @model_validator(mode="after")
-    def _electricity_range(self) -> "Region":
+    def _electricity_range(self) -> Region:
         lo, hi = self.electricity_low_usd_per_kwh, self.electricity_high_usd_per_kwh
         if self.electricity_estimate and (lo is None or hi is None or not self.electricity_basis):
             raise ValueError("an estimated electricity price needs electricity_low_usd_per_kwh, "
@@ -1036,7 +1094,7 @@ class CostAssumption(Entry):
     unit: str
 
     @model_validator(mode="after")
-    def _range(self) -> "CostAssumption":
+    def _range(self) -> CostAssumption:
         if not self.low <= self.value <= self.high:
             raise ValueError("value must lie within [low, high]")
         return self

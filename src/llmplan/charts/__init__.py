@@ -17,7 +17,7 @@ import json
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from html import escape
 from pathlib import Path
@@ -53,7 +53,7 @@ def _base(title: str, subtitle: str | None, data: list[dict[str, Any]], height: 
     return {"title": t, "width": WIDTH, "height": height, "data": {"values": data}, "config": CONFIG}
 
 
-def line(x: Sequence[float], series: dict[str, Sequence[float | None]], *, title: str, x_title: str,
+def line(x: Sequence[float], series: Mapping[str, Sequence[float | None]], *, title: str, x_title: str,
          y_title: str, y_format: str = ",.3~s", x_format: str = ",.3~r", tip_format: str | None = None,
          markers: dict[str, float] | None = None, subtitle: str | None = None, integer_x: bool = False,
          height: int = 280) -> Spec:
@@ -125,7 +125,12 @@ def scatter(points: list[dict[str, Any]], *, title: str, x: tuple[str, str, str]
         "color": {"field": colour[0], "type": "nominal", "title": colour[1]},
         "tooltip": [{"field": f, "title": t, **({"format": fmt} if fmt else {})} for f, t, fmt in tooltip]}
     if size:
-        enc["size"] = {"field": size[0], "type": "quantitative", "title": size[1], "scale": {"range": [20, 160], "zero": False}}
+        enc["size"] = {
+            "field": size[0],
+            "type": "quantitative",
+            "title": size[1],
+            "scale": {"range": [20, 160], "zero": False},
+        }
     if ring:
         enc["stroke"] = {"condition": {"test": f"datum['{ring}']", "value": "black"}, "value": None}
         enc["strokeWidth"] = {"condition": {"test": f"datum['{ring}']", "value": 1.5}, "value": 0}
@@ -197,13 +202,15 @@ def library_js() -> str:
     once, ~1.5 s, then kept in the user cache directory under the package's version)."""
     import vl_convert
 
-    path = _cache_dir() / f"vega-bundle-{vl_convert.__version__}-{vl_version()}.js"
+    # vl_convert's bundled stub omits __version__, which the module has at run time
+    path = _cache_dir() / f"vega-bundle-{vl_convert.__version__}-{vl_version()}.js"  # type: ignore[attr-defined]
     try:
         return path.read_text(encoding="utf-8")
     except OSError:
         pass
     with _LOCK:
-        text = vl_convert.javascript_bundle(vl_version=vl_version())
+        # the stub marks `snippet` required; at run time it defaults to the snippet that assigns the globals
+        text = vl_convert.javascript_bundle(vl_version=vl_version())  # type: ignore[call-arg]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")

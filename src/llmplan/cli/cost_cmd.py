@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from .lazy import load_catalog
 from . import render
 from .files import check_destination, write_atomic
-
-
-def _run(model, gpu, workload, per_day, rate, replicas, horizon, region, electricity, pue, discount, depreciation,
-         utilisation, gpu_price, server_price, staff_usd, apis, no_cloud, no_api, draws, seed, num_gpus, tp, pp,
-         precision, engine, catalog, availability="none", max_servers=None, gpu_tdp=None, licences=(),
-         residual=None, facility=None) -> dict[str, Any]:
-    from ..cost.tco import Finance, TcoRequest, tco
-
-    finance = render.validated(Finance, dict(
-        horizon_years=horizon, region=region, electricity_usd_per_kwh=electricity, pue=pue, discount_rate=discount,
-        depreciation_years=depreciation, utilisation_pct=utilisation, gpu_price_usd=gpu_price,
-        server_price_usd=server_price, staff_usd_per_fte_year=staff_usd, gpu_tdp_w=gpu_tdp,
-        licences=tuple(licences), residual_value_pct=residual, facility=facility))
-    alts = tuple(a for a, off in (("cloud_gpu", no_cloud), ("api", no_api)) if not off)
-    req = render.validated(TcoRequest, dict(
-        model=model, gpu=gpu, workload=workload, requests_per_day=per_day, rate_per_s=rate,
-        fixed_replicas=replicas, finance=finance, alternatives=alts, api_ids=tuple(apis), draws=draws, seed=seed,
-        num_gpus=num_gpus, tp=tp, pp=pp, precision=precision, engine=engine, availability=availability,
-        max_servers=max_servers))
-    return tco(req, load_catalog(catalog))
+from .lazy import load_catalog
+from .spec_options import spec_options
 
 
 def register(app: typer.Typer) -> None:
@@ -40,57 +21,29 @@ def register(app: typer.Typer) -> None:
         _register(app, name, doc, printer)
 
 
+# ServeRequest options that size or simulate a fleet by hand: TCO sizes it (--replicas is fixed_replicas)
+NOT_FOR_TCO = ("concurrency", "block_size", "replicas", "router", "num_requests", "duration_s", "sample_s")
+
+
 def _register(app: typer.Typer, name: str, doc: str, printer) -> None:
+    @spec_options(("TcoRequest", NOT_FOR_TCO), ("Finance", ()))
     def command(
-        model: str = typer.Argument(..., help="Catalog model id or alias."),
-        gpu: str = typer.Option(..., "--gpu", "-g"),
-        workload: str = typer.Option("chat", "--workload", "-w", help="Preset or workload YAML file."),
-        per_day: Optional[float] = typer.Option(None, "--requests-per-day"),
-        rate: Optional[float] = typer.Option(None, "--rate", help="Constant requests per second."),
-        replicas: Optional[int] = typer.Option(None, "--replicas", help="Replicas that carry the load (default: "
-                                               "sized for the workload's SLOs by `capacity`); fewer than the peak "
-                                               "needs is refused."),
-        availability: str = typer.Option("none", "--availability", help="none, n_plus_1 (the peak carried with "
-                                         "any one server down) or ha_pair (two independent halves)."),
-        max_servers: Optional[int] = typer.Option(None, "--max-servers", help="Most servers the site can take."),
-        gpu_tdp: Optional[float] = typer.Option(None, "--gpu-tdp", help="Watts per accelerator, where the catalog "
-                                                "has none."),
-        licences: list[str] = typer.Option([], "--licence", help="Software licence to pay for (catalog id, e.g. "
-                                           "nvidia-ai-enterprise; repeatable). The engine adds what it requires."),
-        residual: Optional[float] = typer.Option(None, "--residual-pct", help="Resale value at the horizon, % of "
-                                                 "hardware (default: the catalog's resale curve)."),
-        facility: Optional[str] = typer.Option(None, "--facility", help="Buy only rack servers (datacenter) or only "
-                                               "machines under a desk (office); default: the cheaper."),
-        horizon: float = typer.Option(4.0, "--horizon-years"),
-        region: Optional[str] = typer.Option(None, "--region", help="Region id for energy, carbon, PUE, colocation."),
-        electricity: Optional[float] = typer.Option(None, "--electricity", help="USD per kWh."),
-        pue: Optional[float] = typer.Option(None, "--pue"),
-        discount: Optional[float] = typer.Option(None, "--discount-rate", help="Per year, as a fraction (0.08)."),
-        depreciation: Optional[float] = typer.Option(None, "--depreciation-years"),
-        utilisation: Optional[float] = typer.Option(None, "--utilisation", help="Override the workload's %."),
-        gpu_price: Optional[float] = typer.Option(None, "--gpu-price", help="USD per accelerator."),
-        server_price: Optional[float] = typer.Option(None, "--server-price", help="USD per server without GPUs."),
-        staff_usd: Optional[float] = typer.Option(None, "--staff-cost", help="USD per FTE-year, loaded."),
-        apis: list[str] = typer.Option([], "--api", help="API price id to compare (repeatable)."),
+        values: dict[str, Any],
+        finance: dict[str, Any],
         no_cloud: bool = typer.Option(False, "--no-cloud", help="Leave out rented GPUs."),
         no_api: bool = typer.Option(False, "--no-api", help="Leave out per-token APIs."),
-        draws: int = typer.Option(10_000, "--draws", help="Monte Carlo draws (0: none)."),
-        seed: int = typer.Option(0, "--seed"),
-        num_gpus: Optional[int] = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
-        tp: Optional[int] = typer.Option(None, "--tp"),
-        pp: Optional[int] = typer.Option(None, "--pp"),
-        precision: Optional[str] = typer.Option(None, "--precision", "-p"),
-        engine: str = typer.Option("vllm", "--engine", "-e"),
-        chart: Optional[Path] = typer.Option(None, "--chart", help="Cumulative cost chart: .png, .html or .svg."),
+        chart: Path | None = typer.Option(None, "--chart", help="Cumulative cost chart: .png, .html or .svg."),
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         if chart is not None:
             check_destination(chart, "--chart", (".png", ".html", ".svg"))
-        result = _run(model, gpu, workload, per_day, rate, replicas, horizon, region, electricity, pue, discount,
-                      depreciation, utilisation, gpu_price, server_price, staff_usd, apis, no_cloud, no_api, draws,
-                      seed, num_gpus, tp, pp, precision, engine, catalog, availability, max_servers, gpu_tdp,
-                      licences, residual, facility)
+        from ..cost.tco import Finance, TcoRequest, tco
+
+        fin = render.validated(Finance, finance)
+        alts = tuple(a for a, off in (("cloud_gpu", no_cloud), ("api", no_api)) if not off)
+        req = render.validated(TcoRequest, {**values, "finance": fin, "alternatives": alts})
+        result = tco(req, load_catalog(catalog))
         if chart is not None:
             from ..cost.charts import render as render_chart
 
@@ -161,8 +114,10 @@ def print_compare(r: dict[str, Any], header: bool = True) -> None:
     con.print(t)
     h = r.get("hybrid")
     if h:
-        con.print(f"Hybrid optimum: own {h['owned_replicas']} of {h['all_owned_replicas']} replica(s), the rest via "
-                  f"{h['peaks_via']}: {_usd(h['tco_usd'])} (owned {_usd(h['owned_usd'])}, burst {_usd(h['burst_usd'])})")
+        con.print(
+            f"Hybrid optimum: own {h['owned_replicas']} of {h['all_owned_replicas']} replica(s), the rest via "
+            f"{h['peaks_via']}: {_usd(h['tco_usd'])} (owned {_usd(h['owned_usd'])}, burst {_usd(h['burst_usd'])})"
+        )
     u = r.get("uncertainty")
     if u:
         p = u["tco_usd"]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from typing import TYPE_CHECKING
-
 from . import render
+from .spec_options import spec_options
 
 if TYPE_CHECKING:
     from ..api import FitReport
@@ -17,27 +16,9 @@ if TYPE_CHECKING:
 
 def register(app: typer.Typer) -> None:
     @app.command("fit")
+    @spec_options(("FitRequest", ()))
     def fit_command(
-        model: str = typer.Argument(..., help="Catalog model id/alias, or a path to config.json, a model "
-                                              "directory or a .gguf file."),
-        gpu: str = typer.Option(..., "--gpu", "-g", help="Accelerator id or alias (see `llmplan catalog gpus`)."),
-        num_gpus: Optional[int] = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
-        tp: Optional[int] = typer.Option(None, "--tp", help="Tensor-parallel size."),
-        pp: Optional[int] = typer.Option(None, "--pp", help="Pipeline-parallel size (llama.cpp: layer split)."),
-        ep: Optional[int] = typer.Option(None, "--ep", help="Expert-parallel size (1 or --tp)."),
-        precision: Optional[str] = typer.Option(None, "--precision", "-p", help="Weight format, e.g. bf16, fp8, "
-                                                "int4-awq, q4_k_m (default: the checkpoint's)."),
-        kv_precision: Optional[str] = typer.Option(None, "--kv-precision", help="KV-cache format (default 16 bit)."),
-        context: Optional[int] = typer.Option(None, "--context", "-c",
-                                              help="Tokens per sequence, input + output (default: model max)."),
-        concurrency: int = typer.Option(1, "--concurrency", help="Sequences held at once at --context."),
-        engine: str = typer.Option("vllm", "--engine", "-e", help="vllm, sglang, trtllm, llamacpp, nim, gaudi."),
-        gpu_memory_utilization: Optional[float] = typer.Option(
-            None, "--gpu-memory-utilization", help="Override the engine's memory fraction."),
-        max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens",
-                                                             help="Largest prefill chunk."),
-        max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs"),
-        block_size: Optional[int] = typer.Option(None, "--block-size", help="KV block size in tokens."),
+        values: dict[str, Any],
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
@@ -48,12 +29,8 @@ def register(app: typer.Typer) -> None:
         from ..specs import FitRequest
         from . import fit_try, hints
 
-        hints.check_model_path(model)
-        req = render.validated(FitRequest, dict(
-            model=model, gpu=gpu, num_gpus=num_gpus, tp=tp, pp=pp, ep=ep, precision=precision,
-            kv_precision=kv_precision, context_tokens=context, concurrency=concurrency, engine=engine,
-            gpu_memory_utilization=gpu_memory_utilization, max_num_batched_tokens=max_num_batched_tokens,
-            max_num_seqs=max_num_seqs, block_size=block_size))
+        hints.check_model_path(values["model"])
+        req = render.validated(FitRequest, values)
         cat = load_catalog(catalog)
         r = fit_request(req, cat)
         extra = [n for n in (hints.layout_note(req, r, cat),) if n] + \

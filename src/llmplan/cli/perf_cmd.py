@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from typing import TYPE_CHECKING
-
-from .lazy import load_catalog
 from . import render
+from .lazy import load_catalog
+from .spec_options import spec_options
 
 if TYPE_CHECKING:
     from ..perf.estimate import EstimateReport
@@ -19,42 +18,16 @@ if TYPE_CHECKING:
 
 def register(app: typer.Typer) -> None:
     @app.command("estimate")
+    @spec_options(("EstimateRequest", ("context_tokens", "gpu_memory_utilization", "block_size")))
     def estimate_command(
-        model: str = typer.Argument(..., help="Catalog model id/alias or a local config.json / model directory."),
-        gpu: str = typer.Option(..., "--gpu", "-g", help="Accelerator id or alias."),
-        input_tokens: int = typer.Option(..., "--input", "-i", help="Prompt tokens per request."),
-        output_tokens: int = typer.Option(..., "--output", "-o", help="Generated tokens per request."),
-        concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Requests in flight (closed loop); "
-                                                  "default 1 unless --request-rate is given."),
-        request_rate: Optional[float] = typer.Option(None, "--request-rate", help="Offered requests/s instead."),
-        num_requests: Optional[int] = typer.Option(None, "--num-requests", help="With --request-rate: a finite run "
-                                                   "of this many requests (a benchmark) instead of an endless load."),
-        num_gpus: Optional[int] = typer.Option(None, "--num-gpus", "-n"),
-        tp: Optional[int] = typer.Option(None, "--tp"),
-        pp: Optional[int] = typer.Option(None, "--pp"),
-        ep: Optional[int] = typer.Option(None, "--ep"),
-        precision: Optional[str] = typer.Option(None, "--precision", "-p"),
-        kv_precision: Optional[str] = typer.Option(None, "--kv-precision"),
-        engine: str = typer.Option("vllm", "--engine", "-e", help="Engine id, optionally @version (vllm@0.6, "
-                                   "sglang@0.4.6): that version's defaults. Default: the newest profile."),
-        max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs"),
-        max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens"),
-        spec_tokens: int = typer.Option(0, "--spec-tokens", help="Speculative decoding: draft tokens per step."),
-        spec_acceptance: float = typer.Option(0.0, "--spec-acceptance", help="Acceptance rate of a draft token."),
-        spec_draft_cost: float = typer.Option(0.0, "--spec-draft-cost",
-                                              help="Cost of a draft token relative to a decode step."),
+        values: dict[str, Any],
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """How fast MODEL serves on --gpu: TTFT, TPOT, throughput, bounds, with an interval."""
         from ..perf.estimate import EstimateRequest, estimate
 
-        req = render.validated(EstimateRequest, dict(
-            model=model, gpu=gpu, input_tokens=input_tokens, output_tokens=output_tokens, concurrency=concurrency,
-            request_rate=request_rate, num_requests=num_requests, num_gpus=num_gpus, tp=tp, pp=pp, ep=ep, precision=precision,
-            kv_precision=kv_precision, engine=engine, max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens, spec_tokens=spec_tokens, spec_acceptance=spec_acceptance,
-            spec_draft_cost=spec_draft_cost), flags={"num_requests": "--num-requests"})
+        req = render.validated(EstimateRequest, values)
         render.emit(estimate(req, load_catalog(catalog)), as_json, print_estimate)
 
     @app.command("validate")
@@ -75,19 +48,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("calibrate")
     def calibrate_command(
-        data: Optional[list[str]] = typer.Option(None, "--data", help="Development CSV to fit the bundled calibration "
+        data: list[str] | None = typer.Option(None, "--data", help="Development CSV to fit the bundled calibration "
                                                  "on (all levels of the hierarchy); repeat it or give a quoted glob "
                                                  "for several files."),
-        from_file: Optional[Path] = typer.Option(None, "--from", help="Your measurements: benchmark-case CSV, or the "
+        from_file: Path | None = typer.Option(None, "--from", help="Your measurements: benchmark-case CSV, or the "
                                                  "JSON that `vllm bench serve` writes (then give --model/--gpu)."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Calibration YAML to write (default: with --from, "
+        out: Path | None = typer.Option(None, "--out", help="Calibration YAML to write (default: with --from, "
                                            "calibration.yaml in the first --catalog directory)."),
-        date: Optional[str] = typer.Option(None, "--date", help="Date recorded in the file (default today)."),
-        model: Optional[str] = typer.Option(None, "--model", help="For vLLM JSON: the model served."),
-        gpu: Optional[str] = typer.Option(None, "--gpu", help="For vLLM JSON: the accelerator."),
-        num_gpus: Optional[int] = typer.Option(None, "--num-gpus"),
-        tp: Optional[int] = typer.Option(None, "--tp"),
-        precision: Optional[str] = typer.Option(None, "--precision"),
+        date: str | None = typer.Option(None, "--date", help="Date recorded in the file (default today)."),
+        model: str | None = typer.Option(None, "--model", help="For vLLM JSON: the model served."),
+        gpu: str | None = typer.Option(None, "--gpu", help="For vLLM JSON: the accelerator."),
+        num_gpus: int | None = typer.Option(None, "--num-gpus"),
+        tp: int | None = typer.Option(None, "--tp"),
+        precision: str | None = typer.Option(None, "--precision"),
         engine: str = typer.Option("vllm", "--engine", help="For vLLM JSON: the engine (vllm)."),
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
@@ -122,11 +95,21 @@ def print_estimate(r: EstimateReport) -> None:
         t.add_column(col, overflow="fold")
     if r.saturation is not None:
         con.print(f"[bold red]{r.saturation.message}[/bold red]")
-    rows = [("TTFT", "unbounded (saturated)" if r.ttft_ms is None else f"{r.ttft_ms:,.1f} ms", r.intervals.get("ttft_ms"),
-             r.definitions["ttft_ms"]),
-            ("TPOT", f"{r.tpot_ms:,.2f} ms", r.intervals["tpot_ms"], r.definitions["tpot_ms"]),
-            ("output throughput", f"{r.output_tok_s:,.0f} tok/s", r.intervals["output_tok_s"],
-             r.definitions["output_tok_s"])]
+    rows = [
+        (
+            "TTFT",
+            "unbounded (saturated)" if r.ttft_ms is None else f"{r.ttft_ms:,.1f} ms",
+            r.intervals.get("ttft_ms"),
+            r.definitions["ttft_ms"],
+        ),
+        ("TPOT", f"{r.tpot_ms:,.2f} ms", r.intervals["tpot_ms"], r.definitions["tpot_ms"]),
+        (
+            "output throughput",
+            f"{r.output_tok_s:,.0f} tok/s",
+            r.intervals["output_tok_s"],
+            r.definitions["output_tok_s"],
+        ),
+    ]
     for name, value, iv, definition in rows:
         t.add_row(name, value, f"{iv.low:,.3g} – {iv.high:,.3g}" if iv else "", definition)
     t.add_row("total throughput", f"{r.total_tok_s:,.0f} tok/s", "", r.definitions["total_tok_s"])

@@ -6,22 +6,21 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from .lazy import load_catalog
 from ..errors import LlmplanError
 from . import render
+from .lazy import load_catalog
 
 
 def register(app: typer.Typer) -> None:
     @app.command("plan")
     def plan_command(
         scenario: Path = typer.Argument(..., help="Scenario YAML file (see examples/ and docs/planner.md)."),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write report.html, report.md and plan.json "
+        out: Path | None = typer.Option(None, "--out", "-o", help="Write report.html, report.md and plan.json "
                                            "into this directory (created if missing)."),
-        explain: Optional[str] = typer.Option(None, "--explain", help="Explain one option by its id (or an id "
+        explain: str | None = typer.Option(None, "--explain", help="Explain one option by its id (or an id "
                                               "prefix): its figures if ranked, its reasons if excluded."),
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),

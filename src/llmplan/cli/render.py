@@ -39,25 +39,22 @@ def emit(obj: Any, as_json: bool, show: Any) -> None:
 
 CATALOG_HELP = "Directory of catalog YAML files that add or override entries (also LLMPLAN_CATALOG)."
 
-_FLAG = {"context_tokens": "--context", "gpu": "--gpu", "model": "MODEL", "rate_per_s": "--rate",
-         "fixed_replicas": "--replicas", "num_requests": "--requests", "duration_s": "--duration",
-         "sample_s": "--sample", "api_ids": "--api", "alternatives": "--no-cloud / --no-api",
-         "input_tokens": "--input", "output_tokens": "--output", "electricity_usd_per_kwh": "--electricity",
-         "utilisation_pct": "--utilisation", "gpu_price_usd": "--gpu-price", "server_price_usd": "--server-price",
-         "staff_usd_per_fte_year": "--staff-cost", "gpu_tdp_w": "--gpu-tdp", "licences": "--licence",
-         "residual_value_pct": "--residual-pct", "finance": "the finance options"}
+# request fields set by something other than their own option (the others: the generated options table)
+_FLAG = {"alternatives": "--no-cloud / --no-api", "finance": "the finance options"}
 
 
 def validated(model: type[M], values: dict[str, Any], flags: dict[str, str] | None = None) -> M:
     """Build a request model; a validation error becomes one line naming the option (`flags`: a
     command's own option names where they differ from the shared ones)."""
+    from .spec_options import flag as spec_flag
+
     names = {**_FLAG, **(flags or {})}
 
     def flag(field: str) -> str:
         top = field.split(".")[0]
         if top.startswith("("):
             return field
-        return names.get(top, "--" + top.replace("_", "-"))
+        return names.get(top) or spec_flag(model.__name__, top) or "--" + top.replace("_", "-")
 
     try:
         return errors.validated(model, {k: v for k, v in values.items() if v is not None}, name=flag)

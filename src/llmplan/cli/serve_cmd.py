@@ -5,68 +5,33 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from typing import TYPE_CHECKING
-
-from .lazy import load_catalog
 from . import render
 from .files import check_destination, write_atomic
-
-if TYPE_CHECKING:
-    from ..serving.api import ServeRequest
-
-
-def _request(model, gpu, workload, num_gpus, tp, pp, ep, precision, kv_precision, engine, max_num_seqs,
-             max_num_batched_tokens, rate, per_day, replicas, router, requests, duration, seed, sample) -> ServeRequest:
-    from ..serving.api import ServeRequest
-
-    return render.validated(ServeRequest, dict(
-        model=model, gpu=gpu, workload=workload, num_gpus=num_gpus, tp=tp, pp=pp, ep=ep, precision=precision,
-        kv_precision=kv_precision, engine=engine, max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens, rate_per_s=rate, requests_per_day=per_day, replicas=replicas,
-        router=router, num_requests=requests, duration_s=duration, seed=seed, sample_s=sample))
+from .lazy import load_catalog
+from .spec_options import spec_options
 
 
 def register(app: typer.Typer) -> None:
 
     @app.command("simulate")
+    @spec_options(("ServeRequest", ("concurrency", "block_size")))
     def simulate_command(
-        model: str = typer.Argument(..., help="Catalog model id or alias."),
-        gpu: str = typer.Option(..., "--gpu", "-g"),
-        workload: str = typer.Option(..., "--workload", "-w", help="Preset (chat, rag, summarization, "
-                                     "code-completion, agents) or a workload YAML file."),
-        rate: Optional[float] = typer.Option(None, "--rate", help="Requests per second (Poisson unless the "
-                                             "workload says constant)."),
-        per_day: Optional[float] = typer.Option(None, "--requests-per-day", help="Shaped by the workload's profile."),
-        replicas: int = typer.Option(1, "--replicas", "-r"),
-        router: str = typer.Option("round-robin", "--router", help="round-robin or least-loaded."),
-        requests: Optional[int] = typer.Option(None, "--requests", help="Requests to simulate (default 10,000 at a "
-                                               "rate; a whole day with --requests-per-day)."),
-        duration: Optional[float] = typer.Option(None, "--duration", help="Seconds of arrivals instead."),
-        seed: int = typer.Option(0, "--seed"),
-        sample: float = typer.Option(60.0, "--sample", help="Time-series resolution, seconds."),
-        num_gpus: Optional[int] = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
-        tp: Optional[int] = typer.Option(None, "--tp"),
-        pp: Optional[int] = typer.Option(None, "--pp"),
-        ep: Optional[int] = typer.Option(None, "--ep"),
-        precision: Optional[str] = typer.Option(None, "--precision", "-p"),
-        kv_precision: Optional[str] = typer.Option(None, "--kv-precision"),
-        engine: str = typer.Option("vllm", "--engine", "-e"),
-        max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs"),
-        max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens"),
-        series_csv: Optional[Path] = typer.Option(None, "--series-csv", help="Write the time series as CSV."),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="Write latency and queue over time (.html or .svg)."),
-        dask: Optional[str] = typer.Option(None, "--dask", help="Dask scheduler address for the replicas."),
+        values: dict[str, Any],
+        series_csv: Path | None = typer.Option(None, "--series-csv", help="Write the time series as CSV."),
+        plot: Path | None = typer.Option(None, "--plot", help="Write latency and queue over time (.html or .svg)."),
+        dask: str | None = typer.Option(None, "--dask", help="Dask scheduler address for the replicas."),
         processes: int = typer.Option(1, "--processes", help="Local processes for independent replicas."),
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Simulate continuous batching on N replicas under a workload; latency percentiles, goodput, queues."""
-        req = _request(model, gpu, workload, num_gpus, tp, pp, ep, precision, kv_precision, engine, max_num_seqs,
-                       max_num_batched_tokens, rate, per_day, replicas, router, requests, duration, seed, sample)
+        from ..serving.api import ServeRequest
+
+        req = render.validated(ServeRequest, values)
         if plot is not None:
             check_destination(plot, "--plot", (".html", ".svg"))
         if series_csv is not None:
@@ -81,32 +46,18 @@ def register(app: typer.Typer) -> None:
         render.emit(result, as_json, print_simulation)
 
     @app.command("capacity")
+    @spec_options(("ServeRequest", ("concurrency", "block_size", "replicas", "num_requests", "duration_s",
+                                    "sample_s")))
     def capacity_command(
-        model: str = typer.Argument(..., help="Catalog model id or alias."),
-        gpu: str = typer.Option(..., "--gpu", "-g"),
-        workload: str = typer.Option(..., "--workload", "-w", help="Preset or workload YAML file."),
-        rate: Optional[float] = typer.Option(None, "--rate", help="Peak requests per second."),
-        per_day: Optional[float] = typer.Option(None, "--requests-per-day"),
-        router: str = typer.Option("round-robin", "--router"),
-        seed: int = typer.Option(0, "--seed"),
-        num_gpus: Optional[int] = typer.Option(None, "--num-gpus", "-n", help="GPUs of one replica."),
-        tp: Optional[int] = typer.Option(None, "--tp"),
-        pp: Optional[int] = typer.Option(None, "--pp"),
-        ep: Optional[int] = typer.Option(None, "--ep"),
-        precision: Optional[str] = typer.Option(None, "--precision", "-p"),
-        kv_precision: Optional[str] = typer.Option(None, "--kv-precision"),
-        engine: str = typer.Option("vllm", "--engine", "-e"),
-        max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs"),
-        max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens"),
+        values: dict[str, Any],
         processes: int = typer.Option(1, "--processes", help="Local processes for independent replicas."),
         catalog: list[Path] = typer.Option([], "--catalog", help=render.CATALOG_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Replicas, GPUs and servers that meet the workload's SLOs at its peak hour."""
-        req = _request(model, gpu, workload, num_gpus, tp, pp, ep, precision, kv_precision, engine, max_num_seqs,
-                       max_num_batched_tokens, rate, per_day, 1, router, None, None, seed, 60.0)
-        from ..serving.api import capacity
+        from ..serving.api import ServeRequest, capacity
 
+        req = render.validated(ServeRequest, values)
         render.emit(capacity(req, load_catalog(catalog), processes=processes), as_json, print_capacity)
 
 
@@ -138,8 +89,10 @@ def print_simulation(r: dict[str, Any]) -> None:
     dep = r["deployment"]
     con.print(f"[bold]{dep['model']}[/bold]: {dep['replicas']} replica(s) × {dep['num_gpus_per_replica']} × "
               f"{dep['gpu']} ({dep['engine']}, {dep['precision']}, router {dep['router']}, seed {dep['seed']})")
-    con.print(f"{r['completed']:,} of {r['requests']:,} requests in {r['duration_s']:,.0f} s: "
-              f"{r['requests_s']:,.2f} req/s, {r['output_tok_s']:,.0f} output tok/s, {r['total_tok_s']:,.0f} total tok/s")
+    con.print(
+        f"{r['completed']:,} of {r['requests']:,} requests in {r['duration_s']:,.0f} s: "
+        f"{r['requests_s']:,.2f} req/s, {r['output_tok_s']:,.0f} output tok/s, {r['total_tok_s']:,.0f} total tok/s"
+    )
     t = Table(title="Latency (ms)", title_justify="left")
     for col in ("metric", "p50", "p95", "p99", "mean"):
         t.add_column(col, justify="right" if col != "metric" else "left")

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..units import Arr
+
 HOURS_PER_YEAR = 8760.0
 MONTHS_PER_YEAR = 12
 
@@ -36,56 +38,56 @@ MONTHS_PER_YEAR = 12
 class OnPremInputs:
     """A fleet's totals and the assumptions that price it. Every field may be an array of draws."""
 
-    servers: float  # servers, workstations or appliances bought
-    gpus: float  # accelerators bought
-    gpu_price_usd: float  # per accelerator (appliances: the machine's all-in price)
-    host_cost_usd: float  # all hosts together (appliances: 0)
-    gpu_tdp_w: float  # per accelerator (appliances: the machine's maximum power)
-    host_power_w: float  # all hosts' maximum power together
-    horizon_years: float
-    residual_pct: float  # resale value at the horizon, % of hardware
-    install_pct: float
-    storage_servers: float  # servers that get extra storage (data-centre ones)
-    storage_usd_per_server: float
-    tor_switches: float
-    tor_switch_usd: float
-    fabric_servers: float  # servers wired into a multi-server fabric
-    fabric_usd_per_server: float
-    maintenance_pct_per_year: float
-    staff_fte_base: float
-    staff_fte_per_server: float
-    staff_usd_per_fte_year: float
-    electricity_usd_per_kwh: float
-    pue: float
-    colocation_usd_per_kw_month: float
-    utilisation_pct: float
-    busy_power_pct_of_tdp: float
-    idle_power_pct_of_tdp: float
-    host_power_draw_pct: float
-    discount_rate_pct: float
-    carbon_g_per_kwh: float
-    depreciation_years: float  # accounting life, for the reported straight-line depreciation
+    servers: Arr  # servers, workstations or appliances bought
+    gpus: Arr  # accelerators bought
+    gpu_price_usd: Arr  # per accelerator (appliances: the machine's all-in price)
+    host_cost_usd: Arr  # all hosts together (appliances: 0)
+    gpu_tdp_w: Arr  # per accelerator (appliances: the machine's maximum power)
+    host_power_w: Arr  # all hosts' maximum power together
+    horizon_years: Arr
+    residual_pct: Arr  # resale value at the horizon, % of hardware
+    install_pct: Arr
+    storage_servers: Arr  # servers that get extra storage (data-centre ones)
+    storage_usd_per_server: Arr
+    tor_switches: Arr
+    tor_switch_usd: Arr
+    fabric_servers: Arr  # servers wired into a multi-server fabric
+    fabric_usd_per_server: Arr
+    maintenance_pct_per_year: Arr
+    staff_fte_base: Arr
+    staff_fte_per_server: Arr
+    staff_usd_per_fte_year: Arr
+    electricity_usd_per_kwh: Arr
+    pue: Arr
+    colocation_usd_per_kw_month: Arr
+    utilisation_pct: Arr
+    busy_power_pct_of_tdp: Arr
+    idle_power_pct_of_tdp: Arr
+    host_power_draw_pct: Arr
+    discount_rate_pct: Arr
+    carbon_g_per_kwh: Arr
+    depreciation_years: Arr  # accounting life, for the reported straight-line depreciation
     licences: tuple[tuple[float, float], ...] = ()  # (USD per year for the fleet, years bundled)
-    licence_price_factor: float = 1.0  # multiplies every licence price (the Monte Carlo varies it)
+    licence_price_factor: Arr = 1.0  # multiplies every licence price (the Monte Carlo varies it)
 
 
 @dataclass(frozen=True)
 class OnPremResult:
-    capex_hardware_usd: object
-    capex_usd: object
-    capex_items: dict[str, object]
-    opex_items_per_year: dict[str, object]
-    opex_usd_per_year: object
-    licence_usd_horizon: object
-    residual_usd: object
-    tco_usd: object
-    npv_usd: object
-    depreciation_usd_per_year: object
-    it_kw: object
-    contracted_kw: object
-    energy_kwh_per_year: object
-    emissions_kg_per_year: object
-    _licences: tuple[tuple[object, float], ...] = ()
+    capex_hardware_usd: Arr
+    capex_usd: Arr
+    capex_items: dict[str, Arr]
+    opex_items_per_year: dict[str, Arr]
+    opex_usd_per_year: Arr
+    licence_usd_horizon: Arr
+    residual_usd: Arr
+    tco_usd: Arr
+    npv_usd: Arr
+    depreciation_usd_per_year: Arr
+    it_kw: Arr
+    contracted_kw: Arr
+    energy_kwh_per_year: Arr
+    emissions_kg_per_year: Arr
+    _licences: tuple[tuple[Arr, float], ...] = ()
 
     def cumulative_by_month(self, months: int) -> np.ndarray:
         """Cumulative cash out at the end of each month 0..months (capex at 0, licences from the

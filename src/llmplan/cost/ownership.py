@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -206,7 +207,8 @@ class Owned:
 
 
 def _assumptions(cat: Catalog, f: Any, facility: str) -> tuple[dict[str, float], dict[str, tuple[float, float, float]]]:
-    vals, ranges = {}, {}
+    vals: dict[str, float] = {}
+    ranges: dict[str, tuple[float, float, float]] = {}
     for fld, aid in field_map(facility).items():
         v, lo, hi = assumption(cat, aid)
         vals[fld] = v
@@ -217,17 +219,18 @@ def _assumptions(cat: Catalog, f: Any, facility: str) -> tuple[dict[str, float],
     region = cat.regions.get(f.region) if getattr(f, "region", None) else None
     if region is not None:
         vals["electricity_usd_per_kwh"] = region.electricity_usd_per_kwh
-        if region.electricity_estimate:  # the region's own range replaces the catalog's global one
-            ranges["electricity_usd_per_kwh"] = (region.electricity_low_usd_per_kwh,  # type: ignore[assignment]
-                                                 region.electricity_usd_per_kwh, region.electricity_high_usd_per_kwh)
+        e_lo, e_hi = region.electricity_low_usd_per_kwh, region.electricity_high_usd_per_kwh
+        if region.electricity_estimate and e_lo is not None and e_hi is not None:
+            # the region's own range replaces the catalog's global one (an estimate always has both ends)
+            ranges["electricity_usd_per_kwh"] = (e_lo, region.electricity_usd_per_kwh, e_hi)
         if facility == "datacenter":
             vals["pue"] = region.pue
             if region.colocation_usd_per_kw_month is not None:
                 vals["colocation_usd_per_kw_month"] = region.colocation_usd_per_kw_month
     for fin, fld in FINANCE_FIXES.items():
-        v = getattr(f, fin, None)
-        if v is not None and (facility == "datacenter" or fld not in OFFICE_ZERO):
-            vals[fld] = v
+        fixed = getattr(f, fin, None)
+        if fixed is not None and (facility == "datacenter" or fld not in OFFICE_ZERO):
+            vals[fld] = fixed
             ranges.pop(fld, None)
     if getattr(f, "discount_rate", None) is not None:
         vals["discount_rate_pct"] = f.discount_rate * 100
@@ -321,11 +324,16 @@ def _unit_cost(c: Config, cat: Catalog, f: Any, licences: list[dict[str, Any]]) 
     return hit[1]
 
 
+def _unit_part(unit: dict[Config, tuple[float, float]], which: int, c: Config) -> float:
+    """One part of a configuration's unit cost: 0 its TCO, 1 what buying it alone saves."""
+    return unit[c][which]
+
+
 def _unit_cost_of(c: Config, cat: Catalog, f: Any, licences: list[dict[str, Any]]) -> tuple[float, float]:
     one = Purchase(((c, 1),), max(1, c.gpus // max(c.slots, 1)), c.slots, "none")
     x, _ = fleet_inputs(one, cat, f, 0.0, licences)
     x = replace(x, staff_fte_base=0.0, tor_switches=0.0, fabric_servers=1.0 if c.facility == "datacenter" else 0.0)
-    return float(np.asarray(onprem(x).tco_usd)), x.fabric_servers * x.fabric_usd_per_server
+    return float(np.asarray(onprem(x).tco_usd)), float(np.asarray(x.fabric_servers * x.fabric_usd_per_server))
 
 
 def buy(d: Deployment, cat: Catalog, f: Any, need: int, mode: str, utilisation_of: Callable[[int], float],
@@ -344,7 +352,7 @@ def buy(d: Deployment, cat: Catalog, f: Any, need: int, mode: str, utilisation_o
             continue
         unit = {c: _unit_cost(c, cat, f, licences) for c in cs}
         try:
-            p = choose(cs, need, mode, g, lambda c: unit[c][0], lambda c: unit[c][1], max_servers)
+            p = choose(cs, need, mode, g, partial(_unit_part, unit, 0), partial(_unit_part, unit, 1), max_servers)
             check_failure_domains(p)
         except LlmplanError as exc:
             errors.append(str(exc))

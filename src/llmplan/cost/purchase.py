@@ -195,9 +195,9 @@ def choose(configs: Sequence[Config], need: int, mode: str, gpus_per_replica: in
             sub = [(s, k) if s <= big.slots else (0, k) for s, k in items]
             rest, counts = min_cover(sub, need)
             if costs[j] + rest < total - 1e-9:
-                counts = list(counts)
-                counts[j] += 1
-                best, total = _lines(usable, counts), costs[j] + rest
+                with_big = list(counts)
+                with_big[j] += 1
+                best, total = _lines(usable, with_big), costs[j] + rest
     else:
         total, counts = min_cover(items, need)
         best = _lines(usable, counts)

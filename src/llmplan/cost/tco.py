@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field
@@ -20,7 +20,7 @@ from ..errors import LlmplanError
 from ..serving.api import ServeRequest, capacity, load_workload, replica_capacity_req_s
 from ..serving.cluster import replica_spec
 from ..serving.workload import hourly_weights
-from ..specs import MIN_YEARS, Deployment, Name, NameOrPath, resolve
+from ..specs import MIN_YEARS, Cli, Deployment, Name, NameOrPath, resolve
 from ..strict import StrictModel
 from .model import (
     MONTHS_PER_YEAR,
@@ -36,6 +36,25 @@ from .ownership import Owned, assumption, buy
 
 class Finance(StrictModel):
     """Overrides of the catalog's cost assumptions (all optional)."""
+
+    CLI: ClassVar[dict[str, Cli]] = {
+        "gpu_tdp_w": Cli(("--gpu-tdp",)),
+        "licences": Cli(("--licence",), "Software licence to pay for (catalog id, e.g. nvidia-ai-enterprise; "
+                        "repeatable). The engine adds what it requires."),
+        "residual_value_pct": Cli(("--residual-pct",)),
+        "facility": Cli(("--facility",), "Buy only rack servers (datacenter) or only machines under a desk "
+                        "(office); default: the cheaper."),
+        "horizon_years": Cli(("--horizon-years",)),
+        "region": Cli(("--region",), "Region id for energy, carbon, PUE, colocation."),
+        "electricity_usd_per_kwh": Cli(("--electricity",), "USD per kWh."),
+        "pue": Cli(("--pue",)),
+        "discount_rate": Cli(("--discount-rate",)),
+        "depreciation_years": Cli(("--depreciation-years",)),
+        "utilisation_pct": Cli(("--utilisation",), "Override the workload's %."),
+        "gpu_price_usd": Cli(("--gpu-price",), "USD per accelerator."),
+        "server_price_usd": Cli(("--server-price",), "USD per server without GPUs."),
+        "staff_usd_per_fte_year": Cli(("--staff-cost",), "USD per FTE-year, loaded."),
+    }
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -73,6 +92,16 @@ class Finance(StrictModel):
 
 class TcoRequest(ServeRequest):
     """A deployment, a workload, the finance assumptions and the alternatives to compare."""
+
+    CLI: ClassVar[dict[str, Cli]] = {
+        "fixed_replicas": Cli(("--replicas",), "Replicas that carry the load (default: sized for the workload's "
+                              "SLOs by `capacity`); fewer than the peak needs is refused."),
+        "availability": Cli(("--availability",), "none, n_plus_1 (the peak carried with any one server down) or "
+                            "ha_pair (two independent halves)."),
+        "max_servers": Cli(("--max-servers",)),
+        "api_ids": Cli(("--api",), "API price id to compare (repeatable)."),
+        "draws": Cli(("--draws",)),
+    }
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
         {"model": "llama-3.1-8b", "gpu": "h100-sxm", "workload": "chat", "requests_per_day": 50000,

@@ -32,7 +32,7 @@ def monte_carlo(x: OnPremInputs, ranges: Ranges, draws: int, seed: int, tokens_h
                 alternative: dict[str, Any] | None) -> dict[str, Any]:
     """Each uncertain input drawn from a triangular distribution (low, value, high)."""
     rng = np.random.default_rng(seed)
-    drawn = {f: (rng.triangular(lo, mode, hi, draws) if hi > lo else np.full(draws, mode))
+    drawn: dict[str, Any] = {f: (rng.triangular(lo, mode, hi, draws) if hi > lo else np.full(draws, mode))
              for f, (lo, mode, hi) in sorted(ranges.items())}
     xs = replace(x, **drawn)
     r = onprem(xs)
@@ -43,7 +43,7 @@ def monte_carlo(x: OnPremInputs, ranges: Ranges, draws: int, seed: int, tokens_h
         "cost_per_million_tokens_usd": _pcts(tco * 1e6 / tokens_horizon) if tokens_horizon else None,
     }
     if alternative is not None:
-        months = int(round(x.horizon_years * MONTHS_PER_YEAR))
+        months = int(round(float(np.asarray(x.horizon_years)) * MONTHS_PER_YEAR))
         alt_monthly = alternative["tco_usd"] / max(months, 1)
         opex_m = np.broadcast_to(np.asarray(r.opex_usd_per_year, dtype=float), (draws,)) / MONTHS_PER_YEAR
         capex = np.broadcast_to(np.asarray(r.capex_usd, dtype=float), (draws,))
@@ -58,10 +58,12 @@ def monte_carlo(x: OnPremInputs, ranges: Ranges, draws: int, seed: int, tokens_h
 def tornado(x: OnPremInputs, ranges: Ranges) -> list[dict[str, Any]]:
     """Each uncertain input at its low and high end, the others at their values; ranked by swing."""
     base = float(np.asarray(onprem(x).tco_usd))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for f, (lo, mode, hi) in ranges.items():
-        t_lo = float(np.asarray(onprem(replace(x, **{f: lo})).tco_usd))
-        t_hi = float(np.asarray(onprem(replace(x, **{f: hi})).tco_usd))
+        at_lo: dict[str, Any] = {f: lo}
+        at_hi: dict[str, Any] = {f: hi}
+        t_lo = float(np.asarray(onprem(replace(x, **at_lo)).tco_usd))
+        t_hi = float(np.asarray(onprem(replace(x, **at_hi)).tco_usd))
         rows.append({"assumption": f, "low": lo, "value": mode, "high": hi, "tco_at_low_usd": t_lo,
                      "tco_at_high_usd": t_hi, "swing_usd": abs(t_hi - t_lo),
                      "swing_pct_of_tco": 100 * abs(t_hi - t_lo) / base if base else 0.0})

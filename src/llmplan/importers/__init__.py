@@ -86,4 +86,13 @@ def import_model(path_str: str, cat: Catalog) -> ImportedModel:
     return ImportedModel(model, precision, kv, None, st, path)
 
 
-__all__ = ["ImportedModel", "import_model", "looks_like_path", "set_local_files", "local_files_allowed", "read_gguf", "model_from_config", "summarize"]
+__all__ = [
+    "ImportedModel",
+    "import_model",
+    "looks_like_path",
+    "set_local_files",
+    "local_files_allowed",
+    "read_gguf",
+    "model_from_config",
+    "summarize",
+]

@@ -182,10 +182,13 @@ def model_from_config(path: Path) -> tuple[Model, str | None, str | None]:
     path = config_path(path)
     doc = _load_json(path)
     mt_top = str(doc.get("model_type", ""))
-    c = doc.get("text_config") if isinstance(doc.get("text_config"), dict) else doc
+    text = doc.get("text_config")
+    c: dict[str, Any] = text if isinstance(text, dict) else doc
     mt = str(c.get("model_type") or mt_top)
     if mt not in SUPPORTED and mt_top not in SUPPORTED:
-        raise ImportFileError(f"{path}: model_type {mt or mt_top!r} is not supported; supported: {', '.join(SUPPORTED)}")
+        raise ImportFileError(
+            f"{path}: model_type {mt or mt_top!r} is not supported; supported: {', '.join(SUPPORTED)}"
+        )
     n_layers = _int(c, path, "num_hidden_layers", "n_layer", "num_layers")
     hidden = _int(c, path, "hidden_size", "n_embd", "d_model")
     heads = _int(c, path, "num_attention_heads", "n_head")
@@ -208,19 +211,39 @@ def model_from_config(path: Path) -> tuple[Model, str | None, str | None]:
     name = str(doc.get("_name_or_path") or path.parent.name or path.stem)
     try:
         model = Model(
-            id=f"file:{path}", name=name, family=mt, architecture=mt, organization="unknown", country="unknown",
-            license="unknown (imported from a local file)", license_class="unknown", commercial_use=None,
+            id=f"file:{path}",
+            name=name,
+            family=mt,
+            architecture=mt,
+            organization="unknown",
+            country="unknown",
+            license="unknown (imported from a local file)",
+            license_class="unknown",
+            commercial_use=None,
             native_precision=precision or _dtype(doc),
-            num_layers=n_layers, hidden_size=hidden, num_attention_heads=heads, num_kv_heads=kv_heads,
-            head_dim=head_dim, intermediate_size=inter, vocab_size=_int(c, path, "vocab_size", default=_int(doc, path, "vocab_size", default=0)),
-            tie_word_embeddings=bool(_get(c, "tie_word_embeddings", default=_get(doc, "tie_word_embeddings", default=mt in _TIED_BY_DEFAULT))),
+            num_layers=n_layers,
+            hidden_size=hidden,
+            num_attention_heads=heads,
+            num_kv_heads=kv_heads,
+            head_dim=head_dim,
+            intermediate_size=inter,
+            vocab_size=_int(c, path, "vocab_size", default=_int(doc, path, "vocab_size", default=0)),
+            tie_word_embeddings=bool(
+                _get(c, "tie_word_embeddings", default=_get(doc, "tie_word_embeddings", default=mt in _TIED_BY_DEFAULT))
+            ),
             max_context=_int(c, path, "max_position_embeddings", "n_positions", "seq_length", default=4096),
             mlp_gated=mt != "gptj",
             attention_bias=bool(c.get("attention_bias", mt in _QKV_BIAS)),
-            sliding_window=window, num_sliding_window_layers=n_sliding,
-            moe=_moe(c, mt, path, inter), mla=mla, linear_attention=_linear(c, path, n_layers),
+            sliding_window=window,
+            num_sliding_window_layers=n_sliding,
+            moe=_moe(c, mt, path, inter),
+            mla=mla,
+            linear_attention=_linear(c, path, n_layers),
             num_mtp_layers=int(c.get("num_nextn_predict_layers") or 0),
-            total_params=1, config_source=str(path), source=str(path), as_of=mtime,
+            total_params=1,
+            config_source=str(path),
+            source=str(path),
+            as_of=mtime,
         )
     except ValidationError as exc:
         raise spec_error(exc, str(path), error=ImportFileError) from None

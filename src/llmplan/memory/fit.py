@@ -177,19 +177,15 @@ def fit(d: Deployment, gguf_types: tuple[GgufType, ...], context_tokens: int | N
     s = engine_settings(d, memory_fraction, max_num_batched_tokens, max_num_seqs, block_size, context)
     kv_elem_bytes = d.kv_format.bits / 8
     tb = exact_tensor_bytes or engine_tensor_bytes(d, gguf_types)
-    stage_weights = weights_per_stage(tb, m, lay.tp, lay.pp, lay.ep)
-    pad = d.engine.memory.fp8_weight_padding
-    if pad and d.weight_format.id == "fp8" and d.accelerator.family in pad.families and (
-            (d.quant_method or pad.quant_methods[0]) in pad.quant_methods):
-        extra = padding_per_stage(tb, m, lay.tp, lay.pp, pad.bytes_per_row, pad.row_bytes_multiple)
-        stage_weights = [w + e for w, e in zip(stage_weights, extra)]
+    stage_weights = _stage_weights(d, tb)
     stage_kv = kv_layout_per_stage(m, kv_elem_bytes, lay.tp, lay.pp, s.block_size)
     m_bytes = usable_memory_bytes(d)
-    stages = [_stage_memory(d, s, m_bytes, w, kv, context, concurrency) for w, kv in zip(stage_weights, stage_kv)]
+    stages = [_stage_memory(d, s, m_bytes, w, kv, context, concurrency)
+              for w, kv in zip(stage_weights, stage_kv, strict=True)]
 
     kv_needed = [st.kv.sequence_bytes(context) * concurrency for st in stages]
     required = [st.weights + st.activations + st.runtime + st.cuda_graphs + max(st.engine_reserved, 0.0) + need
-                for st, need in zip(stages, kv_needed)]
+                for st, need in zip(stages, kv_needed, strict=True)]
     worst = max(range(len(stages)), key=lambda i: (required[i] - m_bytes, -stages[i].kv_pool))
     st = stages[worst]
     capacity_tokens = min(_capacity_tokens(x.kv, x.kv_pool, context) for x in stages)
@@ -197,7 +193,6 @@ def fit(d: Deployment, gguf_types: tuple[GgufType, ...], context_tokens: int | N
     max_ctx = min(_max_context(x.kv, x.kv_pool, m.max_context) for x in stages)
 
     reasons: list[str] = []
-    notes: list[str] = []
     if st.kv_pool <= 0:
         reasons.append(f"no memory left for the KV cache: weights, activations and runtime take "
                        f"{(st.weights + st.activations + st.runtime) / GIB:.1f} GiB of the "
@@ -212,15 +207,6 @@ def fit(d: Deployment, gguf_types: tuple[GgufType, ...], context_tokens: int | N
                        f"{d.engine.memory.memory_fraction_flag or 'the memory fraction'}")
     if context > m.max_context:
         reasons.append(f"context {context:,} exceeds the {m.max_context:,}-token maximum of {m.id}")
-    if d.usable_memory_basis != "catalog":
-        notes.append(f"usable memory per GPU {d.usable_memory_gib:.2f} GiB: {d.usable_memory_basis}")
-    if m.mla and lay.tp > 1:
-        notes.append("MLA keeps one latent KV per token on every TP rank (replicated, not split)")
-    elif not m.mla and lay.tp > m.num_kv_heads:
-        notes.append(f"{m.num_kv_heads} KV heads on {lay.tp} TP ranks: each rank keeps one head (replicated)")
-    if m.sliding_window and m.num_sliding_window_layers:
-        notes.append(f"{m.num_sliding_window_layers} of {m.num_layers} layers keep at most the "
-                     f"{m.sliding_window:,}-token window")
     by_group = {k: int(round(v)) for k, v in bytes_by_group(tb).items()}
     parts = {
         "per_gpu_weights_bytes": int(round(st.weights)),
@@ -250,8 +236,36 @@ def fit(d: Deployment, gguf_types: tuple[GgufType, ...], context_tokens: int | N
         max_concurrency=max_conc,
         max_context_tokens=max_ctx,
         reasons=reasons,
-        notes=notes,
+        notes=_layout_notes(d),
     )
+
+
+def _stage_weights(d: Deployment, tb: tuple[TensorBytes, ...]) -> list[float]:
+    """Weight bytes per GPU of each pipeline stage, with the engine's FP8 row padding where it applies."""
+    m, lay = d.model, d.layout
+    stage_weights = weights_per_stage(tb, m, lay.tp, lay.pp, lay.ep)
+    pad = d.engine.memory.fp8_weight_padding
+    if pad and d.weight_format.id == "fp8" and d.accelerator.family in pad.families and (
+            (d.quant_method or pad.quant_methods[0]) in pad.quant_methods):
+        extra = padding_per_stage(tb, m, lay.tp, lay.pp, pad.bytes_per_row, pad.row_bytes_multiple)
+        stage_weights = [w + e for w, e in zip(stage_weights, extra, strict=True)]
+    return stage_weights
+
+
+def _layout_notes(d: Deployment) -> list[str]:
+    """What the layout does to memory that the numbers alone do not say."""
+    m, lay = d.model, d.layout
+    notes: list[str] = []
+    if d.usable_memory_basis != "catalog":
+        notes.append(f"usable memory per GPU {d.usable_memory_gib:.2f} GiB: {d.usable_memory_basis}")
+    if m.mla and lay.tp > 1:
+        notes.append("MLA keeps one latent KV per token on every TP rank (replicated, not split)")
+    elif not m.mla and lay.tp > m.num_kv_heads:
+        notes.append(f"{m.num_kv_heads} KV heads on {lay.tp} TP ranks: each rank keeps one head (replicated)")
+    if m.sliding_window and m.num_sliding_window_layers:
+        notes.append(f"{m.num_sliding_window_layers} of {m.num_layers} layers keep at most the "
+                     f"{m.sliding_window:,}-token window")
+    return notes
 
 
 def _budget_text(d: Deployment, s: EngineSettings, m_bytes: int) -> str:

@@ -30,7 +30,7 @@ class TensorBytes:
     bits: float
 
 
-def _use_more_bits(i: int, n: int) -> bool:
+def use_more_bits(i: int, n: int) -> bool:
     """llama.cpp ``use_more_bits``: first and last eighth, and every third layer between."""
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
@@ -45,7 +45,7 @@ def _rule_matches(rule: GgufMixRule, t: Tensor, layer: int | None, m: Model) -> 
     if layer is None or rule.layers == "all":
         return True
     if rule.layers == "use_more_bits":
-        return _use_more_bits(layer, m.num_layers)
+        return use_more_bits(layer, m.num_layers)
     return layer < m.num_layers // 8  # first_eighth
 
 
@@ -56,7 +56,7 @@ def _gguf_type(name: str, types: dict[str, GgufType]) -> GgufType:
         raise CatalogError(f"GGUF type {name!r} is not in the gguf_types catalog") from None
 
 
-def _gguf_bits(fmt: QuantFormat, t: Tensor, layer: int | None, m: Model, types: dict[str, GgufType]) -> float:
+def gguf_bits(fmt: QuantFormat, t: Tensor, layer: int | None, m: Model, types: dict[str, GgufType]) -> float:
     if t.group == "norms" or t.name == "ssm_conv1d":
         return GGUF_NORM_BITS
     name = fmt.gguf_type or ""
@@ -99,7 +99,7 @@ def tensor_bytes(m: Model, fmt: QuantFormat, keeps: tuple[str, ...] | None,
             if layer in whole16:
                 bits = float(NORM_BITS)
             elif fmt.gguf_type:
-                bits = _gguf_bits(fmt, t, layer, m, types)
+                bits = gguf_bits(fmt, t, layer, m, types)
             else:
                 bits = _bits(fmt, keep, t)
             out.append(TensorBytes(t, layer, bits_to_bytes(t.params_per_layer, bits), bits))

@@ -5,7 +5,8 @@ Six parameters per group (memory-bandwidth efficiency, compute efficiency, per-s
 overhead, per-request overhead, routed-expert efficiency, and an engine's weight-only kernel
 efficiency relative to the catalog's kernel ratio), fitted by robust least squares (soft-L1)
 on ``ln(predicted / measured)``. What is measured elsewhere is not fitted: the all-reduce
-costs come from the collectives catalog, the weight-only GEMM rates from the kernels catalog. Groups are fitted in a hierarchy so that a group with few rows borrows
+costs come from the collectives catalog, the weight-only GEMM rates from the kernels catalog. Groups
+are fitted in a hierarchy so that a group with few rows borrows
 strength from its parent, and combinations without rows fall back to pooled fits:
 
     * / * / *               all rows (weak prior)
@@ -22,33 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..catalog import Catalog
 from ..catalog.loader import dump_entries
-from ..catalog.schema import Calibration
 from ..errors import LlmplanError
-from ..specs import Deployment
 from .cases import Case, CaseSet, Stacked, predict, stack
-from .physics import Efficiency
+from .efficiency import ANY, NAMES, PARAMS, Key, efficiency_arrays, lookup, params_of
 
-ANY = "*"
-# name, transform (eff: in (0, 1) via a logistic; pos: > 0 via a log), starting point and prior
-# of the pooled fit (deliberately vague: sigma 2 in transformed units)
-PARAMS: tuple[tuple[str, str, float], ...] = (
-    ("eta_bw", "eff", 0.6),
-    ("eta_flops", "eff", 0.4),
-    ("step_overhead_s", "pos", 2e-3),
-    ("request_overhead_s", "pos", 5e-3),
-    ("eta_moe", "eff", 0.8),
-    ("eta_kernel", "pos", 1.0),
-)
-NAMES = tuple(p[0] for p in PARAMS)
 PRIOR = {name: value for name, _, value in PARAMS}
 SIGMA = {"pooled": 2.0, "engine": 1.0, "family": 1.0, "group": 0.5}
 # Parameters that belong to an engine's software (API server, tokenizer, admission), not to the
@@ -78,26 +63,11 @@ def _from_z(z: np.ndarray) -> dict[str, float]:
     return out
 
 
-def efficiency_arrays(cases: list[Any], params: list[dict[str, float]]) -> Efficiency:
-    """Per-case efficiencies (arrays). Weight-only formats run at their kernel's catalog ratio to
-    16-bit (carried by the machine) times `eta_kernel`, an engine's own factor: pooled and
-    family fits keep it at 1 rather than lend one engine's kernels to another."""
-    def col(name: str) -> np.ndarray:
-        return np.array([p[name] for p in params], dtype=float)
-
-    return Efficiency(eta_bw=col("eta_bw"), eta_flops=col("eta_flops"), step_overhead_s=col("step_overhead_s"),
-                      request_overhead_s=col("request_overhead_s"), eta_moe=col("eta_moe"), eta_kernel=col("eta_kernel"))
-
-
 def arch_of(c: Case) -> str:
     """The architecture class a case is calibrated with: mla, moe or dense."""
     if float(c.shape.mla) > 0:
         return "mla"
     return "moe" if float(c.shape.num_experts) > 0 else "dense"
-
-
-def model_arch(m: Any) -> str:
-    return "mla" if m.mla else ("moe" if m.moe else "dense")
 
 
 def _fit(st: Stacked, measured: np.ndarray, prior: dict[str, float], sigma: float,
@@ -132,13 +102,8 @@ class GroupFit:
     arch: str = ANY
 
 
-Key = tuple[str, str, str]  # (engine, family, arch), each possibly ANY
 # split a level by architecture class (dense / moe / mla) where its rows hold more than one
 SPLIT_ARCH = True
-
-
-def _subset(cases: list[Case], keep: Callable[[Case], bool]) -> list[int]:
-    return [i for i, c in enumerate(cases) if keep(c)]
 
 
 def fit_all(cs: CaseSet, base: dict[Key, Any] | None = None, split_arch: bool | None = None) -> dict[Key, GroupFit]:
@@ -179,11 +144,11 @@ def fit_all(cs: CaseSet, base: dict[Key, Any] | None = None, split_arch: bool | 
     pooled = run(every, PRIOR, SIGMA["pooled"], (ANY, ANY, ANY))
     by_arch(every, pooled, SIGMA["family"], ANY, ANY)
     for fam in sorted({c.family for c in cases}):
-        idx = _subset(cases, lambda c, f=fam: c.family == f)
+        idx = [i for i, c in enumerate(cases) if c.family == fam]
         if len(idx) >= MIN_ROWS:
             by_arch(idx, run(idx, pooled, SIGMA["family"], (ANY, fam, ANY)), SIGMA["group"], ANY, fam)
     for eng in sorted({c.engine for c in cases}):
-        idx = _subset(cases, lambda c, e=eng: c.engine == e)
+        idx = [i for i, c in enumerate(cases) if c.engine == eng]
         if len(idx) < MIN_ROWS:
             continue
         eng_p = run(idx, pooled, SIGMA["engine"], (eng, ANY, ANY))
@@ -193,23 +158,6 @@ def fit_all(cs: CaseSet, base: dict[Key, Any] | None = None, split_arch: bool | 
             if len(sub) >= MIN_ROWS:
                 by_arch(sub, run(sub, eng_p, SIGMA["group"], (eng, fam, ANY)), SIGMA["group"], eng, fam)
     return fits
-
-
-LEVELS = (("engine", "family", "arch"), ("engine", "family"), ("engine", "arch"), ("engine",), ("family", "arch"),
-          ("family",), ("arch",), ())
-
-
-def lookup(table: dict[Key, Any], engine: str, family: str, arch: str = ANY) -> tuple[Any, str]:
-    """The closest fit, from engine × family × arch down to the pooled fit, and which level was
-    used ('engine×family', 'family×arch', 'pooled' …)."""
-    given = {"engine": engine, "family": family, "arch": arch}
-    for names in LEVELS:
-        if "arch" in names and arch == ANY:
-            continue
-        key = tuple(given[n] if n in names else ANY for n in ("engine", "family", "arch"))
-        if key in table:
-            return table[key], "×".join(names) or "pooled"
-    raise KeyError("no calibration at all: run `llmplan calibrate`")
 
 
 def case_params(table: dict[Key, Any], c: Case) -> dict[str, float]:
@@ -264,24 +212,3 @@ def write_calibration(entries: list[dict[str, Any]], out: Path) -> None:
     tmp = out.with_suffix(out.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)  # atomic: a failed run leaves the old file
-
-
-def deployment_efficiency(d: Deployment, cat: Catalog) -> tuple[Efficiency, Calibration, str]:
-    """The calibrated efficiencies of deployment `d`: the closest calibration group (engine ×
-    accelerator family × architecture class, then the fallbacks of :func:`lookup`). Returns
-    (efficiency, the calibration used, its level)."""
-    cal, level = lookup(table_from_catalog(cat), d.engine.id, d.accelerator.family, model_arch(d.model))
-    p = params_of(cal)
-    e = Efficiency(p["eta_bw"], p["eta_flops"], p["step_overhead_s"], p["request_overhead_s"], p["eta_moe"],
-                   p["eta_kernel"])
-    return e, cal, level
-
-
-def table_from_catalog(cat: Catalog) -> dict[Key, Calibration]:
-    return {(c.engine, c.family, c.arch): c for c in cat.calibrations}
-
-
-def params_of(c: Calibration | GroupFit) -> dict[str, float]:
-    if isinstance(c, GroupFit):
-        return c.params
-    return {name: getattr(c, name) for name in NAMES}

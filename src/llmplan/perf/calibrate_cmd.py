@@ -13,13 +13,9 @@ import numpy as np
 
 from ..catalog import load_catalog
 from ..errors import LlmplanError
-from .calibrate import (
-    calibration_entries,
-    fit_all,
-    table_from_catalog,
-    write_calibration,
-)
+from .calibrate import calibration_entries, fit_all, write_calibration
 from .cases import bench_files, read_cases
+from .efficiency import table_from_catalog
 
 VLLM_METRICS = {"mean_ttft_ms": "ttft_ms", "mean_tpot_ms": "tpot_ms", "mean_itl_ms": "itl_ms",
                 "output_throughput": "output_tok_s", "request_throughput": "requests_s",
@@ -56,13 +52,29 @@ def vllm_json_to_csv(path: Path, model: str | None, gpu: str | None, num_gpus: i
         for key, metric in VLLM_METRICS.items():
             if d.get(key) is None:
                 continue
-            w.writerow({"id": f"{path.stem}-{k + 1}-{metric}", "group": path.stem, "model": model, "hardware": gpu, "num_gpus": num_gpus or "", "tp": tp or "",
-                        "precision": precision or "", "engine": engine, "input_len": f"{i:.1f}",
-                        "output_len": f"{o:.1f}", "concurrency": conc or "",
-                        "request_rate": rate if finite_rate else "", "scenario": scenario,
-                        "num_prompts": int(n), "length_dist": "", "metric": metric,
-                        "value": d[key], "source_url": str(path),
-                        "notes": f"vllm bench serve result; {int(n)} requests"})
+            w.writerow(
+                {
+                    "id": f"{path.stem}-{k + 1}-{metric}",
+                    "group": path.stem,
+                    "model": model,
+                    "hardware": gpu,
+                    "num_gpus": num_gpus or "",
+                    "tp": tp or "",
+                    "precision": precision or "",
+                    "engine": engine,
+                    "input_len": f"{i:.1f}",
+                    "output_len": f"{o:.1f}",
+                    "concurrency": conc or "",
+                    "request_rate": rate if finite_rate else "",
+                    "scenario": scenario,
+                    "num_prompts": int(n),
+                    "length_dist": "",
+                    "metric": metric,
+                    "value": d[key],
+                    "source_url": str(path),
+                    "notes": f"vllm bench serve result; {int(n)} requests",
+                }
+            )
     return _write_temp(out.getvalue())
 
 
@@ -82,7 +94,7 @@ def run_calibrate(*, data: list[str] | None, from_file: Path | None, out: Path |
         raise LlmplanError("give either --data (fit the whole calibration) or --from (adjust it with your "
                            "measurements)")
     cat = load_catalog(catalog_dirs)
-    srcs, skipped = bench_files(list(data)) if data else ([from_file], [])
+    srcs, skipped = bench_files(data or []) if data or from_file is None else ([from_file], [])
     for src in srcs:
         if not src.is_file():
             raise LlmplanError(f"{src}: no such file")

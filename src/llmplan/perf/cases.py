@@ -20,19 +20,23 @@ import csv
 import dataclasses
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
 from ..catalog import Catalog
 from ..errors import LayoutError, LlmplanError
-from ..memory.fit import fit as memory_fit
-from ..specs import Deployment, FitRequest, resolve
+from ..specs import FitRequest, resolve
 from . import finite
+from .limits import engine_limit
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import LoadResult, closed_loop, decode_step, lockstep_loop, open_loop, prefill_time
 from .shape import is_dequant, machine, stage_shape
+
+_T = TypeVar("_T")
 
 METRICS = ("total_tok_s", "output_tok_s", "output_tok_s_per_gpu", "ttft_ms", "tpot_ms", "itl_ms", "prefill_tok_s",
            "decode_tok_s", "e2e_latency_s", "requests_s")
@@ -184,16 +188,7 @@ def protocol_label(c: Case) -> str:
     return f"{c.scenario}, N prompts"
 
 
-def engine_limit(d: Deployment, cat: Catalog, input_len: float, output_len: float) -> float:
-    """Sequences the engine runs at once: its max_num_seqs, or what the KV cache holds when
-    KV blocks are allocated as sequences grow (on average a sequence holds I + O/2 tokens)."""
-    occupancy = max(int(input_len + output_len / 2), 1)
-    mem = memory_fit(d, tuple(cat.gguf_types), context_tokens=min(occupancy, d.model.max_context))
-    kv_bound = mem.kv_capacity_tokens / occupancy
-    return float(max(1.0, min(d.engine.defaults.max_num_seqs, kv_bound)))
-
-
-def bench_files(patterns: list[str | Path]) -> tuple[list[Path], list[str]]:
+def bench_files(patterns: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
     """The CSV files named by `patterns` (paths, or globs such as ``data/bench/perf_*.csv``), in
     order, each once. A file that a glob matched is skipped when the same glob matched a later
     version of it (``perf_dev.csv`` beside ``perf_dev_v2.csv``: the same rows with more columns);
@@ -255,9 +250,9 @@ def _read_one(path: Path, cat: Catalog, out: CaseSet, seen: dict[str, str]) -> N
             out.cases.append(dataclasses.replace(case, measured=measured))
 
 
-def _stack(items: list[object], cls: type) -> object:
-    return cls(**{f.name: np.array([getattr(x, f.name) for x in items], dtype=float)
-                  for f in dataclasses.fields(cls)})
+def _stack(items: Sequence[_T], cls: type[_T]) -> _T:
+    fields = dataclasses.fields(cast(Any, cls))  # cls is one of the physics dataclasses
+    return cls(**{f.name: np.array([getattr(x, f.name) for x in items], dtype=float) for f in fields})
 
 
 @dataclass(frozen=True)
@@ -300,9 +295,15 @@ def predict(st: Stacked, e: Efficiency) -> np.ndarray:
     out = np.full(len(st.cases), np.nan)
     for k, c in enumerate(st.cases):
         if c.scenario == "batch1":
-            vals = {"prefill_tok_s": i[k] / pre_t[k], "decode_tok_s": 1 / dec1[k], "ttft_ms": 1e3 * (pre_t[k] + dec1[k]),
-                    "tpot_ms": 1e3 * dec1[k], "itl_ms": 1e3 * dec1[k],
-                    "output_tok_s": 1 / dec1[k], "e2e_latency_s": pre_t[k] + max(o[k] - 1, 0) * dec1[k]}
+            vals = {
+                "prefill_tok_s": i[k] / pre_t[k],
+                "decode_tok_s": 1 / dec1[k],
+                "ttft_ms": 1e3 * (pre_t[k] + dec1[k]),
+                "tpot_ms": 1e3 * dec1[k],
+                "itl_ms": 1e3 * dec1[k],
+                "output_tok_s": 1 / dec1[k],
+                "e2e_latency_s": pre_t[k] + max(o[k] - 1, 0) * dec1[k],
+            }
         elif c.scenario == "fixed_concurrency" and c.metric in ("prefill_tok_s", "decode_tok_s"):
             # batch speeds by definition (llama-batched-bench, benchmarks/measure_gpu.py): no serving loop
             vals = {"prefill_tok_s": conc[k] * i[k] / pre_b[k], "decode_tok_s": conc[k] / dec_b[k],
@@ -314,8 +315,9 @@ def predict(st: Stacked, e: Efficiency) -> np.ndarray:
             vals = _load_metrics(r, k, a["num_gpus"][k])
             if c.scenario == "max_throughput":
                 # a batch admitted at once is prefilled in order: the mean request waits for half of it
-                vals["ttft_ms"] = 1e3 * (float(pre_all[k]) / 2 + float(pre_t[k]) / 2 + float(e.request_overhead_s[k]
-                                         if np.ndim(e.request_overhead_s) else e.request_overhead_s))
+                req_s = np.asarray(e.request_overhead_s)
+                vals["ttft_ms"] = 1e3 * (float(pre_all[k]) / 2 + float(pre_t[k]) / 2
+                                         + float(req_s[k] if np.ndim(req_s) else req_s))
         out[k] = vals.get(c.metric, np.nan)
     return out
 
@@ -370,8 +372,14 @@ def _burst_runs(st: Stacked, e: Efficiency, idx, s, m, ec, conc, lim) -> finite.
         lock = lockstep_loop(s, m, ec, users[:, None], i[:, None], o[:, None], limit[:, None], chunk[:, None])
         lump = closed_loop(s, m, ec, users[:, None], i[:, None], o[:, None], limit[:, None], chunk[:, None],
                            lumps=True)
-        return LoadResult(**{f.name: np.where(fixed, np.asarray(getattr(lock, f.name))[:, 0],
-                                              np.asarray(getattr(lump, f.name))[:, 0]) for f in dataclasses.fields(lock)})
+        return LoadResult(
+            **{
+                f.name: np.where(
+                    fixed, np.asarray(getattr(lock, f.name))[:, 0], np.asarray(getattr(lump, f.name))[:, 0]
+                )
+                for f in dataclasses.fields(lock)
+            }
+        )
 
     full = np.minimum(engine, np.where(capped, clients, engine))
     overhead = np.asarray(e.request_overhead_s, dtype=float) * np.ones(len(st.cases))
@@ -382,7 +390,15 @@ def _burst_runs(st: Stacked, e: Efficiency, idx, s, m, ec, conc, lim) -> finite.
 
 def _load_metrics(r, k: int, n_gpus: float) -> dict[str, float]:
     out = float(r.output_tok_s[k])
-    return {"ttft_ms": 1e3 * float(r.ttft_s[k]), "tpot_ms": 1e3 * float(r.tpot_s[k]), "itl_ms": 1e3 * float(r.tpot_s[k]),
-            "output_tok_s": out, "output_tok_s_per_gpu": out / n_gpus, "total_tok_s": float(r.total_tok_s[k]),
-            "requests_s": float(r.requests_s[k]), "e2e_latency_s": float(r.e2e_s[k]),
-            "decode_tok_s": out, "prefill_tok_s": float(r.total_tok_s[k] - r.output_tok_s[k])}
+    return {
+        "ttft_ms": 1e3 * float(r.ttft_s[k]),
+        "tpot_ms": 1e3 * float(r.tpot_s[k]),
+        "itl_ms": 1e3 * float(r.tpot_s[k]),
+        "output_tok_s": out,
+        "output_tok_s_per_gpu": out / n_gpus,
+        "total_tok_s": float(r.total_tok_s[k]),
+        "requests_s": float(r.requests_s[k]),
+        "e2e_latency_s": float(r.e2e_s[k]),
+        "decode_tok_s": out,
+        "prefill_tok_s": float(r.total_tok_s[k] - r.output_tok_s[k]),
+    }

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..catalog import Catalog
 from ..memory.fit import fit as memory_fit
-from ..specs import MIN_RATE_PER_S, FitRequest, resolve
-from .calibrate import deployment_efficiency
-from .cases import engine_limit
+from ..specs import MIN_RATE_PER_S, Cli, FitRequest, resolve
+from .efficiency import deployment_efficiency
+from .limits import engine_limit
 from .physics import StepTime, roofline_step
 from .scenarios import closed_loop, decode_step, mixed_step, open_loop, prefill_time
 from .shape import is_dequant, machine, stage_shape
@@ -36,14 +36,28 @@ WIDEN = {"engine×family×arch": 1.0, "engine×family": 1.0, "engine×arch": 1.5
 
 
 class EstimateRequest(FitRequest):
+    CLI: ClassVar[dict[str, Cli]] = {
+        "input_tokens": Cli(("--input", "-i")),
+        "output_tokens": Cli(("--output", "-o")),
+        "concurrency": Cli(("--concurrency",), "Requests in flight (closed loop); default 1 unless --request-rate "
+                           "is given.", unset=True),
+        "request_rate": Cli(("--request-rate",)),
+        "num_requests": Cli(("--num-requests",), "With --request-rate: a finite run of this many requests "
+                            "(a benchmark) instead of an endless load."),
+        "spec_tokens": Cli(("--spec-tokens",)),
+        "spec_acceptance": Cli(("--spec-acceptance",), "Acceptance rate of a draft token."),
+        "spec_draft_cost": Cli(("--spec-draft-cost",), "Cost of a draft token relative to a decode step."),
+    }
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
         {"model": "llama-3.1-8b", "gpu": "l40s", "input_tokens": 1000, "output_tokens": 200, "concurrency": 16}]})
 
     input_tokens: int = Field(ge=1, le=10_000_000, description="prompt tokens per request")
     output_tokens: int = Field(ge=1, le=10_000_000, description="generated tokens per request")
     concurrency: int = Field(default=1, ge=1, le=1_000_000, description="requests in flight (closed loop)")
-    request_rate: float | None = Field(default=None, ge=MIN_RATE_PER_S, le=1e6, description="offered requests/s (open loop); "
-                                       "replaces concurrency")
+    request_rate: float | None = Field(
+        default=None, ge=MIN_RATE_PER_S, le=1e6, description="offered requests/s (open loop); replaces concurrency"
+    )
     num_requests: int | None = Field(default=None, ge=1, le=100_000_000, description="with request_rate: a finite run "
                                      "of this many requests (a benchmark); without it the load is endless")
     spec_tokens: int = Field(default=0, ge=0, le=16, description="speculative decoding: draft tokens per step")
@@ -168,7 +182,7 @@ def _saturation(req: EstimateRequest, load, o: float) -> Saturation | None:
         return None
     mu = float(np.asarray(load.requests_s))
     unbounded = req.num_requests is None
-    wait = None if unbounded else req.num_requests / 2 * (1 / mu - 1 / req.request_rate)
+    wait = None if req.num_requests is None else req.num_requests / 2 * (1 / mu - 1 / req.request_rate)
     msg = (f"saturated: the deployment serves at most {mu:.3g} req/s at these lengths "
            f"({mu * o:,.0f} output tok/s) and {req.request_rate:g} req/s are offered; ")
     msg += ("the queue grows without bound, so there is no steady-state TTFT (add replicas, or give "
@@ -254,7 +268,9 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     if i + o > d.model.max_context:
         misfit.insert(0, f"a request of {int(i):,} + {int(o):,} tokens is longer than the model's context window "
                          f"({d.model.max_context:,} tokens)")
-    notes = _notes(d, mem, level, cal, widen, load, sat_info, mach.flops_ratio != 1.0 or is_dequant(d.weight_format, dtype))
+    notes = _notes(
+        d, mem, level, cal, widen, load, sat_info, mach.flops_ratio != 1.0 or is_dequant(d.weight_format, dtype)
+    )
     return EstimateReport(
         model=d.model_source, gpu=d.accelerator.id, engine=d.engine.id, engine_profile=d.engine_profile,
         precision=d.weight_format.id, kv_precision=d.kv_format.id, compute_dtype=dtype, num_gpus=d.layout.num_gpus,

@@ -74,7 +74,7 @@ def layout_infeasible(d: Deployment, cat: Catalog, input_len: float, output_len:
                       slo: Slo | None) -> str | None:
     """The check `capacity` runs before adding replicas: deployment `d`'s latency floor at the
     workload's mean lengths against its SLO (None: replicas can help)."""
-    from .calibrate import deployment_efficiency
+    from .efficiency import deployment_efficiency
     from .shape import machine, stage_shape
 
     e, _, _ = deployment_efficiency(d, cat)

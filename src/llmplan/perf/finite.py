@@ -153,7 +153,9 @@ def burst(s: StageShape, m: Machine, e: Efficiency, count, input_mean, prefill_c
     """`count` requests admitted together (rows); output lengths as blocks (rows, blocks).
     `first`: how many of its completions to average in `done_first_s`.
     `s`, `m`, `e` hold one row per run as columns (rows, 1) or scalars."""
-    col = (lambda x: np.asarray(x, dtype=float).reshape(-1, 1) + np.zeros((len(lengths), 1)))
+    def col(x):
+        return np.asarray(x, dtype=float).reshape(-1, 1) + np.zeros((len(lengths), 1))
+
     count, input_mean, chunk, first = col(count), col(input_mean), col(chunk), col(first)
     n_p = _wave_steps(count, input_mean, lengths, weights, chunk)
     kinks = _kinks(n_p, lengths)
@@ -229,14 +231,14 @@ class _Interp:
 
 @dataclass(frozen=True)
 class RunResult:
-    makespan_s: object
-    ttft_s: object
-    tpot_s: object
-    itl_s: object
-    e2e_s: object
-    requests_s: object
-    output_tok_s: object
-    total_tok_s: object
+    makespan_s: np.ndarray
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    itl_s: np.ndarray
+    e2e_s: np.ndarray
+    requests_s: np.ndarray
+    output_tok_s: np.ndarray
+    total_tok_s: np.ndarray
 
 
 def run(b: Burst, *, prompts, wave, admitted, input_mean, output_mean, steady, loaded, overhead_s) -> RunResult:
@@ -259,7 +261,9 @@ def run(b: Burst, *, prompts, wave, admitted, input_mean, output_mean, steady, l
     tpot = (k * b.tpot_s + (n - k) * steady.tpot_s) / n
     itl = (k * b.itl_s + (n - k) * steady.tpot_s) / n
     span = b.makespan_s + (n - k) / mu + overhead_s
-    return RunResult(span, ttft, tpot, itl, e2e, n / span, n * output_mean / span, n * (input_mean + output_mean) / span)
+    return RunResult(
+        span, ttft, tpot, itl, e2e, n / span, n * output_mean / span, n * (input_mean + output_mean) / span
+    )
 
 
 POISSON_STEPS = 48
@@ -279,11 +283,15 @@ def poisson_run(s: StageShape, m: Machine, e: Efficiency, rate, prompts, input_m
     of decode steps and steps carrying a prompt (:func:`.scenarios.lumpy_steps`)."""
     from .scenarios import _at, lumpy_steps
 
-    col = (lambda x: np.asarray(x, dtype=float).reshape(-1, 1))
+    def col(x):
+        return np.asarray(x, dtype=float).reshape(-1, 1)
+
     lam, n, i, o, lim, chunk = (col(x) for x in (rate, prompts, input_mean, output_mean, limit, chunk))
     span = (n - 1) / lam
     dt = span / POISSON_STEPS
-    at = (lambda c: _at(s, m, e, c, i, o, chunk, lumps=True))
+    def at(c):
+        return _at(s, m, e, c, i, o, chunk, lumps=True)
+
     _, _, e2e_full = at(lim)
     mu = lim / np.maximum(e2e_full - e.request_overhead_s, 1e-12)
     c, q = np.zeros_like(lam), np.zeros_like(lam)
@@ -308,7 +316,9 @@ def poisson_run(s: StageShape, m: Machine, e: Efficiency, rate, prompts, input_m
     first = at(np.ones_like(lam))
     steps = POISSON_STEPS
     one = n <= 1  # a single request: nothing else in the engine
-    pick = (lambda many, alone: np.where(one, alone, many)[:, 0])
+    def pick(many, alone):
+        return np.where(one, alone, many)[:, 0]
+
     itl = sums["busy"] / np.maximum(sums["tokens"], 1e-300)
     return RunResult(makespan_s=pick(end, first[2]), ttft_s=pick(sums["ttft"] / steps, first[0]),
                      tpot_s=pick(sums["tpot"] / steps, first[1]), itl_s=pick(itl, first[1]),

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..units import Arr
+
 ACT_BYTES = 2  # activations exchanged between GPUs in bf16/fp16
 
 
@@ -34,51 +36,51 @@ ACT_BYTES = 2  # activations exchanged between GPUs in bf16/fp16
 class StageShape:
     """What one GPU of one pipeline stage holds and does, per token (float or array fields)."""
 
-    weight_bytes: float  # all weights the GPU holds (dense + every expert)
-    dense_weight_bytes: float  # weights read for every token (attention, dense MLP, shared experts, head)
-    expert_bytes_per_layer: float  # one routed expert of one MoE layer, on this GPU
-    moe_layers: float  # MoE layers on the stage
-    num_experts: float  # routed experts per MoE layer (0 for dense models)
-    experts_per_token: float
-    flops_per_token: float  # 2 × active linear parameters on this GPU
-    attn_layers: float  # attention layers on the stage (full + sliding)
-    attn_flops_per_ctx_token: float  # 4 × heads/TP × head dim × attention layers: FLOPs per (query, key) pair
-    kv_bytes_per_token: float  # KV cache bytes per context token on this GPU (all its layers)
-    window: float  # sliding-window length for sliding layers (inf when none)
-    sliding_fraction: float  # share of the stage's attention layers that are sliding
-    layers: float  # decoder layers on the stage
-    hidden: float
-    state_tokens_equiv: float = 0.0  # linear-attention state per sequence, in KV-token equivalents
-    expert_flops_per_token: float = 0.0  # the routed experts' share of flops_per_token
-    mla: float = 0.0  # 1 for multi-head latent attention (DeepSeek-style): the calibration's architecture class
+    weight_bytes: Arr  # all weights the GPU holds (dense + every expert)
+    dense_weight_bytes: Arr  # weights read for every token (attention, dense MLP, shared experts, head)
+    expert_bytes_per_layer: Arr  # one routed expert of one MoE layer, on this GPU
+    moe_layers: Arr  # MoE layers on the stage
+    num_experts: Arr  # routed experts per MoE layer (0 for dense models)
+    experts_per_token: Arr
+    flops_per_token: Arr  # 2 × active linear parameters on this GPU
+    attn_layers: Arr  # attention layers on the stage (full + sliding)
+    attn_flops_per_ctx_token: Arr  # 4 × heads/TP × head dim × attention layers: FLOPs per (query, key) pair
+    kv_bytes_per_token: Arr  # KV cache bytes per context token on this GPU (all its layers)
+    window: Arr  # sliding-window length for sliding layers (inf when none)
+    sliding_fraction: Arr  # share of the stage's attention layers that are sliding
+    layers: Arr  # decoder layers on the stage
+    hidden: Arr
+    state_tokens_equiv: Arr = 0.0  # linear-attention state per sequence, in KV-token equivalents
+    expert_flops_per_token: Arr = 0.0  # the routed experts' share of flops_per_token
+    mla: Arr = 0.0  # 1 for multi-head latent attention (DeepSeek-style): the calibration's architecture class
 
 
 @dataclass(frozen=True)
 class Machine:
-    peak_flops: float  # FLOP/s of the format's compute data type
-    bandwidth: float  # B/s
-    link_bandwidth: float  # B/s per direction, scale-up link (PCIe for cards without one); datasheet, for display
-    tp: float
-    pp: float
-    ar_latency_s: float = 0.0  # one small all-reduce on the TP group, library (measured)
-    ar_bus_bw: float = math.inf  # all-reduce bus bandwidth, B/s (nccl-tests busbw)
-    ar_custom_latency_s: float = math.inf  # the engine's own one-shot all-reduce, where it has one
-    ar_custom_bus_bw: float = math.inf
-    flops_ratio: float = 1.0  # weight-only GEMM kernel: compute-bound rate / 16-bit rate (1: native formats)
-    weight_only: float = 0.0  # 1 when the weights are dequantized for 16-bit math (a weight-only kernel runs)
-    mixed_prefill: float = 1.0  # 1: prompt tokens share steps with decodes; 0: prompts run in steps of their own
+    peak_flops: Arr  # FLOP/s of the format's compute data type
+    bandwidth: Arr  # B/s
+    link_bandwidth: Arr  # B/s per direction, scale-up link (PCIe for cards without one); datasheet, for display
+    tp: Arr
+    pp: Arr
+    ar_latency_s: Arr = 0.0  # one small all-reduce on the TP group, library (measured)
+    ar_bus_bw: Arr = math.inf  # all-reduce bus bandwidth, B/s (nccl-tests busbw)
+    ar_custom_latency_s: Arr = math.inf  # the engine's own one-shot all-reduce, where it has one
+    ar_custom_bus_bw: Arr = math.inf
+    flops_ratio: Arr = 1.0  # weight-only GEMM kernel: compute-bound rate / 16-bit rate (1: native formats)
+    weight_only: Arr = 0.0  # 1 when the weights are dequantized for 16-bit math (a weight-only kernel runs)
+    mixed_prefill: Arr = 1.0  # 1: prompt tokens share steps with decodes; 0: prompts run in steps of their own
 
 
 @dataclass(frozen=True)
 class Efficiency:
     """Calibrated factors (per engine × hardware family × architecture class)."""
 
-    eta_bw: float  # achieved / peak memory bandwidth, ≤ 1
-    eta_flops: float  # achieved / peak FLOP/s, ≤ 1
-    step_overhead_s: float  # per engine step (scheduling, kernel launches, sampling), ≥ 0
-    request_overhead_s: float = 0.0  # per request before its first token (API, tokenizer, admission), ≥ 0
-    eta_moe: float = 1.0  # routed-expert kernels (grouped GEMMs, routing, token shuffles) relative to dense, ≤ 1
-    eta_kernel: float = 1.0  # weight-only kernels' achieved rate relative to their catalog ratio (engine-level fit)
+    eta_bw: Arr  # achieved / peak memory bandwidth, ≤ 1
+    eta_flops: Arr  # achieved / peak FLOP/s, ≤ 1
+    step_overhead_s: Arr  # per engine step (scheduling, kernel launches, sampling), ≥ 0
+    request_overhead_s: Arr = 0.0  # per request before its first token (API, tokenizer, admission), ≥ 0
+    eta_moe: Arr = 1.0  # routed-expert kernels (grouped GEMMs, routing, token shuffles) relative to dense, ≤ 1
+    eta_kernel: Arr = 1.0  # weight-only kernels' achieved rate relative to their catalog ratio (engine-level fit)
 
 
 def experts_touched(num_experts, experts_per_token, tokens):
@@ -133,11 +135,11 @@ def comm_time(s: StageShape, m: Machine, tokens):
 
 @dataclass(frozen=True)
 class StepTime:
-    total: object
-    memory: object
-    compute: object
-    comm: object
-    overhead: object
+    total: Arr
+    memory: Arr
+    compute: Arr
+    comm: Arr
+    overhead: Arr
 
 
 def flops_rate(m: Machine, e: Efficiency):

@@ -27,7 +27,7 @@ def compute_dtype(fmt: QuantFormat, acc: Accelerator) -> str:
     only where the chip runs it natively (else the catalog's fallback, then bf16); chips
     without bf16 use fp16.
     """
-    want = fmt.compute_dtype
+    want: str = fmt.compute_dtype
     native = acc.dense_tflops.get(want) is not None and (not fmt.native_families or acc.family in fmt.native_families)
     if not native:
         want = fmt.fallback_compute_dtype or "bf16"
@@ -36,6 +36,14 @@ def compute_dtype(fmt: QuantFormat, acc: Accelerator) -> str:
     if acc.dense_tflops.get(want) is None:
         want = "fp16" if acc.dense_tflops.fp16 else "bf16"
     return want
+
+
+def peak_tflops(acc: Accelerator, dtype: str) -> float:
+    """Dense TFLOP/s of `acc` in `dtype` (the type :func:`compute_dtype` chose)."""
+    peak = acc.dense_tflops.get(dtype)
+    if peak is None:
+        raise LlmplanError(f"{acc.id} has no dense_tflops.{dtype} in the catalog (nor bf16/fp16 to fall back on)")
+    return peak
 
 
 def is_dequant(fmt: QuantFormat, dtype: str) -> bool:
@@ -50,16 +58,17 @@ def kernel_ratio(d: Deployment, dtype: str) -> float:
     if not is_dequant(d.weight_format, dtype):
         return 1.0
     if d.kernel is None:
-        raise LlmplanError(f"no weight-only kernel in the kernels catalog for {d.engine.id} running {d.weight_format.id} "
-                           f"on {d.accelerator.family}; add one (prefill_compute_ratio with its source)")
+        raise LlmplanError(
+            f"no weight-only kernel in the kernels catalog for {d.engine.id} running {d.weight_format.id} "
+            f"on {d.accelerator.family}; add one (prefill_compute_ratio with its source)"
+        )
     return d.kernel.prefill_compute_ratio
 
 
 def machine(d: Deployment) -> tuple[Machine, str]:
     acc = d.accelerator
     dtype = compute_dtype(d.weight_format, acc)
-    peak = acc.dense_tflops.get(dtype)
-    assert peak is not None
+    peak = peak_tflops(acc, dtype)
     if d.layout.tp > 1 and not d.link_gb_s:
         raise LlmplanError(f"{acc.id} has no scale-up link bandwidth in the catalog, needed for --tp {d.layout.tp}; "
                            "add interconnect.bandwidth_gb_s in a catalog override")
@@ -87,7 +96,7 @@ def stage_shape(d: Deployment, gguf_types: tuple[GgufType, ...], kv_bytes_per_el
     expert_bytes = [0.0] * n
     flops = [0.0] * n
     expert_flops = [0.0] * n
-    moe_layers = [set() for _ in range(n)]
+    moe_layers: list[set[int | None]] = [set() for _ in range(n)]
     k_over_e = (m.moe.experts_per_token / m.moe.num_experts) if m.moe else 0.0
     for x in tb:
         st = stage_of(x.tensor, x.layer, stages)

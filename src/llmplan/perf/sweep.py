@@ -16,16 +16,16 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..catalog.schema import Model, QuantFormat
+from ..errors import LlmplanError
 from ..memory.kv import kv_bytes_per_layer_token
 from ..memory.params import layer_plan, tensors
-from ..memory.weights import NORM_BITS, _gguf_bits, _use_more_bits
-from ..units import GB, TERA
-from ..errors import LlmplanError
+from ..memory.weights import NORM_BITS, gguf_bits, use_more_bits
 from ..specs import allreduce_cost, link_bandwidth, select_profile, split_engine, weight_only_kernel
-from .calibrate import lookup, model_arch, params_of, table_from_catalog
+from ..units import GB, TERA
+from .efficiency import lookup, model_arch, params_of, table_from_catalog
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import mixed_step
-from .shape import ATTN_FLOPS_PER_PAIR_DIM, FLOPS_PER_PARAM, compute_dtype, is_dequant
+from .shape import ATTN_FLOPS_PER_PAIR_DIM, FLOPS_PER_PARAM, compute_dtype, is_dequant, peak_tflops
 
 KINDS = ("shard", "replicate", "kv_heads", "experts")
 
@@ -48,7 +48,7 @@ class SweepResult:
 
 def _bits(fmt: QuantFormat, t, layer, m: Model, types) -> float:
     if fmt.gguf_type:
-        return _gguf_bits(fmt, t, layer, m, types)
+        return gguf_bits(fmt, t, layer, m, types)
     return NORM_BITS if t.group in fmt.keeps_16bit or t.group == "norms" else float(fmt.weight_bits or 16)
 
 
@@ -56,7 +56,7 @@ def _layer_classes(layers: tuple[int, ...], n: int) -> dict[tuple[bool, bool], l
     """Layers grouped by the two facts GGUF mix rules look at: use_more_bits, and first eighth."""
     out: dict[tuple[bool, bool], list[int]] = {}
     for i in layers:
-        out.setdefault((_use_more_bits(i, n), i < n // 8), []).append(i)
+        out.setdefault((use_more_bits(i, n), i < n // 8), []).append(i)
     return out
 
 
@@ -93,12 +93,12 @@ def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, 
     rows = []  # one per (model, format)
     for m in models:
         plan = layer_plan(m)
-        attn_layers = len(plan.full_layers) + len(plan.sliding_layers)
+        n_attn = len(plan.full_layers) + len(plan.sliding_layers)
         kv_layer = kv_bytes_per_layer_token(m, 2.0)
         pair_dim = (2 * m.mla.kv_lora_rank + m.mla.qk_rope_head_dim) / 2 if m.mla else m.head_dim
         for f in fmts:
             by, fl = _sums(m, f, types)
-            rows.append((m, f, by, fl, attn_layers, kv_layer, pair_dim))
+            rows.append((m, f, by, fl, n_attn, kv_layer, pair_dim))
     n_mf = len(rows)
 
     def col(fn) -> np.ndarray:
@@ -107,33 +107,9 @@ def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, 
     kvh = col(lambda r: r[0].num_kv_heads)
     mla = col(lambda r: 1.0 if r[0].mla else 0.0)
     t4 = tp[None, None, :, None]
-    kv_share = np.where((mla > 0) | (t4 == 1), 1.0, np.ceil(kvh / t4) / kvh)
-    dense = col(lambda r: r[2]["shard"]) / t4 + col(lambda r: r[2]["replicate"]) + col(lambda r: r[2]["kv_heads"]) * \
-        np.where(t4 == 1, 1.0, np.ceil(kvh / t4) / kvh)
-    experts_total = col(lambda r: r[2]["experts"]) / t4
-    moe_layers = col(lambda r: len(layer_plan(r[0]).moe_layers))
-    n_exp = col(lambda r: r[0].moe.num_experts if r[0].moe else 0)
-    flops = (col(lambda r: r[3]["shard"] + r[3]["experts"]) / t4 + col(lambda r: r[3]["replicate"])
-             + col(lambda r: r[3]["kv_heads"]) * kv_share)
-    expert_flops = col(lambda r: r[3]["experts"]) / t4
-    attn_layers = col(lambda r: r[4])
-    shape = StageShape(
-        weight_bytes=dense + experts_total, dense_weight_bytes=dense,  # embedding excluded (a lookup)
-        expert_bytes_per_layer=np.where(n_exp > 0, experts_total / np.maximum(moe_layers * n_exp, 1), 0.0),
-        moe_layers=moe_layers, num_experts=n_exp, experts_per_token=col(lambda r: r[0].moe.experts_per_token
-                                                                           if r[0].moe else 0),
-        flops_per_token=flops,
-        attn_layers=attn_layers,
-        attn_flops_per_ctx_token=ATTN_FLOPS_PER_PAIR_DIM * col(lambda r: r[0].num_attention_heads) / t4
-        * col(lambda r: r[6]) * attn_layers,
-        kv_bytes_per_token=col(lambda r: r[5]) * kv_share * attn_layers,
-        window=col(lambda r: r[0].sliding_window or math.inf),
-        sliding_fraction=col(lambda r: (r[0].num_sliding_window_layers / r[4]) if r[4] else 0.0),
-        layers=col(lambda r: r[0].num_layers), hidden=col(lambda r: r[0].hidden_size),
-        expert_flops_per_token=expert_flops,
-    )
+    shape = _stage_shapes(rows, t4)
     # hardware axis: peak for each (format, accelerator), bandwidth, link, calibration per family
-    peak = np.array([[a.dense_tflops.get(compute_dtype(r[1], a)) * TERA for a in accs] for r in rows])[:, :, None, None]
+    peak = np.array([[peak_tflops(a, compute_dtype(r[1], a)) * TERA for a in accs] for r in rows])[:, :, None, None]
     bw = np.array([a.memory_bandwidth_gb_s * GB for a in accs])[None, :, None, None]
     link = np.array([(a.interconnect.bandwidth_gb_s or 1.0) * GB for a in accs])[None, :, None, None]
     table = table_from_catalog(cat)
@@ -161,6 +137,42 @@ def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, 
     valid = np.broadcast_to(ok_tp & (t4 <= max_tp) & np.isfinite(peak), tpot.shape) & np.isfinite(tpot)
     return SweepResult([r[0].id for r in rows], [r[1].id for r in rows], [a.id for a in accs], tp, conc, tpot,
                        c4 / tpot, valid)
+
+
+def _stage_shapes(rows: list[tuple], t4: np.ndarray) -> StageShape:
+    """The model axis: what one GPU holds and does per token, for each (model, format) row × TP size."""
+
+    def col(fn) -> np.ndarray:
+        return np.array([fn(r) for r in rows], dtype=float)[:, None, None, None]
+
+    kvh = col(lambda r: r[0].num_kv_heads)
+    mla = col(lambda r: 1.0 if r[0].mla else 0.0)
+    kv_share = np.where((mla > 0) | (t4 == 1), 1.0, np.ceil(kvh / t4) / kvh)
+    dense = col(lambda r: r[2]["shard"]) / t4 + col(lambda r: r[2]["replicate"]) + col(lambda r: r[2]["kv_heads"]) * \
+        np.where(t4 == 1, 1.0, np.ceil(kvh / t4) / kvh)
+    experts_total = col(lambda r: r[2]["experts"]) / t4
+    moe_layers = col(lambda r: len(layer_plan(r[0]).moe_layers))
+    n_exp = col(lambda r: r[0].moe.num_experts if r[0].moe else 0)
+    flops = (col(lambda r: r[3]["shard"] + r[3]["experts"]) / t4 + col(lambda r: r[3]["replicate"])
+             + col(lambda r: r[3]["kv_heads"]) * kv_share)
+    expert_flops = col(lambda r: r[3]["experts"]) / t4
+    attn_layers = col(lambda r: r[4])
+    shape = StageShape(
+        weight_bytes=dense + experts_total, dense_weight_bytes=dense,  # embedding excluded (a lookup)
+        expert_bytes_per_layer=np.where(n_exp > 0, experts_total / np.maximum(moe_layers * n_exp, 1), 0.0),
+        moe_layers=moe_layers, num_experts=n_exp, experts_per_token=col(lambda r: r[0].moe.experts_per_token
+                                                                           if r[0].moe else 0),
+        flops_per_token=flops,
+        attn_layers=attn_layers,
+        attn_flops_per_ctx_token=ATTN_FLOPS_PER_PAIR_DIM * col(lambda r: r[0].num_attention_heads) / t4
+        * col(lambda r: r[6]) * attn_layers,
+        kv_bytes_per_token=col(lambda r: r[5]) * kv_share * attn_layers,
+        window=col(lambda r: r[0].sliding_window or math.inf),
+        sliding_fraction=col(lambda r: (r[0].num_sliding_window_layers / r[4]) if r[4] else 0.0),
+        layers=col(lambda r: r[0].num_layers), hidden=col(lambda r: r[0].hidden_size),
+        expert_flops_per_token=expert_flops,
+    )
+    return shape
 
 
 def _kernel_ratio(eng, fmt: QuantFormat, acc, cat: Catalog) -> float:

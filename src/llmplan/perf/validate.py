@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from ..catalog import Catalog
-from .calibrate import case_params, efficiency_arrays, table_from_catalog
+from .calibrate import case_params
 from .cases import CaseSet, predict, protocol_label, read_cases, stack
+from .efficiency import efficiency_arrays, table_from_catalog
 
 WITHIN = 25.0
 

@@ -22,12 +22,21 @@ def _bought_rows(rec: dict[str, Any]) -> list[tuple[str, str]]:
         return []
     p, c = d["purchase"], d["cost"]
     oi = c["opex_items_usd_per_year"]
-    return [("Bought", p["placement"]), ("GPUs needed / bought", d["notes"][0]),
-            ("Capex", f"{_usd(c['capex_usd'])} (" + ", ".join(f"{k} {_usd(v)}" for k, v in c["capex_items_usd"].items())
-             + ")"),
-            ("Opex per year", f"{_usd(c['opex_usd_per_year'])} (" + ", ".join(f"{k} {_usd(v)}" for k, v in oi.items())
-             + f"; {c['staff_fte']:.2f} FTE)"),
-            ("Resale at the horizon", f"−{_usd(c['residual_value_usd'])} ({c['residual_value_pct']:.1f} % of hardware)")]
+    return [
+        ("Bought", p["placement"]),
+        ("GPUs needed / bought", d["notes"][0]),
+        (
+            "Capex",
+            f"{_usd(c['capex_usd'])} (" + ", ".join(f"{k} {_usd(v)}" for k, v in c["capex_items_usd"].items()) + ")",
+        ),
+        (
+            "Opex per year",
+            f"{_usd(c['opex_usd_per_year'])} ("
+            + ", ".join(f"{k} {_usd(v)}" for k, v in oi.items())
+            + f"; {c['staff_fte']:.2f} FTE)",
+        ),
+        ("Resale at the horizon", f"−{_usd(c['residual_value_usd'])} ({c['residual_value_pct']:.1f} % of hardware)"),
+    ]
 
 
 def summary_html(result: dict[str, Any]) -> str:
@@ -76,7 +85,7 @@ def assumptions_html(result: dict[str, Any], cat: Catalog) -> str:
         rows.append((f"{m.id} architecture and licence", m.license, m.source, m.as_of))
     rows += _purchase_sources(rec, cat)
     for x in cat.cost_assumptions:
-        rows.append((x.name, f"{x.value:g} {x.unit} (range {x.low:g}–{x.high:g})", x.source, x.as_of))
+        rows.append((x.name or x.id, f"{x.value:g} {x.unit} (range {x.low:g}–{x.high:g})", x.source, x.as_of))
     for kind, o in result.get("references", {}).items():
         d = o.get("details", {})
         if d.get("source"):
@@ -103,8 +112,14 @@ def _purchase_sources(rec: dict[str, Any], cat: Catalog) -> list[tuple[str, str,
         if s.host is not None:
             h = s.host
             rng = f" (range ${h.cost_low_usd:,.0f}–${h.cost_high_usd:,.0f})" if h.estimate else ""
-            rows.append((f"{s.id} host (without accelerators)", f"${h.cost_usd:,.0f}{rng}, {h.power_w:,.0f} W; {h.basis}",
-                         h.source, h.as_of))
+            rows.append(
+                (
+                    f"{s.id} host (without accelerators)",
+                    f"${h.cost_usd:,.0f}{rng}, {h.power_w:,.0f} W; {h.basis}",
+                    h.source,
+                    h.as_of,
+                )
+            )
     for lic in d["cost"]["licences"]:
         rows.append((f"licence: {lic['name']}", f"${lic['usd_per_year']:,.0f} per {lic['basis'].split('_')[1]}-year, "
                      f"{lic['bundled_years']:g} year(s) bundled ({lic['why']})", lic["source"], lic["as_of"]))

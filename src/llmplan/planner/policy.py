@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalog import Catalog
-from ..errors import SpecError
 from ..catalog.schema import Accelerator, ApiPrice, CloudOffer, Engine, Model
+from ..errors import SpecError
 from .scenario import Policy
 
 COMMERCIAL = ("permissive", "commercial_with_conditions")
@@ -157,7 +157,9 @@ def export_rule(a: Accelerator, p: Policy) -> Verdict:
         return v
     china = buyer in ("CN", "MO")
     if china and ec.us_china in ("license_required", "china_specific"):
-        v.fail("export control", f"{a.id} needs a US export licence for a buyer in {buyer} ({ec.regime or ec.us_china})")
+        v.fail(
+            "export control", f"{a.id} needs a US export licence for a buyer in {buyer} ({ec.regime or ec.us_china})"
+        )
     if not china and ec.us_china == "restricted_by_origin":
         v.fail("export control", f"{a.id} is restricted by origin for a buyer outside China "
                                  f"({ec.regime or 'US General Prohibition 10 guidance'})")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import difflib
 import html
-import re
 import math
+import re
 from collections import Counter
 from typing import Any
 
@@ -201,7 +201,9 @@ def explain(result: dict[str, Any], option_id: str) -> dict[str, Any]:
                 "rejected": [{"option": r.option, "reasons": r.reasons} for r in hits][:50]}
     ids = [o.id for o in p["ranked"]] + [r.option for r in p["rejected"]]
     near = difflib.get_close_matches(option_id, ids, n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(near)}?" if near else "; option ids are printed by `llmplan plan` and in its JSON"
+    hint = (
+        f"; did you mean {' or '.join(near)}?" if near else "; option ids are printed by `llmplan plan` and in its JSON"
+    )
     raise LlmplanError(f"no option {option_id!r} in this plan{hint}")
 
 
@@ -293,6 +295,49 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
+def _alternative_lines(r: dict[str, Any], q: Any) -> list[str]:
+    """The table of the best options after the recommendation."""
+    out: list[str] = []
+    if r["alternatives"]:
+        out += [
+            "## Top alternatives",
+            "",
+            "| option | deployment | TCO | per 1M tok | TTFT p95 | TPOT p95 | latency from | "
+            f"{r['ranking']['benchmark_name']} (score × recovery) |",
+            "|---|---|---:|---:|---:|---:|---|---:|",
+        ]
+        for o in r["alternatives"]:
+            basis = o["details"].get("latency_basis", "")
+            basis = "simulator" if basis.startswith("simulated") else "model" if basis.startswith("analytic") else \
+                "owned twin" if basis.startswith("as the owned") else "—"
+            out.append(
+                f"| {q(o['id'])} | {o['deployment']} | {_usd(o['tco_usd'])} | "
+                f"${o['cost_per_million_tokens_usd']:,.3f} | {_ms(o['ttft_p95_ms'])} | {_ms(o['tpot_p95_ms'])} | "
+                f"{basis} | {_quality(o)} |"
+            )
+        out += ["", "Latency 'model': the analytic estimate at the peak hour (mean); 'simulator': the worst p95 of "
+                "three simulated peak hours.", ""]
+    return out
+
+
+def _reference_lines(r: dict[str, Any], q: Any) -> list[str]:
+    """The cheapest rented GPU and API, and whether owning breaks even against them."""
+    rec = r["recommendation"]
+    out: list[str] = []
+    if r["references"]:
+        out += ["## Cheapest cloud GPU and API", ""]
+        for kind, o in r["references"].items():
+            be = o["breakeven_month"]
+            be_s = "" if rec is None or rec["deployment"] != "on_prem" else (
+                f"; owning breaks even in month {be}" if be is not None else "; owning does not break even within "
+                                                                              "the horizon")
+            allowed = "allowed" if o["allowed"] else "NOT allowed: " + "; ".join(map(q, o["policy_reasons"]))
+            out.append(f"- {kind}: {q(o['id'])}: {_usd(o['tco_usd'])} (${o['cost_per_million_tokens_usd']:,.3f} per 1M "
+                       f"tokens){be_s} — {allowed}")
+        out.append("")
+    return out
+
+
 def text(result: dict[str, Any], q: Any = _plain) -> str:
     """The report as text (what `llmplan plan` prints); `q=md_text` for Markdown, where each name
     from a user or the catalog is escaped."""
@@ -335,30 +380,7 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
         if rec["serve_command"]:
             out.append(f"- serve: `{rec['serve_command']}`")
         out.append("")
-    if r["alternatives"]:
-        out += ["## Top alternatives", "",
-                f"| option | deployment | TCO | per 1M tok | TTFT p95 | TPOT p95 | latency from | {r['ranking']['benchmark_name']} (score × recovery) |",
-                "|---|---|---:|---:|---:|---:|---|---:|"]
-        for o in r["alternatives"]:
-            basis = o["details"].get("latency_basis", "")
-            basis = "simulator" if basis.startswith("simulated") else "model" if basis.startswith("analytic") else \
-                "owned twin" if basis.startswith("as the owned") else "—"
-            out.append(f"| {q(o['id'])} | {o['deployment']} | {_usd(o['tco_usd'])} | "
-                       f"${o['cost_per_million_tokens_usd']:,.3f} | {_ms(o['ttft_p95_ms'])} | {_ms(o['tpot_p95_ms'])} | "
-                       f"{basis} | {_quality(o)} |")
-        out += ["", "Latency 'model': the analytic estimate at the peak hour (mean); 'simulator': the worst p95 of "
-                "three simulated peak hours.", ""]
-    if r["references"]:
-        out += ["## Cheapest cloud GPU and API", ""]
-        for kind, o in r["references"].items():
-            be = o["breakeven_month"]
-            be_s = "" if rec is None or rec["deployment"] != "on_prem" else (
-                f"; owning breaks even in month {be}" if be is not None else "; owning does not break even within "
-                                                                              "the horizon")
-            allowed = "allowed" if o["allowed"] else "NOT allowed: " + "; ".join(map(q, o["policy_reasons"]))
-            out.append(f"- {kind}: {q(o['id'])}: {_usd(o['tco_usd'])} (${o['cost_per_million_tokens_usd']:,.3f} per 1M "
-                       f"tokens){be_s} — {allowed}")
-        out.append("")
+    out += _alternative_lines(r, q) + _reference_lines(r, q)
     if r["pareto"]:
         out += [f"## Pareto front (cost, TTFT p95, {r['ranking']['benchmark_name']}): {len(r['pareto'])} option(s)", ""]
         for o in r["pareto"]:
@@ -396,8 +418,8 @@ def md_html(md: str) -> str:
 def html_report(result: dict[str, Any], standalone: bool = True) -> str:
     """One page: the text report's sections as HTML, with its charts (static SVG, live in a browser).
     `standalone`: the chart library inline, a self-contained file; else linked from the web app."""
-    from . import charts as plan_charts
     from .. import charts
+    from . import charts as plan_charts
 
     r = result
     e = html.escape

@@ -30,13 +30,30 @@ class ScenarioWorkload(_Strict):
     """The load: a preset to start from, and any field of it to change."""
 
     preset: Name | None = Field(default=None, description="chat, rag, summarization, code-completion, agents")
-    requests_per_day: float | None = Field(default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="requests in a day, spread over the profile's 24 hours")
-    rate_per_s: float | None = Field(default=None, ge=MIN_RATE_PER_S, le=1e6, description="constant traffic instead of a day")
-    profile: Name | list[float] | None = Field(default=None, description="flat, office-hours, global-consumer, 24 weights")
-    input_tokens: Lengths | int | None = Field(default=None, description="prompt length: a number or {mean, p95} (lognormal)")
-    output_tokens: Lengths | int | None = Field(default=None, description="answer length: a number or {mean, p95} (lognormal)")
-    shared_prefix_share: float | None = Field(default=None, ge=0, lt=1, description="share of each prompt served from the prefix cache")
-    slo: Slo | None = Field(default=None, description="latency limits: ttft/tpot/e2e at p50/p95/p99 in ms, and goodput_pct")
+    requests_per_day: float | None = Field(
+        default=None,
+        ge=MIN_REQUESTS_PER_DAY,
+        le=1e10,
+        description="requests in a day, spread over the profile's 24 hours",
+    )
+    rate_per_s: float | None = Field(
+        default=None, ge=MIN_RATE_PER_S, le=1e6, description="constant traffic instead of a day"
+    )
+    profile: Name | list[float] | None = Field(
+        default=None, description="flat, office-hours, global-consumer, 24 weights"
+    )
+    input_tokens: Lengths | int | None = Field(
+        default=None, description="prompt length: a number or {mean, p95} (lognormal)"
+    )
+    output_tokens: Lengths | int | None = Field(
+        default=None, description="answer length: a number or {mean, p95} (lognormal)"
+    )
+    shared_prefix_share: float | None = Field(
+        default=None, ge=0, lt=1, description="share of each prompt served from the prefix cache"
+    )
+    slo: Slo | None = Field(
+        default=None, description="latency limits: ttft/tpot/e2e at p50/p95/p99 in ms, and goodput_pct"
+    )
 
 
 class ModelConstraints(_Strict):
@@ -44,7 +61,9 @@ class ModelConstraints(_Strict):
 
     min_params_b: float | None = Field(default=None, ge=0, description="smallest total size, billions of parameters")
     max_params_b: float | None = Field(default=None, ge=0, description="largest total size, billions of parameters")
-    licenses: list[LicenseClass] | None = Field(default=None, description="licence classes allowed (commercial = permissive + commercial_with_conditions)")
+    licenses: list[LicenseClass] | None = Field(
+        default=None, description="licence classes allowed (commercial = permissive + commercial_with_conditions)"
+    )
     countries: list[Name] | None = Field(default=None, description="organisation countries allowed")
     min_context: int | None = Field(default=None, ge=1, description="shortest acceptable maximum context, tokens")
     families: list[Name] | None = Field(default=None, description="catalog model families (llama, qwen, mistral …)")
@@ -54,11 +73,15 @@ class ModelConstraints(_Strict):
 class HardwareConstraints(_Strict):
     """Choose accelerators by constraint instead of by name."""
 
-    vendors: list[Name] | None = Field(default=None, description="accelerator vendors allowed, as in the catalog (NVIDIA, AMD …)")
+    vendors: list[Name] | None = Field(
+        default=None, description="accelerator vendors allowed, as in the catalog (NVIDIA, AMD …)"
+    )
     countries: list[Name] | None = Field(default=None, description="designer countries allowed")
     min_memory_gib: float | None = Field(default=None, ge=0, description="smallest memory per accelerator, GiB")
     max_price_usd: float | None = Field(default=None, gt=0, description="per accelerator")
-    kinds: list[Literal["datacenter", "workstation", "consumer", "soc", "npu"]] | None = Field(default=None, description="accelerator kinds: datacenter, workstation, consumer, soc, npu")
+    kinds: list[Literal["datacenter", "workstation", "consumer", "soc", "npu"]] | None = Field(
+        default=None, description="accelerator kinds: datacenter, workstation, consumer, soc, npu"
+    )
 
 
 class QualitySpec(_Strict):
@@ -83,7 +106,10 @@ class Policy(_Strict):
     """Sovereignty and compliance rules; every candidate is checked against each."""
 
     preset: Name | None = Field(default=None, description="start from a built-in policy (eu-gdpr-strict, …)")
-    deployment: list[Deployment] = Field(default=["on_prem", "air_gapped", "sovereign_cloud", "public_cloud", "api"], description="allowed modes: on_prem, air_gapped, sovereign_cloud, public_cloud, api")
+    deployment: list[Deployment] = Field(
+        default=["on_prem", "air_gapped", "sovereign_cloud", "public_cloud", "api"],
+        description="allowed modes: on_prem, air_gapped, sovereign_cloud, public_cloud, api",
+    )
     data_residency: list[Name] | None = Field(default=None, description="where data may be processed: ISO codes or "
                                              "groups (EU, EEA); None: anywhere")
     buyer_country: Name | None = Field(default=None, description="ISO code of the buyer, for export controls; "
@@ -91,26 +117,48 @@ class Policy(_Strict):
                                        "country (stated in the report as an assumption)")
     allow_export_controlled: bool = Field(default=True, description="accelerators under export licensing for the "
                                           "buyer's country are acceptable")
-    allow_hardware_vendors: list[Name] | None = Field(default=None, description="only these accelerator vendors (None: any)")
+    allow_hardware_vendors: list[Name] | None = Field(
+        default=None, description="only these accelerator vendors (None: any)"
+    )
     deny_hardware_vendors: list[Name] = Field(default_factory=list, description="never these accelerator vendors")
-    allow_hardware_countries: list[Name] | None = Field(default=None, description="only accelerators designed in these countries (None: any)")
-    deny_hardware_countries: list[Name] = Field(default_factory=list, description="never accelerators designed in these countries")
-    allow_provider_countries: list[Name] | None = Field(default=None, description="only cloud/API providers under these jurisdictions (None: any)")
-    deny_provider_countries: list[Name] = Field(default_factory=list, description="never cloud/API providers under these jurisdictions")
+    allow_hardware_countries: list[Name] | None = Field(
+        default=None, description="only accelerators designed in these countries (None: any)"
+    )
+    deny_hardware_countries: list[Name] = Field(
+        default_factory=list, description="never accelerators designed in these countries"
+    )
+    allow_provider_countries: list[Name] | None = Field(
+        default=None, description="only cloud/API providers under these jurisdictions (None: any)"
+    )
+    deny_provider_countries: list[Name] = Field(
+        default_factory=list, description="never cloud/API providers under these jurisdictions"
+    )
     model_licenses: list[LicenseClass] = Field(default=["commercial"], description="permissive, "
                                                "commercial_with_conditions, non_commercial; commercial = the first two")
-    allow_model_countries: list[Name] | None = Field(default=None, description="only models from developers in these countries (None: any)")
-    deny_model_countries: list[Name] = Field(default_factory=list, description="never models from developers in these countries")
+    allow_model_countries: list[Name] | None = Field(
+        default=None, description="only models from developers in these countries (None: any)"
+    )
+    deny_model_countries: list[Name] = Field(
+        default_factory=list, description="never models from developers in these countries"
+    )
 
 
 class ScenarioFinance(_Strict):
     horizon_years: float = Field(default=4, ge=MIN_YEARS, le=30, description="years the deployment is costed over")
-    region: Name | None = Field(default=None, description="catalog region id for electricity, carbon, PUE and colocation defaults")
-    electricity_usd_per_kwh: float | None = Field(default=None, ge=0, le=10, description="override the region's electricity price")
+    region: Name | None = Field(
+        default=None, description="catalog region id for electricity, carbon, PUE and colocation defaults"
+    )
+    electricity_usd_per_kwh: float | None = Field(
+        default=None, ge=0, le=10, description="override the region's electricity price"
+    )
     pue: float | None = Field(default=None, ge=1, le=3, description="override the region's power usage effectiveness")
     discount_rate: float | None = Field(default=None, ge=0, le=1, description="per year, as a fraction, for the NPV")
-    depreciation_years: float | None = Field(default=None, ge=MIN_YEARS, le=30, description="straight-line depreciation of the hardware")
-    staff_usd_per_fte_year: float | None = Field(default=None, ge=0, le=1e7, description="loaded cost of one operations FTE")
+    depreciation_years: float | None = Field(
+        default=None, ge=MIN_YEARS, le=30, description="straight-line depreciation of the hardware"
+    )
+    staff_usd_per_fte_year: float | None = Field(
+        default=None, ge=0, le=1e7, description="loaded cost of one operations FTE"
+    )
     staff_fte_base: float | None = Field(default=None, ge=0, le=100, description="FTE to run the deployment whatever "
                                          "its size (default: the catalog's, by facility)")
     staff_fte_per_server: float | None = Field(default=None, ge=0, le=100, description="FTE per server on top of "
@@ -140,19 +188,34 @@ class Scenario(_Strict):
     schema_version: int = Field(default=SCHEMA_VERSION, description="version of this file format (1)")
     name: str = Field(default="unnamed scenario", max_length=200, description="title of the plan and its report")
     notes: str | None = Field(default=None, max_length=5000, description="free text carried into the report")
-    workload: ScenarioWorkload = Field(default_factory=ScenarioWorkload, description="what must be served, and its SLOs")
-    models: list[Name] | ModelConstraints = Field(default_factory=ModelConstraints, description="model ids, or constraints that choose them from the catalog")
-    min_quality_recovery_pct: float = Field(default=0, ge=0, le=100, description="drop formats that keep less than this % of the 16-bit quality")
-    quality: QualitySpec = Field(default_factory=QualitySpec, description="absolute model quality: task, floors, cost tolerance of the ranking")
-    hardware: list[Name] | HardwareConstraints = Field(default_factory=HardwareConstraints, description="accelerator ids, or constraints that choose them from the catalog")
+    workload: ScenarioWorkload = Field(
+        default_factory=ScenarioWorkload, description="what must be served, and its SLOs"
+    )
+    models: list[Name] | ModelConstraints = Field(
+        default_factory=ModelConstraints, description="model ids, or constraints that choose them from the catalog"
+    )
+    min_quality_recovery_pct: float = Field(
+        default=0, ge=0, le=100, description="drop formats that keep less than this % of the 16-bit quality"
+    )
+    quality: QualitySpec = Field(
+        default_factory=QualitySpec, description="absolute model quality: task, floors, cost tolerance of the ranking"
+    )
+    hardware: list[Name] | HardwareConstraints = Field(
+        default_factory=HardwareConstraints,
+        description="accelerator ids, or constraints that choose them from the catalog",
+    )
     engines: list[Name] = Field(default=["vllm"], description="serving engines to consider (catalog ids)")
     precisions: list[Name] | None = Field(default=None, description="weight formats to consider (default: all "
                                          "the engine loads)")
     max_gpus_per_replica: int = Field(default=8, ge=1, le=64, description="largest tensor-parallel group tried")
     availability: Availability = Field(default_factory=Availability, description="spare capacity for failures")
     policy: Policy = Field(default_factory=Policy, description="sovereignty and compliance rules")
-    finance: ScenarioFinance = Field(default_factory=ScenarioFinance, description="cost assumptions over the catalog defaults")
-    alternatives: list[Literal["cloud_gpu", "api"]] = Field(default=["cloud_gpu", "api"], description="also price these: cloud_gpu (rented GPUs), api (per-token APIs)")
+    finance: ScenarioFinance = Field(
+        default_factory=ScenarioFinance, description="cost assumptions over the catalog defaults"
+    )
+    alternatives: list[Literal["cloud_gpu", "api"]] = Field(
+        default=["cloud_gpu", "api"], description="also price these: cloud_gpu (rented GPUs), api (per-token APIs)"
+    )
     seed: int = Field(default=0, ge=0, description="seed of the simulator's random arrivals and lengths")
 
     @field_validator("name")

@@ -21,8 +21,8 @@ from ..cost.ownership import buy, configurations
 from ..cost.tco import Finance, bought_note, cost_lines, purchase_summary
 from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
-from ..perf.calibrate import deployment_efficiency
-from ..perf.cases import engine_limit
+from ..perf.efficiency import deployment_efficiency
+from ..perf.limits import engine_limit
 from ..perf.scenarios import closed_loop, open_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
@@ -161,7 +161,7 @@ def candidate_models(s: Scenario, cat: Catalog) -> list[Model]:
         if c.min_params_b is not None and b < c.min_params_b or c.max_params_b is not None and b > c.max_params_b:
             continue
         if c.licenses is not None:
-            allowed = set()
+            allowed: set[str] = set()
             for x in c.licenses:
                 allowed |= set(pol.COMMERCIAL) if x == "commercial" else {x}
             if m.license_class not in allowed:
@@ -286,26 +286,10 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     for m in models:
         for a in hardware:
             for eng in engines:
-                for fmt in _formats(eng, s, cat):
+                for fmt in candidate_formats(eng, s, cat):
                     base_id = f"{m.id}:{fmt.id}:{a.id}:{eng.id}"
-                    v = pol.Verdict().merge(model_ok[m.id]).merge(hw_ok[a.id]).merge(pol.owned_rule(eng, policy))
-                    q = quality_recovery_pct(fmt, m)
-                    if eng.accelerators and a.family not in eng.accelerators:
-                        v.fail("engine", f"{eng.id} does not run on {a.family}")
-                    if q is None and s.min_quality_recovery_pct > 0:
-                        v.fail("quality", f"no published quality figure for {fmt.id}")
-                    elif q is not None and q < s.min_quality_recovery_pct:
-                        v.fail("quality", f"{fmt.id} keeps {q:.1f} % of quality, below the {s.min_quality_recovery_pct:g} % "
-                                          "floor")
-                    off = qual.off_native(fmt, m, cat)
-                    if off:
-                        v.fail("quality", off)
-                    for why in qual.floor_reasons(m, fmt, s.quality.min, cat):
-                        v.fail("quality", why)
-                    if compute_dtype(fmt, a) != fmt.compute_dtype and fmt.compute_dtype in ("fp8", "fp4", "int8") \
-                            and fmt.id not in (m.native_precision,):
-                        v.fail("hardware support", f"{a.id} does not run {fmt.compute_dtype} math natively: {fmt.id} "
-                                                   "would only save memory, not time")
+                    v = pol.Verdict().merge(model_ok[m.id]).merge(hw_ok[a.id])
+                    q = _rule_out(v, m, fmt, a, eng, s, cat, policy)
                     if not v.ok:
                         rejected.append(Rejection(base_id, v.reasons))
                         continue
@@ -325,10 +309,51 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
                                   tokens_h, rejected)
         options += extra
     ranked = rank(_with_quality(options, bench, cat), s.quality.cost_tolerance_pct, bench.resolution)
-    return {"ranked": ranked, "benchmark": bench, "rejected": rejected, "references": refs, "workload": w, "peak_rate_per_s": peak,
-            "mean_rate_per_s": mean_rate, "requests_per_day": per_day, "tokens_per_year": tokens_year,
-            "policy": policy, "candidates": {"models": [m.id for m in models], "hardware": [a.id for a in hardware],
-                                              "engines": [e.id for e in engines]}}
+    return {
+        "ranked": ranked,
+        "benchmark": bench,
+        "rejected": rejected,
+        "references": refs,
+        "workload": w,
+        "peak_rate_per_s": peak,
+        "mean_rate_per_s": mean_rate,
+        "requests_per_day": per_day,
+        "tokens_per_year": tokens_year,
+        "policy": policy,
+        "candidates": {
+            "models": [m.id for m in models],
+            "hardware": [a.id for a in hardware],
+            "engines": [e.id for e in engines],
+        },
+    }
+
+
+def _rule_out(v: pol.Verdict, m: Model, fmt: QuantFormat, a: Accelerator, eng: Engine, s: Scenario, cat: Catalog,
+              policy: pol.Policy) -> float | None:
+    """Add to `v` what rules out (model, format, accelerator, engine) before any layout is tried:
+    the engine's policy and hardware, quality floors, math the chip lacks. Returns the format's
+    quality recovery %."""
+    v.merge(pol.owned_rule(eng, policy))
+    q = quality_recovery_pct(fmt, m)
+    if eng.accelerators and a.family not in eng.accelerators:
+        v.fail("engine", f"{eng.id} does not run on {a.family}")
+    if q is None and s.min_quality_recovery_pct > 0:
+        v.fail("quality", f"no published quality figure for {fmt.id}")
+    elif q is not None and q < s.min_quality_recovery_pct:
+        v.fail(
+            "quality",
+            f"{fmt.id} keeps {q:.1f} % of quality, below the {s.min_quality_recovery_pct:g} % floor",
+        )
+    off = qual.off_native(fmt, m, cat)
+    if off:
+        v.fail("quality", off)
+    for why in qual.floor_reasons(m, fmt, s.quality.min, cat):
+        v.fail("quality", why)
+    if compute_dtype(fmt, a) != fmt.compute_dtype and fmt.compute_dtype in ("fp8", "fp4", "int8") \
+            and fmt.id not in (m.native_precision,):
+        v.fail("hardware support", f"{a.id} does not run {fmt.compute_dtype} math natively: {fmt.id} "
+                                   "would only save memory, not time")
+    return q
 
 
 CONFIRM_TOP = 3
@@ -358,12 +383,12 @@ def _confirm_finalists(owned: list[Option], cat: Catalog, s: Scenario, rejected:
                 owned.remove(o)
 
 
-def _formats(eng: Engine, s: Scenario, cat: Catalog) -> list[QuantFormat]:
+def candidate_formats(eng: Engine, s: Scenario, cat: Catalog) -> list[QuantFormat]:
     ids = s.precisions or list(eng.formats) or [f.id for f in cat.quant_formats]
     out = [cat.quant_format(i) for i in ids if not eng.formats or cat.quant_format(i).id in eng.formats]
-    ids = {f.id for f in out}
+    kept = {f.id for f in out}
     # fp16 and bf16 cost the same: keep one (bf16 unless only fp16 was asked for)
-    return [f for f in out if not (f.id == "fp16" and "bf16" in ids)]
+    return [f for f in out if not (f.id == "fp16" and "bf16" in kept)]
 
 
 def _layouts(m: Model, fmt: QuantFormat, a: Accelerator, eng: Engine, s: Scenario, cat: Catalog, w: Workload,
@@ -444,8 +469,17 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario) -> None:
     e, _, _ = deployment_efficiency(d, cat)
     i, o_len = c["w"].lengths("input").mean, c["w"].lengths("output").mean
     limit = engine_limit(d, cat, i, o_len)
-    at = open_loop(shape, mach, e, c["peak"] / serving, i, o_len, limit, float(d.engine.defaults.max_num_batched_tokens))
-    o.num_gpus, o.tp, o.pp, o.replicas, o.servers, o.tco_usd = p.gpus, d.layout.tp, d.layout.pp, p.replicas, p.servers, tco
+    at = open_loop(
+        shape, mach, e, c["peak"] / serving, i, o_len, limit, float(d.engine.defaults.max_num_batched_tokens)
+    )
+    o.num_gpus, o.tp, o.pp, o.replicas, o.servers, o.tco_usd = (
+        p.gpus,
+        d.layout.tp,
+        d.layout.pp,
+        p.replicas,
+        p.servers,
+        tco,
+    )
     o.cost_per_million_tokens_usd = tco / c["tokens_h"] * 1e6 if c["tokens_h"] else math.inf
     o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * np.asarray(at.ttft_s)), float(1e3 * np.asarray(at.tpot_s))
     seqs = min(max(c["sizing"].concurrency * 2, 8), d.engine.defaults.max_num_seqs)
@@ -477,7 +511,8 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
     distributions) on the replicas left when the spares are down, with the SLO limits tightened
     by SLO_HEADROOM. When the analytic count misses, try 4× as many replicas: if that misses too,
     the latency is out of reach of more replicas (prefill itself is too slow); otherwise bisect
-    for the fewest that pass. The count is then checked on SIM_HOURS − 1 more independent hours (the worst is reported). The
+    for the fewest that pass. The count is then checked on SIM_HOURS − 1 more independent hours (the worst is
+    reported). The
     option's latencies become the simulated p95s."""
     from ..serving.cluster import replica_spec, simulate_cluster, summarize
     from ..serving.workload import generate
@@ -528,12 +563,23 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
     if replicas != start and ok:
         _cost_owned(o, replicas, cat, s)
     o.ttft_p95_ms, o.tpot_p95_ms = res["ttft_ms"]["p95"], res["tpot_ms"]["p95"]
-    o.details.update({"latency_basis": f"simulated peak hour, worst of {SIM_HOURS} ({n:,} requests at {peak:.3g}/s on "
-                                       f"{o.details['serving_replicas']} serving replicas)",
-                      "simulated": {"slo_met": ok, "goodput_pct": res["goodput_pct"],
-                                    "ttft_ms": res["ttft_ms"], "tpot_ms": res["tpot_ms"], "slo": res["slo"],
-                                    "slo_headroom": SLO_HEADROOM, "hours_simulated": SIM_HOURS,
-                                    "added_replicas": replicas - start, "tried_replicas": sorted({r for r, _ in memo})}})
+    o.details.update(
+        {
+            "latency_basis": f"simulated peak hour, worst of {SIM_HOURS} ({n:,} requests at {peak:.3g}/s on "
+            f"{o.details['serving_replicas']} serving replicas)",
+            "simulated": {
+                "slo_met": ok,
+                "goodput_pct": res["goodput_pct"],
+                "ttft_ms": res["ttft_ms"],
+                "tpot_ms": res["tpot_ms"],
+                "slo": res["slo"],
+                "slo_headroom": SLO_HEADROOM,
+                "hours_simulated": SIM_HOURS,
+                "added_replicas": replicas - start,
+                "tried_replicas": sorted({r for r, _ in memo}),
+            },
+        }
+    )
     c["confirmed"] = ok
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field, ValidationError
@@ -16,6 +16,7 @@ from ..perf.shape import machine, stage_shape
 from ..specs import (
     MIN_RATE_PER_S,
     MIN_REQUESTS_PER_DAY,
+    Cli,
     Deployment,
     FitRequest,
     NameOrPath,
@@ -32,12 +33,31 @@ MAX_REPLICAS = 10_000
 class ServeRequest(FitRequest):
     """A deployment (as for `fit`) and a workload to serve."""
 
+    CLI: ClassVar[dict[str, Cli]] = {
+        "workload": Cli(("--workload", "-w"), "Preset (chat, rag, summarization, code-completion, agents) or a "
+                        "workload YAML file."),
+        "rate_per_s": Cli(("--rate",), "Requests per second, the same all day (Poisson arrivals unless the "
+                          "workload says constant)."),
+        "requests_per_day": Cli(("--requests-per-day",), "Shaped by the workload's profile."),
+        "replicas": Cli(("--replicas", "-r")),
+        "router": Cli(("--router",), "round-robin or least-loaded."),
+        "num_requests": Cli(("--requests",), "Requests to simulate (default 10,000 at a rate; a whole day with "
+                            "--requests-per-day)."),
+        "duration_s": Cli(("--duration",), "Seconds of arrivals instead."),
+        "seed": Cli(("--seed",)),
+        "sample_s": Cli(("--sample",), "Time-series resolution, seconds."),
+    }
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
         {"model": "llama-3.1-8b", "gpu": "l40s", "workload": "chat", "rate_per_s": 2, "num_requests": 500}]})
 
     workload: NameOrPath = Field(description="a workload preset id (chat, rag, …) or a workload YAML file")
-    rate_per_s: float | None = Field(default=None, ge=MIN_RATE_PER_S, le=1e6, description="override: requests per second")
-    requests_per_day: float | None = Field(default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="override: requests per day")
+    rate_per_s: float | None = Field(
+        default=None, ge=MIN_RATE_PER_S, le=1e6, description="override: requests per second"
+    )
+    requests_per_day: float | None = Field(
+        default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="override: requests per day"
+    )
     replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     router: Literal["round-robin", "least-loaded"] = "round-robin"
     num_requests: int | None = Field(default=None, ge=1, le=20_000_000)
@@ -120,9 +140,11 @@ def check_simulation_size(req: ServeRequest, w: Workload, max_bytes: int | None 
                            "independently) or fewer requests")
     need = n * SIM_BYTES_PER_REQUEST + cells * SIM_BYTES_PER_COSIM_CELL
     if max_bytes is not None and need > max_bytes:
-        raise LlmplanError(f"simulating {n:,} requests{f' on {req.replicas:,} co-simulated replicas' if cosim else ''} "
-                           f"needs about {need / 2**20:,.0f} MiB, over the memory budget of {max_bytes / 2**20:,.0f} MiB; "
-                           "simulate fewer requests (num_requests, duration_s) or ask the operator for a larger budget")
+        raise LlmplanError(
+            f"simulating {n:,} requests{f' on {req.replicas:,} co-simulated replicas' if cosim else ''} "
+            f"needs about {need / 2**20:,.0f} MiB, over the memory budget of {max_bytes / 2**20:,.0f} MiB; "
+            "simulate fewer requests (num_requests, duration_s) or ask the operator for a larger budget"
+        )
 
 
 def simulate(req: ServeRequest, cat: Catalog, dask_address: str | None = None, processes: int = 1,
@@ -193,7 +215,7 @@ def _describe(d: Deployment, spec: ReplicaSpec, req: ServeRequest) -> dict[str, 
 def replica_model(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload):
     """The analytic closed-loop model of one replica at the workload's mean lengths, at two loads:
     [0] saturated (as many requests as the engine runs at once), [1] one request alone."""
-    from ..perf.calibrate import deployment_efficiency
+    from ..perf.efficiency import deployment_efficiency
 
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
     mach, _ = machine(d)
@@ -303,8 +325,11 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
     hi = _search_replicas(check, guess, floor)
     if hi is None:
         top = max(tried)
-        return no | {"reason": f"the SLOs are not met even with {top:,} replicas: the latency of a single request "
-                               "on this deployment exceeds them (see `llmplan estimate`)", "at_max_replicas": tried[top]}
+        return no | {
+            "reason": f"the SLOs are not met even with {top:,} replicas: the latency of a single request "
+            "on this deployment exceeds them (see `llmplan estimate`)",
+            "at_max_replicas": tried[top],
+        }
     weights = hourly_weights(w.profile, cat) if w.requests_per_day is not None else np.full(24, 1 / 24)
     hourly_rate = (w.requests_per_day * weights / 3600) if w.requests_per_day is not None else np.full(24, lam)
     util = [float(x) for x in 100 * hourly_rate / (hi * mu)]

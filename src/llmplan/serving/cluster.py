@@ -19,7 +19,7 @@ import numpy as np
 from ..catalog import Catalog
 from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
-from ..perf.calibrate import deployment_efficiency
+from ..perf.efficiency import deployment_efficiency
 from ..perf.shape import machine, stage_shape
 from ..specs import Deployment
 from .simulator import EngineLimits, Replica, ReplicaResult, simulate_replica
@@ -109,15 +109,15 @@ def simulate_cluster(spec: ReplicaSpec, reqs: Requests, replicas: int = 1, route
         best = replicas - 1
         for rid in range(n):
             t = arrival[rid]
-            for r in reps:  # the state at the arrival, not as last seen: completions since then count
-                r.advance_to(t)
+            for rep in reps:  # the state at the arrival, not as last seen: completions since then count
+                rep.advance_to(t)
             # fewest outstanding; ties go round-robin (the next replica after the last one chosen)
             last = best
             best = min(range(replicas), key=lambda j: (reps[j].outstanding(), (j - last - 1) % replicas))
             reps[best].submit(rid)
             owner[rid] = best
-        for r in reps:
-            r.advance_to(math.inf)
+        for rep in reps:
+            rep.advance_to(math.inf)
         results = [r.result() for r in reps]
         for j, r in enumerate(results):
             mine = owner == j
@@ -164,9 +164,9 @@ PCTS = (50, 95, 99)
 
 def _pcts(x: np.ndarray) -> dict[str, float | None]:
     x = x[np.isfinite(x)]
-    if not len(x):
-        return {f"p{p}": None for p in PCTS} | {"mean": None}
-    return {f"p{p}": float(np.percentile(x, p)) for p in PCTS} | {"mean": float(x.mean())}
+    out: dict[str, float | None] = {f"p{p}": float(np.percentile(x, p)) if len(x) else None for p in PCTS}
+    out["mean"] = float(x.mean()) if len(x) else None
+    return out
 
 
 def request_metrics(c: ClusterResult) -> dict[str, np.ndarray]:

@@ -43,16 +43,28 @@ class StepModel:
         moe = f(e.eta_moe)
         per_token = f(s.hidden) * ACT_BYTES * 2 * (tp - 1) / tp  # bytes x 2 (TP-1)/TP, as physics.allreduce_s
         return cls(
-            dense_bytes=f(s.dense_weight_bytes), expert_bytes=f(s.expert_bytes_per_layer) * f(s.moe_layers)
-            * f(s.num_experts), n_experts=f(s.num_experts),
+            dense_bytes=f(s.dense_weight_bytes),
+            expert_bytes=f(s.expert_bytes_per_layer) * f(s.moe_layers) * f(s.num_experts),
+            n_experts=f(s.num_experts),
             k_over_e=(f(s.experts_per_token) / f(s.num_experts)) if f(s.num_experts) else 0.0,
-            kv_bytes=f(s.kv_bytes_per_token), state_equiv=f(s.state_tokens_equiv),
-            flops_tok=f(s.flops_per_token) + f(s.expert_flops_per_token) * (1 / moe - 1), attn=f(s.attn_flops_per_ctx_token),
-            window=f(s.window), sliding=f(s.sliding_fraction), comm_layers=2 * layers if tp > 1 else 0.0,
-            lib_lat=f(m.ar_latency_s), lib_k=per_token / f(m.ar_bus_bw), own_lat=f(m.ar_custom_latency_s),
-            own_k=per_token / f(m.ar_custom_bus_bw), apart=f(m.mixed_prefill) < 0.5,
-            bw=f(m.bandwidth) * f(e.eta_bw), peak=f(flops_rate(m, e)), pp=f(m.pp),
-            overhead=f(e.step_overhead_s), eta_moe=moe)
+            kv_bytes=f(s.kv_bytes_per_token),
+            state_equiv=f(s.state_tokens_equiv),
+            flops_tok=f(s.flops_per_token) + f(s.expert_flops_per_token) * (1 / moe - 1),
+            attn=f(s.attn_flops_per_ctx_token),
+            window=f(s.window),
+            sliding=f(s.sliding_fraction),
+            comm_layers=2 * layers if tp > 1 else 0.0,
+            lib_lat=f(m.ar_latency_s),
+            lib_k=per_token / f(m.ar_bus_bw),
+            own_lat=f(m.ar_custom_latency_s),
+            own_k=per_token / f(m.ar_custom_bus_bw),
+            apart=f(m.mixed_prefill) < 0.5,
+            bw=f(m.bandwidth) * f(e.eta_bw),
+            peak=f(flops_rate(m, e)),
+            pp=f(m.pp),
+            overhead=f(e.step_overhead_s),
+            eta_moe=moe,
+        )
 
     def _comm(self, tokens: float) -> float:
         """All-reduce time of a step carrying `tokens` tokens (the measured cost, physics.allreduce_s)."""

@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator
@@ -41,7 +41,7 @@ class Lengths(StrictModel):
     max: float | None = Field(default=None, ge=1, le=10_000_000)
 
     @model_validator(mode="after")
-    def _order(self) -> "Lengths":
+    def _order(self) -> Lengths:
         if self.p95 is not None and self.p95 < self.mean:
             raise ValueError("p95 must not be below the mean")
         if self.max is not None and self.max < self.mean:
@@ -78,7 +78,9 @@ class Workload(StrictModel):
 
     arrival: Literal["poisson", "constant"] = Field(default="poisson", description="inter-arrival process")
     rate_per_s: float | None = Field(default=None, ge=MIN_RATE_PER_S, le=1e6, description="requests per second")
-    requests_per_day: float | None = Field(default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="shaped by `profile`")
+    requests_per_day: float | None = Field(
+        default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="shaped by `profile`"
+    )
     profile: Name | list[float] = Field(default="flat", description="24-hour profile: a preset id or 24 weights")
     trace: NameOrPath | None = Field(default=None, description="CSV timestamp_s,input_tokens,output_tokens or JSONL")
     input_tokens: Lengths | int = Field(default=1000, description="prompt tokens: fixed or {mean, p95}")
@@ -88,7 +90,7 @@ class Workload(StrictModel):
     slo: Slo = Field(default_factory=Slo)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "Workload":
+    def _one_source(self) -> Workload:
         given = [x is not None for x in (self.rate_per_s, self.requests_per_day, self.trace)]
         if sum(given) > 1:
             raise ValueError("give one of rate_per_s, requests_per_day or trace")
@@ -102,13 +104,13 @@ class Workload(StrictModel):
         return v if isinstance(v, Lengths) else Lengths(mean=float(v))
 
 
-def preset(name: str, cat: Catalog, **overrides: object) -> Workload:
+def preset(name: str, cat: Catalog, **overrides: Any) -> Workload:
     """A built-in workload (chat, rag, summarization, code-completion, agents)."""
     p = cat.workload_presets.get(name)
     if p.input_mean is None:
         raise LlmplanError(f"{p.id!r} is a 24-hour profile, not a workload; workloads: "
                            f"{', '.join(x.id for x in cat.workload_presets if x.input_mean)}")
-    base: dict[str, object] = dict(
+    base: dict[str, Any] = dict(  # checked by Workload's validation
         input_tokens=Lengths(mean=p.input_mean, p95=p.input_p95, max=p.input_max),
         output_tokens=Lengths(mean=p.output_mean or 1, p95=p.output_p95, max=p.output_max),
         shared_prefix_share=p.shared_prefix_share,

@@ -7,11 +7,12 @@ from __future__ import annotations
 import difflib
 import os
 import time
+from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import create_engine, event, func, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
@@ -93,8 +94,9 @@ def _engine(url: str) -> Engine:
 class Store:
     """`max_runs` and `max_scenarios` (default LLMPLAN_MAX_RUNS, 10,000, and LLMPLAN_MAX_SCENARIOS,
     1,000, archived scenarios included, since archiving keeps every version), and
-    LLMPLAN_MAX_VERSIONS (1,000 versions per scenario) cap what the store keeps: past them a new run or scenario is refused (StoreFull, HTTP 409); deleting runs makes
-    room. Checked in the writing transaction: concurrent writers may pass the cap by a few."""
+    LLMPLAN_MAX_VERSIONS (1,000 versions per scenario) cap what the store keeps: past them a new
+    run or scenario is refused (StoreFull, HTTP 409); deleting runs makes room. Checked in the
+    writing transaction: concurrent writers may pass the cap by a few."""
 
     def __init__(self, url: str | None = None, max_runs: int | None = None, max_scenarios: int | None = None) -> None:
         self.url = url or default_url()
@@ -294,7 +296,8 @@ class Store:
 
         with Session(self.engine) as s, s.begin():
             s.execute(update(JobRow).where(JobRow.run_id == rid).values(run_id=None))
-            if not s.execute(delete(RunRow).where(RunRow.id == rid)).rowcount:
+            gone = cast(CursorResult, s.execute(delete(RunRow).where(RunRow.id == rid)))  # a DELETE: a cursor result
+            if not gone.rowcount:
                 raise NotFound(f"no run {rid}")
 
     # ------------------------------------------------------------------ jobs
@@ -451,8 +454,9 @@ class Store:
         from sqlalchemy import delete
 
         with Session(self.engine) as s, s.begin():
-            n = s.execute(delete(CatalogOverrideRow).where(CatalogOverrideRow.kind == kind,
-                                                           CatalogOverrideRow.entry_id == entry_id)).rowcount
+            done = s.execute(delete(CatalogOverrideRow).where(CatalogOverrideRow.kind == kind,
+                                                              CatalogOverrideRow.entry_id == entry_id))
+            n = cast(CursorResult, done).rowcount  # a DELETE answers with a cursor result
         if not n:
             raise NotFound(f"no override {kind}/{entry_id}")
         return int(n)
@@ -479,9 +483,8 @@ class Store:
 
 def _aware(t):
     """SQLite hands back naive datetimes (stored as UTC)."""
-    from datetime import timezone
 
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _version_dict(v: ScenarioVersionRow) -> dict[str, Any]:

@@ -12,11 +12,13 @@ model, not the protocol. Used by tests/test_finite.py and benchmarks/accuracy_re
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..catalog import Catalog, load_catalog
-from ..perf.calibrate import efficiency_arrays, lookup, params_of, table_from_catalog
 from ..perf.cases import build_case, predict, stack
+from ..perf.efficiency import efficiency_arrays, lookup, params_of, table_from_catalog
 from ..perf.finite import length_blocks
 from ..serving.bench import run_benchmark
 from ..serving.cluster import ReplicaSpec, replica_spec
@@ -26,10 +28,9 @@ from ..specs import FitRequest, resolve
 M8 = "meta-llama/Llama-3.1-8B-Instruct"
 
 
+@functools.cache
 def _cat() -> Catalog:
-    if not hasattr(_cat, "cache"):
-        _cat.cache = load_catalog()
-    return _cat.cache
+    return load_catalog()
 
 METRICS = ("output_tok_s", "ttft_ms", "tpot_ms", "itl_ms", "e2e_latency_s")
 # largest |closed form − simulator| / simulator allowed per metric on the grid (measured maxima in
@@ -65,12 +66,16 @@ def compare(gpu: str, scenario: str, i: int, o: int, n: int, c: int | None = Non
             dist: str = "fixed", seeds: int = 4) -> dict[str, float]:
     cases = [build_case(row(gpu, scenario, i, o, n, c, rate, dist, m), _cat()) for m in METRICS]
     d = resolve(FitRequest(model=M8, gpu=gpu, engine="vllm"), _cat())
-    params = dict(params_of(lookup(table_from_catalog(_cat()), "vllm", d.accelerator.family)[0]), request_overhead_s=0.0)
+    params = dict(
+        params_of(lookup(table_from_catalog(_cat()), "vllm", d.accelerator.family)[0]), request_overhead_s=0.0
+    )
     e = efficiency_arrays(cases, [params] * len(cases))
     pred = predict(stack(cases), e)
     st = stack(cases[:1])
     e1 = efficiency_arrays(cases[:1], [params])
-    one = (lambda obj: type(obj)(**{k: float(np.asarray(v).ravel()[0]) for k, v in vars(obj).items()}))
+    def one(obj):
+        return type(obj)(**{k: float(np.asarray(v).ravel()[0]) for k, v in vars(obj).items()})
+
     spec = ReplicaSpec(StepModel.build(one(st.shape), one(st.machine), one(e1)), replica_spec(d, _cat()).limits)
     case = cases[0]
     runs = []

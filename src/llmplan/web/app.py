@@ -12,6 +12,7 @@ The routes live in `routes/`, one module per resource; `context.py` holds what t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ def _static(app: FastAPI) -> None:
                             "<script src='/static/swagger-init.js'></script></body></html>")
 
 
-def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={**HEADERS, **(headers or {})})
 
 

@@ -36,8 +36,9 @@ MAX_PAGE = 1000  # the most items one list answer holds
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"items per page (at most {MAX_PAGE:,}); the "
                                                              "X-Total-Count header says how many there are")]
 Offset = Annotated[int, Query(ge=0, le=MAX_DB_ID, description="items to skip")]
-PAGED = {200: {"headers": {"X-Total-Count": {"description": "how many items there are in all pages",
-                                             "schema": {"type": "integer", "minimum": 0}}}}}
+PAGED: dict[int | str, dict[str, Any]] = {
+    200: {"headers": {"X-Total-Count": {"description": "how many items there are in all pages",
+                                        "schema": {"type": "integer", "minimum": 0}}}}}
 Kind = Annotated[str, PathParam(max_length=40)]
 EntryId = Annotated[str, PathParam(max_length=NAME_MAX_CHARS)]
 

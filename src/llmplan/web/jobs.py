@@ -133,11 +133,11 @@ class JobRunner:
         end = job["updated_at"] if job["status"] in ("done", "failed") else None
 
         def aware(t):
-            return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+            return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
         start = aware(job["created_at"])
         out = {k: job[k] for k in ("id", "status", "progress", "run_id", "error")}
-        out["seconds"] = round(((aware(end) if end else dt.datetime.now(dt.timezone.utc)) - start).total_seconds(), 2)
+        out["seconds"] = round(((aware(end) if end else dt.datetime.now(dt.UTC)) - start).total_seconds(), 2)
         if job["status"] == "queued":
             out["queue_position"] = job["queue_position"]
         if job["run_id"] is not None:

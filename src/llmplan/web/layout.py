@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from html import escape
 from pathlib import Path
 
@@ -18,7 +18,7 @@ PAGES = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def page(path: str) -> str:
     """The whole HTML of the page at `path`, the current one marked in the navigation."""
     _, _, content, title = next(p for p in PAGES if p[0] == path)

@@ -52,9 +52,10 @@ def document_errors(app: FastAPI) -> None:
                     for code, resp in op.get("responses", {}).items():
                         if code.startswith("4"):
                             resp["content"] = ERROR_SCHEMA
+            app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
 
 
 def openapi30(node: Any) -> Any:

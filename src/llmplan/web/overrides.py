@@ -125,8 +125,10 @@ def check_new(kind: str, body: Any, current: OverrideSet, stored: list[dict[str,
                            "for one override")
     others = sum(len(json.dumps(o["body"])) for o in stored if (o["kind"], o["entry_id"]) != (kind, body.get("id")))
     if others + size > MAX_TOTAL_BYTES:
-        raise LlmplanError(f"the overrides would hold {others + size:,} bytes of JSON, over the {MAX_TOTAL_BYTES:,}-byte "
-                           "limit for all of them together; delete some first")
+        raise LlmplanError(
+            f"the overrides would hold {others + size:,} bytes of JSON, over the {MAX_TOTAL_BYTES:,}-byte "
+            "limit for all of them together; delete some first"
+        )
     stored_entries = len(stored)
     entry = _entry(kind, body, f"{kind} entry")
     table = getattr(current.catalog, KINDS[kind])

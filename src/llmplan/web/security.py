@@ -38,6 +38,7 @@ import os
 import re
 import urllib.parse
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi.responses import JSONResponse
 
@@ -266,7 +267,12 @@ async def _checked_body(receive):
 async def _deny(send, msg: str, status: int, extra: dict[str, str] | None = None) -> None:
     r = JSONResponse({"error": msg}, status_code=status)
     r.headers.update(HEADERS | (extra or {}))
-    await r({"type": "http"}, None, send)
+    await r({"type": "http"}, _no_body, send)
+
+
+async def _no_body() -> dict[str, Any]:
+    """The `receive` of a refused request: a JSONResponse never reads the body it refuses."""
+    return {"type": "http.disconnect"}
 
 
 class BodyLimit:

@@ -12,6 +12,7 @@ import os
 import resource
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..catalog import Catalog, load_catalog
@@ -130,13 +131,14 @@ def pdf(result, report_html, rows, progress=None) -> bytes:
     return pdf_bytes(result, report_html, catalog(rows))
 
 
-TASKS = {"fit": fit, "estimate": estimate, "simulate": simulate, "capacity": capacity, "tco": tco, "plan": plan,
-         "pdf": pdf, "explain": explain}
+TASKS: dict[str, Callable[..., Any]] = {
+    "fit": fit, "estimate": estimate, "simulate": simulate, "capacity": capacity, "tco": tco, "plan": plan,
+    "pdf": pdf, "explain": explain}
 
 
 def search_size(s, cat: Catalog) -> int:
     """How many options (model × format × accelerator × engine × TP) the planner would examine."""
-    from ..planner.search import TP_CHOICES, _formats, candidate_hardware, candidate_models
+    from ..planner.search import TP_CHOICES, candidate_formats, candidate_hardware, candidate_models
 
     models = candidate_models(s, cat)
     engines = [cat.engine(e) for e in s.engines]
@@ -146,7 +148,7 @@ def search_size(s, cat: Catalog) -> int:
         for eng in engines:
             tps = len([t for t in TP_CHOICES if t <= min(s.max_gpus_per_replica, domain)]) \
                 if "tp" in eng.parallelism else 1
-            total += len(models) * len(_formats(eng, s, cat)) * tps
+            total += len(models) * len(candidate_formats(eng, s, cat)) * tps
     return total
 
 

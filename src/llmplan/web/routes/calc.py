@@ -12,6 +12,7 @@ from ...perf.estimate import EstimateRequest
 from ...serving.api import ServeRequest
 from ...specs import FitRequest
 from ..context import Context
+from ..responses import EXACT, CapacityResponse, SimulateResponse, TcoResponse
 
 
 def router(ctx: Context) -> APIRouter:
@@ -32,17 +33,17 @@ def router(ctx: Context) -> APIRouter:
         """Speed of one deployment: TTFT, TPOT, throughput and their bounds (the `llmplan estimate` request)."""
         return await run(request, "estimate", req)
 
-    @r.post("/api/simulate")
+    @r.post("/api/simulate", response_model=SimulateResponse, **EXACT)
     async def simulate(req: ServeRequest, request: Request) -> dict[str, Any]:
         """Simulate a deployment under a workload (the `llmplan simulate` request)."""
         return await run(request, "simulate", req, ctx.budget.memory_mib * 2**20)
 
-    @r.post("/api/capacity")
+    @r.post("/api/capacity", response_model=CapacityResponse, **EXACT)
     async def capacity(req: ServeRequest, request: Request) -> dict[str, Any]:
         """Fewest replicas that meet the workload's SLOs (the `llmplan capacity` request)."""
         return await run(request, "capacity", req)
 
-    @r.post("/api/tco")
+    @r.post("/api/tco", response_model=TcoResponse, **EXACT)
     async def tco(req: TcoRequest, request: Request) -> dict[str, Any]:
         """On-premise TCO with cloud and API alternatives (the `llmplan tco` / `compare` request)."""
         return await run(request, "tco", req)

@@ -13,6 +13,7 @@ from ...errors import LlmplanError
 from ...planner.scenario import Scenario
 from .. import overrides as ovr
 from ..context import MAX_DB_ID, Context, DbId, ScenarioIn, VersionQ, scenario_from
+from ..responses import EXACT, PlanResponse
 from ..tasks import check_search_size
 
 
@@ -40,13 +41,13 @@ def router(ctx: Context) -> APIRouter:
                                       result=data, report_html=html, report_md=md)
         return {"run_id": rid, "run_url": f"/api/runs/{rid}", "report_url": f"/api/runs/{rid}/report.html", **data}
 
-    @r.post("/api/plan")
+    @r.post("/api/plan", response_model=PlanResponse, **EXACT)
     async def plan(body: ScenarioIn, request: Request) -> dict[str, Any]:
         """Run the planner on a scenario (fields or YAML) without saving the scenario; the run is kept."""
         s, doc, ov = await scenario(body)
         return await plan_now(request, s, doc, ov)
 
-    @r.post("/api/scenarios/{sid}/runs", status_code=201)
+    @r.post("/api/scenarios/{sid}/runs", status_code=201, response_model=PlanResponse, **EXACT)
     async def scenario_run(sid: DbId, request: Request, version: VersionQ | None = None) -> dict[str, Any]:
         """Plan a saved version (the latest unless `version` is given)."""
         s, doc, v = await run_in_threadpool(ctx.scenario_of, sid, version)

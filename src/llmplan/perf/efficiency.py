@@ -1,0 +1,95 @@
+"""The calibrated efficiencies every estimate runs with: the calibration table from the catalog,
+the closest group for a deployment (engine × accelerator family × architecture class, then the
+fallbacks of :func:`lookup`), and the efficiency arrays built from it. Fitting the table to
+measurements is :mod:`llmplan.perf.calibrate`."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..catalog import Catalog
+from ..catalog.schema import Calibration
+from ..specs import Deployment
+from .physics import Efficiency
+
+ANY = "*"
+# name, transform (eff: in (0, 1) via a logistic; pos: > 0 via a log), starting point and prior
+# of the pooled fit (deliberately vague: sigma 2 in transformed units)
+PARAMS: tuple[tuple[str, str, float], ...] = (
+    ("eta_bw", "eff", 0.6),
+    ("eta_flops", "eff", 0.4),
+    ("step_overhead_s", "pos", 2e-3),
+    ("request_overhead_s", "pos", 5e-3),
+    ("eta_moe", "eff", 0.8),
+    ("eta_kernel", "pos", 1.0),
+)
+NAMES = tuple(p[0] for p in PARAMS)
+Key = tuple[str, str, str]  # (engine, family, arch), each possibly ANY
+
+
+class Fitted(Protocol):
+    """A fitted group (:class:`llmplan.perf.calibrate.GroupFit`): its parameters by name."""
+
+    params: dict[str, float]
+
+
+def efficiency_arrays(cases: list[Any], params: list[dict[str, float]]) -> Efficiency:
+    """Per-case efficiencies (arrays). Weight-only formats run at their kernel's catalog ratio to
+    16-bit (carried by the machine) times `eta_kernel`, an engine's own factor: pooled and
+    family fits keep it at 1 rather than lend one engine's kernels to another."""
+    def col(name: str) -> np.ndarray:
+        return np.array([p[name] for p in params], dtype=float)
+
+    return Efficiency(
+        eta_bw=col("eta_bw"),
+        eta_flops=col("eta_flops"),
+        step_overhead_s=col("step_overhead_s"),
+        request_overhead_s=col("request_overhead_s"),
+        eta_moe=col("eta_moe"),
+        eta_kernel=col("eta_kernel"),
+    )
+
+
+def model_arch(m: Any) -> str:
+    return "mla" if m.mla else ("moe" if m.moe else "dense")
+
+
+LEVELS = (("engine", "family", "arch"), ("engine", "family"), ("engine", "arch"), ("engine",), ("family", "arch"),
+          ("family",), ("arch",), ())
+
+
+def lookup(table: dict[Key, Any], engine: str, family: str, arch: str = ANY) -> tuple[Any, str]:
+    """The closest fit, from engine × family × arch down to the pooled fit, and which level was
+    used ('engine×family', 'family×arch', 'pooled' …)."""
+    given = {"engine": engine, "family": family, "arch": arch}
+    for names in LEVELS:
+        if "arch" in names and arch == ANY:
+            continue
+        key = tuple(given[n] if n in names else ANY for n in ("engine", "family", "arch"))
+        if key in table:
+            return table[key], "×".join(names) or "pooled"
+    raise KeyError("no calibration at all: run `llmplan calibrate`")
+
+
+def deployment_efficiency(d: Deployment, cat: Catalog) -> tuple[Efficiency, Calibration, str]:
+    """The calibrated efficiencies of deployment `d`: the closest calibration group (engine ×
+    accelerator family × architecture class, then the fallbacks of :func:`lookup`). Returns
+    (efficiency, the calibration used, its level)."""
+    cal, level = lookup(table_from_catalog(cat), d.engine.id, d.accelerator.family, model_arch(d.model))
+    p = params_of(cal)
+    e = Efficiency(p["eta_bw"], p["eta_flops"], p["step_overhead_s"], p["request_overhead_s"], p["eta_moe"],
+                   p["eta_kernel"])
+    return e, cal, level
+
+
+def table_from_catalog(cat: Catalog) -> dict[Key, Calibration]:
+    return {(c.engine, c.family, c.arch): c for c in cat.calibrations}
+
+
+def params_of(c: Calibration | Fitted) -> dict[str, float]:
+    """The parameters of a catalog calibration, or of a fit (anything with `params`)."""
+    if isinstance(c, Calibration):
+        return {name: getattr(c, name) for name in NAMES}
+    return c.params
