@@ -502,3 +502,23 @@ def test_explain_prefix_lists_matches(results):
     r = results["internal-assistant"]
     info = explain(r, "meta-llama/Llama-3.3-70B-Instruct:bf16:h100-sxm")
     assert info["status"] == "several" and (info["ranked"] or info["rejected"])
+
+
+def test_cost_floor_is_a_lower_bound_and_pruned_layouts_are_listed(results, cat):
+    """The purchase floor that prunes layouts never exceeds the TCO of an option it stands for, and every
+    pruned layout is excluded with the floor and the best TCO it was compared with."""
+    from llmplan.planner.search import PRUNE_FACTOR, cost_floor_usd
+
+    pruned = 0
+    for name, r in results.items():
+        s = load_scenario(REPO / "examples" / f"{name}.yaml")
+        owned = [o for o in r["_search"]["ranked"] if o.deployment == "on_prem"]
+        best = min(o.tco_usd for o in owned)
+        for o in owned:
+            floor = cost_floor_usd(o._ctx["d"], cat, o._ctx["finance"], s)
+            assert 0 < floor <= o.tco_usd * (1 + 1e-9), (name, o.id, floor, o.tco_usd)
+        for x in r["rejected"]:
+            if x["reasons"][0].startswith("cost floor:"):
+                pruned += 1
+                assert f"{PRUNE_FACTOR:g} × the best feasible option's $" in x["reasons"][0]
+    assert pruned > 0

@@ -21,7 +21,7 @@ import numpy as np
 
 from .physics import Efficiency, Machine, StageShape, step_time
 
-BISECTION_STEPS = 40  # resolution of Little's-law solutions: 2^-40 of the engine's limit
+BISECTION_STEPS = 20  # resolution of Little's-law solutions: 2^-20 (one in a million) of the engine's limit
 BRACKET_POINTS = 32  # points per round of the bracket search (5 bits a round)
 
 

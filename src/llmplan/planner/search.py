@@ -202,6 +202,7 @@ class Sizing:
     replicas: int
     per_replica_req_s: float
     concurrency: float  # at the SLO limit: sets the engine's max_num_seqs
+    limit: float  # sequences the engine runs at once (max_num_seqs or what the KV cache holds)
 
 
 def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float) -> Sizing | str:
@@ -237,7 +238,7 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float) -> Sizi
     k = int(np.argmax(np.where(ok, rates, -1)))
     rate = float(rates[k])
     replicas = max(1, math.ceil(peak / rate))
-    return Sizing(replicas, rate, float(c[k]))
+    return Sizing(replicas, rate, float(c[k]), float(limit))
 
 
 
@@ -283,6 +284,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     hw_ok = {a.id: pol.hardware_rule(a, policy) for a in hardware}
     bench = qual.benchmark(s.quality.task, s.quality.benchmark, cat)
     say(f"checking {len(models)} model(s) × {len(hardware)} accelerator(s) × {len(engines)} engine(s)")
+    candidates: list[Candidate] = []
     for m in models:
         for a in hardware:
             for eng in engines:
@@ -309,8 +311,10 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
                     if not v.ok:
                         rejected.append(Rejection(base_id, v.reasons))
                         continue
-                    options += _with_quality(_layouts(m, fmt, a, eng, s, cat, w, peak, mean_rate, context, q,
-                                                      tokens_h, base_id, rejected), bench, cat)
+                    candidates.append(Candidate(m, fmt, a, eng, q, base_id))
+    say(f"sizing {len(candidates)} candidate(s) cheapest purchase first")
+    options += _with_quality(_search_layouts(candidates, s, cat, w, peak, mean_rate, context, tokens_h, rejected),
+                             bench, cat)
     say(f"simulating the finalists among {len(options)} option(s)")
     options = _confirm_finalists(options, cat, s, rejected, bench.resolution)
     say("pricing cloud GPUs and APIs")
@@ -366,47 +370,131 @@ def _formats(eng: Engine, s: Scenario, cat: Catalog) -> list[QuantFormat]:
     return [f for f in out if not (f.id == "fp16" and "bf16" in ids)]
 
 
-def _layouts(m: Model, fmt: QuantFormat, a: Accelerator, eng: Engine, s: Scenario, cat: Catalog, w: Workload,
-             peak: float, mean_rate: float, context: float, q: float | None, tokens_h: float, base_id: str,
-             rejected: list[Rejection]) -> list[Option]:
-    out = []
+@dataclass
+class Candidate:
+    """A model × format × accelerator × engine that passed the policy, engine, quality and hardware checks."""
+    m: Model
+    fmt: QuantFormat
+    a: Accelerator
+    eng: Engine
+    q: float | None
+    base_id: str
+
+
+# An owned layout whose cost floor (the cheapest purchase holding ONE replica, drawing idle power) is above
+# PRUNE_FACTOR × the best feasible owned TCO found so far cannot be recommended (the ranking band is at most
+# 1 + cost_tolerance_pct/100 ≤ 2 times the cheapest) and would only widen the Pareto front with dearer
+# options: it is excluded with that reason, unsized. Layouts are sized cheapest floor first.
+PRUNE_FACTOR = 2.0
+
+
+def _tps(a: Accelerator, eng: Engine, s: Scenario) -> list[int]:
     domain = max(a.max_per_server or 1, a.interconnect.domain_size or 1)
-    tps = [t for t in TP_CHOICES if t <= min(s.max_gpus_per_replica, domain)] if "tp" in eng.parallelism else [1]
-    for tp in tps:
-        oid = f"{base_id}:tp{tp}"
+    return [t for t in TP_CHOICES if t <= min(s.max_gpus_per_replica, domain)] if "tp" in eng.parallelism else [1]
+
+
+def cost_floor_usd(d: Deployment, cat: Catalog, f: Finance, s: Scenario) -> float:
+    """A lower bound on the TCO of any owned option of this accelerator, engine and layout size: the cheapest
+    purchase that holds one replica (with the availability spares), at idle draw. More replicas need at
+    least that purchase, and busy GPUs draw more."""
+    return float(np.asarray(onprem(buy(d, cat, f, 1, s.availability.mode, lambda _placed: 0.0).x).tco_usd))
+
+
+def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, w: Workload, peak: float, mean_rate: float,
+                    context: float, tokens_h: float, rejected: list[Rejection]) -> list[Option]:
+    """Every TP layout of every candidate, grouped by accelerator × engine × TP (one purchase floor each),
+    sized and costed in order of that floor; groups whose floor exceeds PRUNE_FACTOR × the best TCO found
+    so far are excluded with the figures (never dropped silently)."""
+    groups: dict[tuple[str, str, int], list[tuple[Candidate, int]]] = {}
+    for c in cands:
+        for tp in _tps(c.a, c.eng, s):
+            groups.setdefault((c.a.id, c.eng.id, tp), []).append((c, tp))
+    finance = {a.id: _finance(s, a) for a in {c.a.id: c.a for c in cands}.values()}
+    resolved: dict[str, Deployment] = {}
+    floors: dict[tuple[str, str, int], float] = {}
+    for key, members in groups.items():
+        for c, tp in members:
+            oid = f"{c.base_id}:tp{tp}"
+            try:
+                d = resolve(FitRequest(model=c.m.id, gpu=c.a.id, tp=tp, precision=c.fmt.id, engine=c.eng.id), cat)
+            except LlmplanError as exc:
+                rejected.append(Rejection(oid, [f"layout: {exc}"]))
+                resolved[oid] = None  # type: ignore[assignment]
+                continue
+            resolved[oid] = d
+            try:
+                floors[key] = cost_floor_usd(d, cat, finance[c.a.id], s)
+            except LlmplanError:
+                floors[key] = 0.0  # the costing itself says why, per option, below
+            break
+    out: list[Option] = []
+    best = math.inf
+    for key in sorted(groups, key=lambda k: (floors.get(k, 0.0), k)):
+        floor = floors.get(key, 0.0)
+        for c, tp in groups[key]:
+            oid = f"{c.base_id}:tp{tp}"
+            if oid in resolved and resolved[oid] is None:
+                continue  # already rejected (layout)
+            if floor > PRUNE_FACTOR * best:
+                rejected.append(Rejection(oid, [
+                    f"cost floor: the cheapest purchase holding one replica already costs {_usd0(floor)} over the "
+                    f"horizon, more than {PRUNE_FACTOR:g} × the best feasible option's {_usd0(best)} (not sized)"]))
+                continue
+            o = _layout(c, tp, resolved.get(oid), s, cat, w, peak, mean_rate, context, tokens_h, finance[c.a.id],
+                        rejected)
+            if o is None:
+                continue
+            if o.tco_usd > PRUNE_FACTOR * best:
+                rejected.append(Rejection(oid, [
+                    f"cost floor: sized at {o.details['replicas_needed']} replica(s) its TCO {_usd0(o.tco_usd)} is "
+                    f"more than {PRUNE_FACTOR:g} × the best feasible option's {_usd0(best)}"]))
+                continue
+            _latency_at_peak(o, cat)
+            best = min(best, o.tco_usd)
+            out.append(o)
+    return out
+
+
+def _usd0(v: float) -> str:
+    return f"${v:,.0f}" if math.isfinite(v) else "—"
+
+
+def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catalog, w: Workload, peak: float,
+            mean_rate: float, context: float, tokens_h: float, f: Finance, rejected: list[Rejection]) -> Option | None:
+    """Memory, sizing and purchase of one layout (None: rejected, with its reason)."""
+    m, fmt, a, eng = c.m, c.fmt, c.a, c.eng
+    oid = f"{c.base_id}:tp{tp}"
+    if d is None:
         try:
             d = resolve(FitRequest(model=m.id, gpu=a.id, tp=tp, precision=fmt.id, engine=eng.id), cat)
         except LlmplanError as exc:
             rejected.append(Rejection(oid, [f"layout: {exc}"]))
-            continue
-        ctx = int(min(context, m.max_context))
-        mem = memory_fit(d, tuple(cat.gguf_types), context_tokens=ctx)
-        if not mem.fits:
-            rejected.append(Rejection(oid, [f"memory: {r}" for r in mem.reasons]))
-            continue
-        sz = size_replicas(d, cat, w, peak)
-        if isinstance(sz, str):
-            rejected.append(Rejection(oid, [f"latency: {sz}"]))
-            continue
-        f = _finance(s, a)
-        try:
-            configurations(a, d.layout.num_gpus, cat, f)
-        except LlmplanError as exc:
-            rejected.append(Rejection(oid, [f"cost: {exc}"]))
-            continue
-        o = Option(id=oid, deployment="on_prem", model=m.id, precision=fmt.id, hardware=a.id, engine=eng.id,
-                   quality_recovery_pct=q,
-                   details={"per_replica_req_s": sz.per_replica_req_s, "kv_capacity_tokens": mem.kv_capacity_tokens,
-                            "context_tokens": ctx})
-        o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "mean_rate": mean_rate,
-                  "tokens_h": tokens_h}
-        try:
-            _cost_owned(o, sz.replicas, cat, s)
-        except LlmplanError as exc:
-            rejected.append(Rejection(oid, [f"cost: {exc}"]))
-            continue
-        out.append(o)
-    return out
+            return None
+    ctx = int(min(context, m.max_context))
+    mem = memory_fit(d, tuple(cat.gguf_types), context_tokens=ctx)
+    if not mem.fits:
+        rejected.append(Rejection(oid, [f"memory: {r}" for r in mem.reasons]))
+        return None
+    sz = size_replicas(d, cat, w, peak)
+    if isinstance(sz, str):
+        rejected.append(Rejection(oid, [f"latency: {sz}"]))
+        return None
+    try:
+        configurations(a, d.layout.num_gpus, cat, f)
+    except LlmplanError as exc:
+        rejected.append(Rejection(oid, [f"cost: {exc}"]))
+        return None
+    o = Option(id=oid, deployment="on_prem", model=m.id, precision=fmt.id, hardware=a.id, engine=eng.id,
+               quality_recovery_pct=c.q,
+               details={"per_replica_req_s": sz.per_replica_req_s, "kv_capacity_tokens": mem.kv_capacity_tokens,
+                        "context_tokens": ctx})
+    o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "mean_rate": mean_rate, "tokens_h": tokens_h}
+    try:
+        _cost_owned(o, sz.replicas, cat, s, latency=False)
+    except LlmplanError as exc:
+        rejected.append(Rejection(oid, [f"cost: {exc}"]))
+        return None
+    return o
 
 
 def serving_replicas(o: Option, need: int, cat: Catalog, s: Scenario) -> int:
@@ -426,7 +514,7 @@ def _bought(o: Option, need: int, cat: Catalog, s: Scenario):
     return cache[need]
 
 
-def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario) -> None:
+def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bool = True) -> None:
     """The cheapest purchase that places `replicas` (the replicas that carry the peak) with the
     availability spares in other servers, its TCO, and the latency at the peak on the replicas
     left after the worst failure the mode plans for. Free slots of the servers bought run more
@@ -439,15 +527,8 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario) -> None:
     tco = float(r.tco_usd)
     serving = p.serving_replicas
     rate = o.details["per_replica_req_s"]
-    shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
-    mach, _ = machine(d)
-    e, _, _ = deployment_efficiency(d, cat)
-    i, o_len = c["w"].lengths("input").mean, c["w"].lengths("output").mean
-    limit = engine_limit(d, cat, i, o_len)
-    at = open_loop(shape, mach, e, c["peak"] / serving, i, o_len, limit, float(d.engine.defaults.max_num_batched_tokens))
     o.num_gpus, o.tp, o.pp, o.replicas, o.servers, o.tco_usd = p.gpus, d.layout.tp, d.layout.pp, p.replicas, p.servers, tco
     o.cost_per_million_tokens_usd = tco / c["tokens_h"] * 1e6 if c["tokens_h"] else math.inf
-    o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * np.asarray(at.ttft_s)), float(1e3 * np.asarray(at.tpot_s))
     seqs = min(max(c["sizing"].concurrency * 2, 8), d.engine.defaults.max_num_seqs)
     o.serve_command = serve_command(d, o.details["context_tokens"], seqs)
     summary = purchase_summary(owned, rate, c["peak"])
@@ -460,6 +541,21 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario) -> None:
         "emissions_kg_per_year": float(r.emissions_kg_per_year), "max_num_seqs": int(seqs),
         "latency_basis": "analytic (mean at the peak hour)",
         "notes": [bought_note(summary, "at the SLO-bound rate of the sizing"), *owned.notes]})
+    if latency:
+        _latency_at_peak(o, cat)
+
+
+def _latency_at_peak(o: Option, cat: Catalog) -> None:
+    """The analytic latency at the peak on the replicas left after the worst planned failure."""
+    c = o._ctx
+    d, sz = c["d"], c["sizing"]
+    shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
+    mach, _ = machine(d)
+    e, _, _ = deployment_efficiency(d, cat)
+    i, o_len = c["w"].lengths("input").mean, c["w"].lengths("output").mean
+    at = open_loop(shape, mach, e, c["peak"] / o.details["serving_replicas"], i, o_len, sz.limit,
+                   float(d.engine.defaults.max_num_batched_tokens))
+    o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * np.asarray(at.ttft_s)), float(1e3 * np.asarray(at.tpot_s))
 
 
 SIM_MIN_REQUESTS, SIM_MAX_REQUESTS = 1500, 5000
