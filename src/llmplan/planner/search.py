@@ -36,6 +36,9 @@ from .serve_config import serve_command
 
 TP_CHOICES = (1, 2, 4, 8)
 Z999 = 3.09  # standard normal quantile of p99.9
+# the simulated p95s must sit this far inside the SLO limits: one simulated hour is one sample of
+# a bursty process, and another hour (another seed) lands a few per cent either side
+SLO_HEADROOM = 0.9
 CONCURRENCY_GRID = np.array([1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024], float)
 
 
@@ -226,13 +229,15 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float) -> Sizi
     ttft_ms = 1e3 * np.asarray(long_prompt.ttft_s)
     tpot_ms = 1e3 * np.asarray(r.tpot_s)
     e2e_ms = 1e3 * np.asarray(long_answer.e2e_s)
-    limits = slo_limits(w.slo)
+    # the same margin inside the SLO limits as the simulator's confirmation (SLO_HEADROOM): an option the
+    # sizing accepts is one the confirmation can accept
+    limits = {k: v * SLO_HEADROOM for k, v in slo_limits(w.slo).items()}
     ok = np.ones(len(c), bool)
     for key, val in (("ttft_ms", ttft_ms), ("tpot_ms", tpot_ms), ("e2e_ms", e2e_ms)):
         if key in limits:
             ok &= val <= limits[key]
     if not ok.any():
-        return (f"SLO unattainable: even one request at a time takes TTFT {ttft_ms[0]:,.0f} ms (p95 prompt), TPOT "
+        return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom): even one request at a time takes TTFT {ttft_ms[0]:,.0f} ms (p95 prompt), TPOT "
                 f"{tpot_ms[0]:,.1f} ms, end-to-end {e2e_ms[0] / 1e3:,.1f} s (p95 answer)")
     rates = np.asarray(r.requests_s)
     k = int(np.argmax(np.where(ok, rates, -1)))
@@ -563,9 +568,6 @@ SIM_HOURS = 3  # independent peak hours (seeds) the replica count must pass
 # least-loaded co-simulation costs requests × replicas in time and memory: past this many serving
 # replicas a slice of them is simulated with its share of the peak (bounded work at any rate)
 SIM_MAX_REPLICAS = 32
-# the simulated p95s must sit this far inside the SLO limits: one simulated hour is one sample of
-# a bursty process, and another hour (another seed) lands a few per cent either side
-SLO_HEADROOM = 0.9
 
 
 def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
