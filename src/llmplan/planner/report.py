@@ -16,6 +16,7 @@ from ..cost.model import breakeven_month as cost_breakeven
 from ..errors import LlmplanError
 from . import policy as pol
 from .scenario import Scenario
+from .advice import advice
 from .search import Option, plan, rank_key
 
 TOP_ALTERNATIVES = 5
@@ -62,6 +63,7 @@ def run(s: Scenario, cat: Catalog, progress=None) -> dict[str, Any]:
         result["references"][kind] = d
     if rec is None:
         result["why_none"], result["why_none_detail"] = why_none(p, s, cat)
+    result["advice"] = advice(rec, p, cat, s.quality.cost_tolerance_pct)
     result["_search"] = p
     return result
 
@@ -275,10 +277,58 @@ def owned_lines(d: dict[str, Any], horizon: float) -> list[str]:
     return out
 
 
-def text(result: dict[str, Any]) -> str:
+def advice_lines(a: dict[str, Any] | None, rec: dict[str, Any], horizon: float) -> list[str]:
+    """The buyer's sections: what to buy, why, the cost line by line, what would change the answer."""
+    if a is None:
+        return []
+    b = a["what_to_buy"]
+    out = ["## What to buy", ""]
+    if b["kind"] != "on_prem":
+        out += [f"- {b['summary']}", ""]
+    else:
+        for x in b["servers"]:
+            out.append(f"- {x['count']} × {x['name']} ({x['server']}), {x['gpus_each']} × {x['accelerator']} each, "
+                       f"{_usd(x['hardware_usd_each'])} each, {x['max_power_w_each'] / 1000:,.1f} kW maximum"
+                       + (f", {x['rack_units_each']} U" if x["rack_units_each"] else ""))
+        more = b["gpus_bought"] - b["gpus_needed"]
+        out.append(f"- GPUs: {b['gpus_needed']} needed for the peak, {b['gpus_bought']} bought"
+                   + (f"; the {more} beyond the need could carry {b['extra_capacity_req_s']:.3g} requests/s more"
+                      if more > 0 else "")
+                   + ("" if b["availability"] == "none" else f" (they include the {b['availability']} spares: "
+                      f"{b['serving_after_worst_failure']} replica(s) serve with the worst server down)"))
+        if b["racks"]:
+            k = b["racks"]
+            out.append(f"- space and power: {b['rack_units'] or '?'} U and {b['contracted_kw']:,.1f} kW contracted: "
+                       f"{k['racks']} rack(s) of {k['rack_units_per_rack']:g} U / {k['kw_per_rack']:g} kW "
+                       f"(decided by {k['decided_by']}; cost assumptions rack_units_per_rack, kw_per_rack)")
+        else:
+            out.append(f"- space and power: under a desk, {b['contracted_kw']:,.2f} kW maximum (no rack, no "
+                       "colocation)")
+        out.append(f"- placement: {b['placement']}")
+        out.append("")
+    out += ["## Why", ""] + [f"- {x}" for x in a["why"]] + [""]
+    if rec["deployment"] == "on_prem":
+        out += ["## Cost, line by line", ""] + owned_lines(rec["details"], horizon)[2:] + [""]  # after what/GPUs
+    if a["what_would_change"]:
+        out += ["## What would change the answer", ""] + [f"- {x['text']}" for x in a["what_would_change"]] + [""]
+    return out
+
+
+MD_SPECIAL = set("\\`*_{}[]<>#|!~")
+
+
+def md_escape(v: str) -> str:
+    """User text (a scenario name) as literal Markdown: every character that could start markup is
+    backslash-escaped (CommonMark lets any ASCII punctuation be escaped)."""
+    return "".join("\\" + ch if ch in MD_SPECIAL else ch for ch in v)
+
+
+def text(result: dict[str, Any], md: bool = False) -> str:
+    """The report as text; `md`: the user's own words escaped for Markdown (report.md, report.html)."""
     r = result
     w = r["workload"]
-    out = [f"# Plan: {r['scenario']['name']}", ""]
+    u = md_escape if md else (lambda v: v)
+    out = [f"# Plan: {u(r['scenario']['name'])}", ""]
     slo = ", ".join(f"{k} {v:g}" for k, v in w["slo"].items())
     out.append(f"Workload: {w['requests_per_day']:,.0f} requests/day, peak {w['peak_rate_per_s']:.3g}/s, "
                f"{w['input_tokens_mean']:,.0f} in / {w['output_tokens_mean']:,.0f} out tokens (mean), "
@@ -306,14 +356,13 @@ def text(result: dict[str, Any]) -> str:
                 f"- TCO over {r['horizon_years']:g} years: {_usd(rec['tco_usd'])}; "
                 f"${rec['cost_per_million_tokens_usd']:,.3f} per 1M tokens"]
         d = rec["details"]
-        if rec["deployment"] == "on_prem":
-            out += owned_lines(d, r["horizon_years"])
         if rec["ttft_p95_ms"] is not None:
             out.append(f"- latency at peak: TTFT p95 {_ms(rec['ttft_p95_ms'])}, TPOT p95 {_ms(rec['tpot_p95_ms'])} "
                        f"({d.get('latency_basis')})")
         if rec["serve_command"]:
             out.append(f"- serve: `{rec['serve_command']}`")
         out.append("")
+        out += advice_lines(r["advice"], rec, r["horizon_years"])
     if r["alternatives"]:
         out += ["## Top alternatives", "",
                 f"| option | deployment | TCO | per 1M tok | TTFT p95 | TPOT p95 | latency from | {r['ranking']['benchmark_name']} (score × recovery) |",
@@ -355,8 +404,9 @@ def text(result: dict[str, Any]) -> str:
 def markdown(result: dict[str, Any]) -> str:
     """The text report as a Markdown file (report.md): whatever a user typed (a scenario name,
     policy values quoted in reasons) cannot become HTML where the file is rendered, because `&`
-    and `<` are written as entities (Markdown shows them as the characters)."""
-    return text(result).replace("&", "&amp;").replace("<", "&lt;")
+    and `<` are written as entities (Markdown shows them as the characters), and the scenario name
+    cannot become Markdown markup (its special characters are backslash-escaped)."""
+    return text(result, md=True).replace("&", "&amp;").replace("<", "&lt;")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,7 +429,7 @@ def html_report(result: dict[str, Any], standalone: bool = True) -> str:
 
     r = result
     e = html.escape
-    body = [md_html(text(r).split("\n", 1)[1]), plan_charts.figures(r)]
+    body = [md_html(markdown(r).split("\n", 1)[1]), plan_charts.figures(r)]
     rows = "".join(f"<tr><td>{e(x['option'])}</td><td>{e('; '.join(x['reasons']))}</td></tr>" for x in r["rejected"])
     body.append(f"<details><summary>All {len(r['rejected'])} excluded options with reasons</summary>"
                 f"<table border='1' cellpadding='3' style='border-collapse:collapse;font-size:12px'>"

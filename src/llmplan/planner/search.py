@@ -443,7 +443,7 @@ def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, w: Worklo
             if floor > PRUNE_FACTOR * best:
                 rejected.append(Rejection(oid, [
                     f"cost floor: the cheapest purchase holding one replica already costs {_usd0(floor)} over the "
-                    f"horizon, more than {PRUNE_FACTOR:g} × the best feasible option's {_usd0(best)} (not sized)"]))
+                    f"horizon, more than {PRUNE_FACTOR:g} × the best TCO the analytic sizing found, {_usd0(best)} (not sized)"]))
                 continue
             o = _layout(c, tp, resolved.get(oid), s, cat, w, peak, mean_rate, context, tokens_h, finance[c.a.id],
                         rejected)
@@ -452,7 +452,7 @@ def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, w: Worklo
             if o.tco_usd > PRUNE_FACTOR * best:
                 rejected.append(Rejection(oid, [
                     f"cost floor: sized at {o.details['replicas_needed']} replica(s) its TCO {_usd0(o.tco_usd)} is "
-                    f"more than {PRUNE_FACTOR:g} × the best feasible option's {_usd0(best)}"]))
+                    f"more than {PRUNE_FACTOR:g} × the best TCO the analytic sizing found, {_usd0(best)}"]))
                 continue
             _latency_at_peak(o, cat)
             best = min(best, o.tco_usd)
