@@ -507,7 +507,7 @@ def test_explain_prefix_lists_matches(results):
 def test_cost_floor_is_a_lower_bound_and_pruned_layouts_are_listed(results, cat):
     """The purchase floor that prunes layouts never exceeds the TCO of an option it stands for, and every
     pruned layout is excluded with the floor and the best TCO it was compared with."""
-    from llmplan.planner.search import PRUNE_FACTOR, cost_floor_usd
+    from llmplan.planner.search import cost_floor_usd, prune_factor
 
     pruned = 0
     for name, r in results.items():
@@ -520,7 +520,7 @@ def test_cost_floor_is_a_lower_bound_and_pruned_layouts_are_listed(results, cat)
         for x in r["rejected"]:
             if x["reasons"][0].startswith("cost floor:"):
                 pruned += 1
-                assert f"{PRUNE_FACTOR:g} × the best TCO the analytic sizing found, $" in x["reasons"][0]
+                assert f"{prune_factor(s):g} × the best TCO the analytic sizing found, $" in x["reasons"][0]
     assert pruned > 0
 
 

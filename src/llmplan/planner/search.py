@@ -23,7 +23,8 @@ from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
 from ..perf.calibrate import deployment_efficiency
 from ..perf.cases import engine_limit
-from ..perf.scenarios import closed_loop, open_loop
+from ..perf.poisson import capacity, poisson_latency
+from ..perf.scenarios import closed_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
 from ..serving.workload import Workload, hourly_weights, preset
@@ -204,16 +205,17 @@ def candidate_hardware(s: Scenario, cat: Catalog) -> list[Accelerator]:
 class Sizing:
     replicas: int
     per_replica_req_s: float
-    concurrency: float  # at the SLO limit: sets the engine's max_num_seqs
+    concurrency: float  # mean decoding sequences at that rate: sets the engine's max_num_seqs
     limit: float  # sequences the engine runs at once (max_num_seqs or what the KV cache holds)
 
 
-def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float) -> Sizing | str:
-    """Analytic: the highest per-replica request rate (closed-loop concurrency sweep) at which the
-    SLO limits hold, then replicas = ⌈peak / rate⌉: the replicas that carry the peak. Availability
-    spares are placed by the purchase, in other servers (:mod:`llmplan.cost.purchase`). Percentile limits
-    are checked against the matching length: TTFT with the p95 prompt, end-to-end with the p95
-    output, TPOT with the mean request in the batch. A string says why no rate works."""
+def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_context: float = math.inf) -> Sizing | str:
+    """Analytic: the highest per-replica Poisson request rate at which the SLO holds as the simulator will
+    judge it (:func:`llmplan.perf.poisson.capacity`: every SLO percentile over the workload's length
+    distributions, and the goodput share, with the limits tightened by SLO_HEADROOM), then
+    replicas = ⌈peak / rate⌉: the replicas that carry the peak. Availability spares are placed by the
+    purchase, in other servers (:mod:`llmplan.cost.purchase`). A string says why no rate works: one request
+    at a time already misses (the p95 prompt's TTFT, the p95 answer's end-to-end), or the queue does."""
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
     mach, _ = machine(d)
     e, _, _ = deployment_efficiency(d, cat)
@@ -221,30 +223,32 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float) -> Sizi
     i, o = li.mean, lo.mean
     i95, o95 = li.p95 or i, lo.p95 or o
     limit = engine_limit(d, cat, i, o)
-    c = CONCURRENCY_GRID[CONCURRENCY_GRID <= max(limit, 1)]
     chunk = float(d.engine.defaults.max_num_batched_tokens)
-    r = closed_loop(shape, mach, e, c, i, o, limit, chunk)
-    long_prompt = closed_loop(shape, mach, e, c, i95, o, limit, chunk) if i95 != i else r
-    long_answer = closed_loop(shape, mach, e, c, i, o95, limit, chunk) if o95 != o else r
-    ttft_ms = 1e3 * np.asarray(long_prompt.ttft_s)
-    tpot_ms = 1e3 * np.asarray(r.tpot_s)
-    e2e_ms = 1e3 * np.asarray(long_answer.e2e_s)
+    # one request at a time (the mean, the p95 prompt, the p95 answer), and the engine full (its saturation)
+    r = closed_loop(shape, mach, e, np.array([1.0, 1.0, 1.0, max(limit, 1.0)]), np.array([i, i95, i, i]),
+                    np.array([o, o, o95, o]), limit, chunk)
+    long_prompt = long_answer = r
+    ttft_ms = 1e3 * float(np.asarray(long_prompt.ttft_s)[1])
+    tpot_ms = 1e3 * float(np.asarray(r.tpot_s)[0])
+    e2e_ms = 1e3 * float(np.asarray(long_answer.e2e_s)[2])
     # the same margin inside the SLO limits as the simulator's confirmation (SLO_HEADROOM): an option the
     # sizing accepts is one the confirmation can accept
     limits = {k: v * SLO_HEADROOM for k, v in slo_limits(w.slo).items()}
-    ok = np.ones(len(c), bool)
-    for key, val in (("ttft_ms", ttft_ms), ("tpot_ms", tpot_ms), ("e2e_ms", e2e_ms)):
-        if key in limits:
-            ok &= val <= limits[key]
-    if not ok.any():
-        return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom): even one request at a time takes TTFT {ttft_ms[0]:,.0f} ms (p95 prompt), TPOT "
-                f"{tpot_ms[0]:,.1f} ms, end-to-end {e2e_ms[0] / 1e3:,.1f} s (p95 answer)")
-    rates = np.asarray(r.requests_s)
-    k = int(np.argmax(np.where(ok, rates, -1)))
-    rate = float(rates[k])
+    alone = {"ttft_ms": ttft_ms, "tpot_ms": tpot_ms, "e2e_ms": e2e_ms}
+    if any(alone[k] > v for k, v in limits.items()):
+        return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom): even one request at a time takes TTFT {ttft_ms:,.0f} ms "
+                f"(p95 prompt), TPOT {tpot_ms:,.1f} ms, end-to-end {e2e_ms / 1e3:,.1f} s (p95 answer)")
+    slo_s = {f"{k[:-3]}": v * SLO_HEADROOM / 1e3 for k, v in w.slo.model_dump().items()
+             if k.endswith("_ms") and v is not None}  # ttft_p95_ms -> ttft_p95
+    per_request_s = {k[:-3]: v / 1e3 for k, v in limits.items()}
+    rate, res, k = capacity(shape, mach, e, float(np.asarray(r.requests_s)[3]), li, lo, chunk, limit, slo_s, per_request_s,
+                            w.slo.goodput_pct / 100, max_context)
+    if rate <= 0:
+        return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom) at any Poisson rate: the prompts' queue (the long "
+                f"tail of {li.p95 or i:,.0f}-token p95 prompts) misses even at 1/512 of the saturation rate "
+                f"(goodput {100 * float(res['goodput'][0]):.1f} %)")
     replicas = max(1, math.ceil(peak / rate))
-    return Sizing(replicas, rate, float(c[k]), float(limit))
-
+    return Sizing(replicas, rate, float(res["concurrency"][max(k, 0)]), float(limit))
 
 
 def _finance(s: Scenario, acc: Accelerator) -> Finance:
@@ -387,10 +391,15 @@ class Candidate:
 
 
 # An owned layout whose cost floor (the cheapest purchase holding ONE replica, drawing idle power) is above
-# PRUNE_FACTOR × the best feasible owned TCO found so far cannot be recommended (the ranking band is at most
-# 1 + cost_tolerance_pct/100 ≤ 2 times the cheapest) and would only widen the Pareto front with dearer
-# options: it is excluded with that reason, unsized. Layouts are sized cheapest floor first.
-PRUNE_FACTOR = 2.0
+# prune_factor × the best owned TCO the analytic sizing has found so far cannot be recommended (the ranking
+# band is 1 + cost_tolerance_pct/100 times the cheapest) and would only lengthen the lists of dearer options
+# (alternatives, Pareto front): it is excluded with that reason, unsized. Layouts are sized cheapest floor
+# first. The factor is the ranking band, and at least PRUNE_FACTOR (the report's lists reach that far).
+PRUNE_FACTOR = 1.5
+
+
+def prune_factor(s: Scenario) -> float:
+    return max(PRUNE_FACTOR, 1 + s.quality.cost_tolerance_pct / 100)
 
 
 def _tps(a: Accelerator, eng: Engine, s: Scenario) -> list[int]:
@@ -408,7 +417,7 @@ def cost_floor_usd(d: Deployment, cat: Catalog, f: Finance, s: Scenario) -> floa
 def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, w: Workload, peak: float, mean_rate: float,
                     context: float, tokens_h: float, rejected: list[Rejection]) -> list[Option]:
     """Every TP layout of every candidate, grouped by accelerator × engine × TP (one purchase floor each),
-    sized and costed in order of that floor; groups whose floor exceeds PRUNE_FACTOR × the best TCO found
+    sized and costed in order of that floor; groups whose floor exceeds prune_factor × the best TCO found
     so far are excluded with the figures (never dropped silently)."""
     groups: dict[tuple[str, str, int], list[tuple[Candidate, int]]] = {}
     for c in cands:
@@ -434,25 +443,26 @@ def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, w: Worklo
             break
     out: list[Option] = []
     best = math.inf
+    factor = prune_factor(s)
     for key in sorted(groups, key=lambda k: (floors.get(k, 0.0), k)):
         floor = floors.get(key, 0.0)
         for c, tp in groups[key]:
             oid = f"{c.base_id}:tp{tp}"
             if oid in resolved and resolved[oid] is None:
                 continue  # already rejected (layout)
-            if floor > PRUNE_FACTOR * best:
+            if floor > factor * best:
                 rejected.append(Rejection(oid, [
                     f"cost floor: the cheapest purchase holding one replica already costs {_usd0(floor)} over the "
-                    f"horizon, more than {PRUNE_FACTOR:g} × the best TCO the analytic sizing found, {_usd0(best)} (not sized)"]))
+                    f"horizon, more than {factor:g} × the best TCO the analytic sizing found, {_usd0(best)} (not sized)"]))
                 continue
             o = _layout(c, tp, resolved.get(oid), s, cat, w, peak, mean_rate, context, tokens_h, finance[c.a.id],
                         rejected)
             if o is None:
                 continue
-            if o.tco_usd > PRUNE_FACTOR * best:
+            if o.tco_usd > factor * best:
                 rejected.append(Rejection(oid, [
                     f"cost floor: sized at {o.details['replicas_needed']} replica(s) its TCO {_usd0(o.tco_usd)} is "
-                    f"more than {PRUNE_FACTOR:g} × the best TCO the analytic sizing found, {_usd0(best)}"]))
+                    f"more than {factor:g} × the best TCO the analytic sizing found, {_usd0(best)}"]))
                 continue
             _latency_at_peak(o, cat)
             best = min(best, o.tco_usd)
@@ -480,7 +490,7 @@ def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catal
     if not mem.fits:
         rejected.append(Rejection(oid, [f"memory: {r}" for r in mem.reasons]))
         return None
-    sz = size_replicas(d, cat, w, peak)
+    sz = size_replicas(d, cat, w, peak, ctx)
     if isinstance(sz, str):
         rejected.append(Rejection(oid, [f"latency: {sz}"]))
         return None
@@ -534,7 +544,10 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bo
     rate = o.details["per_replica_req_s"]
     o.num_gpus, o.tp, o.pp, o.replicas, o.servers, o.tco_usd = p.gpus, d.layout.tp, d.layout.pp, p.replicas, p.servers, tco
     o.cost_per_million_tokens_usd = tco / c["tokens_h"] * 1e6 if c["tokens_h"] else math.inf
-    seqs = min(max(c["sizing"].concurrency * 2, 8), d.engine.defaults.max_num_seqs)
+    # --max-num-seqs: room for the Poisson fluctuation of the decoding sequences around their mean C at the
+    # sizing's rate (twice the mean plus four standard deviations, √C), never above the engine's default
+    conc = c["sizing"].concurrency
+    seqs = min(max(math.ceil(2 * conc + 4 * math.sqrt(conc)), 8), d.engine.defaults.max_num_seqs)
     o.serve_command = serve_command(d, o.details["context_tokens"], seqs)
     summary = purchase_summary(owned, rate, c["peak"])
     spares = {"n_plus_1": 1, "ha_pair": replicas}.get(s.availability.mode, 0)
@@ -544,23 +557,24 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bo
         "rented_spare_replicas": spares, "purchase": summary, "cost": cost_lines(r, x, owned),
         "energy_kwh_per_year": float(r.energy_kwh_per_year),
         "emissions_kg_per_year": float(r.emissions_kg_per_year), "max_num_seqs": int(seqs),
-        "latency_basis": "analytic (mean at the peak hour)",
+        "latency_basis": "analytic (p95 at the peak hour, Poisson arrivals)",
         "notes": [bought_note(summary, "at the SLO-bound rate of the sizing"), *owned.notes]})
     if latency:
         _latency_at_peak(o, cat)
 
 
 def _latency_at_peak(o: Option, cat: Catalog) -> None:
-    """The analytic latency at the peak on the replicas left after the worst planned failure."""
+    """The analytic p95 latencies at the peak on the replicas left after the worst planned failure (Poisson
+    arrivals over the workload's length distributions: :func:`llmplan.perf.poisson.poisson_latency`)."""
     c = o._ctx
-    d, sz = c["d"], c["sizing"]
+    d, sz, w = c["d"], c["sizing"], c["w"]
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
     mach, _ = machine(d)
     e, _, _ = deployment_efficiency(d, cat)
-    i, o_len = c["w"].lengths("input").mean, c["w"].lengths("output").mean
-    at = open_loop(shape, mach, e, c["peak"] / o.details["serving_replicas"], i, o_len, sz.limit,
-                   float(d.engine.defaults.max_num_batched_tokens))
-    o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * np.asarray(at.ttft_s)), float(1e3 * np.asarray(at.tpot_s))
+    at = poisson_latency(shape, mach, e, c["peak"] / o.details["serving_replicas"], w.lengths("input"),
+                         w.lengths("output"), float(d.engine.defaults.max_num_batched_tokens), sz.limit,
+                         percentiles=(95,), max_context=o.details["context_tokens"])
+    o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * at["ttft_p95"][0]), float(1e3 * at["tpot_p95"][0])
 
 
 SIM_MIN_REQUESTS, SIM_MAX_REQUESTS = 1500, 5000
