@@ -62,7 +62,11 @@ def simulated_capacity(o, cat, s) -> float:
 
 def option_meets_slo(o, cat, s) -> dict[str, Any]:
     """The planned option (serving replicas, peak rate, least-loaded) with another seed, at the real SLO."""
-    from llmplan.planner.search import SIM_MAX_REPLICAS, SIM_MAX_REQUESTS, SIM_MIN_REQUESTS
+    from llmplan.planner.search import (
+        SIM_MAX_REPLICAS,
+        SIM_MAX_REQUESTS,
+        SIM_MIN_REQUESTS,
+    )
     from llmplan.serving.cluster import replica_spec, simulate_cluster, summarize
     from llmplan.serving.workload import generate
 

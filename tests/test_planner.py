@@ -513,7 +513,6 @@ def test_cost_floor_is_a_lower_bound_and_pruned_layouts_are_listed(results, cat)
     for name, r in results.items():
         s = load_scenario(REPO / "examples" / f"{name}.yaml")
         owned = [o for o in r["_search"]["ranked"] if o.deployment == "on_prem"]
-        best = min(o.tco_usd for o in owned)
         for o in owned:
             floor = cost_floor_usd(o._ctx["d"], cat, o._ctx["finance"], s)
             assert 0 < floor <= o.tco_usd * (1 + 1e-9), (name, o.id, floor, o.tco_usd)

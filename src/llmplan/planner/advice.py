@@ -155,7 +155,7 @@ def what_would_change(rec: Option, ranked: list[Option], references: dict[str, O
                     "delta_usd": ru.tco_usd - rec.tco_usd,
                     "text": f"Nearest alternative: {ru.id} at {_usd(ru.tco_usd)} "
                             f"({'+' if ru.tco_usd >= rec.tco_usd else '−'}{_usd(abs(ru.tco_usd - rec.tco_usd))})."})
-    for kind, ref in references.items():
+    for ref in references.values():
         if ref is None or ref.details.get("allowed", True) or ref.tco_usd >= rec.tco_usd:
             continue
         fields = sorted({POLICY_FIELDS.get(r.split(":", 1)[0], "the policy") for r in

@@ -15,8 +15,8 @@ from ..catalog import Catalog
 from ..cost.model import breakeven_month as cost_breakeven
 from ..errors import LlmplanError
 from . import policy as pol
-from .scenario import Scenario
 from .advice import advice
+from .scenario import Scenario
 from .search import Option, plan, rank_key
 
 TOP_ALTERNATIVES = 5
@@ -424,8 +424,8 @@ def md_html(md: str) -> str:
 def html_report(result: dict[str, Any], standalone: bool = True) -> str:
     """One page: the text report's sections as HTML, with its charts (static SVG, live in a browser).
     `standalone`: the chart library inline, a self-contained file; else linked from the web app."""
-    from . import charts as plan_charts
     from .. import charts
+    from . import charts as plan_charts
 
     r = result
     e = html.escape

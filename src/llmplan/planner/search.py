@@ -40,7 +40,6 @@ Z999 = 3.09  # standard normal quantile of p99.9
 # the simulated p95s must sit this far inside the SLO limits: one simulated hour is one sample of
 # a bursty process, and another hour (another seed) lands a few per cent either side
 SLO_HEADROOM = 0.9
-CONCURRENCY_GRID = np.array([1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024], float)
 
 
 @dataclass
@@ -451,18 +450,19 @@ def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, w: Worklo
             if oid in resolved and resolved[oid] is None:
                 continue  # already rejected (layout)
             if floor > factor * best:
-                rejected.append(Rejection(oid, [
-                    f"cost floor: the cheapest purchase holding one replica already costs {_usd0(floor)} over the "
-                    f"horizon, more than {factor:g} × the best TCO the analytic sizing found, {_usd0(best)} (not sized)"]))
+                why = (f"cost floor: the cheapest purchase holding one replica already costs {_usd0(floor)} over the "
+                       f"horizon, more than {factor:g} × the best TCO the analytic sizing found, {_usd0(best)} "
+                       "(not sized)")
+                rejected.append(Rejection(oid, [why]))
                 continue
             o = _layout(c, tp, resolved.get(oid), s, cat, w, peak, mean_rate, context, tokens_h, finance[c.a.id],
                         rejected)
             if o is None:
                 continue
             if o.tco_usd > factor * best:
-                rejected.append(Rejection(oid, [
-                    f"cost floor: sized at {o.details['replicas_needed']} replica(s) its TCO {_usd0(o.tco_usd)} is "
-                    f"more than {factor:g} × the best TCO the analytic sizing found, {_usd0(best)}"]))
+                why = (f"cost floor: sized at {o.details['replicas_needed']} replica(s) its TCO {_usd0(o.tco_usd)} "
+                       f"is more than {factor:g} × the best TCO the analytic sizing found, {_usd0(best)}")
+                rejected.append(Rejection(oid, [why]))
                 continue
             _latency_at_peak(o, cat)
             best = min(best, o.tco_usd)
