@@ -33,7 +33,10 @@ from .physics import Efficiency, Machine, StageShape
 from .scenarios import decode_step, prefill_time
 
 # probability bins of each length distribution, finer in the tail (the longest prompts make the queue)
-P_EDGES = np.array([0, .125, .25, .375, .5, .625, .75, .875, .9, .925, .95, .975, .99, .995, .999, .9999, 1])
+# (narrow around the 95th and 99th percentiles, where SLOs sit: a percentile of a mixture of point masses
+# lands on the next point, so a wide bin there would move it)
+P_EDGES = np.array([0, .125, .25, .375, .45, .5, .55, .625, .75, .875, .9, .925, .94, .95, .96, .975, .985, .99, .995,
+                    .999, .9999, 1])
 WEIGHTS = np.diff(P_EDGES)
 QUAD = len(WEIGHTS)
 _Z = np.array([NormalDist().inv_cdf(float(p)) for p in (P_EDGES[:-1] + P_EDGES[1:]) / 2])
@@ -93,7 +96,7 @@ def _erfc(x):
 def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengths, output_lengths, chunk: float,
                     limit: float, limits_s: dict[str, float] | None = None,
                     percentiles: tuple[int, ...] = (50, 95, 99), max_context: float = np.inf,
-                    at_s: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+                    at_s: dict[str, float] | None = None, prefix_share: float = 0.0) -> dict[str, np.ndarray]:
     """Latency percentiles (seconds, keys like ``ttft_p95``) at Poisson `rate` (an array: one result per
     rate), with at most `limit` sequences in the engine. `limits_s` (per-request limits, seconds, keys
     ttft / tpot / e2e): also the goodput share in [0, 1]. Unstable (ρ ≥ 1, or more sequences than the
@@ -106,7 +109,9 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     # Little's law for the decoding concurrency C: the step times are evaluated once on a grid of C, and for
     # each rate C solves C = λ (E[o] − 1) τ(C) / (1 − λ E[ΔS(C)]) (interpolated between grid points)
     cg = np.unique(np.concatenate([np.geomspace(1.0, max(limit, 1.0), C_POINTS), [max(limit, 1.0)]]))[:, None]
-    svc_g, _, n_g = prefill_time(s, m, e, x, 0.0, chunk, batch_decode=np.maximum(cg - 1, 0.0), decode_context=ctx)
+    # a shared prefix (`prefix_share` of each prompt) comes from the prefix cache: only the rest is prefilled
+    svc_g, _, n_g = prefill_time(s, m, e, x * (1 - prefix_share), x * prefix_share, chunk,
+                                 batch_decode=np.maximum(cg - 1, 0.0), decode_context=ctx)
     svc_g = np.asarray(svc_g, dtype=float) * np.ones((len(cg), 1))  # (G, Q)
     tau_g = np.asarray(decode_step(s, m, e, cg, ctx).total, dtype=float) * np.ones((len(cg), 1))  # (G, 1)
     added_g = np.maximum(svc_g - n_g * tau_g, 0.0)
@@ -144,9 +149,9 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     tpot_mean = np.where(stable, tau / np.maximum(1 - rho_a, 1e-9), np.inf)
     # the prompts that arrive while a prompt waits and is prefilled share its last step, up to the budget
     x_mean = float(x[0] @ WEIGHTS)
-    per_token = es / max(x_mean, 1.0)
-    room = np.maximum(chunk - np.mod(x, chunk), 0.0)
-    co = np.minimum(room, lam * x_mean * (np.where(stable, wq, 0.0) + svc)) * per_token
+    per_token = es / max(x_mean * (1 - prefix_share), 1.0)
+    room = np.maximum(chunk - np.mod(x * (1 - prefix_share), chunk), 0.0)
+    co = np.minimum(room, lam * x_mean * (1 - prefix_share) * (np.where(stable, wq, 0.0) + svc)) * per_token
     ttft_k = svc + co + e.request_overhead_s  # (R, Q): without the wait
 
     def ttft_tail(t):  # t: (R,)
@@ -201,7 +206,8 @@ def poisson_latency(*args, **kwargs) -> dict[str, np.ndarray]:
 
 def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, input_lengths, output_lengths,
              chunk: float, limit: float, slo_s: dict[str, float], per_request_s: dict[str, float],
-             goodput: float, max_context: float = np.inf) -> tuple[float, dict[str, np.ndarray], int]:
+             goodput: float, max_context: float = np.inf, prefix_share: float = 0.0,
+             ) -> tuple[float, dict[str, np.ndarray], int]:
     """The highest Poisson rate (requests/s) at which every SLO percentile in `slo_s` (keys like
     ``ttft_p95``, seconds) holds and the goodput share reaches `goodput`. Rates are tried on a geometric
     grid up to `saturation_rate` (one vectorised evaluation), and the margin is interpolated linearly
@@ -209,7 +215,7 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
     index of that rate; -1: none passes)."""
     grid = saturation_rate * np.geomspace(1 / 512, 1.0, RATE_POINTS)
     r = poisson_latency(s, m, e, grid, input_lengths, output_lengths, chunk, limit, per_request_s, (), max_context,
-                        slo_s)
+                        slo_s, prefix_share)
     # margin ≥ 0 where it holds: for an SLO at percentile p, the share of requests above its limit is at
     # most 1 − p/100; for goodput, the share within every limit reaches it
     worst = np.full(len(grid), np.inf)

@@ -374,8 +374,8 @@ def text(result: dict[str, Any], md: bool = False) -> str:
             out.append(f"| {o['id']} | {o['deployment']} | {_usd(o['tco_usd'])} | "
                        f"${o['cost_per_million_tokens_usd']:,.3f} | {_ms(o['ttft_p95_ms'])} | {_ms(o['tpot_p95_ms'])} | "
                        f"{basis} | {_quality(o)} |")
-        out += ["", "Latency 'model': the analytic estimate at the peak hour (mean); 'simulator': the worst p95 of "
-                "three simulated peak hours.", ""]
+        out += ["", "Latency 'model': the analytic p95 at the peak hour (Poisson arrivals over the workload's "
+                "lengths); 'simulator': the worst p95 of three simulated peak hours.", ""]
     if r["references"]:
         out += ["## Cheapest cloud GPU and API", ""]
         for kind, o in r["references"].items():

@@ -241,7 +241,7 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
              if k.endswith("_ms") and v is not None}  # ttft_p95_ms -> ttft_p95
     per_request_s = {k[:-3]: v / 1e3 for k, v in limits.items()}
     rate, res, k = capacity(shape, mach, e, float(np.asarray(r.requests_s)[3]), li, lo, chunk, limit, slo_s, per_request_s,
-                            w.slo.goodput_pct / 100, max_context)
+                            w.slo.goodput_pct / 100, max_context, w.shared_prefix_share)
     if rate <= 0:
         return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom) at any Poisson rate: the prompts' queue (the long "
                 f"tail of {li.p95 or i:,.0f}-token p95 prompts) misses even at 1/512 of the saturation rate "
@@ -573,7 +573,7 @@ def _latency_at_peak(o: Option, cat: Catalog) -> None:
     e, _, _ = deployment_efficiency(d, cat)
     at = poisson_latency(shape, mach, e, c["peak"] / o.details["serving_replicas"], w.lengths("input"),
                          w.lengths("output"), float(d.engine.defaults.max_num_batched_tokens), sz.limit,
-                         percentiles=(95,), max_context=o.details["context_tokens"])
+                         percentiles=(95,), max_context=o.details["context_tokens"], prefix_share=w.shared_prefix_share)
     o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * at["ttft_p95"][0]), float(1e3 * at["tpot_p95"][0])
 
 
