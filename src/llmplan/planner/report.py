@@ -298,7 +298,8 @@ def advice_lines(a: dict[str, Any] | None, rec: dict[str, Any], horizon: float) 
                       f"{b['serving_after_worst_failure']} replica(s) serve with the worst server down)"))
         if b["racks"]:
             k = b["racks"]
-            out.append(f"- space and power: {b['rack_units'] or '?'} U and {b['contracted_kw']:,.1f} kW contracted: "
+            units = f"{b['rack_units']} U" if b["rack_units"] else "rack units not in the catalog"
+            out.append(f"- space and power: {units} and {b['contracted_kw']:,.1f} kW contracted: "
                        f"{k['racks']} rack(s) of {k['rack_units_per_rack']:g} U / {k['kw_per_rack']:g} kW "
                        f"(decided by {k['decided_by']}; cost assumptions rack_units_per_rack, kw_per_rack)")
         else:
