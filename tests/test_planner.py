@@ -571,6 +571,6 @@ def test_markdown_report_escapes_the_scenario_name(tmp_path, capsys):
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     assert main(["plan", str(path), "--out", str(tmp_path / "out")]) == 0
     md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
-    assert md.splitlines()[0] == "# Plan: \\*Team\\* \\[x\\](https://example.com) \\`rm\\` \\&lt;b\\>&amp;"
+    assert md.splitlines()[0] == "# Plan: \\*Team\\* \\[x\\](https://example.com) \\`rm\\` &lt;b>&amp;"
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "<em>Team</em>" not in page and 'href="https://example.com"' not in page and "<b>" not in page

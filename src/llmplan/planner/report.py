@@ -315,7 +315,7 @@ def advice_lines(a: dict[str, Any] | None, rec: dict[str, Any], horizon: float) 
     return out
 
 
-MD_SPECIAL = set("\\`*_{}[]<>#|!~")
+MD_SPECIAL = set("\\`*_{}[]#|!~")  # `<` and `&` become entities in markdown(); `>` is inert mid-line
 
 
 def md_escape(v: str) -> str:
