@@ -160,14 +160,14 @@ def open_loop(s: StageShape, m: Machine, e: Efficiency, rate, input_len, output_
     # (one vectorised step-time call) and keeps the sub-interval where C = rate × E2E(C) crosses over,
     # the same answer as bisection to a relative 2^-BISECTION_STEPS of the limit in far fewer calls
     lo, hi = np.zeros_like(limit), limit.copy()
-    frac = np.arange(1, BRACKET_POINTS) / BRACKET_POINTS
-    ie, oe, re = i[..., None], o[..., None], rate[..., None]
+    # the bracket's points on a LEADING axis, so that per-row arrays in s, m, e (validation) still broadcast
+    frac = (np.arange(1, BRACKET_POINTS) / BRACKET_POINTS).reshape((BRACKET_POINTS - 1,) + (1,) * lo.ndim)
     for _ in range(-(-BISECTION_STEPS // int(np.log2(BRACKET_POINTS)))):
         width = hi - lo
-        mids = lo[..., None] + width[..., None] * frac
-        _, _, e2e = _at(s, m, e, np.maximum(mids, 1e-9), ie, oe, chunk)
-        too_few = re * e2e > mids
-        n = np.where(too_few.all(-1), BRACKET_POINTS - 1, np.argmax(~too_few, axis=-1))
+        mids = lo + width * frac
+        _, _, e2e = _at(s, m, e, np.maximum(mids, 1e-9), i, o, chunk)
+        too_few = rate * e2e > mids
+        n = np.where(too_few.all(0), BRACKET_POINTS - 1, np.argmax(~too_few, axis=0))
         lo, hi = lo + width * n / BRACKET_POINTS, lo + width * (n + 1) / BRACKET_POINTS
     c = np.where(saturated, limit, np.maximum(hi, 1.0))
     ttft, tpot, e2e = _at(s, m, e, c, i, o, chunk)
