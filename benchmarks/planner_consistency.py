@@ -132,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['goodput_pct']:7.1f} {r['ttft_p95_ms']:9.0f} {r['tpot_p95_ms']:8.1f}", flush=True)
     cap_ok = sum(r["capacity_ok"] for r in rows)
     slo_ok = sum(r["slo_met"] for r in rows)
-    print(f"options: {len(rows)}; capacity within {TOLERANCE_PCT:g} %: {cap_ok}; meet the SLO with another seed: "
-          f"{slo_ok}")
+    errs = sorted(abs(r["error_pct"]) for r in rows)
+    med = errs[len(errs) // 2] if errs else float("nan")
+    print(f"options: {len(rows)}; capacity within {TOLERANCE_PCT:g} %: {cap_ok} (median |error| {med:.1f} %, largest "
+          f"{max(errs, default=float('nan')):.1f} %); meet the SLO with another seed: {slo_ok}")
     return 0 if rows and cap_ok == len(rows) and slo_ok == len(rows) else 1
 
 
