@@ -150,6 +150,14 @@ def what_would_change(rec: Option, ranked: list[Option], references: dict[str, O
                         "text": f"Price: above {_usd(flip)} per {rec.hardware} (now {_usd(p0)}; each $1,000 more "
                                 f"adds {_usd(slope)} to this option's TCO) {other.id} ({_usd(other.tco_usd)}) "
                                 "costs less; set finance.gpu_price_usd to a quote to check."})
+    if rec.deployment in ("api", "cloud_gpu"):
+        owned = next((o for o in ranked if o.deployment == "on_prem"), None)
+        if owned is not None and owned.tco_usd > rec.tco_usd > 0:
+            pct = 100 * (owned.tco_usd / rec.tco_usd - 1)
+            what = "per-token prices" if rec.deployment == "api" else "GPU-hour prices"
+            out.append({"change": "rent_price", "option": owned.id, "threshold_pct": pct,
+                        "text": f"Price: if the {what} of {rec.id} rose by more than {pct:,.0f} %, owning "
+                                f"{owned.id} ({_usd(owned.tco_usd)} over the horizon) would cost less."})
     if ru is not None:
         out.append({"change": "nearest_alternative", "option": ru.id, "tco_usd": ru.tco_usd,
                     "delta_usd": ru.tco_usd - rec.tco_usd,
