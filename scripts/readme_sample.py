@@ -4,7 +4,7 @@
     python scripts/readme_sample.py          # rewrite README.md in place
     python scripts/readme_sample.py --check  # exit 1 when the README is stale
 
-The sample is the report's head (up to and including "Top alternatives"), then one line pointing at
+The sample is the report's head (the recommendation and the advice, up to "Top alternatives"), then one line pointing at
 the rest; tests/test_readme.py checks that every line shown is a line of the report."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = "llmplan plan examples/internal-assistant.yaml\n```\n\n```text\n"
-KEEP_UNTIL = "## Cheapest cloud GPU and API"
-TAIL = "## Cheapest cloud GPU and API, Pareto front, excluded options … (see the full report)"
+KEEP_UNTIL = "## Top alternatives"
+TAIL = "## Top alternatives, cheapest cloud GPU and API, Pareto front, excluded options … (see the full report)"
 
 
 def sample() -> str:

@@ -502,3 +502,75 @@ def test_explain_prefix_lists_matches(results):
     r = results["internal-assistant"]
     info = explain(r, "meta-llama/Llama-3.3-70B-Instruct:bf16:h100-sxm")
     assert info["status"] == "several" and (info["ranked"] or info["rejected"])
+
+
+def test_cost_floor_is_a_lower_bound_and_pruned_layouts_are_listed(results, cat):
+    """The purchase floor that prunes layouts never exceeds the TCO of an option it stands for, and every
+    pruned layout is excluded with the floor and the best TCO it was compared with."""
+    from llmplan.planner.search import cost_floor_usd, prune_factor
+
+    pruned = 0
+    for name, r in results.items():
+        s = load_scenario(REPO / "examples" / f"{name}.yaml")
+        owned = [o for o in r["_search"]["ranked"] if o.deployment == "on_prem"]
+        for o in owned:
+            floor = cost_floor_usd(o._ctx["d"], cat, o._ctx["finance"], s)
+            assert 0 < floor <= o.tco_usd * (1 + 1e-9), (name, o.id, floor, o.tco_usd)
+        for x in r["rejected"]:
+            if x["reasons"][0].startswith("cost floor:"):
+                pruned += 1
+                assert f"{prune_factor(s):g} × the best TCO the analytic sizing found, $" in x["reasons"][0]
+    assert pruned > 0
+
+
+def test_reports_read_as_advice(results, cat):
+    """Every recommendation comes with what to buy, why, the cost line by line and what would change the
+    answer; the price threshold is the one at which the cost model makes the other option cheaper."""
+    from dataclasses import replace
+
+    from llmplan.cost.model import onprem
+
+    checked = 0
+    for name, r in results.items():
+        if r["recommendation"] is None:
+            continue
+        md = text(r)
+        for head in ("## What to buy", "## Why", "## What would change the answer"):
+            assert head in md, (name, head)
+        a = r["advice"]
+        assert a["why"], name
+        rec = r["_search"]["ranked"][0]
+        if rec.deployment != "on_prem":
+            continue
+        assert "## Cost, line by line" in md
+        b = a["what_to_buy"]
+        assert b["gpus_bought"] >= b["gpus_needed"] > 0
+        assert sum(x["count"] * x["gpus_each"] for x in b["servers"]) == b["gpus_bought"]
+        if b["racks"]:
+            k = b["racks"]
+            assert k["racks"] == max(math.ceil((b["rack_units"] or 0) / k["rack_units_per_rack"]),
+                                     math.ceil(b["contracted_kw"] / k["kw_per_rack"] - 1e-9), 1)
+        changes = {c["change"]: c for c in a["what_would_change"]}
+        load = changes["load"]
+        assert load["factor"] == pytest.approx(rec.details["serving_replicas"] * rec.details["per_replica_req_s"]
+                                               / r["workload"]["peak_rate_per_s"])
+        if "gpu_price" in changes:
+            c = changes["gpu_price"]
+            other = next(o for o in r["_search"]["ranked"] if o.id == c["option"])
+            x = rec._ctx["bought"][rec.details["replicas_needed"]].x
+            assert float(onprem(replace(x, gpu_price_usd=c["threshold_usd"])).tco_usd) == pytest.approx(other.tco_usd)
+            assert c["threshold_usd"] >= c["now_usd"]
+            checked += 1
+    assert checked >= 3
+
+
+def test_markdown_report_escapes_the_scenario_name(tmp_path, capsys):
+    doc = yaml.safe_load(ISSUE_EXAMPLE)
+    doc["name"] = "*Team* [x](https://example.com) `rm` <b>&"
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert main(["plan", str(path), "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert md.splitlines()[0] == "# Plan: \\*Team\\* \\[x\\](https://example.com) \\`rm\\` &lt;b>&amp;"
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "<em>Team</em>" not in page and 'href="https://example.com"' not in page and "<b>" not in page

@@ -15,6 +15,7 @@ on every rank. Under pipeline parallelism each stage holds its own layers.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -83,6 +84,11 @@ def kv_bytes_per_token(m: Model, kv_bytes: float) -> float:
 
 def kv_layout_per_stage(m: Model, kv_bytes: float, tp: int, pp: int, block_size: int) -> list[KvLayout]:
     """The KV layout one GPU of each pipeline stage holds."""
+    return list(_kv_layout_per_stage(m, kv_bytes, tp, pp, block_size))
+
+
+@functools.lru_cache(maxsize=1024)
+def _kv_layout_per_stage(m: Model, kv_bytes: float, tp: int, pp: int, block_size: int) -> tuple[KvLayout, ...]:
     plan = layer_plan(m)
     share = kv_tp_share(m, tp)
     la = m.linear_attention
@@ -99,4 +105,4 @@ def kv_layout_per_stage(m: Model, kv_bytes: float, tp: int, pp: int, block_size:
             linear_state_bytes_per_layer=linear_state_bytes_per_layer(m) * lin_share,
             block_size=block_size,
         ))
-    return out
+    return tuple(out)

@@ -57,6 +57,7 @@ def _spread(indices: tuple[int, ...], k: int) -> tuple[int, ...]:
     return tuple(indices[round((j + 1) * n / k) - 1] for j in range(k))
 
 
+@functools.lru_cache(maxsize=256)
 def layer_plan(m: Model) -> LayerPlan:
     """Assign attention and MLP kinds to layer indices.
 

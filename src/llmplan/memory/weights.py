@@ -138,29 +138,56 @@ def stage_of(t: Tensor, layer: int | None, stages: list[range]) -> int:
     return len(stages) - 1  # output norm and lm_head sit on the last stage
 
 
+MEMO_MAX = 4096
+_MEMO: dict[tuple, tuple] = {}
+
+
+def memo_by_identity(key: tuple, tb: tuple, compute):
+    """`compute()` once per weight table `tb` (by identity: tables come from the cached :func:`tensor_bytes`,
+    and hashing one would cost as much as the sum itself) and the rest of `key`. The entry holds `tb`, so
+    its id cannot be reused while the entry lives; the memo is emptied when it grows past MEMO_MAX."""
+    k = (id(tb), *key)
+    hit = _MEMO.get(k)
+    if hit is not None and hit[0] is tb:
+        return hit[1]
+    if len(_MEMO) >= MEMO_MAX:
+        _MEMO.clear()
+    value = compute()
+    _MEMO[k] = (tb, value)
+    return value
+
+
 def weights_per_stage(tb: tuple[TensorBytes, ...], m: Model, tp: int, pp: int, ep: int) -> list[float]:
     """Bytes one GPU of each pipeline stage holds."""
-    stages = pp_stages(m.num_layers, pp)
-    per = [0.0] * pp
-    for x in tb:
-        per[stage_of(x.tensor, x.layer, stages)] += x.n_bytes * tp_share(x.tensor, tp, ep, m.num_kv_heads)
-    return per
+
+    def compute() -> tuple[float, ...]:
+        stages = pp_stages(m.num_layers, pp)
+        per = [0.0] * pp
+        for x in tb:
+            per[stage_of(x.tensor, x.layer, stages)] += x.n_bytes * tp_share(x.tensor, tp, ep, m.num_kv_heads)
+        return tuple(per)
+
+    return list(memo_by_identity(("weights_per_stage", m.num_layers, m.num_kv_heads, tp, pp, ep), tb, compute))
 
 
 def bytes_by_group(tb: tuple[TensorBytes, ...]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for x in tb:
-        out[x.tensor.group] = out.get(x.tensor.group, 0.0) + x.n_bytes
-    return out
+    def compute() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for x in tb:
+            out[x.tensor.group] = out.get(x.tensor.group, 0.0) + x.n_bytes
+        return out
+
+    return dict(memo_by_identity(("bytes_by_group",), tb, compute))
 
 
 def with_engine_copies(tb: tuple[TensorBytes, ...], m: Model, duplicates_tied: bool) -> tuple[TensorBytes, ...]:
     """Add the lm_head copy an engine stores even when the checkpoint ties it to the embedding."""
     if not (m.tie_word_embeddings and duplicates_tied):
         return tb
-    extra = tuple(TensorBytes(replace(x.tensor, name="output", group="lm_head"), None, x.n_bytes, x.bits)
-                  for x in tb if x.tensor.group == "embedding")
-    return tb + extra
+    # the same table each time for the same `tb`, so what is memoised on it is found again
+    return memo_by_identity(("with_engine_copies",), tb, lambda: tb + tuple(
+        TensorBytes(replace(x.tensor, name="output", group="lm_head"), None, x.n_bytes, x.bits)
+        for x in tb if x.tensor.group == "embedding"))
 
 
 ROW_PARALLEL = {"attn_output", "ffn_down", "ffn_down_shexp", "ssm_out"}

@@ -9,7 +9,7 @@ from ..catalog.schema import Accelerator, GgufType, QuantFormat
 from ..errors import LlmplanError
 from ..memory.fit import engine_tensor_bytes
 from ..memory.kv import kv_layout_per_stage, linear_state_bytes_per_layer
-from ..memory.weights import pp_stages, stage_of, tp_share
+from ..memory.weights import memo_by_identity, pp_stages, stage_of, tp_share
 from ..specs import Deployment
 from ..units import GB, TERA
 from .physics import Machine, StageShape
@@ -86,9 +86,15 @@ def machine(d: Deployment) -> tuple[Machine, str]:
 
 
 def stage_shape(d: Deployment, gguf_types: tuple[GgufType, ...], kv_bytes_per_elem: float) -> StageShape:
-    """The busiest pipeline stage, per GPU."""
-    m, lay = d.model, d.layout
+    """The busiest pipeline stage, per GPU (memoised on the weight table and the layout)."""
     tb = engine_tensor_bytes(d, gguf_types)
+    lay = d.layout
+    return memo_by_identity(("stage_shape", lay.tp, lay.pp, lay.ep, kv_bytes_per_elem), tb,
+                            lambda: _stage_shape(d, tb, kv_bytes_per_elem))
+
+
+def _stage_shape(d: Deployment, tb: tuple, kv_bytes_per_elem: float) -> StageShape:
+    m, lay = d.model, d.layout
     stages = pp_stages(m.num_layers, lay.pp)
     n = len(stages)
     weight = [0.0] * n

@@ -16,6 +16,7 @@ from ..catalog import Catalog
 from ..cost.model import breakeven_month as cost_breakeven
 from ..errors import LlmplanError
 from . import policy as pol
+from .advice import advice
 from .scenario import Scenario
 from .search import Option, plan, rank_key
 
@@ -63,6 +64,7 @@ def run(s: Scenario, cat: Catalog, progress=None) -> dict[str, Any]:
         result["references"][kind] = d
     if rec is None:
         result["why_none"], result["why_none_detail"] = why_none(p, s, cat)
+    result["advice"] = advice(rec, p, cat, s.quality.cost_tolerance_pct)
     result["_search"] = p
     return result
 
@@ -278,6 +280,45 @@ def owned_lines(d: dict[str, Any], horizon: float) -> list[str]:
     return out
 
 
+def advice_lines(a: dict[str, Any] | None, rec: dict[str, Any], horizon: float, q: Any = str) -> list[str]:
+    """The buyer's sections: what to buy, why, the cost line by line, what would change the answer."""
+    if a is None:
+        return []
+    b = a["what_to_buy"]
+    out = ["## What to buy", ""]
+    if b["kind"] != "on_prem":
+        out += [f"- {q(b['summary'])}", ""]
+    else:
+        for x in b["servers"]:
+            out.append(f"- {x['count']} × {q(x['name'])} ({q(x['server'])}), {x['gpus_each']} × "
+                       f"{q(x['accelerator'])} each, {_usd(x['hardware_usd_each'])} each, "
+                       f"{x['max_power_w_each'] / 1000:,.1f} kW maximum"
+                       + (f", {x['rack_units_each']} U" if x["rack_units_each"] else ""))
+        more = b["gpus_bought"] - b["gpus_needed"]
+        out.append(f"- GPUs: {b['gpus_needed']} needed for the peak, {b['gpus_bought']} bought"
+                   + (f"; the {more} beyond the need could carry {b['extra_capacity_req_s']:.3g} requests/s more"
+                      if more > 0 else "")
+                   + ("" if b["availability"] == "none" else f" (they include the {b['availability']} spares: "
+                      f"{b['serving_after_worst_failure']} replica(s) serve with the worst server down)"))
+        if b["racks"]:
+            k = b["racks"]
+            units = f"{b['rack_units']} U" if b["rack_units"] else "rack units not in the catalog"
+            out.append(f"- space and power: {units} and {b['contracted_kw']:,.1f} kW contracted: "
+                       f"{k['racks']} rack(s) of {k['rack_units_per_rack']:g} U / {k['kw_per_rack']:g} kW "
+                       f"(decided by {k['decided_by']}; cost assumptions rack_units_per_rack, kw_per_rack)")
+        else:
+            out.append(f"- space and power: under a desk, {b['contracted_kw']:,.2f} kW maximum (no rack, no "
+                       "colocation)")
+        out.append(f"- placement: {q(b['placement'])}")
+        out.append("")
+    out += ["## Why", ""] + [f"- {q(x)}" for x in a["why"]] + [""]
+    if rec["deployment"] == "on_prem":
+        out += ["## Cost, line by line", ""] + owned_lines(rec["details"], horizon)[2:] + [""]  # after what/GPUs
+    if a["what_would_change"]:
+        out += ["## What would change the answer", ""] + [f"- {q(x['text'])}" for x in a["what_would_change"]] + [""]
+    return out
+
+
 _MD_ALWAYS = re.compile(r"[\\`*\[\]|~!]")
 _MD_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")  # an underscore not inside a word can open emphasis
 
@@ -315,8 +356,8 @@ def _alternative_lines(r: dict[str, Any], q: Any) -> list[str]:
                 f"${o['cost_per_million_tokens_usd']:,.3f} | {_ms(o['ttft_p95_ms'])} | {_ms(o['tpot_p95_ms'])} | "
                 f"{basis} | {_quality(o)} |"
             )
-        out += ["", "Latency 'model': the analytic estimate at the peak hour (mean); 'simulator': the worst p95 of "
-                "three simulated peak hours.", ""]
+        out += ["", "Latency 'model': the analytic p95 at the peak hour (Poisson arrivals over the workload's "
+                "lengths); 'simulator': the worst p95 of three simulated peak hours.", ""]
     return out
 
 
@@ -372,14 +413,13 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
                 f"- TCO over {r['horizon_years']:g} years: {_usd(rec['tco_usd'])}; "
                 f"${rec['cost_per_million_tokens_usd']:,.3f} per 1M tokens"]
         d = rec["details"]
-        if rec["deployment"] == "on_prem":
-            out += owned_lines(d, r["horizon_years"])
         if rec["ttft_p95_ms"] is not None:
             out.append(f"- latency at peak: TTFT p95 {_ms(rec['ttft_p95_ms'])}, TPOT p95 {_ms(rec['tpot_p95_ms'])} "
                        f"({d.get('latency_basis')})")
         if rec["serve_command"]:
             out.append(f"- serve: `{rec['serve_command']}`")
         out.append("")
+        out += advice_lines(r["advice"], rec, r["horizon_years"], q)
     out += _alternative_lines(r, q) + _reference_lines(r, q)
     if r["pareto"]:
         out += [f"## Pareto front (cost, TTFT p95, {r['ranking']['benchmark_name']}): {len(r['pareto'])} option(s)", ""]

@@ -23,7 +23,8 @@ from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
 from ..perf.efficiency import deployment_efficiency
 from ..perf.limits import engine_limit
-from ..perf.scenarios import closed_loop, open_loop
+from ..perf.poisson import capacity, poisson_latency
+from ..perf.scenarios import closed_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
 from ..serving.workload import Workload, hourly_weights, preset
@@ -36,7 +37,9 @@ from .serve_config import serve_command
 
 TP_CHOICES = (1, 2, 4, 8)
 Z999 = 3.09  # standard normal quantile of p99.9
-CONCURRENCY_GRID = np.array([1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024], float)
+# the simulated p95s must sit this far inside the SLO limits: one simulated hour is one sample of
+# a bursty process, and another hour (another seed) lands a few per cent either side
+SLO_HEADROOM = 0.9
 
 
 @dataclass
@@ -201,15 +204,17 @@ def candidate_hardware(s: Scenario, cat: Catalog) -> list[Accelerator]:
 class Sizing:
     replicas: int
     per_replica_req_s: float
-    concurrency: float  # at the SLO limit: sets the engine's max_num_seqs
+    concurrency: float  # mean decoding sequences at that rate: sets the engine's max_num_seqs
+    limit: float  # sequences the engine runs at once (max_num_seqs or what the KV cache holds)
 
 
-def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float) -> Sizing | str:
-    """Analytic: the highest per-replica request rate (closed-loop concurrency sweep) at which the
-    SLO limits hold, then replicas = ⌈peak / rate⌉: the replicas that carry the peak. Availability
-    spares are placed by the purchase, in other servers (:mod:`llmplan.cost.purchase`). Percentile limits
-    are checked against the matching length: TTFT with the p95 prompt, end-to-end with the p95
-    output, TPOT with the mean request in the batch. A string says why no rate works."""
+def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_context: float = math.inf) -> Sizing | str:
+    """Analytic: the highest per-replica Poisson request rate at which the SLO holds as the simulator will
+    judge it (:func:`llmplan.perf.poisson.capacity`: every SLO percentile over the workload's length
+    distributions, and the goodput share, with the limits tightened by SLO_HEADROOM), then
+    replicas = ⌈peak / rate⌉: the replicas that carry the peak. Availability spares are placed by the
+    purchase, in other servers (:mod:`llmplan.cost.purchase`). A string says why no rate works: one request
+    at a time already misses (the p95 prompt's TTFT, the p95 answer's end-to-end), or the queue does."""
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
     mach, _ = machine(d)
     e, _, _ = deployment_efficiency(d, cat)
@@ -217,28 +222,33 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float) -> Sizi
     i, o = li.mean, lo.mean
     i95, o95 = li.p95 or i, lo.p95 or o
     limit = engine_limit(d, cat, i, o)
-    c = CONCURRENCY_GRID[CONCURRENCY_GRID <= max(limit, 1)]
     chunk = float(d.engine.defaults.max_num_batched_tokens)
-    r = closed_loop(shape, mach, e, c, i, o, limit, chunk)
-    long_prompt = closed_loop(shape, mach, e, c, i95, o, limit, chunk) if i95 != i else r
-    long_answer = closed_loop(shape, mach, e, c, i, o95, limit, chunk) if o95 != o else r
-    ttft_ms = 1e3 * np.asarray(long_prompt.ttft_s)
-    tpot_ms = 1e3 * np.asarray(r.tpot_s)
-    e2e_ms = 1e3 * np.asarray(long_answer.e2e_s)
-    limits = slo_limits(w.slo)
-    ok = np.ones(len(c), bool)
-    for key, val in (("ttft_ms", ttft_ms), ("tpot_ms", tpot_ms), ("e2e_ms", e2e_ms)):
-        if key in limits:
-            ok &= val <= limits[key]
-    if not ok.any():
-        return (f"SLO unattainable: even one request at a time takes TTFT {ttft_ms[0]:,.0f} ms (p95 prompt), TPOT "
-                f"{tpot_ms[0]:,.1f} ms, end-to-end {e2e_ms[0] / 1e3:,.1f} s (p95 answer)")
-    rates = np.asarray(r.requests_s)
-    k = int(np.argmax(np.where(ok, rates, -1)))
-    rate = float(rates[k])
+    # one request at a time (the mean, the p95 prompt, the p95 answer), and the engine full (its saturation)
+    r = closed_loop(shape, mach, e, np.array([1.0, 1.0, 1.0, max(limit, 1.0)]), np.array([i, i95, i, i]),
+                    np.array([o, o, o95, o]), limit, chunk)
+    long_prompt = long_answer = r
+    ttft_ms = 1e3 * float(np.asarray(long_prompt.ttft_s)[1])
+    tpot_ms = 1e3 * float(np.asarray(r.tpot_s)[0])
+    e2e_ms = 1e3 * float(np.asarray(long_answer.e2e_s)[2])
+    # the same margin inside the SLO limits as the simulator's confirmation (SLO_HEADROOM): an option the
+    # sizing accepts is one the confirmation can accept
+    limits = {k: v * SLO_HEADROOM for k, v in slo_limits(w.slo).items()}
+    alone = {"ttft_ms": ttft_ms, "tpot_ms": tpot_ms, "e2e_ms": e2e_ms}
+    if any(alone[k] > v for k, v in limits.items()):
+        return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom): even one request at a time takes TTFT "
+                f"{ttft_ms:,.0f} ms (p95 prompt), TPOT {tpot_ms:,.1f} ms, end-to-end {e2e_ms / 1e3:,.1f} s "
+                "(p95 answer)")
+    slo_s = {f"{k[:-3]}": v * SLO_HEADROOM / 1e3 for k, v in w.slo.model_dump().items()
+             if k.endswith("_ms") and v is not None}  # ttft_p95_ms -> ttft_p95
+    per_request_s = {k[:-3]: v / 1e3 for k, v in limits.items()}
+    rate, res, k = capacity(shape, mach, e, float(np.asarray(r.requests_s)[3]), li, lo, chunk, limit, slo_s,
+                            per_request_s, w.slo.goodput_pct / 100, max_context, w.shared_prefix_share)
+    if rate <= 0:
+        return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom) at any Poisson rate: the prompts' queue (the long "
+                f"tail of {li.p95 or i:,.0f}-token p95 prompts) misses even at 1/512 of the saturation rate "
+                f"(goodput {100 * float(res['goodput'][0]):.1f} %)")
     replicas = max(1, math.ceil(peak / rate))
-    return Sizing(replicas, rate, float(c[k]))
-
+    return Sizing(replicas, rate, float(res["concurrency"][max(k, 0)]), float(limit))
 
 
 def _finance(s: Scenario, acc: Accelerator) -> Finance:
@@ -283,6 +293,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     hw_ok = {a.id: pol.hardware_rule(a, policy) for a in hardware}
     bench = qual.benchmark(s.quality.task, s.quality.benchmark, cat)
     say(f"checking {len(models)} model(s) × {len(hardware)} accelerator(s) × {len(engines)} engine(s)")
+    candidates: list[Candidate] = []
     for m in models:
         for a in hardware:
             for eng in engines:
@@ -293,8 +304,10 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
                     if not v.ok:
                         rejected.append(Rejection(base_id, v.reasons))
                         continue
-                    options += _with_quality(_layouts(m, fmt, a, eng, s, cat, w, peak, mean_rate, context, q,
-                                                      tokens_h, base_id, rejected), bench, cat)
+                    candidates.append(Candidate(m, fmt, a, eng, q, base_id))
+    say(f"sizing {len(candidates)} candidate(s) cheapest purchase first")
+    options += _with_quality(_search_layouts(candidates, s, cat, w, peak, mean_rate, context, tokens_h, rejected),
+                             bench, cat)
     say(f"simulating the finalists among {len(options)} option(s)")
     options = _confirm_finalists(options, cat, s, rejected, bench.resolution)
     say("pricing cloud GPUs and APIs")
@@ -391,47 +404,138 @@ def candidate_formats(eng: Engine, s: Scenario, cat: Catalog) -> list[QuantForma
     return [f for f in out if not (f.id == "fp16" and "bf16" in kept)]
 
 
-def _layouts(m: Model, fmt: QuantFormat, a: Accelerator, eng: Engine, s: Scenario, cat: Catalog, w: Workload,
-             peak: float, mean_rate: float, context: float, q: float | None, tokens_h: float, base_id: str,
-             rejected: list[Rejection]) -> list[Option]:
-    out = []
+@dataclass
+class Candidate:
+    """A model × format × accelerator × engine that passed the policy, engine, quality and hardware checks."""
+    m: Model
+    fmt: QuantFormat
+    a: Accelerator
+    eng: Engine
+    q: float | None
+    base_id: str
+
+
+# An owned layout whose cost floor (the cheapest purchase holding ONE replica, drawing idle power) is above
+# prune_factor × the best owned TCO the analytic sizing has found so far cannot be recommended (the ranking
+# band is 1 + cost_tolerance_pct/100 times the cheapest) and would only lengthen the lists of dearer options
+# (alternatives, Pareto front): it is excluded with that reason, unsized. Layouts are sized cheapest floor
+# first. The factor is the ranking band, and at least PRUNE_FACTOR (the report's lists reach that far).
+PRUNE_FACTOR = 1.5
+
+
+def prune_factor(s: Scenario) -> float:
+    return max(PRUNE_FACTOR, 1 + s.quality.cost_tolerance_pct / 100)
+
+
+def _tps(a: Accelerator, eng: Engine, s: Scenario) -> list[int]:
     domain = max(a.max_per_server or 1, a.interconnect.domain_size or 1)
-    tps = [t for t in TP_CHOICES if t <= min(s.max_gpus_per_replica, domain)] if "tp" in eng.parallelism else [1]
-    for tp in tps:
-        oid = f"{base_id}:tp{tp}"
+    return [t for t in TP_CHOICES if t <= min(s.max_gpus_per_replica, domain)] if "tp" in eng.parallelism else [1]
+
+
+def cost_floor_usd(d: Deployment, cat: Catalog, f: Finance, s: Scenario) -> float:
+    """A lower bound on the TCO of any owned option of this accelerator, engine and layout size: the cheapest
+    purchase that holds one replica (with the availability spares), at idle draw. More replicas need at
+    least that purchase, and busy GPUs draw more."""
+    return float(np.asarray(onprem(buy(d, cat, f, 1, s.availability.mode, lambda _placed: 0.0).x).tco_usd))
+
+
+def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, w: Workload, peak: float, mean_rate: float,
+                    context: float, tokens_h: float, rejected: list[Rejection]) -> list[Option]:
+    """Every TP layout of every candidate, grouped by accelerator × engine × TP (one purchase floor each),
+    sized and costed in order of that floor; groups whose floor exceeds prune_factor × the best TCO found
+    so far are excluded with the figures (never dropped silently)."""
+    groups: dict[tuple[str, str, int], list[tuple[Candidate, int]]] = {}
+    for c in cands:
+        for tp in _tps(c.a, c.eng, s):
+            groups.setdefault((c.a.id, c.eng.id, tp), []).append((c, tp))
+    finance = {a.id: _finance(s, a) for a in {c.a.id: c.a for c in cands}.values()}
+    resolved: dict[str, Deployment] = {}
+    floors: dict[tuple[str, str, int], float] = {}
+    for key, members in groups.items():
+        for c, tp in members:
+            oid = f"{c.base_id}:tp{tp}"
+            try:
+                d = resolve(FitRequest(model=c.m.id, gpu=c.a.id, tp=tp, precision=c.fmt.id, engine=c.eng.id), cat)
+            except LlmplanError as exc:
+                rejected.append(Rejection(oid, [f"layout: {exc}"]))
+                resolved[oid] = None  # type: ignore[assignment]
+                continue
+            resolved[oid] = d
+            try:
+                floors[key] = cost_floor_usd(d, cat, finance[c.a.id], s)
+            except LlmplanError:
+                floors[key] = 0.0  # the costing itself says why, per option, below
+            break
+    out: list[Option] = []
+    best = math.inf
+    factor = prune_factor(s)
+    for key in sorted(groups, key=lambda k: (floors.get(k, 0.0), k)):
+        floor = floors.get(key, 0.0)
+        for c, tp in groups[key]:
+            oid = f"{c.base_id}:tp{tp}"
+            if oid in resolved and resolved[oid] is None:
+                continue  # already rejected (layout)
+            if floor > factor * best:
+                why = (f"cost floor: the cheapest purchase holding one replica already costs {_usd0(floor)} over the "
+                       f"horizon, more than {factor:g} × the best TCO the analytic sizing found, {_usd0(best)} "
+                       "(not sized)")
+                rejected.append(Rejection(oid, [why]))
+                continue
+            o = _layout(c, tp, resolved.get(oid), s, cat, w, peak, mean_rate, context, tokens_h, finance[c.a.id],
+                        rejected)
+            if o is None:
+                continue
+            if o.tco_usd > factor * best:
+                why = (f"cost floor: sized at {o.details['replicas_needed']} replica(s) its TCO {_usd0(o.tco_usd)} "
+                       f"is more than {factor:g} × the best TCO the analytic sizing found, {_usd0(best)}")
+                rejected.append(Rejection(oid, [why]))
+                continue
+            _latency_at_peak(o, cat)
+            best = min(best, o.tco_usd)
+            out.append(o)
+    return out
+
+
+def _usd0(v: float) -> str:
+    return f"${v:,.0f}" if math.isfinite(v) else "—"
+
+
+def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catalog, w: Workload, peak: float,
+            mean_rate: float, context: float, tokens_h: float, f: Finance, rejected: list[Rejection]) -> Option | None:
+    """Memory, sizing and purchase of one layout (None: rejected, with its reason)."""
+    m, fmt, a, eng = c.m, c.fmt, c.a, c.eng
+    oid = f"{c.base_id}:tp{tp}"
+    if d is None:
         try:
             d = resolve(FitRequest(model=m.id, gpu=a.id, tp=tp, precision=fmt.id, engine=eng.id), cat)
         except LlmplanError as exc:
             rejected.append(Rejection(oid, [f"layout: {exc}"]))
-            continue
-        ctx = int(min(context, m.max_context))
-        mem = memory_fit(d, tuple(cat.gguf_types), context_tokens=ctx)
-        if not mem.fits:
-            rejected.append(Rejection(oid, [f"memory: {r}" for r in mem.reasons]))
-            continue
-        sz = size_replicas(d, cat, w, peak)
-        if isinstance(sz, str):
-            rejected.append(Rejection(oid, [f"latency: {sz}"]))
-            continue
-        f = _finance(s, a)
-        try:
-            configurations(a, d.layout.num_gpus, cat, f)
-        except LlmplanError as exc:
-            rejected.append(Rejection(oid, [f"cost: {exc}"]))
-            continue
-        o = Option(id=oid, deployment="on_prem", model=m.id, precision=fmt.id, hardware=a.id, engine=eng.id,
-                   quality_recovery_pct=q,
-                   details={"per_replica_req_s": sz.per_replica_req_s, "kv_capacity_tokens": mem.kv_capacity_tokens,
-                            "context_tokens": ctx})
-        o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "mean_rate": mean_rate,
-                  "tokens_h": tokens_h}
-        try:
-            _cost_owned(o, sz.replicas, cat, s)
-        except LlmplanError as exc:
-            rejected.append(Rejection(oid, [f"cost: {exc}"]))
-            continue
-        out.append(o)
-    return out
+            return None
+    ctx = int(min(context, m.max_context))
+    mem = memory_fit(d, tuple(cat.gguf_types), context_tokens=ctx)
+    if not mem.fits:
+        rejected.append(Rejection(oid, [f"memory: {r}" for r in mem.reasons]))
+        return None
+    sz = size_replicas(d, cat, w, peak, ctx)
+    if isinstance(sz, str):
+        rejected.append(Rejection(oid, [f"latency: {sz}"]))
+        return None
+    try:
+        configurations(a, d.layout.num_gpus, cat, f)
+    except LlmplanError as exc:
+        rejected.append(Rejection(oid, [f"cost: {exc}"]))
+        return None
+    o = Option(id=oid, deployment="on_prem", model=m.id, precision=fmt.id, hardware=a.id, engine=eng.id,
+               quality_recovery_pct=c.q,
+               details={"per_replica_req_s": sz.per_replica_req_s, "kv_capacity_tokens": mem.kv_capacity_tokens,
+                        "context_tokens": ctx})
+    o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "mean_rate": mean_rate, "tokens_h": tokens_h}
+    try:
+        _cost_owned(o, sz.replicas, cat, s, latency=False)
+    except LlmplanError as exc:
+        rejected.append(Rejection(oid, [f"cost: {exc}"]))
+        return None
+    return o
 
 
 def serving_replicas(o: Option, need: int, cat: Catalog, s: Scenario) -> int:
@@ -451,7 +555,7 @@ def _bought(o: Option, need: int, cat: Catalog, s: Scenario):
     return cache[need]
 
 
-def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario) -> None:
+def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bool = True) -> None:
     """The cheapest purchase that places `replicas` (the replicas that carry the peak) with the
     availability spares in other servers, its TCO, and the latency at the peak on the replicas
     left after the worst failure the mode plans for. Free slots of the servers bought run more
@@ -464,25 +568,13 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario) -> None:
     tco = float(r.tco_usd)
     serving = p.serving_replicas
     rate = o.details["per_replica_req_s"]
-    shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
-    mach, _ = machine(d)
-    e, _, _ = deployment_efficiency(d, cat)
-    i, o_len = c["w"].lengths("input").mean, c["w"].lengths("output").mean
-    limit = engine_limit(d, cat, i, o_len)
-    at = open_loop(
-        shape, mach, e, c["peak"] / serving, i, o_len, limit, float(d.engine.defaults.max_num_batched_tokens)
-    )
-    o.num_gpus, o.tp, o.pp, o.replicas, o.servers, o.tco_usd = (
-        p.gpus,
-        d.layout.tp,
-        d.layout.pp,
-        p.replicas,
-        p.servers,
-        tco,
-    )
+    o.num_gpus, o.tp, o.pp, o.replicas, o.servers = p.gpus, d.layout.tp, d.layout.pp, p.replicas, p.servers
+    o.tco_usd = tco
     o.cost_per_million_tokens_usd = tco / c["tokens_h"] * 1e6 if c["tokens_h"] else math.inf
-    o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * np.asarray(at.ttft_s)), float(1e3 * np.asarray(at.tpot_s))
-    seqs = min(max(c["sizing"].concurrency * 2, 8), d.engine.defaults.max_num_seqs)
+    # --max-num-seqs: room for the Poisson fluctuation of the decoding sequences around their mean C at the
+    # sizing's rate (twice the mean plus four standard deviations, √C), never above the engine's default
+    conc = c["sizing"].concurrency
+    seqs = min(max(math.ceil(2 * conc + 4 * math.sqrt(conc)), 8), d.engine.defaults.max_num_seqs)
     o.serve_command = serve_command(d, o.details["context_tokens"], seqs)
     summary = purchase_summary(owned, rate, c["peak"])
     spares = {"n_plus_1": 1, "ha_pair": replicas}.get(s.availability.mode, 0)
@@ -492,8 +584,24 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario) -> None:
         "rented_spare_replicas": spares, "purchase": summary, "cost": cost_lines(r, x, owned),
         "energy_kwh_per_year": float(r.energy_kwh_per_year),
         "emissions_kg_per_year": float(r.emissions_kg_per_year), "max_num_seqs": int(seqs),
-        "latency_basis": "analytic (mean at the peak hour)",
+        "latency_basis": "analytic (p95 at the peak hour, Poisson arrivals)",
         "notes": [bought_note(summary, "at the SLO-bound rate of the sizing"), *owned.notes]})
+    if latency:
+        _latency_at_peak(o, cat)
+
+
+def _latency_at_peak(o: Option, cat: Catalog) -> None:
+    """The analytic p95 latencies at the peak on the replicas left after the worst planned failure (Poisson
+    arrivals over the workload's length distributions: :func:`llmplan.perf.poisson.poisson_latency`)."""
+    c = o._ctx
+    d, sz, w = c["d"], c["sizing"], c["w"]
+    shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
+    mach, _ = machine(d)
+    e, _, _ = deployment_efficiency(d, cat)
+    at = poisson_latency(shape, mach, e, c["peak"] / o.details["serving_replicas"], w.lengths("input"),
+                         w.lengths("output"), float(d.engine.defaults.max_num_batched_tokens), sz.limit,
+                         percentiles=(95,), max_context=o.details["context_tokens"], prefix_share=w.shared_prefix_share)
+    o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * at["ttft_p95"][0]), float(1e3 * at["tpot_p95"][0])
 
 
 SIM_MIN_REQUESTS, SIM_MAX_REQUESTS = 1500, 5000
@@ -501,9 +609,6 @@ SIM_HOURS = 3  # independent peak hours (seeds) the replica count must pass
 # least-loaded co-simulation costs requests × replicas in time and memory: past this many serving
 # replicas a slice of them is simulated with its share of the peak (bounded work at any rate)
 SIM_MAX_REPLICAS = 32
-# the simulated p95s must sit this far inside the SLO limits: one simulated hour is one sample of
-# a bursty process, and another hour (another seed) lands a few per cent either side
-SLO_HEADROOM = 0.9
 
 
 def confirm(o: Option, cat: Catalog, s: Scenario) -> None:

@@ -105,7 +105,10 @@ function optionIds(r) {
     .concat((r.rejected || []).map((x) => x.option));
   const list = $("option-ids");
   list.replaceChildren(...ids.slice(0, 500).map((id) => { const o = document.createElement("option"); o.value = id; return o; }));
-  $("explain-option").value = r.recommendation ? r.recommendation.id : (r.rejected?.[0]?.option || "");
+  // no recommendation: preselect an option excluded by the rule that decided (latency, memory …)
+  const rule = r.why_none_detail?.decided_by;
+  const decided = rule && (r.rejected || []).find((x) => (x.reasons?.[0] || "").startsWith(rule + ":"));
+  $("explain-option").value = r.recommendation ? r.recommendation.id : ((decided || r.rejected?.[0])?.option || "");
 }
 
 async function explainOption() {

@@ -1,0 +1,244 @@
+"""Poisson arrivals on one replica in closed form: the TTFT, TPOT and end-to-end percentiles over
+requests whose prompt and answer lengths follow the workload's distributions, the share of requests
+that meet per-request limits (goodput), and the highest rate that meets an SLO. The planner sizes
+replicas with it, so that its figures are the ones the simulator then measures.
+
+The engine (as the simulator runs it) admits prompts first come, first served, and fills each step
+with up to `chunk` prompt tokens alongside every decoding sequence (chunked prefill):
+
+* prefill is an M/G/1 queue: Poisson arrivals at λ, service S(x) = the prefill of a prompt of x tokens
+  with C sequences decoding in the same steps, x from the prompt distribution (a heavy tail makes E[S²]
+  and the wait large). Wait: Pollaczek–Khinchine mean ``W = λ E[S²] / (2 (1 − ρ))``, ``ρ = λ E[S]``,
+  with the usual exponential tail ``P(wait > t) = ρ exp(−ρ t / W)``;
+* a prompt's first token comes at the end of the step that holds its last chunk, and that step also
+  carries the prompts that arrived meanwhile (up to the chunk budget): TTFT(x) = wait + S(x) + that
+  co-batched work + the request overhead;
+* decode: a step of C sequences takes τ(C); the time prefill adds to decode steps is a share
+  ``ρ_a = λ E[ΔS]`` of the engine's time, so the mean TPOT is ``τ(C) / (1 − ρ_a)``, and C solves
+  Little's law ``C = λ (E[o] − 1) TPOT`` (a fixed point); a request with an answer of o tokens sees the
+  prefill work of its own decode time, a compound Poisson sum, so short answers spread the widest;
+* goodput: P(TTFT within its limit) × P(TPOT within its limit) × P(end-to-end within its limit).
+
+Lengths enter as QUAD points of each (lognormal) distribution, one per probability bin, finer in the
+tail (WEIGHTS).
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+
+from .physics import Efficiency, Machine, StageShape
+from .scenarios import decode_step, prefill_time
+
+# probability bins of each length distribution, finer in the tail (the longest prompts make the queue)
+# (narrow around the 95th and 99th percentiles, where SLOs sit: a percentile of a mixture of point masses
+# lands on the next point, so a wide bin there would move it)
+P_EDGES = np.array([0, .125, .25, .375, .45, .5, .55, .625, .75, .875, .9, .925, .94, .95, .96, .975, .985, .99, .995,
+                    .999, .9999, 1])
+WEIGHTS = np.diff(P_EDGES)
+QUAD = len(WEIGHTS)
+_Z = np.array([NormalDist().inv_cdf(float(p)) for p in (P_EDGES[:-1] + P_EDGES[1:]) / 2])
+T_STEPS = 24  # bisection steps of a percentile (to 2^-24 of its bracket)
+GRID_POINTS, GRID_ROUNDS = 64, 3  # one rate: a percentile to 63^-3 of its bracket
+C_POINTS = 24  # decoding concurrencies the step times are evaluated at (1 … the engine's limit)
+RATE_POINTS = 40  # rates tried between 1/512 of the saturation rate and it (17 % apart)
+
+
+def length_points(lengths, cap: float = np.inf) -> np.ndarray:
+    """QUAD lengths, one per probability bin (WEIGHTS) of the workload's (lognormal) distribution, capped
+    at the longest the engine serves."""
+    s = lengths.sigma()
+    if s == 0:
+        x = np.full(QUAD, float(lengths.mean))
+    else:
+        x = np.exp(np.log(lengths.mean) - s * s / 2 + _Z * s)
+    top = min(cap, lengths.max) if lengths.max is not None else cap
+    return np.minimum(x, top)
+
+
+def _quantile(tail, p: float, hi) -> np.ndarray:
+    """The t where tail(t) = 1 − p/100 (tail decreasing in t), per element, in [0, hi]. One rate: two rounds
+    of a 64-point grid (each one vectorised call, the bracket narrowed 63-fold); several: bisection."""
+    target = 1 - p / 100
+    hi = np.asarray(hi, dtype=float).copy()
+    lo = np.zeros_like(hi)
+    if hi.shape == (1,):
+        for _ in range(GRID_ROUNDS):
+            ts = np.linspace(lo[0], hi[0], GRID_POINTS)
+            above = tail(ts) > target
+            k = int(np.argmin(above)) if not above.all() else GRID_POINTS - 1
+            lo, hi = np.array([ts[max(k - 1, 0)]]), np.array([ts[k]])
+        return hi
+    for _ in range(T_STEPS):
+        mid = (lo + hi) / 2
+        above = tail(mid) > target
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return hi
+
+
+def _wmean(a: np.ndarray) -> np.ndarray:
+    """The probability-weighted mean over the last (length) axis, kept as an axis."""
+    return (a @ WEIGHTS)[..., None]
+
+
+def _erfc(x):
+    """Complementary error function, vectorised (Abramowitz–Stegun 7.1.26, |error| < 1.5e-7)."""
+    x = np.asarray(x, dtype=float)
+    z = np.abs(x)
+    t = 1 / (1 + 0.3275911 * z)
+    y = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152073 + t * 1.061405429))))
+    r = y * np.exp(-z * z)
+    return np.where(x >= 0, r, 2 - r)
+
+
+def _decoding_concurrency(s: StageShape, m: Machine, e: Efficiency, lam: np.ndarray, x: np.ndarray, o_mean: float,
+                          ctx: float, chunk: float, limit: float, prefix_share: float) -> tuple[np.ndarray, ...]:
+    """The decoding concurrency C at each rate (Little's law), with the prefill service times of the prompt
+    lengths, their chunk counts, the decode step and the time each prompt adds to the decodes at that C;
+    `within`: the load fits in the engine's limit."""
+    # Little's law for the decoding concurrency C: the step times are evaluated once on a grid of C, and for
+    # each rate C solves C = λ (E[o] − 1) τ(C) / (1 − λ E[ΔS(C)]) (interpolated between grid points)
+    cg = np.unique(np.concatenate([np.geomspace(1.0, max(limit, 1.0), C_POINTS), [max(limit, 1.0)]]))[:, None]
+    # a shared prefix (`prefix_share` of each prompt) comes from the prefix cache: only the rest is prefilled
+    svc_g, _, n_g = prefill_time(s, m, e, x * (1 - prefix_share), x * prefix_share, chunk,
+                                 batch_decode=np.maximum(cg - 1, 0.0), decode_context=ctx)
+    svc_g = np.asarray(svc_g, dtype=float) * np.ones((len(cg), 1))  # (G, Q)
+    tau_g = np.asarray(decode_step(s, m, e, cg, ctx).total, dtype=float) * np.ones((len(cg), 1))  # (G, 1)
+    added_g = np.maximum(svc_g - n_g * tau_g, 0.0)
+    ea_g = added_g @ WEIGHTS  # (G,)
+    room = np.maximum(1 - lam * ea_g[None, :], 0.0)  # (R, G)
+    need = np.where(room > 0, lam * max(o_mean - 1, 0.0) * tau_g[:, 0][None, :] / np.maximum(room, 1e-12), np.inf)
+    f = need - cg[:, 0][None, :]  # > 0: more sequences than C would be in flight
+    fits = f <= 0
+    j = np.where(fits.any(-1), np.argmax(fits, axis=-1), len(cg) - 1)  # first grid C that holds the load
+    i0 = np.maximum(j - 1, 0)
+    f0, f1 = np.take_along_axis(f, i0[:, None], -1), np.take_along_axis(f, j[:, None], -1)
+    crossing = (j[:, None] > 0) & np.isfinite(f0) & np.isfinite(f1) & (f0 != f1)
+    t = np.where(crossing, f0 / np.where(f0 != f1, f0 - f1, 1.0), 1.0)
+    t = np.clip(t, 0.0, 1.0)  # (R, 1)
+    c = cg[i0] * (1 - t) + cg[j] * t  # (R, 1)
+    svc = svc_g[i0] * (1 - t) + svc_g[j] * t  # (R, Q)
+    n = np.broadcast_to(n_g, svc_g.shape)[j]  # chunks of each prompt (R, Q)
+    tau = tau_g[i0] * (1 - t) + tau_g[j] * t  # (R, 1)
+    added = np.maximum(svc - n * tau, 0.0)
+    within = fits.any(-1)[:, None]  # the load fits in the engine's limit
+    return c, svc, n, tau, added, within
+
+
+def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengths, output_lengths, chunk: float,
+                    limit: float, limits_s: dict[str, float] | None = None,
+                    percentiles: tuple[int, ...] = (50, 95, 99), max_context: float = np.inf,
+                    at_s: dict[str, float] | None = None, prefix_share: float = 0.0) -> dict[str, np.ndarray]:
+    """Latency percentiles (seconds, keys like ``ttft_p95``) at Poisson `rate` (an array: one result per
+    rate), with at most `limit` sequences in the engine. `limits_s` (per-request limits, seconds, keys
+    ttft / tpot / e2e): also the goodput share in [0, 1]. Unstable (ρ ≥ 1, or more sequences than the
+    limit): infinite latencies, goodput 0."""
+    lam = np.atleast_1d(np.asarray(rate, dtype=float))[:, None]  # (R, 1)
+    x = length_points(input_lengths, max_context)[None, :]  # (1, Q)
+    o = np.minimum(length_points(output_lengths, max_context), np.maximum(max_context - x[0], 1.0))  # (Q,)
+    o_mean = float(o @ WEIGHTS)
+    ctx = float(input_lengths.mean) + o_mean / 2
+    c, svc, n, tau, added, within = _decoding_concurrency(s, m, e, lam, x, o_mean, ctx, chunk, limit, prefix_share)
+    es, es2 = _wmean(svc), _wmean(svc ** 2)
+    rho = lam * es
+    rho_a = lam * _wmean(added)
+    stable = (rho < 1) & (rho_a < 1) & within
+    wq = np.where(stable, lam * es2 / np.maximum(2 * (1 - rho), 1e-12), np.inf)
+    # the wait's tail: P(wait > 0) = ρ; given a wait, a two-phase hyperexponential (balanced means) with the
+    # mean Wq/ρ and the second moment of Takács' formula E[W²] = 2 Wq² + λ E[S³] / (3 (1 − ρ)): a heavy
+    # prompt tail gives the wait a heavy tail
+    es3 = _wmean(svc ** 3)
+    ew2 = 2 * wq ** 2 + lam * es3 / np.maximum(3 * (1 - rho), 1e-12)
+    m1 = np.where(stable & (rho > 0), wq / np.maximum(rho, 1e-300), 0.0)
+    cv2 = np.where(m1 > 0, np.maximum(ew2 / np.maximum(rho, 1e-300) / np.maximum(m1 ** 2, 1e-300) - 1, 1.0), 1.0)
+    p1 = 0.5 * (1 + np.sqrt((cv2 - 1) / (cv2 + 1)))
+    r1 = np.where(m1 > 0, 2 * p1 / np.maximum(m1, 1e-300), 0.0)
+    r2 = np.where(m1 > 0, 2 * (1 - p1) / np.maximum(m1, 1e-300), 0.0)
+    tpot_mean = np.where(stable, tau / np.maximum(1 - rho_a, 1e-9), np.inf)
+    # the prompts that arrive while a prompt waits and is prefilled share its last step, up to the budget
+    x_mean = float(x[0] @ WEIGHTS)
+    per_token = es / max(x_mean * (1 - prefix_share), 1.0)
+    room = np.maximum(chunk - np.mod(x * (1 - prefix_share), chunk), 0.0)
+    co = np.minimum(room, lam * x_mean * (1 - prefix_share) * (np.where(stable, wq, 0.0) + svc)) * per_token
+    ttft_k = svc + co + e.request_overhead_s  # (R, Q): without the wait
+
+    def ttft_tail(t):  # t: (R,)
+        gap = np.maximum(t[:, None] - ttft_k, 0.0)
+        w = rho * (p1 * np.exp(-np.minimum(r1 * gap, 700.0)) + (1 - p1) * np.exp(-np.minimum(r2 * gap, 700.0)))
+        w = np.where(t[:, None] < ttft_k, 1.0, w)
+        return np.where(stable[:, 0], w @ WEIGHTS, 1.0)
+
+    steps = np.maximum(o - 1, 1.0)[None, :]  # (1, Q)
+    d = steps * tpot_mean  # decode time of each answer length (R, Q)
+    ea2 = _wmean(added ** 2)
+    sd = np.where(stable, np.sqrt(np.maximum(lam * d * ea2, 0.0)) / steps, 0.0)
+
+    def tpot_tail(t):  # t: (R,)
+        z = (t[:, None] - tpot_mean) / np.maximum(sd, 1e-12)
+        return np.where(stable[:, 0], (0.5 * _erfc(z / np.sqrt(2))) @ WEIGHTS, 1.0)
+
+    ttft_mean = np.where(stable, wq + _wmean(ttft_k), np.inf)
+    e2e_k = np.where(stable, np.where(stable, ttft_mean, 0.0) + np.maximum(o - 1, 0.0)[None, :]
+                     * np.where(stable, tpot_mean, 0.0), np.inf)  # (R, Q) over answer lengths
+
+    def e2e_tail(t):
+        return np.where(stable[:, 0], (e2e_k > t[:, None]) @ WEIGHTS, 1.0)
+
+    st = stable[:, 0]
+    hi_ttft = np.where(st, ttft_k.max(-1) + 60 * np.where(st, wq[:, 0], 0.0) + 1.0, 1.0)
+    hi_tpot = np.where(st, tpot_mean[:, 0] + 12 * sd.max(-1) + 1e-3, 1.0)
+    out: dict[str, np.ndarray] = {"rho": rho[:, 0], "rho_decode": rho_a[:, 0], "concurrency": c[:, 0],
+                                  "wait_mean_s": wq[:, 0], "tpot_mean": tpot_mean[:, 0], "ttft_mean": ttft_mean[:, 0],
+                                  "stable": st}
+    for p in percentiles:
+        out[f"ttft_p{p}"] = np.where(st, _quantile(ttft_tail, p, hi_ttft), np.inf)
+        out[f"tpot_p{p}"] = np.where(st, _quantile(tpot_tail, p, hi_tpot), np.inf)
+        out[f"e2e_p{p}"] = np.where(st, _quantile(e2e_tail, p, np.where(st, e2e_k.max(-1) * 1.01 + 1e-3, 1.0)), np.inf)
+    tails = {"ttft": ttft_tail, "tpot": tpot_tail, "e2e": e2e_tail}
+    for key, lim in (at_s or {}).items():  # ttft_p95 -> P(TTFT > lim): the share of requests above the limit
+        out[f"exceed_{key}"] = tails[key.split("_p")[0]](np.full(len(st), lim))
+    if limits_s is not None:
+        good = st.astype(float)
+        for key, tail in (("ttft", ttft_tail), ("tpot", tpot_tail), ("e2e", e2e_tail)):
+            if key in limits_s:
+                good = good * (1 - tail(np.full(len(st), limits_s[key])))
+        out["goodput"] = np.where(st, good, 0.0)
+    return out
+
+
+def poisson_latency(*args, **kwargs) -> dict[str, np.ndarray]:
+    """See :func:`_poisson_latency`; unstable rates carry infinities that are masked out of every result."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return _poisson_latency(*args, **kwargs)
+
+
+def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, input_lengths, output_lengths,
+             chunk: float, limit: float, slo_s: dict[str, float], per_request_s: dict[str, float],
+             goodput: float, max_context: float = np.inf, prefix_share: float = 0.0,
+             ) -> tuple[float, dict[str, np.ndarray], int]:
+    """The highest Poisson rate (requests/s) at which every SLO percentile in `slo_s` (keys like
+    ``ttft_p95``, seconds) holds and the goodput share reaches `goodput`. Rates are tried on a geometric
+    grid up to `saturation_rate` (one vectorised evaluation), and the margin is interpolated linearly
+    between the last rate that passes and the first that fails. Returns (rate, the metrics on the grid,
+    index of that rate; -1: none passes)."""
+    grid = saturation_rate * np.geomspace(1 / 512, 1.0, RATE_POINTS)
+    r = poisson_latency(s, m, e, grid, input_lengths, output_lengths, chunk, limit, per_request_s, (), max_context,
+                        slo_s, prefix_share)
+    # margin ≥ 0 where it holds: for an SLO at percentile p, the share of requests above its limit is at
+    # most 1 − p/100; for goodput, the share within every limit reaches it
+    worst = np.full(len(grid), np.inf)
+    for name in slo_s:
+        allowed = 1 - int(name.split("_p")[1]) / 100
+        worst = np.minimum(worst, 1 - r[f"exceed_{name}"] / allowed)
+    worst = np.minimum(worst, (r["goodput"] - goodput) / max(goodput, 1e-9))
+    mg = np.where(r["stable"], worst, -np.inf)
+    ok = mg >= 0
+    if not ok.any():
+        return 0.0, r, -1
+    k = int(np.max(np.nonzero(ok)[0]))
+    if k == len(grid) - 1 or not np.isfinite(mg[k + 1]):
+        return float(grid[k]), r, k
+    # the margin interpolated linearly between the last rate that passes and the first that fails
+    return float(grid[k] + (grid[k + 1] - grid[k]) * mg[k] / (mg[k] - mg[k + 1])), r, k

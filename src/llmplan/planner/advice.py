@@ -1,0 +1,186 @@
+"""The plan as advice a buyer can act on: what to buy (servers, GPUs, racks, kW), why this option and not
+the runner-up, and what would change the answer (thresholds computed from the cost model and the sizing,
+not guessed). Works on the search's Option objects; returns plain data for plan.json and the report."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from ..catalog import Catalog
+from ..cost.model import onprem
+from ..cost.ownership import assumption
+from .search import Option
+
+POLICY_FIELDS = {"deployment": "policy.deployment", "data residency": "policy.data_residency",
+                 "hardware vendor": "policy.allow_hardware_vendors / deny_hardware_vendors",
+                 "hardware origin": "policy.allow_hardware_countries / deny_hardware_countries",
+                 "provider jurisdiction": "policy.allow_provider_countries / deny_provider_countries",
+                 "export control": "policy.allow_export_controlled", "model licence": "policy.model_licenses",
+                 "model origin": "policy.allow_model_countries / deny_model_countries"}
+
+
+def _share(part: float, whole: float) -> str:
+    pct = 100 * part / whole if whole else math.inf
+    return "under 0.1 %" if pct < 0.1 else f"{pct:.1f} %"
+
+
+def _usd(v: float) -> str:
+    return f"${v:,.0f}" if math.isfinite(v) else "—"
+
+
+def what_to_buy(rec: Option, cat: Catalog) -> dict[str, Any]:
+    """Servers by model with their GPUs, GPUs needed against bought, racks and contracted power."""
+    if rec.deployment == "api":
+        return {"kind": "api", "summary": f"nothing to buy: {rec.details['provider']} API "
+                                          f"({rec.details['api_model']}), billed per token"}
+    if rec.deployment == "cloud_gpu":
+        d = rec.details
+        return {"kind": "cloud_gpu", "summary": f"nothing to buy: rent {rec.num_gpus} × {rec.hardware} from "
+                                                f"{d['provider']} {d['region']} ({d['pricing']}, "
+                                                f"${d['usd_per_gpu_hour']:,.2f} per GPU-hour)"}
+    p = rec.details["purchase"]
+    ru_per_rack, kw_per_rack = assumption(cat, "rack_units_per_rack")[0], assumption(cat, "kw_per_rack")[0]
+    servers = [{"server": x["server"], "name": x["name"], "count": x["count"], "gpus_each": x["gpus_each"],
+                "accelerator": rec.hardware, "replicas_each": x["replicas_each"],
+                "hardware_usd_each": x["hardware_usd_each"], "max_power_w_each": x["max_power_w_each"],
+                "rack_units_each": x["rack_units_each"]} for x in p["lines"]]
+    racks = None
+    if p["facility"] == "datacenter":
+        by_space = math.ceil((p["rack_units"] or 0) / ru_per_rack) if p["rack_units"] else 0
+        by_power = math.ceil(p["contracted_kw"] / kw_per_rack - 1e-9)
+        racks = {"racks": max(by_space, by_power, 1), "by_rack_units": by_space, "by_power": by_power,
+                 "rack_units_per_rack": ru_per_rack, "kw_per_rack": kw_per_rack,
+                 "decided_by": "power" if by_power > by_space else "space"}
+    return {"kind": "on_prem", "servers": servers, "facility": p["facility"], "gpus_needed": p["gpus_needed"],
+            "gpus_bought": p["gpus_bought"], "idle_gpus": p["idle_gpus"], "replicas_needed": p["replicas_needed"],
+            "replicas_placed": p["replicas_placed"], "serving_after_worst_failure": p["replicas_after_worst_failure"],
+            "extra_capacity_req_s": p["extra_capacity_req_s"], "rack_units": p["rack_units"],
+            "contracted_kw": p["contracted_kw"], "racks": racks, "placement": p["placement"],
+            "availability": p["availability"]}
+
+
+def _runner_up(rec: Option, ranked: list[Option]) -> Option | None:
+    """The best-ranked option that differs from the recommendation in model, hardware, engine or deployment
+    (not only in TP degree, nor only in a weight format with the same figures)."""
+    key = (rec.deployment, rec.model, rec.hardware, rec.engine)
+    same = (rec.tco_usd, rec.quality_score)
+    return next((o for o in ranked[1:] if (o.deployment, o.model, o.hardware, o.engine) != key
+                 or (o.precision != rec.precision and (o.tco_usd, o.quality_score) != same)), None)
+
+
+def _price_slope(o: Option) -> float:
+    """d TCO / d (price of one GPU), from the cost model itself (linear in the price)."""
+    x = o._ctx["bought"][o.details["replicas_needed"]].x
+    base = float(np.asarray(onprem(x).tco_usd))
+    return float(np.asarray(onprem(replace(x, gpu_price_usd=x.gpu_price_usd + 1000.0)).tco_usd)) - base
+
+
+def why(rec: Option, ranked: list[Option], references: dict[str, Option | None], rejected: list,
+        tolerance_pct: float, resolution: float, bench_name: str) -> list[str]:
+    """The deciding reasons, in the order a buyer asks: against the runner-up (cost or quality), against
+    cheaper options the policy forbids, and what the SLO excluded."""
+    out: list[str] = []
+    ru = _runner_up(rec, ranked)
+    if ru is not None:
+        dc = ru.tco_usd - rec.tco_usd
+        cheapest = min(o.tco_usd for o in ranked)
+        band = cheapest * (1 + tolerance_pct / 100)
+        q_rec, q_ru = rec.quality_score, ru.quality_score
+        if (tolerance_pct > 0 and rec.tco_usd <= band and ru.tco_usd <= band and q_rec is not None
+                and (q_ru is None or q_rec > q_ru + resolution)):
+            out.append(f"Against the runner-up {ru.id}: both cost within {tolerance_pct:g} % of the cheapest option, "
+                       f"and this one scores higher on {bench_name} ({q_rec:.1f} against "
+                       + (f"{q_ru:.1f}" if q_ru is not None else "no published figure")
+                       + f"); it costs {_usd(abs(dc))} {'less' if dc >= 0 else 'more'} over the horizon.")
+        elif dc > 0:
+            out.append(f"Against the runner-up {ru.id}: {_usd(dc)} ({_share(dc, ru.tco_usd)}) cheaper over the "
+                       f"horizon ({_usd(rec.tco_usd)} against {_usd(ru.tco_usd)})"
+                       + (f", at {bench_name} {q_rec:,.1f} against {q_ru:,.1f}"
+                          if q_rec is not None and q_ru is not None else "") + ".")
+        else:
+            out.append(f"Against the runner-up {ru.id}: the same cost ({_usd(rec.tco_usd)}); the tie is settled by "
+                       f"quality, then latency.")
+        if rec.ttft_p95_ms is not None and ru.ttft_p95_ms is not None:
+            out.append(f"Latency at the peak: TTFT p95 {rec.ttft_p95_ms:,.0f} ms against {ru.ttft_p95_ms:,.0f} ms, "
+                       f"TPOT p95 {rec.tpot_p95_ms:,.1f} ms against {ru.tpot_p95_ms:,.1f} ms; both within the SLO.")
+    for kind, ref in references.items():
+        if ref is None or ref.details.get("allowed", True) or ref.tco_usd >= rec.tco_usd:
+            continue
+        reasons = "; ".join(ref.details.get("policy_reasons", []))
+        out.append(f"The cheapest {'API' if kind == 'api' else 'rented GPU'} option, {ref.id} at {_usd(ref.tco_usd)}, "
+                   f"is cheaper but the policy forbids it ({reasons}).")
+    slow = [r for r in rejected if r.reasons and r.reasons[0].startswith("latency:")]
+    if slow:
+        out.append(f"{len(slow)} layout(s) were excluded because they cannot meet the latency SLO, e.g. "
+                   f"{slow[0].option} ({slow[0].reasons[0].split(': ', 1)[1]}).")
+    return out
+
+
+def what_would_change(rec: Option, ranked: list[Option], references: dict[str, Option | None], peak: float,
+                      per_day: float, tolerance_pct: float) -> list[dict[str, Any]]:
+    """The nearest alternative and the input changes that flip the choice, each computed."""
+    out: list[dict[str, Any]] = []
+    ru = _runner_up(rec, ranked)
+    if rec.deployment == "on_prem":
+        per_replica = rec.details["per_replica_req_s"]
+        serving = rec.details["serving_replicas"]
+        cap = serving * per_replica
+        if peak > 0:
+            out.append({"change": "load", "threshold_requests_per_day": per_day * cap / peak,
+                        "factor": cap / peak,
+                        "text": f"Load: the purchase carries a peak of up to {cap:.3g} requests/s on its "
+                                f"{serving} serving replica(s) (today {peak:.3g}/s), that is up to "
+                                f"{per_day * cap / peak:,.0f} requests/day with this daily profile "
+                                f"(×{cap / peak:.2f} today's); beyond that it needs more servers, and the "
+                                "ranking may change."})
+        slope = _price_slope(rec)
+        x = rec._ctx["bought"][rec.details["replicas_needed"]].x
+        p0 = x.gpu_price_usd
+        # the nearest option whose cost does not move with this accelerator's purchase price
+        other = next((o for o in ranked[1:] if not (o.deployment == "on_prem" and o.hardware == rec.hardware)
+                      and o.tco_usd >= rec.tco_usd), None)
+        if other is not None and slope > 0 and p0 > 0:
+            flip = p0 + (other.tco_usd - rec.tco_usd) / slope * 1000.0
+            out.append({"change": "gpu_price", "accelerator": rec.hardware, "now_usd": p0, "threshold_usd": flip,
+                        "option": other.id,
+                        "text": f"Price: above {_usd(flip)} per {rec.hardware} (now {_usd(p0)}; each $1,000 more "
+                                f"adds {_usd(slope)} to this option's TCO) {other.id} ({_usd(other.tco_usd)}) "
+                                "costs less; set finance.gpu_price_usd to a quote to check."})
+    if rec.deployment in ("api", "cloud_gpu"):
+        owned = next((o for o in ranked if o.deployment == "on_prem"), None)
+        if owned is not None and owned.tco_usd > rec.tco_usd > 0:
+            pct = 100 * (owned.tco_usd / rec.tco_usd - 1)
+            what = "per-token prices" if rec.deployment == "api" else "GPU-hour prices"
+            out.append({"change": "rent_price", "option": owned.id, "threshold_pct": pct,
+                        "text": f"Price: if the {what} of {rec.id} rose by more than {pct:,.0f} %, owning "
+                                f"{owned.id} ({_usd(owned.tco_usd)} over the horizon) would cost less."})
+    if ru is not None:
+        out.append({"change": "nearest_alternative", "option": ru.id, "tco_usd": ru.tco_usd,
+                    "delta_usd": ru.tco_usd - rec.tco_usd,
+                    "text": f"Nearest alternative: {ru.id} at {_usd(ru.tco_usd)} "
+                            f"({'+' if ru.tco_usd >= rec.tco_usd else '−'}{_usd(abs(ru.tco_usd - rec.tco_usd))})."})
+    for ref in references.values():
+        if ref is None or ref.details.get("allowed", True) or ref.tco_usd >= rec.tco_usd:
+            continue
+        fields = sorted({POLICY_FIELDS.get(r.split(":", 1)[0], "the policy") for r in
+                         ref.details.get("policy_reasons", [])})
+        out.append({"change": "policy", "option": ref.id, "tco_usd": ref.tco_usd, "fields": fields,
+                    "text": f"Policy: allowing {ref.id} (change {', '.join(fields)}) would save "
+                            f"{_usd(rec.tco_usd - ref.tco_usd)} over the horizon ({_usd(ref.tco_usd)})."})
+    return out
+
+
+def advice(rec: Option | None, p: dict[str, Any], cat: Catalog, tolerance_pct: float) -> dict[str, Any] | None:
+    if rec is None:
+        return None
+    bench = p["benchmark"]
+    refs = p["references"]
+    return {"what_to_buy": what_to_buy(rec, cat),
+            "why": why(rec, p["ranked"], refs, p["rejected"], tolerance_pct, bench.resolution,
+                       bench.name or bench.id),
+            "what_would_change": what_would_change(rec, p["ranked"], refs, p["peak_rate_per_s"],
+                                                   p["requests_per_day"], tolerance_pct)}
