@@ -82,7 +82,7 @@ def print_tco(r: dict[str, Any]) -> None:
         extra = f" ({r['staff_fte']:.2f} FTE)" if k == "staff" else ""
         t.add_row(f"opex/year: {k}{extra}", _usd(v))
     t.add_row("[bold]opex per year[/bold]", f"[bold]{_usd(r['opex_usd_per_year'])}[/bold]")
-    t.add_row(f"resale value ({r['residual_value_pct']:.1f} % at {r['horizon_years']:g} years)",
+    t.add_row(f"resale value ({r['residual_value_pct']:.1f} % at {r['horizon_years']:g} years), subtracted",
               "−" + _usd(r["residual_value_usd"]))
     t.add_row("[bold]TCO[/bold]", f"[bold]{_usd(r['tco_usd'])}[/bold]")
     t.add_row("NPV", _usd(r["npv_usd"]))

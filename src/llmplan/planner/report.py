@@ -269,8 +269,8 @@ def owned_lines(d: dict[str, Any], horizon: float) -> list[str]:
            f"({c['power_kw']['metered_average']:,.2f} kW average, utilisation {d['utilisation_pct']:.0f} %), "
            f"colocation {_usd(oi['colocation'])}, maintenance {_usd(oi['maintenance'])}, staff {_usd(oi['staff'])} "
            f"({c['staff_fte']:.2f} FTE), software {_usd(oi['software'])}",
-           f"- resale value at {horizon:g} years: −{_usd(c['residual_value_usd'])} ({c['residual_value_pct']:.1f} % of "
-           f"hardware); {d['energy_kwh_per_year']:,.0f} kWh/year"]
+           f"- resale value at {horizon:g} years: {_usd(c['residual_value_usd'])} ({c['residual_value_pct']:.1f} % of "
+           f"hardware), subtracted from the TCO; {d['energy_kwh_per_year']:,.0f} kWh/year"]
     for lic in c["licences"]:
         paid = f"paid for {lic['paid_years']:g} year(s)" if lic["paid_years"] else "no payment within the horizon"
         out.append(f"- licence: {lic['name']} ({lic['why']}), ${lic['usd_per_year']:,.0f} per "
@@ -357,7 +357,8 @@ def _alternative_lines(r: dict[str, Any], q: Any) -> list[str]:
                 f"{basis} | {_quality(o)} |"
             )
         out += ["", "Latency 'model': the analytic p95 at the peak hour (Poisson arrivals over the workload's "
-                "lengths); 'simulator': the worst p95 of three simulated peak hours.", ""]
+                "lengths); 'simulator': the worst p95 of three simulated peak hours; 'owned twin': a rented GPU "
+                "option, whose latency is that of the owned configuration it rents.", ""]
     return out
 
 

@@ -60,5 +60,8 @@ class PlanResult(Result):
     rejected: list[Rejection]
     rejected_counts: dict[str, int]
     options_ranked: int
+    advice: dict[str, Any] | None = Field(default=None, description="the buyer's sections as data: what_to_buy "
+                                          "(servers, GPUs needed and bought, racks, kW), why (against the "
+                                          "runner-up), what_would_change (thresholds that flip the answer)")
     why_none: str | None = None
     why_none_detail: dict[str, Any] | None = None
