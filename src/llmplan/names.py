@@ -52,6 +52,8 @@ def name_problem(name: object) -> str | None:
     """Why `name` breaks the text rule (see the module doc), or None."""
     if not isinstance(name, str):
         return f"expected text, got {type(name).__name__}"
+    if name.isascii() and name.isprintable():
+        return None  # printable ASCII: no control, formatting or private character, one script (Latin)
     for ch in name:
         cat = unicodedata.category(ch)
         code = f"U+{ord(ch):04X}"
