@@ -89,10 +89,27 @@ class FitResult:
         return self.per_gpu_capacity_bytes - self.per_gpu_required_bytes
 
 
+_ENGINE_TB: dict[tuple, tuple] = {}
+
+
 def engine_tensor_bytes(d: Deployment, gguf_types: tuple[GgufType, ...]) -> tuple[TensorBytes, ...]:
-    """The weights as the engine stores them: the format's bytes plus the engine's own copies."""
-    tb = tensor_bytes(d.model, d.weight_format, d.keeps_16bit, gguf_types, d.unquantized_layers)
-    return with_engine_copies(tb, d.model, d.engine.memory.duplicates_tied_embeddings)
+    """The weights as the engine stores them: the format's bytes plus the engine's own copies.
+
+    Memoised by the identity of the catalog entries (the planner asks thousands of times for a few
+    dozen tables; hashing a model, a format and the GGUF types for the cached `tensor_bytes` cost
+    more than the look-up). The entry keeps the objects, so their ids cannot be reused meanwhile."""
+    first = gguf_types[0] if gguf_types else None
+    dup = d.engine.memory.duplicates_tied_embeddings
+    key = (id(d.model), id(d.weight_format), d.keeps_16bit, id(first), len(gguf_types), d.unquantized_layers, dup)
+    hit = _ENGINE_TB.get(key)
+    if hit is not None and hit[0] is d.model and hit[1] is d.weight_format and hit[2] is first:
+        return hit[3]
+    tb = with_engine_copies(tensor_bytes(d.model, d.weight_format, d.keeps_16bit, gguf_types,
+                                         d.unquantized_layers), d.model, dup)
+    if len(_ENGINE_TB) >= 4096:
+        _ENGINE_TB.clear()
+    _ENGINE_TB[key] = (d.model, d.weight_format, first, tb)
+    return tb
 
 
 def usable_memory_bytes(d: Deployment) -> int:

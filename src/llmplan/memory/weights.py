@@ -94,12 +94,17 @@ def tensor_bytes(m: Model, fmt: QuantFormat, keeps: tuple[str, ...] | None,
     keep = fmt.keeps_16bit if keeps is None else keeps
     whole16 = {i % m.num_layers for i in unquantized_layers}
     out: list[TensorBytes] = []
+    n = m.num_layers
     for t in tensors(m):
+        by_class: dict[tuple[bool, bool] | None, float] = {}  # GGUF mix rules read a layer only through these
         for layer in (t.layers or (None,)):
             if layer in whole16:
                 bits = float(NORM_BITS)
             elif fmt.gguf_type:
-                bits = gguf_bits(fmt, t, layer, m, types)
+                cls = None if layer is None else (use_more_bits(layer, n), layer < n // 8)
+                if cls not in by_class:
+                    by_class[cls] = gguf_bits(fmt, t, layer, m, types)
+                bits = by_class[cls]
             else:
                 bits = _bits(fmt, keep, t)
             out.append(TensorBytes(t, layer, bits_to_bytes(t.params_per_layer, bits), bits))

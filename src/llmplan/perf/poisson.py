@@ -25,6 +25,7 @@ tail (WEIGHTS).
 
 from __future__ import annotations
 
+import functools
 from statistics import NormalDist
 
 import numpy as np
@@ -44,6 +45,8 @@ T_STEPS = 24  # bisection steps of a percentile (to 2^-24 of its bracket)
 GRID_POINTS, GRID_ROUNDS = 64, 3  # one rate: a percentile to 63^-3 of its bracket
 C_POINTS = 24  # decoding concurrencies the step times are evaluated at (1 … the engine's limit)
 RATE_POINTS = 40  # rates tried between 1/512 of the saturation rate and it (17 % apart)
+_RATE_GRID = np.geomspace(1 / 512, 1.0, RATE_POINTS)
+_RATE_GRID.flags.writeable = False
 
 
 def length_points(lengths, cap: float = np.inf) -> np.ndarray:
@@ -56,6 +59,14 @@ def length_points(lengths, cap: float = np.inf) -> np.ndarray:
         x = np.exp(np.log(lengths.mean) - s * s / 2 + _Z * s)
     top = min(cap, lengths.max) if lengths.max is not None else cap
     return np.minimum(x, top)
+
+
+@functools.lru_cache(maxsize=256)
+def _concurrency_grid(limit: float) -> np.ndarray:
+    """Decoding concurrencies 1 … `limit` on a geometric grid, `limit` itself included (a column)."""
+    g = np.unique(np.concatenate([np.geomspace(1.0, limit, C_POINTS), [limit]]))[:, None]
+    g.flags.writeable = False
+    return g
 
 
 def _quantile(tail, p: float, hi) -> np.ndarray:
@@ -100,7 +111,7 @@ def _decoding_concurrency(s: StageShape, m: Machine, e: Efficiency, lam: np.ndar
     `within`: the load fits in the engine's limit."""
     # Little's law for the decoding concurrency C: the step times are evaluated once on a grid of C, and for
     # each rate C solves C = λ (E[o] − 1) τ(C) / (1 − λ E[ΔS(C)]) (interpolated between grid points)
-    cg = np.unique(np.concatenate([np.geomspace(1.0, max(limit, 1.0), C_POINTS), [max(limit, 1.0)]]))[:, None]
+    cg = _concurrency_grid(max(limit, 1.0))
     # a shared prefix (`prefix_share` of each prompt) comes from the prefix cache: only the rest is prefilled
     svc_g, _, n_g = prefill_time(s, m, e, x * (1 - prefix_share), x * prefix_share, chunk,
                                  batch_decode=np.maximum(cg - 1, 0.0), decode_context=ctx)
@@ -223,7 +234,7 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
     grid up to `saturation_rate` (one vectorised evaluation), and the margin is interpolated linearly
     between the last rate that passes and the first that fails. Returns (rate, the metrics on the grid,
     index of that rate; -1: none passes)."""
-    grid = saturation_rate * np.geomspace(1 / 512, 1.0, RATE_POINTS)
+    grid = saturation_rate * _RATE_GRID
     r = poisson_latency(s, m, e, grid, input_lengths, output_lengths, chunk, limit, per_request_s, (), max_context,
                         slo_s, prefix_share)
     # margin ≥ 0 where it holds: for an SLO at percentile p, the share of requests above its limit is at
