@@ -9,26 +9,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import signal
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
+from served import served
 
 SMALL = {"name": "small", "workload": {"preset": "chat", "requests_per_day": 20000}, "models": ["llama-3.1-8b"],
          "hardware": ["h100-sxm"], "policy": {"deployment": ["on_prem"]}, "alternatives": []}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def p50_ms(f, n: int = 20) -> float:
@@ -163,21 +153,7 @@ def overrides(c: httpx.Client) -> None:
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="llmplan-review3-"))
-    port = free_port()
-    db = f"sqlite:///{tmp / 'store.db'}"
-    server = subprocess.Popen([sys.executable, "-m", "llmplan.cli", "serve", "--port", str(port), "--database", db],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                              env={**os.environ})
-    c = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
-    try:
-        for _ in range(400):
-            try:
-                c.get("/api/health")
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        c.post("/api/fit", json={"model": "llama-3.1-8b", "gpu": "h100-sxm"})  # workers up
+    with served("llmplan-review3-") as (c, port, db):
         lists(c, db)
         markdown(c)
         tags(c)
@@ -185,9 +161,6 @@ def main() -> None:
         cross_site(c)
         slowloris(port)
         overrides(c)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
     print(json.dumps({"python": sys.version.split()[0]}))
 
 

@@ -7,9 +7,7 @@ memory. The figures in docs/reliability.md come from this script."""
 from __future__ import annotations
 
 import json
-import os
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -19,15 +17,10 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from served import served
 
 REPO = Path(__file__).resolve().parents[1]
 ASSISTANT = (REPO / "examples" / "internal-assistant.yaml").read_text()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def timed(f, *a, **k):
@@ -153,26 +146,10 @@ def edges(c: httpx.Client, port: int) -> None:
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="llmplan-hardening-"))
-    port = free_port()
-    db = f"sqlite:///{tmp / 'store.db'}"
-    server = subprocess.Popen([sys.executable, "-m", "llmplan.cli", "serve", "--port", str(port), "--database", db],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    c = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
-    try:
-        for _ in range(400):
-            try:
-                c.get("/api/health")
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        c.post("/api/fit", json={"model": "llama-3.1-8b", "gpu": "h100-sxm"})  # workers up
+    with served("llmplan-hardening-") as (c, port, db):
         overrides(c, db)
         work(c, port)
         edges(c, port)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
     print(f"(client CPU {resource.getrusage(resource.RUSAGE_SELF).ru_utime:.1f} s)")
 
 

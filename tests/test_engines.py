@@ -263,3 +263,15 @@ def test_versions_newer_than_the_newest_described_are_refused():
         select_profile(CAT.engine("vllm"), "0.32")
     # benchmark rows (strict=False) keep the newest profile for later versions
     assert select_profile(CAT.engine("vllm"), "0.32", strict=False)[0] is CAT.engine("vllm")
+
+
+def test_vllm_on_ascend_loads_only_what_vllm_ascend_supports():
+    """vLLM Ascend's quantization guide (v0.23.0) loads W8A8/W4A8 checkpoints, not AWQ: a request for AWQ on
+    a 910B is refused naming what loads there, and W8A8 (int8) resolves."""
+    from llmplan.specs import FitRequest, resolve
+
+    with pytest.raises(LlmplanError, match="vllm on ascend does not load int4-awq"):
+        resolve(FitRequest(model="Qwen/Qwen3-32B", gpu="ascend-910b", precision="int4-awq"), CAT)
+    assert resolve(FitRequest(model="Qwen/Qwen3-32B", gpu="ascend-910b", precision="int8"), CAT).weight_format.id == "int8"
+    # the same format on a GPU family without a narrower list is unaffected
+    assert resolve(FitRequest(model="Qwen/Qwen3-32B", gpu="h100-sxm", precision="int4-awq"), CAT)

@@ -214,3 +214,19 @@ def test_a_catalog_text_cannot_smuggle_a_second_command_into_the_serve_line():
     line = f"{shlex.join(['true', 'a b'])}  # {shell_comment(note)}"
     out = subprocess.run(["bash", "-c", line], capture_output=True, text=True)
     assert out.returncode == 0 and "INJECTED" not in out.stdout
+
+
+def test_llama_server_ctx_size_is_the_kv_cache_of_all_slots():
+    """llama-server splits --ctx-size over its --parallel slots (tools/server/README.md): the total must fit
+    the KV cache the memory model leaves. 4 slots of 40,960 tokens (163,840) do not fit 68,864 tokens: each
+    slot gets 68,864 // 4 // 256 × 256 = 17,152 tokens, and the note says how to keep the whole context."""
+    from llmplan.catalog import load_catalog
+
+    d = resolve(FitRequest(model="Qwen/Qwen3-30B-A3B", gpu="rx-7900-xtx", precision="q4_k_m", engine="llamacpp"),
+                load_catalog())
+    cmd = serve_command(d, 40960, 4, kv_capacity_tokens=68864)
+    w = words(cmd)
+    assert w[w.index("--ctx-size") + 1] == str(4 * 17152) and w[w.index("--parallel") + 1] == "4"
+    assert "--parallel 1 --ctx-size 40960" in cmd.split("  # ")[1]
+    roomy = words(serve_command(d, 40960, 4, kv_capacity_tokens=200_000))
+    assert roomy[roomy.index("--ctx-size") + 1] == str(4 * 40960)

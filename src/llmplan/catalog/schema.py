@@ -789,6 +789,9 @@ class Engine(Entry):
     offline_capable: bool = True
     accelerators: tuple[str, ...] = Field(default=(), description="accelerator families it runs on; empty = any")
     formats: tuple[str, ...] = Field(default=(), description="weight formats it loads; empty = any")
+    family_formats: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="accelerator family -> the formats it loads there, where fewer than "
+        "`formats` (a backend plugin with its own quantization support, e.g. vLLM Ascend)")
     memory: EngineMemory
     defaults: EngineDefaults
     version: str | None = Field(default=None, description="engine version the defaults describe")

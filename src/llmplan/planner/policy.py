@@ -25,13 +25,34 @@ class Verdict:
 
     def fail(self, rule: str, why: str) -> None:
         self.ok = False
-        self.reasons.append(f"{rule}: {why}")
+        field = rule_field(rule, why)
+        self.reasons.append(f"{rule}: {why}" + (f" ({field})" if field else ""))
 
     def merge(self, other: Verdict) -> Verdict:
         if not other.ok:
             self.ok = False
             self.reasons += other.reasons
         return self
+
+
+# the scenario field each policy rule reads: (the allow-list form, the deny-list form) where there are two
+_RULE_FIELDS = {"deployment": ("deployment", None), "air-gapped": ("deployment", None),
+                "data residency": ("data_residency", None), "model licence": ("model_licenses", None),
+                "export control": ("buyer_country / policy.allow_export_controlled", None),
+                "provider jurisdiction": ("allow_provider_countries", "deny_provider_countries"),
+                "hardware vendor": ("allow_hardware_vendors", "deny_hardware_vendors"),
+                "hardware origin": ("allow_hardware_countries", "deny_hardware_countries"),
+                "model origin": ("allow_model_countries", "deny_model_countries")}
+
+
+def rule_field(rule: str, why: str) -> str | None:
+    """The scenario field that decided a policy rule's verdict ('policy.deny_model_countries'), so a
+    reason says what to change; None for rules that are not policy (memory, latency …)."""
+    fields = _RULE_FIELDS.get(rule)
+    if fields is None:
+        return None
+    allow, deny = fields
+    return f"policy.{deny if deny and 'denied' in why else allow}"
 
 
 def _merged(p: Policy, cat: Catalog) -> Policy:
@@ -212,8 +233,7 @@ def api_rule(a: ApiPrice, p: Policy, cat: Catalog, model: Model | None) -> Verdi
         v.fail("air-gapped", "an air-gapped deployment cannot call an external API")
         return v
     if "api" not in p.deployment:
-        v.fail("deployment", "the policy does not allow external APIs")
-        return v
+        v.fail("deployment", "the policy does not allow external APIs")  # and the rules below, all said
     allowed = expand_regions(p.data_residency, cat)
     if allowed is not None:
         regions = expand_regions(list(a.data_regions), cat) or set()

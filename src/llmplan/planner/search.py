@@ -348,8 +348,15 @@ def _rule_out(v: pol.Verdict, m: Model, fmt: QuantFormat, a: Accelerator, eng: E
     quality recovery %."""
     v.merge(pol.owned_rule(eng, policy))
     q = quality_recovery_pct(fmt, m)
+    there = eng.family_formats.get(a.family)
+    if there is not None and fmt.id not in there:
+        v.fail("engine", f"{eng.id} on {a.family} does not load {fmt.id} weights; it loads there: "
+                         f"{', '.join(there)}")
     if eng.accelerators and a.family not in eng.accelerators:
-        v.fail("engine", f"{eng.id} does not run on {a.family}")
+        able = [f"{e.id} ({e.name})" if e.name else e.id for e in cat.engines
+                if e.accelerators and a.family in e.accelerators]
+        v.fail("engine", f"{eng.id} does not run on {a.family}"
+               + (f"; add to the scenario's engines one that does: {', '.join(able)}" if able else ""))
     if q is None and s.min_quality_recovery_pct > 0:
         v.fail("quality", f"no published quality figure for {fmt.id}")
     elif q is not None and q < s.min_quality_recovery_pct:
@@ -575,7 +582,7 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bo
     # sizing's rate (twice the mean plus four standard deviations, √C), never above the engine's default
     conc = c["sizing"].concurrency
     seqs = min(max(math.ceil(2 * conc + 4 * math.sqrt(conc)), 8), d.engine.defaults.max_num_seqs)
-    o.serve_command = serve_command(d, o.details["context_tokens"], seqs)
+    o.serve_command = serve_command(d, o.details["context_tokens"], seqs, o.details.get("kv_capacity_tokens"))
     summary = purchase_summary(owned, rate, c["peak"])
     spares = {"n_plus_1": 1, "ha_pair": replicas}.get(s.availability.mode, 0)
     o.details.update({

@@ -125,14 +125,26 @@ def _sglang(d: Deployment, model: str, on_load: bool, context_tokens: int) -> li
     return args
 
 
-def _llamacpp(d: Deployment, model: str, context_tokens: int, seqs: int) -> list[str]:
+def _llamacpp(d: Deployment, model: str, context_tokens: int, seqs: int,
+              kv_capacity_tokens: int | None) -> tuple[list[str], str | None]:
+    """llama-server's --ctx-size is the KV cache of all --parallel slots together (each slot gets
+    ctx-size / parallel): the slots are as many whole request contexts as the KV cache holds."""
+    why = None
+    if kv_capacity_tokens is not None and kv_capacity_tokens < context_tokens * seqs:
+        # keep the slots the sizing counted on (its latencies assume them); each gets its share of the cache
+        per_slot = max(256, kv_capacity_tokens // seqs // 256 * 256)
+        whole = max(1, kv_capacity_tokens // context_tokens)
+        why = (f"each of the {seqs} slots holds {per_slot:,} tokens (the KV cache holds {kv_capacity_tokens:,}): a "
+               f"request longer than that is refused; for the full {context_tokens:,}-token context use "
+               f"--parallel {whole} --ctx-size {whole * context_tokens}, fewer requests at once")
+        context_tokens = per_slot
     args = ["llama-server", "-m", model, "--ctx-size", str(context_tokens * seqs), "--parallel", str(seqs),
             "--n-gpu-layers", "999"]
     if d.layout.num_gpus > 1:
         args += ["--split-mode", "layer"]
     if d.kv_format.id in ("q8_0", "q4_0"):
         args += ["--cache-type-k", d.kv_format.id, "--cache-type-v", d.kv_format.id, "--flash-attn", "on"]
-    return args
+    return args, why
 
 
 def shell_comment(text: str) -> str:
@@ -141,14 +153,18 @@ def shell_comment(text: str) -> str:
     return "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
 
 
-def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float) -> str:
+def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float,
+                  kv_capacity_tokens: int | None = None) -> str:
     """The command line; arguments are shell-quoted and the trailing comment holds no line break, so the
-    text runs exactly one command whatever the catalog entries (or a user's overrides) contain."""
-    cmd, note = _command(d, context_tokens, max_num_seqs)
+    text runs exactly one command whatever the catalog entries (or a user's overrides) contain.
+    `kv_capacity_tokens`: the KV cache the memory model leaves (llama.cpp's --ctx-size is the total
+    over its slots and must fit in it)."""
+    cmd, note = _command(d, context_tokens, max_num_seqs, kv_capacity_tokens)
     return f"{cmd}  # {shell_comment(note)}" if note else cmd
 
 
-def _command(d: Deployment, context_tokens: int, max_num_seqs: float) -> tuple[str, str | None]:
+def _command(d: Deployment, context_tokens: int, max_num_seqs: float,
+             kv_capacity_tokens: int | None = None) -> tuple[str, str | None]:
     eng = d.engine
     model, note, on_load = checkpoint(d)
     seqs = max(1, int(max_num_seqs))
@@ -164,7 +180,8 @@ def _command(d: Deployment, context_tokens: int, max_num_seqs: float) -> tuple[s
         args = ["trtllm-serve", model, "--backend", "pytorch", "--tp_size", str(d.layout.tp), "--pp_size",
                 str(d.layout.pp), "--max_seq_len", str(context_tokens)]
     elif eng.id == "llamacpp":
-        args = _llamacpp(d, model, context_tokens, seqs)
+        args, why = _llamacpp(d, model, context_tokens, seqs, kv_capacity_tokens)
+        note = "; ".join(x for x in (note, why) if x) or None
     elif eng.id == "nim":
         return (f"docker run --gpus all -p 8000:8000 -e NIM_MODEL_PATH={shlex.quote('hf://' + model)} <NIM LLM image>",
                 f"NIM selects a validated profile (precision {d.weight_format.id}, TP {d.layout.tp}) per GPU; "

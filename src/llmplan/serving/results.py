@@ -94,7 +94,9 @@ class CapacityResult(Result):
     replica_capacity_req_s: Num
     analytic_first_guess: int | None = None
     replicas_needed_at_least: int | None = None
-    headroom_pct: Num | None = None
+    headroom_pct: Num | None = Field(default=None, description="how far the peak could grow before the replicas "
+                                     "saturate (replicas × replica_capacity_req_s / peak − 1), not where the SLOs "
+                                     "stop holding, which comes earlier")
     utilisation_by_hour_pct: list[Num] | None = None
     mean_utilisation_pct: Num | None = None
     at_peak: RunSummary | None = None
