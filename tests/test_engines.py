@@ -272,6 +272,7 @@ def test_vllm_on_ascend_loads_only_what_vllm_ascend_supports():
 
     with pytest.raises(LlmplanError, match="vllm on ascend does not load int4-awq"):
         resolve(FitRequest(model="Qwen/Qwen3-32B", gpu="ascend-910b", precision="int4-awq"), CAT)
-    assert resolve(FitRequest(model="Qwen/Qwen3-32B", gpu="ascend-910b", precision="int8"), CAT).weight_format.id == "int8"
+    w8a8 = resolve(FitRequest(model="Qwen/Qwen3-32B", gpu="ascend-910b", precision="int8"), CAT)
+    assert w8a8.weight_format.id == "int8"
     # the same format on a GPU family without a narrower list is unaffected
     assert resolve(FitRequest(model="Qwen/Qwen3-32B", gpu="h100-sxm", precision="int4-awq"), CAT)
