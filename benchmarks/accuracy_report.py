@@ -212,7 +212,7 @@ def cached_splits(cs, paths: list[Path], cache: Path | None) -> dict[str, list[d
     return out
 
 
-def unseen_section(cat, table) -> list[str]:
+def unseen_section(cat, eff_table) -> list[str]:
     """Sources added after the calibration (data/bench/ext): predicted with the shipped calibration, never
     fitted on — the closest thing here to an independent test."""
     try:
@@ -220,7 +220,7 @@ def unseen_section(cat, table) -> list[str]:
     except Exception:  # no such folder in this checkout
         return []
     cs = read_cases(paths, cat)
-    rows = scored(cs, table)
+    rows = scored(cs, eff_table)
     by = by_group(rows)
     n_unsup = len(cs.unsupported) + sum(r["status"] != "ok" for r in rows)
     return [
@@ -250,8 +250,8 @@ def main() -> int:
     paths, _ = bench_files(args or [DEFAULT])
     cat = load_catalog()
     cs = read_cases(paths, cat)
-    table = table_from_catalog(cat)
-    rows = scored(cs, table)
+    eff_table = table_from_catalog(cat)
+    rows = scored(cs, eff_table)
     summary = summarize(rows)
     summary["overall"]["unsupported"] = len(cs.unsupported)
     splits = cached_splits(cs, paths, cache)
@@ -271,7 +271,7 @@ def main() -> int:
         "rate, scenario); the measured value is used only to score it, and to calibrate.",
         "",
         *leave_out_section(rows, splits),
-        *unseen_section(cat, table),
+        *unseen_section(cat, eff_table),
         "## By metric, scenario and source",
         "",
         "Two figures for each metric. **Calibrated**: the shipped calibration, fitted on these same rows "

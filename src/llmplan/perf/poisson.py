@@ -16,7 +16,9 @@ with up to `chunk` prompt tokens alongside every decoding sequence (chunked pref
 * decode: a step of C sequences takes τ(C); the time prefill adds to decode steps is a share
   ``ρ_a = λ E[ΔS]`` of the engine's time, so the mean TPOT is ``τ(C) / (1 − ρ_a)``, and C solves
   Little's law ``C = λ (E[o] − 1) TPOT`` (a fixed point); a request with an answer of o tokens sees the
-  prefill work of its own decode time, a compound Poisson sum, so short answers spread the widest;
+  prefill work that arrives during its own decode, which stretches it (a busy period: its variance grows
+  as (1 − ρ_a)⁻³), so short answers spread the widest; and the number of sequences decoding beside it
+  varies (M/G/∞) around C;
 * goodput: P(TTFT within its limit) × P(TPOT within its limit) × P(end-to-end within its limit).
 
 Lengths enter as QUAD points of each (lognormal) distribution, one per probability bin, finer in the
@@ -135,7 +137,38 @@ def _decoding_concurrency(s: StageShape, m: Machine, e: Efficiency, lam: np.ndar
     tau = tau_g[i0] * (1 - t) + tau_g[j] * t  # (R, 1)
     added = np.maximum(svc - n * tau, 0.0)
     within = fits.any(-1)[:, None]  # the load fits in the engine's limit
-    return c, svc, n, tau, added, within
+    # the step time's slope in C (s per sequence) at the solution, from the grid interval that holds it
+    k1 = np.maximum(j, 1) if len(cg) > 1 else j
+    k0 = np.maximum(k1 - 1, 0)
+    dc = cg[k1, 0] - cg[k0, 0]
+    slope = np.where(dc > 0, (tau_g[k1, 0] - tau_g[k0, 0]) / np.where(dc > 0, dc, 1.0), 0.0)[:, None]  # (R, 1)
+    return c, svc, n, tau, added, within, slope
+
+
+def _window_variance(lam: np.ndarray, residence: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Variance of the decoding concurrency averaged over a request's decode window D. The sequences in
+    decode are an M/G/∞ system: Poisson arrivals at λ, residence S (an answer's decode time), so
+    Cov(C(t), C(t + h)) = λ E[(S − h)⁺] and the variance of the mean over D is
+    (2 / D²) ∫₀ᴰ (D − h) λ E[(S − h)⁺] dh = (2λ / D²) E[D S m − (D + S) m² / 2 + m³ / 3], m = min(S, D)
+    (λ E[S] = E[C] as D → 0; λ E[S²] / D as D → ∞). `residence`, `window`: (R, Q) over the answer lengths."""
+    sj = residence[:, None, :]  # (R, 1, Q): the other sequences' residences
+    dq = np.maximum(window[:, :, None], 1e-12)  # (R, Q, 1): this request's window
+    mm = np.minimum(sj, dq)
+    inner = dq * sj * mm - (dq + sj) * mm ** 2 / 2 + mm ** 3 / 3  # (R, Q, Q)
+    return 2 * lam * (inner @ WEIGHTS) / dq[..., 0] ** 2
+
+
+def _tpot_sd(lam, d, steps, ea2, rho_a, slope, stable) -> np.ndarray:
+    """The standard deviation of a request's TPOT (R, Q) over its answer length. It varies with the prefill
+    work that arrives during its decode, which stretches the decode and so lets more work in: a busy period
+    started by the request's own steps S0 = steps τ, with E[D] = S0 / (1 − ρ_a) and
+    Var[D] = S0 λ E[ΔS²] / (1 − ρ_a)³; and with the number of sequences decoding beside it, averaged over
+    that time (M/G/∞, :func:`_window_variance`), through the step time's slope in C."""
+    d_fin = np.where(stable, d, 0.0)
+    var_c = _window_variance(lam, d_fin, d_fin)
+    free = np.maximum(1 - rho_a, 1e-9)
+    var_t = lam * d * ea2 / (steps * free) ** 2 + (slope / free) ** 2 * var_c
+    return np.where(stable, np.sqrt(np.maximum(var_t, 0.0)), 0.0)
 
 
 def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengths, output_lengths, chunk: float,
@@ -151,7 +184,8 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     o = np.minimum(length_points(output_lengths, max_context), np.maximum(max_context - x[0], 1.0))  # (Q,)
     o_mean = float(o @ WEIGHTS)
     ctx = float(input_lengths.mean) + o_mean / 2
-    c, svc, n, tau, added, within = _decoding_concurrency(s, m, e, lam, x, o_mean, ctx, chunk, limit, prefix_share)
+    c, svc, n, tau, added, within, slope = _decoding_concurrency(s, m, e, lam, x, o_mean, ctx, chunk, limit,
+                                                                  prefix_share)
     es, es2 = _wmean(svc), _wmean(svc ** 2)
     rho = lam * es
     rho_a = lam * _wmean(added)
@@ -183,8 +217,7 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
 
     steps = np.maximum(o - 1, 1.0)[None, :]  # (1, Q)
     d = steps * tpot_mean  # decode time of each answer length (R, Q)
-    ea2 = _wmean(added ** 2)
-    sd = np.where(stable, np.sqrt(np.maximum(lam * d * ea2, 0.0)) / steps, 0.0)
+    sd = _tpot_sd(lam, d, steps, _wmean(added ** 2), rho_a, slope, stable)
 
     def tpot_tail(t):  # t: (R,)
         z = (t[:, None] - tpot_mean) / np.maximum(sd, 1e-12)
