@@ -30,3 +30,28 @@ def test_window_variance_falls_as_the_window_grows():
     v = [float(_window_variance(np.array([[2.0]]), residence, np.full((1, QUAD), d))[0, 0]) for d in windows]
     assert all(a >= b for a, b in zip(v, v[1:], strict=False))
     assert v[0] <= 2.0 * float(residence[0] @ WEIGHTS) * (1 + 1e-9)  # at most λ E[S], the instantaneous variance
+
+
+def test_tpot_tail_normal_without_skew_exponential_at_skew_two():
+    from llmplan.perf.poisson import _skewed_tail
+
+    mean, sd = np.array([0.05]), np.array([0.01])
+    # no skew: the normal tail, 5 % beyond 1.645 σ
+    assert _skewed_tail(mean + 1.6449 * sd, mean, sd, np.array([0.0]))[0] == pytest.approx(0.05, abs=1e-4)
+    # skew 2: a shifted exponential (mean − σ + Exp(σ)), P(X > mean + kσ) = e^−(1+k)
+    for k in (0.0, 1.0, 3.0):
+        got = _skewed_tail(mean + k * sd, mean, sd, np.array([2.0]))[0]
+        assert got == pytest.approx(np.exp(-(1 + k)), rel=0.08)
+    # below the shift nothing lies
+    assert _skewed_tail(mean - 1.5 * sd, mean, sd, np.array([2.0]))[0] == pytest.approx(1.0)
+
+
+def test_a_heavier_prefill_tail_widens_the_tpot_tail():
+    from llmplan.perf.poisson import _tpot_spread
+
+    lam, steps = np.array([[2.0]]), np.full((1, QUAD), 300.0)
+    d = steps * 0.05
+    args = dict(rho_a=np.array([[0.3]]), slope=np.array([[1e-4]]), stable=np.array([[True]]))
+    sd1, sk1 = _tpot_spread(lam, d, steps, np.array([[0.02]]), np.array([[0.01]]), **args)
+    sd2, sk2 = _tpot_spread(lam, d, steps, np.array([[0.04]]), np.array([[0.05]]), **args)
+    assert (sd2 > sd1).all() and (sk2 > sk1).all() and (sk1 > 0).all()

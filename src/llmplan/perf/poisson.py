@@ -158,17 +158,40 @@ def _window_variance(lam: np.ndarray, residence: np.ndarray, window: np.ndarray)
     return 2 * lam * (inner @ WEIGHTS) / dq[..., 0] ** 2
 
 
-def _tpot_sd(lam, d, steps, ea2, rho_a, slope, stable) -> np.ndarray:
-    """The standard deviation of a request's TPOT (R, Q) over its answer length. It varies with the prefill
-    work that arrives during its decode, which stretches the decode and so lets more work in: a busy period
-    started by the request's own steps S0 = steps τ, with E[D] = S0 / (1 − ρ_a) and
-    Var[D] = S0 λ E[ΔS²] / (1 − ρ_a)³; and with the number of sequences decoding beside it, averaged over
-    that time (M/G/∞, :func:`_window_variance`), through the step time's slope in C."""
+def _tpot_spread(lam, d, steps, ea2, ea3, rho_a, slope, stable) -> tuple[np.ndarray, np.ndarray]:
+    """The standard deviation and skewness of a request's TPOT (R, Q) over its answer length. It varies
+    with the prefill work that arrives during its decode, which stretches the decode and so lets more work
+    in: a busy period started by the request's own steps S0 = steps τ (Takács), with cumulants
+    κ₁ = S0 / (1 − ρ_a), κ₂ = S0 λ E[ΔS²] / (1 − ρ_a)³, κ₃ = S0 (λ E[ΔS³] / (1 − ρ_a)⁴ + 3 λ² E[ΔS²]² / (1 − ρ_a)⁵)
+    (one long prompt during a short answer: a heavy right tail); and with the number of sequences decoding
+    beside it, averaged over that time (M/G/∞, :func:`_window_variance`), through the step time's slope in
+    C (taken as symmetric)."""
     d_fin = np.where(stable, d, 0.0)
     var_c = _window_variance(lam, d_fin, d_fin)
     free = np.maximum(1 - rho_a, 1e-9)
-    var_t = lam * d * ea2 / (steps * free) ** 2 + (slope / free) ** 2 * var_c
-    return np.where(stable, np.sqrt(np.maximum(var_t, 0.0)), 0.0)
+    s0 = d_fin * free
+    k2 = lam * s0 * ea2 / free ** 3 / steps ** 2
+    k3 = lam * s0 * (ea3 / free ** 4 + 3 * lam * ea2 ** 2 / free ** 5) / steps ** 3
+    var_t = k2 + (slope / free) ** 2 * var_c
+    sd = np.where(stable, np.sqrt(np.maximum(var_t, 0.0)), 0.0)
+    skew = np.where(stable & (sd > 0), k3 / np.maximum(sd, 1e-300) ** 3, 0.0)
+    return sd, skew
+
+
+def _skewed_tail(t, mean, sd, skew):
+    """P(X > t) for X with this mean, standard deviation and skewness: a shifted gamma distribution
+    (shape 4 / γ², scale σ γ / 2), its tail by the Wilson–Hilferty cube-root normal approximation; the
+    normal tail where the skew is negligible."""
+    sd = np.maximum(sd, 1e-12)
+    g = np.maximum(skew, 1e-3)
+    k = 4 / g ** 2
+    theta = sd * g / 2
+    x = np.maximum((t - mean) / theta + k, 0.0)  # the gamma variable, shift removed
+    v = 1 / (9 * k)
+    z_gamma = (np.cbrt(x / k) - (1 - v)) / np.sqrt(v)
+    skewed = skew > 1e-3
+    z = np.where(skewed, z_gamma, (t - mean) / sd)
+    return np.where(skewed & (x <= 0), 1.0, 0.5 * _erfc(z / np.sqrt(2)))  # nothing lies below the shift
 
 
 def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengths, output_lengths, chunk: float,
@@ -217,11 +240,10 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
 
     steps = np.maximum(o - 1, 1.0)[None, :]  # (1, Q)
     d = steps * tpot_mean  # decode time of each answer length (R, Q)
-    sd = _tpot_sd(lam, d, steps, _wmean(added ** 2), rho_a, slope, stable)
+    sd, skew = _tpot_spread(lam, d, steps, _wmean(added ** 2), _wmean(added ** 3), rho_a, slope, stable)
 
     def tpot_tail(t):  # t: (R,)
-        z = (t[:, None] - tpot_mean) / np.maximum(sd, 1e-12)
-        return np.where(stable[:, 0], (0.5 * _erfc(z / np.sqrt(2))) @ WEIGHTS, 1.0)
+        return np.where(stable[:, 0], _skewed_tail(t[:, None], tpot_mean, sd, skew) @ WEIGHTS, 1.0)
 
     ttft_mean = np.where(stable, wq + _wmean(ttft_k), np.inf)
     e2e_k = np.where(stable, np.where(stable, ttft_mean, 0.0) + np.maximum(o - 1, 0.0)[None, :]
@@ -232,7 +254,7 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
 
     st = stable[:, 0]
     hi_ttft = np.where(st, ttft_k.max(-1) + 60 * np.where(st, wq[:, 0], 0.0) + 1.0, 1.0)
-    hi_tpot = np.where(st, tpot_mean[:, 0] + 12 * sd.max(-1) + 1e-3, 1.0)
+    hi_tpot = np.where(st, tpot_mean[:, 0] + 30 * sd.max(-1) + 1e-3, 1.0)
     out: dict[str, np.ndarray] = {"rho": rho[:, 0], "rho_decode": rho_a[:, 0], "concurrency": c[:, 0],
                                   "wait_mean_s": wq[:, 0], "tpot_mean": tpot_mean[:, 0], "ttft_mean": ttft_mean[:, 0],
                                   "stable": st}
