@@ -1,8 +1,9 @@
 """Speed targets: `python benchmarks/speed.py`.
 
 1. A vectorised sweep of every catalog model × accelerator × weight format × TP ∈ {1, 2, 4, 8}
-   × 8 concurrency levels (well over 100,000 configurations) in under 1 s on one core,
-   timed end to end (weights summed per model × format, then the array evaluation).
+   × 8 concurrency levels (well over 100,000 configurations) in under 1 s of CPU on one core, timed end to
+   end on the first run in the process (the weights summed per model × format through perf/shape.py, then the
+   array evaluation); later runs find the sums cached and are shown too.
 2. `llmplan estimate` cold start (a fresh process) under 1 s.
 3. `llmplan validate` on all the benchmark data in data/bench (every protocol, finite runs through the
    simulator where a closed form cannot do it) under 30 s of CPU.
@@ -36,14 +37,15 @@ def main() -> int:
     cat = load_catalog()
     times = []
     for _ in range(3):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         res = sweep(cat, engine="vllm")
-        times.append(time.perf_counter() - t0)
-    best = min(times)
+        times.append(time.process_time() - t0)
+    first, best = times[0], min(times)
     n, valid = res.configurations, int(res.valid.sum())
     print(f"sweep: {n:,} configurations ({valid:,} valid layouts) of {len(set(res.models))} models × "
           f"{len(res.accelerators)} accelerators × {len(set(res.formats))} formats × TP {[int(t) for t in res.tps]} × "
-          f"{len(res.concurrency)} concurrency levels: best of 3 {best:.3f} s ({n / best:,.0f} configurations/s)")
+          f"{len(res.concurrency)} concurrency levels: first run {first:.3f} s CPU ({n / first:,.0f} configurations/s; "
+          f"target < {TARGET_S:.0f} s), sums cached {best:.3f} s")
     cold = []
     for _ in range(5):
         t0 = time.perf_counter()
@@ -60,7 +62,7 @@ def main() -> int:
     validate_s = time.process_time() - t0
     print(f"llmplan validate on {rows:,} rows of {len(paths)} file(s): {validate_s:.1f} s CPU "
           f"(target < {VALIDATE_TARGET_S:.0f} s)")
-    ok = best < TARGET_S and med < TARGET_S and n > 100_000 and validate_s < VALIDATE_TARGET_S
+    ok = first < TARGET_S and med < TARGET_S and n > 100_000 and validate_s < VALIDATE_TARGET_S
     print("targets met" if ok else "targets NOT met")
     return 0 if ok else 1
 

@@ -294,30 +294,39 @@ def test_user_calibration_from_vllm_json(tmp_path, capsys):
     assert np.isfinite(r["ttft_ms"])
 
 
-def test_sweep_agrees_with_the_single_estimate_path():
+@pytest.mark.parametrize(("model", "fmt", "tp"), [
+    ("meta-llama/Llama-3.1-70B", "fp8", 2),  # dense, GQA split over TP
+    ("Qwen/Qwen3-4B", "bf16", 1),  # tied embeddings: the engine's lm_head copy
+    ("Qwen/Qwen3-Next-80B-A3B-Instruct", "bf16", 4),  # linear attention state, MoE
+    ("google/gemma-2-27b-it", "fp8", 2),  # sliding window, tied
+    ("deepseek-ai/DeepSeek-V3", "fp8", 8),  # MLA, MoE
+])
+def test_sweep_agrees_with_the_single_estimate_path(model, fmt, tp):
+    """The sweep takes its stage shapes from perf/shape.py (one derivation): its step time equals the
+    single-configuration path's for every architecture kind."""
     from llmplan.perf.cases import is_dequant
-    from llmplan.perf.efficiency import efficiency_arrays, lookup, params_of, table_from_catalog
+    from llmplan.perf.efficiency import efficiency_arrays, lookup, model_arch, params_of, table_from_catalog
     from llmplan.perf.scenarios import mixed_step
     from llmplan.perf.sweep import sweep
 
-    res = sweep(CAT, engine="vllm", formats=["bf16", "fp8"], tps=(1, 2), concurrency=(1, 16),
+    res = sweep(CAT, engine="vllm", formats=["bf16", "fp8"], tps=(1, 2, 4, 8), concurrency=(1, 16),
                 input_tokens=1000, output_tokens=200)
-    assert res.configurations == len(CAT.models) * 2 * len(CAT.accelerators) * 2 * 2
-    i = next(k for k, (m, f) in enumerate(zip(res.models, res.formats, strict=True))
-             if m == "meta-llama/Llama-3.1-70B" and f == "fp8")
+    assert res.configurations == len(CAT.models) * 2 * len(CAT.accelerators) * 4 * 2
+    i = next(k for k, (m, f) in enumerate(zip(res.models, res.formats, strict=True)) if m == model and f == fmt)
     a = res.accelerators.index("h100-sxm")
-    d = resolve(FitRequest(model="meta-llama/Llama-3.1-70B", gpu="h100-sxm", tp=2, precision="fp8"), CAT)
+    t = [1, 2, 4, 8].index(tp)
+    d = resolve(FitRequest(model=model, gpu="h100-sxm", tp=tp, precision=fmt), CAT)
     s = stage_shape(d, tuple(CAT.gguf_types), d.kv_format.bits / 8)
     m, dtype = machine(d)
-    cal = params_of(lookup(table_from_catalog(CAT), "vllm", "hopper", "dense")[0])
+    cal = params_of(lookup(table_from_catalog(CAT), "vllm", "hopper", model_arch(d.model))[0])
 
     class C:
         dequant = is_dequant(d.weight_format, dtype)
 
     e = efficiency_arrays([C()], [cal])
     one = float(mixed_step(s, m, e, 16.0, 1000.0, 200.0).total[0])
-    assert res.tpot_s[i, a, 1, 1] == pytest.approx(one, rel=0.02)
-    assert res.valid[i, a, 1, 1]
+    assert res.valid[i, a, t, 1]
+    assert res.tpot_s[i, a, t, 1] == pytest.approx(one, rel=1e-9)
 
 
 @pytest.fixture(scope="module")

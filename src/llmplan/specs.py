@@ -243,6 +243,11 @@ def default_precision(model: Model, checkpoint_precision: str | None) -> str:
     return checkpoint_precision or model.native_precision
 
 
+def default_kv_name(fmt: QuantFormat) -> str:
+    """The KV-cache format an engine uses unless told otherwise: the activations' 16-bit type."""
+    return "fp16" if fmt.compute_dtype == "fp16" else "bf16"
+
+
 def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoint_precision: str | None = None,
             checkpoint_kv: str | None = None, keeps: tuple[str, ...] | None = None,
             model_source: str | None = None, engine_hint: tuple[str | None, str | None] | None = None) -> Deployment:
@@ -271,7 +276,7 @@ def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoin
             fmt = cat.quant_format(alt)
         else:
             raise LlmplanError(f"{engine.id} does not load {fmt.id} weights; it loads: {', '.join(engine.formats)}")
-    kv_name = req.kv_precision or checkpoint_kv or ("fp16" if fmt.compute_dtype == "fp16" else "bf16")
+    kv_name = req.kv_precision or checkpoint_kv or default_kv_name(fmt)
     kv = cat.kv_format(kv_name)
     there = engine.family_formats.get(acc.family)
     if there is not None and fmt.id not in there:

@@ -27,8 +27,11 @@ from ..units import GIB, gib_to_bytes
 from .kv import KvLayout, kv_bytes_per_token, kv_layout_per_stage, kv_tp_share
 from .runtime import activation_peak_bytes
 from .weights import (
+    BitsGroup,
     TensorBytes,
+    bits_groups,
     bytes_by_group,
+    groups_with_engine_copies,
     padding_per_stage,
     tensor_bytes,
     weights_per_stage,
@@ -92,24 +95,35 @@ class FitResult:
 _ENGINE_TB: dict[tuple, tuple] = {}
 
 
-def engine_tensor_bytes(d: Deployment, gguf_types: tuple[GgufType, ...]) -> tuple[TensorBytes, ...]:
-    """The weights as the engine stores them: the format's bytes plus the engine's own copies.
-
-    Memoised by the identity of the catalog entries (the planner asks thousands of times for a few
+def _by_identity(kind: str, d: Deployment, gguf_types: tuple[GgufType, ...], compute):
+    """Memoised by the identity of the catalog entries (the planner asks thousands of times for a few
     dozen tables; hashing a model, a format and the GGUF types for the cached `tensor_bytes` cost
     more than the look-up). The entry keeps the objects, so their ids cannot be reused meanwhile."""
     first = gguf_types[0] if gguf_types else None
     dup = d.engine.memory.duplicates_tied_embeddings
-    key = (id(d.model), id(d.weight_format), d.keeps_16bit, id(first), len(gguf_types), d.unquantized_layers, dup)
+    key = (kind, id(d.model), id(d.weight_format), d.keeps_16bit, id(first), len(gguf_types), d.unquantized_layers,
+           dup)
     hit = _ENGINE_TB.get(key)
     if hit is not None and hit[0] is d.model and hit[1] is d.weight_format and hit[2] is first:
         return hit[3]
-    tb = with_engine_copies(tensor_bytes(d.model, d.weight_format, d.keeps_16bit, gguf_types,
-                                         d.unquantized_layers), d.model, dup)
+    value = compute(dup)
     if len(_ENGINE_TB) >= 4096:
         _ENGINE_TB.clear()
-    _ENGINE_TB[key] = (d.model, d.weight_format, first, tb)
-    return tb
+    _ENGINE_TB[key] = (d.model, d.weight_format, first, value)
+    return value
+
+
+def engine_tensor_bytes(d: Deployment, gguf_types: tuple[GgufType, ...]) -> tuple[TensorBytes, ...]:
+    """The weights as the engine stores them, one row per (tensor, layer): the format's bytes plus the
+    engine's own copies."""
+    return _by_identity("rows", d, gguf_types, lambda dup: with_engine_copies(tensor_bytes(
+        d.model, d.weight_format, d.keeps_16bit, gguf_types, d.unquantized_layers), d.model, dup))
+
+
+def engine_bits_groups(d: Deployment, gguf_types: tuple[GgufType, ...]) -> tuple[BitsGroup, ...]:
+    """The same weights as :func:`engine_tensor_bytes`, grouped by tensor and width (the speed model's input)."""
+    return _by_identity("groups", d, gguf_types, lambda dup: groups_with_engine_copies(bits_groups(
+        d.model, d.weight_format, d.keeps_16bit, gguf_types, d.unquantized_layers), d.model, dup))
 
 
 def usable_memory_bytes(d: Deployment) -> int:

@@ -81,23 +81,38 @@ def _bits(fmt: QuantFormat, keeps: tuple[str, ...], t: Tensor) -> float:
     return fmt.weight_bits
 
 
-@functools.lru_cache(maxsize=512)
-def tensor_bytes(m: Model, fmt: QuantFormat, keeps: tuple[str, ...] | None,
-                 gguf_types: tuple[GgufType, ...], unquantized_layers: tuple[int, ...] = ()) -> tuple[TensorBytes, ...]:
-    """Bytes of every (tensor, layer) of the model in the format.
+@dataclass(frozen=True)
+class BitsGroup:
+    """Layers of one tensor stored at the same bits per weight; ``layers == (None,)``: not a per-layer tensor."""
+
+    tensor: Tensor
+    layers: tuple[int | None, ...]
+    bits: float
+
+
+@functools.lru_cache(maxsize=2048)
+def bits_groups(m: Model, fmt: QuantFormat, keeps: tuple[str, ...] | None, gguf_types: tuple[GgufType, ...],
+                unquantized_layers: tuple[int, ...] = ()) -> tuple[BitsGroup, ...]:
+    """Bits per weight of every tensor of the model in the format, the layers that share a width grouped.
 
     ``keeps`` overrides the format's 16-bit tensor groups and ``unquantized_layers``
     lists decoder layers kept whole in 16 bit (a checkpoint's own quantization_config);
-    ``gguf_types`` is the catalog's ggml block types.
+    ``gguf_types`` is the catalog's ggml block types. The one place a tensor's width is decided:
+    :func:`tensor_bytes` (memory) and the speed model's stage sums both read it.
     """
     types = {g.id: g for g in gguf_types}
     keep = fmt.keeps_16bit if keeps is None else keeps
     whole16 = {i % m.num_layers for i in unquantized_layers}
-    out: list[TensorBytes] = []
+    out: list[BitsGroup] = []
     n = m.num_layers
     for t in tensors(m):
+        layers: tuple[int | None, ...] = t.layers or (None,)
+        if not fmt.gguf_type and not whole16:  # one width for every layer
+            out.append(BitsGroup(t, layers, _bits(fmt, keep, t)))
+            continue
         by_class: dict[tuple[bool, bool] | None, float] = {}  # GGUF mix rules read a layer only through these
-        for layer in (t.layers or (None,)):
+        by_bits: dict[float, list[int | None]] = {}
+        for layer in layers:
             if layer in whole16:
                 bits = float(NORM_BITS)
             elif fmt.gguf_type:
@@ -107,19 +122,41 @@ def tensor_bytes(m: Model, fmt: QuantFormat, keeps: tuple[str, ...] | None,
                 bits = by_class[cls]
             else:
                 bits = _bits(fmt, keep, t)
+            by_bits.setdefault(bits, []).append(layer)
+        out.extend(BitsGroup(t, tuple(ls), b) for b, ls in by_bits.items())
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=512)
+def tensor_bytes(m: Model, fmt: QuantFormat, keeps: tuple[str, ...] | None,
+                 gguf_types: tuple[GgufType, ...], unquantized_layers: tuple[int, ...] = ()) -> tuple[TensorBytes, ...]:
+    """Bytes of every (tensor, layer) of the model in the format (:func:`bits_groups`, one row per layer)."""
+    per_tensor: dict[int, tuple[Tensor, dict[int | None, float]]] = {}
+    for g in bits_groups(m, fmt, keeps, gguf_types, unquantized_layers):
+        per_tensor.setdefault(id(g.tensor), (g.tensor, {}))[1].update(dict.fromkeys(g.layers, g.bits))
+    out: list[TensorBytes] = []
+    for t, bits_of in per_tensor.values():
+        for layer in (t.layers or (None,)):
+            bits = bits_of[layer]
             out.append(TensorBytes(t, layer, bits_to_bytes(t.params_per_layer, bits), bits))
     return tuple(out)
 
 
-def tp_share(t: Tensor, tp: int, ep: int, num_kv_heads: int) -> float:
-    """Fraction of a tensor one GPU of a TP group holds."""
-    if t.group == "experts" and ep > 1:
+def split_share(tp_kind: str, expert: bool, tp: int, ep: int, num_kv_heads: int) -> float:
+    """Fraction of a tensor one GPU of a TP group holds, by how the tensor splits (`tp_kind`: shard,
+    replicate, kv_heads) and whether it is a routed expert (split over EP when EP > 1)."""
+    if expert and ep > 1:
         return 1 / ep
-    if t.tp == "replicate" or tp == 1:
+    if tp_kind == "replicate" or tp == 1:
         return 1.0
-    if t.tp == "kv_heads":
+    if tp_kind == "kv_heads":
         return math.ceil(num_kv_heads / tp) / num_kv_heads
     return 1 / tp
+
+
+def tp_share(t: Tensor, tp: int, ep: int, num_kv_heads: int) -> float:
+    """Fraction of a tensor one GPU of a TP group holds."""
+    return split_share(t.tp, t.group == "experts", tp, ep, num_kv_heads)
 
 
 def pp_stages(n_layers: int, pp: int) -> list[range]:
@@ -193,6 +230,15 @@ def with_engine_copies(tb: tuple[TensorBytes, ...], m: Model, duplicates_tied: b
     return memo_by_identity(("with_engine_copies",), tb, lambda: tb + tuple(
         TensorBytes(replace(x.tensor, name="output", group="lm_head"), None, x.n_bytes, x.bits)
         for x in tb if x.tensor.group == "embedding"))
+
+
+def groups_with_engine_copies(groups: tuple[BitsGroup, ...], m: Model, duplicates_tied: bool) -> tuple[BitsGroup, ...]:
+    """:func:`with_engine_copies` for bits groups: the lm_head copy of a tied embedding."""
+    if not (m.tie_word_embeddings and duplicates_tied):
+        return groups
+    return memo_by_identity(("groups_with_engine_copies",), groups, lambda: groups + tuple(
+        BitsGroup(replace(g.tensor, name="output", group="lm_head"), (None,), g.bits)
+        for g in groups if g.tensor.group == "embedding"))
 
 
 ROW_PARALLEL = {"attn_output", "ffn_down", "ffn_down_shexp", "ssm_out"}

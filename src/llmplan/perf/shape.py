@@ -4,14 +4,15 @@ pipeline stage holds and does per token, and the hardware rates that apply to th
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from ..catalog.schema import Accelerator, GgufType, QuantFormat
+from ..catalog.schema import Accelerator, GgufType, Model, QuantFormat
 from ..errors import LlmplanError
-from ..memory.fit import engine_tensor_bytes
-from ..memory.kv import kv_layout_per_stage, linear_state_bytes_per_layer
-from ..memory.weights import memo_by_identity, pp_stages, stage_of, tp_share
+from ..memory.fit import engine_bits_groups
+from ..memory.kv import KvLayout, kv_layout_per_stage, linear_state_bytes_per_layer
+from ..memory.weights import BitsGroup, memo_by_identity, pp_stages, split_share, stage_of
 from ..specs import Deployment
-from ..units import GB, TERA
+from ..units import GB, TERA, bits_to_bytes
 from .physics import Machine, StageShape
 
 # Two FLOPs (multiply and add) per parameter per token, for a matmul
@@ -87,69 +88,100 @@ def machine(d: Deployment) -> tuple[Machine, str]:
 
 def stage_shape(d: Deployment, gguf_types: tuple[GgufType, ...], kv_bytes_per_elem: float) -> StageShape:
     """The busiest pipeline stage, per GPU (memoised on the weight table and the layout)."""
-    tb = engine_tensor_bytes(d, gguf_types)
+    groups = engine_bits_groups(d, gguf_types)
     lay = d.layout
-    return memo_by_identity(("stage_shape", lay.tp, lay.pp, lay.ep, kv_bytes_per_elem), tb,
-                            lambda: _stage_shape(d, tb, kv_bytes_per_elem))
+    return memo_by_identity(("stage_shape", lay.tp, lay.pp, lay.ep, kv_bytes_per_elem), groups,
+                            lambda: _stage_shape(d, groups, kv_bytes_per_elem))
 
 
-def _stage_shape(d: Deployment, tb: tuple, kv_bytes_per_elem: float) -> StageShape:
+def _stage_shape(d: Deployment, groups: tuple[BitsGroup, ...], kv_bytes_per_elem: float) -> StageShape:
     m, lay = d.model, d.layout
     stages = pp_stages(m.num_layers, lay.pp)
-    n = len(stages)
-    weight = [0.0] * n
-    dense = [0.0] * n
-    expert_bytes = [0.0] * n
-    flops = [0.0] * n
-    expert_flops = [0.0] * n
-    moe_layers: list[set[int | None]] = [set() for _ in range(n)]
-    k_over_e = (m.moe.experts_per_token / m.moe.num_experts) if m.moe else 0.0
-    for x in tb:
-        st = stage_of(x.tensor, x.layer, stages)
-        share = tp_share(x.tensor, lay.tp, lay.ep, m.num_kv_heads)
-        b = x.n_bytes * share
-        weight[st] += b
-        if x.tensor.group == "experts":
-            expert_bytes[st] += b
-            moe_layers[st].add(x.layer)
-            flops[st] += FLOPS_PER_PARAM * x.tensor.params_per_layer * share * k_over_e
-            expert_flops[st] += FLOPS_PER_PARAM * x.tensor.params_per_layer * share * k_over_e
-        elif x.tensor.group == "embedding":
-            continue  # a lookup, not read whole and not multiplied
+    kvs = kv_layout_per_stage(m, kv_bytes_per_elem, lay.tp, lay.pp, 1)
+    shapes = [shape_from_sums(m, split_sums(groups, stages, i), lay.tp, lay.ep, kvs[i]) for i in range(len(stages))]
+    return max(shapes, key=lambda sh: float(sh.weight_bytes))  # the first of equals: max keeps it
+
+
+SPLITS = ("shard", "replicate", "kv_heads")
+
+
+@dataclass(frozen=True)
+class SplitSums:
+    """One pipeline stage's weights before tensor parallelism splits them: bytes and FLOPs per token by
+    how each tensor splits (SPLITS) and what it is (`dense`: read for every token; `experts`: routed;
+    `embedding`: a lookup, held but neither read whole per step nor multiplied), and the stage's layers."""
+
+    bytes: dict[tuple[str, str], float]  # (what, split) -> bytes
+    flops: dict[tuple[str, str], float]  # (what, split) -> FLOPs per token, all experts counted
+    moe_layers: int
+    layers: int
+
+
+def split_sums(groups: tuple[BitsGroup, ...], stages: list[range], i: int) -> SplitSums:
+    """The sums of stage `i` (tensors outside the layers: the embedding on the first stage, the head and
+    final norm on the last, as :func:`llmplan.memory.weights.stage_of` places them)."""
+    stage, whole = stages[i], len(stages) == 1
+    by: dict[tuple[str, str], float] = {}
+    fl: dict[tuple[str, str], float] = {}
+    moe: set[int | None] = set()
+    for g in groups:
+        t = g.tensor
+        if g.layers == (None,):
+            n = 1 if stage_of(t, None, stages) == i else 0
         else:
-            dense[st] += b
-            flops[st] += FLOPS_PER_PARAM * x.tensor.params_per_layer * share
-    busiest = max(range(n), key=lambda i: weight[i])
-    kv = kv_layout_per_stage(m, kv_bytes_per_elem, lay.tp, lay.pp, 1)[busiest]
+            n = len(g.layers) if whole else sum(1 for x in g.layers if x in stage)
+        if not n:
+            continue
+        what = "experts" if t.group == "experts" else "embedding" if t.group == "embedding" else "dense"
+        key = (what, t.tp)
+        by[key] = by.get(key, 0.0) + n * bits_to_bytes(t.params_per_layer, g.bits)
+        if what != "embedding":
+            fl[key] = fl.get(key, 0.0) + n * FLOPS_PER_PARAM * t.params_per_layer
+        if what == "experts":
+            moe.update(g.layers if whole else (x for x in g.layers if x in stage))
+    return SplitSums(by, fl, len(moe), len(stage))
+
+
+def shape_from_sums(m: Model, ss: SplitSums, tp: int, ep: int, kv: KvLayout) -> StageShape:
+    """What one GPU of the stage holds and does per token with TP `tp` and EP `ep`."""
+    kvh = m.num_kv_heads
+
+    def total(sums: dict[tuple[str, str], float], *whats: str) -> float:
+        return sum(v * split_share(split, what == "experts", tp, ep, kvh)
+                   for (what, split), v in sums.items() if what in whats)
+
+    k_over_e = (m.moe.experts_per_token / m.moe.num_experts) if m.moe else 0.0
+    expert_bytes = total(ss.bytes, "experts")
+    expert_flops = total(ss.flops, "experts") * k_over_e
     attn_layers = kv.full_layers + kv.sliding_layers
-    heads_per_gpu = m.num_attention_heads / lay.tp
+    heads_per_gpu = m.num_attention_heads / tp
     if m.mla:
         pair_dim = (2 * m.mla.kv_lora_rank + m.mla.qk_rope_head_dim) / 2  # absorbed: QK over 576, PV over 512
     else:
         pair_dim = m.head_dim
-    n_moe = len(moe_layers[busiest])
-    per_expert = expert_bytes[busiest] / (n_moe * m.moe.num_experts) if (m.moe and n_moe) else 0.0
+    per_expert = expert_bytes / (ss.moe_layers * m.moe.num_experts) if (m.moe and ss.moe_layers) else 0.0
     token_bytes = kv.token_bytes()
     state = kv.linear_layers * kv.linear_state_bytes_per_layer
     return StageShape(
-        weight_bytes=weight[busiest],
-        dense_weight_bytes=dense[busiest],
+        weight_bytes=total(ss.bytes, "dense", "experts", "embedding"),
+        dense_weight_bytes=total(ss.bytes, "dense"),
         expert_bytes_per_layer=per_expert,
-        moe_layers=n_moe,
+        moe_layers=ss.moe_layers,
         num_experts=m.moe.num_experts if m.moe else 0.0,
         experts_per_token=m.moe.experts_per_token if m.moe else 0.0,
-        flops_per_token=flops[busiest],
+        flops_per_token=total(ss.flops, "dense") + expert_flops,
         attn_layers=attn_layers,
         attn_flops_per_ctx_token=ATTN_FLOPS_PER_PAIR_DIM * heads_per_gpu * pair_dim * attn_layers,
         kv_bytes_per_token=token_bytes,
         window=float(m.sliding_window) if m.sliding_window else math.inf,
         sliding_fraction=(kv.sliding_layers / attn_layers) if attn_layers else 0.0,
-        layers=len(stages[busiest]),
+        layers=ss.layers,
         hidden=m.hidden_size,
         state_tokens_equiv=(state / token_bytes) if token_bytes else 0.0,
-        expert_flops_per_token=expert_flops[busiest],
+        expert_flops_per_token=expert_flops,
         mla=1.0 if m.mla else 0.0,
     )
 
 
-__all__ = ["compute_dtype", "is_dequant", "kernel_ratio", "machine", "stage_shape", "linear_state_bytes_per_layer"]
+__all__ = ["SplitSums", "compute_dtype", "is_dequant", "kernel_ratio", "linear_state_bytes_per_layer", "machine",
+           "shape_from_sums", "split_sums", "stage_shape"]
