@@ -574,3 +574,29 @@ def test_markdown_report_escapes_the_scenario_name(tmp_path, capsys):
     assert md.splitlines()[0] == "# Plan: \\*Team\\* \\[x\\](https://example.com) \\`rm\\` &lt;b>&amp;"
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "<em>Team</em>" not in page and 'href="https://example.com"' not in page and "<b>" not in page
+
+
+def test_fp8_on_ampere_runs_weight_only_where_the_engine_has_a_kernel_for_it(cat):
+    """FP8 checkpoints on Ampere: vLLM serves dense models weight-only through FP8 Marlin (kernels.yaml), so
+    the memory saving is offered; MoE models and formats with no such kernel stay excluded, with the reason."""
+    from llmplan.planner.search import _no_math_reason
+
+    vllm, a100 = cat.engine("vllm"), cat.accelerator("a100-sxm-80gb")
+    dense, moe = cat.model("meta-llama/Llama-3.1-8B-Instruct"), cat.model("Qwen/Qwen3-30B-A3B")
+    assert _no_math_reason(dense, cat.quant_format("fp8"), a100, vllm, cat) is None
+    why = _no_math_reason(moe, cat.quant_format("fp8"), a100, vllm, cat)
+    assert why and "fp8-marlin" in why and "MoE" in why
+    why = _no_math_reason(dense, cat.quant_format("nvfp4"), cat.accelerator("h100-sxm"), vllm, cat)
+    assert why and "no kernel" in why
+    why = _no_math_reason(dense, cat.quant_format("fp8"), a100, cat.engine("sglang"), cat)
+    assert why and "no kernel" in why  # the catalog has no FP8 Marlin figure for SGLang
+    # and the option is then sized and priced like any other
+    s = parse_scenario({
+        "schema_version": 1, "name": "fp8 on A100",
+        "workload": {"requests_per_day": 20000, "input_tokens": {"mean": 800}, "output_tokens": {"mean": 200}},
+        "models": ["meta-llama/Llama-3.1-8B-Instruct"], "hardware": ["a100-sxm-80gb"],
+        "engines": ["vllm"], "alternatives": []})
+    from llmplan.planner.search import plan
+
+    ids = {o.id for o in plan(s, cat)["ranked"]}
+    assert any(":fp8:a100-sxm-80gb:vllm:" in i for i in ids), sorted(ids)[:5]

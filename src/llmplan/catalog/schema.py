@@ -862,6 +862,11 @@ class WeightOnlyKernel(Entry):
     low: float | None = Field(default=None, gt=0, description="estimates: low end of the ratio")
     high: float | None = Field(default=None, gt=0, description="estimates: high end of the ratio")
     basis: str | None = Field(default=None, description="estimates: how the ratio was derived")
+    stands_in_for_math: bool = Field(default=False, description="the engine loads these formats on these families, "
+                                     "whose chips lack the format's math, by running them weight-only with this kernel "
+                                     "(FP8 checkpoints on Ampere via FP8 Marlin)")
+    dense_only: bool = Field(default=False, description="the kernel does not run MoE expert layers (the engine's fused "
+                             "MoE kernel has no such path): MoE models are not served this way")
 
     @model_validator(mode="after")
     def _estimate_has_range(self) -> WeightOnlyKernel:

@@ -28,7 +28,7 @@ from ..perf.scenarios import closed_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
 from ..serving.workload import Workload, hourly_weights, preset
-from ..specs import Deployment, FitRequest, resolve
+from ..specs import Deployment, FitRequest, resolve, weight_only_kernel
 from . import policy as pol
 from . import quality as qual
 from .quality import quality_recovery_pct
@@ -371,9 +371,24 @@ def _rule_out(v: pol.Verdict, m: Model, fmt: QuantFormat, a: Accelerator, eng: E
         v.fail("quality", why)
     if compute_dtype(fmt, a) != fmt.compute_dtype and fmt.compute_dtype in ("fp8", "fp4", "int8") \
             and fmt.id not in (m.native_precision,):
-        v.fail("hardware support", f"{a.id} does not run {fmt.compute_dtype} math natively: {fmt.id} "
-                                   "would only save memory, not time")
+        no_math = _no_math_reason(m, fmt, a, eng, cat)
+        if no_math:
+            v.fail("hardware support", no_math)
     return q
+
+
+def _no_math_reason(m: Model, fmt: QuantFormat, a: Accelerator, eng: Engine, cat: Catalog) -> str | None:
+    """Why a format whose math the chip lacks is not offered there; None where the engine runs it weight-only
+    with a kernel the catalog names for it (FP8 on Ampere via FP8 Marlin): the memory it saves can cut the GPU
+    count, and the speed model prices the weight-only path."""
+    k = weight_only_kernel(eng, fmt, a, cat)
+    if k is not None and k.stands_in_for_math and fmt.id in k.formats:
+        if k.dense_only and m.moe:
+            return (f"{a.id} does not run {fmt.compute_dtype} math natively, and {eng.id}'s {k.id} kernel, which "
+                    f"stands in for it on {a.family}, does not run MoE expert layers")
+        return None
+    return (f"{a.id} does not run {fmt.compute_dtype} math natively, and the catalog names no kernel with which "
+            f"{eng.id} runs {fmt.id} there weight-only: it would only save memory, at an unmeasured rate")
 
 
 CONFIRM_TOP = 3
