@@ -95,7 +95,11 @@ def test_duplicates_told_apart_and_archive(server, browser):  # noqa: F811
     for n in (1, 2):
         page.click("#save")
         # wait for this save's own effect (one more entry), not for a status the first save already showed
-        expect(twins).to_have_count(n, timeout=SLOW_MS)
+        try:
+            expect(twins).to_have_count(n, timeout=SLOW_MS)
+        except AssertionError as exc:  # say what the page said (this has failed once under load, unexplained)
+            raise AssertionError(f"save {n}: status {page.inner_text('#status')!r}; saved list "
+                                 f"{page.inner_text('#saved')[:500]!r}") from exc
     a, b = twins.nth(0).inner_text(), twins.nth(1).inner_text()
     assert a != b and "same name as another" in a and re.search(r"#\d+ · v1 · \d{4}-\d\d-\d\d", a)
     twins.nth(1).locator("a").click()

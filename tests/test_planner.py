@@ -600,3 +600,21 @@ def test_fp8_on_ampere_runs_weight_only_where_the_engine_has_a_kernel_for_it(cat
 
     ids = {o.id for o in plan(s, cat)["ranked"]}
     assert any(":fp8:a100-sxm-80gb:vllm:" in i for i in ids), sorted(ids)[:5]
+
+
+def test_the_first_alternative_is_the_runner_up_the_advice_names(results):
+    """The report's table and its 'Why' agree on who comes second: an engine variant is an alternative, a
+    format twin with the same cost and quality is not."""
+    checked = 0
+    for name, r in results.items():
+        why = " ".join(r["advice"].get("why", []))
+        m = re.search(r"Against the runner-up (\S+):", why)
+        if not m or not r["alternatives"]:
+            continue
+        assert r["alternatives"][0]["id"] == m.group(1), name
+        rec = r["recommendation"]
+        for o in r["alternatives"]:
+            same = all(o[k] == rec[k] for k in ("deployment", "model", "hardware", "engine"))
+            assert not (same and o["tco_usd"] == rec["tco_usd"]), (name, o["id"])  # no format twin
+        checked += 1
+    assert checked >= 4

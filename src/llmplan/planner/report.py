@@ -139,15 +139,19 @@ def _public(o: Option, brief: bool = False) -> dict[str, Any]:
 
 
 def _alternatives(ranked: list[Option]) -> list[Option]:
-    """The next-cheapest options that differ from those already shown in model, format,
-    hardware or deployment (not just in TP degree)."""
-    seen = set()
+    """The next-best options that differ from those already shown as the runner-up is chosen
+    (:func:`llmplan.planner.advice._runner_up`): in model, hardware, engine or deployment, or in a weight
+    format with other figures; not just in TP degree, nor a format twin with the same cost and quality."""
+    seen: set[tuple] = set()
+    twins: set[tuple] = set()
     out = []
     for o in ranked:
-        key = (o.deployment, o.model, o.precision, o.hardware)
-        if key in seen:
+        base = (o.deployment, o.model, o.hardware, o.engine)
+        key, twin = (*base, o.precision), (*base, o.tco_usd, o.quality_score)
+        if key in seen or twin in twins:
             continue
         seen.add(key)
+        twins.add(twin)
         out.append(o)
         if len(out) > TOP_ALTERNATIVES:
             break
