@@ -551,9 +551,14 @@ def test_reports_read_as_advice(results, cat):
             assert k["racks"] == max(math.ceil((b["rack_units"] or 0) / k["rack_units_per_rack"]),
                                      math.ceil(b["contracted_kw"] / k["kw_per_rack"] - 1e-9), 1)
         changes = {c["change"]: c for c in a["what_would_change"]}
-        load = changes["load"]
-        assert load["factor"] == pytest.approx(rec.details["serving_replicas"] * rec.details["per_replica_req_s"]
-                                               / r["workload"]["peak_rate_per_s"])
+        load, lc = changes["load"], rec.details["load_ceiling"]
+        analytic = rec.details["serving_replicas"] * rec.details["per_replica_req_s"]
+        assert load["analytic_req_s"] == pytest.approx(analytic) == pytest.approx(lc["analytic_req_s"])
+        # the ceiling quoted is the simulator-checked one (never above the analytic rate), else the analytic one
+        quoted = lc["simulated_req_s"] if lc["simulated_req_s"] is not None else analytic
+        assert load["ceiling_req_s"] == pytest.approx(quoted) and quoted <= analytic * (1 + 1e-12)
+        assert load["factor"] == pytest.approx(quoted / r["workload"]["peak_rate_per_s"])
+        assert f"{lc['hours']} peak hours" in load["text"]
         if "gpu_price" in changes:
             c = changes["gpu_price"]
             other = next(o for o in r["_search"]["ranked"] if o.id == c["option"])

@@ -37,13 +37,13 @@ def test_tpot_tail_normal_without_skew_exponential_at_skew_two():
 
     mean, sd = np.array([0.05]), np.array([0.01])
     # no skew: the normal tail, 5 % beyond 1.645 σ
-    assert _skewed_tail(mean + 1.6449 * sd, mean, sd, np.array([0.0]))[0] == pytest.approx(0.05, abs=1e-4)
+    assert _skewed_tail(mean, sd, np.array([0.0]))(mean + 1.6449 * sd)[0] == pytest.approx(0.05, abs=1e-4)
     # skew 2: a shifted exponential (mean − σ + Exp(σ)), P(X > mean + kσ) = e^−(1+k)
     for k in (0.0, 1.0, 3.0):
-        got = _skewed_tail(mean + k * sd, mean, sd, np.array([2.0]))[0]
+        got = _skewed_tail(mean, sd, np.array([2.0]))(mean + k * sd)[0]
         assert got == pytest.approx(np.exp(-(1 + k)), rel=0.08)
     # below the shift nothing lies
-    assert _skewed_tail(mean - 1.5 * sd, mean, sd, np.array([2.0]))[0] == pytest.approx(1.0)
+    assert _skewed_tail(mean, sd, np.array([2.0]))(mean - 1.5 * sd)[0] == pytest.approx(1.0)
 
 
 def test_a_heavier_prefill_tail_widens_the_tpot_tail():
@@ -55,3 +55,12 @@ def test_a_heavier_prefill_tail_widens_the_tpot_tail():
     sd1, sk1 = _tpot_spread(lam, d, steps, np.array([[0.02]]), np.array([[0.01]]), **args)
     sd2, sk2 = _tpot_spread(lam, d, steps, np.array([[0.04]]), np.array([[0.05]]), **args)
     assert (sd2 > sd1).all() and (sk2 > sk1).all() and (sk1 > 0).all()
+
+
+def test_window_variance_scales_as_rate_times_step_time():
+    """The shortcut the TPOT spread takes: residences and windows all τ × their steps give λ τ × the unit sum."""
+    rng = np.random.default_rng(3)
+    steps = rng.uniform(5, 900, size=(1, QUAD))
+    lam, tau = np.array([[0.7], [3.0]]), np.array([[0.02], [0.09]])
+    full = _window_variance(lam, tau * steps, tau * steps)
+    assert np.allclose(full, lam * tau * _window_variance(np.ones((1, 1)), steps, steps), rtol=1e-12)

@@ -167,7 +167,8 @@ def _tpot_spread(lam, d, steps, ea2, ea3, rho_a, slope, stable) -> tuple[np.ndar
     beside it, averaged over that time (M/G/∞, :func:`_window_variance`), through the step time's slope in
     C (taken as symmetric)."""
     d_fin = np.where(stable, d, 0.0)
-    var_c = _window_variance(lam, d_fin, d_fin)
+    # the window variance scales as λ τ when every residence and window is τ × its steps: the (Q, Q) sum once
+    var_c = lam * (d_fin / steps) * _window_variance(np.ones((1, 1)), steps, steps)
     free = np.maximum(1 - rho_a, 1e-9)
     s0 = d_fin * free
     k2 = lam * s0 * ea2 / free ** 3 / steps ** 2
@@ -178,20 +179,25 @@ def _tpot_spread(lam, d, steps, ea2, ea3, rho_a, slope, stable) -> tuple[np.ndar
     return sd, skew
 
 
-def _skewed_tail(t, mean, sd, skew):
-    """P(X > t) for X with this mean, standard deviation and skewness: a shifted gamma distribution
-    (shape 4 / γ², scale σ γ / 2), its tail by the Wilson–Hilferty cube-root normal approximation; the
-    normal tail where the skew is negligible."""
+def _skewed_tail(mean, sd, skew):
+    """P(X > t) as a function of t, for X with this mean, standard deviation and skewness: a shifted gamma
+    distribution (shape 4 / γ², scale σ γ / 2), its tail by the Wilson–Hilferty cube-root normal
+    approximation; the normal tail where the skew is negligible. What does not depend on t is computed once."""
     sd = np.maximum(sd, 1e-12)
+    skewed = skew > 1e-3
     g = np.maximum(skew, 1e-3)
     k = 4 / g ** 2
     theta = sd * g / 2
-    x = np.maximum((t - mean) / theta + k, 0.0)  # the gamma variable, shift removed
     v = 1 / (9 * k)
-    z_gamma = (np.cbrt(x / k) - (1 - v)) / np.sqrt(v)
-    skewed = skew > 1e-3
-    z = np.where(skewed, z_gamma, (t - mean) / sd)
-    return np.where(skewed & (x <= 0), 1.0, 0.5 * _erfc(z / np.sqrt(2)))  # nothing lies below the shift
+    shift = mean - k * theta
+    inv_k, one_v, sq_v = 1 / k, 1 - v, np.sqrt(2 * v)
+
+    def tail(t):
+        x = np.maximum((t - shift) / theta, 0.0)  # the gamma variable
+        z = np.where(skewed, (np.cbrt(x * inv_k) - one_v) / sq_v, (t - mean) / (sd * np.sqrt(2)))
+        return np.where(skewed & (x <= 0), 1.0, 0.5 * _erfc(z))  # nothing lies below the shift
+
+    return tail
 
 
 def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengths, output_lengths, chunk: float,
@@ -242,8 +248,10 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     d = steps * tpot_mean  # decode time of each answer length (R, Q)
     sd, skew = _tpot_spread(lam, d, steps, _wmean(added ** 2), _wmean(added ** 3), rho_a, slope, stable)
 
+    tpot_k = _skewed_tail(tpot_mean, sd, skew)
+
     def tpot_tail(t):  # t: (R,)
-        return np.where(stable[:, 0], _skewed_tail(t[:, None], tpot_mean, sd, skew) @ WEIGHTS, 1.0)
+        return np.where(stable[:, 0], tpot_k(t[:, None]) @ WEIGHTS, 1.0)
 
     ttft_mean = np.where(stable, wq + _wmean(ttft_k), np.inf)
     e2e_k = np.where(stable, np.where(stable, ttft_mean, 0.0) + np.maximum(o - 1, 0.0)[None, :]

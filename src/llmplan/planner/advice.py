@@ -120,23 +120,40 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
     return out
 
 
+def _load_change(rec: Option, peak: float, per_day: float) -> list[dict[str, Any]]:
+    """How much more peak load the purchase carries: the simulator-checked ceiling where the plan has one
+    (:func:`llmplan.planner.search.load_ceiling`), else the analytic SLO-bound rate."""
+    serving = rec.details["serving_replicas"]
+    lc = rec.details.get("load_ceiling")
+    analytic = serving * rec.details["per_replica_req_s"]
+    if peak <= 0:
+        return []
+    if lc is None:
+        cap, how = analytic, "the analytic SLO-bound rate, not simulated"
+    elif lc["simulated_req_s"] is None:
+        cap, how = analytic, (f"the analytic SLO-bound rate; the simulator met the SLO there in "
+                              f"{lc['met_at_analytic']} of {lc['hours']} peak hours, and in {lc['met_at_lowest']} of "
+                              f"{lc['hours']} at {lc['lowest_tried_req_s']:.3g}/s: the SLO holds only marginally")
+    else:
+        cap = lc["simulated_req_s"]
+        how = (f"the simulator meets the SLO there in {lc['hours']} of {lc['hours']} peak hours" if cap == analytic else
+               f"the simulator meets the SLO there in {lc['hours']} of {lc['hours']} peak hours; at the analytic "
+               f"SLO-bound rate, {analytic:.3g}/s, it met it in {lc['met_at_analytic']} of {lc['hours']}")
+    return [{"change": "load", "threshold_requests_per_day": per_day * cap / peak, "factor": cap / peak,
+             "ceiling_req_s": cap, "analytic_req_s": analytic,
+             "text": f"Load: the purchase carries a peak of up to {cap:.3g} requests/s on its {serving} serving "
+                     f"replica(s) ({how}; today {peak:.3g}/s), that is up to {per_day * cap / peak:,.0f} "
+                     f"requests/day with this daily profile (×{cap / peak:.2f} today's); beyond that it needs more "
+                     "servers, and the ranking may change."}]
+
+
 def what_would_change(rec: Option, ranked: list[Option], references: dict[str, Option | None], peak: float,
                       per_day: float, tolerance_pct: float) -> list[dict[str, Any]]:
     """The nearest alternative and the input changes that flip the choice, each computed."""
     out: list[dict[str, Any]] = []
     ru = _runner_up(rec, ranked)
     if rec.deployment == "on_prem":
-        per_replica = rec.details["per_replica_req_s"]
-        serving = rec.details["serving_replicas"]
-        cap = serving * per_replica
-        if peak > 0:
-            out.append({"change": "load", "threshold_requests_per_day": per_day * cap / peak,
-                        "factor": cap / peak,
-                        "text": f"Load: the purchase carries a peak of up to {cap:.3g} requests/s on its "
-                                f"{serving} serving replica(s) (today {peak:.3g}/s), that is up to "
-                                f"{per_day * cap / peak:,.0f} requests/day with this daily profile "
-                                f"(×{cap / peak:.2f} today's); beyond that it needs more servers, and the "
-                                "ranking may change."})
+        out += _load_change(rec, peak, per_day)
         slope = _price_slope(rec)
         x = rec._ctx["bought"][rec.details["replicas_needed"]].x
         p0 = x.gpu_price_usd
