@@ -4,8 +4,8 @@ rows at once.
 
 Only the conditions are read (model, hardware, layout, precision, engine, lengths,
 concurrency, request rate, scenario, the protocol columns `num_prompts` and `length_dist`,
-and the benchmark settings the notes record: context depth, micro-batch size). ``value`` is
-never read here.
+and the benchmark settings the notes record: context depth, micro-batch size, the server's
+memory fraction, sequence limit and step budget flags). ``value`` is never read here.
 
 How each protocol is predicted (docs/accuracy.md): blank `num_prompts` is a long steady
 state (:mod:`.scenarios`); N prompts sent at once (`max_throughput`) or at most C in flight
@@ -45,6 +45,26 @@ REQUIRED = ("id", "model", "hardware", "engine", "scenario", "metric")
 
 _DEPTH = re.compile(r"@ ?d(\d+)")
 _UBATCH = re.compile(r"n_ubatch[ =](\d+)")
+# engine flags a row's notes record from the server's command line (a run's settings, not its results)
+_FRACTION = re.compile(r"--(?:gpu-memory-utilization|mem-fraction-static)[ =](0?\.\d+|1(?:\.0+)?)\b")
+_MAX_SEQS = re.compile(r"--(?:max-num-seqs|max-running-requests)[ =](\d+)\b")
+_MAX_TOKENS = re.compile(r"--max-num-batched-tokens[ =](\d+)\b")
+
+
+def engine_flags(notes: str) -> dict[str, float | int]:
+    """The server settings a row's notes record from its command line, overriding the engine's
+    defaults: ``--gpu-memory-utilization`` (vLLM) / ``--mem-fraction-static`` (SGLang), the share
+    of device memory the engine takes for weights, activations and its KV cache;
+    ``--max-num-seqs`` / ``--max-running-requests``, the sequences it runs at once;
+    ``--max-num-batched-tokens``, its step budget. A flag the notes do not name keeps the default."""
+    out: dict[str, float | int] = {}
+    if m := _FRACTION.search(notes):
+        out["memory_fraction"] = float(m.group(1))
+    if m := _MAX_SEQS.search(notes):
+        out["max_num_seqs"] = int(m.group(1))
+    if m := _MAX_TOKENS.search(notes):
+        out["max_num_batched_tokens"] = int(m.group(1))
+    return out
 
 
 @dataclass(frozen=True)
@@ -139,8 +159,11 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     if scenario == "batch1" and metric in ("decode_tok_s", "tpot_ms", "itl_ms") and dm:
         depth = i  # llama-bench tg rows put the context depth in input_len
     um = _UBATCH.search(notes)
-    chunk = float(um.group(1)) if um else float(d.engine.defaults.max_num_batched_tokens)
-    limit = engine_limit(d, cat, i, o)
+    flags = engine_flags(notes)
+    chunk = float(um.group(1)) if um else float(flags.get("max_num_batched_tokens",
+                                                            d.engine.defaults.max_num_batched_tokens))
+    # a served run needs room for its KV cache; a batch-1 speed does not depend on the limit
+    limit = engine_limit(d, cat, i, o, **flags, strict=scenario != "batch1")
     kv_elem = d.kv_format.bits / 8
     mach, dtype = machine(d)
     return Case(
