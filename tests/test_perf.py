@@ -411,10 +411,12 @@ def test_server_flags_in_notes_set_the_engine_limit_and_an_unfit_row_is_refused(
            "precision": "bf16", "engine": "vllm", "input_len": "1024", "output_len": "1024",
            "scenario": "max_throughput", "num_prompts": "500", "length_dist": "fixed", "metric": "output_tok_s",
            "notes": "vllm serve ... (no flags)"}
-    assert engine_flags("vllm serve m --gpu-memory-utilization 0.25 --max-num-seqs 12 --max-num-batched-tokens "
-                        "8192") == {"memory_fraction": 0.25, "max_num_seqs": 12, "max_num_batched_tokens": 8192}
-    assert engine_flags("--mem-fraction-static=0.8 --max-running-requests 64") == {"memory_fraction": 0.8,
-                                                                                   "max_num_seqs": 64}
+    vllm, sglang = CAT.engines.find("vllm"), CAT.engines.find("sglang")
+    assert engine_flags("vllm serve m --gpu-memory-utilization 0.25 --max-num-seqs 12 --max_num_batched_tokens "
+                        "8192.", vllm) == {"memory_fraction": 0.25, "max_num_seqs": 12, "max_num_batched_tokens": 8192}
+    assert engine_flags("--mem-fraction-static=0.8 --max-running-requests 64 --max-num-seqs 3", sglang) == {
+        "memory_fraction": 0.8, "max_num_seqs": 64}  # another engine's flag is not this one's
+    assert engine_flags("kv_cache_free_gpu_mem_fraction 0.95 in most cases", CAT.engines.find("trtllm")) == {}
     default = build_case(row, CAT)
     quarter = build_case(dict(row, notes="--gpu-memory-utilization 0.25"), CAT)
     assert quarter.limit < default.limit / 3  # 0.25 of 80 GB less 15 GB of weights vs 0.92 of it

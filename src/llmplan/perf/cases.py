@@ -45,25 +45,31 @@ REQUIRED = ("id", "model", "hardware", "engine", "scenario", "metric")
 
 _DEPTH = re.compile(r"@ ?d(\d+)")
 _UBATCH = re.compile(r"n_ubatch[ =](\d+)")
-# engine flags a row's notes record from the server's command line (a run's settings, not its results)
-_FRACTION = re.compile(r"--(?:gpu-memory-utilization|mem-fraction-static)[ =](0?\.\d+|1(?:\.0+)?)\b")
-_MAX_SEQS = re.compile(r"--(?:max-num-seqs|max-running-requests)[ =](\d+)\b")
-_MAX_TOKENS = re.compile(r"--max-num-batched-tokens[ =](\d+)\b")
+_NUMBER = r"[ =](\d+(?:\.\d+)?|\.\d+)(?!\w|\.\d)"
 
 
-def engine_flags(notes: str) -> dict[str, float | int]:
-    """The server settings a row's notes record from its command line, overriding the engine's
-    defaults: ``--gpu-memory-utilization`` (vLLM) / ``--mem-fraction-static`` (SGLang), the share
-    of device memory the engine takes for weights, activations and its KV cache;
-    ``--max-num-seqs`` / ``--max-running-requests``, the sequences it runs at once;
-    ``--max-num-batched-tokens``, its step budget. A flag the notes do not name keeps the default."""
+def engine_flags(notes: str, engine: Any) -> dict[str, float | int]:
+    """The server settings a row's notes record from the engine's command line, by the flag names
+    the engine catalog gives for it (``--gpu-memory-utilization`` / ``--max-num-seqs`` /
+    ``--max-num-batched-tokens`` for vLLM, ``--mem-fraction-static`` / ``--max-running-requests`` /
+    ``--chunked-prefill-size`` for SGLang, …; ``-`` and ``_`` alike): the share of device memory
+    the engine takes (hence its KV cache), the sequences it runs at once and its step budget. They
+    override the engine's defaults for that row; a flag the notes do not name keeps the default."""
+    names = {"memory_fraction": engine.memory.memory_fraction_flag,
+             "max_num_seqs": engine.defaults.max_num_seqs_flag,
+             "max_num_batched_tokens": engine.defaults.max_num_batched_tokens_flag}
     out: dict[str, float | int] = {}
-    if m := _FRACTION.search(notes):
-        out["memory_fraction"] = float(m.group(1))
-    if m := _MAX_SEQS.search(notes):
-        out["max_num_seqs"] = int(m.group(1))
-    if m := _MAX_TOKENS.search(notes):
-        out["max_num_batched_tokens"] = int(m.group(1))
+    for key, flag in names.items():
+        if not flag or not flag.startswith("--"):
+            continue
+        pattern = "--" + "".join("[-_]" if ch in "-_" else re.escape(ch) for ch in flag[2:]) + _NUMBER
+        if m := re.search(pattern, notes):
+            value = float(m.group(1))
+            if key == "memory_fraction":
+                if 0 < value <= 1:
+                    out[key] = value
+            elif value >= 1 and value == int(value):
+                out[key] = int(value)
     return out
 
 
@@ -159,7 +165,7 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     if scenario == "batch1" and metric in ("decode_tok_s", "tpot_ms", "itl_ms") and dm:
         depth = i  # llama-bench tg rows put the context depth in input_len
     um = _UBATCH.search(notes)
-    flags = engine_flags(notes)
+    flags = engine_flags(notes, d.engine)
     chunk = float(um.group(1)) if um else float(flags.get("max_num_batched_tokens",
                                                             d.engine.defaults.max_num_batched_tokens))
     # a served run needs room for its KV cache; a batch-1 speed does not depend on the limit
