@@ -223,14 +223,17 @@ def unseen_section(cat, eff_table) -> list[str]:
     rows = scored(cs, eff_table)
     by = by_group(rows)
     n_unsup = len(cs.unsupported) + sum(r["status"] != "ok" for r in rows)
+    n_unfit = sum("does not fit" in u.reason for u in cs.unsupported)
     return [
         "## Sources never used for calibration",
         "",
         f"`data/bench/ext/` holds {len(rows) + len(cs.unsupported):,} rows from {len(paths)} newer published sources "
         "(vLLM and SGLang on H100/H200/B200/MI300X/MI325X/MI355X/A100, large MoE models, vLLM-Ascend, batch-1 "
         "decode tables; data/bench/README.md lists them). They are not in the calibration: each is predicted "
-        f"with the shipped one, as a user's new setup would be. {n_unsup:,} rows name an engine or format the "
-        "catalog does not model (LMDeploy, MLX, MLC-LLM, TGI, ExLlamaV2, W4A4) and are counted as unsupported.",
+        f"with the shipped one, as a user's new setup would be. {n_unsup - n_unfit:,} rows name an engine or format "
+        "the catalog does not model (LMDeploy, MLX, MLC-LLM, TGI, ExLlamaV2, W4A4) and are counted as unsupported"
+        + (f", as are {n_unfit:,} served rows whose deployment, as the row states it, leaves no memory for the KV "
+           "cache (`llmplan validate` says \"does not fit\")" if n_unfit else "") + ".",
         "",
         "| source group | rows predicted | MdAPE | within ±25 % | 80 % interval coverage |",
         "| --- | ---: | ---: | ---: | ---: |",

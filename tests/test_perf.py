@@ -410,6 +410,33 @@ def test_protocol_columns_are_read_and_checked(tmp_path, capsys):
         build_case(dict(row, num_prompts="2.5"), CAT)
 
 
+def test_server_flags_in_notes_set_the_engine_limit_and_an_unfit_row_is_refused():
+    """A row whose notes record `--gpu-memory-utilization` runs with that KV cache, not the engine's
+    default one; `--max-num-seqs` caps the sequences; a served row that cannot hold its weights is
+    refused instead of being predicted at one sequence."""
+    from llmplan.perf.cases import build_case, engine_flags
+
+    row = {"id": "x", "model": "Qwen/Qwen2-7B-Instruct", "hardware": "a100-sxm-80gb", "num_gpus": "1", "tp": "1",
+           "precision": "bf16", "engine": "vllm", "input_len": "1024", "output_len": "1024",
+           "scenario": "max_throughput", "num_prompts": "500", "length_dist": "fixed", "metric": "output_tok_s",
+           "notes": "vllm serve ... (no flags)"}
+    vllm, sglang = CAT.engines.find("vllm"), CAT.engines.find("sglang")
+    assert engine_flags("vllm serve m --gpu-memory-utilization 0.25 --max-num-seqs 12 --max_num_batched_tokens "
+                        "8192.", vllm) == {"memory_fraction": 0.25, "max_num_seqs": 12, "max_num_batched_tokens": 8192}
+    assert engine_flags("--mem-fraction-static=0.8 --max-running-requests 64 --max-num-seqs 3", sglang) == {
+        "memory_fraction": 0.8, "max_num_seqs": 64}  # another engine's flag is not this one's
+    assert engine_flags("kv_cache_free_gpu_mem_fraction 0.95 in most cases", CAT.engines.find("trtllm")) == {}
+    default = build_case(row, CAT)
+    quarter = build_case(dict(row, notes="--gpu-memory-utilization 0.25"), CAT)
+    assert quarter.limit < default.limit / 3  # 0.25 of 80 GB less 15 GB of weights vs 0.92 of it
+    assert build_case(dict(row, notes="--max-num-seqs 12"), CAT).limit == 12
+    assert build_case(dict(row, notes="--max-num-batched-tokens 8192"), CAT).chunk == 8192
+    with pytest.raises(LlmplanError, match="does not fit"):
+        build_case(dict(row, notes="--gpu-memory-utilization 0.15"), CAT)
+    assert build_case(dict(row, scenario="batch1", metric="decode_tok_s", notes="--gpu-memory-utilization 0.15"),
+                      CAT).limit == 1
+
+
 def test_interval_band_of_a_fresh_fit_is_its_residual_percentiles():
     from types import SimpleNamespace
 

@@ -4,8 +4,8 @@ rows at once.
 
 Only the conditions are read (model, hardware, layout, precision, engine, lengths,
 concurrency, request rate, scenario, the protocol columns `num_prompts` and `length_dist`,
-and the benchmark settings the notes record: context depth, micro-batch size). ``value`` is
-never read here.
+and the benchmark settings the notes record: context depth, micro-batch size, the server's
+memory fraction, sequence limit and step budget flags). ``value`` is never read here.
 
 How each protocol is predicted (docs/accuracy.md): blank `num_prompts` is a long steady
 state (:mod:`.scenarios`); N prompts sent at once (`max_throughput`) or at most C in flight
@@ -45,6 +45,32 @@ REQUIRED = ("id", "model", "hardware", "engine", "scenario", "metric")
 
 _DEPTH = re.compile(r"@ ?d(\d+)")
 _UBATCH = re.compile(r"n_ubatch[ =](\d+)")
+_NUMBER = r"[ =](\d+(?:\.\d+)?|\.\d+)(?!\w|\.\d)"
+
+
+def engine_flags(notes: str, engine: Any) -> dict[str, float | int]:
+    """The server settings a row's notes record from the engine's command line, by the flag names
+    the engine catalog gives for it (``--gpu-memory-utilization`` / ``--max-num-seqs`` /
+    ``--max-num-batched-tokens`` for vLLM, ``--mem-fraction-static`` / ``--max-running-requests`` /
+    ``--chunked-prefill-size`` for SGLang, …; ``-`` and ``_`` alike): the share of device memory
+    the engine takes (hence its KV cache), the sequences it runs at once and its step budget. They
+    override the engine's defaults for that row; a flag the notes do not name keeps the default."""
+    names = {"memory_fraction": engine.memory.memory_fraction_flag,
+             "max_num_seqs": engine.defaults.max_num_seqs_flag,
+             "max_num_batched_tokens": engine.defaults.max_num_batched_tokens_flag}
+    out: dict[str, float | int] = {}
+    for key, flag in names.items():
+        if not flag or not flag.startswith("--"):
+            continue
+        pattern = "--" + "".join("[-_]" if ch in "-_" else re.escape(ch) for ch in flag[2:]) + _NUMBER
+        if m := re.search(pattern, notes):
+            value = float(m.group(1))
+            if key == "memory_fraction":
+                if 0 < value <= 1:
+                    out[key] = value
+            elif value >= 1 and value == int(value):
+                out[key] = int(value)
+    return out
 
 
 @dataclass(frozen=True)
@@ -139,8 +165,11 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     if scenario == "batch1" and metric in ("decode_tok_s", "tpot_ms", "itl_ms") and dm:
         depth = i  # llama-bench tg rows put the context depth in input_len
     um = _UBATCH.search(notes)
-    chunk = float(um.group(1)) if um else float(d.engine.defaults.max_num_batched_tokens)
-    limit = engine_limit(d, cat, i, o)
+    flags = engine_flags(notes, d.engine)
+    chunk = float(um.group(1)) if um else float(flags.get("max_num_batched_tokens",
+                                                            d.engine.defaults.max_num_batched_tokens))
+    # a served run needs room for its KV cache; a batch-1 speed does not depend on the limit
+    limit = engine_limit(d, cat, i, o, **flags, strict=scenario != "batch1")
     kv_elem = d.kv_format.bits / 8
     mach, dtype = machine(d)
     return Case(

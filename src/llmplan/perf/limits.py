@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from ..catalog import Catalog
+from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
 from ..specs import Deployment
 
 
-def engine_limit(d: Deployment, cat: Catalog, input_len: float, output_len: float) -> float:
+def engine_limit(d: Deployment, cat: Catalog, input_len: float, output_len: float, *,
+                 memory_fraction: float | None = None, max_num_seqs: int | None = None,
+                 max_num_batched_tokens: int | None = None, strict: bool = False) -> float:
     """Sequences the engine runs at once: its max_num_seqs, or what the KV cache holds when
-    KV blocks are allocated as sequences grow (on average a sequence holds I + O/2 tokens)."""
+    KV blocks are allocated as sequences grow (on average a sequence holds I + O/2 tokens).
+    The keyword arguments override the engine's defaults as its server flags do
+    (``--gpu-memory-utilization``, ``--max-num-seqs``, ``--max-num-batched-tokens``). `strict`:
+    a deployment with no memory left for the KV cache is refused (it cannot serve) rather than
+    given a limit of one sequence."""
     occupancy = max(int(input_len + output_len / 2), 1)
-    mem = memory_fit(d, tuple(cat.gguf_types), context_tokens=min(occupancy, d.model.max_context))
+    mem = memory_fit(d, tuple(cat.gguf_types), context_tokens=min(occupancy, d.model.max_context),
+                     memory_fraction=memory_fraction, max_num_batched_tokens=max_num_batched_tokens,
+                     max_num_seqs=max_num_seqs)
+    if strict and mem.kv_capacity_tokens <= 0:
+        why = mem.reasons[0] if mem.reasons else "no memory left for the KV cache"
+        raise LlmplanError(f"{d.model.id} does not fit {d.layout.num_gpus} × {d.accelerator.id} with {d.engine.id}: "
+                           f"{why}")
     kv_bound = mem.kv_capacity_tokens / occupancy
-    return float(max(1.0, min(d.engine.defaults.max_num_seqs, kv_bound)))
+    return float(max(1.0, min(max_num_seqs or d.engine.defaults.max_num_seqs, kv_bound)))
