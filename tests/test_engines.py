@@ -165,7 +165,7 @@ def test_bridged_pairs_and_link_scaling():
     ("h100-sxm", "int4-awq", "vllm", "machete", 1.0),
     ("a100-sxm-80gb", "int4-awq", "vllm", "marlin", 0.95),
     ("rtx-4090", "q4_k_m", "llamacpp", "llamacpp-cuda-mmq", 1.0),
-    ("rtx-4090", "q4_k_m", "llamacpp@2024.05", "llamacpp-cuda-cublas-dequant", 0.72),
+    ("rtx-4090", "q4_k_m", "llamacpp@2024.05", "llamacpp-cuda-cublas-dequant", 0.84),
     ("apple-m2-ultra-76c", "q4_k_m", "llamacpp", "llamacpp-metal", 0.915),
     ("h100-sxm", "fp8", "vllm", None, 1.0),  # native FP8 math: no weight-only kernel applies
 ])

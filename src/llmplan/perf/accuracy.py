@@ -40,7 +40,7 @@ def band(fit: Any) -> tuple[float, float]:
 def scored(cs: CaseSet, table: dict) -> list[dict[str, Any]]:
     """Predict every case with `table` and score it, with the 80 % interval `llmplan estimate` would give
     (the fit's residual band, widened by the fallback level as in perf/estimate.py) and whether it held."""
-    from .estimate import WIDEN
+    from .efficiency import WIDEN
 
     rows = rows_for(cs, predictions(cs, table))
     for c, r in zip(cs.cases, rows, strict=True):

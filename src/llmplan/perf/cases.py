@@ -169,7 +169,11 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     chunk = float(um.group(1)) if um else float(flags.get("max_num_batched_tokens",
                                                             d.engine.defaults.max_num_batched_tokens))
     # a served run needs room for its KV cache; a batch-1 speed does not depend on the limit
-    limit = engine_limit(d, cat, i, o, **flags, strict=scenario != "batch1")
+    seqs, batched = flags.get("max_num_seqs"), flags.get("max_num_batched_tokens")
+    limit = engine_limit(d, cat, i, o, memory_fraction=flags.get("memory_fraction"),
+                         max_num_seqs=None if seqs is None else int(seqs),
+                         max_num_batched_tokens=None if batched is None else int(batched),
+                         strict=scenario != "batch1")
     kv_elem = d.kv_format.bits / 8
     mach, dtype = machine(d)
     return Case(

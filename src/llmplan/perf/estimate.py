@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..catalog import Catalog
 from ..memory.fit import fit as memory_fit
 from ..specs import MIN_RATE_PER_S, Cli, FitRequest, resolve
-from .efficiency import deployment_efficiency
+from .efficiency import WIDEN, deployment_efficiency
 from .limits import engine_limit
 from .physics import StepTime, roofline_step
 from .scenarios import closed_loop, decode_step, mixed_step, open_loop, prefill_time
@@ -30,9 +30,6 @@ METRIC_DEFINITIONS = {
     "prefill_tok_s": "batch-1 prompt processing: input tokens / prefill time of one sequence (llama.cpp pp)",
     "decode_tok_s": "batch-1 generation: tokens / decode time of one sequence (llama.cpp tg)",
 }
-# how much wider the interval gets when the calibration comes from a less specific level
-WIDEN = {"engine×family×arch": 1.0, "engine×family": 1.0, "engine×arch": 1.5, "engine": 1.5, "family×arch": 1.5,
-         "family": 1.5, "arch": 2.0, "pooled": 2.0}
 
 
 class EstimateRequest(FitRequest):

@@ -147,6 +147,28 @@ def _load_change(rec: Option, peak: float, per_day: float) -> list[dict[str, Any
                      "servers, and the ranking may change."}]
 
 
+def _speed_change(rec: Option) -> list[dict[str, Any]]:
+    """The purchase if the hardware runs at the slow end of the speed prediction's 80 % interval
+    (:func:`llmplan.planner.search.speed_risk`)."""
+    r = rec.details.get("speed_risk")
+    if r is None:
+        return []
+    pct = 100 / r["slow_factor"]
+    head = (f"Speed: at the slow end of the speed prediction's 80 % interval ({rec.engine} on {rec.hardware} "
+            f"at {pct:.0f} % of the predicted speed; calibration {r['calibration']}, {r['level']})")
+    serving, peak = r["serving_replicas"], r["peak_req_s"]
+    if r["unattainable"]:
+        tail = f", the SLO cannot be met by adding replicas ({r['unattainable']})."
+    elif r["replicas_needed"] <= serving:
+        tail = (f", the {serving} serving replica(s) carry {r['carried_req_s']:.3g} requests/s against today's peak "
+                f"of {peak:.3g}/s: the SLO still holds.")
+    else:
+        tail = (f", the {serving} serving replica(s) carry {r['carried_req_s']:.3g} requests/s against today's peak "
+                f"of {peak:.3g}/s: the peak would need {r['replicas_needed']} replicas. Measure one server before "
+                "buying the rest.")
+    return [{"change": "speed", **r, "text": head + tail}]
+
+
 def what_would_change(rec: Option, ranked: list[Option], references: dict[str, Option | None], peak: float,
                       per_day: float, tolerance_pct: float) -> list[dict[str, Any]]:
     """The nearest alternative and the input changes that flip the choice, each computed."""
@@ -154,6 +176,7 @@ def what_would_change(rec: Option, ranked: list[Option], references: dict[str, O
     ru = _runner_up(rec, ranked)
     if rec.deployment == "on_prem":
         out += _load_change(rec, peak, per_day)
+        out += _speed_change(rec)
         slope = _price_slope(rec)
         x = rec._ctx["bought"][rec.details["replicas_needed"]].x
         p0 = x.gpu_price_usd

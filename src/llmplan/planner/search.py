@@ -21,7 +21,7 @@ from ..cost.ownership import buy, configurations
 from ..cost.tco import Finance, bought_note, cost_lines, purchase_summary
 from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
-from ..perf.efficiency import deployment_efficiency
+from ..perf.efficiency import deployment_efficiency, slow_end, slower
 from ..perf.limits import engine_limit
 from ..perf.poisson import capacity, poisson_latency
 from ..perf.scenarios import closed_loop
@@ -208,16 +208,20 @@ class Sizing:
     limit: float  # sequences the engine runs at once (max_num_seqs or what the KV cache holds)
 
 
-def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_context: float = math.inf) -> Sizing | str:
+def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_context: float = math.inf,
+                  slow: float = 1.0) -> Sizing | str:
     """Analytic: the highest per-replica Poisson request rate at which the SLO holds as the simulator will
     judge it (:func:`llmplan.perf.poisson.capacity`: every SLO percentile over the workload's length
     distributions, and the goodput share, with the limits tightened by SLO_HEADROOM), then
     replicas = ⌈peak / rate⌉: the replicas that carry the peak. Availability spares are placed by the
     purchase, in other servers (:mod:`llmplan.cost.purchase`). A string says why no rate works: one request
-    at a time already misses (the p95 prompt's TTFT, the p95 answer's end-to-end), or the queue does."""
+    at a time already misses (the p95 prompt's TTFT, the p95 answer's end-to-end), or the queue does.
+    `slow`: the engine taken that many times slower than predicted (:func:`llmplan.perf.efficiency.slower`)."""
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
     mach, _ = machine(d)
     e, _, _ = deployment_efficiency(d, cat)
+    if slow != 1.0:
+        e = slower(e, slow)
     li, lo = w.lengths("input"), w.lengths("output")
     i, o = li.mean, lo.mean
     i95, o95 = li.p95 or i, lo.p95 or o
@@ -325,6 +329,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     if ranked and ranked[0].deployment == "on_prem":
         say("simulating the recommendation's load ceiling")
         ranked[0].details["load_ceiling"] = load_ceiling(ranked[0], cat, s)
+        ranked[0].details["speed_risk"] = speed_risk(ranked[0], cat)
     return {
         "ranked": ranked,
         "benchmark": bench,
@@ -634,6 +639,25 @@ SIM_HOURS = 3  # independent peak hours (seeds) the replica count must pass
 # least-loaded co-simulation costs requests × replicas in time and memory: past this many serving
 # replicas a slice of them is simulated with its share of the peak (bounded work at any rate)
 SIM_MAX_REPLICAS = 32
+
+
+def speed_risk(o: Option, cat: Catalog) -> dict[str, Any]:
+    """The purchase at the slow end of the speed prediction's 80 % interval (its calibration's residuals,
+    widened for a less specific calibration level): the per-replica SLO-bound rate sized again with the engine
+    that much slower, what the serving replicas then carry, and the replicas the peak would then need."""
+    c = o._ctx
+    d, w, peak = c["d"], c["w"], c["peak"]
+    _, cal, level = deployment_efficiency(d, cat)
+    factor = slow_end(cal, level)
+    serving = o.details["serving_replicas"]
+    out: dict[str, Any] = {"slow_factor": factor, "calibration": cal.id, "level": level, "peak_req_s": peak,
+                           "serving_replicas": serving}
+    sz = size_replicas(d, cat, w, peak, o.details["context_tokens"], slow=factor)
+    if isinstance(sz, str):
+        return {**out, "unattainable": sz, "per_replica_req_s": None, "carried_req_s": None,
+                "replicas_needed": None}
+    return {**out, "unattainable": None, "per_replica_req_s": sz.per_replica_req_s,
+            "carried_req_s": serving * sz.per_replica_req_s, "replicas_needed": sz.replicas}
 
 
 CEILING_STEP = 0.95  # the load ceiling's search steps down 5 % at a time
