@@ -623,3 +623,30 @@ def test_the_first_alternative_is_the_runner_up_the_advice_names(results):
             assert not (same and o["tco_usd"] == rec["tco_usd"]), (name, o["id"])  # no format twin
         checked += 1
     assert checked >= 4
+
+
+def test_speed_risk_sizes_the_purchase_at_the_slow_end_of_the_interval(results, cat):
+    """The report's speed risk repeats the sizing with the engine as slow as the 80 % interval's slow end:
+    never more capacity than the point prediction, and the replicas it asks for carry the peak."""
+    from llmplan.perf.efficiency import Efficiency, slower
+
+    e = Efficiency(0.8, 0.6, 0.004, 0.02, 0.9, 1.0)
+    assert slower(e, 1.0) == e
+    s2 = slower(e, 2.0)
+    assert (s2.eta_bw, s2.eta_flops, s2.step_overhead_s, s2.request_overhead_s) == (0.4, 0.3, 0.008, 0.04)
+    checked = 0
+    for name, r in results.items():
+        rec = r["_search"]["ranked"][0]
+        if rec.deployment != "on_prem":
+            continue
+        risk = rec.details["speed_risk"]
+        assert risk["slow_factor"] >= 1
+        change = next(c for c in r["advice"]["what_would_change"] if c["change"] == "speed")
+        assert "80 % interval" in change["text"], name
+        if risk["unattainable"]:
+            assert "cannot be met" in change["text"]
+        else:
+            assert risk["per_replica_req_s"] <= rec.details["per_replica_req_s"] * (1 + 1e-9), name
+            assert risk["replicas_needed"] * risk["per_replica_req_s"] >= risk["peak_req_s"] * (1 - 1e-9)
+        checked += 1
+    assert checked >= 4

@@ -14,6 +14,18 @@ CAT = load_catalog()
 MODELS = sorted(m.id for m in CAT.models)
 GPUS = sorted(a.id for a in CAT.accelerators if a.kind in ("datacenter", "workstation"))
 FORMATS = ["bf16", "fp8", "int4-awq", "int8"]
+VLLM = CAT.engine("vllm")
+
+
+def _loads(gpu: str, fmt: str) -> bool:
+    """vLLM (the default engine) loads this format on this accelerator's family (engines catalog)."""
+    there = VLLM.family_formats.get(CAT.accelerator(gpu).family)
+    return there is None or fmt in there
+
+
+# (gpu, format) pairs the default engine serves, and the GPUs where it loads every format compared below
+PAIRS = [(g, f) for g in GPUS for f in FORMATS if _loads(g, f)]
+GPUS_ALL_WIDTHS = [g for g in GPUS if all(_loads(g, f) for f in ("bf16", "fp8", "int4-awq"))]
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -32,10 +44,10 @@ def _fit(model, gpu, tp, fmt="bf16", context=4096, concurrency=1, pp=1):
 
 
 @SETTINGS
-@given(model=st.sampled_from(MODELS), gpu=st.sampled_from(GPUS), fmt=st.sampled_from(FORMATS),
-       context=st.integers(1, 32768))
-def test_more_tensor_parallel_gpus_never_need_more_memory_per_gpu(model, gpu, fmt, context):
+@given(model=st.sampled_from(MODELS), pair=st.sampled_from(PAIRS), context=st.integers(1, 32768))
+def test_more_tensor_parallel_gpus_never_need_more_memory_per_gpu(model, pair, context):
     """Weights, activations and KV per GPU never grow with TP (fixed overheads aside)."""
+    gpu, fmt = pair
     if CAT.model(model).max_context < context:
         context = CAT.model(model).max_context
     prev = None
@@ -78,7 +90,7 @@ def test_fit_is_monotone_in_concurrency_and_consistent(model, gpu, concurrency, 
 
 
 @SETTINGS
-@given(model=st.sampled_from(MODELS), gpu=st.sampled_from(GPUS))
+@given(model=st.sampled_from(MODELS), gpu=st.sampled_from(GPUS_ALL_WIDTHS))
 def test_fewer_weight_bits_never_need_more_weight_memory(model, gpu):
     tp = _tps(model)[0]
     sizes = [_fit(model, gpu, tp, fmt).weights_bytes for fmt in ("bf16", "fp8", "int4-awq")]

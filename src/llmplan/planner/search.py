@@ -326,10 +326,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
                                   tokens_h, rejected)
         options += extra
     ranked = rank(_with_quality(options, bench, cat), s.quality.cost_tolerance_pct, bench.resolution)
-    if ranked and ranked[0].deployment == "on_prem":
-        say("simulating the recommendation's load ceiling")
-        ranked[0].details["load_ceiling"] = load_ceiling(ranked[0], cat, s)
-        ranked[0].details["speed_risk"] = speed_risk(ranked[0], cat)
+    _check_recommendation(ranked, cat, s, say)
     return {
         "ranked": ranked,
         "benchmark": bench,
@@ -639,6 +636,15 @@ SIM_HOURS = 3  # independent peak hours (seeds) the replica count must pass
 # least-loaded co-simulation costs requests × replicas in time and memory: past this many serving
 # replicas a slice of them is simulated with its share of the peak (bounded work at any rate)
 SIM_MAX_REPLICAS = 32
+
+
+def _check_recommendation(ranked: list[Option], cat: Catalog, s: Scenario, say: Callable[[str], None]) -> None:
+    """An owned recommendation's load ceiling in the simulator and its purchase at the slow end of the speed
+    prediction's interval (both in the report's 'What would change the answer')."""
+    if ranked and ranked[0].deployment == "on_prem":
+        say("simulating the recommendation's load ceiling")
+        ranked[0].details["load_ceiling"] = load_ceiling(ranked[0], cat, s)
+        ranked[0].details["speed_risk"] = speed_risk(ranked[0], cat)
 
 
 def speed_risk(o: Option, cat: Catalog) -> dict[str, Any]:
