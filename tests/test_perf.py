@@ -99,8 +99,9 @@ def test_compute_dtype_follows_hardware():
 def _random_deploy(draw):
     model = draw(st.sampled_from(sorted(m.id for m in CAT.models if m.total_params < 150e9)))
     gpu = draw(st.sampled_from(sorted(a.id for a in CAT.accelerators if a.kind in ("datacenter", "workstation"))))
-    there = CAT.engine("vllm").family_formats.get(CAT.accelerator(gpu).family)  # what vLLM loads there
-    fmt = draw(st.sampled_from([f for f in ("bf16", "fp8", "int4-awq", "int8") if there is None or f in there]))
+    family = CAT.accelerator(gpu).family  # formats vLLM loads there
+    vllm = CAT.engine("vllm")
+    fmt = draw(st.sampled_from([f for f in ("bf16", "fp8", "int4-awq", "int8") if vllm.loads_on(f, family)]))
     m = CAT.model(model)
     tps = [t for t in (1, 2, 4, 8) if m.num_attention_heads % t == 0 and
            (m.mla or m.num_kv_heads % t == 0 or t % m.num_kv_heads == 0)

@@ -19,8 +19,7 @@ VLLM = CAT.engine("vllm")
 
 def _loads(gpu: str, fmt: str) -> bool:
     """vLLM (the default engine) loads this format on this accelerator's family (engines catalog)."""
-    there = VLLM.family_formats.get(CAT.accelerator(gpu).family)
-    return there is None or fmt in there
+    return VLLM.loads_on(fmt, CAT.accelerator(gpu).family)
 
 
 # (gpu, format) pairs the default engine serves, and the GPUs where it loads every format compared below

@@ -278,10 +278,9 @@ def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoin
             raise LlmplanError(f"{engine.id} does not load {fmt.id} weights; it loads: {', '.join(engine.formats)}")
     kv_name = req.kv_precision or checkpoint_kv or default_kv_name(fmt)
     kv = cat.kv_format(kv_name)
-    there = engine.family_formats.get(acc.family)
-    if there is not None and fmt.id not in there:
+    if not engine.loads_on(fmt.id, acc.family):
         raise LlmplanError(f"{engine.id} on {acc.family} does not load {fmt.id} weights; it loads there: "
-                           f"{', '.join(there)} (engines catalog, family_formats)")
+                           f"{', '.join(engine.family_formats[acc.family])} (engines catalog, family_formats)")
     if engine.accelerators and acc.family not in engine.accelerators:
         able = [e.id for e in cat.engines if not e.accelerators or acc.family in e.accelerators]
         raise LlmplanError(f"{engine.id} does not run on {acc.id} ({acc.family}); it runs on: "

@@ -805,6 +805,12 @@ class Engine(Entry):
     kernels: tuple[str, ...] = Field(default=(), description="weight-only GEMM kernels (kernels catalog) it uses")
     profiles: tuple[EngineProfile, ...] = Field(default=(), description="older versions with other defaults")
 
+    def loads_on(self, fmt: str, family: str) -> bool:
+        """Whether it loads weight format `fmt` on accelerator `family`, as far as `family_formats` limits it
+        (the engine-wide `formats` list is checked where the format is chosen)."""
+        there = self.family_formats.get(family)
+        return there is None or fmt in there
+
 
 # --------------------------------------------------------------------------------------
 # Measured collectives and kernels (facts the physics uses instead of fitted constants)

@@ -353,10 +353,9 @@ def _rule_out(v: pol.Verdict, m: Model, fmt: QuantFormat, a: Accelerator, eng: E
     quality recovery %."""
     v.merge(pol.owned_rule(eng, policy))
     q = quality_recovery_pct(fmt, m)
-    there = eng.family_formats.get(a.family)
-    if there is not None and fmt.id not in there:
+    if not eng.loads_on(fmt.id, a.family):
         v.fail("engine", f"{eng.id} on {a.family} does not load {fmt.id} weights; it loads there: "
-                         f"{', '.join(there)}")
+                         f"{', '.join(eng.family_formats[a.family])}")
     if eng.accelerators and a.family not in eng.accelerators:
         able = [f"{e.id} ({e.name})" if e.name else e.id for e in cat.engines
                 if e.accelerators and a.family in e.accelerators]
@@ -671,26 +670,32 @@ CEILING_STEPS = 12
 CEILING_HOURS = 6  # independent peak hours the ceiling must hold in (one hour's arrivals decide near it)
 
 
-def _simulate_hours(o: Option, cat: Catalog, rate: float, serving: int, seed: int,
-                    hours: int) -> list[dict[str, Any]]:
-    """`hours` independent peak hours at `rate` on `serving` replicas (least-loaded router), judged at the
-    scenario's own SLO; past SIM_MAX_REPLICAS a slice carrying its share of the rate."""
-    from ..serving.cluster import replica_spec, simulate_cluster, summarize
+def _simulated_hour(o: Option, cat: Catalog, spec: Any, rate: float, serving: int, seed: int, n: int,
+                    slo: Any) -> dict[str, Any]:
+    """One simulated peak hour: `n` requests arriving at `rate` (Poisson, the workload's lengths) on `serving`
+    replicas behind a least-loaded router, judged at `slo`; past SIM_MAX_REPLICAS a slice of them carrying its
+    share of the rate (a larger pool balances better)."""
+    from ..serving.cluster import simulate_cluster, summarize
     from ..serving.workload import generate
 
-    c = o._ctx
-    d, w = c["d"], c["w"]
     k = min(serving, SIM_MAX_REPLICAS)
-    share = rate * k / serving
-    spec = replica_spec(d, cat, max_num_seqs=o.details["max_num_seqs"])
+    share = rate if serving <= SIM_MAX_REPLICAS else rate * k / serving
+    sim_w = o._ctx["w"].model_copy(update={"requests_per_day": None, "trace": None, "rate_per_s": share,
+                                           "arrival": "poisson"})
+    reqs = generate(sim_w, cat, seed=seed, num_requests=n, max_context=o.details["context_tokens"])
+    return summarize(simulate_cluster(spec, reqs, k, router="least-loaded"), slo,
+                     warmup_s=float(reqs.arrival_s[min(len(reqs) - 1, len(reqs) // 20)]))
+
+
+def _hours_met(o: Option, cat: Catalog, rate: float, serving: int, seed: int) -> int:
+    """Of CEILING_HOURS independent peak hours at `rate`, how many meet the scenario's own SLO."""
+    from ..serving.cluster import replica_spec
+
+    spec = replica_spec(o._ctx["d"], cat, max_num_seqs=o.details["max_num_seqs"])
+    share = rate * min(serving, SIM_MAX_REPLICAS) / serving
     n = int(min(max(share * 3600, SIM_MIN_REQUESTS), SIM_MAX_REQUESTS))
-    sim_w = w.model_copy(update={"requests_per_day": None, "trace": None, "rate_per_s": share, "arrival": "poisson"})
-    out = []
-    for h in range(hours):
-        reqs = generate(sim_w, cat, seed=seed + h * 7919, num_requests=n, max_context=o.details["context_tokens"])
-        out.append(summarize(simulate_cluster(spec, reqs, k, router="least-loaded"), w.slo,
-                             warmup_s=float(reqs.arrival_s[min(len(reqs) - 1, len(reqs) // 20)])))
-    return out
+    return sum(_simulated_hour(o, cat, spec, rate, serving, seed + h * 7919, n, o._ctx["w"].slo)["slo_met"]
+               for h in range(CEILING_HOURS))
 
 
 def load_ceiling(o: Option, cat: Catalog, s: Scenario) -> dict[str, Any]:
@@ -701,14 +706,14 @@ def load_ceiling(o: Option, cat: Catalog, s: Scenario) -> dict[str, Any]:
     serving = o.details["serving_replicas"]
     analytic = serving * o.details["per_replica_req_s"]
     seed = s.seed + 104_729  # not a seed the confirmation uses (seed + k × 7919, small k)
-    met_at_analytic = sum(r["slo_met"] for r in _simulate_hours(o, cat, analytic, serving, seed, CEILING_HOURS))
+    met_at_analytic = _hours_met(o, cat, analytic, serving, seed)
     rate, met = analytic, met_at_analytic
     peak = o._ctx["peak"]
     for _ in range(CEILING_STEPS):  # no lower than today's peak: the confirmation sized the purchase for it
         if met == CEILING_HOURS or rate * CEILING_STEP < peak:
             break
         rate *= CEILING_STEP
-        met = sum(r["slo_met"] for r in _simulate_hours(o, cat, rate, serving, seed, CEILING_HOURS))
+        met = _hours_met(o, cat, rate, serving, seed)
     return {"analytic_req_s": analytic, "simulated_req_s": rate if met == CEILING_HOURS else None,
             "lowest_tried_req_s": rate, "met_at_lowest": met, "hours": CEILING_HOURS,
             "met_at_analytic": met_at_analytic, "serving_replicas": serving}
@@ -722,31 +727,20 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
     for the fewest that pass. The count is then checked on SIM_HOURS − 1 more independent hours (the worst is
     reported). The
     option's latencies become the simulated p95s."""
-    from ..serving.cluster import replica_spec, simulate_cluster, summarize
-    from ..serving.workload import generate
+    from ..serving.cluster import replica_spec
 
     c = o._ctx
     d, w, peak = c["d"], c["w"], c["peak"]
     spec = replica_spec(d, cat, max_num_seqs=o.details["max_num_seqs"])
     n = int(min(max(peak * 3600, SIM_MIN_REQUESTS), SIM_MAX_REQUESTS))
-    sim_w = w.model_copy(update={"requests_per_day": None, "trace": None, "rate_per_s": peak, "arrival": "poisson"})
-    hours = [generate(sim_w, cat, seed=s.seed + k * 7919, num_requests=n, max_context=o.details["context_tokens"])
-             for k in range(SIM_HOURS)]
     slo = w.slo.model_copy(update={k: v * SLO_HEADROOM for k, v in w.slo.model_dump().items()
                                    if k.endswith("_ms") and v is not None})
     memo: dict[tuple[int, int], dict[str, Any]] = {}
 
     def sim(replicas: int, hour: int = 0) -> dict[str, Any]:
         if (replicas, hour) not in memo:
-            serving = serving_replicas(o, replicas, cat, s)
-            k, reqs = serving, hours[hour]
-            if serving > SIM_MAX_REPLICAS:  # a slice carrying its share of the peak (a larger pool balances better)
-                k = SIM_MAX_REPLICAS
-                share = sim_w.model_copy(update={"rate_per_s": peak * k / serving})
-                reqs = generate(share, cat, seed=s.seed + hour * 7919, num_requests=n,
-                                max_context=o.details["context_tokens"])
-            memo[replicas, hour] = summarize(simulate_cluster(spec, reqs, k, router="least-loaded"),
-                                             slo, warmup_s=float(reqs.arrival_s[min(len(reqs) - 1, len(reqs) // 20)]))
+            memo[replicas, hour] = _simulated_hour(o, cat, spec, peak, serving_replicas(o, replicas, cat, s),
+                                                   s.seed + hour * 7919, n, slo)
         return memo[replicas, hour]
 
     start = replicas = o.details["replicas_needed"]
