@@ -40,11 +40,12 @@ def compute_dtype(fmt: QuantFormat, acc: Accelerator) -> str:
 
 
 def peak_tflops(acc: Accelerator, dtype: str) -> float:
-    """Dense TFLOP/s of `acc` in `dtype` (the type :func:`compute_dtype` chose)."""
+    """Dense TFLOP/s of `acc` in `dtype` (the type :func:`compute_dtype` chose), times the share of it the chip
+    sustains where a published measurement shows less than its rating (``sustained_compute_fraction``)."""
     peak = acc.dense_tflops.get(dtype)
     if peak is None:
         raise LlmplanError(f"{acc.id} has no dense_tflops.{dtype} in the catalog (nor bf16/fp16 to fall back on)")
-    return peak
+    return peak * (acc.sustained_compute_fraction or 1.0)
 
 
 def is_dequant(fmt: QuantFormat, dtype: str) -> bool:
