@@ -64,3 +64,75 @@ def test_window_variance_scales_as_rate_times_step_time():
     lam, tau = np.array([[0.7], [3.0]]), np.array([[0.02], [0.09]])
     full = _window_variance(lam, tau * steps, tau * steps)
     assert np.allclose(full, lam * tau * _window_variance(np.ones((1, 1)), steps, steps), rtol=1e-12)
+
+
+@pytest.mark.parametrize(("a", "c", "expected"), [
+    (1.0, 1, 1.0),  # M/M/1: an arrival waits with probability ρ = a
+    (0.5, 1, 0.5),
+    (1.0, 2, 1 / 3),  # c = 2, a = 1: B = (1/2) / (1 + 1 + 1/2) = 1/5, C = B / (1 − (1/2)(4/5)) = 1/3
+    (3.0, 4, 27 / 53),  # c = 4, a = 3: B = (81/24) / (1 + 3 + 9/2 + 27/6 + 81/24) = 27/131, C = 27/53
+])
+def test_erlang_c_against_hand_computed_cases(a, c, expected):
+    from llmplan.perf.poisson import _erlang_c
+
+    got = _erlang_c(np.array([[a]]), c)[0, 0]
+    assert got == pytest.approx(expected, rel=1e-4)
+
+
+def _wait(lam, slots, kv=np.inf, residence_s=10.0, prompt=1000.0, answer=200.0):
+    from llmplan.perf.poisson import _admission_wait
+
+    lam = np.asarray(lam, dtype=float).reshape(-1, 1)
+    before = np.full((len(lam), QUAD), residence_s)  # every request holds its slot 10 s (c_s = 0)
+    return _admission_wait(lam, before, np.zeros((len(lam), QUAD)), np.full(QUAD, prompt), np.full(QUAD, answer),
+                           slots, kv)
+
+
+def test_slot_wait_mm_c_mean_and_growth():
+    """Residences of 10 s at a = 3 on 4 slots: P(wait) = Erlang C, mean wait C E[R] / (c − a) × (1 + c_s²) / 2;
+    more load, more wait; at or past the limit, no steady state."""
+    p, ws, ok = _wait([0.3], 4.0)
+    assert ok[0, 0] and p[0, 0] == pytest.approx(27 / 53, rel=1e-6)
+    assert ws[0, 0] == pytest.approx(27 / 53 * 10.0 / 1.0 * 0.5, rel=1e-6)
+    p, ws, ok = _wait([0.1, 0.2, 0.3, 0.39], 4.0)
+    assert ok.all() and (np.diff(ws[:, 0]) > 0).all() and (np.diff(p[:, 0]) > 0).all()
+    _, ws, ok = _wait([0.41, 0.5], 4.0)
+    assert not ok.any() and np.isinf(ws).all()
+    # a fractional limit lies between the integers around it
+    assert _wait([0.3], 5.0)[1][0, 0] < _wait([0.3], 4.5)[1][0, 0] < _wait([0.3], 4.0)[1][0, 0]
+
+
+def test_kv_cache_wait_from_the_tokens_in_flight():
+    """The KV cache as a second resource: a cache far above the tokens in flight adds nothing; one that the
+    mean in flight (λ E[R] × (prompt + answer / 2) = 3 × 1,100 tokens) nearly fills makes requests wait even
+    with slots to spare; one below that mean has no steady state."""
+    free = _wait([0.3], 256.0)
+    roomy = _wait([0.3], 256.0, kv=1e6)
+    assert roomy[0][0, 0] == pytest.approx(free[0][0, 0], abs=1e-9) and roomy[1][0, 0] == pytest.approx(0.0, abs=1e-9)
+    tight = _wait([0.3], 256.0, kv=6000.0)
+    tighter = _wait([0.3], 256.0, kv=4500.0)
+    assert tight[2][0, 0] and 0.0 < tight[0][0, 0] < tighter[0][0, 0] < 1.0 and tight[1][0, 0] < tighter[1][0, 0]
+    assert not _wait([0.3], 256.0, kv=3000.0)[2][0, 0]
+
+
+def test_light_traffic_wait_follows_the_prompt_in_service(cat):
+    """At a low rate a request waits only when it lands on a prompt being prefilled, for what is left of
+    that prompt: with every prompt the same length, hardly anyone waits longer than one prefill (it takes two
+    prompts ahead, ~ρ²). An exponential wait with the same mean would put the 99.5th percentile beyond it."""
+    from llmplan.perf.efficiency import deployment_efficiency
+    from llmplan.perf.poisson import poisson_latency
+    from llmplan.perf.shape import machine, stage_shape
+    from llmplan.serving.workload import Workload
+    from llmplan.specs import FitRequest, resolve
+
+    d = resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm", tp=1, precision="bf16",
+                           engine="vllm"), cat)
+    shape, (mach, _) = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8), machine(d)
+    e = deployment_efficiency(d, cat)[0]
+    w = Workload(input_tokens=16000, output_tokens=2)
+    alone = poisson_latency(shape, mach, e, [1e-6], w.lengths("input"), w.lengths("output"), 8192.0, 64.0,
+                            percentiles=(50,))
+    light = poisson_latency(shape, mach, e, [0.05 / float(alone["ttft_p50"][0])], w.lengths("input"),
+                            w.lengths("output"), 8192.0, 64.0, percentiles=(99.5,))
+    assert 0.03 < float(light["rho"][0]) < 0.07
+    assert float(light["ttft_p99.5"][0]) <= 2.05 * float(alone["ttft_p50"][0])

@@ -105,7 +105,18 @@ def deployment_efficiency(d: Deployment, cat: Catalog) -> tuple[Efficiency, Cali
 
 
 def table_from_catalog(cat: Catalog) -> dict[Key, Calibration]:
-    return {(c.engine, c.family, c.arch): c for c in cat.calibrations}
+    """The calibrations by (engine, family, arch); built once per catalog's calibration list."""
+    cached = _TABLES.get(id(cat.calibrations))
+    if cached is not None and cached[0] is cat.calibrations:
+        return cached[1]
+    table = {(c.engine, c.family, c.arch): c for c in cat.calibrations}
+    if len(_TABLES) >= 8:  # a few catalogs at a time (overrides build their own): the oldest goes
+        _TABLES.pop(next(iter(_TABLES)))
+    _TABLES[id(cat.calibrations)] = (cat.calibrations, table)
+    return table
+
+
+_TABLES: dict[int, tuple[Any, dict[Key, Calibration]]] = {}
 
 
 def params_of(c: Calibration | Fitted) -> dict[str, float]:

@@ -10,14 +10,18 @@ from ..specs import Deployment
 
 def engine_limit(d: Deployment, cat: Catalog, input_len: float, output_len: float, *,
                  memory_fraction: float | None = None, max_num_seqs: int | None = None,
-                 max_num_batched_tokens: int | None = None, strict: bool = False) -> float:
+                 max_num_batched_tokens: int | None = None, strict: bool = False,
+                 kv_capacity_tokens: float | None = None) -> float:
     """Sequences the engine runs at once: its max_num_seqs, or what the KV cache holds when
     KV blocks are allocated as sequences grow (on average a sequence holds I + O/2 tokens).
     The keyword arguments override the engine's defaults as its server flags do
     (``--gpu-memory-utilization``, ``--max-num-seqs``, ``--max-num-batched-tokens``). `strict`:
     a deployment with no memory left for the KV cache is refused (it cannot serve) rather than
-    given a limit of one sequence."""
+    given a limit of one sequence. `kv_capacity_tokens`: the KV cache where
+    the caller has already fitted the deployment's memory (at its served context)."""
     occupancy = max(int(input_len + output_len / 2), 1)
+    if kv_capacity_tokens is not None and not strict:
+        return float(max(1.0, min(max_num_seqs or d.engine.defaults.max_num_seqs, kv_capacity_tokens / occupancy)))
     mem = memory_fit(d, tuple(cat.gguf_types), context_tokens=min(occupancy, d.model.max_context),
                      memory_fraction=memory_fraction, max_num_batched_tokens=max_num_batched_tokens,
                      max_num_seqs=max_num_seqs)

@@ -9,7 +9,8 @@ with up to `chunk` prompt tokens alongside every decoding sequence (chunked pref
 * prefill is an M/G/1 queue: Poisson arrivals at λ, service S(x) = the prefill of a prompt of x tokens
   with C sequences decoding in the same steps, x from the prompt distribution (a heavy tail makes E[S²]
   and the wait large). Wait: Pollaczek–Khinchine mean ``W = λ E[S²] / (2 (1 − ρ))``, ``ρ = λ E[S]``,
-  with the usual exponential tail ``P(wait > t) = ρ exp(−ρ t / W)``;
+  and a tail that goes from the residual of the prompt being prefilled (light traffic: a heavy prompt
+  tail gives the wait a heavy tail) to an exponential (heavy traffic);
 * a prompt's first token comes at the end of the step that holds its last chunk, and that step also
   carries the prompts that arrived meanwhile (up to the chunk budget): TTFT(x) = wait + S(x) + that
   co-batched work + the request overhead;
@@ -19,6 +20,10 @@ with up to `chunk` prompt tokens alongside every decoding sequence (chunked pref
   prefill work that arrives during its own decode, which stretches it (a busy period: its variance grows
   as (1 − ρ_a)⁻³), so short answers spread the widest; and the number of sequences decoding beside it
   varies (M/G/∞) around C;
+* admission: a request holds a sequence slot (max_num_seqs) and its KV blocks from admission to its last
+  token, and waits when no slot is free (M/G/c in the Allen–Cunneen approximation: Erlang C with the
+  offered load λ E[residence]) or when the tokens in flight (a compound Poisson sum: a few long prompts
+  fill the cache) leave no room for its prompt; that wait adds to the prompt queue's;
 * goodput: P(TTFT within its limit) × P(TPOT within its limit) × P(end-to-end within its limit).
 
 Lengths enter as QUAD points of each (lognormal) distribution, one per probability bin, finer in the
@@ -28,6 +33,8 @@ tail (WEIGHTS).
 from __future__ import annotations
 
 import functools
+import math
+from collections.abc import Callable
 from statistics import NormalDist
 
 import numpy as np
@@ -158,6 +165,131 @@ def _window_variance(lam: np.ndarray, residence: np.ndarray, window: np.ndarray)
     return 2 * lam * (inner @ WEIGHTS) / dq[..., 0] ** 2
 
 
+@functools.lru_cache(maxsize=64)
+def _log_factorials(c: int) -> np.ndarray:
+    """ln k! for k = 0 … c."""
+    out = np.array([math.lgamma(k + 1) for k in range(c + 1)])
+    out.flags.writeable = False
+    return out
+
+
+def _erlang_c(a: np.ndarray, c: int) -> np.ndarray:
+    """Erlang's C formula: the probability that an arrival waits in an M/M/c queue with offered load `a`
+    (< c). Erlang B = (a^c / c!) / Σ_{k ≤ c} a^k / k!, summed in log space (one vectorised sum over k),
+    then C = B / (1 − (a / c)(1 − B)). A load more than 12 √c + 12 below c waits with probability
+    under 10⁻²⁰ (the Poisson tail): 0, and the terms more than that below the load are left out."""
+    a = np.asarray(a, dtype=float)
+    out = np.zeros_like(a)
+    near = a > c - 12 * math.sqrt(c) - 12
+    if not near.any():
+        return out
+    an = a[near]
+    k = np.arange(max(int(an.min() - 12 * math.sqrt(c) - 12), 0), c + 1)
+    log_terms = np.log(np.maximum(an, 1e-300))[:, None] * k - _log_factorials(c)[k]  # (n, k)
+    top = log_terms.max(-1, keepdims=True)
+    b = np.exp(log_terms[:, -1] - (top[:, 0] + np.log(np.exp(log_terms - top).sum(-1))))
+    out[near] = b / np.maximum(1 - (an / c) * (1 - b), 1e-300)
+    return out
+
+
+def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarray, x: np.ndarray, o: np.ndarray,
+                    slots: float, kv_tokens: float) -> tuple[np.ndarray, ...]:
+    """The wait for admission: a request holds one of `slots` sequence slots (max_num_seqs) and its KV blocks
+    from admission to its last token, its residence R = `before_decode` (R, Q over the prompt lengths `x`) +
+    `decode` (R, Q over the answer lengths `o`), every prompt length with every answer length.
+
+    * slots: an M/G/c queue in the Allen–Cunneen approximation, P(wait) = Erlang C(c, a) with the offered load
+      a = λ E[R], mean wait given one E[R] / (c − a) × (1 + c_s²) / 2 (c_s: the residences' coefficient of
+      variation); a fractional c interpolates between the integers around it;
+    * KV cache: the tokens held by the sequences in flight are a compound Poisson sum (M/G/∞, each holding its
+      prompt and half its answer on average over its residence): mean λ E[R occ], variance λ E[R occ²], third
+      cumulant λ E[R occ³] (a few long prompts fill it); a prompt of x tokens waits while that sum exceeds
+      `kv_tokens` − x (a shifted-gamma tail), for E[R] (1 + c_s²) / 2 given a wait: the sequences in flight
+      turn over while nothing behind it is admitted.
+
+    Exponential given a wait. Returns (P(wait), mean wait, stable), each (R, 1)."""
+    fin = np.isfinite(before_decode).all(-1, keepdims=True) & np.isfinite(decode).all(-1, keepdims=True)
+    b, d = np.where(fin, before_decode, 0.0), np.where(fin, decode, 0.0)  # (R, Q) each
+    # prompt and answer lengths are independent: every moment over the pairs is a sum of products of moments
+    # over each (no (Q, Q) array)
+    eb, ed = _wmean(b), _wmean(d)
+    er = eb + ed
+    a = lam * er
+    ok = fin & (a < slots)
+    # a load more than 12 √c + 12 below c waits for a slot with probability under 10⁻²⁰ (Poisson tail)
+    slots_near = bool((ok & (a > slots - 12 * math.sqrt(slots) - 12)).any())
+    kv_near = np.zeros_like(ok)
+    # the KV cache can fill only if more sequences than the slots, or than the Poisson count in flight can
+    # reach (a + 12 √a + 12), could hold it at the longest prompt and answer
+    a_top = float(np.max(np.where(ok, a, 0.0)))
+    in_flight = min(slots, a_top + 12 * math.sqrt(a_top) + 12)
+    if kv_tokens < in_flight * (float(np.max(x)) + float(np.max(o)) / 2):
+        # occ = x + y (y: half the answer); E[R occⁿ] = Σⱼ C(n, j) (E[b xʲ] E[yⁿ⁻ʲ] + E[xʲ] E[d yⁿ⁻ʲ])
+        xp = x.reshape(-1)[None, :] ** np.arange(4)[:, None]  # (4, Q): x⁰ … x³
+        yp = (o.reshape(-1) / 2)[None, :] ** np.arange(4)[:, None]
+        bx, dy = b @ (xp * WEIGHTS).T, d @ (yp * WEIGHTS).T  # (R, 4): E[b xʲ], E[d yʲ]
+        mx, my = xp @ WEIGHTS, yp @ WEIGHTS  # (4,): E[xʲ], E[yʲ]
+        k1, k2, k3 = (lam * sum(math.comb(n, j) * (bx[:, j:j + 1] * my[n - j] + mx[j] * dy[:, n - j:n - j + 1])
+                                for j in range(n + 1)) for n in (1, 2, 3))
+        ok = ok & (k1 < kv_tokens)
+        sd = np.sqrt(np.maximum(k2, 1e-300))
+        kv_near = ok & (k1 + 12 * sd + float(np.max(x)) >= kv_tokens)  # else P(no room) < 10⁻²⁰
+    if not slots_near and not kv_near.any():
+        return np.where(ok, 0.0, 1.0), np.where(ok, 0.0, np.inf), ok
+    cs2 = np.where(er > 0, (_wmean(b ** 2) + 2 * eb * ed + _wmean(d ** 2)) / np.maximum(er, 1e-300) ** 2 - 1, 0.0)
+    factor = (1 + cs2) / 2
+    p_slot = np.zeros_like(er)
+    if slots_near:
+        lo = max(int(np.floor(slots)), 1)
+        frac = slots - lo
+        a_safe = np.where(ok, a, 0.0)
+        p = _erlang_c(np.minimum(a_safe, lo * (1 - 1e-9)), lo)
+        if frac > 0:
+            p = p * (1 - frac) + _erlang_c(a_safe, lo + 1) * frac
+        p = np.where(a_safe >= lo, np.maximum(p, 1.0 - frac), p)  # above the lower integer: the upper one only
+        p_slot = np.where(ok, np.minimum(np.maximum(p, 0.0), 1.0), 0.0)
+    wait = p_slot * er / np.maximum(slots - np.where(ok, a, 0.0), 1e-12) * factor
+    p_kv = np.zeros_like(er)
+    near = kv_near[:, 0]
+    if near.any():
+        k1n, sdn = k1[near], sd[near]
+        tail = _skewed_tail(k1n, sdn, k3[near] / sdn ** 3)
+        room = np.maximum(kv_tokens - x.reshape(-1)[None, :], 0.0)  # (1, Q): what a prompt of x leaves
+        p_kv[near] = np.minimum(np.maximum(tail(room) @ WEIGHTS, 0.0), 1.0)[:, None]
+        # given a wait, no later prompt is admitted before it (first come, first served): it waits for the
+        # sequences in flight to turn over, about their residence
+        wait = wait + p_kv * er * factor
+    p_any = np.where(ok, 1 - (1 - p_slot) * (1 - p_kv), 1.0)
+    return p_any, np.where(ok, wait, np.inf), ok
+
+
+def _residual_tail(svc: np.ndarray, es: np.ndarray):
+    """P(S_e > u) = E[(S − u)⁺] / E[S] as a function of u (R, Q), for the service times `svc` (R, Q, weighted by
+    WEIGHTS; `es`: their mean, (R, 1)): suffix sums over each row's sorted times, looked up with one search over
+    the rows laid end to end."""
+    n_rows, q = svc.shape
+    if (svc[:, 1:] >= svc[:, :-1]).all():  # the prompt lengths come sorted, and so do their prefill times
+        s_sorted, w_sorted = svc, np.broadcast_to(WEIGHTS, svc.shape)
+    else:
+        order = np.argsort(svc, axis=1)
+        s_sorted, w_sorted = np.take_along_axis(svc, order, axis=1), WEIGHTS[order]
+    zeros = np.zeros((n_rows, 1))
+    suffix_w = np.concatenate([np.cumsum(w_sorted[:, ::-1], axis=1)[:, ::-1], zeros], axis=1)  # (R, Q + 1)
+    suffix_ws = np.concatenate([np.cumsum((w_sorted * s_sorted)[:, ::-1], axis=1)[:, ::-1], zeros], axis=1)
+    top = float(s_sorted.max()) if s_sorted.size else 0.0
+    offset = np.arange(n_rows)[:, None] * (top + 1.0)
+    flat = (np.maximum(s_sorted, 0.0) + offset).ravel()
+    rows = np.arange(n_rows)[:, None]
+
+    def tail(u: np.ndarray) -> np.ndarray:
+        uc = np.minimum(np.maximum(u, 0.0), top)
+        k = np.searchsorted(flat, (uc + offset).ravel(), side="right").reshape(u.shape) - rows * q
+        k = np.minimum(np.maximum(k, 0), q)
+        return np.where(u >= top, 0.0, (suffix_ws[rows, k] - uc * suffix_w[rows, k]) / es)
+
+    return tail
+
+
 def _tpot_spread(lam, d, steps, ea2, ea3, rho_a, slope, stable) -> tuple[np.ndarray, np.ndarray]:
     """The standard deviation and skewness of a request's TPOT (R, Q) over its answer length. It varies
     with the prefill work that arrives during its decode, which stretches the decode and so lets more work
@@ -200,14 +332,45 @@ def _skewed_tail(mean, sd, skew):
     return tail
 
 
+def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.ndarray, svc: np.ndarray,
+              ttft_k: np.ndarray, stable: np.ndarray):
+    """P(TTFT > t) as a function of t (R,): the TTFT without the wait `ttft_k` (R, Q over the prompt lengths)
+    plus the wait. P(wait > 0) = 1 − (1 − ρ)(1 − P(admission wait)); given a wait, its mean m1 (`wq_all`: the
+    prompt queue's `wq` and the admission wait) and a shape that goes from light to heavy traffic: the residual
+    S_e of the prompt in service (P(S_e > u) = E[(S − u)⁺] / E[S], scaled to the mean: in light traffic one
+    waits for the prompt being prefilled, so a heavy prompt tail gives the wait a heavy tail) with weight
+    (1 − ρ) × the prompt queue's share of the wait, an exponential (heavy traffic, and the admission wait) with
+    the rest."""
+    pw = np.where(stable, 1 - (1 - rho) * (1 - p_admit), 1.0)
+    m1 = np.where(stable & (pw > 0), wq_all / np.maximum(pw, 1e-300), 0.0)
+    m1_safe = np.maximum(m1, 1e-300)
+    svc_f = np.where(stable, svc, 0.0)
+    es_f = np.maximum(_wmean(svc_f), 1e-300)
+    residual_scale = _wmean(svc_f ** 2) / (2 * es_f) / m1_safe  # E[S_e] / m1
+    residual = _residual_tail(svc_f, es_f)
+    w_residual = np.where(stable, (1 - rho) * np.where(wq_all > 0, wq / np.maximum(wq_all, 1e-300), 0.0), 0.0)
+
+    def tail(t: np.ndarray) -> np.ndarray:  # t: (R,)
+        gap = np.maximum(t[:, None] - ttft_k, 0.0)
+        w = pw * (w_residual * residual(gap * residual_scale)
+                  + (1 - w_residual) * np.exp(-np.minimum(gap / m1_safe, 700.0)))
+        w = np.where(t[:, None] < ttft_k, 1.0, w)
+        return np.where(stable[:, 0], w @ WEIGHTS, 1.0)
+
+    return tail
+
+
 def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengths, output_lengths, chunk: float,
                     limit: float, limits_s: dict[str, float] | None = None,
                     percentiles: tuple[int, ...] = (50, 95, 99), max_context: float = np.inf,
-                    at_s: dict[str, float] | None = None, prefix_share: float = 0.0) -> dict[str, np.ndarray]:
+                    at_s: dict[str, float] | None = None, prefix_share: float = 0.0, slots: float | None = None,
+                    kv_tokens: float = np.inf, with_e2e: bool = True) -> dict[str, np.ndarray]:
     """Latency percentiles (seconds, keys like ``ttft_p95``) at Poisson `rate` (an array: one result per
-    rate), with at most `limit` sequences in the engine. `limits_s` (per-request limits, seconds, keys
-    ttft / tpot / e2e): also the goodput share in [0, 1]. Unstable (ρ ≥ 1, or more sequences than the
-    limit): infinite latencies, goodput 0."""
+    rate), with at most `limit` sequences in the engine. Admission waits for one of `slots` sequence slots
+    (default: `limit`) and, where `kv_tokens` is given, for room in a KV cache of that many tokens.
+    `limits_s` (per-request limits, seconds, keys ttft / tpot / e2e): also the goodput share in [0, 1].
+    Unstable (ρ ≥ 1, more sequences than the limit, or more KV than the cache): infinite latencies,
+    goodput 0. `with_e2e`: also the end-to-end percentiles."""
     lam = np.atleast_1d(np.asarray(rate, dtype=float))[:, None]  # (R, 1)
     x = length_points(input_lengths, max_context)[None, :]  # (1, Q)
     o = np.minimum(length_points(output_lengths, max_context), np.maximum(max_context - x[0], 1.0))  # (Q,)
@@ -220,16 +383,6 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     rho_a = lam * _wmean(added)
     stable = (rho < 1) & (rho_a < 1) & within
     wq = np.where(stable, lam * es2 / np.maximum(2 * (1 - rho), 1e-12), np.inf)
-    # the wait's tail: P(wait > 0) = ρ; given a wait, a two-phase hyperexponential (balanced means) with the
-    # mean Wq/ρ and the second moment of Takács' formula E[W²] = 2 Wq² + λ E[S³] / (3 (1 − ρ)): a heavy
-    # prompt tail gives the wait a heavy tail
-    es3 = _wmean(svc ** 3)
-    ew2 = 2 * wq ** 2 + lam * es3 / np.maximum(3 * (1 - rho), 1e-12)
-    m1 = np.where(stable & (rho > 0), wq / np.maximum(rho, 1e-300), 0.0)
-    cv2 = np.where(m1 > 0, np.maximum(ew2 / np.maximum(rho, 1e-300) / np.maximum(m1 ** 2, 1e-300) - 1, 1.0), 1.0)
-    p1 = 0.5 * (1 + np.sqrt((cv2 - 1) / (cv2 + 1)))
-    r1 = np.where(m1 > 0, 2 * p1 / np.maximum(m1, 1e-300), 0.0)
-    r2 = np.where(m1 > 0, 2 * (1 - p1) / np.maximum(m1, 1e-300), 0.0)
     tpot_mean = np.where(stable, tau / np.maximum(1 - rho_a, 1e-9), np.inf)
     # the prompts that arrive while a prompt waits and is prefilled share its last step, up to the budget
     x_mean = float(x[0] @ WEIGHTS)
@@ -237,12 +390,16 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     room = np.maximum(chunk - np.mod(x * (1 - prefix_share), chunk), 0.0)
     co = np.minimum(room, lam * x_mean * (1 - prefix_share) * (np.where(stable, wq, 0.0) + svc)) * per_token
     ttft_k = svc + co + e.request_overhead_s  # (R, Q): without the wait
-
-    def ttft_tail(t):  # t: (R,)
-        gap = np.maximum(t[:, None] - ttft_k, 0.0)
-        w = rho * (p1 * np.exp(-np.minimum(r1 * gap, 700.0)) + (1 - p1) * np.exp(-np.minimum(r2 * gap, 700.0)))
-        w = np.where(t[:, None] < ttft_k, 1.0, w)
-        return np.where(stable[:, 0], w @ WEIGHTS, 1.0)
+    # a request holds a sequence slot and its KV blocks from admission to its last token: when none is free it
+    # waits before its prompt queues (:func:`_admission_wait`); the two waits add
+    p_admit, ws, admit_ok = _admission_wait(
+        lam, np.where(stable, wq + ttft_k, np.inf), np.where(stable, np.maximum(o - 1, 0.0)[None, :] * tpot_mean,
+                                                               np.inf), x, o, limit if slots is None else slots,
+        kv_tokens)
+    stable = stable & admit_ok
+    tpot_mean = np.where(stable, tpot_mean, np.inf)
+    wq_all = np.where(stable, wq + ws, np.inf)
+    ttft_tail = _ttft_tail(rho, wq, wq_all, p_admit, svc, ttft_k, stable)
 
     steps = np.maximum(o - 1, 1.0)[None, :]  # (1, Q)
     d = steps * tpot_mean  # decode time of each answer length (R, Q)
@@ -253,7 +410,7 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     def tpot_tail(t):  # t: (R,)
         return np.where(stable[:, 0], tpot_k(t[:, None]) @ WEIGHTS, 1.0)
 
-    ttft_mean = np.where(stable, wq + _wmean(ttft_k), np.inf)
+    ttft_mean = np.where(stable, wq_all + _wmean(ttft_k), np.inf)
     e2e_k = np.where(stable, np.where(stable, ttft_mean, 0.0) + np.maximum(o - 1, 0.0)[None, :]
                      * np.where(stable, tpot_mean, 0.0), np.inf)  # (R, Q) over answer lengths
 
@@ -261,23 +418,41 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
         return np.where(stable[:, 0], (e2e_k > t[:, None]) @ WEIGHTS, 1.0)
 
     st = stable[:, 0]
-    hi_ttft = np.where(st, ttft_k.max(-1) + 60 * np.where(st, wq[:, 0], 0.0) + 1.0, 1.0)
+    hi_ttft = np.where(st, ttft_k.max(-1) + 60 * np.where(st, wq_all[:, 0], 0.0) + 1.0, 1.0)
     hi_tpot = np.where(st, tpot_mean[:, 0] + 30 * sd.max(-1) + 1e-3, 1.0)
     out: dict[str, np.ndarray] = {"rho": rho[:, 0], "rho_decode": rho_a[:, 0], "concurrency": c[:, 0],
-                                  "wait_mean_s": wq[:, 0], "tpot_mean": tpot_mean[:, 0], "ttft_mean": ttft_mean[:, 0],
+                                  "wait_mean_s": np.where(st, wq_all[:, 0], np.inf), "admission_wait_p": p_admit[:, 0],
+                                  "tpot_mean": tpot_mean[:, 0], "ttft_mean": ttft_mean[:, 0],
                                   "stable": st}
     for p in percentiles:
         out[f"ttft_p{p}"] = np.where(st, _quantile(ttft_tail, p, hi_ttft), np.inf)
         out[f"tpot_p{p}"] = np.where(st, _quantile(tpot_tail, p, hi_tpot), np.inf)
-        out[f"e2e_p{p}"] = np.where(st, _quantile(e2e_tail, p, np.where(st, e2e_k.max(-1) * 1.01 + 1e-3, 1.0)), np.inf)
-    tails = {"ttft": ttft_tail, "tpot": tpot_tail, "e2e": e2e_tail}
+        if with_e2e:
+            out[f"e2e_p{p}"] = np.where(st, _quantile(e2e_tail, p, np.where(st, e2e_k.max(-1) * 1.01 + 1e-3, 1.0)),
+                                        np.inf)
+    out.update(_shares_above({"ttft": ttft_tail, "tpot": tpot_tail, "e2e": e2e_tail}, st, at_s, limits_s))
+    return out
+
+
+def _shares_above(tails: dict[str, Callable[[np.ndarray], np.ndarray]], st: np.ndarray,
+                  at_s: dict[str, float] | None, limits_s: dict[str, float] | None) -> dict[str, np.ndarray]:
+    """The share of requests above each limit of `at_s` (``exceed_ttft_p95`` …) and, given per-request
+    `limits_s`, the share within all of them (``goodput``); `st`: which rates are stable."""
+    out: dict[str, np.ndarray] = {}
+    at_limit: dict[tuple[str, float], np.ndarray] = {}  # an SLO percentile and goodput often share a limit
+
+    def share_above(key: str, lim: float) -> np.ndarray:
+        if (key, lim) not in at_limit:
+            at_limit[key, lim] = tails[key](np.full(len(st), lim))
+        return at_limit[key, lim]
+
     for key, lim in (at_s or {}).items():  # ttft_p95 -> P(TTFT > lim): the share of requests above the limit
-        out[f"exceed_{key}"] = tails[key.split("_p")[0]](np.full(len(st), lim))
+        out[f"exceed_{key}"] = share_above(key.split("_p")[0], lim)
     if limits_s is not None:
         good = st.astype(float)
-        for key, tail in (("ttft", ttft_tail), ("tpot", tpot_tail), ("e2e", e2e_tail)):
+        for key in ("ttft", "tpot", "e2e"):
             if key in limits_s:
-                good = good * (1 - tail(np.full(len(st), limits_s[key])))
+                good = good * (1 - share_above(key, limits_s[key]))
         out["goodput"] = np.where(st, good, 0.0)
     return out
 
@@ -290,16 +465,16 @@ def poisson_latency(*args, **kwargs) -> dict[str, np.ndarray]:
 
 def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, input_lengths, output_lengths,
              chunk: float, limit: float, slo_s: dict[str, float], per_request_s: dict[str, float],
-             goodput: float, max_context: float = np.inf, prefix_share: float = 0.0,
-             ) -> tuple[float, dict[str, np.ndarray], int]:
+             goodput: float, max_context: float = np.inf, prefix_share: float = 0.0, slots: float | None = None,
+             kv_tokens: float = np.inf) -> tuple[float, dict[str, np.ndarray], int]:
     """The highest Poisson rate (requests/s) at which every SLO percentile in `slo_s` (keys like
     ``ttft_p95``, seconds) holds and the goodput share reaches `goodput`. Rates are tried on a geometric
     grid up to `saturation_rate` (one vectorised evaluation), and the margin is interpolated linearly
     between the last rate that passes and the first that fails. Returns (rate, the metrics on the grid,
-    index of that rate; -1: none passes)."""
+    index of that rate; -1: none passes). `slots`, `kv_tokens`: see :func:`poisson_latency`."""
     grid = saturation_rate * _RATE_GRID
     r = poisson_latency(s, m, e, grid, input_lengths, output_lengths, chunk, limit, per_request_s, (), max_context,
-                        slo_s, prefix_share)
+                        slo_s, prefix_share, slots, kv_tokens)
     # margin ≥ 0 where it holds: for an SLO at percentile p, the share of requests above its limit is at
     # most 1 − p/100; for goodput, the share within every limit reaches it
     worst = np.full(len(grid), np.inf)

@@ -206,17 +206,20 @@ class Sizing:
     per_replica_req_s: float
     concurrency: float  # mean decoding sequences at that rate: sets the engine's max_num_seqs
     limit: float  # sequences the engine runs at once (max_num_seqs or what the KV cache holds)
+    kv_tokens: float  # the KV cache in tokens
 
 
 def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_context: float = math.inf,
-                  slow: float = 1.0) -> Sizing | str:
+                  slow: float = 1.0, kv_tokens: float | None = None) -> Sizing | str:
     """Analytic: the highest per-replica Poisson request rate at which the SLO holds as the simulator will
     judge it (:func:`llmplan.perf.poisson.capacity`: every SLO percentile over the workload's length
     distributions, and the goodput share, with the limits tightened by SLO_HEADROOM), then
     replicas = ⌈peak / rate⌉: the replicas that carry the peak. Availability spares are placed by the
     purchase, in other servers (:mod:`llmplan.cost.purchase`). A string says why no rate works: one request
     at a time already misses (the p95 prompt's TTFT, the p95 answer's end-to-end), or the queue does.
-    `slow`: the engine taken that many times slower than predicted (:func:`llmplan.perf.efficiency.slower`)."""
+    `slow`: the engine taken that many times slower than predicted (:func:`llmplan.perf.efficiency.slower`).
+    `kv_tokens`: the replica's KV cache at that context, where the caller has it (else fitted here); it bounds
+    the sequences the engine runs (:func:`llmplan.perf.limits.engine_limit`) and the admission wait."""
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
     mach, _ = machine(d)
     e, _, _ = deployment_efficiency(d, cat)
@@ -225,7 +228,9 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
     li, lo = w.lengths("input"), w.lengths("output")
     i, o = li.mean, lo.mean
     i95, o95 = li.p95 or i, lo.p95 or o
-    limit = engine_limit(d, cat, i, o)
+    kv = float(memory_fit(d, tuple(cat.gguf_types), context_tokens=int(min(max_context, d.model.max_context)))
+               .kv_capacity_tokens) if kv_tokens is None else kv_tokens
+    limit = engine_limit(d, cat, i, o, kv_capacity_tokens=kv)
     chunk = float(d.engine.defaults.max_num_batched_tokens)
     # one request at a time (the mean, the p95 prompt, the p95 answer), and the engine full (its saturation)
     r = closed_loop(shape, mach, e, np.array([1.0, 1.0, 1.0, max(limit, 1.0)]), np.array([i, i95, i, i]),
@@ -246,13 +251,16 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
              if k.endswith("_ms") and v is not None}  # ttft_p95_ms -> ttft_p95
     per_request_s = {k[:-3]: v / 1e3 for k, v in limits.items()}
     rate, res, k = capacity(shape, mach, e, float(np.asarray(r.requests_s)[3]), li, lo, chunk, limit, slo_s,
-                            per_request_s, w.slo.goodput_pct / 100, max_context, w.shared_prefix_share)
+                            per_request_s, w.slo.goodput_pct / 100, max_context, w.shared_prefix_share,
+                            float(d.engine.defaults.max_num_seqs), kv)
     if rate <= 0:
         return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom) at any Poisson rate: the prompts' queue (the long "
                 f"tail of {li.p95 or i:,.0f}-token p95 prompts) misses even at 1/512 of the saturation rate "
                 f"(goodput {100 * float(res['goodput'][0]):.1f} %)")
     replicas = max(1, math.ceil(peak / rate))
-    return Sizing(replicas, rate, float(res["concurrency"][max(k, 0)]), float(limit))
+    return Sizing(replicas, rate, float(res["concurrency"][max(k, 0)]), float(limit), kv)
+
+
 
 
 def _finance(s: Scenario, acc: Accelerator) -> Finance:
@@ -542,7 +550,7 @@ def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catal
     if not mem.fits:
         rejected.append(Rejection(oid, [f"memory: {r}" for r in mem.reasons]))
         return None
-    sz = size_replicas(d, cat, w, peak, ctx)
+    sz = size_replicas(d, cat, w, peak, ctx, kv_tokens=float(mem.kv_capacity_tokens))
     if isinstance(sz, str):
         rejected.append(Rejection(oid, [f"latency: {sz}"]))
         return None
@@ -626,7 +634,8 @@ def _latency_at_peak(o: Option, cat: Catalog) -> None:
     e, _, _ = deployment_efficiency(d, cat)
     at = poisson_latency(shape, mach, e, c["peak"] / o.details["serving_replicas"], w.lengths("input"),
                          w.lengths("output"), float(d.engine.defaults.max_num_batched_tokens), sz.limit,
-                         percentiles=(95,), max_context=o.details["context_tokens"], prefix_share=w.shared_prefix_share)
+                         percentiles=(95,), max_context=o.details["context_tokens"], prefix_share=w.shared_prefix_share,
+                         slots=float(o.details["max_num_seqs"]), kv_tokens=sz.kv_tokens, with_e2e=False)
     o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * at["ttft_p95"][0]), float(1e3 * at["tpot_p95"][0])
 
 
@@ -657,7 +666,7 @@ def speed_risk(o: Option, cat: Catalog) -> dict[str, Any]:
     serving = o.details["serving_replicas"]
     out: dict[str, Any] = {"slow_factor": factor, "calibration": cal.id, "level": level, "peak_req_s": peak,
                            "serving_replicas": serving}
-    sz = size_replicas(d, cat, w, peak, o.details["context_tokens"], slow=factor)
+    sz = size_replicas(d, cat, w, peak, o.details["context_tokens"], slow=factor, kv_tokens=c["sizing"].kv_tokens)
     if isinstance(sz, str):
         return {**out, "unattainable": sz, "per_replica_req_s": None, "carried_req_s": None,
                 "replicas_needed": None}
@@ -691,7 +700,8 @@ def _hours_met(o: Option, cat: Catalog, rate: float, serving: int, seed: int) ->
     """Of CEILING_HOURS independent peak hours at `rate`, how many meet the scenario's own SLO."""
     from ..serving.cluster import replica_spec
 
-    spec = replica_spec(o._ctx["d"], cat, max_num_seqs=o.details["max_num_seqs"])
+    spec = replica_spec(o._ctx["d"], cat, max_num_seqs=o.details["max_num_seqs"],
+                        context_tokens=o.details["context_tokens"])
     share = rate * min(serving, SIM_MAX_REPLICAS) / serving
     n = int(min(max(share * 3600, SIM_MIN_REQUESTS), SIM_MAX_REQUESTS))
     return sum(_simulated_hour(o, cat, spec, rate, serving, seed + h * 7919, n, o._ctx["w"].slo)["slo_met"]
@@ -731,7 +741,7 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
 
     c = o._ctx
     d, w, peak = c["d"], c["w"], c["peak"]
-    spec = replica_spec(d, cat, max_num_seqs=o.details["max_num_seqs"])
+    spec = replica_spec(d, cat, max_num_seqs=o.details["max_num_seqs"], context_tokens=o.details["context_tokens"])
     n = int(min(max(peak * 3600, SIM_MIN_REQUESTS), SIM_MAX_REQUESTS))
     slo = w.slo.model_copy(update={k: v * SLO_HEADROOM for k, v in w.slo.model_dump().items()
                                    if k.endswith("_ms") and v is not None})

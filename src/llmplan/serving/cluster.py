@@ -36,15 +36,17 @@ class ReplicaSpec:
 
 
 def replica_spec(d: Deployment, cat: Catalog, max_num_seqs: int | None = None,
-                 max_num_batched_tokens: int | None = None, memory_fraction: float | None = None) -> ReplicaSpec:
-    """The step model and engine limits of one replica of deployment `d`; a deployment with
-    no memory left for the KV cache cannot serve, and is refused."""
+                 max_num_batched_tokens: int | None = None, memory_fraction: float | None = None,
+                 context_tokens: int | None = None) -> ReplicaSpec:
+    """The step model and engine limits of one replica of deployment `d`, served with a context of
+    `context_tokens` (the planner's `--max-model-len`; default the model's, at most 32,768); a deployment
+    with no memory left for the KV cache cannot serve, and is refused."""
     gguf = tuple(cat.gguf_types)
     shape = stage_shape(d, gguf, d.kv_format.bits / 8)
     mach, _ = machine(d)
     e, _, _ = deployment_efficiency(d, cat)
-    mem = memory_fit(d, gguf, context_tokens=min(d.model.max_context, 32768), memory_fraction=memory_fraction,
-                     max_num_batched_tokens=max_num_batched_tokens)
+    mem = memory_fit(d, gguf, context_tokens=context_tokens or min(d.model.max_context, 32768),
+                     memory_fraction=memory_fraction, max_num_batched_tokens=max_num_batched_tokens)
     if mem.kv_capacity_tokens <= 0:
         why = mem.reasons[0] if mem.reasons else "no memory left for the KV cache"
         raise LlmplanError(f"{d.model.id} does not fit {d.layout.num_gpus} × {d.accelerator.id} with {d.engine.id}: "
