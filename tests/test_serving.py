@@ -77,6 +77,28 @@ def test_low_load_ttft_is_the_predicted_prefill():
     assert float(ttft[0]) == pytest.approx(predicted_prefill_s, rel=0.01)
 
 
+@pytest.mark.parametrize("prompt", [2000, 30000])
+def test_sliding_window_prompts_attend_to_the_window_in_the_simulator_too(prompt):
+    """gpt-oss-120b has sliding-window layers (128 tokens): a long prompt's queries there attend to the window,
+    not to every earlier position. The simulator's chunked prefill (4 chunks of 8,192 for 30,000 tokens) takes
+    what the performance model's prefill takes; counting every position was 26 % slower at 30,000 tokens."""
+    from llmplan.perf.efficiency import deployment_efficiency
+    from llmplan.perf.scenarios import prefill_time
+    from llmplan.perf.shape import machine, stage_shape
+
+    d = resolve(FitRequest(model="openai/gpt-oss-120b", gpu="h200-sxm", precision="mxfp4", engine="vllm"), CAT)
+    spec = replica_spec(d, CAT)
+    assert spec.model.sliding > 0 and spec.model.window < prompt
+    reqs = generate(Workload(rate_per_s=1e-3, input_tokens=prompt, output_tokens=1), CAT, seed=3, num_requests=3)
+    r = simulate_replica(spec.model, spec.limits, reqs)
+    ttft = r.first_token_s - reqs.arrival_s
+    e = deployment_efficiency(d, CAT)[0]
+    svc = prefill_time(stage_shape(d, tuple(CAT.gguf_types), d.kv_format.bits / 8), machine(d)[0], e,
+                       np.array([float(prompt)]), np.array([0.0]), float(spec.limits.max_num_batched_tokens))[0]
+    assert np.allclose(ttft, ttft[0])
+    assert float(ttft[0]) == pytest.approx(float(np.asarray(svc).ravel()[0]), rel=0.01)
+
+
 def test_throughput_never_exceeds_the_maximum():
     w = Workload(rate_per_s=400, input_tokens=1000, output_tokens=200)
     reqs = generate(w, CAT, seed=5, num_requests=20_000)

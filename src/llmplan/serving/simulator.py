@@ -56,6 +56,7 @@ class Replica:
     def __init__(self, model: StepModel, limits: EngineLimits, reqs: Requests, sample_s: float = 60.0):
         self.m, self.lim = model, limits
         self._step, self._stretch = compiled(model)
+        self._sliding, self._window = model.sliding, model.window  # prompts attend to the window on sliding layers
         self.inp = reqs.input_tokens.tolist()  # prompt tokens to (re)compute: grows on preemption
         self.out = reqs.output_tokens.tolist()  # output tokens still to generate
         self.cached = reqs.cached_tokens.tolist()
@@ -240,12 +241,18 @@ class Replica:
         if budget <= 0:
             budget = max(1, max_tok // 8)
         p_tok, p_ctx, done = 0, 0.0, 0
+        sliding, window = self._sliding, self._window
         for item in prefill:
             if budget <= 0:
                 break
             left = item[1]
             take = left if left < budget else budget
-            p_ctx += take * (item[2] + take / 2)
+            start = item[2]
+            keys = take * (start + take / 2)  # the chunk's queries attend to every earlier position ...
+            if sliding:  # ... except on sliding layers, where each sees at most `window` keys
+                below = min(max(window - start, 0.0), take)
+                keys = (1 - sliding) * keys + sliding * (below * (start + below / 2) + (take - below) * window)
+            p_ctx += keys
             item[1] = left - take
             item[2] += take
             budget -= take
