@@ -14,12 +14,22 @@ import datetime as dt
 import hashlib
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from llmplan.catalog import load_catalog
-from llmplan.perf.accuracy import by_group, coverage_pct, leave_one_source_out, leave_out, scored, svg_scatter
+from llmplan.perf.accuracy import (
+    by_group,
+    coverage_pct,
+    cross_fitted,
+    leave_one_source_out,
+    leave_out,
+    scored,
+    svg_scatter,
+)
 from llmplan.perf.cases import bench_files, read_cases
 from llmplan.perf.efficiency import table_from_catalog
+from llmplan.perf.intervals import ALL_LEVELS, MIN_ROWS, scales_of
 from llmplan.perf.validate import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,9 +79,13 @@ def leave_out_section(rows: list[dict], splits: dict[str, list[dict]]) -> list[s
     return [
         "## For a setup that is not in the data",
         "",
-        "Each split fits the calibration without the rows held out and predicts them; the 80 % interval is the "
-        "one `llmplan estimate` prints (the fit's residual band, widened where it falls back to a broader fit). "
-        "Coverage: the share of measured values inside it.",
+        "Each split fits the calibration without the rows held out and predicts them. The 80 % interval is the "
+        "one `llmplan estimate` prints: the fit's in-sample residual band scaled by the factor of its calibration "
+        "level, which `llmplan calibrate` fits so that 80 % of the measurements of a source held out of the fit "
+        "fall inside (perf/intervals.py; the factors are listed below). Here each held-out set gets the factors "
+        "fitted on the leave-one-source-out rows that do not share its source, engine or family (cross-fitted: "
+        "those rows were predicted by fits that did include it, a small leak). Coverage: the share of measured "
+        "values inside the interval.",
         "",
         "| split | held out in turn | MdAPE | within ±25 % | 80 % interval coverage |",
         "| --- | --- | ---: | ---: | ---: |",
@@ -89,6 +103,28 @@ def leave_out_section(rows: list[dict], splits: dict[str, list[dict]]) -> list[s
         "By hardware family:",
         "",
         *per("family", families, "families"),
+        "",
+    ]
+
+
+def interval_section(cat, by_source: list[dict]) -> list[str]:
+    """The shipped interval factors per calibration level and the held-out rows each was fitted on."""
+    shipped = scales_of(cat.calibrations)
+    counts = Counter(r["level"] for r in by_source if r.get("log_error") is not None)
+    few = [lvl for lvl in shipped if lvl != ALL_LEVELS and counts.get(lvl, 0) < MIN_ROWS]
+    return [
+        "### How wide the intervals are",
+        "",
+        "`llmplan calibrate` refits without each source group in turn and, per calibration level, finds the "
+        "factor by which the fit's in-sample residual band (10th–90th percentile) must be scaled for 80 % of "
+        "the held-out measurements to fall inside. The shipped factors:",
+        "",
+        "| calibration level | held-out rows | factor |",
+        "| --- | ---: | ---: |",
+        *[f"| {lvl} | {counts.get(lvl, 0)} | ×{shipped[lvl]:.2f} |" for lvl in sorted(shipped) if lvl != ALL_LEVELS],
+        "",
+        (f"Levels with fewer than {MIN_ROWS} held-out rows ({', '.join(sorted(few))}) take the factor fitted on "
+         "all held-out rows." if few else ""),
         "",
     ]
 
@@ -257,7 +293,9 @@ def main() -> int:
     rows = scored(cs, eff_table)
     summary = summarize(rows)
     summary["overall"]["unsupported"] = len(cs.unsupported)
-    splits = cached_splits(cs, paths, cache)
+    raw = cached_splits(cs, paths, cache)
+    splits = {name: cross_fitted(raw[name], raw["sources"], key)
+              for name, key in (("sources", "group"), ("engines", "engine"), ("families", "family"))}
     loso_rows = splits["sources"]
     loso = summarize(loso_rows)
     DOCS.mkdir(exist_ok=True)
@@ -274,6 +312,7 @@ def main() -> int:
         "rate, scenario); the measured value is used only to score it, and to calibrate.",
         "",
         *leave_out_section(rows, splits),
+        *interval_section(cat, raw["sources"]),
         *unseen_section(cat, eff_table),
         "## By metric, scenario and source",
         "",

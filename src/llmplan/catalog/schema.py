@@ -924,6 +924,9 @@ class Calibration(Entry):
     log_error_p10: float = Field(description="10th percentile of ln(measured / predicted)")
     log_error_p90: float = Field(description="90th percentile of ln(measured / predicted)")
     mdape_pct: float = Field(ge=0, description="median absolute percentage error of the fit")
+    interval_scale: float | None = Field(default=None, gt=0, description="factor the residual band is "
+                                         "scaled by for the 80 % interval, fitted on sources held out of the fit "
+                                         "(perf/intervals.py); files written before it existed use a hand-set one")
 
 
 # --------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
         else:
             render.console().print(f"wrote {summary['out']}: {summary['entries']} calibration entries from "
                                    f"{summary['rows']} measurements ({summary['unsupported']} unsupported); "
-                                   f"fit median error {summary['mdape_pct']:.1f} %")
+                                   f"fit median error {summary['mdape_pct']:.1f} %; {summary['intervals']}")
 
 
 def print_estimate(r: EstimateReport) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .calibrate import arch_of, fit_all, lookup
 from .cases import CaseSet, protocol_label
+from .intervals import ALL_LEVELS, entry_scale, fit_scales, interval, scale_for
 from .validate import predictions, summarize
 
 
@@ -37,39 +38,70 @@ def band(fit: Any) -> tuple[float, float]:
     return (float(np.percentile(errs, 10)), float(np.percentile(errs, 90))) if len(errs) else (0.0, 0.0)
 
 
-def scored(cs: CaseSet, table: dict) -> list[dict[str, Any]]:
-    """Predict every case with `table` and score it, with the 80 % interval `llmplan estimate` would give
-    (the fit's residual band, widened by the fallback level as in perf/estimate.py) and whether it held."""
-    from .efficiency import WIDEN
-
+def scored(cs: CaseSet, table: dict, scales: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Predict every case with `table` and score it, with the 80 % interval `llmplan estimate` would give: the
+    fit's residual band (kept in the row as 'band', with 'level' and 'log_error') scaled by the factor fitted
+    for its level (perf/intervals.py): `scales` where given, else the entry's own `interval_scale`."""
     rows = rows_for(cs, predictions(cs, table))
     for c, r in zip(cs.cases, rows, strict=True):
         fit, level = lookup(table, c.engine, c.family, arch_of(c))
-        lo, hi = band(fit)
-        r["level"] = level
+        r["level"], r["band"] = level, list(band(fit))
+        r["log_error"] = math.log(r["measured"] / r["predicted"]) if r["status"] == "ok" else None
         if r["status"] == "ok":
-            w = WIDEN[level]
-            r["low"], r["high"] = r["predicted"] * math.exp(lo * w), r["predicted"] * math.exp(hi * w)
-            r["covered"] = r["low"] <= r["measured"] <= r["high"]
+            _cover(r, scale_for(scales, level) if scales else entry_scale(fit, level))
     return rows
+
+
+def _cover(r: dict[str, Any], scale: float) -> None:
+    r["low"], r["high"] = interval(r["predicted"], r["band"], scale)
+    r["covered"] = r["low"] <= r["measured"] <= r["high"]
+
+
+def with_scales(rows: list[dict[str, Any]], scales: dict[str, float]) -> list[dict[str, Any]]:
+    """The rows with their intervals scaled by `scales` (per level) instead."""
+    out = [dict(r) for r in rows]
+    for r in out:
+        if r["status"] == "ok":
+            _cover(r, scale_for(scales, r["level"]))
+    return out
 
 
 def leave_out(cs: CaseSet, key: Callable[[Any], str]) -> list[dict[str, Any]]:
     """For each value of `key` (a source group, an engine, a hardware family): calibrate on the cases
-    without it, then predict those with it — the error to expect where that value is new."""
+    without it, then predict those with it — the error to expect where that value is new. The rows keep the
+    training fit's in-sample band; `cross_fitted` gives them intervals."""
     out: list[dict[str, Any]] = []
     for g in sorted({key(c) for c in cs.cases}):
         train = dataclasses.replace(cs, cases=[c for c in cs.cases if key(c) != g], unsupported=[])
         test = dataclasses.replace(cs, cases=[c for c in cs.cases if key(c) == g], unsupported=[])
         if not train.cases:
             continue
-        out += [{**r, "held_out": g} for r in scored(test, fit_all(train))]
+        out += [{**r, "held_out": g} for r in scored(test, fit_all(train), {ALL_LEVELS: 1.0})]
+    return out
+
+
+def cross_fitted(rows: list[dict[str, Any]], by_source: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The rows of a split that held out each value of row field `key` ('group', 'engine', 'family'), with
+    the intervals `llmplan calibrate` would have fitted without that value: the interval factors fitted on
+    the leave-one-source-out rows (`by_source`) that do not share it. Those rows were predicted by fits that
+    did include it: a small leak, which a fully nested refit would remove at seven times the CPU."""
+    out: list[dict[str, Any]] = []
+    for g in sorted({r[key] for r in rows}):
+        out += with_scales([r for r in rows if r[key] == g], fit_scales([s for s in by_source if s[key] != g]))
     return out
 
 
 def leave_one_source_out(cs: CaseSet) -> list[dict[str, Any]]:
     """For each source group: calibrate on the other groups only, then predict this one."""
     return leave_out(cs, lambda c: c.group)
+
+
+def interval_scales(cs: CaseSet) -> dict[str, float]:
+    """The interval factor of each calibration level, fitted on every source group held out in turn (one refit
+    per group); empty where the cases come from fewer than two source groups."""
+    if len({c.group for c in cs.cases}) < 2:
+        return {}
+    return fit_scales(leave_one_source_out(cs))
 
 
 def coverage_pct(rows: list[dict[str, Any]]) -> float | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,10 +184,12 @@ def data_source(data: Path | list[Path], n_rows: int) -> str:
     return f"fitted by `llmplan calibrate` on {named}: {n_rows} rows"
 
 
-def calibration_entries(fits: dict[Key, GroupFit], data: Path | list[Path],
-                        date: str) -> list[dict[str, Any]]:
+def calibration_entries(fits: dict[Key, GroupFit], data: Path | list[Path], date: str,
+                        scale_of: Callable[[Key], float | None] = lambda _key: None) -> list[dict[str, Any]]:
+    """The entries of a calibration file; `scale_of` gives each entry's interval factor (perf/intervals.py)."""
     out = []
     for (eng, fam, arch), g in sorted(fits.items()):
+        scale = scale_of((eng, fam, arch))
         errs = g.log_errors[np.isfinite(g.log_errors)]
         out.append({
             "id": f"{eng.replace(ANY, 'any engine')} on {fam.replace(ANY, 'any hardware')}"
@@ -200,6 +203,7 @@ def calibration_entries(fits: dict[Key, GroupFit], data: Path | list[Path],
             "log_error_p10": _round(float(np.percentile(errs, 10))) if len(errs) else 0.0,
             "log_error_p90": _round(float(np.percentile(errs, 90))) if len(errs) else 0.0,
             "mdape_pct": _round(float(np.median(np.abs(np.expm1(errs))) * 100)) if len(errs) else 0.0,
+            **({} if scale is None else {"interval_scale": _round(scale, 4)}),
             "source": data_source(data, g.n_rows),
             "as_of": date,
         })

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,11 @@ import numpy as np
 
 from ..catalog import load_catalog
 from ..errors import LlmplanError
+from .accuracy import interval_scales
 from .calibrate import calibration_entries, fit_all, write_calibration
 from .cases import bench_files, read_cases
-from .efficiency import table_from_catalog
+from .efficiency import Key, lookup, table_from_catalog
+from .intervals import entry_scale, level_name, scale_for
 
 VLLM_METRICS = {"mean_ttft_ms": "ttft_ms", "mean_tpot_ms": "tpot_ms", "mean_itl_ms": "itl_ms",
                 "output_throughput": "output_tok_s", "request_throughput": "requests_s",
@@ -87,6 +90,24 @@ def _write_temp(text: str) -> Path:
     return Path(name)
 
 
+def _interval_scales(cs: Any, base: dict | None) -> tuple[Callable[[Key], float | None], str]:
+    """Each entry's interval factor (perf/intervals.py) and a line saying where it comes from. A full fit
+    refits without each source group in turn (one refit per group); a user's adjustment keeps the factor of
+    the bundled entry closest to each group it fits."""
+    if base is not None:
+        def from_base(key: Key) -> float:
+            cal, level = lookup(base, *key)
+            return entry_scale(cal, level)
+        return from_base, "interval factors kept from the bundled calibration"
+    scales = interval_scales(cs)
+    if not scales:
+        return (lambda _key: None), ("interval factors not fitted (the data has one source group; at least two "
+                                     "are needed to hold one out): intervals use the hand-set widening")
+    return (lambda key: scale_for(scales, level_name(*key))), (
+        "interval factors fitted on each source group held out in turn: "
+        + ", ".join(f"{k} ×{v:.2f}" for k, v in sorted(scales.items())))
+
+
 def run_calibrate(*, data: list[str] | None, from_file: Path | None, out: Path | None, date: str,
                   catalog_dirs: list[Path], model: str | None, gpu: str | None, num_gpus: int | None,
                   tp: int | None, precision: str | None, engine: str) -> dict[str, Any]:
@@ -108,11 +129,12 @@ def run_calibrate(*, data: list[str] | None, from_file: Path | None, out: Path |
         if data is not None or not catalog_dirs:
             raise LlmplanError("give --out FILE (or, with --from, a --catalog DIR to write calibration.yaml into)")
         out = Path(catalog_dirs[0]) / "calibration.yaml"
-    entries = calibration_entries(fits, srcs if len(srcs) > 1 else srcs[0], date)
+    scale_of, note = _interval_scales(cs, base)
+    entries = calibration_entries(fits, srcs if len(srcs) > 1 else srcs[0], date, scale_of)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_calibration(entries, out)
     errs = np.concatenate([g.log_errors for g in fits.values() if (g.engine, g.family, g.arch) != ("*", "*", "*")] or
                           [g.log_errors for g in fits.values()])
     return {"out": str(out), "files": [str(p) for p in srcs] + skipped, "entries": len(entries),
-            "rows": len(cs.cases), "unsupported": len(cs.unsupported),
+            "rows": len(cs.cases), "unsupported": len(cs.unsupported), "intervals": note,
             "mdape_pct": float(np.median(np.abs(np.expm1(errs)))) * 100}

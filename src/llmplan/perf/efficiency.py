@@ -73,18 +73,6 @@ def lookup(table: dict[Key, Any], engine: str, family: str, arch: str = ANY) -> 
     raise KeyError("no calibration at all: run `llmplan calibrate`")
 
 
-# how much wider the interval gets when the calibration comes from a less specific level
-WIDEN = {"engine×family×arch": 1.0, "engine×family": 1.0, "engine×arch": 1.5, "engine": 1.5, "family×arch": 1.5,
-         "family": 1.5, "arch": 2.0, "pooled": 2.0}
-
-
-def slow_end(cal: Calibration, level: str) -> float:
-    """How many times slower than predicted the slow end of the 80 % interval is (≥ 1): the calibration's
-    10th percentile of ln(measured / predicted speed), widened for a less specific level as `llmplan
-    estimate`'s interval is."""
-    return float(np.exp(max(0.0, -cal.log_error_p10 * WIDEN[level])))
-
-
 def slower(e: Efficiency, factor: float) -> Efficiency:
     """The efficiencies of an engine `factor` times slower in everything it computes, reads and schedules
     (bandwidth and FLOP efficiencies divided, per-step and per-request overheads multiplied; the

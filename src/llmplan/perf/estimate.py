@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..catalog import Catalog
 from ..memory.fit import fit as memory_fit
 from ..specs import MIN_RATE_PER_S, Cli, FitRequest, resolve
-from .efficiency import WIDEN, deployment_efficiency
+from .efficiency import deployment_efficiency
+from .intervals import entry_scale
 from .limits import engine_limit
 from .physics import StepTime, roofline_step
 from .scenarios import closed_loop, decode_step, mixed_step, open_loop, prefill_time
@@ -206,7 +207,7 @@ def _notes(d, mem, level: str, cal, widen: float, load, sat: Saturation | None, 
              f"{'' if d.engine.defaults.chunked_prefill else ' (no chunked prefill)'}"]
     if not level.startswith("engine×family"):
         notes.append(f"no calibration data for {d.engine.id} on {d.accelerator.family}: using the {level} fit "
-                     f"({cal.id}, {cal.n_rows} rows); the interval is {widen:g}× wider")
+                     f"({cal.id}, {cal.n_rows} rows); its residual band is scaled ×{widen:.2f} for the interval")
     if not mem.fits:
         notes.append("the model does not fit this layout (see `llmplan fit`): " + "; ".join(mem.reasons))
     if sat is not None:
@@ -256,10 +257,10 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     roof_pre = float(roofline_step(shape, mach, 0.0, 0.0, i, i / 2))
     roof_dec = float(roofline_step(shape, mach, running, i + o / 2, running * i / max(o, 1), i / 2))
     phases = {"prefill": _phase(pre_st, roof_pre), "decode": _phase(mixed, roof_dec)}
-    widen = WIDEN[level]
+    widen = entry_scale(cal, level)
     intervals = _intervals({"ttft_ms": None if ttft is None else 1e3 * ttft, "tpot_ms": 1e3 * tpot,
                             "output_tok_s": req_s * o},
-                           math.exp(cal.log_error_p10 * widen), math.exp(cal.log_error_p90 * widen))
+                           math.exp(min(cal.log_error_p10, 0.0) * widen), math.exp(max(cal.log_error_p90, 0.0) * widen))
     mem = memory_fit(d, gguf, context_tokens=min(int(i + o), d.model.max_context), concurrency=1)
     misfit = [] if mem.fits else list(mem.reasons)
     if i + o > d.model.max_context:

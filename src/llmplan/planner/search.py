@@ -21,7 +21,8 @@ from ..cost.ownership import buy, configurations
 from ..cost.tco import Finance, bought_note, cost_lines, purchase_summary
 from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
-from ..perf.efficiency import deployment_efficiency, slow_end, slower
+from ..perf.efficiency import deployment_efficiency, slower
+from ..perf.intervals import slow_end
 from ..perf.limits import engine_limit
 from ..perf.poisson import capacity, poisson_latency
 from ..perf.scenarios import closed_loop
