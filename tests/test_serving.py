@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -340,10 +341,14 @@ def test_compiled_step_functions_are_bit_identical_to_the_step_model(n, ctx, m, 
     from llmplan.serving.stepmodel import compiled
 
     sm = _models()[which]
-    step, stretch = compiled(sm)
+    step, stretch, run = compiled(sm)
     assert step(n, ctx, p, p * 100.0) == sm.step(n, ctx, p, p * 100.0)
     assert step(n, ctx) == sm.step(n, ctx)
     assert stretch(n, ctx, m) == sm.stretch(n, ctx, m)
+    # a decode run cut at the step in progress `horizon` seconds on (counted at the first step's duration)
+    for horizon in (math.inf, 0.0, sm.step(n, ctx) * m / 3, sm.step(n, ctx) * (m + 5)):
+        until = m if horizon == math.inf else min(m, max(1, int(horizon / sm.step(n, ctx)) + 1))
+        assert run(n, ctx, m, horizon) == (until, sm.stretch(n, ctx, until))
 
 
 def _models() -> dict[str, object]:

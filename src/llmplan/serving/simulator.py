@@ -14,10 +14,10 @@ work per event, not per token, which is what lets a million requests run in seco
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 
 import numpy as np
 
@@ -55,8 +55,9 @@ class Replica:
 
     def __init__(self, model: StepModel, limits: EngineLimits, reqs: Requests, sample_s: float = 60.0):
         self.m, self.lim = model, limits
-        self._step, self._stretch = compiled(model)
+        self._step, _, self._run = compiled(model)  # a step with prompts; a decode-only run
         self._sliding, self._window = model.sliding, model.window  # prompts attend to the window on sliding layers
+        self._max_tok = limits.max_num_batched_tokens
         self.inp = reqs.input_tokens.tolist()  # prompt tokens to (re)compute: grows on preemption
         self.out = reqs.output_tokens.tolist()  # output tokens still to generate
         self.cached = reqs.cached_tokens.tolist()
@@ -72,17 +73,15 @@ class Replica:
         self.prefill: deque[list[int]] = deque()  # [rid, tokens left, tokens done]
         self.heap: list[tuple[int, int, int]] = []  # (finish step, rid, generation)
         self.gen = [0] * n  # bumped on preemption: heap entries of an older generation are stale
-        self.dec_start: dict[int, tuple[int, int]] = {}  # rid -> (k when decoding began, context then)
+        self.k0 = [-1] * n  # per request: the step k when it began decoding (-1: not decoding) ...
+        self.c0 = [0] * n  # ... and its context then
         self.order: list[int] = []  # decoders in admission order (preemption takes the last)
         self.n_adm = 0
         self.n_dec = 0
         self.sum_ctx = 0.0
         self.kv = 0  # tokens held in the KV cache (prompts reserved at admission)
-        self.busy = 0.0
-        self.area = 0.0
+        self.idle = 0.0  # time with nothing to run: busy time is t - idle (summed once, not per step)
         self.preemptions = 0
-        self.steps = 0
-        self.in_system = 0
         self.sample_s = sample_s
         self.next_sample = 0.0
         self.series: dict[str, list[float]] = {"t_s": [], "queue": [], "running": [], "kv_util": [], "busy": []}
@@ -91,7 +90,7 @@ class Replica:
 
     # ------------------------------------------------------------------ bookkeeping
     def outstanding(self) -> int:
-        return len(self.incoming) + self.in_system
+        return len(self.incoming) + len(self.waiting) + self.n_adm  # not yet arrived, queued, admitted
 
     def submit(self, rid: int) -> None:
         self.incoming.append(rid)
@@ -106,8 +105,9 @@ class Replica:
             s["queue"].append(float(len(self.waiting)))
             s["running"].append(float(self.n_dec + len(self.prefill)))
             s["kv_util"].append(self.kv / self.lim.kv_capacity_tokens)
-            s["busy"].append(min(1.0, (self.busy - self._busy_mark) / self.sample_s) if self.next_sample else 0.0)
-            self._busy_mark = self.busy
+            busy = self.t - self.idle
+            s["busy"].append(min(1.0, (busy - self._busy_mark) / self.sample_s) if self.next_sample else 0.0)
+            self._busy_mark = busy
             self.next_sample += self.sample_s
 
     def _send_next(self) -> None:
@@ -119,35 +119,34 @@ class Replica:
     def _finish_due(self) -> None:
         """Retire the sequences whose last token came at or before step k. (The counters are whole
         numbers, so summing them in another order gives the same floats.)"""
-        heap, gen, dec_start, k, pop = self.heap, self.gen, self.dec_start, self.k, heapq.heappop
+        heap, gen, k0, c0, k, pop = self.heap, self.gen, self.k0, self.c0, self.k, heappop
         finish, t, feed = self.finish, self.t, self.feed
-        n_dec, sum_ctx, kv, n_adm, in_system = self.n_dec, self.sum_ctx, self.kv, self.n_adm, self.in_system
+        n_dec, sum_ctx, kv, n_adm = self.n_dec, self.sum_ctx, self.kv, self.n_adm
         while heap and heap[0][0] <= k:
             _, rid, g = pop(heap)
             if g != gen[rid]:
                 continue
-            k0, c0 = dec_start.pop(rid)
-            ctx = c0 + (k - k0)
+            ctx = c0[rid] + (k - k0[rid])
+            k0[rid] = -1
             n_dec -= 1
             sum_ctx -= ctx
             finish[rid] = t
             kv -= ctx
             n_adm -= 1
-            in_system -= 1
             if feed:
                 self._send_next()
-        self.n_dec, self.sum_ctx, self.kv, self.n_adm, self.in_system = n_dec, sum_ctx, kv, n_adm, in_system
+        self.n_dec, self.sum_ctx, self.kv, self.n_adm = n_dec, sum_ctx, kv, n_adm
         if len(self.order) > 2 * n_dec + 64:
-            self.order = [r for r in self.order if r in dec_start]
+            self.order = [r for r in self.order if k0[r] >= 0]
 
     def _preempt(self) -> None:
         """Free KV by sending the newest decoding sequences back to the queue (recomputed later)."""
         while self.kv > self.lim.kv_capacity_tokens and self.n_dec > 1:
             rid = self.order.pop()
-            if rid not in self.dec_start:
+            if self.k0[rid] < 0:
                 continue
-            k0, c0 = self.dec_start.pop(rid)
-            ctx = c0 + (self.k - k0)
+            ctx = self.c0[rid] + (self.k - self.k0[rid])
+            self.k0[rid] = -1
             self.gen[rid] += 1
             self.n_dec -= 1
             self.sum_ctx -= ctx
@@ -168,17 +167,13 @@ class Replica:
             return
         inc, arr, waiting, heap, prefill = self.incoming, self.arrival, self.waiting, self.heap, self.prefill
         inp, cached, admit = self.inp, self.cached, self.admit
-        max_seqs, kv_cap, step, stretch = self.lim.max_num_seqs, self.lim.kv_capacity_tokens, self._step, self._stretch
+        max_seqs, kv_cap, run = self.lim.max_num_seqs, self.lim.kv_capacity_tokens, self._run
+        t, next_sample = self.t, self.next_sample
         while True:
-            t = self.t
             while inc and arr[inc[0]] <= t:  # arrivals
-                rid = inc.popleft()
-                waiting.append(rid)
-                self.in_system += 1
-                self.area += t - arr[rid]  # it has been in the system (queued at the router) since it arrived
-            n_adm = self.n_adm
-            if waiting and n_adm < max_seqs:  # admission: a sequence slot and KV for the prompt
-                kv = self.kv
+                waiting.append(inc.popleft())
+            if waiting and self.n_adm < max_seqs:  # admission: a sequence slot and KV for the prompt
+                kv, n_adm = self.kv, self.n_adm
                 while waiting and n_adm < max_seqs:
                     rid = waiting[0]
                     size = inp[rid]
@@ -193,6 +188,7 @@ class Replica:
                 self.kv, self.n_adm = kv, n_adm
             if prefill:
                 self._prefill_step()
+                t = self.t
             elif self.n_dec:
                 # a decode-only run until the next event: a sequence finishing, the KV cache full, the
                 # next arrival, or `t_end` (where the caller may hand over a new request)
@@ -204,22 +200,17 @@ class Replica:
                 nxt = arr[inc[0]] if inc else t_end
                 if nxt > t_end:
                     nxt = t_end
-                if nxt < math.inf:  # stop where the step in progress at the next arrival (or t_end) ends
-                    until = int((nxt - t) / step(n_dec, sum_ctx)) + 1
-                    if until < steps:
-                        steps = until if until > 1 else 1
-                dt = stretch(n_dec, sum_ctx, steps)
-                self.area += self.in_system * dt
-                self.t = t + dt
-                self.busy += dt
-                self.steps += steps
+                # stop where the step in progress at the next arrival (or t_end) ends
+                steps, dt = run(n_dec, sum_ctx, steps, nxt - t)
+                self.t = t = t + dt
                 k += steps
                 self.k = k
-                self.sum_ctx = sum_ctx + n_dec * steps
-                self.kv += n_dec * steps
+                grown = n_dec * steps
+                self.sum_ctx = sum_ctx + grown
+                self.kv = kv = self.kv + grown
                 if heap and heap[0][0] <= k:
                     self._finish_due()
-                if self.kv > kv_cap:
+                if kv > kv_cap and self.kv > kv_cap:  # (retiring sequences only frees KV)
                     self._preempt()
             else:
                 if not inc:
@@ -227,22 +218,73 @@ class Replica:
                 nxt = arr[inc[0]]
                 if nxt > t_end:
                     return
-                self.area += self.in_system * (nxt - t)
-                self.t = nxt
-            if self.t >= self.next_sample:
+                self.idle += nxt - t
+                self.t = t = nxt
+            if t >= next_sample:
                 self._sample()
-            if self.t >= t_end:
+                next_sample = self.next_sample
+            if t >= t_end:
                 return
 
     def _prefill_step(self) -> None:
         """One step carrying prompt chunks (and every decoding sequence)."""
-        n_dec, max_tok, prefill = self.n_dec, self.lim.max_num_batched_tokens, self.prefill
+        n_dec, max_tok, prefill = self.n_dec, self._max_tok, self.prefill
         budget = max_tok - n_dec
         if budget <= 0:
             budget = max(1, max_tok // 8)
+        sliding = self._sliding
+        item = prefill[0]
+        if len(prefill) == 1 and item[1] <= budget and not sliding:  # one whole prompt (or its rest): the loop
+            take = item[1]  # below, with its sums of one term written out (0 + x is exact)
+            start = item[2]
+            p_tok, p_ctx, done = take, take * (start + take / 2), 1
+            item[1] = 0
+            item[2] = start + take
+        else:
+            p_tok, p_ctx, done = self._chunks(budget)
+        dt = self._step(n_dec, self.sum_ctx, p_tok, p_ctx)
+        t = self.t + dt
+        self.t = t
+        k = self.k + 1
+        self.k = k
+        sum_ctx, kv = self.sum_ctx + n_dec, self.kv + n_dec
+        if done:
+            first, out, inp, gen, k0, c0, push, heap = (self.first, self.out, self.inp, self.gen, self.k0, self.c0,
+                                                        heappush, self.heap)
+            for _ in range(done):  # finished prompts (a prefix of the FIFO) start decoding
+                rid = prefill.popleft()[0]
+                if first[rid] != first[rid]:  # NaN: a recomputed sequence's client already had its first token
+                    first[rid] = t
+                o = out[rid]
+                ctx = inp[rid] + 1
+                if o <= 1:  # done with its first token
+                    self.finish[rid] = t
+                    kv -= ctx
+                    self.n_adm -= 1
+                    if self.feed:
+                        self._send_next()
+                    continue
+                k0[rid] = k
+                c0[rid] = ctx
+                push(heap, (k + o - 1, rid, gen[rid]))
+                self.order.append(rid)
+                n_dec += 1
+                sum_ctx += ctx
+                kv += 1
+            self.n_dec = n_dec
+        self.sum_ctx, self.kv = sum_ctx, kv
+        heap = self.heap
+        if heap and heap[0][0] <= k:
+            self._finish_due()
+        if self.kv > self.lim.kv_capacity_tokens:
+            self._preempt()
+
+    def _chunks(self, budget: int) -> tuple[int, float, int]:
+        """Take prompt chunks from the FIFO up to `budget` tokens: (tokens, keys they attend to, prompts
+        finished)."""
         p_tok, p_ctx, done = 0, 0.0, 0
         sliding, window = self._sliding, self._window
-        for item in prefill:
+        for item in self.prefill:
             if budget <= 0:
                 break
             left = item[1]
@@ -259,50 +301,18 @@ class Replica:
             p_tok += take
             if left == take:
                 done += 1
-        dt = self._step(n_dec, self.sum_ctx, p_tok, p_ctx)
-        self.area += self.in_system * dt
-        t = self.t + dt
-        self.t = t
-        self.busy += dt
-        self.steps += 1
-        k = self.k + 1
-        self.k = k
-        sum_ctx, kv = self.sum_ctx + n_dec, self.kv + n_dec
-        if done:
-            first, out, inp, gen, dec_start, push, heap = (self.first, self.out, self.inp, self.gen, self.dec_start,
-                                                           heapq.heappush, self.heap)
-            for _ in range(done):  # finished prompts (a prefix of the FIFO) start decoding
-                rid = prefill.popleft()[0]
-                if first[rid] != first[rid]:  # NaN: a recomputed sequence's client already had its first token
-                    first[rid] = t
-                o = out[rid]
-                ctx = inp[rid] + 1
-                if o <= 1:  # done with its first token
-                    self.finish[rid] = t
-                    kv -= ctx
-                    self.n_adm -= 1
-                    self.in_system -= 1
-                    if self.feed:
-                        self._send_next()
-                    continue
-                dec_start[rid] = (k, ctx)
-                push(heap, (k + o - 1, rid, gen[rid]))
-                self.order.append(rid)
-                n_dec += 1
-                sum_ctx += ctx
-                kv += 1
-            self.n_dec = n_dec
-        self.sum_ctx, self.kv = sum_ctx, kv
-        heap = self.heap
-        if heap and heap[0][0] <= k:
-            self._finish_due()
-        if self.kv > self.lim.kv_capacity_tokens:
-            self._preempt()
+        return p_tok, p_ctx, done
 
     def result(self) -> ReplicaResult:
         self._sample()
-        return ReplicaResult(np.array(self.first), np.array(self.finish), np.array(self.admit), self.busy, self.t,
-                             self.area, self.preemptions, self.steps, self.series)
+        n = len(self.first)
+        first, finish, admit, arrival = (np.fromiter(x, float, n) for x in (self.first, self.finish, self.admit,
+                                                                            self.arrival))
+        # ∫ (requests in the replica) dt = Σ (finish − arrival) over its requests, all finished by now (time
+        # queued at the router counts: a request is in the system from its arrival)
+        area = float(np.nansum(finish - arrival))
+        return ReplicaResult(first, finish, admit, self.t - self.idle, self.t, area, self.preemptions, self.k,
+                             self.series)
 
 
 def simulate_replica(model: StepModel, limits: EngineLimits, reqs: Requests, sample_s: float = 60.0) -> ReplicaResult:

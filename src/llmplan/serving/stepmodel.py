@@ -132,12 +132,52 @@ def _comm(layers: float, lib_lat: float, lib_k: float, own_lat: float, own_k: fl
 
 def compiled(sm: StepModel):
     """`sm.step` and `sm.stretch` as closures over local constants, for the simulator's inner loop:
-    the same arithmetic in the same order (results bit-identical), without attribute look-ups."""
+    the same arithmetic in the same order (results bit-identical), without attribute look-ups; and `run`,
+    a decode-only run (below)."""
     step, stretch = _general(sm)
     if not (sm.n_experts or sm.sliding or sm.pp > 1):
         step, stretch = _dense(sm, stretch)
+        if not sm.comm_layers:
+            return step, stretch, _dense_run(sm, stretch)
 
-    return step, stretch
+    def run(n: int, sum_ctx: float, steps: int, horizon: float) -> tuple[int, float]:
+        """A run of at most `steps` decode steps of `n` sequences, stopping at the step in progress `horizon`
+        seconds from now (counted at the first step's duration): (steps taken, their time)."""
+        if horizon < math.inf:
+            until = int(horizon / step(n, sum_ctx)) + 1
+            if until < steps:
+                steps = until if until > 1 else 1
+        return steps, stretch(n, sum_ctx, steps)
+
+    return step, stretch, run
+
+
+def _dense_run(sm: StepModel, dense_stretch):
+    """`run` of :func:`compiled` for a dense single-stage model on one GPU: the step and the stretch written out
+    in one call (the same floats: n + 0.0 and S + 0.0 are exact), as most simulated events are decode runs."""
+    dense, kv, state, flops, attn = sm.dense_bytes, sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn
+    bw, peak, overhead, inf = sm.bw, sm.peak, sm.overhead, math.inf
+    b_m, b_c = kv / bw, attn / peak
+
+    def run(n: int, sum_ctx: float, steps: int, horizon: float) -> tuple[int, float]:
+        if horizon < inf:
+            t_mem = (dense + (sum_ctx + n * state) * kv) / bw
+            t_cmp = (flops * n + attn * sum_ctx) / peak
+            until = int(horizon / ((t_mem if t_mem >= t_cmp else t_cmp) + overhead)) + 1
+            if until < steps:
+                steps = until if until > 1 else 1
+        m = steps
+        a_m = (dense + n * state * kv) / bw
+        a_c = flops * n / peak
+        s_end = sum_ctx + n * (m - 1)
+        mem_start = a_m + b_m * sum_ctx >= a_c + b_c * sum_ctx
+        if mem_start != (a_m + b_m * s_end >= a_c + b_c * s_end) or m <= 0:
+            return steps, dense_stretch(n, sum_ctx, m)
+        if mem_start:
+            return steps, m * overhead + (m * (a_m + b_m * sum_ctx) + b_m * n * (m * (m - 1)) / 2)
+        return steps, m * overhead + (m * (a_c + b_c * sum_ctx) + b_c * n * (m * (m - 1)) / 2)
+
+    return run
 
 
 def _general(sm: StepModel):
@@ -197,7 +237,7 @@ def _dense(sm: StepModel, general_stretch):
     dense, kv, state, flops, attn = sm.dense_bytes, sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn
     bw, peak, overhead = sm.bw, sm.peak, sm.overhead
     comm_args = (sm.comm_layers, sm.lib_lat, sm.lib_k, sm.own_lat, sm.own_k)
-    apart = sm.apart
+    apart, comm = sm.apart, bool(sm.comm_layers)
     b_m, b_c = kv / bw, attn / peak
 
     def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:
@@ -207,6 +247,14 @@ def _dense(sm: StepModel, general_stretch):
         t_mem = (dense + (sum_ctx + n_dec * state) * kv) / bw
         t_cmp = (flops * tokens + attn * (sum_ctx + p_ctx)) / peak
         return (t_mem if t_mem >= t_cmp else t_cmp) + _comm(*comm_args, tokens) + overhead
+
+    if not sm.comm_layers:  # one GPU per stage: no all-reduce (x + 0.0 is exact, so the same floats)
+        def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:  # noqa: F811
+            if apart and p_tok > 0 and n_dec > 0:
+                return step(n_dec, sum_ctx) + step(0.0, 0.0, p_tok, p_ctx)
+            t_mem = (dense + (sum_ctx + n_dec * state) * kv) / bw
+            t_cmp = (flops * (n_dec + p_tok) + attn * (sum_ctx + p_ctx)) / peak
+            return (t_mem if t_mem >= t_cmp else t_cmp) + overhead
 
     def stretch(n: float, sum_ctx: float, m: int) -> float:
         if m <= 0:
@@ -218,6 +266,7 @@ def _dense(sm: StepModel, general_stretch):
         if mem_start != mem_end:
             return general_stretch(n, sum_ctx, m)
         a, b = (a_m, b_m) if mem_start else (a_c, b_c)
-        return m * (_comm(*comm_args, n) + overhead) + (m * (a + b * sum_ctx) + b * n * (m * (m - 1)) / 2)
+        fixed = m * (_comm(*comm_args, n) + overhead) if comm else m * overhead
+        return fixed + (m * (a + b * sum_ctx) + b * n * (m * (m - 1)) / 2)
 
     return step, stretch
