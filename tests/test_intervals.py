@@ -136,3 +136,22 @@ def test_one_source_group_cannot_fit_the_factors_and_says_so(tmp_path, capsys):
     assert main(["calibrate", "--data", str(tmp_path / "one.csv"), "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert "not fitted" in summary["intervals"] and "interval_scale" not in out.read_text()
+
+
+def test_estimate_scales_its_band_by_the_entry_factor_and_says_where_it_comes_from():
+    from llmplan.perf.efficiency import deployment_efficiency
+    from llmplan.perf.estimate import EstimateRequest, estimate
+    from llmplan.specs import resolve
+
+    req = EstimateRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="ascend-910b", engine="vllm",
+                          input_tokens=1000, output_tokens=200, concurrency=16)
+    r = estimate(req, CAT)
+    _, cal, level = deployment_efficiency(resolve(req, CAT), CAT)
+    assert level == "family×arch"  # no vLLM rows on Ascend: a fallback level
+    note = next(n for n in r.notes if "no calibration data" in n)
+    assert f"×{cal.interval_scale:.2f}" in note and "held out" in note
+    # the TPOT interval is the band scaled by the factor, turned around for a time
+    tpot = r.intervals["tpot_ms"]
+    lo, hi = min(cal.log_error_p10, 0.0), max(cal.log_error_p90, 0.0)
+    assert tpot.low == pytest.approx(r.tpot_ms / math.exp(hi * cal.interval_scale))
+    assert tpot.high == pytest.approx(r.tpot_ms / math.exp(lo * cal.interval_scale))

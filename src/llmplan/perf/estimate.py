@@ -207,7 +207,9 @@ def _notes(d, mem, level: str, cal, widen: float, load, sat: Saturation | None, 
              f"{'' if d.engine.defaults.chunked_prefill else ' (no chunked prefill)'}"]
     if not level.startswith("engine×family"):
         notes.append(f"no calibration data for {d.engine.id} on {d.accelerator.family}: using the {level} fit "
-                     f"({cal.id}, {cal.n_rows} rows); its residual band is scaled ×{widen:.2f} for the interval")
+                     f"({cal.id}, {cal.n_rows} rows); the interval is its residual band scaled ×{widen:.2f}, "
+                     + ("the factor fitted on sources held out of the calibration" if cal.interval_scale is not None
+                        else "the hand-set widening of a calibration file without fitted factors"))
     if not mem.fits:
         notes.append("the model does not fit this layout (see `llmplan fit`): " + "; ".join(mem.reasons))
     if sat is not None:
