@@ -213,8 +213,13 @@ def step_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_co
 
 def roofline_step(s: StageShape, m: Machine, decode_tokens, decode_context, prefill_tokens=0.0, prefill_context=0.0):
     """The physical floor of a step: perfect efficiency, peak-rate kernels, no overhead, no
-    communication, prompts overlapping decodes."""
+    communication, and the cheaper of the two ways to carry the prompts: overlapping the decodes, or
+    whole in steps of their own (which reads an MoE's experts once per prompt instead of in every
+    decode step that carries a slice of it)."""
     ideal = Efficiency(eta_bw=1.0, eta_flops=1.0, step_overhead_s=0.0, request_overhead_s=0.0, eta_moe=1.0)
-    m = dataclasses.replace(m, flops_ratio=1.0, weight_only=0.0, mixed_prefill=1.0)
-    t = step_time(s, m, ideal, decode_tokens, decode_context, prefill_tokens, prefill_context)
-    return t.total - t.comm
+    floors = []
+    for arrangement in (1.0, 0.0):
+        mm = dataclasses.replace(m, flops_ratio=1.0, weight_only=0.0, mixed_prefill=arrangement)
+        t = step_time(s, mm, ideal, decode_tokens, decode_context, prefill_tokens, prefill_context)
+        floors.append(t.total - t.comm)
+    return np.minimum(*floors)
