@@ -57,7 +57,7 @@ class Replica:
         self.m, self.lim = model, limits
         self._step, _, self._run = compiled(model)  # a step with prompts; a decode-only run
         self._sliding, self._window = model.sliding, model.window  # prompts attend to the window on sliding layers
-        self._max_tok = limits.max_num_batched_tokens
+        self._max_tok, self._kv_cap = limits.max_num_batched_tokens, limits.kv_capacity_tokens
         self.inp = reqs.input_tokens.tolist()  # prompt tokens to (re)compute: grows on preemption
         self.out = reqs.output_tokens.tolist()  # output tokens still to generate
         self.cached = reqs.cached_tokens.tolist()
@@ -159,6 +159,24 @@ class Replica:
             self.waiting.appendleft(rid)
             self.preemptions += 1
 
+    def _admit(self, t: float) -> None:
+        """Admission at time t: FIFO, while a sequence slot and KV for the prompt are free."""
+        waiting, inp, cached, admit, prefill = self.waiting, self.inp, self.cached, self.admit, self.prefill
+        max_seqs, kv_cap = self.lim.max_num_seqs, self.lim.kv_capacity_tokens
+        kv, n_adm = self.kv, self.n_adm
+        while waiting and n_adm < max_seqs:
+            rid = waiting[0]
+            size = inp[rid]
+            if kv + size > kv_cap and n_adm > 0:
+                break
+            waiting.popleft()
+            if admit[rid] != admit[rid]:  # NaN: first admission (a preempted sequence keeps its first)
+                admit[rid] = t
+            kv += size
+            n_adm += 1
+            prefill.append([rid, size - cached[rid], cached[rid]])
+        self.kv, self.n_adm = kv, n_adm
+
     # ------------------------------------------------------------------ the loop
     def advance_to(self, t_end: float) -> None:
         """Run until the engine is idle with nothing arriving before `t_end` (or past `t_end`: the
@@ -166,26 +184,14 @@ class Replica:
         if self.t >= t_end:
             return
         inc, arr, waiting, heap, prefill = self.incoming, self.arrival, self.waiting, self.heap, self.prefill
-        inp, cached, admit = self.inp, self.cached, self.admit
+        gen, k0, c0, finish, feed = self.gen, self.k0, self.c0, self.finish, self.feed
         max_seqs, kv_cap, run = self.lim.max_num_seqs, self.lim.kv_capacity_tokens, self._run
         t, next_sample = self.t, self.next_sample
         while True:
             while inc and arr[inc[0]] <= t:  # arrivals
                 waiting.append(inc.popleft())
-            if waiting and self.n_adm < max_seqs:  # admission: a sequence slot and KV for the prompt
-                kv, n_adm = self.kv, self.n_adm
-                while waiting and n_adm < max_seqs:
-                    rid = waiting[0]
-                    size = inp[rid]
-                    if kv + size > kv_cap and n_adm > 0:
-                        break
-                    waiting.popleft()
-                    if admit[rid] != admit[rid]:  # NaN: first admission (a preempted sequence keeps its first)
-                        admit[rid] = t
-                    kv += size
-                    n_adm += 1
-                    prefill.append([rid, size - cached[rid], cached[rid]])
-                self.kv, self.n_adm = kv, n_adm
+            if waiting and self.n_adm < max_seqs:
+                self._admit(t)
             if prefill:
                 self._prefill_step()
                 t = self.t
@@ -206,11 +212,28 @@ class Replica:
                 k += steps
                 self.k = k
                 grown = n_dec * steps
-                self.sum_ctx = sum_ctx + grown
-                self.kv = kv = self.kv + grown
-                if heap and heap[0][0] <= k:
-                    self._finish_due()
-                if kv > kv_cap and self.kv > kv_cap:  # (retiring sequences only frees KV)
+                sum_ctx += grown
+                kv = self.kv + grown
+                if heap and heap[0][0] <= k:  # retire the sequences due (as _finish_due, written out here)
+                    n_adm = self.n_adm
+                    while heap and heap[0][0] <= k:
+                        _, rid, g = heappop(heap)
+                        if g != gen[rid]:
+                            continue
+                        ctx = c0[rid] + (k - k0[rid])
+                        k0[rid] = -1
+                        n_dec -= 1
+                        sum_ctx -= ctx
+                        kv -= ctx
+                        finish[rid] = t
+                        n_adm -= 1
+                        if feed:
+                            self._send_next()
+                    self.n_dec, self.n_adm = n_dec, n_adm
+                    if len(self.order) > 2 * n_dec + 64:
+                        self.order = [r for r in self.order if k0[r] >= 0]
+                self.sum_ctx, self.kv = sum_ctx, kv
+                if kv > kv_cap:
                     self._preempt()
             else:
                 if not inc:
@@ -248,9 +271,9 @@ class Replica:
         k = self.k + 1
         self.k = k
         sum_ctx, kv = self.sum_ctx + n_dec, self.kv + n_dec
+        heap = self.heap
         if done:
-            first, out, inp, gen, k0, c0, push, heap = (self.first, self.out, self.inp, self.gen, self.k0, self.c0,
-                                                        heappush, self.heap)
+            first, out, inp, gen, k0, c0 = self.first, self.out, self.inp, self.gen, self.k0, self.c0
             for _ in range(done):  # finished prompts (a prefix of the FIFO) start decoding
                 rid = prefill.popleft()[0]
                 if first[rid] != first[rid]:  # NaN: a recomputed sequence's client already had its first token
@@ -266,17 +289,16 @@ class Replica:
                     continue
                 k0[rid] = k
                 c0[rid] = ctx
-                push(heap, (k + o - 1, rid, gen[rid]))
+                heappush(heap, (k + o - 1, rid, gen[rid]))
                 self.order.append(rid)
                 n_dec += 1
                 sum_ctx += ctx
                 kv += 1
             self.n_dec = n_dec
         self.sum_ctx, self.kv = sum_ctx, kv
-        heap = self.heap
         if heap and heap[0][0] <= k:
             self._finish_due()
-        if self.kv > self.lim.kv_capacity_tokens:
+        if self.kv > self._kv_cap:
             self._preempt()
 
     def _chunks(self, budget: int) -> tuple[int, float, int]:
