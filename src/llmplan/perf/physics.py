@@ -217,9 +217,9 @@ def roofline_step(s: StageShape, m: Machine, decode_tokens, decode_context, pref
     whole in steps of their own (which reads an MoE's experts once per prompt instead of in every
     decode step that carries a slice of it)."""
     ideal = Efficiency(eta_bw=1.0, eta_flops=1.0, step_overhead_s=0.0, request_overhead_s=0.0, eta_moe=1.0)
-    floors = []
-    for arrangement in (1.0, 0.0):
+    def floor(arrangement: float):
         mm = dataclasses.replace(m, flops_ratio=1.0, weight_only=0.0, mixed_prefill=arrangement)
         t = step_time(s, mm, ideal, decode_tokens, decode_context, prefill_tokens, prefill_context)
-        floors.append(t.total - t.comm)
-    return np.minimum(*floors)
+        return np.asarray(t.total - t.comm)
+
+    return np.minimum(floor(1.0), floor(0.0))
