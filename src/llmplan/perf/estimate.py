@@ -14,7 +14,7 @@ from ..catalog import Catalog
 from ..memory.fit import fit as memory_fit
 from ..specs import MIN_RATE_PER_S, Cli, FitRequest, resolve
 from .efficiency import deployment_efficiency
-from .intervals import entry_scale
+from .intervals import entry_scale, interval
 from .limits import engine_limit
 from .physics import StepTime, roofline_step
 from .scenarios import closed_loop, decode_step, mixed_step, open_loop, prefill_time
@@ -262,7 +262,7 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     widen = entry_scale(cal, level)
     intervals = _intervals({"ttft_ms": None if ttft is None else 1e3 * ttft, "tpot_ms": 1e3 * tpot,
                             "output_tok_s": req_s * o},
-                           math.exp(min(cal.log_error_p10, 0.0) * widen), math.exp(max(cal.log_error_p90, 0.0) * widen))
+                           *interval(1.0, (cal.log_error_p10, cal.log_error_p90), widen))
     mem = memory_fit(d, gguf, context_tokens=min(int(i + o), d.model.max_context), concurrency=1)
     misfit = [] if mem.fits else list(mem.reasons)
     if i + o > d.model.max_context:

@@ -184,7 +184,6 @@ class Replica:
         if self.t >= t_end:
             return
         inc, arr, waiting, heap, prefill = self.incoming, self.arrival, self.waiting, self.heap, self.prefill
-        gen, k0, c0, finish, feed = self.gen, self.k0, self.c0, self.finish, self.feed
         max_seqs, kv_cap, run = self.lim.max_num_seqs, self.lim.kv_capacity_tokens, self._run
         t, next_sample = self.t, self.next_sample
         while True:
@@ -212,28 +211,11 @@ class Replica:
                 k += steps
                 self.k = k
                 grown = n_dec * steps
-                sum_ctx += grown
-                kv = self.kv + grown
-                if heap and heap[0][0] <= k:  # retire the sequences due (as _finish_due, written out here)
-                    n_adm = self.n_adm
-                    while heap and heap[0][0] <= k:
-                        _, rid, g = heappop(heap)
-                        if g != gen[rid]:
-                            continue
-                        ctx = c0[rid] + (k - k0[rid])
-                        k0[rid] = -1
-                        n_dec -= 1
-                        sum_ctx -= ctx
-                        kv -= ctx
-                        finish[rid] = t
-                        n_adm -= 1
-                        if feed:
-                            self._send_next()
-                    self.n_dec, self.n_adm = n_dec, n_adm
-                    if len(self.order) > 2 * n_dec + 64:
-                        self.order = [r for r in self.order if k0[r] >= 0]
-                self.sum_ctx, self.kv = sum_ctx, kv
-                if kv > kv_cap:
+                self.sum_ctx = sum_ctx + grown
+                self.kv += grown
+                if heap and heap[0][0] <= k:
+                    self._finish_due()
+                if self.kv > kv_cap:
                     self._preempt()
             else:
                 if not inc:

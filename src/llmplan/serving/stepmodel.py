@@ -153,11 +153,10 @@ def compiled(sm: StepModel):
 
 
 def _dense_run(sm: StepModel, dense_stretch):
-    """`run` of :func:`compiled` for a dense single-stage model on one GPU: the step and the stretch written out
-    in one call (the same floats: n + 0.0 and S + 0.0 are exact), as most simulated events are decode runs."""
+    """`run` of :func:`compiled` for a dense single-stage model on one GPU, with the step that caps the run
+    written out (the same floats: n + 0.0 and S + 0.0 are exact), as most simulated events are decode runs."""
     dense, kv, state, flops, attn = sm.dense_bytes, sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn
     bw, peak, overhead, inf = sm.bw, sm.peak, sm.overhead, math.inf
-    b_m, b_c = kv / bw, attn / peak
 
     def run(n: int, sum_ctx: float, steps: int, horizon: float) -> tuple[int, float]:
         if horizon < inf:
@@ -166,16 +165,7 @@ def _dense_run(sm: StepModel, dense_stretch):
             until = int(horizon / ((t_mem if t_mem >= t_cmp else t_cmp) + overhead)) + 1
             if until < steps:
                 steps = until if until > 1 else 1
-        m = steps
-        a_m = (dense + n * state * kv) / bw
-        a_c = flops * n / peak
-        s_end = sum_ctx + n * (m - 1)
-        mem_start = a_m + b_m * sum_ctx >= a_c + b_c * sum_ctx
-        if mem_start != (a_m + b_m * s_end >= a_c + b_c * s_end) or m <= 0:
-            return steps, dense_stretch(n, sum_ctx, m)
-        if mem_start:
-            return steps, m * overhead + (m * (a_m + b_m * sum_ctx) + b_m * n * (m * (m - 1)) / 2)
-        return steps, m * overhead + (m * (a_c + b_c * sum_ctx) + b_c * n * (m * (m - 1)) / 2)
+        return steps, dense_stretch(n, sum_ctx, steps)
 
     return run
 
