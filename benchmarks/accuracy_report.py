@@ -124,7 +124,9 @@ def interval_section(cat, by_source: list[dict]) -> list[str]:
         *[f"| {lvl} | {counts.get(lvl, 0)} | ×{shipped[lvl]:.2f} |" for lvl in sorted(shipped) if lvl != ALL_LEVELS],
         "",
         (f"Levels with fewer than {MIN_ROWS} held-out rows ({', '.join(sorted(few))}) take the factor fitted on "
-         "all held-out rows." if few else ""),
+         "all held-out rows. " if few else "")
+        + "A fallback level then takes at least the factor of every more specific level it stands in for (a "
+        "setup with no data of its own is never given a relatively narrower interval than one with data).",
         "",
     ]
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmplan.catalog import load_catalog
-from llmplan.perf.efficiency import ANY, lookup
+from llmplan.perf.efficiency import ANY, LEVELS, lookup
 from llmplan.perf.intervals import (
     ALL_LEVELS,
     HAND_SET,
@@ -48,12 +48,30 @@ def test_fit_scales_is_the_80th_percentile_of_the_needed_factors_per_level():
     s = fit_scales(rows)
     # the smallest factor covering 80 % of the 40: the 32nd smallest need, 3.2
     assert s["engine×family"] == pytest.approx(3.2)
-    assert "pooled" not in s and scale_for(s, "pooled") == s[ALL_LEVELS]
     # over all 50 needs (0.1 … 4.0 and ten of 5.0) the 80th percentile is the 40th value, 4.0
     assert s[ALL_LEVELS] == pytest.approx(4.0)
+    # 'pooled' had too few rows of its own: the factor fitted on all of them
+    assert scale_for(s, "pooled") == pytest.approx(4.0)
     assert MIN_ROWS > 10
     # rows that could not be predicted do not count
     assert fit_scales([{"level": "pooled", "log_error": None, "band": [-0.1, 0.1]}]) == {}
+
+
+def test_a_fallback_level_is_never_narrower_than_a_fit_it_stands_in_for():
+    from llmplan.perf.intervals import coarser_not_narrower
+
+    # as fitted on the development data: 'arch' (Gaudi and Ascend rows only) came out below engine×arch
+    s = coarser_not_narrower({"arch": 1.01, "engine": 1.55, "engine×arch": 1.72, "engine×family×arch": 1.33}, 1.49)
+    assert s["arch"] == s["engine"] == s["pooled"] == 1.72  # all generalise engine×arch
+    assert s["engine×family×arch"] == 1.33  # the most specific level keeps its own fit
+    assert s["engine×family"] == s["family×arch"] == s["family"] == 1.49  # no rows of their own: all rows' factor
+    # every level lookup can fall back to gets a factor, and coarser levels are never narrower
+    levels = ["×".join(x) or "pooled" for x in LEVELS]
+    assert set(levels) <= set(s)
+    for a in levels:
+        for b in levels:
+            if b != "pooled" and (a == "pooled" or set(a.split("×")) < set(b.split("×"))):
+                assert s[a] >= s[b], (a, b)
 
 
 def test_the_fitted_factor_covers_80_percent_of_the_rows_it_was_fitted_on():
@@ -92,6 +110,9 @@ def test_shipped_calibration_carries_a_fitted_factor_on_every_entry():
     for c in cals:
         by_level.setdefault(level_name(c.engine, c.family, c.arch), set()).add(c.interval_scale)
     assert all(len(v) == 1 for v in by_level.values()), by_level
+    # a fallback is never narrower than a level it stands in for
+    one = {lvl: next(iter(v)) for lvl, v in by_level.items()}
+    assert one["arch"] >= one["engine×arch"] and one["pooled"] == max(one.values())
     c = next(iter(cals))
     level = level_name(c.engine, c.family, c.arch)
     assert entry_scale(c, level) == c.interval_scale

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .efficiency import ANY
+from .efficiency import ANY, LEVELS
 
 COVERAGE = 0.80  # the interval's nominal coverage
 MIN_ROWS = 30  # a level with fewer held-out rows takes the factor fitted on all of them
@@ -43,8 +43,9 @@ def needed_scale(log_error: float, lo: float, hi: float) -> float:
 
 
 def fit_scales(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
-    """Per level, the smallest factor that puts 80 % of the held-out rows inside their scaled band; levels
-    with fewer than MIN_ROWS rows are left out (they take the ALL_LEVELS factor, fitted on every row).
+    """Per level, the smallest factor that puts 80 % of the held-out rows inside their scaled band; a level
+    with fewer than MIN_ROWS rows takes the factor fitted on every row (also kept as ALL_LEVELS); then no level
+    is narrower than a more specific one (:func:`coarser_not_narrower`).
     Each row: 'level', 'log_error' (ln measured / predicted) and 'band' (the fit's in-sample p10, p90)."""
     need: dict[str, list[float]] = {}
     for r in rows:
@@ -58,8 +59,21 @@ def fit_scales(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
     def q(ws: list[float]) -> float:  # the k-th smallest need covers k rows: k = ⌈0.8 n⌉
         return float(np.sort(np.asarray(ws))[math.ceil(COVERAGE * len(ws) - 1e-9) - 1])
 
-    out = {lvl: q(ws) for lvl, ws in need.items() if len(ws) >= MIN_ROWS}
-    out[ALL_LEVELS] = q(every)
+    fitted = {lvl: q(ws) for lvl, ws in need.items() if len(ws) >= MIN_ROWS}
+    return coarser_not_narrower(fitted, q(every))
+
+
+def coarser_not_narrower(fitted: dict[str, float], every: float) -> dict[str, float]:
+    """The factor of every level of the fallback hierarchy: its own fit (`fitted`, levels with enough held-out
+    rows), else the one fitted on all held-out rows (`every`), raised to at least the fitted factor of every
+    more specific level it stands in for (engine×arch → engine → pooled …). A fallback knows less than the fits
+    below it, so a setup with no data of its own never gets a relatively narrower interval than one with data
+    (a level fitted on a few sources can otherwise come out lower: 'arch' ×1.01 on the Gaudi and Ascend rows,
+    engine×arch ×1.72)."""
+    names = {"×".join(level) or "pooled": set(level) for level in LEVELS}  # the levels lookup falls back through
+    out = {lvl: max([fitted.get(lvl, every)] + [w for m, w in fitted.items() if names.get(m, set()) > own])
+           for lvl, own in names.items()}
+    out[ALL_LEVELS] = every
     return out
 
 
