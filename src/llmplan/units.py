@@ -6,6 +6,7 @@ bytes), ``_gb_s`` (10**9 bytes per second), ``_tflops`` (10**12 op/s), ``_s``, `
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:  # numpy stays out of the import path of modules that only annotate with Arr
@@ -48,3 +49,11 @@ def fmt_count(n: float) -> str:
         if abs(n) >= div:
             return f"{n / div:,.2f} {suffix}"
     return f"{n:,.0f}"
+
+
+def fmt_sig(x: float, digits: int = 3) -> str:
+    """`digits` significant figures, never in scientific notation above 1: 12,345 -> '12,300',
+    3.134 -> '3.13' (what ``:.3g`` gives below 10^digits)."""
+    if x != 0 and math.isfinite(x) and abs(x) >= 10 ** digits:
+        return f"{round(x, digits - 1 - math.floor(math.log10(abs(x)))):,.0f}"
+    return f"{x:,.{digits}g}"

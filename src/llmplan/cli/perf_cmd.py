@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ..units import fmt_sig
 from . import render
 from .lazy import load_catalog
 from .spec_options import spec_options
@@ -111,7 +112,7 @@ def print_estimate(r: EstimateReport) -> None:
         ),
     ]
     for name, value, iv, definition in rows:
-        t.add_row(name, value, f"{iv.low:,.3g} – {iv.high:,.3g}" if iv else "", definition)
+        t.add_row(name, value, f"{fmt_sig(iv.low)} – {fmt_sig(iv.high)}" if iv else "", definition)
     t.add_row("total throughput", f"{r.total_tok_s:,.0f} tok/s", "", r.definitions["total_tok_s"])
     t.add_row("max throughput", f"{r.max_throughput_output_tok_s:,.0f} tok/s", "",
               f"engine saturated at {r.max_batch:,.0f} sequences")

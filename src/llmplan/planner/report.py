@@ -15,6 +15,7 @@ import numpy as np
 from ..catalog import Catalog
 from ..cost.model import breakeven_month as cost_breakeven
 from ..errors import LlmplanError
+from ..units import fmt_sig
 from . import policy as pol
 from .advice import advice
 from .scenario import Scenario
@@ -300,7 +301,7 @@ def advice_lines(a: dict[str, Any] | None, rec: dict[str, Any], horizon: float, 
                        + (f", {x['rack_units_each']} U" if x["rack_units_each"] else ""))
         more = b["gpus_bought"] - b["gpus_needed"]
         out.append(f"- GPUs: {b['gpus_needed']} needed for the peak, {b['gpus_bought']} bought"
-                   + (f"; the {more} beyond the need could carry {b['extra_capacity_req_s']:.3g} requests/s more"
+                   + (f"; the {more} beyond the need could carry {fmt_sig(b['extra_capacity_req_s'])} requests/s more"
                       if more > 0 else "")
                    + ("" if b["availability"] == "none" else f" (they include the {b['availability']} spares: "
                       f"{b['serving_after_worst_failure']} replica(s) serve with the worst server down)"))
@@ -391,7 +392,7 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
     w = r["workload"]
     out = [f"# Plan: {q(r['scenario']['name'])}", ""]
     slo = ", ".join(f"{k} {v:g}" for k, v in w["slo"].items())
-    out.append(f"Workload: {w['requests_per_day']:,.0f} requests/day, peak {w['peak_rate_per_s']:.3g}/s, "
+    out.append(f"Workload: {w['requests_per_day']:,.0f} requests/day, peak {fmt_sig(w['peak_rate_per_s'])}/s, "
                f"{w['input_tokens_mean']:,.0f} in / {w['output_tokens_mean']:,.0f} out tokens (mean), "
                f"{w['tokens_per_year'] / 1e9:,.2f} B tokens/year; SLO {slo or 'none'}; availability "
                f"{w['availability']}; horizon {r['horizon_years']:g} years")

@@ -30,6 +30,7 @@ from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
 from ..serving.workload import Workload, hourly_weights, preset
 from ..specs import Deployment, FitRequest, resolve, weight_only_kernel
+from ..units import fmt_sig
 from . import policy as pol
 from . import quality as qual
 from .quality import quality_recovery_pct
@@ -778,7 +779,7 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
     o.ttft_p95_ms, o.tpot_p95_ms = res["ttft_ms"]["p95"], res["tpot_ms"]["p95"]
     o.details.update(
         {
-            "latency_basis": f"simulated peak hour, worst of {SIM_HOURS} ({n:,} requests at {peak:.3g}/s on "
+            "latency_basis": f"simulated peak hour, worst of {SIM_HOURS} ({n:,} requests at {fmt_sig(peak)}/s on "
             f"{o.details['serving_replicas']} serving replicas)",
             "simulated": {
                 "slo_met": ok,
