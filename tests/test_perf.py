@@ -168,6 +168,45 @@ def test_the_roofline_of_an_moe_takes_the_cheaper_prompt_arrangement():
     assert float(roofline_step(s, m, *args)) == pytest.approx(float(apart.total))
 
 
+@pytest.mark.parametrize("output_tokens", [2, 8, 64])
+def test_one_client_decodes_in_steps_of_its_own(capsys, output_tokens):
+    """Review finding: at concurrency 1 with short answers, the closed loop spread C × I / O prompt
+    tokens over every decode step, so one client's TPOT carried its own next prompt (Llama-3.1-8B
+    on an H100, 4,000 + 8 tokens: TPOT 22.1 ms against a batch-1 decode of 8.3 ms). One client
+    alone never decodes beside a prompt: its TPOT is the batch-1 decode step, and its throughput
+    O tokens per (prefill + (O − 1) decode steps)."""
+    code = main(["estimate", "meta-llama/Llama-3.1-8B", "--gpu", "h100-sxm", "--input", "4000",
+                 "--output", str(output_tokens), "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert r["tpot_ms"] == pytest.approx(1e3 / r["decode_tok_s"], rel=1e-9)
+    e2e_s = (r["ttft_ms"] + (output_tokens - 1) * r["tpot_ms"]) / 1e3
+    assert r["output_tok_s"] == pytest.approx(output_tokens / e2e_s, rel=1e-9)
+
+
+@given(clients=st.integers(1, 512), input_len=st.floats(1, 1e5), output_len=st.integers(2, 4096))
+def test_a_closed_loop_prefills_each_prompt_once(clients, input_len, output_len):
+    """Work conservation in a closed loop: over one request's cycle, its own prompt (its TTFT step)
+    and the prompts in its O − 1 decode steps add up to one prompt per client."""
+    from llmplan.perf.scenarios import closed_prompts
+
+    total = (output_len - 1) * float(closed_prompts(clients, input_len, output_len)) + input_len
+    assert total == pytest.approx(clients * input_len, rel=1e-9)
+
+
+def test_estimate_ranges_never_print_in_scientific_notation(capsys):
+    """Review finding: a throughput range printed as '1.62e+04 – 3.78e+04'."""
+    from llmplan.units import fmt_sig
+
+    assert [fmt_sig(x) for x in (12_345.0, 999.4, 3.134, 0.0123, -23_456.0)] == \
+        ["12,300", "999", "3.13", "0.0123", "-23,500"]
+    code = main(["estimate", "meta-llama/Llama-3.1-8B", "--gpu", "h100-sxm", "--input", "200", "--output", "200",
+                 "--concurrency", "256"])
+    out = capsys.readouterr().out
+    assert code == 0 and "output throughput" in out
+    assert "e+0" not in out
+
+
 def test_estimate_contract_and_interval(capsys):
     code = main(["estimate", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-sxm", "--input", "1000",
                  "--output", "200", "--concurrency", "16", "--json"])
@@ -355,7 +394,7 @@ def test_sweep_agrees_with_the_single_estimate_path(model, fmt, tp):
     single-configuration path's for every architecture kind."""
     from llmplan.perf.cases import is_dequant
     from llmplan.perf.efficiency import efficiency_arrays, lookup, model_arch, params_of, table_from_catalog
-    from llmplan.perf.scenarios import mixed_step
+    from llmplan.perf.scenarios import closed_prompts, mixed_step
     from llmplan.perf.sweep import sweep
 
     res = sweep(CAT, engine="vllm", formats=["bf16", "fp8"], tps=(1, 2, 4, 8), concurrency=(1, 16),
@@ -373,7 +412,8 @@ def test_sweep_agrees_with_the_single_estimate_path(model, fmt, tp):
         dequant = is_dequant(d.weight_format, dtype)
 
     e = efficiency_arrays([C()], [cal])
-    one = float(mixed_step(s, m, e, 16.0, 1000.0, 200.0).total[0])
+    # the sweep's concurrency is a closed loop of clients: the other 15 send the prompts of a step
+    one = float(mixed_step(s, m, e, 16.0, 1000.0, 200.0, closed_prompts(16.0, 1000.0, 200.0)).total[0])
     assert res.valid[i, a, t, 1]
     assert res.tpot_s[i, a, t, 1] == pytest.approx(one, rel=1e-9)
 

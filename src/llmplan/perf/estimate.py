@@ -242,7 +242,10 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     else:
         load = closed_loop(shape, mach, e, float(req.concurrency), i, o, limit, settings_chunk)
     running = float(np.asarray(load.running))
-    mixed = mixed_step(shape, mach, e, running * (spec.k + 1), i, o)
+    # the decode phase as the load runs it: its prompt tokens per step (the other clients' in a closed
+    # loop; with speculative decoding a request takes fewer steps, so each carries more of them)
+    prompts = float(np.asarray(load.prompt_tokens)) * (spec.tokens_per_step if spec.k else 1.0)
+    mixed = mixed_step(shape, mach, e, running * (spec.k + 1), i, o, prompts)
     tpot = float(np.asarray(load.tpot_s))
     if spec.k:
         # speculative decoding: each step verifies k + 1 tokens per sequence (plus k draft passes)
@@ -257,7 +260,7 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     pre1, pre_st, _ = prefill_time(shape, mach, e, i, 0.0, settings_chunk)
     dec1 = decode_step(shape, mach, e, 1.0, i + o / 2)
     roof_pre = float(roofline_step(shape, mach, 0.0, 0.0, i, i / 2))
-    roof_dec = float(roofline_step(shape, mach, running, i + o / 2, running * i / max(o, 1), i / 2))
+    roof_dec = float(roofline_step(shape, mach, running * (spec.k + 1), i + o / 2, prompts, i / 2))
     phases = {"prefill": _phase(pre_st, roof_pre), "decode": _phase(mixed, roof_dec)}
     widen = entry_scale(cal, level)
     intervals = _intervals({"ttft_ms": None if ttft is None else 1e3 * ttft, "tpot_ms": 1e3 * tpot,

@@ -11,6 +11,11 @@ each of them by one token and, by work conservation, carries on average ``C × I
 prompt tokens (chunked prefill). So ``TPOT(C)`` is the time of such a mixed step, and the
 output throughput ``C / TPOT(C)``. Sequences beyond the engine's limit (``max_num_seqs``, or
 what the KV cache holds) wait in a queue.
+
+In a closed loop a request's own prompt never shares a step with its own decodes: the prompts
+that land in its O − 1 decode steps are those of the other C − 1 clients, one each per cycle,
+``(C − 1) × I / (O − 1)`` tokens a step (:func:`closed_prompts`). One client alone decodes in
+steps of its own, whatever the lengths; with many clients this is the ``C × I / O`` above.
 """
 
 from __future__ import annotations
@@ -42,22 +47,38 @@ def decode_step(s: StageShape, m: Machine, e: Efficiency, batch, context):
     return step_time(s, m, e, decode_tokens=batch, decode_context=context)
 
 
-def mixed_step(s: StageShape, m: Machine, e: Efficiency, concurrency, input_len, output_len):
+def open_prompts(concurrency, input_len, output_len):
+    """Prompt tokens per decode step with requests arriving independently (an open loop):
+    ``C × I / O``, C the mean number of requests in the engine (Little's law)."""
+    return concurrency * np.asarray(input_len, dtype=float) / np.maximum(output_len, 1.0)
+
+
+def closed_prompts(concurrency, input_len, output_len):
+    """Prompt tokens per decode step of a request in a closed loop of C clients: the other
+    C − 1 clients send one prompt each while it decodes its O − 1 tokens. Zero for one client."""
+    return (np.maximum(np.asarray(concurrency, dtype=float) - 1.0, 0.0) * np.asarray(input_len, dtype=float)
+            / np.maximum(np.asarray(output_len, dtype=float) - 1.0, 1.0))
+
+
+def mixed_step(s: StageShape, m: Machine, e: Efficiency, concurrency, input_len, output_len, prompt_tokens=None):
     """One step of continuous batching at `concurrency`: every sequence decodes one token and
-    the step carries its share of new prompts (C × I / O tokens)."""
+    the step carries its share of new prompts, `prompt_tokens` (default :func:`open_prompts`,
+    C × I / O tokens)."""
     o = np.maximum(output_len, 1.0)
+    per_step = open_prompts(concurrency, input_len, output_len) if prompt_tokens is None else prompt_tokens
     return step_time(s, m, e, decode_tokens=concurrency, decode_context=input_len + o / 2,
-                     prefill_tokens=concurrency * input_len / o, prefill_context=input_len / 2)
+                     prefill_tokens=per_step, prefill_context=input_len / 2)
 
 
-def lumpy_steps(s: StageShape, m: Machine, e: Efficiency, concurrency, input_len, output_len, chunk):
+def lumpy_steps(s: StageShape, m: Machine, e: Efficiency, concurrency, input_len, output_len, chunk,
+                prompt_tokens=None):
     """Steps at `concurrency` when new prompts come one at a time (requests arriving at a rate,
-    or replacing finished ones out of step): the same C × I / O prompt tokens per step on
-    average, but carried whole by a share f of the steps. Returns (f, the time of such a heavy
-    step with ``lump = min(I, budget)`` prompt tokens, the time of a decode-only step)."""
+    or replacing finished ones out of step): the same `prompt_tokens` per step on average
+    (default C × I / O), but carried whole by a share f of the steps. Returns (f, the time of
+    such a heavy step with ``lump = min(I, budget)`` prompt tokens, the time of a decode-only step)."""
     o = np.maximum(output_len, 1.0)
     i = np.asarray(input_len, dtype=float)
-    per_step = concurrency * i / o
+    per_step = open_prompts(concurrency, i, o) if prompt_tokens is None else prompt_tokens
     lump = np.maximum(np.minimum(i, np.maximum(chunk - concurrency, chunk / 8)), 1.0)
     share = np.clip(per_step / lump, 1e-9, 1.0)
     heavy = step_time(s, m, e, decode_tokens=concurrency, decode_context=i + o / 2, prefill_tokens=per_step / share,
@@ -66,11 +87,12 @@ def lumpy_steps(s: StageShape, m: Machine, e: Efficiency, concurrency, input_len
     return share, heavy, light
 
 
-def lumpy_step_s(s: StageShape, m: Machine, e: Efficiency, concurrency, input_len, output_len, chunk):
+def lumpy_step_s(s: StageShape, m: Machine, e: Efficiency, concurrency, input_len, output_len, chunk,
+                 prompt_tokens=None):
     """The mean step time of :func:`lumpy_steps`, ``f × τ(C, lump) + (1 − f) × τ(C, 0)``: a prompt
     that lands in a step mostly decoding is not hidden under that step's memory time, as the even
     spread of :func:`mixed_step` assumes."""
-    share, heavy, light = lumpy_steps(s, m, e, concurrency, input_len, output_len, chunk)
+    share, heavy, light = lumpy_steps(s, m, e, concurrency, input_len, output_len, chunk, prompt_tokens)
     return share * heavy + (1 - share) * light
 
 
@@ -84,12 +106,15 @@ class LoadResult:
     total_tok_s: object
     running: object  # sequences the engine runs at once
     saturated: object  # bool array: the offered load exceeds what the engine serves
+    prompt_tokens: object  # prompt tokens per decode step (:func:`open_prompts` or :func:`closed_prompts`)
 
 
-def _at(s, m, e, c, i, o, chunk, lumps=False):
+def _at(s, m, e, c, i, o, chunk, lumps=False, closed=False):
     """TTFT, TPOT, E2E with `c` sequences in the engine (no queue); `lumps`: prompts arrive one at
-    a time (:func:`lumpy_step_s`) instead of evenly spread."""
-    tpot = lumpy_step_s(s, m, e, c, i, o, chunk) if lumps else mixed_step(s, m, e, c, i, o).total
+    a time (:func:`lumpy_step_s`) instead of evenly spread; `closed`: `c` clients each waiting for
+    their last answer (:func:`closed_prompts`) rather than independent arrivals."""
+    per_step = (closed_prompts if closed else open_prompts)(c, i, o)
+    tpot = lumpy_step_s(s, m, e, c, i, o, chunk, per_step) if lumps else mixed_step(s, m, e, c, i, o, per_step).total
     ttft, _, _ = prefill_time(s, m, e, i, 0.0, chunk, batch_decode=np.maximum(c - 1, 0.0),
                               decode_context=i + np.maximum(o, 1.0) / 2)
     ttft = ttft + e.request_overhead_s
@@ -103,7 +128,7 @@ def closed_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, ou
     The engine runs at most `limit` of them; the rest wait (their TTFT includes the wait)."""
     i, o = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
     running = np.minimum(clients, limit)
-    ttft, tpot, e2e = _at(s, m, e, running, i, o, chunk, lumps)
+    ttft, tpot, e2e = _at(s, m, e, running, i, o, chunk, lumps, closed=True)
     # a request's own overhead (API, tokenizer) keeps its client waiting, but when requests queue the
     # engine is never idle for it: then only the engine's time per request counts
     busy = np.where(clients >= limit, e2e - e.request_overhead_s, e2e)
@@ -111,7 +136,7 @@ def closed_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, ou
     cycle = clients / req_s  # each client's request-to-request time
     ttft_client = np.where(clients > running, cycle - np.maximum(o - 1, 0.0) * tpot, ttft)
     return LoadResult(ttft_client, tpot, ttft_client + np.maximum(o - 1, 0.0) * tpot, req_s, req_s * o,
-                      req_s * (i + o), running, clients > running)
+                      req_s * (i + o), running, clients > running, closed_prompts(running, i, o))
 
 
 def lockstep_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, output_len, limit,
@@ -138,7 +163,7 @@ def lockstep_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, 
     req_s = running / busy
     ttft_client = np.where(clients > running, clients / req_s - np.maximum(o - 1, 0.0) * tpot, ttft)
     mine = LoadResult(ttft_client, tpot, ttft_client + np.maximum(o - 1, 0.0) * tpot, req_s, req_s * o,
-                      req_s * (i + o), running, clients > running)
+                      req_s * (i + o), running, clients > running, running * i / np.maximum(o, 1.0))
     uniform = closed_loop(s, m, e, clients, i, o, limit, chunk, lumps=True)
     wave = heavy < np.maximum(o, 1.0)
     return LoadResult(**{f: np.where(wave, getattr(mine, f), getattr(uniform, f)) for f in mine.__dataclass_fields__})
@@ -175,4 +200,5 @@ def open_loop(s: StageShape, m: Machine, e: Efficiency, rate, input_len, output_
     wait = np.where(saturated & np.isfinite(num_requests),
                     np.asarray(num_requests, dtype=float) / 2 * (1 / mu - 1 / np.maximum(rate, 1e-12)), 0.0)
     wait = np.where(np.isfinite(wait), wait, 0.0)
-    return LoadResult(ttft + wait, tpot, e2e + wait, served, served * o, served * (i + o), c, saturated)
+    return LoadResult(ttft + wait, tpot, e2e + wait, served, served * o, served * (i + o), c, saturated,
+                      open_prompts(c, i, o))

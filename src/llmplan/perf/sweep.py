@@ -31,7 +31,7 @@ from ..specs import (
 from ..units import GB, TERA
 from .efficiency import lookup, model_arch, params_of, table_from_catalog
 from .physics import Efficiency, Machine, StageShape
-from .scenarios import mixed_step
+from .scenarios import closed_prompts, mixed_step
 from .shape import compute_dtype, is_dequant, peak_tflops, shape_from_sums, split_sums
 
 
@@ -110,7 +110,8 @@ def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, 
                    ar_bus_bw=ar[1], ar_custom_latency_s=ar[2], ar_custom_bus_bw=ar[3], flops_ratio=ratio,
                    weight_only=weight_only, mixed_prefill=mixed)
     c4 = conc[None, None, None, :]
-    step = mixed_step(shape, mach, e, c4, float(input_tokens), float(output_tokens))
+    step = mixed_step(shape, mach, e, c4, float(input_tokens), float(output_tokens),
+                      closed_prompts(c4, float(input_tokens), float(output_tokens)))
     tpot = np.broadcast_to(step.total, (n_mf, len(accs), len(tp), len(conc)))
     heads = col(lambda r: r[0].num_attention_heads)
     ok_tp = (heads % t4 == 0) & ((mla > 0) | (kvh % t4 == 0) | (t4 % kvh == 0))
