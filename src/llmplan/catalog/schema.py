@@ -921,6 +921,9 @@ class Calibration(Entry):
                                                "measured figures of the collectives catalog); read but not used")
     n_rows: int = Field(ge=0, description="measurements fitted")
     groups: tuple[str, ...] = Field(default=(), description="source groups of those measurements")
+    engine_rows: dict[str, int] = Field(default_factory=dict, description="those measurements per engine (a "
+                                        "fallback level says which engines it was fitted on); files written "
+                                        "before it existed leave it empty")
     log_error_p10: float = Field(description="10th percentile of ln(measured / predicted)")
     log_error_p90: float = Field(description="90th percentile of ln(measured / predicted)")
     mdape_pct: float = Field(ge=0, description="median absolute percentage error of the fit")

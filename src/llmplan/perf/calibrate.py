@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,7 @@ class GroupFit:
     groups: tuple[str, ...]
     log_errors: np.ndarray
     arch: str = ANY
+    engine_rows: tuple[tuple[str, int], ...] = ()  # rows per engine, most first
 
 
 # split a level by architecture class (dense / moe / mla) where its rows hold more than one
@@ -124,7 +126,9 @@ def fit_all(cs: CaseSet, base: dict[Key, Any] | None = None, split_arch: bool | 
         st = stack(sub)
         p = _fit(st, measured[idx], prior, sigma, frozen=ENGINE_ONLY if key[0] == ANY else ())
         errs = np.log(measured[idx] / predict(st, efficiency_arrays(sub, [p] * len(sub))))
-        fits[key] = GroupFit(key[0], key[1], p, len(sub), tuple(sorted({c.group for c in sub})), errs, key[2])
+        per_engine = Counter(c.engine for c in sub)
+        fits[key] = GroupFit(key[0], key[1], p, len(sub), tuple(sorted({c.group for c in sub})), errs, key[2],
+                             tuple(sorted(per_engine.items(), key=lambda kv: (-kv[1], kv[0]))))
         return p
 
     def by_arch(idx: list[int], parent: dict[str, float], sigma: float, engine: str, family: str) -> None:
@@ -200,6 +204,7 @@ def calibration_entries(fits: dict[Key, GroupFit], data: Path | list[Path], date
             **{k: _round(v) for k, v in g.params.items()},
             "n_rows": g.n_rows,
             "groups": list(g.groups),
+            "engine_rows": dict(g.engine_rows),
             "log_error_p10": _round(float(np.percentile(errs, 10))) if len(errs) else 0.0,
             "log_error_p90": _round(float(np.percentile(errs, 90))) if len(errs) else 0.0,
             "mdape_pct": _round(float(np.median(np.abs(np.expm1(errs))) * 100)) if len(errs) else 0.0,

@@ -201,13 +201,26 @@ def _intervals(values: dict[str, float | None], lo: float, hi: float) -> dict[st
     return out
 
 
+def _engines_of(cal, engine: str) -> str:
+    """Which engines a fallback fit's rows come from, e.g. ': 400 trtllm, 31 llamacpp — none of vllm, so
+    vllm is predicted as those engines ran'. Empty for files written before the counts were kept."""
+    if not cal.engine_rows:
+        return ""
+    named = ", ".join(f"{n:,} {eng}" for eng, n in cal.engine_rows.items())
+    mine = cal.engine_rows.get(engine, 0)
+    if not mine:
+        return f": {named}; none of {engine}, so it is predicted as those engines ran"
+    return f": {named}"
+
+
 def _notes(d, mem, level: str, cal, widen: float, load, sat: Saturation | None, dequant: bool) -> list[str]:
     notes = [f"engine defaults of {d.engine_profile} on {d.accelerator.id}: max_num_seqs "
              f"{d.engine.defaults.max_num_seqs}, max_num_batched_tokens {d.engine.defaults.max_num_batched_tokens}"
              f"{'' if d.engine.defaults.chunked_prefill else ' (no chunked prefill)'}"]
     if not level.startswith("engine×family"):
         notes.append(f"no calibration data for {d.engine.id} on {d.accelerator.family}: using the {level} fit "
-                     f"({cal.id}, {cal.n_rows} rows); the interval is its residual band scaled ×{widen:.2f}, "
+                     f"({cal.id}, {cal.n_rows} rows{_engines_of(cal, d.engine.id)}); the interval is its residual "
+                     f"band scaled ×{widen:.2f}, "
                      + ("the factor fitted on sources held out of the calibration" if cal.interval_scale is not None
                         else "the hand-set widening of a calibration file without fitted factors"))
     if not mem.fits:
