@@ -569,6 +569,39 @@ def test_reports_read_as_advice(results, cat):
     assert checked >= 3
 
 
+def test_a_single_point_of_failure_is_said_and_priced(results, cat):
+    """Review finding: internal-assistant recommends one server with availability none and the report did not
+    say that one failure stops the service. Where one server down leaves fewer replicas than the peak needs,
+    'What would change the answer' says so and prices a spare in another server (n_plus_1) with the same
+    cost model; a plan that asked for spares, or whose servers survive one failure, gets no such line."""
+    from llmplan.cost.model import onprem
+    from llmplan.cost.ownership import buy
+
+    said = 0
+    for name, r in results.items():
+        rec = r["_search"]["ranked"][0] if r["recommendation"] else None
+        if rec is None or rec.deployment != "on_prem":
+            continue
+        need = rec.details["replicas_needed"]
+        p = rec._ctx["bought"][need].purchase
+        changes = [c for c in r["advice"]["what_would_change"] if c["change"] == "availability"]
+        single = p.mode == "none" and p.replicas - p.largest_slots < need
+        assert bool(changes) == single, name
+        if not single:
+            continue
+        c = changes[0]
+        assert c["replicas_after_server_failure"] == p.replicas - p.largest_slots
+        c_, per_replica = rec._ctx, rec.details["per_replica_req_s"]
+        rate = c_["mean_rate"]
+        spare = buy(c_["d"], cat, c_["finance"], need, "n_plus_1",
+                    lambda placed, rate=rate, per=per_replica: min(100.0, 100 * rate / (placed * per)))
+        extra = float(onprem(spare.x).tco_usd) - float(onprem(rec._ctx["bought"][need].x).tco_usd)
+        assert c["n_plus_1_extra_usd"] == pytest.approx(extra) and extra > 0
+        assert "availability.mode: n_plus_1" in c["text"] and c["text"] in text(r)
+        said += 1
+    assert said >= 1
+
+
 def test_markdown_report_escapes_the_scenario_name(tmp_path, capsys):
     doc = yaml.safe_load(ISSUE_EXAMPLE)
     doc["name"] = "*Team* [x](https://example.com) `rm` <b>&"

@@ -12,7 +12,9 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..cost.model import onprem
-from ..cost.ownership import assumption
+from ..cost.ownership import assumption, buy
+from ..errors import LlmplanError
+from ..units import fmt_sig
 from .search import Option
 
 POLICY_FIELDS = {"deployment": "policy.deployment", "data residency": "policy.data_residency",
@@ -133,16 +135,16 @@ def _load_change(rec: Option, peak: float, per_day: float) -> list[dict[str, Any
     elif lc["simulated_req_s"] is None:
         cap, how = analytic, (f"the analytic SLO-bound rate; the simulator met the SLO there in "
                               f"{lc['met_at_analytic']} of {lc['hours']} peak hours, and in {lc['met_at_lowest']} of "
-                              f"{lc['hours']} at {lc['lowest_tried_req_s']:.3g}/s: the SLO holds only marginally")
+                              f"{lc['hours']} at {fmt_sig(lc['lowest_tried_req_s'])}/s: the SLO holds only marginally")
     else:
         cap = lc["simulated_req_s"]
         how = (f"the simulator meets the SLO there in {lc['hours']} of {lc['hours']} peak hours" if cap == analytic else
                f"the simulator meets the SLO there in {lc['hours']} of {lc['hours']} peak hours; at the analytic "
-               f"SLO-bound rate, {analytic:.3g}/s, it met it in {lc['met_at_analytic']} of {lc['hours']}")
+               f"SLO-bound rate, {fmt_sig(analytic)}/s, it met it in {lc['met_at_analytic']} of {lc['hours']}")
     return [{"change": "load", "threshold_requests_per_day": per_day * cap / peak, "factor": cap / peak,
              "ceiling_req_s": cap, "analytic_req_s": analytic,
-             "text": f"Load: the purchase carries a peak of up to {cap:.3g} requests/s on its {serving} serving "
-                     f"replica(s) ({how}; today {peak:.3g}/s), that is up to {per_day * cap / peak:,.0f} "
+             "text": f"Load: the purchase carries a peak of up to {fmt_sig(cap)} requests/s on its {serving} serving "
+                     f"replica(s) ({how}; today {fmt_sig(peak)}/s), that is up to {per_day * cap / peak:,.0f} "
                      f"requests/day with this daily profile (×{cap / peak:.2f} today's); beyond that it needs more "
                      "servers, and the ranking may change."}]
 
@@ -160,23 +162,54 @@ def _speed_change(rec: Option) -> list[dict[str, Any]]:
     if r["unattainable"]:
         tail = f", the SLO cannot be met by adding replicas ({r['unattainable']})."
     elif r["replicas_needed"] <= serving:
-        tail = (f", the {serving} serving replica(s) carry {r['carried_req_s']:.3g} requests/s against today's peak "
-                f"of {peak:.3g}/s: the SLO still holds.")
+        tail = (f", the {serving} serving replica(s) carry {fmt_sig(r['carried_req_s'])} requests/s against "
+                f"today's peak of {fmt_sig(peak)}/s: the SLO still holds.")
     else:
-        tail = (f", the {serving} serving replica(s) carry {r['carried_req_s']:.3g} requests/s against today's peak "
-                f"of {peak:.3g}/s: the peak would need {r['replicas_needed']} replicas. Measure one server before "
-                "buying the rest.")
+        tail = (f", the {serving} serving replica(s) carry {fmt_sig(r['carried_req_s'])} requests/s against "
+                f"today's peak of {fmt_sig(peak)}/s: the peak would need {r['replicas_needed']} replicas. Measure "
+                "one server before buying the rest.")
     return [{"change": "speed", **r, "text": head + tail}]
 
 
+def _availability_change(rec: Option, cat: Catalog) -> list[dict[str, Any]]:
+    """With availability none, what one server failure leaves, and what a spare in another server
+    (n_plus_1) would add to the TCO: a single point of failure said, and priced, not implied."""
+    need = rec.details["replicas_needed"]
+    bought = rec._ctx.get("bought", {}).get(need)
+    if bought is None or bought.purchase.mode != "none":
+        return []
+    p = bought.purchase
+    left = p.replicas - p.largest_slots
+    if left >= need:
+        return []
+    c = rec._ctx
+    rate = rec.details["per_replica_req_s"]
+    out = {"change": "availability", "replicas_needed": need, "replicas_after_server_failure": left}
+    head = (f"Availability: none was asked (availability.mode), and with one server down {left} of the {need} "
+            f"replica(s) the peak needs remain" + (": the service stops until it is repaired" if left == 0 else "")
+            + ". ")
+    try:
+        spare = buy(c["d"], cat, c["finance"], need, "n_plus_1",
+                    lambda placed: min(100.0, 100 * c["mean_rate"] / (placed * rate)))
+    except LlmplanError as exc:
+        return [{**out, "text": head + f"A spare in another server is not possible here: {exc}."}]
+    base = float(np.asarray(onprem(bought.x).tco_usd))
+    extra = float(np.asarray(onprem(spare.x).tco_usd)) - base
+    return [{**out, "n_plus_1_extra_usd": extra, "n_plus_1_servers": spare.purchase.servers,
+             "text": head + f"A spare in another server (availability.mode: n_plus_1, {spare.purchase.servers} servers "
+                            f"for {spare.purchase.replicas} replica(s)) adds {_usd(extra)} ({_share(extra, base)}) to "
+                            "this option's TCO; plan with it to see whether the ranking changes."}]
+
+
 def what_would_change(rec: Option, ranked: list[Option], references: dict[str, Option | None], peak: float,
-                      per_day: float, tolerance_pct: float) -> list[dict[str, Any]]:
+                      per_day: float, tolerance_pct: float, cat: Catalog) -> list[dict[str, Any]]:
     """The nearest alternative and the input changes that flip the choice, each computed."""
     out: list[dict[str, Any]] = []
     ru = _runner_up(rec, ranked)
     if rec.deployment == "on_prem":
         out += _load_change(rec, peak, per_day)
         out += _speed_change(rec)
+        out += _availability_change(rec, cat)
         slope = _price_slope(rec)
         x = rec._ctx["bought"][rec.details["replicas_needed"]].x
         p0 = x.gpu_price_usd
@@ -223,4 +256,4 @@ def advice(rec: Option | None, p: dict[str, Any], cat: Catalog, tolerance_pct: f
             "why": why(rec, p["ranked"], refs, p["rejected"], tolerance_pct, bench.resolution,
                        bench.name or bench.id),
             "what_would_change": what_would_change(rec, p["ranked"], refs, p["peak_rate_per_s"],
-                                                   p["requests_per_day"], tolerance_pct)}
+                                                   p["requests_per_day"], tolerance_pct, cat)}
