@@ -58,6 +58,7 @@ class Replica:
         self._step, _, self._run = compiled(model)  # a step with prompts; a decode-only run
         self._sliding, self._window = model.sliding, model.window  # prompts attend to the window on sliding layers
         self._max_tok, self._kv_cap = limits.max_num_batched_tokens, limits.kv_capacity_tokens
+        self._max_seqs = limits.max_num_seqs
         self.inp = reqs.input_tokens.tolist()  # prompt tokens to (re)compute: grows on preemption
         self.out = reqs.output_tokens.tolist()  # output tokens still to generate
         self.cached = reqs.cached_tokens.tolist()
@@ -162,8 +163,7 @@ class Replica:
     def _admit(self, t: float) -> None:
         """Admission at time t: FIFO, while a sequence slot and KV for the prompt are free."""
         waiting, inp, cached, admit, prefill = self.waiting, self.inp, self.cached, self.admit, self.prefill
-        max_seqs, kv_cap = self.lim.max_num_seqs, self.lim.kv_capacity_tokens
-        kv, n_adm = self.kv, self.n_adm
+        max_seqs, kv_cap, kv, n_adm = self._max_seqs, self._kv_cap, self.kv, self.n_adm
         while waiting and n_adm < max_seqs:
             rid = waiting[0]
             size = inp[rid]

@@ -136,9 +136,7 @@ def compiled(sm: StepModel):
     a decode-only run (below)."""
     step, stretch = _general(sm)
     if not (sm.n_experts or sm.sliding or sm.pp > 1):
-        step, stretch = _dense(sm, stretch)
-        if not sm.comm_layers:
-            return step, stretch, _dense_run(sm, stretch)
+        return _dense(sm, stretch)
 
     def run(n: int, sum_ctx: float, steps: int, horizon: float) -> tuple[int, float]:
         """A run of at most `steps` decode steps of `n` sequences, stopping at the step in progress `horizon`
@@ -150,24 +148,6 @@ def compiled(sm: StepModel):
         return steps, stretch(n, sum_ctx, steps)
 
     return step, stretch, run
-
-
-def _dense_run(sm: StepModel, dense_stretch):
-    """`run` of :func:`compiled` for a dense single-stage model on one GPU, with the step that caps the run
-    written out (the same floats: n + 0.0 and S + 0.0 are exact), as most simulated events are decode runs."""
-    dense, kv, state, flops, attn = sm.dense_bytes, sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn
-    bw, peak, overhead, inf = sm.bw, sm.peak, sm.overhead, math.inf
-
-    def run(n: int, sum_ctx: float, steps: int, horizon: float) -> tuple[int, float]:
-        if horizon < inf:
-            t_mem = (dense + (sum_ctx + n * state) * kv) / bw
-            t_cmp = (flops * n + attn * sum_ctx) / peak
-            until = int(horizon / ((t_mem if t_mem >= t_cmp else t_cmp) + overhead)) + 1
-            if until < steps:
-                steps = until if until > 1 else 1
-        return steps, dense_stretch(n, sum_ctx, steps)
-
-    return run
 
 
 def _general(sm: StepModel):
@@ -223,9 +203,11 @@ def _general(sm: StepModel):
 
 def _dense(sm: StepModel, general_stretch):
     """A dense model on one pipeline stage without sliding layers: the same sums, with the terms that
-    are exactly 0 or 1 there dropped (x + 0.0, x / 1.0 and 1.0 × x are exact in floating point)."""
+    are exactly 0 or 1 there dropped (x + 0.0, x / 1.0 and 1.0 × x are exact in floating point). Its
+    `run` sums the steps itself (most simulated events are decode runs), and `stretch` is that run
+    uncut."""
     dense, kv, state, flops, attn = sm.dense_bytes, sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn
-    bw, peak, overhead = sm.bw, sm.peak, sm.overhead
+    bw, peak, overhead, inf = sm.bw, sm.peak, sm.overhead, math.inf
     comm_args = (sm.comm_layers, sm.lib_lat, sm.lib_k, sm.own_lat, sm.own_k)
     apart, comm = sm.apart, bool(sm.comm_layers)
     b_m, b_c = kv / bw, attn / peak
@@ -238,7 +220,7 @@ def _dense(sm: StepModel, general_stretch):
         t_cmp = (flops * tokens + attn * (sum_ctx + p_ctx)) / peak
         return (t_mem if t_mem >= t_cmp else t_cmp) + _comm(*comm_args, tokens) + overhead
 
-    if not sm.comm_layers:  # one GPU per stage: no all-reduce (x + 0.0 is exact, so the same floats)
+    if not comm:  # one GPU per stage: no all-reduce (x + 0.0 is exact, so the same floats)
         def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:  # noqa: F811
             if apart and p_tok > 0 and n_dec > 0:
                 return step(n_dec, sum_ctx) + step(0.0, 0.0, p_tok, p_ctx)
@@ -246,17 +228,32 @@ def _dense(sm: StepModel, general_stretch):
             t_cmp = (flops * (n_dec + p_tok) + attn * (sum_ctx + p_ctx)) / peak
             return (t_mem if t_mem >= t_cmp else t_cmp) + overhead
 
-    def stretch(n: float, sum_ctx: float, m: int) -> float:
-        if m <= 0:
-            return 0.0
+    def run(n: float, sum_ctx: float, steps: int, horizon: float) -> tuple[int, float]:
+        """`run` of :func:`compiled`: cut at the step in progress `horizon` seconds on (the first step
+        written out without all-reduce: n + 0.0 and S + 0.0 are exact), then the closed-form sum."""
+        if horizon < inf:
+            if comm:
+                first = step(n, sum_ctx)
+            else:
+                t_mem = (dense + (sum_ctx + n * state) * kv) / bw
+                t_cmp = (flops * n + attn * sum_ctx) / peak
+                first = (t_mem if t_mem >= t_cmp else t_cmp) + overhead
+            until = int(horizon / first) + 1
+            if until < steps:
+                steps = until if until > 1 else 1
+        if steps <= 0:
+            return steps, 0.0
         a_m = (dense + n * state * kv) / bw
         a_c = flops * n / peak
-        s_end = sum_ctx + n * (m - 1)
+        s_end = sum_ctx + n * (steps - 1)
         mem_start, mem_end = a_m + b_m * sum_ctx >= a_c + b_c * sum_ctx, a_m + b_m * s_end >= a_c + b_c * s_end
         if mem_start != mem_end:
-            return general_stretch(n, sum_ctx, m)
+            return steps, general_stretch(n, sum_ctx, steps)
         a, b = (a_m, b_m) if mem_start else (a_c, b_c)
-        fixed = m * (_comm(*comm_args, n) + overhead) if comm else m * overhead
-        return fixed + (m * (a + b * sum_ctx) + b * n * (m * (m - 1)) / 2)
+        fixed = steps * (_comm(*comm_args, n) + overhead) if comm else steps * overhead
+        return steps, fixed + (steps * (a + b * sum_ctx) + b * n * (steps * (steps - 1)) / 2)
 
-    return step, stretch
+    def stretch(n: float, sum_ctx: float, m: int) -> float:
+        return run(n, sum_ctx, m, inf)[1]
+
+    return step, stretch, run
