@@ -111,34 +111,11 @@ class Replica:
             self._busy_mark = busy
             self.next_sample += self.sample_s
 
-    def _send_next(self) -> None:
+    def _send_next(self, t: float) -> None:
         """A closed-loop client sends its next request the moment one finishes."""
         nxt = self.feed.popleft()
-        self.arrival[nxt] = self.t
+        self.arrival[nxt] = t
         self.incoming.append(nxt)
-
-    def _finish_due(self) -> None:
-        """Retire the sequences whose last token came at or before step k. (The counters are whole
-        numbers, so summing them in another order gives the same floats.)"""
-        heap, gen, k0, c0, k, pop = self.heap, self.gen, self.k0, self.c0, self.k, heappop
-        finish, t, feed = self.finish, self.t, self.feed
-        n_dec, sum_ctx, kv, n_adm = self.n_dec, self.sum_ctx, self.kv, self.n_adm
-        while heap and heap[0][0] <= k:
-            _, rid, g = pop(heap)
-            if g != gen[rid]:
-                continue
-            ctx = c0[rid] + (k - k0[rid])
-            k0[rid] = -1
-            n_dec -= 1
-            sum_ctx -= ctx
-            finish[rid] = t
-            kv -= ctx
-            n_adm -= 1
-            if feed:
-                self._send_next()
-        self.n_dec, self.sum_ctx, self.kv, self.n_adm = n_dec, sum_ctx, kv, n_adm
-        if len(self.order) > 2 * n_dec + 64:
-            self.order = [r for r in self.order if k0[r] >= 0]
 
     def _preempt(self) -> None:
         """Free KV by sending the newest decoding sequences back to the queue (recomputed later)."""
@@ -160,46 +137,102 @@ class Replica:
             self.waiting.appendleft(rid)
             self.preemptions += 1
 
-    def _admit(self, t: float) -> None:
-        """Admission at time t: FIFO, while a sequence slot and KV for the prompt are free."""
-        waiting, inp, cached, admit, prefill = self.waiting, self.inp, self.cached, self.admit, self.prefill
-        max_seqs, kv_cap, kv, n_adm = self._max_seqs, self._kv_cap, self.kv, self.n_adm
-        while waiting and n_adm < max_seqs:
-            rid = waiting[0]
-            size = inp[rid]
-            if kv + size > kv_cap and n_adm > 0:
-                break
-            waiting.popleft()
-            if admit[rid] != admit[rid]:  # NaN: first admission (a preempted sequence keeps its first)
-                admit[rid] = t
-            kv += size
-            n_adm += 1
-            prefill.append([rid, size - cached[rid], cached[rid]])
-        self.kv, self.n_adm = kv, n_adm
+    def _start_decoding(self, done: int, t: float, k: int, n_dec: int, n_adm: int, sum_ctx: float,
+                        kv: int) -> tuple[int, int, float, int]:
+        """The `done` prompts finished by the step that ended at t (a prefix of the FIFO) start decoding,
+        or finish if one token was all they asked for: (n_dec, n_adm, sum_ctx, kv)."""
+        prefill, first, out, inp, gen, k0, c0 = self.prefill, self.first, self.out, self.inp, self.gen, self.k0, self.c0
+        for _ in range(done):
+            rid = prefill.popleft()[0]
+            if first[rid] != first[rid]:  # NaN: a recomputed sequence's client already had its first token
+                first[rid] = t
+            o = out[rid]
+            ctx = inp[rid] + 1
+            if o <= 1:  # done with its first token
+                self.finish[rid] = t
+                kv -= ctx
+                n_adm -= 1
+                if self.feed:
+                    self._send_next(t)
+                continue
+            k0[rid] = k
+            c0[rid] = ctx
+            heappush(self.heap, (k + o - 1, rid, gen[rid]))
+            self.order.append(rid)
+            n_dec += 1
+            sum_ctx += ctx
+            kv += 1
+        return n_dec, n_adm, sum_ctx, kv
+
+    def _retire(self, t: float, k: int, n_dec: int, n_adm: int, sum_ctx: float, kv: int) -> tuple[int, int, float, int]:
+        """Retire the sequences whose last token came at or before step k: (n_dec, n_adm, sum_ctx, kv)."""
+        heap, gen, k0, c0, finish, feed, pop = self.heap, self.gen, self.k0, self.c0, self.finish, self.feed, heappop
+        while heap and heap[0][0] <= k:
+            _, rid, g = pop(heap)
+            if g != gen[rid]:  # preempted since: a stale entry
+                continue
+            ctx = c0[rid] + (k - k0[rid])
+            k0[rid] = -1
+            n_dec -= 1
+            sum_ctx -= ctx
+            finish[rid] = t
+            kv -= ctx
+            n_adm -= 1
+            if feed:
+                self._send_next(t)
+        order = self.order
+        if len(order) > 2 * n_dec + 64:
+            order[:] = [r for r in order if k0[r] >= 0]
+        return n_dec, n_adm, sum_ctx, kv
 
     # ------------------------------------------------------------------ the loop
     def advance_to(self, t_end: float) -> None:
         """Run until the engine is idle with nothing arriving before `t_end` (or past `t_end`: the
-        step in progress at `t_end` completes). A replica already past `t_end` does nothing."""
-        if self.t >= t_end:
-            return
+        step in progress at `t_end` completes). A replica already past `t_end` does nothing.
+
+        One event per pass: arrivals, admission, a step with prompt chunks or a decode-only run or idle time,
+        retirement, preemption. The counters live in locals (the hot path) and go back to `self` where a helper
+        reads them (whole numbers: summing them in another order gives the same floats)."""
+        if self.t >= t_end or not (self.incoming or self.waiting or self.prefill or self.n_dec):
+            return  # past `t_end`, or idle with nothing submitted (a router's call on a replica at rest)
         inc, arr, waiting, heap, prefill = self.incoming, self.arrival, self.waiting, self.heap, self.prefill
-        max_seqs, kv_cap, run = self.lim.max_num_seqs, self.lim.kv_capacity_tokens, self._run
-        t, next_sample = self.t, self.next_sample
+        inp, cached, admit = self.inp, self.cached, self.admit
+        max_seqs, kv_cap, max_tok, sliding, run, step = (self._max_seqs, self._kv_cap, self._max_tok, self._sliding,
+                                                         self._run, self._step)
+        t, k, n_dec, n_adm, sum_ctx, kv, idle = self.t, self.k, self.n_dec, self.n_adm, self.sum_ctx, self.kv, self.idle
+        next_sample = self.next_sample
         while True:
             while inc and arr[inc[0]] <= t:  # arrivals
                 waiting.append(inc.popleft())
-            if waiting and self.n_adm < max_seqs:
-                self._admit(t)
-            if prefill:
-                self._prefill_step()
-                t = self.t
-            elif self.n_dec:
-                # a decode-only run until the next event: a sequence finishing, the KV cache full, the
-                # next arrival, or `t_end` (where the caller may hand over a new request)
-                n_dec, k, sum_ctx = self.n_dec, self.k, self.sum_ctx
+            while waiting and n_adm < max_seqs:  # admission: FIFO, while a slot and KV for the prompt are free
+                rid = waiting[0]
+                size = inp[rid]
+                if kv + size > kv_cap and n_adm > 0:
+                    break
+                waiting.popleft()
+                if admit[rid] != admit[rid]:  # NaN: first admission (a preempted sequence keeps its first)
+                    admit[rid] = t
+                kv += size
+                n_adm += 1
+                prefill.append([rid, size - cached[rid], cached[rid]])  # [rid, tokens left, tokens done]
+            if prefill:  # one step carrying prompt chunks (and every decoding sequence)
+                budget = max_tok - n_dec if max_tok > n_dec else max(1, max_tok // 8)
+                item = prefill[0]
+                if len(prefill) == 1 and item[1] <= budget and not sliding:  # one whole prompt (or its rest):
+                    take, start = item[1], item[2]  # `_chunks` with its sums of one term written out (0 + x is exact)
+                    p_tok, p_ctx, done = take, take * (start + take / 2), 1
+                    item[1], item[2] = 0, start + take
+                else:
+                    p_tok, p_ctx, done = self._chunks(budget)
+                t = t + step(n_dec, sum_ctx, p_tok, p_ctx)
+                k += 1
+                sum_ctx, kv = sum_ctx + n_dec, kv + n_dec
+                if done:
+                    n_dec, n_adm, sum_ctx, kv = self._start_decoding(done, t, k, n_dec, n_adm, sum_ctx, kv)
+            elif n_dec:
+                # a decode-only run until a sequence finishes, the KV cache fills, the next arrival or `t_end`
                 steps = heap[0][0] - k if heap else 1  # ≥ 1: finishes due by step k are done
-                room = (kv_cap - self.kv) // n_dec
+                room = (kv_cap - kv) // n_dec
                 if room < steps:
                     steps = room if room > 0 else 1
                 nxt = arr[inc[0]] if inc else t_end
@@ -207,81 +240,32 @@ class Replica:
                     nxt = t_end
                 # stop where the step in progress at the next arrival (or t_end) ends
                 steps, dt = run(n_dec, sum_ctx, steps, nxt - t)
-                self.t = t = t + dt
+                t = t + dt
                 k += steps
-                self.k = k
                 grown = n_dec * steps
-                self.sum_ctx = sum_ctx + grown
-                self.kv += grown
-                if heap and heap[0][0] <= k:
-                    self._finish_due()
-                if self.kv > kv_cap:
-                    self._preempt()
-            else:
+                sum_ctx = sum_ctx + grown
+                kv += grown
+            else:  # idle until the next arrival
                 if not inc:
-                    return
+                    break
                 nxt = arr[inc[0]]
                 if nxt > t_end:
-                    return
-                self.idle += nxt - t
-                self.t = t = nxt
+                    break
+                idle += nxt - t
+                t = nxt
+            if heap and heap[0][0] <= k:
+                n_dec, n_adm, sum_ctx, kv = self._retire(t, k, n_dec, n_adm, sum_ctx, kv)
+            if kv > kv_cap:
+                self.t, self.k, self.n_dec, self.n_adm, self.sum_ctx, self.kv = t, k, n_dec, n_adm, sum_ctx, kv
+                self._preempt()
+                n_dec, n_adm, sum_ctx, kv = self.n_dec, self.n_adm, self.sum_ctx, self.kv
             if t >= next_sample:
+                self.t, self.n_dec, self.kv, self.idle = t, n_dec, kv, idle
                 self._sample()
                 next_sample = self.next_sample
             if t >= t_end:
-                return
-
-    def _prefill_step(self) -> None:
-        """One step carrying prompt chunks (and every decoding sequence)."""
-        n_dec, max_tok, prefill = self.n_dec, self._max_tok, self.prefill
-        budget = max_tok - n_dec
-        if budget <= 0:
-            budget = max(1, max_tok // 8)
-        sliding = self._sliding
-        item = prefill[0]
-        if len(prefill) == 1 and item[1] <= budget and not sliding:  # one whole prompt (or its rest): the loop
-            take = item[1]  # below, with its sums of one term written out (0 + x is exact)
-            start = item[2]
-            p_tok, p_ctx, done = take, take * (start + take / 2), 1
-            item[1] = 0
-            item[2] = start + take
-        else:
-            p_tok, p_ctx, done = self._chunks(budget)
-        dt = self._step(n_dec, self.sum_ctx, p_tok, p_ctx)
-        t = self.t + dt
-        self.t = t
-        k = self.k + 1
-        self.k = k
-        sum_ctx, kv = self.sum_ctx + n_dec, self.kv + n_dec
-        heap = self.heap
-        if done:
-            first, out, inp, gen, k0, c0 = self.first, self.out, self.inp, self.gen, self.k0, self.c0
-            for _ in range(done):  # finished prompts (a prefix of the FIFO) start decoding
-                rid = prefill.popleft()[0]
-                if first[rid] != first[rid]:  # NaN: a recomputed sequence's client already had its first token
-                    first[rid] = t
-                o = out[rid]
-                ctx = inp[rid] + 1
-                if o <= 1:  # done with its first token
-                    self.finish[rid] = t
-                    kv -= ctx
-                    self.n_adm -= 1
-                    if self.feed:
-                        self._send_next()
-                    continue
-                k0[rid] = k
-                c0[rid] = ctx
-                heappush(heap, (k + o - 1, rid, gen[rid]))
-                self.order.append(rid)
-                n_dec += 1
-                sum_ctx += ctx
-                kv += 1
-            self.n_dec = n_dec
-        self.sum_ctx, self.kv = sum_ctx, kv
-        if heap and heap[0][0] <= k:
-            self._finish_due()
-        if self.kv > self._kv_cap:
-            self._preempt()
+                break
+        self.t, self.k, self.n_dec, self.n_adm, self.sum_ctx, self.kv, self.idle = t, k, n_dec, n_adm, sum_ctx, kv, idle
 
     def _chunks(self, budget: int) -> tuple[int, float, int]:
         """Take prompt chunks from the FIFO up to `budget` tokens: (tokens, keys they attend to, prompts
