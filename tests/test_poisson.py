@@ -136,3 +136,85 @@ def test_light_traffic_wait_follows_the_prompt_in_service(cat):
                             w.lengths("output"), 8192.0, 64.0, percentiles=(99.5,))
     assert 0.03 < float(light["rho"][0]) < 0.07
     assert float(light["ttft_p99.5"][0]) <= 2.05 * float(alone["ttft_p50"][0])
+
+
+def test_decoding_context_weighs_answers_by_their_decoding_time():
+    """Hand-computed: a decoding sequence's context averaged over time is E[x] + E[o²] / (2 E[o]). Fixed answers
+    give x + o/2; lognormal answers with mean m and shape σ give x + m (1 + cv²) / 2, cv² = exp(σ²) − 1."""
+    import math
+
+    from llmplan.perf.poisson import decoding_context, length_points
+    from llmplan.serving.workload import Lengths
+
+    assert decoding_context(1000.0, length_points(Lengths(mean=300))) == pytest.approx(1150.0)
+    spread = Lengths(mean=300, p95=900)
+    cv2 = math.exp(spread.sigma() ** 2) - 1
+    assert decoding_context(1000.0, length_points(spread)) == pytest.approx(1000 + 150 * (1 + cv2), rel=0.02)
+
+
+def test_spread_answers_slow_the_decode_of_a_kv_bound_model(cat):
+    """Same mean answer, spread lengths: long answers hold their growing context for more steps, so at the
+    same rate the mean TPOT is higher than with fixed answers (it was the same when the decode step read the
+    context at E[x] + E[o] / 2). Llama-2-7B has no GQA: its KV reads dominate the decode step at 64 sequences."""
+    from llmplan.perf.efficiency import deployment_efficiency
+    from llmplan.perf.poisson import poisson_latency
+    from llmplan.perf.shape import machine, stage_shape
+    from llmplan.serving.workload import Lengths
+    from llmplan.specs import FitRequest, resolve
+
+    d = resolve(FitRequest(model="meta-llama/Llama-2-7b-chat-hf", gpu="h100-sxm", precision="bf16", engine="vllm"), cat)
+    shape, (mach, _) = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8), machine(d)
+    e = deployment_efficiency(d, cat)[0]
+    x = Lengths(mean=2000)
+
+    def tpot(o: Lengths) -> float:
+        r = poisson_latency(shape, mach, e, [1.0], x, o, 8192.0, 256.0, percentiles=(50,), with_e2e=False)
+        return float(r["tpot_mean"][0])
+
+    fixed, spread = tpot(Lengths(mean=500)), tpot(Lengths(mean=500, p95=1800))
+    assert spread > 1.03 * fixed
+
+
+def test_at_capacity_interpolates_between_the_grid_points():
+    """Hand-computed: halfway (in rate) between grid point k and k + 1, halfway between their values; at or
+    below grid point k, its value; no next point (or an unstable one), grid point k's."""
+    import numpy as np
+
+    from llmplan.perf.poisson import _RATE_GRID, at_capacity
+
+    sat = 10.0
+    grid = sat * _RATE_GRID
+    values = np.arange(len(grid), dtype=float) * 4.0
+    k = 30
+    assert at_capacity(sat, (grid[k] + grid[k + 1]) / 2, values, k) == pytest.approx((values[k] + values[k + 1]) / 2)
+    assert at_capacity(sat, grid[k], values, k) == values[k]
+    unstable = values.copy()
+    unstable[k + 1] = np.inf
+    assert at_capacity(sat, (grid[k] + grid[k + 1]) / 2, unstable, k) == values[k]
+    assert at_capacity(sat, grid[-1], values, len(grid) - 1) == values[-1]
+
+
+def test_the_sizing_reports_the_concurrency_at_the_rate_it_sized(cat):
+    """The sizing's concurrency (it sets the serve command's --max-num-seqs and the simulated engine's) is the
+    analytic decoding concurrency at the per-replica rate it returns, not at the last grid rate below it (up
+    to 17 % lower in rate, and the concurrency grows faster than the rate near capacity: 58 instead of 85
+    sequences for Qwen2.5-72B fp8 on 4 × H100 at 5.8 requests/s)."""
+    from llmplan.perf.efficiency import deployment_efficiency
+    from llmplan.perf.poisson import poisson_latency
+    from llmplan.perf.shape import machine, stage_shape
+    from llmplan.planner.search import size_replicas
+    from llmplan.serving.workload import Lengths, Slo, Workload
+    from llmplan.specs import FitRequest, resolve
+
+    d = resolve(FitRequest(model="Qwen/Qwen2.5-72B-Instruct", gpu="h100-sxm", num_gpus=4, precision="fp8",
+                           engine="vllm"), cat)
+    w = Workload(rate_per_s=1.0, input_tokens=Lengths(mean=1800, p95=6000), output_tokens=Lengths(mean=400, p95=1200),
+                 slo=Slo(ttft_p95_ms=2000, tpot_p95_ms=80, goodput_pct=95))
+    sz = size_replicas(d, cat, w, 1.0, 32768)
+    assert not isinstance(sz, str)
+    shape, (mach, _) = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8), machine(d)
+    at = poisson_latency(shape, mach, deployment_efficiency(d, cat)[0], [sz.per_replica_req_s], w.lengths("input"),
+                         w.lengths("output"), float(d.engine.defaults.max_num_batched_tokens), sz.limit,
+                         percentiles=(95,), max_context=32768, slots=float(d.engine.defaults.max_num_seqs),
+                         kv_tokens=sz.kv_tokens, with_e2e=False)
+    assert sz.concurrency == pytest.approx(float(at["concurrency"][0]), rel=0.05)

@@ -70,6 +70,15 @@ def length_points(lengths, cap: float = np.inf) -> np.ndarray:
     return np.minimum(x, top)
 
 
+def decoding_context(x_mean: float, o: np.ndarray) -> float:
+    """The context (tokens) a decoding sequence holds, averaged over decoding time: its prompt plus what it has
+    generated. An answer of o tokens decodes for o steps, so long answers weigh more: the time average of the
+    generated part is E[o²] / (2 E[o]), i.e. E[o] / 2 × (1 + cv²), not E[o] / 2 (prompt and answer lengths
+    independent). `o`: the answer lengths, one per probability bin (WEIGHTS)."""
+    o_mean = float(o @ WEIGHTS)
+    return x_mean + float((o * o) @ WEIGHTS) / (2 * o_mean) if o_mean > 0 else x_mean
+
+
 @functools.lru_cache(maxsize=256)
 def _concurrency_grid(limit: float) -> np.ndarray:
     """Decoding concurrencies 1 … `limit` on a geometric grid, `limit` itself included (a column)."""
@@ -375,7 +384,7 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     x = length_points(input_lengths, max_context)[None, :]  # (1, Q)
     o = np.minimum(length_points(output_lengths, max_context), np.maximum(max_context - x[0], 1.0))  # (Q,)
     o_mean = float(o @ WEIGHTS)
-    ctx = float(input_lengths.mean) + o_mean / 2
+    ctx = decoding_context(float(input_lengths.mean), o)
     c, svc, n, tau, added, within, slope = _decoding_concurrency(s, m, e, lam, x, o_mean, ctx, chunk, limit,
                                                                   prefix_share)
     es, es2 = _wmean(svc), _wmean(svc ** 2)
@@ -491,3 +500,16 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
         return float(grid[k]), r, k
     # the margin interpolated linearly between the last rate that passes and the first that fails
     return float(grid[k] + (grid[k + 1] - grid[k]) * mg[k] / (mg[k] - mg[k + 1])), r, k
+
+
+def at_capacity(saturation_rate: float, rate: float, values: np.ndarray, k: int) -> float:
+    """A metric of :func:`capacity`'s grid (e.g. ``concurrency``) at the rate it returned: interpolated
+    linearly in the rate between grid point `k` (the last rate that passes) and the next, as the rate was,
+    rather than read at grid point `k`, up to one grid step (17 %) below it."""
+    grid = saturation_rate * _RATE_GRID
+    v = np.asarray(values, dtype=float)
+    if k < 0:
+        return float(v[0])
+    if k == len(grid) - 1 or rate <= grid[k] or not np.isfinite(v[k + 1]):
+        return float(v[k])
+    return float(v[k] + (v[k + 1] - v[k]) * (rate - grid[k]) / (grid[k + 1] - grid[k]))

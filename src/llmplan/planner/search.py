@@ -24,7 +24,7 @@ from ..memory.fit import fit as memory_fit
 from ..perf.efficiency import deployment_efficiency, slower
 from ..perf.intervals import slow_end
 from ..perf.limits import engine_limit
-from ..perf.poisson import capacity, poisson_latency
+from ..perf.poisson import at_capacity, capacity, poisson_latency
 from ..perf.scenarios import closed_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
@@ -252,15 +252,16 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
     slo_s = {f"{k[:-3]}": v * SLO_HEADROOM / 1e3 for k, v in w.slo.model_dump().items()
              if k.endswith("_ms") and v is not None}  # ttft_p95_ms -> ttft_p95
     per_request_s = {k[:-3]: v / 1e3 for k, v in limits.items()}
-    rate, res, k = capacity(shape, mach, e, float(np.asarray(r.requests_s)[3]), li, lo, chunk, limit, slo_s,
-                            per_request_s, w.slo.goodput_pct / 100, max_context, w.shared_prefix_share,
+    saturation = float(np.asarray(r.requests_s)[3])
+    rate, res, k = capacity(shape, mach, e, saturation, li, lo, chunk, limit, slo_s, per_request_s,
+                            w.slo.goodput_pct / 100, max_context, w.shared_prefix_share,
                             float(d.engine.defaults.max_num_seqs), kv)
     if rate <= 0:
         return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom) at any Poisson rate: the prompts' queue (the long "
                 f"tail of {li.p95 or i:,.0f}-token p95 prompts) misses even at 1/512 of the saturation rate "
                 f"(goodput {100 * float(res['goodput'][0]):.1f} %)")
     replicas = max(1, math.ceil(peak / rate))
-    return Sizing(replicas, rate, float(res["concurrency"][max(k, 0)]), float(limit), kv)
+    return Sizing(replicas, rate, at_capacity(saturation, rate, res["concurrency"], k), float(limit), kv)
 
 
 
