@@ -163,7 +163,7 @@ def lockstep_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, 
     req_s = running / busy
     ttft_client = np.where(clients > running, clients / req_s - np.maximum(o - 1, 0.0) * tpot, ttft)
     mine = LoadResult(ttft_client, tpot, ttft_client + np.maximum(o - 1, 0.0) * tpot, req_s, req_s * o,
-                      req_s * (i + o), running, clients > running, running * i / np.maximum(o, 1.0))
+                      req_s * (i + o), running, clients > running, open_prompts(running, i, o))
     uniform = closed_loop(s, m, e, clients, i, o, limit, chunk, lumps=True)
     wave = heavy < np.maximum(o, 1.0)
     return LoadResult(**{f: np.where(wave, getattr(mine, f), getattr(uniform, f)) for f in mine.__dataclass_fields__})
