@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,6 +207,17 @@ def test_estimate_ranges_never_print_in_scientific_notation(capsys):
     out = capsys.readouterr().out
     assert code == 0 and "output throughput" in out
     assert "e+0" not in out
+
+
+def test_validate_prints_measured_and_predicted_values_as_plain_figures(capsys, tmp_path):
+    """The validate table printed throughputs as '2.534e+04'; four significant figures, grouped, instead."""
+    src = Path(__file__).resolve().parent.parent / "data" / "bench" / "perf_dev_v2.csv"
+    head = src.read_text(encoding="utf-8").splitlines()[:6]  # TRT-LLM v1 rows: tens of thousands of tok/s
+    rows = tmp_path / "rows.csv"
+    rows.write_text("\n".join(head) + "\n", encoding="utf-8")
+    assert main(["validate", str(rows)]) == 0
+    out = capsys.readouterr().out
+    assert "e+0" not in out and re.search(r"\d{2},\d{3}", out)
 
 
 def test_estimate_contract_and_interval(capsys):

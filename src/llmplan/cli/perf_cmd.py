@@ -139,8 +139,8 @@ def print_validation(result: dict) -> None:
         t.add_column(col)
     for r in result["rows"]:
         err = "" if r["error_pct"] is None else f"{r['error_pct']:+.1f}"
-        t.add_row(r["id"], r["metric"], f"{r['measured']:.4g}" if r["measured"] is not None else "",
-                  f"{r['predicted']:.4g}" if r["predicted"] is not None else "", err,
+        t.add_row(r["id"], r["metric"], fmt_sig(r['measured'], 4) if r["measured"] is not None else "",
+                  fmt_sig(r['predicted'], 4) if r["predicted"] is not None else "", err,
                   r["status"] if r["status"] == "ok" else f"unsupported: {r['reason']}")
     con.print(t)
     s = Table(title="Summary", title_justify="left")

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from ..units import fmt_sig
 from . import render
 from .files import check_destination, write_atomic
 from .lazy import load_catalog
@@ -133,7 +134,7 @@ def print_capacity(r: dict[str, Any]) -> None:
               f"{r['peak_rate_per_s']:,.2f} requests/s (analytic first guess {r['analytic_first_guess']}, "
               f"{r['simulations']} simulations of {r['check_requests']:,} requests).")
     con.print(f"Headroom to saturation at peak {r['headroom_pct']:.0f} % (the replicas saturate at "
-              f"{r['replicas'] * r['replica_capacity_req_s']:,.3g} requests/s; the SLOs stop holding before that: "
+              f"{fmt_sig(r['replicas'] * r['replica_capacity_req_s'])} requests/s; the SLOs stop holding before that: "
               "`llmplan simulate --rate` a growth rate to see where); utilisation over the day mean "
               f"{r['mean_utilisation_pct']:.0f} %, peak hour {max(r['utilisation_by_hour_pct']):.0f} %.")
     a = r["at_peak"]

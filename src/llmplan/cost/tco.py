@@ -22,6 +22,7 @@ from ..serving.cluster import replica_spec
 from ..serving.workload import hourly_weights
 from ..specs import MIN_YEARS, Cli, Deployment, Name, NameOrPath, resolve
 from ..strict import StrictModel
+from ..units import fmt_sig
 from .model import (
     MONTHS_PER_YEAR,
     OnPremInputs,
@@ -140,8 +141,8 @@ def _replicas(req: TcoRequest, cat: Catalog, peak: float, mu: float, processes: 
     if req.fixed_replicas:
         if req.fixed_replicas < floor:
             raise LlmplanError(f"{req.fixed_replicas} replica(s) (--replicas, fixed_replicas) cannot carry the peak of "
-                               f"{peak:.3g} requests/s: one replica serves at most {mu:.3g}/s (saturated), so the peak "
-                               f"needs at least {floor}; leave it out to size for the SLOs")
+                               f"{fmt_sig(peak)} requests/s: one replica serves at most {fmt_sig(mu)}/s (saturated), "
+                               f"so the peak needs at least {floor}; leave it out to size for the SLOs")
         return req.fixed_replicas, None
     plan = capacity(req, cat, processes=processes)
     if not plan["feasible"]:
@@ -173,7 +174,7 @@ def bought_note(s: dict[str, Any], basis: str) -> str:
     if more > 0:
         text += (f"; the {more} beyond the need ({s['replicas_placed'] - s['replicas_needed']} more replica(s)"
                  + (f", {s['idle_gpus']} GPU(s) idle" if s["idle_gpus"] else "")
-                 + f") could carry {s['extra_capacity_req_s']:.3g} requests/s more ({basis})")
+                 + f") could carry {fmt_sig(s['extra_capacity_req_s'])} requests/s more ({basis})")
         if s["availability"] != "none":
             text += "; that includes the availability spares"
     return text

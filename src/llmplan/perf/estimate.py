@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..catalog import Catalog
 from ..memory.fit import fit as memory_fit
 from ..specs import MIN_RATE_PER_S, Cli, FitRequest, resolve
+from ..units import fmt_sig
 from .efficiency import deployment_efficiency
 from .intervals import entry_scale, interval
 from .limits import engine_limit
@@ -181,7 +182,7 @@ def _saturation(req: EstimateRequest, load, o: float) -> Saturation | None:
     mu = float(np.asarray(load.requests_s))
     unbounded = req.num_requests is None
     wait = None if req.num_requests is None else req.num_requests / 2 * (1 / mu - 1 / req.request_rate)
-    msg = (f"saturated: the deployment serves at most {mu:.3g} req/s at these lengths "
+    msg = (f"saturated: the deployment serves at most {fmt_sig(mu)} req/s at these lengths "
            f"({mu * o:,.0f} output tok/s) and {req.request_rate:g} req/s are offered; ")
     msg += ("the queue grows without bound, so there is no steady-state TTFT (add replicas, or give "
             "--num-requests for a finite run)" if unbounded else

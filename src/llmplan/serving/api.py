@@ -22,6 +22,7 @@ from ..specs import (
     NameOrPath,
     resolve,
 )
+from ..units import fmt_sig
 from .cluster import ReplicaSpec, replica_spec, simulate_cluster, summarize
 from .workload import Workload, generate, hourly_weights, peak_rate, preset
 
@@ -178,8 +179,8 @@ def offered_load(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload, re
     pct = 100 * lam / (replicas * mu)
     out: dict[str, Any] = {"offered_load_pct": pct, "replica_capacity_req_s": mu, "overloaded": pct > 100}
     if pct > 100:
-        out["warning"] = (f"overloaded: the peak of {lam:,.4g} requests/s is {pct:,.0f} % of what {replicas:,} "
-                          f"replica(s) serve saturated ({mu:,.3g} requests/s each); the queue grows for as long as "
+        out["warning"] = (f"overloaded: the peak of {fmt_sig(lam, 4)} requests/s is {pct:,.0f} % of what {replicas:,} "
+                          f"replica(s) serve saturated ({fmt_sig(mu)} requests/s each); the queue grows for as long as "
                           "requests arrive, so these latencies hold only for this many requests. `llmplan "
                           "capacity` sizes the replicas")
     return out
@@ -305,8 +306,8 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
         return no | {"reason": why}
     floor = math.ceil(lam / mu * (1 - 1e-12))  # the fewest replicas at or below 100 % utilisation
     if floor > MAX_REPLICAS:
-        return no | {"reason": f"at {lam:,.4g} requests/s the deployment needs at least {floor:,} replicas (one "
-                               f"serves at most {mu:,.3g} requests/s at the workload's mean lengths), over the "
+        return no | {"reason": f"at {fmt_sig(lam, 4)} requests/s the deployment needs at least {floor:,} replicas (one "
+                               f"serves at most {fmt_sig(mu)} requests/s at the workload's mean lengths), over the "
                                f"{MAX_REPLICAS:,} replicas this tool plans; use a larger or faster deployment "
                                "per replica, or split the traffic", "replicas_needed_at_least": floor}
     guess = min(MAX_REPLICAS, max(floor, math.ceil(lam / (0.85 * mu))))
