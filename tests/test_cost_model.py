@@ -24,8 +24,9 @@ ROUND = OnPremInputs(
     horizon_years=4, residual_pct=20, install_pct=10, storage_servers=1, storage_usd_per_server=5_000,
     tor_switches=1, tor_switch_usd=10_000, fabric_servers=0, fabric_usd_per_server=1_000,
     maintenance_pct_per_year=10, staff_fte_base=0.25, staff_fte_per_server=0.25, staff_usd_per_fte_year=150_000,
-    electricity_usd_per_kwh=0.10, pue=1.5, colocation_usd_per_kw_month=100, utilisation_pct=50,
-    busy_power_pct_of_tdp=80, idle_power_pct_of_tdp=20, host_power_draw_pct=50, discount_rate_pct=0,
+    electricity_usd_per_kwh=0.10, pue=1.5, colocation_usd_per_kw_month=100, utilisation_pct=50, active_pct=50,
+    busy_power_pct_of_tdp=80, light_power_pct_of_tdp=40, idle_power_pct_of_tdp=20, host_power_draw_pct=50,
+    discount_rate_pct=0,
     carbon_g_per_kwh=400, depreciation_years=5, licences=((8_000.0, 0.0),))
 
 
@@ -35,7 +36,8 @@ def test_single_server_by_hand():
     assert r.capex_hardware_usd == 250_000
     assert r.capex_items == {"hardware": 250_000, "installation": 25_000, "network": 10_000, "storage": 5_000}
     assert r.capex_usd == 290_000
-    # metered: GPUs at 20 % + 60 % × 0.5 = 50 % of 700 W × 8 = 2,800 W; host 50 % of 1,200 W = 600 W
+    # metered: GPUs working half the time at half load: 20 % + (40 − 20) % × 0.5 + (80 − 40) % × 0.5 = 50 % (with
+    # active = utilisation, idle + (busy − idle) × utilisation) of 700 W × 8 = 2,800 W; host 50 % of 1,200 W = 600 W
     assert r.it_kw == pytest.approx(3.4)
     assert r.energy_kwh_per_year == pytest.approx(3.4 * 1.5 * 8760)
     # contracted: the maximum, 8 × 700 + 1,200 W = 6.8 kW, whatever the utilisation
@@ -53,6 +55,28 @@ def test_single_server_by_hand():
     assert r.npv_usd == pytest.approx(r.tco_usd)  # at a 0 % discount rate
     assert r.emissions_kg_per_year == pytest.approx(3.4 * 1.5 * 8760 * 0.4)
     assert r.depreciation_usd_per_year == pytest.approx(250_000 / 5)
+
+
+def test_energy_counts_the_time_the_engines_work_not_only_their_load():
+    """Review finding: at 12 % utilisation the report billed the GPUs near idle although a continuous-batching
+    engine steps whenever any request is in flight. Hand-computed: working 80 % of the time at 50 % load,
+    20 % + (40 − 20) % × 0.8 + (80 − 40) % × 0.5 = 56 % of 700 W × 8 = 3,136 W, plus the host's 600 W; an active
+    share below the utilisation counts as the utilisation."""
+    r = onprem(replace(ROUND, active_pct=80))
+    assert r.it_kw == pytest.approx(3.736)
+    assert r.energy_kwh_per_year == pytest.approx(3.736 * 1.5 * 8760)
+    assert onprem(replace(ROUND, active_pct=10)).it_kw == pytest.approx(onprem(ROUND).it_kw)
+
+
+def test_active_share_of_a_day_by_hand():
+    """Poisson arrivals: an engine is idle with probability e^(−λR). Ten hours at 1 request/s of 2 s each, and
+    fourteen without traffic: 10/24 × (1 − e^−2) = 36.03 %."""
+    import math
+
+    from llmplan.cost.model import active_pct
+
+    assert active_pct([0.0] * 14 + [1.0] * 10, 2.0) == pytest.approx(100 * 10 / 24 * (1 - math.exp(-2)))
+    assert active_pct([0.0] * 24, 5.0) == 0.0
 
 
 def test_colocation_is_billed_on_contracted_kw_not_on_draw():

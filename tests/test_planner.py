@@ -576,6 +576,7 @@ def test_a_single_point_of_failure_is_said_and_priced(results, cat):
     cost model; a plan that asked for spares, or whose servers survive one failure, gets no such line."""
     from llmplan.cost.model import onprem
     from llmplan.cost.ownership import buy
+    from llmplan.planner.search import fleet_load
 
     said = 0
     for name, r in results.items():
@@ -591,10 +592,9 @@ def test_a_single_point_of_failure_is_said_and_priced(results, cat):
             continue
         c = changes[0]
         assert c["replicas_after_server_failure"] == p.replicas - p.largest_slots
-        c_, per_replica = rec._ctx, rec.details["per_replica_req_s"]
-        rate = c_["mean_rate"]
-        spare = buy(c_["d"], cat, c_["finance"], need, "n_plus_1",
-                    lambda placed, rate=rate, per=per_replica: min(100.0, 100 * rate / (placed * per)))
+        c_ = rec._ctx
+        utilisation_of, active_of = fleet_load(rec)
+        spare = buy(c_["d"], cat, c_["finance"], need, "n_plus_1", utilisation_of, active_of=active_of)
         extra = float(onprem(spare.x).tco_usd) - float(onprem(rec._ctx["bought"][need].x).tco_usd)
         assert c["n_plus_1_extra_usd"] == pytest.approx(extra) and extra > 0
         assert "availability.mode: n_plus_1" in c["text"] and c["text"] in text(r)

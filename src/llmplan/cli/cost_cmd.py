@@ -65,7 +65,8 @@ def print_tco(r: dict[str, Any]) -> None:
     d, w, p = r["deployment"], r["workload"], r["purchase"]
     con.print(f"[bold]{d['model']}[/bold] on {d['gpu']}: {d['replicas_needed']} replica(s) of {d['gpus_per_replica']} "
               f"GPU(s) carry the peak; {w['requests_per_day']:,.0f} requests/day, "
-              f"{w['tokens_per_year'] / 1e9:,.2f} B tokens/year, utilisation {w['utilisation_pct']:.1f} %")
+              f"{w['tokens_per_year'] / 1e9:,.2f} B tokens/year, utilisation {w['utilisation_pct']:.1f} %, engines "
+              f"working {w['active_pct']:.0f} % of the time")
     con.print(f"Bought: {p['placement']} (" + (f"under a desk, {p['contracted_kw']:,.2f} kW maximum)"
               if p["facility"] == "office" else f"data centre, {p['contracted_kw']:,.1f} kW contracted)"))
     t = Table(title=f"Owning it for {r['horizon_years']:g} years", title_justify="left")

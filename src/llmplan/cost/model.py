@@ -7,7 +7,8 @@ paid at month 0, OpEx monthly from month 1):
     hardware       = hosts + GPUs × GPU price                 (appliances: GPUs × all-in price)
     capex          = hardware × (1 + install %) + ToR switches + fabric + storage
     contracted kW  = GPUs × TDP + host maximum power          (what a colocation contract is sized on)
-    metered kW     = GPUs × TDP × (idle + (busy − idle) × utilisation) + host maximum × host draw %
+    metered kW     = GPUs × TDP × (idle + (light − idle) × active + (busy − light) × utilisation)
+                     + host maximum × host draw %       (active: share of time with a request in flight)
     energy kWh/yr  = metered kW × PUE × 8,760
     opex/yr        = energy × $/kWh + contracted kW × colocation $/kW-month × 12 + maintenance % × hardware
                      + (staff base + staff per server × servers) × $/FTE-yr + licences
@@ -60,8 +61,10 @@ class OnPremInputs:
     electricity_usd_per_kwh: Arr
     pue: Arr
     colocation_usd_per_kw_month: Arr
-    utilisation_pct: Arr
+    utilisation_pct: Arr  # load / capacity, mean over the day
+    active_pct: Arr  # share of time the engines have a request in flight (≥ utilisation; see active_pct())
     busy_power_pct_of_tdp: Arr
+    light_power_pct_of_tdp: Arr  # working on a few requests (memory-bound decode)
     idle_power_pct_of_tdp: Arr
     host_power_draw_pct: Arr
     discount_rate_pct: Arr
@@ -102,6 +105,15 @@ class OnPremResult:
         return cum
 
 
+def active_pct(rate_per_replica_by_hour, residence_s) -> float:
+    """The share of time (%) an engine replica has at least one request in flight, over a day of hourly
+    request rates (per replica): with Poisson arrivals the requests in flight are Poisson with mean λ × R
+    (M/G/∞, R the time one request spends in the engine), so the engine is idle with probability e^(−λR).
+    R at light load (one request alone) makes it a lower bound where requests slow each other."""
+    lam = np.asarray(rate_per_replica_by_hour, dtype=float)
+    return float(100 * np.mean(1 - np.exp(-lam * float(residence_s))))
+
+
 def onprem(x: OnPremInputs) -> OnPremResult:
     hw = x.host_cost_usd + x.gpus * x.gpu_price_usd
     install = hw * x.install_pct / 100
@@ -109,7 +121,11 @@ def onprem(x: OnPremInputs) -> OnPremResult:
     storage = x.storage_servers * x.storage_usd_per_server
     capex = hw + install + network + storage
     u = x.utilisation_pct / 100
-    draw_pct = x.idle_power_pct_of_tdp + (x.busy_power_pct_of_tdp - x.idle_power_pct_of_tdp) * u
+    a = np.maximum(x.active_pct / 100, u)  # an engine carrying a load share u is working at least that share
+    # idle when nothing is in flight; while working, the light (few requests) draw, rising to the busy one with
+    # the load: with a = u (working only in proportion to load) this is idle + (busy − idle) × u
+    draw_pct = (x.idle_power_pct_of_tdp + (x.light_power_pct_of_tdp - x.idle_power_pct_of_tdp) * a
+                + (x.busy_power_pct_of_tdp - x.light_power_pct_of_tdp) * u)
     it_kw = (x.gpus * x.gpu_tdp_w * draw_pct / 100 + x.host_power_w * x.host_power_draw_pct / 100) / 1000
     contracted_kw = (x.gpus * x.gpu_tdp_w + x.host_power_w) / 1000
     energy_kwh = it_kw * x.pue * HOURS_PER_YEAR

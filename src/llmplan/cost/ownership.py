@@ -26,6 +26,7 @@ COMMON_FIELDS = {
     "maintenance_pct_per_year": "maintenance_pct_per_year", "staff_usd_per_fte_year": "staff_loaded_usd_per_fte_year",
     "discount_rate_pct": "discount_rate_pct", "electricity_usd_per_kwh": "electricity_usd_per_kwh",
     "busy_power_pct_of_tdp": "gpu_power_draw_pct_of_tdp", "idle_power_pct_of_tdp": "idle_power_pct_of_tdp",
+    "light_power_pct_of_tdp": "light_load_power_pct_of_tdp",
     "host_power_draw_pct": "host_power_draw_pct_of_max", "depreciation_years": "depreciation_years",
 }
 FACILITY_FIELDS = {
@@ -255,8 +256,10 @@ def estimated_electricity_note(cat: Catalog, f: Any) -> str | None:
 
 
 def fleet_inputs(p: Purchase, cat: Catalog, f: Any, utilisation_pct: float, licences: list[dict[str, Any]],
-                 ) -> tuple[OnPremInputs, dict[str, tuple[float, float, float]]]:
-    """The cost model's inputs for purchase `p` and the ranges the Monte Carlo draws from."""
+                 active_pct: float | None = None) -> tuple[OnPremInputs, dict[str, tuple[float, float, float]]]:
+    """The cost model's inputs for purchase `p` and the ranges the Monte Carlo draws from. `active_pct`: the
+    share of time the engines have a request in flight (:func:`llmplan.cost.model.active_pct`); None where the
+    caller has no time-of-day load (it is then taken as the utilisation: working only in proportion to load)."""
     vals, ranges = _assumptions(cat, f, p.facility)
     horizon = f.horizon_years
     c0 = p.lines[0][0]
@@ -288,7 +291,9 @@ def fleet_inputs(p: Purchase, cat: Catalog, f: Any, utilisation_pct: float, lice
         staff_fte_per_server=vals["staff_fte_per_server"], staff_usd_per_fte_year=vals["staff_usd_per_fte_year"],
         electricity_usd_per_kwh=vals["electricity_usd_per_kwh"], pue=vals["pue"],
         colocation_usd_per_kw_month=vals["colocation_usd_per_kw_month"], utilisation_pct=utilisation_pct,
+        active_pct=utilisation_pct if active_pct is None else max(active_pct, utilisation_pct),
         busy_power_pct_of_tdp=vals["busy_power_pct_of_tdp"], idle_power_pct_of_tdp=vals["idle_power_pct_of_tdp"],
+        light_power_pct_of_tdp=vals["light_power_pct_of_tdp"],
         host_power_draw_pct=vals["host_power_draw_pct"], discount_rate_pct=vals["discount_rate_pct"],
         carbon_g_per_kwh=vals["carbon_g_per_kwh"], depreciation_years=vals["depreciation_years"], licences=lic)
     for fld in ("storage_usd_per_server", "tor_switch_usd", "fabric_usd_per_server"):
@@ -337,10 +342,11 @@ def _unit_cost_of(c: Config, cat: Catalog, f: Any, licences: list[dict[str, Any]
 
 
 def buy(d: Deployment, cat: Catalog, f: Any, need: int, mode: str, utilisation_of: Callable[[int], float],
-        max_servers: int | None = None) -> Owned:
+        max_servers: int | None = None, active_of: Callable[[int], float] | None = None) -> Owned:
     """The cheapest fleet that places `need` replicas of `d` under availability `mode`: per facility
     (racked servers, or machines under desks) the cheapest purchase, then the cheaper facility by
-    the full cost model. `utilisation_of(replicas placed)` gives the fleet's mean utilisation %."""
+    the full cost model. `utilisation_of(replicas placed)` gives the fleet's mean utilisation %, `active_of`
+    the share of time its engines have a request in flight (see :func:`fleet_inputs`)."""
     g = d.layout.num_gpus
     configs, notes = configurations(d.accelerator, g, cat, f)
     licences, lic_notes = licence_charges(d, cat, f)
@@ -357,7 +363,8 @@ def buy(d: Deployment, cat: Catalog, f: Any, need: int, mode: str, utilisation_o
         except LlmplanError as exc:
             errors.append(str(exc))
             continue
-        x, ranges = fleet_inputs(p, cat, f, utilisation_of(p.replicas), licences)
+        x, ranges = fleet_inputs(p, cat, f, utilisation_of(p.replicas), licences,
+                                 None if active_of is None else active_of(p.replicas))
         owned = Owned(p, x, ranges, licences, [*notes, *lic_notes])
         if best is None or float(np.asarray(onprem(x).tco_usd)) < float(np.asarray(onprem(best.x).tco_usd)):
             best = owned

@@ -33,6 +33,7 @@ class TcoWorkload(Result):
     peak_rate_per_s: Num
     replica_capacity_req_s: Num
     utilisation_pct: Num
+    active_pct: Num = Field(description="share of time the engines have a request in flight (the energy bill)")
 
 
 class PowerKw(Result):

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field
 from ..catalog import Catalog
 from ..catalog.schema import ApiPrice, CloudOffer
 from ..errors import LlmplanError
-from ..serving.api import ServeRequest, capacity, load_workload, replica_capacity_req_s
+from ..serving.api import ServeRequest, capacity, load_workload, replica_capacity_req_s, replica_model
 from ..serving.cluster import replica_spec
 from ..serving.workload import hourly_weights
 from ..specs import MIN_YEARS, Cli, Deployment, Name, NameOrPath, resolve
@@ -27,6 +27,7 @@ from .model import (
     MONTHS_PER_YEAR,
     OnPremInputs,
     OnPremResult,
+    active_pct,
     api_cost,
     breakeven_month,
     cloud_fleet_cost,
@@ -191,6 +192,22 @@ def _workload(req: TcoRequest, cat: Catalog) -> Any:
     return w
 
 
+def _fleet_load(override_pct: float | None, rate_h: np.ndarray, mu: float, alone_s: float):
+    """For a fleet that places `placed` replicas: its mean utilisation % (the day's hourly rates over their
+    saturated rate `mu`, or `--utilisation`), and the share of time % its engines have a request in flight
+    (:func:`llmplan.cost.model.active_pct`, one request alone taking `alone_s`)."""
+
+    def util_of(placed: int) -> float:
+        if override_pct is not None:
+            return override_pct
+        return min(100.0, float(100 * np.mean(rate_h / (placed * mu)))) if placed * mu > 0 else 0.0
+
+    def active_of(placed: int) -> float:
+        return active_pct(rate_h / placed, alone_s) if placed else 0.0
+
+    return util_of, active_of
+
+
 def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     """Owning the deployment (what is bought and every cost line), against renting and APIs."""
     d = resolve(req, cat)
@@ -208,12 +225,9 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     out_tok_year = per_day * 365 * o_mean
     tokens_horizon = (in_tok_year + out_tok_year) * req.finance.horizon_years
 
-    def util_of(placed: int) -> float:
-        if req.finance.utilisation_pct is not None:
-            return req.finance.utilisation_pct
-        return min(100.0, float(100 * np.mean(rate_h / (placed * mu)))) if placed * mu > 0 else 0.0
-
-    owned = buy(d, cat, req.finance, replicas, req.availability, util_of, req.max_servers)
+    alone_s = float(np.asarray(replica_model(d, cat, spec, w).e2e_s)[1])  # one request of the mean lengths
+    util_of, active_of = _fleet_load(req.finance.utilisation_pct, rate_h, mu, alone_s)
+    owned = buy(d, cat, req.finance, replicas, req.availability, util_of, req.max_servers, active_of=active_of)
     x, p = owned.x, owned.purchase
     notes = list(owned.notes)
     summary = purchase_summary(owned, mu, float(rate_h.max()))
@@ -240,7 +254,7 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
         # the API's price per (request/s sustained for a year): its yearly bill / mean request rate
         api_usd_per_req_s_year = same_api["tco_usd"] / req.finance.horizon_years / (per_day / 86400)
     hybrid = hybrid_split(d, cat, req.finance, need_h, req.finance.horizon_years, replicas, rate_h, mu,
-                          api_usd_per_req_s_year, same_api["name"] if same_api else None, util_of)
+                          api_usd_per_req_s_year, same_api["name"] if same_api else None, util_of, active_of)
     out: dict[str, Any] = {
         "deployment": {"model": d.model_source, "gpu": d.accelerator.id, "engine": d.engine.id,
                        "precision": d.weight_format.id, "replicas": p.replicas, "replicas_needed": replicas,
@@ -249,7 +263,7 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
         "purchase": summary,
         "workload": {"requests_per_day": per_day, "input_tokens_mean": i_mean, "output_tokens_mean": o_mean,
                      "tokens_per_year": in_tok_year + out_tok_year, "peak_rate_per_s": float(rate_h.max()),
-                     "replica_capacity_req_s": mu, "utilisation_pct": x.utilisation_pct},
+                     "replica_capacity_req_s": mu, "utilisation_pct": x.utilisation_pct, "active_pct": x.active_pct},
         "horizon_years": req.finance.horizon_years,
         **cost_lines(r, x, owned),
         "cost_per_million_tokens_usd": _num(r.tco_usd) * per_m,
@@ -357,7 +371,7 @@ def api_alternatives(d: Deployment, cat: Catalog, ids: tuple[str, ...], in_tok: 
 
 def hybrid_split(d: Deployment, cat: Catalog, f: Finance, need_h: np.ndarray, horizon: float, replicas: int,
                  rate_h: np.ndarray | None = None, mu: float = 0.0, api_usd_per_req_s_year: float | None = None,
-                 api_name: str | None = None, util_of: Any = None) -> dict[str, Any] | None:
+                 api_name: str | None = None, util_of: Any = None, active_of: Any = None) -> dict[str, Any] | None:
     """Own k replicas for the base load and send the rest of each hour's traffic elsewhere: to
     on-demand replicas rented hour by hour, or to the same model behind an API. k runs from 0
     (nothing owned) to the peak (everything owned); the cheapest total over the horizon wins.
@@ -369,7 +383,7 @@ def hybrid_split(d: Deployment, cat: Catalog, f: Finance, need_h: np.ndarray, ho
     util_of = util_of or (lambda placed: 50.0)
     best: dict[str, Any] | None = None
     for k in range(0, int(max(need_h.max(), replicas)) + 1):
-        owned = _num(onprem(buy(d, cat, f, k, "none", util_of).x).tco_usd) if k else 0.0
+        owned = _num(onprem(buy(d, cat, f, k, "none", util_of, active_of=active_of).x).tco_usd) if k else 0.0
         options = []
         if price is not None:
             rented_h = float(np.maximum(need_h - k, 0).sum() * 365 * d.layout.num_gpus)

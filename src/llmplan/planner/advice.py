@@ -15,7 +15,7 @@ from ..cost.model import onprem
 from ..cost.ownership import assumption, buy
 from ..errors import LlmplanError
 from ..units import fmt_sig
-from .search import Option
+from .search import Option, fleet_load
 
 POLICY_FIELDS = {"deployment": "policy.deployment", "data residency": "policy.data_residency",
                  "hardware vendor": "policy.allow_hardware_vendors / deny_hardware_vendors",
@@ -183,14 +183,13 @@ def _availability_change(rec: Option, cat: Catalog) -> list[dict[str, Any]]:
     if left >= need:
         return []
     c = rec._ctx
-    rate = rec.details["per_replica_req_s"]
     out = {"change": "availability", "replicas_needed": need, "replicas_after_server_failure": left}
     head = (f"Availability: none was asked (availability.mode), and with one server down {left} of the {need} "
             f"replica(s) the peak needs remain" + (": the service stops until it is repaired" if left == 0 else "")
             + ". ")
     try:
-        spare = buy(c["d"], cat, c["finance"], need, "n_plus_1",
-                    lambda placed: min(100.0, 100 * c["mean_rate"] / (placed * rate)))
+        utilisation_of, active_of = fleet_load(rec)
+        spare = buy(c["d"], cat, c["finance"], need, "n_plus_1", utilisation_of, active_of=active_of)
     except LlmplanError as exc:
         return [{**out, "text": head + f"A spare in another server is not possible here: {exc}."}]
     base = float(np.asarray(onprem(bought.x).tco_usd))

@@ -271,7 +271,8 @@ def owned_lines(d: dict[str, Any], horizon: float) -> list[str]:
            f"- capex {_usd(c['capex_usd'])}: hardware {_usd(ci['hardware'])}, installation {_usd(ci['installation'])}, "
            f"network {_usd(ci['network'])}, storage {_usd(ci['storage'])}",
            f"- opex {_usd(c['opex_usd_per_year'])}/year: energy {_usd(oi['energy'])} "
-           f"({c['power_kw']['metered_average']:,.2f} kW average, utilisation {d['utilisation_pct']:.0f} %), "
+           f"({c['power_kw']['metered_average']:,.2f} kW average; engines working {d['active_pct']:.0f} % of the time, "
+           f"utilisation {d['utilisation_pct']:.0f} %), "
            f"colocation {_usd(oi['colocation'])}, maintenance {_usd(oi['maintenance'])}, staff {_usd(oi['staff'])} "
            f"({c['staff_fte']:.2f} FTE), software {_usd(oi['software'])}",
            f"- resale value at {horizon:g} years: {_usd(c['residual_value_usd'])} ({c['residual_value_pct']:.1f} % of "

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..catalog.schema import Accelerator, Engine, Model, QuantFormat
-from ..cost.model import HOURS_PER_YEAR, api_cost, onprem
+from ..cost.model import HOURS_PER_YEAR, active_pct, api_cost, onprem
 from ..cost.ownership import buy, configurations
 from ..cost.tco import Finance, bought_note, cost_lines, purchase_summary
 from ..errors import LlmplanError
@@ -209,6 +209,7 @@ class Sizing:
     concurrency: float  # mean decoding sequences at that rate: sets the engine's max_num_seqs
     limit: float  # sequences the engine runs at once (max_num_seqs or what the KV cache holds)
     kv_tokens: float  # the KV cache in tokens
+    alone_s: float  # one request of the mean lengths alone: its time in the engine (for the engines' active share)
 
 
 def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_context: float = math.inf,
@@ -261,7 +262,8 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
                 f"tail of {li.p95 or i:,.0f}-token p95 prompts) misses even at 1/512 of the saturation rate "
                 f"(goodput {100 * float(res['goodput'][0]):.1f} %)")
     replicas = max(1, math.ceil(peak / rate))
-    return Sizing(replicas, rate, at_capacity(saturation, rate, res["concurrency"], k), float(limit), kv)
+    return Sizing(replicas, rate, at_capacity(saturation, rate, res["concurrency"], k), float(limit), kv,
+                  float(np.asarray(r.e2e_s)[0]))
 
 
 
@@ -321,7 +323,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
                         continue
                     candidates.append(Candidate(m, fmt, a, eng, q, base_id))
     say(f"sizing {len(candidates)} candidate(s) cheapest purchase first")
-    options += _with_quality(_search_layouts(candidates, s, cat, w, peak, mean_rate, context, tokens_h, rejected),
+    options += _with_quality(_search_layouts(candidates, s, cat, w, peak, rate_h, context, tokens_h, rejected),
                              bench, cat)
     say(f"simulating the finalists among {len(options)} option(s)")
     options = _confirm_finalists(options, cat, s, rejected, bench.resolution)
@@ -476,7 +478,7 @@ def cost_floor_usd(d: Deployment, cat: Catalog, f: Finance, s: Scenario) -> floa
     return float(np.asarray(onprem(buy(d, cat, f, 1, s.availability.mode, lambda _placed: 0.0).x).tco_usd))
 
 
-def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, w: Workload, peak: float, mean_rate: float,
+def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, w: Workload, peak: float, rate_h: np.ndarray,
                     context: float, tokens_h: float, rejected: list[Rejection]) -> list[Option]:
     """Every TP layout of every candidate, grouped by accelerator × engine × TP (one purchase floor each),
     sized and costed in order of that floor; groups whose floor exceeds prune_factor × the best TCO found
@@ -518,7 +520,7 @@ def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, w: Worklo
                        "(not sized)")
                 rejected.append(Rejection(oid, [why]))
                 continue
-            o = _layout(c, tp, resolved.get(oid), s, cat, w, peak, mean_rate, context, tokens_h, finance[c.a.id],
+            o = _layout(c, tp, resolved.get(oid), s, cat, w, peak, rate_h, context, tokens_h, finance[c.a.id],
                         rejected)
             if o is None:
                 continue
@@ -538,7 +540,8 @@ def _usd0(v: float) -> str:
 
 
 def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catalog, w: Workload, peak: float,
-            mean_rate: float, context: float, tokens_h: float, f: Finance, rejected: list[Rejection]) -> Option | None:
+            rate_h: np.ndarray, context: float, tokens_h: float, f: Finance,
+            rejected: list[Rejection]) -> Option | None:
     """Memory, sizing and purchase of one layout (None: rejected, with its reason)."""
     m, fmt, a, eng = c.m, c.fmt, c.a, c.eng
     oid = f"{c.base_id}:tp{tp}"
@@ -566,7 +569,8 @@ def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catal
                quality_recovery_pct=c.q,
                details={"per_replica_req_s": sz.per_replica_req_s, "kv_capacity_tokens": mem.kv_capacity_tokens,
                         "context_tokens": ctx})
-    o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "mean_rate": mean_rate, "tokens_h": tokens_h}
+    o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "mean_rate": float(rate_h.mean()),
+              "rate_h": rate_h, "tokens_h": tokens_h}
     try:
         _cost_owned(o, sz.replicas, cat, s, latency=False)
     except LlmplanError as exc:
@@ -581,14 +585,22 @@ def serving_replicas(o: Option, need: int, cat: Catalog, s: Scenario) -> int:
     return _bought(o, need, cat, s).purchase.serving_replicas
 
 
+def fleet_load(o: Option) -> tuple[Callable[[int], float], Callable[[int], float]]:
+    """The option's load on a fleet that places `placed` replicas, for the energy bill: its mean utilisation %
+    (the day's mean rate over what they carry at the SLO-bound rate) and the share of time % its engines have a
+    request in flight (:func:`llmplan.cost.model.active_pct` over the day's hourly rates)."""
+    c, rate = o._ctx, o.details["per_replica_req_s"]
+    return (lambda placed: min(100.0, 100 * c["mean_rate"] / (placed * rate)),
+            lambda placed: active_pct(c["rate_h"] / placed, c["sizing"].alone_s))
+
+
 def _bought(o: Option, need: int, cat: Catalog, s: Scenario):
     """The purchase for `need` replicas of the option (cached on the option)."""
     c = o._ctx
     cache = c.setdefault("bought", {})
     if need not in cache:
-        rate = o.details["per_replica_req_s"]
-        cache[need] = buy(c["d"], cat, c["finance"], need, s.availability.mode,
-                          lambda placed: min(100.0, 100 * c["mean_rate"] / (placed * rate)))
+        utilisation_of, active_of = fleet_load(o)
+        cache[need] = buy(c["d"], cat, c["finance"], need, s.availability.mode, utilisation_of, active_of=active_of)
     return cache[need]
 
 
@@ -617,7 +629,8 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bo
     spares = {"n_plus_1": 1, "ha_pair": replicas}.get(s.availability.mode, 0)
     o.details.update({
         "capex_usd": float(r.capex_usd), "opex_usd_per_year": float(r.opex_usd_per_year),
-        "utilisation_pct": x.utilisation_pct, "serving_replicas": serving, "replicas_needed": replicas,
+        "utilisation_pct": x.utilisation_pct, "active_pct": x.active_pct, "serving_replicas": serving,
+        "replicas_needed": replicas,
         "rented_spare_replicas": spares, "purchase": summary, "cost": cost_lines(r, x, owned),
         "energy_kwh_per_year": float(r.energy_kwh_per_year),
         "emissions_kg_per_year": float(r.emissions_kg_per_year), "max_num_seqs": int(seqs),
