@@ -137,11 +137,24 @@ class Replica:
             self.waiting.appendleft(rid)
             self.preemptions += 1
 
-    def _start_decoding(self, done: int, t: float, k: int, n_dec: int, n_adm: int, sum_ctx: float,
-                        kv: int) -> tuple[int, int, float, int]:
-        """The `done` prompts finished by the step that ended at t (a prefix of the FIFO) start decoding,
-        or finish if one token was all they asked for: (n_dec, n_adm, sum_ctx, kv)."""
-        prefill, first, out, inp, gen, k0, c0 = self.prefill, self.first, self.out, self.inp, self.gen, self.k0, self.c0
+    def _prefill_step(self, t: float, k: int, n_dec: int, n_adm: int, sum_ctx: float,
+                      kv: int) -> tuple[float, int, int, int, float, int]:
+        """One step carrying prompt chunks (and every decoding sequence); the prompts it finishes (a prefix
+        of the FIFO) start decoding, or finish if one token was all they asked for. The loop's counters in
+        and out: (t, k, n_dec, n_adm, sum_ctx, kv)."""
+        max_tok, prefill = self._max_tok, self.prefill
+        budget = max_tok - n_dec if max_tok > n_dec else max(1, max_tok // 8)
+        item = prefill[0]
+        if len(prefill) == 1 and item[1] <= budget and not self._sliding:  # one whole prompt (or its rest):
+            take, start = item[1], item[2]  # `_chunks` with its sums of one term written out (0 + x is exact)
+            p_tok, p_ctx, done = take, take * (start + take / 2), 1
+            item[1], item[2] = 0, start + take
+        else:
+            p_tok, p_ctx, done = self._chunks(budget)
+        t = t + self._step(n_dec, sum_ctx, p_tok, p_ctx)
+        k += 1
+        sum_ctx, kv = sum_ctx + n_dec, kv + n_dec
+        first, out, inp, gen, k0, c0 = self.first, self.out, self.inp, self.gen, self.k0, self.c0
         for _ in range(done):
             rid = prefill.popleft()[0]
             if first[rid] != first[rid]:  # NaN: a recomputed sequence's client already had its first token
@@ -162,28 +175,7 @@ class Replica:
             n_dec += 1
             sum_ctx += ctx
             kv += 1
-        return n_dec, n_adm, sum_ctx, kv
-
-    def _retire(self, t: float, k: int, n_dec: int, n_adm: int, sum_ctx: float, kv: int) -> tuple[int, int, float, int]:
-        """Retire the sequences whose last token came at or before step k: (n_dec, n_adm, sum_ctx, kv)."""
-        heap, gen, k0, c0, finish, feed, pop = self.heap, self.gen, self.k0, self.c0, self.finish, self.feed, heappop
-        while heap and heap[0][0] <= k:
-            _, rid, g = pop(heap)
-            if g != gen[rid]:  # preempted since: a stale entry
-                continue
-            ctx = c0[rid] + (k - k0[rid])
-            k0[rid] = -1
-            n_dec -= 1
-            sum_ctx -= ctx
-            finish[rid] = t
-            kv -= ctx
-            n_adm -= 1
-            if feed:
-                self._send_next(t)
-        order = self.order
-        if len(order) > 2 * n_dec + 64:
-            order[:] = [r for r in order if k0[r] >= 0]
-        return n_dec, n_adm, sum_ctx, kv
+        return t, k, n_dec, n_adm, sum_ctx, kv
 
     # ------------------------------------------------------------------ the loop
     def advance_to(self, t_end: float) -> None:
@@ -196,9 +188,9 @@ class Replica:
         if self.t >= t_end or not (self.incoming or self.waiting or self.prefill or self.n_dec):
             return  # past `t_end`, or idle with nothing submitted (a router's call on a replica at rest)
         inc, arr, waiting, heap, prefill = self.incoming, self.arrival, self.waiting, self.heap, self.prefill
-        inp, cached, admit = self.inp, self.cached, self.admit
-        max_seqs, kv_cap, max_tok, sliding, run, step = (self._max_seqs, self._kv_cap, self._max_tok, self._sliding,
-                                                         self._run, self._step)
+        inp, cached, admit, gen, k0, c0, finish, feed, order = (self.inp, self.cached, self.admit, self.gen, self.k0,
+                                                                 self.c0, self.finish, self.feed, self.order)
+        max_seqs, kv_cap, run, pop = self._max_seqs, self._kv_cap, self._run, heappop
         t, k, n_dec, n_adm, sum_ctx, kv, idle = self.t, self.k, self.n_dec, self.n_adm, self.sum_ctx, self.kv, self.idle
         next_sample = self.next_sample
         while True:
@@ -215,20 +207,8 @@ class Replica:
                 kv += size
                 n_adm += 1
                 prefill.append([rid, size - cached[rid], cached[rid]])  # [rid, tokens left, tokens done]
-            if prefill:  # one step carrying prompt chunks (and every decoding sequence)
-                budget = max_tok - n_dec if max_tok > n_dec else max(1, max_tok // 8)
-                item = prefill[0]
-                if len(prefill) == 1 and item[1] <= budget and not sliding:  # one whole prompt (or its rest):
-                    take, start = item[1], item[2]  # `_chunks` with its sums of one term written out (0 + x is exact)
-                    p_tok, p_ctx, done = take, take * (start + take / 2), 1
-                    item[1], item[2] = 0, start + take
-                else:
-                    p_tok, p_ctx, done = self._chunks(budget)
-                t = t + step(n_dec, sum_ctx, p_tok, p_ctx)
-                k += 1
-                sum_ctx, kv = sum_ctx + n_dec, kv + n_dec
-                if done:
-                    n_dec, n_adm, sum_ctx, kv = self._start_decoding(done, t, k, n_dec, n_adm, sum_ctx, kv)
+            if prefill:
+                t, k, n_dec, n_adm, sum_ctx, kv = self._prefill_step(t, k, n_dec, n_adm, sum_ctx, kv)
             elif n_dec:
                 # a decode-only run until a sequence finishes, the KV cache fills, the next arrival or `t_end`
                 steps = heap[0][0] - k if heap else 1  # ≥ 1: finishes due by step k are done
@@ -253,8 +233,17 @@ class Replica:
                     break
                 idle += nxt - t
                 t = nxt
-            if heap and heap[0][0] <= k:
-                n_dec, n_adm, sum_ctx, kv = self._retire(t, k, n_dec, n_adm, sum_ctx, kv)
+            while heap and heap[0][0] <= k:  # retire the sequences whose last token came at or before step k
+                _, rid, g = pop(heap)
+                if g != gen[rid]:  # preempted since: a stale entry
+                    continue
+                ctx = c0[rid] + (k - k0[rid])
+                k0[rid], finish[rid] = -1, t
+                n_dec, n_adm, sum_ctx, kv = n_dec - 1, n_adm - 1, sum_ctx - ctx, kv - ctx
+                if feed:
+                    self._send_next(t)
+                if len(order) > 2 * n_dec + 64:  # drop the retired from the preemption order now and then
+                    order[:] = [r for r in order if k0[r] >= 0]
             if kv > kv_cap:
                 self.t, self.k, self.n_dec, self.n_adm, self.sum_ctx, self.kv = t, k, n_dec, n_adm, sum_ctx, kv
                 self._preempt()
