@@ -576,7 +576,7 @@ def test_a_single_point_of_failure_is_said_and_priced(results, cat):
     cost model; a plan that asked for spares, or whose servers survive one failure, gets no such line."""
     from llmplan.cost.model import onprem
     from llmplan.cost.ownership import buy
-    from llmplan.planner.search import fleet_load
+    from llmplan.planner.search import option_load
 
     said = 0
     for name, r in results.items():
@@ -593,7 +593,7 @@ def test_a_single_point_of_failure_is_said_and_priced(results, cat):
         c = changes[0]
         assert c["replicas_after_server_failure"] == p.replicas - p.largest_slots
         c_ = rec._ctx
-        utilisation_of, active_of = fleet_load(rec)
+        utilisation_of, active_of = option_load(rec)
         spare = buy(c_["d"], cat, c_["finance"], need, "n_plus_1", utilisation_of, active_of=active_of)
         extra = float(onprem(spare.x).tco_usd) - float(onprem(rec._ctx["bought"][need].x).tco_usd)
         assert c["n_plus_1_extra_usd"] == pytest.approx(extra) and extra > 0

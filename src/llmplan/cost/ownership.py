@@ -18,7 +18,7 @@ from ..catalog import Catalog
 from ..catalog.schema import Accelerator, Server
 from ..errors import LlmplanError
 from ..specs import Deployment
-from .model import OnPremInputs, onprem
+from .model import OnPremInputs, active_pct, onprem
 from .purchase import Config, Purchase, check_failure_domains, choose
 
 # OnPremInputs field <- cost assumption id, per facility (the others are the same everywhere)
@@ -339,6 +339,25 @@ def _unit_cost_of(c: Config, cat: Catalog, f: Any, licences: list[dict[str, Any]
     x, _ = fleet_inputs(one, cat, f, 0.0, licences)
     x = replace(x, staff_fte_base=0.0, tor_switches=0.0, fabric_servers=1.0 if c.facility == "datacenter" else 0.0)
     return float(np.asarray(onprem(x).tco_usd)), float(np.asarray(x.fabric_servers * x.fabric_usd_per_server))
+
+
+def fleet_load(rate_h: np.ndarray, per_replica_req_s: float, alone_s: float, override_pct: float | None = None,
+               ) -> tuple[Callable[[int], float], Callable[[int], float]]:
+    """`buy`'s load callables for a fleet that places `placed` replicas, each carrying `per_replica_req_s`: its
+    mean utilisation % over the day's hourly rates `rate_h` (or `override_pct`, `--utilisation`), and the share
+    of time % its engines have a request in flight (:func:`llmplan.cost.model.active_pct`, one request alone
+    taking `alone_s`)."""
+
+    def utilisation_of(placed: int) -> float:
+        if override_pct is not None:
+            return override_pct
+        cap = placed * per_replica_req_s
+        return min(100.0, float(100 * np.mean(rate_h / cap))) if cap > 0 else 0.0
+
+    def active_of(placed: int) -> float:
+        return active_pct(rate_h / placed, alone_s) if placed else 0.0
+
+    return utilisation_of, active_of
 
 
 def buy(d: Deployment, cat: Catalog, f: Any, need: int, mode: str, utilisation_of: Callable[[int], float],

@@ -27,13 +27,12 @@ from .model import (
     MONTHS_PER_YEAR,
     OnPremInputs,
     OnPremResult,
-    active_pct,
     api_cost,
     breakeven_month,
     cloud_fleet_cost,
     onprem,
 )
-from .ownership import Owned, assumption, buy
+from .ownership import Owned, assumption, buy, fleet_load
 
 
 class Finance(StrictModel):
@@ -192,22 +191,6 @@ def _workload(req: TcoRequest, cat: Catalog) -> Any:
     return w
 
 
-def _fleet_load(override_pct: float | None, rate_h: np.ndarray, mu: float, alone_s: float):
-    """For a fleet that places `placed` replicas: its mean utilisation % (the day's hourly rates over their
-    saturated rate `mu`, or `--utilisation`), and the share of time % its engines have a request in flight
-    (:func:`llmplan.cost.model.active_pct`, one request alone taking `alone_s`)."""
-
-    def util_of(placed: int) -> float:
-        if override_pct is not None:
-            return override_pct
-        return min(100.0, float(100 * np.mean(rate_h / (placed * mu)))) if placed * mu > 0 else 0.0
-
-    def active_of(placed: int) -> float:
-        return active_pct(rate_h / placed, alone_s) if placed else 0.0
-
-    return util_of, active_of
-
-
 def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     """Owning the deployment (what is bought and every cost line), against renting and APIs."""
     d = resolve(req, cat)
@@ -226,7 +209,7 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     tokens_horizon = (in_tok_year + out_tok_year) * req.finance.horizon_years
 
     alone_s = float(np.asarray(replica_model(d, cat, spec, w).e2e_s)[1])  # one request of the mean lengths
-    util_of, active_of = _fleet_load(req.finance.utilisation_pct, rate_h, mu, alone_s)
+    util_of, active_of = fleet_load(rate_h, mu, alone_s, req.finance.utilisation_pct)
     owned = buy(d, cat, req.finance, replicas, req.availability, util_of, req.max_servers, active_of=active_of)
     x, p = owned.x, owned.purchase
     notes = list(owned.notes)

@@ -203,8 +203,8 @@ def _intervals(values: dict[str, float | None], lo: float, hi: float) -> dict[st
 
 
 def _engines_of(cal, engine: str) -> str:
-    """Which engines a fallback fit's rows come from, e.g. ': 400 trtllm, 31 llamacpp — none of vllm, so
-    vllm is predicted as those engines ran'. Empty for files written before the counts were kept."""
+    """Which engines a fallback fit's rows come from, e.g. ': 400 trtllm, 31 llamacpp; none of vllm, so it is
+    predicted as those engines ran'. Empty for files written before the counts were kept."""
     if not cal.engine_rows:
         return ""
     named = ", ".join(f"{n:,} {eng}" for eng, n in cal.engine_rows.items())

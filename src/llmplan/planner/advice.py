@@ -15,7 +15,7 @@ from ..cost.model import onprem
 from ..cost.ownership import assumption, buy
 from ..errors import LlmplanError
 from ..units import fmt_sig
-from .search import Option, fleet_load
+from .search import Option, option_load
 
 POLICY_FIELDS = {"deployment": "policy.deployment", "data residency": "policy.data_residency",
                  "hardware vendor": "policy.allow_hardware_vendors / deny_hardware_vendors",
@@ -188,7 +188,7 @@ def _availability_change(rec: Option, cat: Catalog) -> list[dict[str, Any]]:
             f"replica(s) the peak needs remain" + (": the service stops until it is repaired" if left == 0 else "")
             + ". ")
     try:
-        utilisation_of, active_of = fleet_load(rec)
+        utilisation_of, active_of = option_load(rec)
         spare = buy(c["d"], cat, c["finance"], need, "n_plus_1", utilisation_of, active_of=active_of)
     except LlmplanError as exc:
         return [{**out, "text": head + f"A spare in another server is not possible here: {exc}."}]

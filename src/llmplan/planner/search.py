@@ -16,8 +16,8 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..catalog.schema import Accelerator, Engine, Model, QuantFormat
-from ..cost.model import HOURS_PER_YEAR, active_pct, api_cost, onprem
-from ..cost.ownership import buy, configurations
+from ..cost.model import HOURS_PER_YEAR, api_cost, onprem
+from ..cost.ownership import buy, configurations, fleet_load
 from ..cost.tco import Finance, bought_note, cost_lines, purchase_summary
 from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
@@ -569,8 +569,7 @@ def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catal
                quality_recovery_pct=c.q,
                details={"per_replica_req_s": sz.per_replica_req_s, "kv_capacity_tokens": mem.kv_capacity_tokens,
                         "context_tokens": ctx})
-    o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "mean_rate": float(rate_h.mean()),
-              "rate_h": rate_h, "tokens_h": tokens_h}
+    o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "rate_h": rate_h, "tokens_h": tokens_h}
     try:
         _cost_owned(o, sz.replicas, cat, s, latency=False)
     except LlmplanError as exc:
@@ -585,13 +584,11 @@ def serving_replicas(o: Option, need: int, cat: Catalog, s: Scenario) -> int:
     return _bought(o, need, cat, s).purchase.serving_replicas
 
 
-def fleet_load(o: Option) -> tuple[Callable[[int], float], Callable[[int], float]]:
-    """The option's load on a fleet that places `placed` replicas, for the energy bill: its mean utilisation %
-    (the day's mean rate over what they carry at the SLO-bound rate) and the share of time % its engines have a
-    request in flight (:func:`llmplan.cost.model.active_pct` over the day's hourly rates)."""
-    c, rate = o._ctx, o.details["per_replica_req_s"]
-    return (lambda placed: min(100.0, 100 * c["mean_rate"] / (placed * rate)),
-            lambda placed: active_pct(c["rate_h"] / placed, c["sizing"].alone_s))
+def option_load(o: Option) -> tuple[Callable[[int], float], Callable[[int], float]]:
+    """The option's load for the energy bill (:func:`llmplan.cost.ownership.fleet_load`): the day's hourly
+    rates on replicas that each carry the SLO-bound rate."""
+    c = o._ctx
+    return fleet_load(c["rate_h"], o.details["per_replica_req_s"], c["sizing"].alone_s)
 
 
 def _bought(o: Option, need: int, cat: Catalog, s: Scenario):
@@ -599,7 +596,7 @@ def _bought(o: Option, need: int, cat: Catalog, s: Scenario):
     c = o._ctx
     cache = c.setdefault("bought", {})
     if need not in cache:
-        utilisation_of, active_of = fleet_load(o)
+        utilisation_of, active_of = option_load(o)
         cache[need] = buy(c["d"], cat, c["finance"], need, s.availability.mode, utilisation_of, active_of=active_of)
     return cache[need]
 
