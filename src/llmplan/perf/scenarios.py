@@ -132,9 +132,17 @@ def closed_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, ou
     # a request's own overhead (API, tokenizer) keeps its client waiting, but when requests queue the
     # engine is never idle for it: then only the engine's time per request counts
     busy = np.where(clients >= limit, e2e - e.request_overhead_s, e2e)
+    # work conservation: each cycle the engine prefills every running client's prompt once. The decode steps
+    # carry the other clients' prompts (closed_prompts), but a one-token answer has none, so that work is
+    # bounded here: at least all of it in one step, the weights read once. Where it binds, the prompts queue
+    # and the wait shows in the TTFT.
+    prefill_all = step_time(s, m, e, decode_tokens=0.0, decode_context=0.0, prefill_tokens=running * i,
+                            prefill_context=i / 2).total
+    prefill_bound = prefill_all > busy
+    busy = np.maximum(busy, prefill_all)
     req_s = running / busy
     cycle = clients / req_s  # each client's request-to-request time
-    ttft_client = np.where(clients > running, cycle - np.maximum(o - 1, 0.0) * tpot, ttft)
+    ttft_client = np.where((clients > running) | prefill_bound, cycle - np.maximum(o - 1, 0.0) * tpot, ttft)
     return LoadResult(ttft_client, tpot, ttft_client + np.maximum(o - 1, 0.0) * tpot, req_s, req_s * o,
                       req_s * (i + o), running, clients > running, closed_prompts(running, i, o))
 
