@@ -201,9 +201,10 @@ def test_a_closed_loop_prefills_each_prompt_once(clients, input_len, output_len)
 def test_a_closed_loop_of_short_answers_cannot_outrun_its_prompts(data, clients, input_len, output_len):
     """Review finding: 64 clients sending 4,000-token prompts for one-token answers were served at 398
     requests/s (1.59 M tokens/s, 60× the batch-1 prefill rate): with no decode steps, the other clients'
-    prompts went uncounted. Each cycle prefills every running client's prompt, so the requests per second
-    never beat doing all of them at the roofline."""
-    from llmplan.perf.scenarios import closed_loop
+    prompts went uncounted (and 50 requests/s of them were "not saturated"). Each cycle prefills every
+    running client's prompt, so the requests per second, closed or open loop, never beat doing all of them
+    at the roofline."""
+    from llmplan.perf.scenarios import closed_loop, open_loop
 
     d = _random_deploy(data.draw)
     s = stage_shape(d, tuple(CAT.gguf_types), d.kv_format.bits / 8)
@@ -212,6 +213,8 @@ def test_a_closed_loop_of_short_answers_cannot_outrun_its_prompts(data, clients,
     r = closed_loop(s, m, e, float(clients), input_len, float(output_len), float(clients), 8192.0)
     floor = roofline_step(s, m, 0.0, 0.0, clients * input_len, input_len / 2)
     assert float(r.requests_s) <= clients / float(floor) * (1 + 1e-9)
+    flood = open_loop(s, m, e, 1e6, input_len, float(output_len), float(clients), 8192.0)  # arrivals far beyond it
+    assert bool(flood.saturated) and float(flood.requests_s) <= clients / float(floor) * (1 + 1e-9)
 
 
 def test_estimate_ranges_never_print_in_scientific_notation(capsys):

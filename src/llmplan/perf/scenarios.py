@@ -122,6 +122,14 @@ def _at(s, m, e, c, i, o, chunk, lumps=False, closed=False):
     return ttft, tpot, e2e
 
 
+def prompts_floor_s(s: StageShape, m: Machine, e: Efficiency, count, input_len):
+    """A lower bound on the time to prefill `count` prompts of `input_len` tokens: all of them in one step,
+    the weights read once. Whatever the answers' lengths, an engine serves at most `count` requests per this
+    time (with one-token answers no decode step carries the prompts, so nothing else bounds it)."""
+    return step_time(s, m, e, decode_tokens=0.0, decode_context=0.0, prefill_tokens=count * input_len,
+                     prefill_context=input_len / 2).total
+
+
 def closed_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, output_len, limit, chunk,
                 lumps=False) -> LoadResult:
     """`clients` users each sending the next request as soon as the last one finished.
@@ -136,8 +144,7 @@ def closed_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, ou
     # carry the other clients' prompts (closed_prompts), but a one-token answer has none, so that work is
     # bounded here: at least all of it in one step, the weights read once. Where it binds, the prompts queue
     # and the wait shows in the TTFT.
-    prefill_all = step_time(s, m, e, decode_tokens=0.0, decode_context=0.0, prefill_tokens=running * i,
-                            prefill_context=i / 2).total
+    prefill_all = prompts_floor_s(s, m, e, running, i)
     prefill_bound = prefill_all > busy
     busy = np.maximum(busy, prefill_all)
     req_s = running / busy
@@ -187,7 +194,7 @@ def open_loop(s: StageShape, m: Machine, e: Efficiency, rate, input_len, output_
     rate = np.asarray(rate, dtype=float)
     limit = np.asarray(limit, dtype=float) + 0 * rate
     _, _, e2e_max = _at(s, m, e, limit, i, o, chunk)
-    mu = limit / e2e_max
+    mu = limit / np.maximum(e2e_max, prompts_floor_s(s, m, e, limit, i))  # at most the prompts' own rate
     saturated = rate >= mu
     # Little's law by a K-ary bracket search: each round evaluates K − 1 points of the bracket at once
     # (one vectorised step-time call) and keeps the sub-interval where C = rate × E2E(C) crosses over,
