@@ -79,6 +79,22 @@ def test_active_share_of_a_day_by_hand():
     assert active_pct([0.0] * 24, 5.0) == 0.0
 
 
+def test_fleet_load_counts_the_idle_days():
+    """Ten hours a day at 1 request/s on 250 days a year, two replicas of 2 req/s, one request alone 2 s: the
+    year's utilisation is 250/365 × mean(0.25 over 10 hours) and the active share 250/365 of the day's."""
+    import numpy as np
+
+    from llmplan.cost.model import active_pct
+    from llmplan.cost.ownership import fleet_load
+
+    rate_h = np.array([0.0] * 14 + [1.0] * 10)
+    util_of, active_of = fleet_load(rate_h, 2.0, 2.0, 250)
+    assert util_of(2) == pytest.approx(100 * 250 / 365 * 10 / 24 * 0.25)
+    assert active_of(2) == pytest.approx(250 / 365 * active_pct(rate_h / 2, 2.0))
+    assert fleet_load(rate_h, 2.0, 2.0, 365)[0](2) == pytest.approx(100 * 10 / 24 * 0.25)
+    assert fleet_load(rate_h, 2.0, 2.0, 250, override_pct=70.0)[0](2) == 70.0
+
+
 def test_colocation_is_billed_on_contracted_kw_not_on_draw():
     busy, idle = onprem(replace(ROUND, utilisation_pct=100)), onprem(replace(ROUND, utilisation_pct=1))
     assert busy.opex_items_per_year["colocation"] == idle.opex_items_per_year["colocation"]

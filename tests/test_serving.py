@@ -21,6 +21,7 @@ from llmplan.serving.workload import (
     Lengths,
     Requests,
     Workload,
+    days_per_year,
     generate,
     peak_rate,
     read_trace,
@@ -181,6 +182,30 @@ def test_requests_per_day_follow_the_profile():
     by_hour = np.bincount((reqs.arrival_s // 3600).astype(int), minlength=24)
     assert by_hour[10] > 10 * by_hour[3]
     assert peak_rate(w, CAT) == pytest.approx(by_hour.max() / 3600, rel=0.1)
+
+
+def test_days_a_year_come_from_the_profile_unless_given():
+    """Office hours run on working days (the catalog's 250); a flat day, a constant rate or 24 weights given
+    without a figure run every day; the workload's own figure wins."""
+    office = Workload(requests_per_day=1000, profile="office-hours")
+    assert days_per_year(office, CAT) == CAT.workload_presets.get("office-hours").days_per_year == 250
+    assert days_per_year(office.model_copy(update={"days_per_year": 300.0}), CAT) == 300
+    assert days_per_year(Workload(requests_per_day=1000, profile="flat"), CAT) == 365
+    assert days_per_year(Workload(rate_per_s=1.0), CAT) == 365
+    assert days_per_year(Workload(requests_per_day=1000, profile=[1.0] * 24), CAT) == 365
+
+
+def test_a_profile_without_days_a_year_is_rejected():
+    from pydantic import ValidationError
+
+    from llmplan.catalog.schema import WorkloadPreset
+
+    base = dict(id="p", source="s", as_of="2025-01-01", hourly_weights=[1.0] * 24)
+    assert WorkloadPreset(**base, days_per_year=250).days_per_year == 250
+    with pytest.raises(ValidationError, match="days_per_year"):
+        WorkloadPreset(**base)
+    with pytest.raises(ValidationError, match="days_per_year"):
+        WorkloadPreset(id="w", source="s", as_of="2025-01-01", input_mean=10, output_mean=5, days_per_year=250)
 
 
 def test_traces(tmp_path):

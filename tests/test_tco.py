@@ -88,8 +88,32 @@ def test_tokens_and_cost_per_million_are_consistent():
     r = tco(_req(), CAT)
     tokens = r["workload"]["tokens_per_year"] * r["horizon_years"]
     assert r["cost_per_million_tokens_usd"] == pytest.approx(r["tco_usd"] / tokens * 1e6)
-    assert r["workload"]["tokens_per_year"] == pytest.approx(200_000 * 365 * (1000 + 300))
+    # the chat preset's office-hours day runs on the catalog's 250 working days, not on 365
+    assert r["workload"]["days_per_year"] == 250
+    assert r["workload"]["tokens_per_year"] == pytest.approx(200_000 * 250 * (1000 + 300))
     _adds_up(r)
+
+
+def test_idle_days_carry_no_tokens_and_no_rented_hours(tmp_path):
+    """The same office-hours day on every day of the year: tokens, the API bill and the on-demand GPU hours
+    scale by 365/250; owning costs more energy (the engines work on more days) but no more hardware."""
+    import yaml
+
+    f = tmp_path / "w.yaml"
+    f.write_text(yaml.safe_dump({"input_tokens": 1000, "output_tokens": 300, "profile": "office-hours",
+                                 "days_per_year": 365}))
+    api = ("together-llama-3.1-8b",)
+    weekdays, everyday = tco(_req(draws=0, api_ids=api), CAT), tco(_req(draws=0, api_ids=api, workload=str(f)), CAT)
+    assert everyday["workload"]["tokens_per_year"] == pytest.approx(weekdays["workload"]["tokens_per_year"] * 365 / 250)
+    assert everyday["workload"]["utilisation_pct"] == pytest.approx(weekdays["workload"]["utilisation_pct"] * 365 / 250)
+
+    def alt(r, kind):
+        return next(a["tco_usd"] for a in r["alternatives"] if a.get("pricing") == kind or a["kind"] == kind)
+
+    assert alt(everyday, "on_demand") == pytest.approx(alt(weekdays, "on_demand") * 365 / 250)
+    assert alt(everyday, "api") == pytest.approx(alt(weekdays, "api") * 365 / 250)
+    assert everyday["capex_usd"] == weekdays["capex_usd"]
+    assert everyday["opex_items_usd_per_year"]["energy"] > weekdays["opex_items_usd_per_year"]["energy"]
 
 
 def test_licences_follow_what_is_deployed():

@@ -57,3 +57,8 @@ def fmt_sig(x: float, digits: int = 3) -> str:
     if x != 0 and math.isfinite(x) and abs(x) >= 10 ** digits:
         return f"{round(x, digits - 1 - math.floor(math.log10(abs(x)))):,.0f}"
     return f"{x:,.{digits}g}"
+
+
+def days_text(days_per_year: float) -> str:
+    """'every day' for 365 days a year or more, else '250 days a year'."""
+    return "every day" if days_per_year >= 365 else f"{days_per_year:,.4g} days a year"

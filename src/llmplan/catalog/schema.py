@@ -965,12 +965,18 @@ class WorkloadPreset(Entry):
     slo: Slo | None = None
     profile: str | None = None
     hourly_weights: tuple[float, ...] | None = None
+    days_per_year: float | None = Field(default=None, gt=0, le=366, description="days a year a profile's day "
+                                        "runs (weekdays less public holidays for office hours); the rest carry no load")
 
     @model_validator(mode="after")
     def _shape(self) -> WorkloadPreset:
         if self.hourly_weights is not None:
             if len(self.hourly_weights) != 24 or min(self.hourly_weights) < 0 or sum(self.hourly_weights) <= 0:
                 raise ValueError("hourly_weights needs 24 non-negative numbers, not all zero")
+            if self.days_per_year is None:
+                raise ValueError("a 24-hour profile needs days_per_year (365 for every day, ~250 for working days)")
+        elif self.days_per_year is not None:
+            raise ValueError("days_per_year belongs to a 24-hour profile (hourly_weights), not to a workload")
         elif self.input_mean is None or self.output_mean is None:
             raise ValueError("a workload preset needs input_mean and output_mean (or hourly_weights for a profile)")
         for mean, p95, name in ((self.input_mean, self.input_p95, "input"), (self.output_mean, self.output_p95,

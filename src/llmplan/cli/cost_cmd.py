@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from ..units import days_text
 from . import render
 from .files import check_destination, write_atomic
 from .lazy import load_catalog
@@ -64,7 +65,7 @@ def print_tco(r: dict[str, Any]) -> None:
     con = render.console()
     d, w, p = r["deployment"], r["workload"], r["purchase"]
     con.print(f"[bold]{d['model']}[/bold] on {d['gpu']}: {d['replicas_needed']} replica(s) of {d['gpus_per_replica']} "
-              f"GPU(s) carry the peak; {w['requests_per_day']:,.0f} requests/day, "
+              f"GPU(s) carry the peak; {w['requests_per_day']:,.0f} requests/day on {days_text(w['days_per_year'])}, "
               f"{w['tokens_per_year'] / 1e9:,.2f} B tokens/year, utilisation {w['utilisation_pct']:.1f} %, engines "
               f"working {w['active_pct']:.0f} % of the time")
     con.print(f"Bought: {p['placement']} (" + (f"under a desk, {p['contracted_kw']:,.2f} kW maximum)"
@@ -103,7 +104,8 @@ def print_compare(r: dict[str, Any], header: bool = True) -> None:
     con = render.console()
     if header:
         d = r["deployment"]
-        con.print(f"[bold]{d['model']}[/bold]: {r['workload']['requests_per_day']:,.0f} requests/day over "
+        con.print(f"[bold]{d['model']}[/bold]: {r['workload']['requests_per_day']:,.0f} requests/day on "
+                  f"{days_text(r['workload']['days_per_year'])} over "
                   f"{r['horizon_years']:g} years")
     t = Table(title="Alternatives", title_justify="left")
     for col in ("option", "TCO", "per 1M tokens", "break-even month"):

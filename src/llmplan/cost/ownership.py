@@ -341,21 +341,22 @@ def _unit_cost_of(c: Config, cat: Catalog, f: Any, licences: list[dict[str, Any]
     return float(np.asarray(onprem(x).tco_usd)), float(np.asarray(x.fabric_servers * x.fabric_usd_per_server))
 
 
-def fleet_load(rate_h: np.ndarray, per_replica_req_s: float, alone_s: float, override_pct: float | None = None,
-               ) -> tuple[Callable[[int], float], Callable[[int], float]]:
+def fleet_load(rate_h: np.ndarray, per_replica_req_s: float, alone_s: float, days_per_year: float,
+               override_pct: float | None = None) -> tuple[Callable[[int], float], Callable[[int], float]]:
     """`buy`'s load callables for a fleet that places `placed` replicas, each carrying `per_replica_req_s`: its
-    mean utilisation % over the day's hourly rates `rate_h` (or `override_pct`, `--utilisation`), and the share
-    of time % its engines have a request in flight (:func:`llmplan.cost.model.active_pct`, one request alone
-    taking `alone_s`)."""
+    mean utilisation % over the year (the day's hourly rates `rate_h` on `days_per_year` days, no load on the
+    others; or `override_pct`, `--utilisation`), and the share of the year's time % its engines have a request
+    in flight (:func:`llmplan.cost.model.active_pct`, one request alone taking `alone_s`)."""
+    year_share = min(days_per_year, 365.0) / 365.0
 
     def utilisation_of(placed: int) -> float:
         if override_pct is not None:
             return override_pct
         cap = placed * per_replica_req_s
-        return min(100.0, float(100 * np.mean(rate_h / cap))) if cap > 0 else 0.0
+        return min(100.0, float(100 * year_share * np.mean(rate_h / cap))) if cap > 0 else 0.0
 
     def active_of(placed: int) -> float:
-        return active_pct(rate_h / placed, alone_s) if placed else 0.0
+        return year_share * active_pct(rate_h / placed, alone_s) if placed else 0.0
 
     return utilisation_of, active_of
 

@@ -19,7 +19,7 @@ from ..catalog.schema import ApiPrice, CloudOffer
 from ..errors import LlmplanError
 from ..serving.api import ServeRequest, capacity, load_workload, replica_capacity_req_s, replica_model
 from ..serving.cluster import replica_spec
-from ..serving.workload import hourly_weights
+from ..serving.workload import days_per_year, hourly_weights
 from ..specs import MIN_YEARS, Cli, Deployment, Name, NameOrPath, resolve
 from ..strict import StrictModel
 from ..units import fmt_sig
@@ -204,12 +204,13 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     replicas, plan = _replicas(req, cat, float(rate_h.max()), mu, processes)
     need_h = np.where(rate_h > 0, np.ceil(rate_h / mu), 0)
     i_mean, o_mean = w.lengths("input").mean, w.lengths("output").mean
-    in_tok_year = per_day * 365 * i_mean
-    out_tok_year = per_day * 365 * o_mean
+    days = days_per_year(w, cat)  # the days a year that carry this day's load (office hours: working days)
+    in_tok_year = per_day * days * i_mean
+    out_tok_year = per_day * days * o_mean
     tokens_horizon = (in_tok_year + out_tok_year) * req.finance.horizon_years
 
     alone_s = float(np.asarray(replica_model(d, cat, spec, w).e2e_s)[1])  # one request of the mean lengths
-    util_of, active_of = fleet_load(rate_h, mu, alone_s, req.finance.utilisation_pct)
+    util_of, active_of = fleet_load(rate_h, mu, alone_s, days, req.finance.utilisation_pct)
     owned = buy(d, cat, req.finance, replicas, req.availability, util_of, req.max_servers, active_of=active_of)
     x, p = owned.x, owned.purchase
     notes = list(owned.notes)
@@ -223,7 +224,8 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     rented_gpus = (replicas + spares) * d.layout.num_gpus
     alts = []
     if "cloud_gpu" in req.alternatives:
-        alts += cloud_alternatives(d, cat, rented_gpus, need_h, req.finance.horizon_years, months, owned_cum, per_m)
+        alts += cloud_alternatives(d, cat, rented_gpus, need_h, days, req.finance.horizon_years, months, owned_cum,
+                                   per_m)
     if "api" in req.alternatives:
         api = api_alternatives(d, cat, req.api_ids, in_tok_year, out_tok_year, req.finance.horizon_years, months,
                                owned_cum, per_m)
@@ -236,15 +238,16 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     if same_api is not None and per_day:
         # the API's price per (request/s sustained for a year): its yearly bill / mean request rate
         api_usd_per_req_s_year = same_api["tco_usd"] / req.finance.horizon_years / (per_day / 86400)
-    hybrid = hybrid_split(d, cat, req.finance, need_h, req.finance.horizon_years, replicas, rate_h, mu,
-                          api_usd_per_req_s_year, same_api["name"] if same_api else None, util_of, active_of)
+    hybrid = hybrid_split(d, cat, req.finance, need_h, days, req.finance.horizon_years, replicas, util_of,
+                          active_of, rate_h, mu, api_usd_per_req_s_year, same_api["name"] if same_api else None)
     out: dict[str, Any] = {
         "deployment": {"model": d.model_source, "gpu": d.accelerator.id, "engine": d.engine.id,
                        "precision": d.weight_format.id, "replicas": p.replicas, "replicas_needed": replicas,
                        "gpus_per_replica": d.layout.num_gpus, "gpus": p.gpus, "servers": p.servers,
                        "tp": d.layout.tp, "pp": d.layout.pp, "availability": req.availability},
         "purchase": summary,
-        "workload": {"requests_per_day": per_day, "input_tokens_mean": i_mean, "output_tokens_mean": o_mean,
+        "workload": {"requests_per_day": per_day, "days_per_year": days, "input_tokens_mean": i_mean,
+                     "output_tokens_mean": o_mean,
                      "tokens_per_year": in_tok_year + out_tok_year, "peak_rate_per_s": float(rate_h.max()),
                      "replica_capacity_req_s": mu, "utilisation_pct": x.utilisation_pct, "active_pct": x.active_pct},
         "horizon_years": req.finance.horizon_years,
@@ -296,12 +299,14 @@ def _offer_price(o: CloudOffer, kind: str) -> float | None:
 PRICINGS = (("on_demand", False), ("spot", False), ("1y", True), ("3y", True))
 
 
-def cloud_alternatives(d: Deployment, cat: Catalog, gpus: int, need_h: np.ndarray, horizon: float, months: int,
-                       owned_cum: np.ndarray, per_m: float, offers: list[CloudOffer] | None = None) -> list[dict]:
+def cloud_alternatives(d: Deployment, cat: Catalog, gpus: int, need_h: np.ndarray, days: float, horizon: float,
+                       months: int, owned_cum: np.ndarray, per_m: float, offers: list[CloudOffer] | None = None,
+                       ) -> list[dict]:
     """The same accelerator rented: the cheapest offer per pricing model. On-demand and spot follow
-    the hourly need (autoscaled replicas); commitments pay the whole fleet every hour of the term."""
+    the hourly need (autoscaled replicas) on the `days` a year that carry the load; commitments pay the whole
+    fleet every hour of the term."""
     offers = offers if offers is not None else [o for o in cat.cloud_offers if o.accelerator == d.accelerator.id]
-    gpu_hours_used = float(need_h.sum() * 365 * d.layout.num_gpus)
+    gpu_hours_used = float(need_h.sum() * days * d.layout.num_gpus)
     out = []
     for kind, committed in PRICINGS:
         priced = [(p, o) for o in offers if (p := _offer_price(o, kind)) is not None]
@@ -352,9 +357,9 @@ def api_alternatives(d: Deployment, cat: Catalog, ids: tuple[str, ...], in_tok: 
     return out
 
 
-def hybrid_split(d: Deployment, cat: Catalog, f: Finance, need_h: np.ndarray, horizon: float, replicas: int,
-                 rate_h: np.ndarray | None = None, mu: float = 0.0, api_usd_per_req_s_year: float | None = None,
-                 api_name: str | None = None, util_of: Any = None, active_of: Any = None) -> dict[str, Any] | None:
+def hybrid_split(d: Deployment, cat: Catalog, f: Finance, need_h: np.ndarray, days: float, horizon: float,
+                 replicas: int, util_of: Any, active_of: Any, rate_h: np.ndarray | None = None, mu: float = 0.0,
+                 api_usd_per_req_s_year: float | None = None, api_name: str | None = None) -> dict[str, Any] | None:
     """Own k replicas for the base load and send the rest of each hour's traffic elsewhere: to
     on-demand replicas rented hour by hour, or to the same model behind an API. k runs from 0
     (nothing owned) to the peak (everything owned); the cheapest total over the horizon wins.
@@ -363,13 +368,12 @@ def hybrid_split(d: Deployment, cat: Catalog, f: Finance, need_h: np.ndarray, ho
     price = min(o.usd_per_gpu_hour_on_demand for o in offers) if offers else None  # type: ignore[type-var]
     if price is None and api_usd_per_req_s_year is None:
         return None
-    util_of = util_of or (lambda placed: 50.0)
     best: dict[str, Any] | None = None
     for k in range(0, int(max(need_h.max(), replicas)) + 1):
         owned = _num(onprem(buy(d, cat, f, k, "none", util_of, active_of=active_of).x).tco_usd) if k else 0.0
         options = []
         if price is not None:
-            rented_h = float(np.maximum(need_h - k, 0).sum() * 365 * d.layout.num_gpus)
+            rented_h = float(np.maximum(need_h - k, 0).sum() * days * d.layout.num_gpus)
             options.append(("cloud on-demand", rented_h * price * horizon, {"rented_gpu_hours_per_year": rented_h,
                                                                               "usd_per_gpu_hour": price}))
         if api_usd_per_req_s_year is not None and rate_h is not None:

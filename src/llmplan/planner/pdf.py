@@ -7,7 +7,7 @@ import html
 from typing import Any
 
 from ..catalog import Catalog
-from ..units import fmt_sig
+from ..units import days_text, fmt_sig
 
 e = html.escape
 
@@ -67,7 +67,8 @@ def summary_html(result: dict[str, Any]) -> str:
     table = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
     slo = ", ".join(f"{k} {v:g}" for k, v in w["slo"].items())
     return (f"<section class='summary'><h1>{e(r['scenario']['name'])}</h1>"
-            f"<p class='sub'>Executive summary — {w['requests_per_day']:,.0f} requests/day (peak "
+            f"<p class='sub'>Executive summary — {w['requests_per_day']:,.0f} requests/day on "
+            f"{days_text(w['days_per_year'])} (peak "
             f"{fmt_sig(w['peak_rate_per_s'])}/s); SLO {e(slo)}; policy: {e(', '.join(r['policy']['deployment']))}</p>"
             f"<table class='kv'>{table}</table>"
             + (f"<p><b>Serve with</b></p><pre>{e(rec['serve_command'])}</pre>" if rec and rec.get("serve_command")

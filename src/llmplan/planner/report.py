@@ -15,7 +15,7 @@ import numpy as np
 from ..catalog import Catalog
 from ..cost.model import breakeven_month as cost_breakeven
 from ..errors import LlmplanError
-from ..units import fmt_sig
+from ..units import days_text, fmt_sig
 from . import policy as pol
 from .advice import advice
 from .scenario import Scenario
@@ -37,7 +37,8 @@ def run(s: Scenario, cat: Catalog, progress=None) -> dict[str, Any]:
         "scenario": {"name": s.name, "schema_version": s.schema_version, "notes": s.notes},
         "workload": {
             "requests_per_day": p["requests_per_day"], "peak_rate_per_s": p["peak_rate_per_s"],
-            "mean_rate_per_s": p["mean_rate_per_s"], "tokens_per_year": p["tokens_per_year"],
+            "mean_rate_per_s": p["mean_rate_per_s"], "days_per_year": p["days_per_year"],
+            "tokens_per_year": p["tokens_per_year"],
             "input_tokens_mean": w.lengths("input").mean, "output_tokens_mean": w.lengths("output").mean,
             "slo": w.slo.model_dump(exclude_none=True), "availability": s.availability.mode,
         },
@@ -393,7 +394,8 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
     w = r["workload"]
     out = [f"# Plan: {q(r['scenario']['name'])}", ""]
     slo = ", ".join(f"{k} {v:g}" for k, v in w["slo"].items())
-    out.append(f"Workload: {w['requests_per_day']:,.0f} requests/day, peak {fmt_sig(w['peak_rate_per_s'])}/s, "
+    out.append(f"Workload: {w['requests_per_day']:,.0f} requests/day on {days_text(w['days_per_year'])}, "
+               f"peak {fmt_sig(w['peak_rate_per_s'])}/s, "
                f"{w['input_tokens_mean']:,.0f} in / {w['output_tokens_mean']:,.0f} out tokens (mean), "
                f"{w['tokens_per_year'] / 1e9:,.2f} B tokens/year; SLO {slo or 'none'}; availability "
                f"{w['availability']}; horizon {r['horizon_years']:g} years")

@@ -42,6 +42,10 @@ class ScenarioWorkload(_Strict):
     profile: Name | list[float] | None = Field(
         default=None, description="flat, office-hours, global-consumer, 24 weights"
     )
+    days_per_year: float | None = Field(
+        default=None, gt=0, le=366, description="days a year with this load (default: the profile's; office "
+        "hours: 250 working days)"
+    )
     input_tokens: Lengths | int | None = Field(
         default=None, description="prompt length: a number or {mean, p95} (lognormal)"
     )

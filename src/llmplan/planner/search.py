@@ -28,7 +28,7 @@ from ..perf.poisson import at_capacity, capacity, poisson_latency
 from ..perf.scenarios import closed_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
-from ..serving.workload import Workload, hourly_weights, preset
+from ..serving.workload import Workload, days_per_year, hourly_weights, preset
 from ..specs import Deployment, FitRequest, resolve, weight_only_kernel
 from ..units import fmt_sig
 from . import policy as pol
@@ -294,7 +294,8 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     i_mean, o_mean = w.lengths("input").mean, w.lengths("output").mean
     # the context each replica serves (--max-model-len): p99.9 prompt + p99.9 answer, in whole KiB of tokens
     context = 1024 * math.ceil((w.lengths("input").quantile(Z999) + w.lengths("output").quantile(Z999)) / 1024)
-    tokens_year = per_day * 365 * (i_mean + o_mean)
+    days = days_per_year(w, cat)  # the days a year that carry this day's load (office hours: working days)
+    tokens_year = per_day * days * (i_mean + o_mean)
     horizon = s.finance.horizon_years
     tokens_h = tokens_year * horizon
     options: list[Option] = []
@@ -332,10 +333,10 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     # cloud: the best owned configurations rented instead
     refs: dict[str, Option | None] = {}
     if "cloud_gpu" in s.alternatives:
-        extra, refs["cloud_gpu"] = _cloud(owned, s, cat, policy, rate_h, horizon, tokens_h, rejected)
+        extra, refs["cloud_gpu"] = _cloud(owned, s, cat, policy, rate_h, days, horizon, tokens_h, rejected)
         options += extra
     if "api" in s.alternatives:
-        extra, refs["api"] = _api(models, s, cat, policy, per_day * 365 * i_mean, per_day * 365 * o_mean, horizon,
+        extra, refs["api"] = _api(models, s, cat, policy, per_day * days * i_mean, per_day * days * o_mean, horizon,
                                   tokens_h, rejected)
         options += extra
     ranked = rank(_with_quality(options, bench, cat), s.quality.cost_tolerance_pct, bench.resolution)
@@ -349,6 +350,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
         "peak_rate_per_s": peak,
         "mean_rate_per_s": mean_rate,
         "requests_per_day": per_day,
+        "days_per_year": days,
         "tokens_per_year": tokens_year,
         "policy": policy,
         "candidates": {
@@ -569,7 +571,8 @@ def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catal
                quality_recovery_pct=c.q,
                details={"per_replica_req_s": sz.per_replica_req_s, "kv_capacity_tokens": mem.kv_capacity_tokens,
                         "context_tokens": ctx})
-    o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "rate_h": rate_h, "tokens_h": tokens_h}
+    o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "rate_h": rate_h, "tokens_h": tokens_h,
+              "days": days_per_year(w, cat)}
     try:
         _cost_owned(o, sz.replicas, cat, s, latency=False)
     except LlmplanError as exc:
@@ -588,7 +591,7 @@ def option_load(o: Option) -> tuple[Callable[[int], float], Callable[[int], floa
     """The option's load for the energy bill (:func:`llmplan.cost.ownership.fleet_load`): the day's hourly
     rates on replicas that each carry the SLO-bound rate."""
     c = o._ctx
-    return fleet_load(c["rate_h"], o.details["per_replica_req_s"], c["sizing"].alone_s)
+    return fleet_load(c["rate_h"], o.details["per_replica_req_s"], c["sizing"].alone_s, c["days"])
 
 
 def _bought(o: Option, need: int, cat: Catalog, s: Scenario):
@@ -808,10 +811,11 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
     c["confirmed"] = ok
 
 
-def _cloud(owned: list[Option], s: Scenario, cat: Catalog, policy, rate_h: np.ndarray, horizon: float,
+def _cloud(owned: list[Option], s: Scenario, cat: Catalog, policy, rate_h: np.ndarray, days: float, horizon: float,
            tokens_h: float, rejected: list[Rejection]) -> tuple[list[Option], Option | None]:
     """The best owned configurations rented instead: per configuration, the cheapest allowed offer
-    and pricing (on-demand follows the hourly load; commitments pay for every hour). Also returns
+    and pricing (on-demand follows the hourly load on the `days` a year that carry it, the spares alone on the
+    others; commitments pay for every hour). Also returns
     the cheapest offer of all, allowed or not, as a reference for the report."""
     out: list[Option] = []
     reference: Option | None = None
@@ -831,7 +835,7 @@ def _cloud(owned: list[Option], s: Scenario, cat: Catalog, policy, rate_h: np.nd
         spares = o.details.get("rented_spare_replicas", o.replicas - serving)
         need_h = np.where(rate_h > 0, np.ceil(rate_h / per_replica) + spares, spares)
         gpu_per_replica = o.num_gpus // max(o.replicas, 1)
-        used_hours = float(need_h.sum() * 365 * gpu_per_replica)
+        used_hours = float((need_h.sum() * days + 24 * spares * (365 - days)) * gpu_per_replica)
         committed_gpus = (math.ceil(float(rate_h.max()) / per_replica) + spares) * gpu_per_replica
         best: dict[bool, tuple] = {}
         for x in cat.cloud_offers:

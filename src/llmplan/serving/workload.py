@@ -82,6 +82,8 @@ class Workload(StrictModel):
         default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="shaped by `profile`"
     )
     profile: Name | list[float] = Field(default="flat", description="24-hour profile: a preset id or 24 weights")
+    days_per_year: float | None = Field(default=None, gt=0, le=366, description="days a year with this day's "
+                                        "load, the others idle (default: the profile's; 365 for 24 weights)")
     trace: NameOrPath | None = Field(default=None, description="CSV timestamp_s,input_tokens,output_tokens or JSONL")
     input_tokens: Lengths | int = Field(default=1000, description="prompt tokens: fixed or {mean, p95}")
     output_tokens: Lengths | int = Field(default=200, description="generated tokens: fixed or {mean, p95}")
@@ -117,6 +119,18 @@ def preset(name: str, cat: Catalog, **overrides: Any) -> Workload:
         slo=p.slo or Slo(), profile=p.profile or "flat")
     base.update(overrides)
     return Workload(**base)
+
+
+def days_per_year(w: Workload, cat: Catalog) -> float:
+    """Days a year that carry `requests_per_day`: the workload's own figure, else its profile's (office hours:
+    working days), else every day (a constant rate, or 24 weights given without days_per_year)."""
+    if w.days_per_year is not None:
+        return w.days_per_year
+    if w.requests_per_day is not None and isinstance(w.profile, str):
+        d = cat.workload_presets.get(w.profile).days_per_year
+        if d is not None:
+            return d
+    return 365.0
 
 
 def hourly_weights(profile: str | list[float], cat: Catalog) -> np.ndarray:
