@@ -17,11 +17,11 @@ FLAGS = {
     "vllm": {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-model-len", "--quantization", "--dtype",
              "--enable-expert-parallel", "--gpu-memory-utilization", "--max-num-seqs", "--kv-cache-dtype"},
     "sglang": {"--model-path", "--tp", "--pp-size", "--context-length", "--quantization", "--mem-fraction-static",
-               "--max-running-requests", "--kv-cache-dtype"},
+               "--max-running-requests", "--kv-cache-dtype", "--host"},
     "trtllm-serve": {"--backend", "--tp_size", "--pp_size", "--max_seq_len", "--kv_cache_free_gpu_memory_fraction",
-                     "--max_batch_size"},
+                     "--max_batch_size", "--host"},
     "llama-server": {"-m", "--ctx-size", "--parallel", "--n-gpu-layers", "--split-mode", "--cache-type-k",
-                     "--cache-type-v", "--flash-attn"},
+                     "--cache-type-v", "--flash-attn", "--host"},
 }
 
 
@@ -36,7 +36,7 @@ def words(cmd: str) -> list[str]:
 
 def check_flags(cmd: str) -> None:
     w = words(cmd)
-    w = [x for x in w if not x.startswith("QUANT_CONFIG=")]
+    w = [x for x in w if not x.startswith(("QUANT_CONFIG=", "HF_HUB_OFFLINE="))]
     prog = w[0] if w[0] != "python" else "sglang"
     w = w[3:] if prog == "sglang" else w  # python -m sglang.launch_server
     allowed = FLAGS["vllm" if prog == "vllm" else prog]
@@ -230,3 +230,23 @@ def test_llama_server_ctx_size_is_the_kv_cache_of_all_slots():
     assert "--parallel 1 --ctx-size 40960" in cmd.split("  # ")[1]
     roomy = words(serve_command(d, 40960, 4, kv_capacity_tokens=200_000))
     assert roomy[roomy.index("--ctx-size") + 1] == str(4 * 40960)
+
+
+@pytest.mark.parametrize("engine,precision,listens", [
+    ("sglang", "bf16", True), ("trtllm", "bf16", True), ("llamacpp", "q4_k_m", True), ("vllm", "bf16", False)])
+def test_servers_that_bind_only_this_machine_are_told_to_listen(cat, engine, precision, listens):
+    """SGLang, trtllm-serve and llama-server bind 127.0.0.1/localhost by default (their docs): a load balancer on
+    another machine could not reach the replicas. vLLM already listens on every interface."""
+    w = words(cmd_of(cat, "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", precision, engine))
+    assert (w[w.index("--host") + 1] == "0.0.0.0") if listens else "--host" not in w
+
+
+def test_air_gapped_commands_never_reach_the_hub(cat):
+    d = resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm", engine="sglang"), cat)
+    cmd = serve_command(d, 8192, 64, air_gapped=True)
+    assert cmd.startswith("HF_HUB_OFFLINE=1 python -m sglang.launch_server") and "copy the checkpoint" in cmd
+    assert "HF_HUB_OFFLINE" not in serve_command(d, 8192, 64)
+    check_flags(cmd)
+    gguf = resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm", engine="llamacpp",
+                              precision="q4_k_m"), cat)
+    assert "copy the GGUF file in" in serve_command(gguf, 8192, 4, air_gapped=True)

@@ -812,6 +812,9 @@ class Engine(Entry):
     execution: EngineExecution = Field(default_factory=EngineExecution)
     kernels: tuple[str, ...] = Field(default=(), description="weight-only GEMM kernels (kernels catalog) it uses")
     profiles: tuple[EngineProfile, ...] = Field(default=(), description="older versions with other defaults")
+    default_host: str | None = Field(default=None, description="the address its server binds without `host_flag` "
+                                     "(127.0.0.1 or localhost: reachable from this machine only)")
+    host_flag: str | None = None
 
     def loads_on(self, fmt: str, family: str) -> bool:
         """Whether it loads weight format `fmt` on accelerator `family`, as far as `family_formats` limits it

@@ -624,7 +624,8 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bo
     # sizing's rate (twice the mean plus four standard deviations, √C), never above the engine's default
     conc = c["sizing"].concurrency
     seqs = min(max(math.ceil(2 * conc + 4 * math.sqrt(conc)), 8), d.engine.defaults.max_num_seqs)
-    o.serve_command = serve_command(d, o.details["context_tokens"], seqs, o.details.get("kv_capacity_tokens"))
+    o.serve_command = serve_command(d, o.details["context_tokens"], seqs, o.details.get("kv_capacity_tokens"),
+                                    air_gapped="air_gapped" in s.policy.deployment)
     summary = purchase_summary(owned, rate, c["peak"])
     spares = {"n_plus_1": 1, "ha_pair": replicas}.get(s.availability.mode, 0)
     o.details.update({

@@ -22,7 +22,10 @@ engine's CLI documents for that checkpoint:
   precision and parallelism, https://docs.nvidia.com/nim/large-language-models/latest/reference/environment-variables.html).
 
 Memory and batching flags come from the engine's catalog entry (``memory_fraction_flag``,
-``max_num_seqs_flag``)."""
+``max_num_seqs_flag``). A server that binds only this machine by default (SGLang, TensorRT-LLM, llama-server:
+the entry's ``default_host``) is told to listen on every interface, so the load balancer in front of the
+replicas reaches it. Air-gapped, the command runs with ``HF_HUB_OFFLINE=1`` (Hugging Face's offline mode: the
+repository is read from the local cache, never fetched) and the comment says to copy the checkpoint in."""
 
 from __future__ import annotations
 
@@ -154,13 +157,29 @@ def shell_comment(text: str) -> str:
 
 
 def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float,
-                  kv_capacity_tokens: int | None = None) -> str:
+                  kv_capacity_tokens: int | None = None, air_gapped: bool = False) -> str:
     """The command line; arguments are shell-quoted and the trailing comment holds no line break, so the
     text runs exactly one command whatever the catalog entries (or a user's overrides) contain.
     `kv_capacity_tokens`: the KV cache the memory model leaves (llama.cpp's --ctx-size is the total
-    over its slots and must fit in it)."""
+    over its slots and must fit in it). `air_gapped`: no network at run time (see the module's notes)."""
     cmd, note = _command(d, context_tokens, max_num_seqs, kv_capacity_tokens)
+    if air_gapped:
+        cmd, note = _offline(d, cmd, note)
     return f"{cmd}  # {shell_comment(note)}" if note else cmd
+
+
+def _offline(d: Deployment, cmd: str, note: str | None) -> tuple[str, str | None]:
+    """An air-gapped site: the Hugging Face libraries the engines load with must not reach the Hub."""
+    if d.engine.id == "llamacpp":
+        how = "copy the GGUF file in from a connected machine"
+    elif d.engine.id == "nim":
+        how = ("air-gapped NIM: download the model profile on a connected machine (download-to-cache), copy the "
+               "cache in and mount it as NIM_CACHE_PATH")
+    else:
+        cmd = "HF_HUB_OFFLINE=1 " + cmd
+        how = ("air-gapped: copy the checkpoint into the Hugging Face cache from a connected machine "
+               "(hf download, then move the cache) or pass a local directory instead of the repository")
+    return cmd, "; ".join(x for x in (note, how) if x)
 
 
 def _command(d: Deployment, context_tokens: int, max_num_seqs: float,
@@ -188,6 +207,8 @@ def _command(d: Deployment, context_tokens: int, max_num_seqs: float,
                 "pin it with NIM_MODEL_PROFILE (list-model-profiles)" + (f"; {note}" if note else ""))
     else:
         args = [eng.id, model]
+    if eng.default_host in ("127.0.0.1", "localhost") and eng.host_flag:
+        args += [eng.host_flag, "0.0.0.0"]  # reachable by the load balancer in front of the replicas
     if eng.id not in ("llamacpp",):
         if frac is not None and eng.memory.memory_fraction_flag:
             args += [eng.memory.memory_fraction_flag, f"{frac:g}"]
