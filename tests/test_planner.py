@@ -683,3 +683,26 @@ def test_speed_risk_sizes_the_purchase_at_the_slow_end_of_the_interval(results, 
             assert risk["replicas_needed"] * risk["per_replica_req_s"] >= risk["peak_req_s"] * (1 - 1e-9)
         checked += 1
     assert checked >= 4
+
+
+def test_a_format_rejected_on_a_chip_says_the_true_reason(cat):
+    """W4A8-AWQ on a chip that has FP8 math (B200, Gaudi 3) is out because the format's kernels cover Ada and
+    Hopper only, not because the chip lacks FP8; where the engine does not load the format there at all, that
+    is the one hardware reason given."""
+    from llmplan.planner.search import _rule_out
+
+    s = load_scenario(REPO / "examples" / "internal-assistant.yaml")
+    policy = pol.resolve_policy(s.policy, cat)
+    m, f = cat.model("meta-llama/Llama-3.3-70B-Instruct"), cat.quant_format("w4a8")
+
+    def reasons(gpu, engine):
+        v = pol.Verdict()
+        _rule_out(v, m, f, cat.accelerator(gpu), cat.engine(engine), s, cat, policy)
+        return " | ".join(v.reasons)
+
+    for gpu, engine in (("b200", "trtllm"), ("gaudi3", "gaudi")):
+        r = reasons(gpu, engine)
+        assert "has kernels for ada, hopper only" in r and "does not run fp8 math" not in r
+    r = reasons("mi300x", "vllm")
+    assert "does not load w4a8" in r and "hardware support" not in r
+    assert "does not run fp8 math natively" in reasons("a100-sxm", "vllm")

@@ -389,7 +389,7 @@ def _rule_out(v: pol.Verdict, m: Model, fmt: QuantFormat, a: Accelerator, eng: E
     for why in qual.floor_reasons(m, fmt, s.quality.min, cat):
         v.fail("quality", why)
     if compute_dtype(fmt, a) != fmt.compute_dtype and fmt.compute_dtype in ("fp8", "fp4", "int8") \
-            and fmt.id not in (m.native_precision,):
+            and fmt.id not in (m.native_precision,) and eng.loads_on(fmt.id, a.family):
         no_math = _no_math_reason(m, fmt, a, eng, cat)
         if no_math:
             v.fail("hardware support", no_math)
@@ -406,6 +406,10 @@ def _no_math_reason(m: Model, fmt: QuantFormat, a: Accelerator, eng: Engine, cat
             return (f"{a.id} does not run {fmt.compute_dtype} math natively, and {eng.id}'s {k.id} kernel, which "
                     f"stands in for it on {a.family}, does not run MoE expert layers")
         return None
+    if a.dense_tflops.get(fmt.compute_dtype) is not None:  # the chip has the math; the format's kernels do not
+        return (f"{fmt.id} ({fmt.name or fmt.id}) has kernels for {', '.join(fmt.native_families)} only (quant "
+                f"formats catalog, native_families); {a.id} ({a.family}) runs {fmt.compute_dtype} math, but the "
+                f"catalog names no {eng.id} kernel for {fmt.id} there")
     return (f"{a.id} does not run {fmt.compute_dtype} math natively, and the catalog names no kernel with which "
             f"{eng.id} runs {fmt.id} there weight-only: it would only save memory, at an unmeasured rate")
 
