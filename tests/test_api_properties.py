@@ -291,7 +291,9 @@ def test_valid_estimates_answer_or_refuse_cleanly_and_respect_the_roofline(doc, 
     # an endless load beyond what the deployment serves has no TTFT: the answer says 'saturated' instead
     unbounded = r.saturation is not None and r.saturation.unbounded
     assert (r.ttft_ms is None) == unbounded and (not unbounded or r.saturation.message.startswith("saturated"))
-    numbers = [r.tpot_ms, r.output_tok_s, r.max_throughput_output_tok_s] + ([] if unbounded else [r.ttft_ms])
+    assert (r.tpot_ms is None) == (o <= 1), "TPOT is defined exactly when a token follows the first"
+    numbers = [r.output_tok_s, r.max_throughput_output_tok_s] + ([] if unbounded else [r.ttft_ms]) \
+        + ([] if o <= 1 else [r.tpot_ms])
     assert all(math.isfinite(x) and x > 0 for x in numbers), numbers
 
 

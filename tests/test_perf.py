@@ -266,6 +266,19 @@ def test_more_load_more_throughput_and_latency():
     assert low.tpot_ms == pytest.approx(1000 / low.decode_tok_s, rel=0.35)
 
 
+def test_a_one_token_answer_has_no_tpot(capsys):
+    """No token follows the first: TPOT is undefined (None in JSON, 'none' in the table), and there is no decode
+    phase to break down; the TTFT and throughput remain."""
+    base = dict(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm", input_tokens=4000, concurrency=4)
+    one = estimate(EstimateRequest(**base, output_tokens=1), CAT)
+    assert one.tpot_ms is None and one.per_stream_tok_s is None and "tpot_ms" not in one.intervals
+    assert set(one.phases) == {"prefill"} and one.ttft_ms > 0 and one.output_tok_s > 0
+    two = estimate(EstimateRequest(**base, output_tokens=2), CAT)
+    assert two.tpot_ms > 0 and set(two.phases) == {"prefill", "decode"}
+    assert main(["estimate", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "h100-sxm", "-i", "4000", "-o", "1"]) == 0
+    assert "none (one output token)" in capsys.readouterr().out
+
+
 def test_tensor_parallel_lowers_tpot():
     base = dict(model="meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", input_tokens=500, output_tokens=200)
     tp2 = estimate(EstimateRequest(**base, tp=2), CAT)

@@ -103,7 +103,8 @@ def print_estimate(r: EstimateReport) -> None:
             r.intervals.get("ttft_ms"),
             r.definitions["ttft_ms"],
         ),
-        ("TPOT", f"{r.tpot_ms:,.2f} ms", r.intervals["tpot_ms"], r.definitions["tpot_ms"]),
+        ("TPOT", "none (one output token)" if r.tpot_ms is None else f"{r.tpot_ms:,.2f} ms",
+         r.intervals.get("tpot_ms"), r.definitions["tpot_ms"]),
         (
             "output throughput",
             f"{r.output_tok_s:,.0f} tok/s",

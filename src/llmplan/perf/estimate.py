@@ -113,8 +113,9 @@ class EstimateReport(BaseModel):
     request_rate: float | None
     engine_profile: str = Field(description="the engine version whose defaults apply")
     ttft_ms: float | None = Field(description="None when the offered rate saturates an endless load (see saturation)")
-    tpot_ms: float
-    per_stream_tok_s: float = Field(description="tokens per second one request sees after its first (1000 / TPOT)")
+    tpot_ms: float | None = Field(description="None for one-token answers: no token follows the first")
+    per_stream_tok_s: float | None = Field(description="tokens per second one request sees after its first "
+                                           "(1000 / TPOT); None for one-token answers")
     e2e_s: float | None
     output_tok_s: float
     output_tok_s_per_gpu: float
@@ -275,9 +276,12 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     dec1 = decode_step(shape, mach, e, 1.0, i + o / 2)
     roof_pre = float(roofline_step(shape, mach, 0.0, 0.0, i, i / 2))
     roof_dec = float(roofline_step(shape, mach, running * (spec.k + 1), i + o / 2, prompts, i / 2))
-    phases = {"prefill": _phase(pre_st, roof_pre), "decode": _phase(mixed, roof_dec)}
+    phases = {"prefill": _phase(pre_st, roof_pre)}
+    if o > 1:  # a one-token answer has no decode step of its own
+        phases["decode"] = _phase(mixed, roof_dec)
     widen = entry_scale(cal, level)
-    intervals = _intervals({"ttft_ms": None if ttft is None else 1e3 * ttft, "tpot_ms": 1e3 * tpot,
+    tpot_ms = 1e3 * tpot if o > 1 else None  # one output token: no time per token after the first
+    intervals = _intervals({"ttft_ms": None if ttft is None else 1e3 * ttft, "tpot_ms": tpot_ms,
                             "output_tok_s": req_s * o},
                            *interval(1.0, (cal.log_error_p10, cal.log_error_p90), widen))
     mem = memory_fit(d, gguf, context_tokens=min(int(i + o), d.model.max_context), concurrency=1)
@@ -293,7 +297,7 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
         precision=d.weight_format.id, kv_precision=d.kv_format.id, compute_dtype=dtype, num_gpus=d.layout.num_gpus,
         tp=d.layout.tp, pp=d.layout.pp, input_tokens=req.input_tokens, output_tokens=req.output_tokens,
         concurrency=running, request_rate=req.request_rate, ttft_ms=None if ttft is None else 1e3 * ttft,
-        tpot_ms=1e3 * tpot, per_stream_tok_s=1 / tpot, e2e_s=e2e, output_tok_s=req_s * o,
+        tpot_ms=tpot_ms, per_stream_tok_s=None if tpot_ms is None else 1 / tpot, e2e_s=e2e, output_tok_s=req_s * o,
         output_tok_s_per_gpu=req_s * o / d.layout.num_gpus, total_tok_s=req_s * (i + o), requests_s=req_s,
         saturated=bool(np.asarray(load.saturated)), saturation=sat_info, max_batch=limit,
         fits=not misfit, does_not_fit="; ".join(misfit) or None,

@@ -50,7 +50,7 @@ async function update() {
                                                   concurrency: Math.min(req.concurrency, fit.max_concurrency || 1) });
       if (mine !== seq) return;
       $("speed").textContent = `At ${est.concurrency} concurrent requests of 1,024 in / 256 out: ` +
-        `TTFT ${est.ttft_ms.toFixed(0)} ms, TPOT ${est.tpot_ms.toFixed(1)} ms, ` +
+        `TTFT ${est.ttft_ms.toFixed(0)} ms, TPOT ${est.tpot_ms === null ? "none" : est.tpot_ms.toFixed(1) + " ms"}, ` +
         `${Math.round(est.output_tok_s).toLocaleString("en-US")} output tok/s`;
     }
     $("status").textContent = "";
