@@ -279,6 +279,19 @@ def test_a_one_token_answer_has_no_tpot(capsys):
     assert "none (one output token)" in capsys.readouterr().out
 
 
+def test_a_step_holds_at_most_the_token_budget():
+    """Decodes go first and a step holds at most max_num_batched_tokens: 64 clients' 4,000-token prompts do not
+    all land in the 7 decode steps of an 8-token answer (36,000 prompt tokens a step); they wait for later steps.
+    A smaller budget makes shorter steps (a lower TPOT) and a longer wait for the first token, for about the
+    same throughput, since the prompts' work is the same."""
+    base = dict(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm", input_tokens=4000, output_tokens=8,
+                concurrency=64)
+    small = estimate(EstimateRequest(**base, max_num_batched_tokens=4096), CAT)
+    big = estimate(EstimateRequest(**base, max_num_batched_tokens=16384), CAT)
+    assert small.tpot_ms < 0.7 * big.tpot_ms and small.ttft_ms > big.ttft_ms
+    assert small.total_tok_s == pytest.approx(big.total_tok_s, rel=0.15)
+
+
 def test_tensor_parallel_lowers_tpot():
     base = dict(model="meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", input_tokens=500, output_tokens=200)
     tp2 = estimate(EstimateRequest(**base, tp=2), CAT)

@@ -113,7 +113,9 @@ def _at(s, m, e, c, i, o, chunk, lumps=False, closed=False):
     """TTFT, TPOT, E2E with `c` sequences in the engine (no queue); `lumps`: prompts arrive one at
     a time (:func:`lumpy_step_s`) instead of evenly spread; `closed`: `c` clients each waiting for
     their last answer (:func:`closed_prompts`) rather than independent arrivals."""
-    per_step = (closed_prompts if closed else open_prompts)(c, i, o)
+    # decodes go first and a step holds at most `chunk` tokens: prompt tokens beyond the rest of the budget
+    # wait for later steps (their time shows in the TTFT, through the bound of :func:`prompts_floor_s`)
+    per_step = np.minimum((closed_prompts if closed else open_prompts)(c, i, o), step_room(c, chunk))
     tpot = lumpy_step_s(s, m, e, c, i, o, chunk, per_step) if lumps else mixed_step(s, m, e, c, i, o, per_step).total
     ttft, _, _ = prefill_time(s, m, e, i, 0.0, chunk, batch_decode=np.maximum(c - 1, 0.0),
                               decode_context=i + np.maximum(o, 1.0) / 2)
@@ -122,12 +124,26 @@ def _at(s, m, e, c, i, o, chunk, lumps=False, closed=False):
     return ttft, tpot, e2e
 
 
-def prompts_floor_s(s: StageShape, m: Machine, e: Efficiency, count, input_len):
-    """A lower bound on the time to prefill `count` prompts of `input_len` tokens: all of them in one step,
-    the weights read once. Whatever the answers' lengths, an engine serves at most `count` requests per this
-    time (with one-token answers no decode step carries the prompts, so nothing else bounds it)."""
-    return step_time(s, m, e, decode_tokens=0.0, decode_context=0.0, prefill_tokens=count * input_len,
-                     prefill_context=input_len / 2).total
+def step_room(decoding, chunk):
+    """Prompt tokens a step has room for once `decoding` sequences have their token (decodes are scheduled
+    first; a step holds at most `chunk` tokens, and at least a quarter of it goes to prompts, as in
+    :func:`prefill_time`)."""
+    return np.maximum(chunk - decoding, np.maximum(chunk / 4, 1.0))
+
+
+def prompts_floor_s(s: StageShape, m: Machine, e: Efficiency, count, input_len, output_len=1.0, chunk=np.inf):
+    """A lower bound on the time to prefill `count` prompts of `input_len` tokens: in steps of at most `chunk`
+    tokens (each also decoding the sequences already past their prompt: `count` × (O − 1) decode tokens over
+    the whole run), else all in one step, the weights read once. Whatever the answers' lengths, an engine
+    serves at most `count` requests per this time (with one-token answers no decode step carries the prompts,
+    so nothing else bounds it)."""
+    i, o = np.asarray(input_len, dtype=float), np.maximum(np.asarray(output_len, dtype=float), 1.0)
+    total = count * i
+    steps = np.maximum(total / step_room(0.0, chunk), 1.0)
+    decoding = np.minimum(count * (o - 1) / steps, count)  # decode tokens per step while the prompts go through
+    steps = np.maximum(total / step_room(decoding, chunk), 1.0)
+    return steps * step_time(s, m, e, decode_tokens=decoding, decode_context=i + o / 2,
+                             prefill_tokens=total / steps, prefill_context=i / 2).total
 
 
 def closed_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, output_len, limit, chunk,
@@ -144,7 +160,7 @@ def closed_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, ou
     # carry the other clients' prompts (closed_prompts), but a one-token answer has none, so that work is
     # bounded here: at least all of it in one step, the weights read once. Where it binds, the prompts queue
     # and the wait shows in the TTFT.
-    prefill_all = prompts_floor_s(s, m, e, running, i)
+    prefill_all = prompts_floor_s(s, m, e, running, i, o, chunk)
     prefill_bound = prefill_all > busy
     busy = np.maximum(busy, prefill_all)
     req_s = running / busy
@@ -194,7 +210,7 @@ def open_loop(s: StageShape, m: Machine, e: Efficiency, rate, input_len, output_
     rate = np.asarray(rate, dtype=float)
     limit = np.asarray(limit, dtype=float) + 0 * rate
     _, _, e2e_max = _at(s, m, e, limit, i, o, chunk)
-    mu = limit / np.maximum(e2e_max, prompts_floor_s(s, m, e, limit, i))  # at most the prompts' own rate
+    mu = limit / np.maximum(e2e_max, prompts_floor_s(s, m, e, limit, i, o, chunk))  # at most the prompts' own rate
     saturated = rate >= mu
     # Little's law by a K-ary bracket search: each round evaluates K − 1 points of the bracket at once
     # (one vectorised step-time call) and keeps the sub-interval where C = rate × E2E(C) crosses over,
