@@ -124,12 +124,30 @@ def test_models_and_hardware_by_constraint(cat):
 
 def test_licence_classes_and_origin(cat):
     p = Policy(model_licenses=["commercial"], deny_model_countries=["CN"])
-    assert pol.model_rule(cat.model("meta-llama/Llama-3.3-70B-Instruct"), p).ok  # community licence: with conditions
-    v = pol.model_rule(cat.model("mistralai/Mistral-Large-Instruct-2411"), p)
+    assert pol.model_rule(cat.model("meta-llama/Llama-3.3-70B-Instruct"), p, cat).ok  # community licence: with conditions
+    v = pol.model_rule(cat.model("mistralai/Mistral-Large-Instruct-2411"), p, cat)
     assert not v.ok and v.reasons[0].startswith("model licence:")
-    v = pol.model_rule(cat.model("Qwen/Qwen3-8B"), p)
+    v = pol.model_rule(cat.model("Qwen/Qwen3-8B"), p, cat)
     assert not v.ok and "model origin" in v.reasons[0]
-    assert not pol.model_rule(cat.model("meta-llama/Llama-3.3-70B-Instruct"), Policy(model_licenses=["permissive"])).ok
+    assert not pol.model_rule(cat.model("meta-llama/Llama-3.3-70B-Instruct"), Policy(model_licenses=["permissive"]),
+                              cat).ok
+
+
+def test_llama_4_is_not_licensed_to_an_eu_buyer_running_it(cat):
+    """Llama 4's acceptable-use policy grants EU-based companies no rights to its multimodal models; an end user
+    of a service built on them (an API's customer) is not excluded. The buyer's country decides; without one,
+    data that must stay in the EU is taken as an EU buyer, and the reason says how to state otherwise."""
+    m = cat.model("meta-llama/Llama-4-Maverick-17B-128E-Instruct")
+
+    def ok(runs_weights=True, **kw):
+        return pol.model_rule(m, Policy(**kw), cat, runs_weights=runs_weights)
+
+    v = ok(data_residency=["EU"])
+    assert not v.ok and "grants no rights" in v.reasons[0] and "policy.buyer_country" in v.reasons[0]
+    assert not ok(buyer_country="FR").ok and not ok(data_residency=["DE"], buyer_country="IT").ok
+    assert ok(data_residency=["EU"], buyer_country="US").ok and ok().ok and ok(data_residency=["US", "DE"]).ok
+    assert ok(runs_weights=False, data_residency=["EU"]).ok
+    assert pol.model_rule(cat.model("meta-llama/Llama-3.3-70B-Instruct"), Policy(data_residency=["EU"]), cat).ok
 
 
 def test_export_control_for_a_buyer_in_china(cat):

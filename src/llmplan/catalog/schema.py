@@ -398,6 +398,10 @@ class Model(Entry):
     country: str = Field(description="ISO code of the organisation's home country")
     license: str
     license_class: Literal["permissive", "commercial_with_conditions", "non_commercial", "unknown"]
+    license_excludes: tuple[str, ...] = Field(default=(), description="ISO codes or country groups (EU) whose "
+                                              "residents and companies the licence grants no rights to run the "
+                                              "weights (Llama 4's multimodal models: the EU); end users of a "
+                                              "service built on them are not excluded")
     commercial_use: bool | None = Field(description="whether the licence allows commercial use (None: unknown)")
     release_date: Date | None = None
     variant_of: str | None = Field(default=None, description="catalog id of the entry whose architecture this one "
@@ -493,7 +497,8 @@ Model.model_rebuild()
 
 # What a variant (variant_of) takes from its base entry: the architecture and its provenance, not its name,
 # aliases, checkpoints, release or licence (an Instruct can be licensed differently from its Base).
-VARIANT_FIELDS = ("family", "architecture", "organization", "country", "license", "license_class", "commercial_use",
+VARIANT_FIELDS = ("family", "architecture", "organization", "country", "license", "license_class", "license_excludes",
+                  "commercial_use",
                   "native_precision", "num_layers", "hidden_size", "num_attention_heads", "num_kv_heads", "head_dim",
                   "intermediate_size", "vocab_size", "tie_word_embeddings", "max_context", "mlp_gated",
                   "attention_bias", "sliding_window", "num_sliding_window_layers", "moe", "mla", "linear_attention",

@@ -134,12 +134,26 @@ def licence_classes(p: Policy) -> set[str]:
     return out
 
 
-def model_rule(m: Model, p: Policy) -> Verdict:
+def model_rule(m: Model, p: Policy, cat: Catalog, runs_weights: bool = True) -> Verdict:
+    """The model's licence and origin against the policy. `runs_weights`: the buyer runs the weights (owned
+    or rented GPUs), where a licence's exclusion of the buyer's country applies; an API's customer is an end
+    user of the provider's service."""
     v = Verdict()
     allowed = licence_classes(p)
     if m.license_class not in allowed:
         v.fail("model licence", f"{m.id} is {m.license} ({m.license_class}); the policy allows "
                                 f"{', '.join(sorted(allowed))}")
+    if runs_weights and m.license_excludes:
+        excluded = expand_regions(list(m.license_excludes), cat) or set()
+        residency = expand_regions(p.data_residency, cat)
+        if p.buyer_country and p.buyer_country.upper() in excluded:
+            v.fail("model licence", f"{m.license} grants no rights to run {m.id} to a buyer based in "
+                                    f"{', '.join(m.license_excludes)} (policy.buyer_country {p.buyer_country})")
+        elif not p.buyer_country and residency and residency <= excluded:
+            v.fail("model licence", f"{m.license} grants no rights to run {m.id} to a buyer based in "
+                                    f"{', '.join(m.license_excludes)}, and the data must stay there (data_residency "
+                                    f"{', '.join(p.data_residency or [])}); set policy.buyer_country if the buyer "
+                                    "is based elsewhere")
     if m.country in p.deny_model_countries:
         v.fail("model origin", f"{m.id} comes from {m.organization} ({m.country}), a denied country")
     if p.allow_model_countries is not None and m.country not in p.allow_model_countries:
@@ -242,7 +256,7 @@ def api_rule(a: ApiPrice, p: Policy, cat: Catalog, model: Model | None) -> Verdi
                                      f"not only in {', '.join(p.data_residency or [])}")
     v.merge(provider_rule(a.provider, a.provider_country, p))
     if model is not None:
-        v.merge(model_rule(model, p))
+        v.merge(model_rule(model, p, cat, runs_weights=False))
     elif a.weights == "closed" and licence_classes(p) == {"permissive"}:
         v.fail("model licence", f"{a.model} is a closed model; the policy allows permissive licences only")
     return v
@@ -261,7 +275,7 @@ def _candidates(p: Policy, models: list[Model], hardware: list[Accelerator], eng
     """Every owned configuration, cloud offer and API the search looks at, with its policy verdict."""
     out = []
     for m in models:
-        mv = model_rule(m, p)
+        mv = model_rule(m, p, cat)
         for a in hardware:
             hv = hardware_rule(a, p)
             for e in engines:

@@ -307,7 +307,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
         raise LlmplanError("no catalog model matches the scenario's model constraints")
     if not hardware:
         raise LlmplanError("no catalog accelerator matches the scenario's hardware constraints")
-    model_ok = {m.id: pol.model_rule(m, policy) for m in models}
+    model_ok = {m.id: pol.model_rule(m, policy, cat) for m in models}
     hw_ok = {a.id: pol.hardware_rule(a, policy) for a in hardware}
     bench = qual.benchmark(s.quality.task, s.quality.benchmark, cat)
     say(f"checking {len(models)} model(s) × {len(hardware)} accelerator(s) × {len(engines)} engine(s)")
