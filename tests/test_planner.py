@@ -124,7 +124,7 @@ def test_models_and_hardware_by_constraint(cat):
 
 def test_licence_classes_and_origin(cat):
     p = Policy(model_licenses=["commercial"], deny_model_countries=["CN"])
-    assert pol.model_rule(cat.model("meta-llama/Llama-3.3-70B-Instruct"), p, cat).ok  # community licence: with conditions
+    assert pol.model_rule(cat.model("meta-llama/Llama-3.3-70B-Instruct"), p, cat).ok  # with conditions
     v = pol.model_rule(cat.model("mistralai/Mistral-Large-Instruct-2411"), p, cat)
     assert not v.ok and v.reasons[0].startswith("model licence:")
     v = pol.model_rule(cat.model("Qwen/Qwen3-8B"), p, cat)
