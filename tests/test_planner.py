@@ -282,7 +282,8 @@ def test_ranking_and_pareto(results):
 
 
 def test_availability_adds_spares(cat):
-    base = {"workload": {"requests_per_day": 20000, "profile": "flat", "slo": {"ttft_p95_ms": 3000}},
+    base = {"workload": {"requests_per_day": 20000, "profile": "flat", "slo": {"ttft_p95_ms": 3000},
+                         "thinking_off": True},
             "models": ["Qwen/Qwen3-8B"], "hardware": ["h100-pcie"], "precisions": ["bf16"], "alternatives": [],
             "policy": {"deployment": ["on_prem"]}}
     n = {}
@@ -724,3 +725,56 @@ def test_a_format_rejected_on_a_chip_says_the_true_reason(cat):
     r = reasons("mi300x", "vllm")
     assert "does not load w4a8" in r and "hardware support" not in r
     assert "does not run fp8 math natively" in reasons("a100-sxm", "vllm")
+
+
+REASONING = """
+schema_version: 1
+name: reasoning
+workload:
+  requests_per_day: 50000
+  input_tokens: {mean: 1000, p95: 3000}
+  output_tokens: {mean: 300, p95: 900}
+  slo: {ttft_p95_ms: 3000, tpot_p95_ms: 60}
+models: [Qwen/Qwen2.5-7B-Instruct, deepseek-ai/DeepSeek-R1-Distill-Qwen-7B, Qwen/Qwen3-8B]
+hardware: [h100-sxm]
+engines: [vllm]
+precisions: [bf16]
+alternatives: []
+"""
+
+
+def test_a_model_that_thinks_needs_its_thinking_stated_and_serves_it(cat):
+    """R1-Distill-Qwen-7B always thinks and Qwen3 thinks unless turned off: with no thinking_tokens their load
+    is unknown and they are excluded with the fact to state; with it, the distill serves thinking + answer (its
+    replica carries fewer requests than Qwen2.5-7B, the same architecture answering directly), and Qwen3 with
+    thinking off is served as it answers, the serve line saying what clients must send."""
+    doc = yaml.safe_load(REASONING)
+    r = run(parse_scenario(doc), cat)
+    why = {x["option"]: " ".join(x["reasons"]) for x in r["rejected"]}
+    assert "set workload.thinking_tokens" in why["deepseek-ai/DeepSeek-R1-Distill-Qwen-7B:bf16:h100-sxm:vllm"]
+    assert "workload.thinking_off" in why["Qwen/Qwen3-8B:bf16:h100-sxm:vllm"]
+    doc["workload"] |= {"thinking_tokens": {"mean": 1500, "p95": 5000}, "thinking_off": True}
+    r = run(parse_scenario(doc), cat)
+    by_model = {o.model: o for o in r["_search"]["ranked"] if o.deployment == "on_prem"}
+    distill, plain = by_model["deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"], by_model["Qwen/Qwen2.5-7B-Instruct"]
+    assert distill.details["thinking_tokens_mean"] == 1500 and plain.details["thinking_tokens_mean"] is None
+    assert distill.details["per_replica_req_s"] < 0.5 * plain.details["per_replica_req_s"]
+    qwen3 = by_model["Qwen/Qwen3-8B"]
+    assert qwen3.details["thinking_tokens_mean"] is None and "enable_thinking" in qwen3.serve_command
+
+
+def test_thinking_and_answer_lengths_add_up():
+    from llmplan.serving.workload import Workload, for_model
+
+    w = Workload(rate_per_s=1, output_tokens={"mean": 400, "p95": 1200}, thinking_tokens={"mean": 1000, "p95": 3000})
+    from llmplan.catalog import load_catalog
+
+    c = load_catalog()
+    both = for_model(w, c.model("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B")).lengths("output")
+    assert both.mean == 1400 and both.p95 == pytest.approx(1400 + math.hypot(800, 2000))
+    assert for_model(w, c.model("Qwen/Qwen2.5-7B-Instruct")) is w
+    off = w.model_copy(update={"thinking_off": True})
+    assert for_model(off, c.model("Qwen/Qwen3-8B")) is off
+    assert for_model(off, c.model("openai/gpt-oss-20b")).lengths("output").mean == 1400  # always reasons
+    with pytest.raises(LlmplanError, match="thinking_tokens"):
+        for_model(Workload(rate_per_s=1), c.model("openai/gpt-oss-20b"))

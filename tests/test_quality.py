@@ -129,6 +129,7 @@ def test_absolute_score_is_published_score_times_recovery(cat):
 
 
 BASE = {"workload": {"requests_per_day": 20000, "profile": "flat", "input_tokens": 1000, "output_tokens": 200,
+                     "thinking_off": True, "thinking_tokens": 300,  # Qwen3 off; gpt-oss always reasons
                      "slo": {"ttft_p95_ms": 3000, "tpot_p95_ms": 100}},
         "hardware": ["h100-sxm"], "precisions": ["bf16"], "alternatives": [], "policy": {"deployment": ["on_prem"]}}
 

@@ -186,7 +186,9 @@ def test_plan_serves_the_model_id_the_scenario_asked_for(cat):
 
 
 def test_plan_serves_gpt_oss_in_its_native_mxfp4(cat):
-    r = run(parse_scenario({**PLAN, "models": ["openai/gpt-oss-120b"], "hardware": ["h100-sxm", "h200-sxm"]}), cat)
+    doc = {**PLAN, "models": ["openai/gpt-oss-120b"], "hardware": ["h100-sxm", "h200-sxm"]}
+    doc["workload"] = {**doc["workload"], "thinking_tokens": 300}  # gpt-oss always reasons first
+    r = run(parse_scenario(doc), cat)
     rec = r["recommendation"]
     assert rec["precision"] == "mxfp4", rec["id"]
     assert rec["serve_command"].startswith("vllm serve openai/gpt-oss-120b ")

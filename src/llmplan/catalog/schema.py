@@ -411,6 +411,10 @@ class Model(Entry):
         default="instruct", description="base: a pre-trained checkpoint (no chat template, not for serving users); "
         "instruct: post-trained for chat/instructions (Instruct, -it, chat, reasoning releases)")
     native_precision: str = Field(default="bf16", description="format the weights are published in")
+    reasoning: Literal["always", "switchable"] | None = Field(
+        default=None, description="the model thinks (writes a reasoning trace) before its answer: always, or by "
+        "default with a per-request switch to turn it off (`reasoning_off` says how); None: it answers directly")
+    reasoning_off: str | None = Field(default=None, description="how a client turns thinking off (switchable)")
     checkpoints: tuple[Checkpoint, ...] = Field(
         default=(), description="quantized or renamed checkpoints of this architecture"
     )
@@ -441,6 +445,8 @@ class Model(Entry):
 
     @model_validator(mode="after")
     def _sane(self) -> Model:
+        if (self.reasoning == "switchable") != (self.reasoning_off is not None):
+            raise ValueError("reasoning_off (how a client turns thinking off) goes with reasoning: switchable")
         if self.num_attention_heads % self.num_kv_heads:
             raise ValueError("num_attention_heads must be a multiple of num_kv_heads")
         if self.num_sliding_window_layers and not self.sliding_window:

@@ -27,6 +27,7 @@ class TcoDeployment(Result):
 
 class TcoWorkload(Result):
     requests_per_day: Num
+    days_per_year: Num
     input_tokens_mean: Num
     output_tokens_mean: Num
     tokens_per_year: Num

@@ -422,6 +422,10 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
                 f"- TCO over {r['horizon_years']:g} years: {_usd(rec['tco_usd'])}; "
                 f"${rec['cost_per_million_tokens_usd']:,.3f} per 1M tokens"]
         d = rec["details"]
+        if d.get("thinking_tokens_mean"):
+            out.append(f"- thinking: the model reasons before each answer, {d['thinking_tokens_mean']:,.0f} tokens on "
+                       "average (workload.thinking_tokens), generated and paid for as output; TPOT and the load count "
+                       "them, and the TTFT is to the first token of the trace")
         if rec["ttft_p95_ms"] is not None:
             out.append(f"- latency at peak: TTFT p95 {_ms(rec['ttft_p95_ms'])}, TPOT p95 {_ms(rec['tpot_p95_ms'])} "
                        f"({d.get('latency_basis')})")

@@ -55,6 +55,13 @@ class ScenarioWorkload(_Strict):
     shared_prefix_share: float | None = Field(
         default=None, ge=0, lt=1, description="share of each prompt served from the prefix cache"
     )
+    thinking_tokens: Lengths | int | None = Field(
+        default=None, description="tokens a reasoning model thinks before its answer, on top of output_tokens: a "
+        "number or {mean, p95}; needed for models that think (DeepSeek-R1 and its distills, gpt-oss, Qwen3)"
+    )
+    thinking_off: bool | None = Field(
+        default=None, description="clients turn thinking off where the model allows it (Qwen3)"
+    )
     slo: Slo | None = Field(
         default=None, description="latency limits: ttft/tpot/e2e at p50/p95/p99 in ms, and goodput_pct"
     )

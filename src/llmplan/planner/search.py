@@ -28,7 +28,7 @@ from ..perf.poisson import at_capacity, capacity, poisson_latency
 from ..perf.scenarios import closed_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
-from ..serving.workload import Workload, days_per_year, hourly_weights, preset
+from ..serving.workload import Workload, days_per_year, for_model, hourly_weights, preset, thinks
 from ..specs import Deployment, FitRequest, resolve, weight_only_kernel
 from ..units import fmt_sig
 from . import policy as pol
@@ -148,7 +148,7 @@ def scenario_workload(s: Scenario, cat: Catalog) -> Workload:
     upd = {k: v for k, v in w.model_dump(exclude_none=True).items() if k not in ("preset",)}
     if "slo" in upd:
         upd["slo"] = w.slo
-    for k in ("input_tokens", "output_tokens"):
+    for k in ("input_tokens", "output_tokens", "thinking_tokens"):
         if k in upd:
             upd[k] = getattr(w, k)
     return base.model_copy(update=upd)
@@ -292,8 +292,6 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     rate_h = per_day * weights / 3600
     peak, mean_rate = float(rate_h.max()), float(rate_h.mean())
     i_mean, o_mean = w.lengths("input").mean, w.lengths("output").mean
-    # the context each replica serves (--max-model-len): p99.9 prompt + p99.9 answer, in whole KiB of tokens
-    context = 1024 * math.ceil((w.lengths("input").quantile(Z999) + w.lengths("output").quantile(Z999)) / 1024)
     days = days_per_year(w, cat)  # the days a year that carry this day's load (office hours: working days)
     tokens_year = per_day * days * (i_mean + o_mean)
     horizon = s.finance.horizon_years
@@ -308,6 +306,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     if not hardware:
         raise LlmplanError("no catalog accelerator matches the scenario's hardware constraints")
     model_ok = {m.id: pol.model_rule(m, policy, cat) for m in models}
+    loads = {m.id: _model_load(w, m) for m in models}  # what each model serves (a model that thinks: more output)
     hw_ok = {a.id: pol.hardware_rule(a, policy) for a in hardware}
     bench = qual.benchmark(s.quality.task, s.quality.benchmark, cat)
     say(f"checking {len(models)} model(s) × {len(hardware)} accelerator(s) × {len(engines)} engine(s)")
@@ -319,12 +318,15 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
                     base_id = f"{m.id}:{fmt.id}:{a.id}:{eng.id}"
                     v = pol.Verdict().merge(model_ok[m.id]).merge(hw_ok[a.id])
                     q = _rule_out(v, m, fmt, a, eng, s, cat, policy)
-                    if not v.ok:
+                    load = loads[m.id]
+                    if isinstance(load, str):
+                        v.fail("workload", load)
+                    if not v.ok or isinstance(load, str):
                         rejected.append(Rejection(base_id, v.reasons))
                         continue
-                    candidates.append(Candidate(m, fmt, a, eng, q, base_id))
+                    candidates.append(Candidate(m, fmt, a, eng, q, base_id, load))
     say(f"sizing {len(candidates)} candidate(s) cheapest purchase first")
-    options += _with_quality(_search_layouts(candidates, s, cat, w, peak, rate_h, context, tokens_h, rejected),
+    options += _with_quality(_search_layouts(candidates, s, cat, peak, rate_h, tokens_h, rejected),
                              bench, cat)
     say(f"simulating the finalists among {len(options)} option(s)")
     options = _confirm_finalists(options, cat, s, rejected, bench.resolution)
@@ -336,8 +338,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
         extra, refs["cloud_gpu"] = _cloud(owned, s, cat, policy, rate_h, days, horizon, tokens_h, rejected)
         options += extra
     if "api" in s.alternatives:
-        extra, refs["api"] = _api(models, s, cat, policy, per_day * days * i_mean, per_day * days * o_mean, horizon,
-                                  tokens_h, rejected)
+        extra, refs["api"] = _api(models, s, cat, policy, per_day * days, i_mean, loads, horizon, tokens_h, rejected)
         options += extra
     ranked = rank(_with_quality(options, bench, cat), s.quality.cost_tolerance_pct, bench.resolution)
     _check_recommendation(ranked, cat, s, say)
@@ -458,6 +459,20 @@ class Candidate:
     eng: Engine
     q: float | None
     base_id: str
+    w: Workload  # the load this model serves (with its thinking, for a model that thinks)
+
+
+def _model_load(w: Workload, m: Model) -> Workload | str:
+    """The workload `m` serves, or why it cannot be planned (a model that thinks, with no thinking_tokens)."""
+    try:
+        return for_model(w, m)
+    except LlmplanError as exc:
+        return str(exc)
+
+
+def serve_context(w: Workload) -> int:
+    """The context each replica serves (--max-model-len): p99.9 prompt + p99.9 output, in whole KiB of tokens."""
+    return 1024 * math.ceil((w.lengths("input").quantile(Z999) + w.lengths("output").quantile(Z999)) / 1024)
 
 
 # An owned layout whose cost floor (the cheapest purchase holding ONE replica, drawing idle power) is above
@@ -484,8 +499,8 @@ def cost_floor_usd(d: Deployment, cat: Catalog, f: Finance, s: Scenario) -> floa
     return float(np.asarray(onprem(buy(d, cat, f, 1, s.availability.mode, lambda _placed: 0.0).x).tco_usd))
 
 
-def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, w: Workload, peak: float, rate_h: np.ndarray,
-                    context: float, tokens_h: float, rejected: list[Rejection]) -> list[Option]:
+def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, peak: float, rate_h: np.ndarray,
+                    tokens_h: float, rejected: list[Rejection]) -> list[Option]:
     """Every TP layout of every candidate, grouped by accelerator × engine × TP (one purchase floor each),
     sized and costed in order of that floor; groups whose floor exceeds prune_factor × the best TCO found
     so far are excluded with the figures (never dropped silently)."""
@@ -526,8 +541,7 @@ def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, w: Worklo
                        "(not sized)")
                 rejected.append(Rejection(oid, [why]))
                 continue
-            o = _layout(c, tp, resolved.get(oid), s, cat, w, peak, rate_h, context, tokens_h, finance[c.a.id],
-                        rejected)
+            o = _layout(c, tp, resolved.get(oid), s, cat, peak, rate_h, tokens_h, finance[c.a.id], rejected)
             if o is None:
                 continue
             if o.tco_usd > factor * best:
@@ -545,11 +559,10 @@ def _usd0(v: float) -> str:
     return f"${v:,.0f}" if math.isfinite(v) else "—"
 
 
-def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catalog, w: Workload, peak: float,
-            rate_h: np.ndarray, context: float, tokens_h: float, f: Finance,
-            rejected: list[Rejection]) -> Option | None:
+def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catalog, peak: float,
+            rate_h: np.ndarray, tokens_h: float, f: Finance, rejected: list[Rejection]) -> Option | None:
     """Memory, sizing and purchase of one layout (None: rejected, with its reason)."""
-    m, fmt, a, eng = c.m, c.fmt, c.a, c.eng
+    m, fmt, a, eng, w = c.m, c.fmt, c.a, c.eng, c.w
     oid = f"{c.base_id}:tp{tp}"
     if d is None:
         try:
@@ -557,7 +570,7 @@ def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catal
         except LlmplanError as exc:
             rejected.append(Rejection(oid, [f"layout: {exc}"]))
             return None
-    ctx = int(min(context, m.max_context))
+    ctx = int(min(serve_context(w), m.max_context))
     mem = memory_fit(d, tuple(cat.gguf_types), context_tokens=ctx)
     if not mem.fits:
         rejected.append(Rejection(oid, [f"memory: {r}" for r in mem.reasons]))
@@ -574,7 +587,8 @@ def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catal
     o = Option(id=oid, deployment="on_prem", model=m.id, precision=fmt.id, hardware=a.id, engine=eng.id,
                quality_recovery_pct=c.q,
                details={"per_replica_req_s": sz.per_replica_req_s, "kv_capacity_tokens": mem.kv_capacity_tokens,
-                        "context_tokens": ctx})
+                        "context_tokens": ctx, "thinking_tokens_mean": w.lengths("thinking").mean
+                        if thinks(m, w) else None})
     o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "rate_h": rate_h, "tokens_h": tokens_h,
               "days": days_per_year(w, cat)}
     try:
@@ -628,8 +642,12 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bo
     # sizing's rate (twice the mean plus four standard deviations, √C), never above the engine's default
     conc = c["sizing"].concurrency
     seqs = min(max(math.ceil(2 * conc + 4 * math.sqrt(conc)), 8), d.engine.defaults.max_num_seqs)
+    w = c["w"]
+    off = d.model.reasoning == "switchable" and w.thinking_off
     o.serve_command = serve_command(d, o.details["context_tokens"], seqs, o.details.get("kv_capacity_tokens"),
-                                    air_gapped="air_gapped" in s.policy.deployment)
+                                    air_gapped="air_gapped" in s.policy.deployment,
+                                    client_note=f"sized with thinking off: clients turn it off {d.model.reasoning_off}"
+                                    if off else None)
     summary = purchase_summary(owned, rate, c["peak"])
     spares = {"n_plus_1": 1, "ha_pair": replicas}.get(s.availability.mode, 0)
     o.details.update({
@@ -880,8 +898,11 @@ def _cloud(owned: list[Option], s: Scenario, cat: Catalog, policy, rate_h: np.nd
     return out, reference
 
 
-def _api(models: list[Model], s: Scenario, cat: Catalog, policy, in_tok: float, out_tok: float, horizon: float,
-         tokens_h: float, rejected: list[Rejection]) -> tuple[list[Option], Option | None]:
+def _api(models: list[Model], s: Scenario, cat: Catalog, policy, requests_year: float, i_mean: float,
+         loads: dict[str, Workload | str], horizon: float, tokens_h: float,
+         rejected: list[Rejection]) -> tuple[list[Option], Option | None]:
+    """The same models behind APIs, billed for a year's prompts and outputs (a model that thinks is billed for
+    its thinking as output tokens, as the APIs do)."""
     cached = cat.cost_assumptions.get("api_cached_share_pct").value
     ids = {m.id for m in models}
     out: list[Option] = []
@@ -892,6 +913,11 @@ def _api(models: list[Model], s: Scenario, cat: Catalog, policy, in_tok: float, 
         m = cat.model(p.catalog_model)
         v = pol.api_rule(p, policy, cat, m)
         oid = f"{m.id}:api:{p.id}"
+        load = loads[m.id]
+        if isinstance(load, str):
+            rejected.append(Rejection(oid, [f"workload: {load}"]))
+            continue
+        in_tok, out_tok = requests_year * i_mean, requests_year * load.lengths("output").mean
         total = float(api_cost(in_tok, out_tok, cached, p.input_usd_per_mtok, p.output_usd_per_mtok,
                                p.cached_input_usd_per_mtok if p.cached_input_usd_per_mtok is not None
                                else p.input_usd_per_mtok)) * horizon

@@ -157,12 +157,16 @@ def shell_comment(text: str) -> str:
 
 
 def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float,
-                  kv_capacity_tokens: int | None = None, air_gapped: bool = False) -> str:
+                  kv_capacity_tokens: int | None = None, air_gapped: bool = False, client_note: str | None = None,
+                  ) -> str:
     """The command line; arguments are shell-quoted and the trailing comment holds no line break, so the
     text runs exactly one command whatever the catalog entries (or a user's overrides) contain.
     `kv_capacity_tokens`: the KV cache the memory model leaves (llama.cpp's --ctx-size is the total
-    over its slots and must fit in it). `air_gapped`: no network at run time (see the module's notes)."""
+    over its slots and must fit in it). `air_gapped`: no network at run time (see the module's notes).
+    `client_note`: what the clients must do for the plan to hold, added to the comment."""
     cmd, note = _command(d, context_tokens, max_num_seqs, kv_capacity_tokens)
+    if client_note:  # what clients must send for the plan to hold (e.g. thinking turned off)
+        note = "; ".join(x for x in (note, client_note) if x)
     if air_gapped:
         cmd, note = _offline(d, cmd, note)
     return f"{cmd}  # {shell_comment(note)}" if note else cmd

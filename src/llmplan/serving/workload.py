@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, model_validator
 
 from ..catalog import Catalog
-from ..catalog.schema import Slo
+from ..catalog.schema import Model, Slo
 from ..errors import LlmplanError
 from ..specs import MIN_RATE_PER_S, MIN_REQUESTS_PER_DAY, Name, NameOrPath
 from ..strict import StrictModel
@@ -89,6 +89,11 @@ class Workload(StrictModel):
     output_tokens: Lengths | int = Field(default=200, description="generated tokens: fixed or {mean, p95}")
     shared_prefix_share: float = Field(default=0.0, ge=0, lt=1, description="share of each prompt that is a "
                                        "common prefix (system prompt) served from the prefix cache")
+    thinking_tokens: Lengths | int | None = Field(default=None, description="tokens a reasoning model writes "
+                                                  "before its answer (its thinking), on top of output_tokens: "
+                                                  "fixed or {mean, p95}; needed to plan a model that thinks")
+    thinking_off: bool = Field(default=False, description="clients turn thinking off where the model allows it "
+                               "(Qwen3: enable_thinking false); a model that always thinks still does")
     slo: Slo = Field(default_factory=Slo)
 
     @model_validator(mode="after")
@@ -102,8 +107,33 @@ class Workload(StrictModel):
         return self
 
     def lengths(self, which: str) -> Lengths:
-        v = self.input_tokens if which == "input" else self.output_tokens
+        v = {"input": self.input_tokens, "output": self.output_tokens, "thinking": self.thinking_tokens}[which]
+        if v is None:
+            raise LlmplanError(f"the workload gives no {which}_tokens")
         return v if isinstance(v, Lengths) else Lengths(mean=float(v))
+
+
+def thinks(m: Model, w: Workload) -> bool:
+    """Whether `m` writes a reasoning trace before each answer under `w`."""
+    return m.reasoning == "always" or (m.reasoning == "switchable" and not w.thinking_off)
+
+
+def for_model(w: Workload, m: Model) -> Workload:
+    """The load `m` serves: a model that thinks generates its thinking and then the answer, so its output is
+    thinking_tokens + output_tokens (the sum's p95 from the two excesses over their means, as for independent
+    lengths: mean_a + mean_b + √(Δa² + Δb²)). A model that thinks where the workload states no thinking_tokens
+    is an error naming that fact."""
+    if not thinks(m, w):
+        return w
+    if w.thinking_tokens is None:
+        how = f", or set workload.thinking_off: true ({m.reasoning_off})" if m.reasoning == "switchable" else ""
+        raise LlmplanError(f"{m.id} thinks before it answers ({m.reasoning}) and the workload states no "
+                           f"thinking_tokens: its load is unknown; set workload.thinking_tokens ({{mean, p95}}){how}")
+    o, t = w.lengths("output"), w.lengths("thinking")
+    mean = o.mean + t.mean
+    excess = math.hypot((o.p95 or o.mean) - o.mean, (t.p95 or t.mean) - t.mean)
+    both = Lengths(mean=mean, p95=mean + excess if excess > 0 else None)
+    return w.model_copy(update={"output_tokens": both})
 
 
 def preset(name: str, cat: Catalog, **overrides: Any) -> Workload:
