@@ -778,3 +778,20 @@ def test_thinking_and_answer_lengths_add_up():
     assert for_model(off, c.model("openai/gpt-oss-20b")).lengths("output").mean == 1400  # always reasons
     with pytest.raises(LlmplanError, match="thinking_tokens"):
         for_model(Workload(rate_per_s=1), c.model("openai/gpt-oss-20b"))
+
+
+def test_vllm_on_gaudi_is_its_hardware_plugin(cat):
+    """A scenario naming vLLM plans Gaudi through the vLLM Hardware Plugin for Intel Gaudi (the catalog's gaudi
+    entry, plugin_of vllm), as it plans Ascend through vLLM-Ascend; naming both plans it once."""
+    from llmplan.planner.search import _engines_on
+
+    gaudi, h100 = cat.accelerator("gaudi3"), cat.accelerator("h100-sxm")
+    assert [e.id for e in _engines_on([cat.engine("vllm")], gaudi, cat)] == ["gaudi"]
+    assert [e.id for e in _engines_on([cat.engine("vllm"), cat.engine("gaudi")], gaudi, cat)] == ["gaudi"]
+    assert [e.id for e in _engines_on([cat.engine("vllm"), cat.engine("sglang")], h100, cat)] == ["vllm", "sglang"]
+    doc = {"workload": {"requests_per_day": 20000, "input_tokens": 1000, "output_tokens": 200,
+                        "slo": {"ttft_p95_ms": 3000, "tpot_p95_ms": 100}},
+           "models": ["meta-llama/Llama-3.1-8B-Instruct"], "hardware": ["gaudi3"], "engines": ["vllm"],
+           "precisions": ["bf16"], "alternatives": [], "policy": {"deployment": ["on_prem"]}}
+    rec = run(parse_scenario(doc), cat)["recommendation"]
+    assert rec["engine"] == "gaudi" and rec["serve_command"].startswith("vllm serve ")

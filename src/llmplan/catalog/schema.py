@@ -823,6 +823,9 @@ class Engine(Entry):
     execution: EngineExecution = Field(default_factory=EngineExecution)
     kernels: tuple[str, ...] = Field(default=(), description="weight-only GEMM kernels (kernels catalog) it uses")
     profiles: tuple[EngineProfile, ...] = Field(default=(), description="older versions with other defaults")
+    plugin_of: str | None = Field(default=None, description="the engine this entry is a hardware plugin of (vLLM "
+                                  "on Gaudi: vllm-gaudi): a scenario naming that engine gets this one on its "
+                                  "accelerators")
     default_host: str | None = Field(default=None, description="the address its server binds without `host_flag` "
                                      "(127.0.0.1 or localhost: reachable from this machine only)")
     host_flag: str | None = None

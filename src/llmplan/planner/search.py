@@ -305,26 +305,10 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
         raise LlmplanError("no catalog model matches the scenario's model constraints")
     if not hardware:
         raise LlmplanError("no catalog accelerator matches the scenario's hardware constraints")
-    model_ok = {m.id: pol.model_rule(m, policy, cat) for m in models}
-    loads = {m.id: _model_load(w, m) for m in models}  # what each model serves (a model that thinks: more output)
-    hw_ok = {a.id: pol.hardware_rule(a, policy) for a in hardware}
     bench = qual.benchmark(s.quality.task, s.quality.benchmark, cat)
     say(f"checking {len(models)} model(s) × {len(hardware)} accelerator(s) × {len(engines)} engine(s)")
-    candidates: list[Candidate] = []
-    for m in models:
-        for a in hardware:
-            for eng in engines:
-                for fmt in candidate_formats(eng, s, cat):
-                    base_id = f"{m.id}:{fmt.id}:{a.id}:{eng.id}"
-                    v = pol.Verdict().merge(model_ok[m.id]).merge(hw_ok[a.id])
-                    q = _rule_out(v, m, fmt, a, eng, s, cat, policy)
-                    load = loads[m.id]
-                    if isinstance(load, str):
-                        v.fail("workload", load)
-                    if not v.ok or isinstance(load, str):
-                        rejected.append(Rejection(base_id, v.reasons))
-                        continue
-                    candidates.append(Candidate(m, fmt, a, eng, q, base_id, load))
+    loads = {m.id: _model_load(w, m) for m in models}  # what each model serves (a model that thinks: more output)
+    candidates = _candidates(models, hardware, engines, loads, s, cat, policy, rejected)
     say(f"sizing {len(candidates)} candidate(s) cheapest purchase first")
     options += _with_quality(_search_layouts(candidates, s, cat, peak, rate_h, tokens_h, rejected),
                              bench, cat)
@@ -460,6 +444,47 @@ class Candidate:
     q: float | None
     base_id: str
     w: Workload  # the load this model serves (with its thinking, for a model that thinks)
+
+
+def _candidates(models: list[Model], hardware: list[Accelerator], engines: list[Engine],
+                loads: dict[str, Workload | str], s: Scenario, cat: Catalog, policy: pol.Policy,
+                rejected: list[Rejection]) -> list[Candidate]:
+    """Every model × format × accelerator × engine the rules allow (the others rejected, with their reasons).
+    An engine that runs on an accelerator through a hardware plugin with an entry of its own (vLLM on Gaudi:
+    the vllm-gaudi plugin) is that entry there."""
+    model_ok = {m.id: pol.model_rule(m, policy, cat) for m in models}
+    hw_ok = {a.id: pol.hardware_rule(a, policy) for a in hardware}
+    out: list[Candidate] = []
+    for m in models:
+        for a in hardware:
+            for eng in _engines_on(engines, a, cat):
+                for fmt in candidate_formats(eng, s, cat):
+                    base_id = f"{m.id}:{fmt.id}:{a.id}:{eng.id}"
+                    v = pol.Verdict().merge(model_ok[m.id]).merge(hw_ok[a.id])
+                    q = _rule_out(v, m, fmt, a, eng, s, cat, policy)
+                    load = loads[m.id]
+                    if isinstance(load, str):
+                        v.fail("workload", load)
+                    if not v.ok or isinstance(load, str):
+                        rejected.append(Rejection(base_id, v.reasons))
+                        continue
+                    out.append(Candidate(m, fmt, a, eng, q, base_id, load))
+    return out
+
+
+def _engines_on(engines: list[Engine], a: Accelerator, cat: Catalog) -> list[Engine]:
+    """The scenario's engines on accelerator `a`: one that does not run on its family is replaced by its
+    hardware plugin for that family (catalog `plugin_of`), unless the scenario names the plugin too."""
+    out: list[Engine] = []
+    for eng in engines:
+        if eng.accelerators and a.family not in eng.accelerators:
+            plugin = next((p for p in cat.engines if p.plugin_of == eng.id and a.family in p.accelerators), None)
+            if plugin is not None:
+                if plugin not in engines:
+                    out.append(plugin)
+                continue
+        out.append(eng)
+    return out
 
 
 def _model_load(w: Workload, m: Model) -> Workload | str:
