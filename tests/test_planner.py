@@ -795,3 +795,25 @@ def test_vllm_on_gaudi_is_its_hardware_plugin(cat):
            "precisions": ["bf16"], "alternatives": [], "policy": {"deployment": ["on_prem"]}}
     rec = run(parse_scenario(doc), cat)["recommendation"]
     assert rec["engine"] == "gaudi" and rec["serve_command"].startswith("vllm serve ")
+
+
+def test_the_why_says_which_option_survives_a_failed_gpu(results):
+    """With no spares bought, a failed GPU stops its replica: the reasons compare what the recommendation and
+    the runner-up have left against what the peak needs, from their purchases."""
+    from llmplan.planner.advice import gpu_failure_left
+
+    for r in results.values():
+        ranked = r["_search"]["ranked"]
+        rec = ranked[0]
+        left = gpu_failure_left(rec)
+        lines = [x for x in r["advice"]["why"] if x.startswith("With one GPU failed")]
+        if left is None:
+            assert not lines
+            continue
+        bought = rec._ctx["bought"][rec.details["replicas_needed"]].purchase
+        assert left == (bought.replicas - 1, rec.details["replicas_needed"])
+        for line in lines:
+            survives = line.startswith("With one GPU failed, this option still carries the peak")
+            assert survives == (left[0] >= left[1])
+    ia = results["internal-assistant"]["advice"]["why"]
+    assert any(x.startswith("With one GPU failed, this option still carries the peak") for x in ia)

@@ -106,6 +106,7 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
         else:
             out.append(f"Against the runner-up {ru.id}: the same cost ({_usd(rec.tco_usd)}); the tie is settled by "
                        f"quality, then latency.")
+        out += _gpu_failure_line(rec, ru)
         if rec.ttft_p95_ms is not None and ru.ttft_p95_ms is not None:
             out.append(f"Latency at the peak: TTFT p95 {rec.ttft_p95_ms:,.0f} ms against {ru.ttft_p95_ms:,.0f} ms, "
                        f"TPOT p95 {rec.tpot_p95_ms:,.1f} ms against {ru.tpot_p95_ms:,.1f} ms; both within the SLO.")
@@ -169,6 +170,32 @@ def _speed_change(rec: Option) -> list[dict[str, Any]]:
                 f"today's peak of {fmt_sig(peak)}/s: the peak would need {r['replicas_needed']} replicas. Measure "
                 "one server before buying the rest.")
     return [{"change": "speed", **r, "text": head + tail}]
+
+
+def gpu_failure_left(o: Option) -> tuple[int, int] | None:
+    """(replicas still serving with one GPU failed, replicas the peak needs) for an owned option bought
+    without spares (availability none): the failed GPU takes its replica down (a tensor-parallel group stops
+    whole). None for other options."""
+    need = o.details.get("replicas_needed")
+    if o.deployment != "on_prem" or not need:
+        return None
+    bought = o._ctx.get("bought", {}).get(need)
+    if bought is None or bought.purchase.mode != "none":
+        return None
+    return int(bought.purchase.replicas) - 1, int(need)
+
+
+def _gpu_failure_line(rec: Option, ru: Option) -> list[str]:
+    """Where the recommendation and the runner-up differ in surviving one failed GPU, say so: a few dollars
+    should not hide that one of them stops with a single GPU."""
+    a, b = gpu_failure_left(rec), gpu_failure_left(ru)
+    if a is None or b is None or (a[0] >= a[1]) == (b[0] >= b[1]):
+        return []
+    if a[0] >= a[1]:
+        return [f"With one GPU failed, this option still carries the peak ({a[0]} replica(s) left, {a[1]} needed); "
+                f"the runner-up would not ({b[0]} left, {b[1]} needed)."]
+    return [f"With one GPU failed, the runner-up would still carry the peak ({b[0]} replica(s) left, {b[1]} needed) "
+            f"and this option would not ({a[0]} left, {a[1]} needed): weigh that against the cost difference."]
 
 
 def _availability_change(rec: Option, cat: Catalog) -> list[dict[str, Any]]:
