@@ -384,3 +384,25 @@ def _models() -> dict[str, object]:
                  "sliding": FitRequest(model="google/gemma-3-27b-it", gpu="h100-sxm")}
         _models.cache = {k: replica_spec(resolve(r, CAT), CAT).model for k, r in picks.items()}
     return _models.cache
+
+
+def test_a_workload_that_states_thinking_adds_it_to_what_the_model_generates(tmp_path):
+    """simulate/capacity/tco: a workload file with thinking_tokens serves thinking + answer for a model that
+    thinks (a distill of R1 here) and nothing more for one that does not; without it, tco says how the output
+    was taken."""
+    from llmplan.cost.tco import TcoRequest, tco
+    from llmplan.serving.api import ServeRequest, simulate
+
+    (tmp_path / "t.yaml").write_text("input_tokens: 500\noutput_tokens: 100\nthinking_tokens: 400\nrate_per_s: 1\n")
+    (tmp_path / "n.yaml").write_text("input_tokens: 500\noutput_tokens: 100\nrate_per_s: 1\n")
+
+    def out_per_request(model, wl):
+        r = simulate(ServeRequest(model=model, gpu="h100-sxm", workload=str(tmp_path / wl), num_requests=400), CAT)
+        return r["output_tok_s"] / r["requests_s"]
+
+    assert out_per_request("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "t.yaml") == pytest.approx(500, rel=0.02)
+    assert out_per_request("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "n.yaml") == pytest.approx(100, rel=0.02)
+    assert out_per_request("Qwen/Qwen2.5-7B-Instruct", "t.yaml") == pytest.approx(100, rel=0.02)
+    notes = tco(TcoRequest(model="Qwen/Qwen3-8B", gpu="h100-sxm", workload=str(tmp_path / "n.yaml"), draws=0,
+                           alternatives=()), CAT)["notes"]
+    assert any("thinks before it answers" in n and "thinking_tokens" in n for n in notes)

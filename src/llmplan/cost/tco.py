@@ -19,7 +19,7 @@ from ..catalog.schema import ApiPrice, CloudOffer
 from ..errors import LlmplanError
 from ..serving.api import ServeRequest, capacity, load_workload, replica_capacity_req_s, replica_model
 from ..serving.cluster import replica_spec
-from ..serving.workload import days_per_year, hourly_weights
+from ..serving.workload import days_per_year, hourly_weights, stated_load
 from ..specs import MIN_YEARS, Cli, Deployment, Name, NameOrPath, resolve
 from ..strict import StrictModel
 from ..units import fmt_sig
@@ -194,7 +194,7 @@ def _workload(req: TcoRequest, cat: Catalog) -> Any:
 def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     """Owning the deployment (what is bought and every cost line), against renting and APIs."""
     d = resolve(req, cat)
-    w = _workload(req, cat)
+    w, thinking_note = stated_load(_workload(req, cat), d.model)
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     mu = replica_capacity_req_s(d, cat, spec, w)
     # traffic by hour (requests/s), the replicas each hour needs, tokens per year
@@ -216,6 +216,8 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     notes = list(owned.notes)
     summary = purchase_summary(owned, mu, float(rate_h.max()))
     notes.insert(0, bought_note(summary, "at saturation"))
+    if thinking_note:
+        notes.append(thinking_note)
     r = onprem(x)
     months = int(round(req.finance.horizon_years * MONTHS_PER_YEAR))
     owned_cum = r.cumulative_by_month(months)

@@ -24,7 +24,7 @@ from ..specs import (
 )
 from ..units import fmt_sig
 from .cluster import ReplicaSpec, replica_spec, simulate_cluster, summarize
-from .workload import Workload, generate, hourly_weights, peak_rate, preset
+from .workload import Workload, generate, hourly_weights, peak_rate, preset, stated_load
 
 MAX_CHECK_REQUESTS = 40_000
 MAX_WORKLOAD_BYTES = 1 * 2**20
@@ -151,7 +151,7 @@ def check_simulation_size(req: ServeRequest, w: Workload, max_bytes: int | None 
 def simulate(req: ServeRequest, cat: Catalog, dask_address: str | None = None, processes: int = 1,
              max_bytes: int | None = None) -> dict[str, Any]:
     d = resolve(req, cat)
-    w = _workload(req, cat)
+    w, _ = stated_load(_workload(req, cat), d.model)  # a workload that states the model's thinking adds it
     check_simulation_size(req, w, max_bytes)
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     n = req.num_requests
@@ -293,7 +293,7 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
     from ..perf.feasibility import layout_infeasible
 
     d = resolve(req, cat)
-    w = _workload(req, cat)
+    w, _ = stated_load(_workload(req, cat), d.model)  # a workload that states the model's thinking adds it
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     lam = peak_rate(w, cat)
     model = replica_model(d, cat, spec, w)

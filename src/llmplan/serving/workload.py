@@ -118,6 +118,19 @@ def thinks(m: Model, w: Workload) -> bool:
     return m.reasoning == "always" or (m.reasoning == "switchable" and not w.thinking_off)
 
 
+def stated_load(w: Workload, m: Model) -> tuple[Workload, str | None]:
+    """For the commands that model one deployment under a workload (simulate, capacity, tco): the load `m`
+    serves where the workload states its thinking (:func:`for_model`); else the workload as given, with a note
+    when `m` thinks (its output_tokens are then taken as all it generates, the thinking included)."""
+    if w.thinking_tokens is not None or w.thinking_off:
+        return for_model(w, m), None
+    if thinks(m, w):
+        return w, (f"{m.id} thinks before it answers ({m.reasoning}): the workload's output_tokens are taken as "
+                   "all it generates, its thinking included; state thinking_tokens (or thinking_off) in a workload "
+                   "file to add it as the planner does")
+    return w, None
+
+
 def for_model(w: Workload, m: Model) -> Workload:
     """The load `m` serves: a model that thinks generates its thinking and then the answer, so its output is
     thinking_tokens + output_tokens (the sum's p95 from the two excesses over their means, as for independent
