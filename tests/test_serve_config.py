@@ -252,3 +252,19 @@ def test_air_gapped_commands_never_reach_the_hub(cat):
     gguf = resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm", engine="llamacpp",
                               precision="q4_k_m"), cat)
     assert "copy the GGUF file in" in serve_command(gguf, 8192, 4, air_gapped=True)
+
+
+def test_only_an_air_gapped_policy_serves_offline(cat):
+    """HF_HUB_OFFLINE goes on the serve line where owned hardware may only be air-gapped (the resolved policy:
+    a preset's modes count); a policy that also allows plain on-premise, or the default that allows every
+    mode, serves as usual."""
+    base = {**PLAN, "models": ["meta-llama/Llama-3.1-8B-Instruct"], "hardware": ["h100-sxm"]}
+
+    def line(policy):
+        doc = {**base, "policy": policy} if policy is not None else {k: v for k, v in base.items() if k != "policy"}
+        return run(parse_scenario(doc), cat)["recommendation"]["serve_command"]
+
+    assert line({"deployment": ["air_gapped"]}).startswith("HF_HUB_OFFLINE=1 ")
+    assert line({"preset": "air-gapped-defence"}).startswith("HF_HUB_OFFLINE=1 ")
+    assert "HF_HUB_OFFLINE" not in line({"deployment": ["on_prem", "air_gapped"]})
+    assert "HF_HUB_OFFLINE" not in line(None)
