@@ -575,3 +575,12 @@ def test_no_fact_from_a_source_reserved_for_independent_testing():
     assert len(files) > 20
     hits = [(f.name, r) for f in files for r in RESERVED if r in f.read_text(encoding="utf-8").lower()]
     assert not hits, hits
+
+
+def test_api_prices_name_the_instruct_model_they_serve(cat):
+    """A hosted API serves a chat (instruct) model: linking it to the base checkpoint hid it from every plan and
+    tco of the instruct model (Llama 3.1 8B/70B/405B, Llama 3 70B, Mixtral 8x7B were linked to their bases)."""
+    linked = [p for p in cat.api_prices if p.catalog_model]
+    assert linked and all(cat.model(p.catalog_model).tuning != "base" for p in linked), \
+        [(p.id, p.catalog_model) for p in linked if cat.model(p.catalog_model).tuning == "base"]
+    assert any(p.catalog_model == "meta-llama/Llama-3.1-8B-Instruct" for p in linked)

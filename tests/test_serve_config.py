@@ -255,9 +255,9 @@ def test_air_gapped_commands_never_reach_the_hub(cat):
 
 
 def test_only_an_air_gapped_policy_serves_offline(cat):
-    """HF_HUB_OFFLINE goes on the serve line where owned hardware may only be air-gapped (the resolved policy:
-    a preset's modes count); a policy that also allows plain on-premise, or the default that allows every
-    mode, serves as usual."""
+    """HF_HUB_OFFLINE goes on the serve line where the policy requires an air gap (air_gapped listed, a preset's
+    modes included: planner/policy.py reads it as a requirement); the default policy, which allows every other
+    mode, and a plain on-premise one serve as usual."""
     base = {**PLAN, "models": ["meta-llama/Llama-3.1-8B-Instruct"], "hardware": ["h100-sxm"]}
 
     def line(policy):
@@ -266,5 +266,6 @@ def test_only_an_air_gapped_policy_serves_offline(cat):
 
     assert line({"deployment": ["air_gapped"]}).startswith("HF_HUB_OFFLINE=1 ")
     assert line({"preset": "air-gapped-defence"}).startswith("HF_HUB_OFFLINE=1 ")
-    assert "HF_HUB_OFFLINE" not in line({"deployment": ["on_prem", "air_gapped"]})
+    assert line({"deployment": ["on_prem", "air_gapped"]}).startswith("HF_HUB_OFFLINE=1 ")
+    assert "HF_HUB_OFFLINE" not in line({"deployment": ["on_prem"]})
     assert "HF_HUB_OFFLINE" not in line(None)

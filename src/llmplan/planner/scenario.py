@@ -118,8 +118,10 @@ class Policy(_Strict):
 
     preset: Name | None = Field(default=None, description="start from a built-in policy (eu-gdpr-strict, …)")
     deployment: list[Deployment] = Field(
-        default=["on_prem", "air_gapped", "sovereign_cloud", "public_cloud", "api"],
-        description="allowed modes: on_prem, air_gapped, sovereign_cloud, public_cloud, api",
+        default=["on_prem", "sovereign_cloud", "public_cloud", "api"],
+        description="allowed modes: on_prem, air_gapped, sovereign_cloud, public_cloud, api; air_gapped is a "
+        "requirement (owned hardware with no network path out: no cloud, no API), so the default, which allows "
+        "every other mode, leaves it out",
     )
     data_residency: list[Name] | None = Field(default=None, description="where data may be processed: ISO codes or "
                                              "groups (EU, EEA); None: anywhere")

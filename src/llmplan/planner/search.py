@@ -669,9 +669,9 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bo
     seqs = min(max(math.ceil(2 * conc + 4 * math.sqrt(conc)), 8), d.engine.defaults.max_num_seqs)
     w = c["w"]
     off = d.model.reasoning == "switchable" and w.thinking_off
-    modes = pol.resolve_policy(s.policy, cat).deployment  # the preset's under the scenario's own
+    modes = pol.resolve_policy(s.policy, cat).deployment  # a preset's modes count
     o.serve_command = serve_command(d, o.details["context_tokens"], seqs, o.details.get("kv_capacity_tokens"),
-                                    air_gapped="air_gapped" in modes and "on_prem" not in modes,
+                                    air_gapped="air_gapped" in modes,  # a requirement (planner/policy.py)
                                     client_note=f"sized with thinking off: clients turn it off {d.model.reasoning_off}"
                                     if off else None)
     summary = purchase_summary(owned, rate, c["peak"])
