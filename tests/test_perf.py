@@ -290,6 +290,11 @@ def test_a_step_holds_at_most_the_token_budget():
     big = estimate(EstimateRequest(**base, max_num_batched_tokens=16384), CAT)
     assert small.tpot_ms < 0.7 * big.tpot_ms and small.ttft_ms > big.ttft_ms
     assert small.total_tok_s == pytest.approx(big.total_tok_s, rel=0.15)
+    # the breakdown's decode step is the step the TPOT is made of, and speculation still shortens it
+    r = estimate(EstimateRequest(**base), CAT)
+    assert r.phases["decode"].time_ms == pytest.approx(r.tpot_ms, rel=0.01)
+    spec = estimate(EstimateRequest(**base, spec_tokens=3, spec_acceptance=0.7, spec_draft_cost=0.05), CAT)
+    assert spec.tpot_ms < r.tpot_ms
 
 
 def test_tensor_parallel_lowers_tpot():

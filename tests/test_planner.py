@@ -817,3 +817,14 @@ def test_the_why_says_which_option_survives_a_failed_gpu(results):
             assert survives == (left[0] >= left[1])
     ia = results["internal-assistant"]["advice"]["why"]
     assert any(x.startswith("With one GPU failed, this option still carries the peak") for x in ia)
+
+
+def test_a_country_field_reads_an_unquoted_no_as_norway(cat):
+    """YAML 1.1 turns an unquoted NO into false; in a country field that can only be Norway."""
+    p = parse_scenario(yaml.safe_load("policy: {buyer_country: NO, data_residency: [NO, SE]}\n"
+                                      "workload: {requests_per_day: 1000}")).policy
+    assert p.buyer_country == "NO" and p.data_residency == ["NO", "SE"]
+    v = pol.model_rule(cat.model("meta-llama/Llama-4-Scout-17B-16E-Instruct"), p, cat)
+    assert v.ok  # Norway is in the EEA, not the EU: Llama 4's exclusion does not reach it
+    v = pol.model_rule(cat.model("meta-llama/Llama-4-Scout-17B-16E-Instruct"), Policy(buyer_country="DE"), cat)
+    assert not v.ok and v.reasons[0].startswith("licence territory:")

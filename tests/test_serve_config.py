@@ -269,3 +269,21 @@ def test_only_an_air_gapped_policy_serves_offline(cat):
     assert line({"deployment": ["on_prem", "air_gapped"]}).startswith("HF_HUB_OFFLINE=1 ")
     assert "HF_HUB_OFFLINE" not in line({"deployment": ["on_prem"]})
     assert "HF_HUB_OFFLINE" not in line(None)
+
+
+def test_several_replicas_in_a_server_are_pinned_and_vllm_keeps_quiet_offline(cat):
+    d = resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="mi300x", tp=2), cat)
+    cmd = serve_command(d, 8192, 64, replicas_per_server=4)
+    assert "one process per replica, 4 per server" in cmd and "HIP_VISIBLE_DEVICES=0,1 for the first, 2,3" in cmd
+    assert "per replica" not in serve_command(d, 8192, 64)
+    assert serve_command(d, 8192, 64, air_gapped=True).startswith("HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 vllm ")
+
+
+def test_vllm_on_gaudi_resolves_to_its_plugin_and_llama_cpp_has_no_gaudi_backend(cat):
+    from llmplan.errors import LlmplanError
+
+    d = resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="gaudi3", engine="vllm"), cat)
+    assert d.engine.id == "gaudi" and serve_command(d, 8192, 64).startswith("vllm serve ")
+    with pytest.raises(LlmplanError, match="llamacpp does not run on gaudi3"):
+        resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="gaudi3", engine="llamacpp",
+                           precision="q4_k_m"), cat)

@@ -391,7 +391,7 @@ def test_a_workload_that_states_thinking_adds_it_to_what_the_model_generates(tmp
     thinks (a distill of R1 here) and nothing more for one that does not; without it, tco says how the output
     was taken."""
     from llmplan.cost.tco import TcoRequest, tco
-    from llmplan.serving.api import ServeRequest, simulate
+    from llmplan.serving.api import ServeRequest, capacity, simulate
 
     (tmp_path / "t.yaml").write_text("input_tokens: 500\noutput_tokens: 100\nthinking_tokens: 400\nrate_per_s: 1\n")
     (tmp_path / "n.yaml").write_text("input_tokens: 500\noutput_tokens: 100\nrate_per_s: 1\n")
@@ -406,3 +406,15 @@ def test_a_workload_that_states_thinking_adds_it_to_what_the_model_generates(tmp
     notes = tco(TcoRequest(model="Qwen/Qwen3-8B", gpu="h100-sxm", workload=str(tmp_path / "n.yaml"), draws=0,
                            alternatives=()), CAT)["notes"]
     assert any("thinks before it answers" in n and "thinking_tokens" in n for n in notes)
+    # tco: the cost per 1M tokens counts the workload's own tokens; an API bills the thinking as output
+    api = ("ovhcloud-deepseek-r1-distill-llama-70b",)
+    r = tco(TcoRequest(model="deepseek-ai/DeepSeek-R1-Distill-Llama-70B", gpu="h100-sxm", tp=4, precision="fp8",
+                       workload=str(tmp_path / "t.yaml"), draws=0, alternatives=("api",), api_ids=api), CAT)
+    assert r["workload"]["output_tokens_mean"] == 100
+    assert r["workload"]["tokens_per_year"] == pytest.approx(86400 * 365 * 600)
+    p = CAT.api_prices.get(api[0])
+    billed = 86400 * 365 * 4 * (500 * p.input_usd_per_mtok + 500 * p.output_usd_per_mtok) / 1e6
+    assert r["alternatives"][0]["tco_usd"] == pytest.approx(billed, rel=0.05)  # cached-input share aside
+    cap = capacity(ServeRequest(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", gpu="h100-sxm", workload="chat",
+                                requests_per_day=2000), CAT)
+    assert "thinks before it answers" in cap["deployment"]["workload_note"]

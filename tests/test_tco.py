@@ -278,3 +278,15 @@ def test_economics_catalog_references_resolve():
     for a in CAT.cost_assumptions:
         assert a.low <= a.value <= a.high
     assert len(CAT.cloud_offers) >= 50 and len(CAT.api_prices) >= 50 and len(CAT.regions) >= 5
+
+
+def test_renting_on_demand_pays_for_the_spares_and_no_cloud_means_no_cloud_hybrid():
+    """On demand follows the hourly need plus the spares the availability asks for (as the planner rents them);
+    without cloud_gpu among the alternatives the hybrid split never rents GPUs."""
+    def on_demand(r):
+        return next(a["tco_usd"] for a in r["alternatives"] if a.get("pricing") == "on_demand")
+
+    none = tco(_req(draws=0, alternatives=("cloud_gpu",)), CAT)
+    spare = tco(_req(draws=0, alternatives=("cloud_gpu",), availability="n_plus_1"), CAT)
+    assert on_demand(spare) > on_demand(none)
+    assert tco(_req(draws=0, alternatives=()), CAT)["hybrid"] is None

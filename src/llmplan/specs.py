@@ -263,10 +263,15 @@ def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoin
     base_name, at_version = split_engine(req.engine)
     if at_version and req.engine_version and version_key(at_version) != version_key(req.engine_version):
         raise LlmplanError(f"engine {req.engine!r} and engine_version {req.engine_version!r} disagree; give one")
-    if engine_hint is not None and not (at_version or req.engine_version):
-        engine, profile = select_profile(cat.engine(base_name), engine_hint[0], engine_hint[1], strict=False)
+    named = cat.engine(base_name)
+    plugin = next((p for p in cat.engines if p.plugin_of == named.id and acc.family in p.accelerators), None) \
+        if not named.runs_on(acc.family) else None
+    if plugin is not None:  # the engine runs on this family through its hardware plugin (vLLM on Gaudi)
+        engine, profile = select_profile(plugin, None)
+    elif engine_hint is not None and not (at_version or req.engine_version):
+        engine, profile = select_profile(named, engine_hint[0], engine_hint[1], strict=False)
     else:
-        engine, profile = select_profile(cat.engine(base_name), at_version or req.engine_version)
+        engine, profile = select_profile(named, at_version or req.engine_version)
     fmt = cat.quant_format(req.precision or default_precision(model, checkpoint_precision))
     if req.precision and checkpoint_precision and fmt.id != cat.quant_format(checkpoint_precision).id:
         keeps, ckpt = None, None  # another format than the checkpoint's: its own overrides no longer apply
@@ -281,10 +286,11 @@ def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoin
     if not engine.loads_on(fmt.id, acc.family):
         raise LlmplanError(f"{engine.id} on {acc.family} does not load {fmt.id} weights; it loads there: "
                            f"{', '.join(engine.family_formats[acc.family])} (engines catalog, family_formats)")
-    if engine.accelerators and acc.family not in engine.accelerators:
-        able = [e.id for e in cat.engines if not e.accelerators or acc.family in e.accelerators]
+    if not engine.runs_on(acc.family):
+        able = [e.id for e in cat.engines if e.runs_on(acc.family)]
         raise LlmplanError(f"{engine.id} does not run on {acc.id} ({acc.family}); it runs on: "
-                           f"{', '.join(engine.accelerators)}. Engines for {acc.family}: "
+                           f"{', '.join(engine.accelerators) or 'any family but ' + ', '.join(engine.not_on)}. "
+                           f"Engines for {acc.family}: "
                            f"{', '.join(able) or 'none in the catalog'} (--engine)")
     layout = resolve_layout(req, model, acc, engine)
     usable, basis = usable_memory(acc, cat)

@@ -810,6 +810,8 @@ class Engine(Entry):
     parallelism: tuple[Literal["tp", "pp", "ep", "layer_split"], ...]
     offline_capable: bool = True
     accelerators: tuple[str, ...] = Field(default=(), description="accelerator families it runs on; empty = any")
+    not_on: tuple[str, ...] = Field(default=(), description="accelerator families it has no backend for, where "
+                                    "`accelerators` is empty (llama.cpp: no Intel Gaudi backend)")
     formats: tuple[str, ...] = Field(default=(), description="weight formats it loads; empty = any")
     family_formats: dict[str, tuple[str, ...]] = Field(
         default_factory=dict, description="accelerator family -> the formats it loads there, where fewer than "
@@ -829,6 +831,10 @@ class Engine(Entry):
     default_host: str | None = Field(default=None, description="the address its server binds without `host_flag` "
                                      "(127.0.0.1 or localhost: reachable from this machine only)")
     host_flag: str | None = None
+
+    def runs_on(self, family: str) -> bool:
+        """Whether it has a backend for accelerator `family`."""
+        return (not self.accelerators or family in self.accelerators) and family not in self.not_on
 
     def loads_on(self, fmt: str, family: str) -> bool:
         """Whether it loads weight format `fmt` on accelerator `family`, as far as `family_formats` limits it

@@ -108,6 +108,8 @@ def print_simulation(r: dict[str, Any]) -> None:
     con.print(f"SLOs {'met' if r['slo_met'] else 'NOT met'}; goodput {r['goodput_pct']:.1f} %; GPU busy "
               f"{r['gpu_busy_pct']:.0f} %; mean KV use {100 * r['kv_util_mean']:.0f} %; queue max "
               f"{r['queue_max']:.0f}; preemptions {r['preemptions']}")
+    if dep.get("workload_note"):
+        con.print(f"[yellow]Note: {dep['workload_note']}[/yellow]")
 
 
 _SLO_WORDS = {"ttft_p95_ms": ("TTFT p95 ≤", " ms"), "tpot_p95_ms": ("TPOT p95 ≤", " ms"),
@@ -125,10 +127,12 @@ def _slos(slo: dict[str, Any]) -> str:
 
 def print_capacity(r: dict[str, Any]) -> None:
     con = render.console()
+    dep = r["deployment"]
+    if dep.get("workload_note"):
+        con.print(f"[yellow]Note: {dep['workload_note']}[/yellow]")
     if not r["feasible"]:
         con.print(f"[bold red]No replica count meets the SLOs[/bold red]: {r['reason']}")
         return
-    dep = r["deployment"]
     con.print(f"[bold]{r['replicas']} replica(s)[/bold] of {dep['num_gpus_per_replica']} × {dep['gpu']} = "
               f"[bold]{r['gpus']} GPUs[/bold] in {r['servers']} server(s) meet the SLOs at the peak of "
               f"{r['peak_rate_per_s']:,.2f} requests/s (analytic first guess {r['analytic_first_guess']}, "

@@ -194,7 +194,8 @@ def _workload(req: TcoRequest, cat: Catalog) -> Any:
 def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     """Owning the deployment (what is bought and every cost line), against renting and APIs."""
     d = resolve(req, cat)
-    w, thinking_note = stated_load(_workload(req, cat), d.model)
+    given = _workload(req, cat)
+    w, thinking_note = stated_load(given, d.model)  # what the model generates: its thinking + the answer
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     mu = replica_capacity_req_s(d, cat, spec, w)
     # traffic by hour (requests/s), the replicas each hour needs, tokens per year
@@ -203,10 +204,11 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     rate_h = per_day * weights / 3600
     replicas, plan = _replicas(req, cat, float(rate_h.max()), mu, processes)
     need_h = np.where(rate_h > 0, np.ceil(rate_h / mu), 0)
-    i_mean, o_mean = w.lengths("input").mean, w.lengths("output").mean
+    i_mean, o_mean = given.lengths("input").mean, given.lengths("output").mean
     days = days_per_year(w, cat)  # the days a year that carry this day's load (office hours: working days)
     in_tok_year = per_day * days * i_mean
-    out_tok_year = per_day * days * o_mean
+    out_tok_year = per_day * days * o_mean  # the workload's own answers: the cost per 1M tokens counts these
+    billed_out_year = per_day * days * w.lengths("output").mean  # an API bills a model's thinking as output
     tokens_horizon = (in_tok_year + out_tok_year) * req.finance.horizon_years
 
     alone_s = float(np.asarray(replica_model(d, cat, spec, w).e2e_s)[1])  # one request of the mean lengths
@@ -226,22 +228,21 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     rented_gpus = (replicas + spares) * d.layout.num_gpus
     alts = []
     if "cloud_gpu" in req.alternatives:
-        alts += cloud_alternatives(d, cat, rented_gpus, need_h, days, req.finance.horizon_years, months, owned_cum,
-                                   per_m)
+        # on demand, the spares the availability asks for are rented in the hours with load, as the planner does
+        with_spares = np.where(rate_h > 0, need_h + spares, 0)
+        alts += cloud_alternatives(d, cat, rented_gpus, with_spares, days, req.finance.horizon_years, months,
+                                   owned_cum, per_m)
     if "api" in req.alternatives:
-        api = api_alternatives(d, cat, req.api_ids, in_tok_year, out_tok_year, req.finance.horizon_years, months,
+        api = api_alternatives(d, cat, req.api_ids, in_tok_year, billed_out_year, req.finance.horizon_years, months,
                                owned_cum, per_m)
         if not api:
             notes.append(f"no API in the catalog serves {d.model.id}; compare others with --api ID "
                          "(`llmplan catalog api-prices`)")
         alts += api
-    same_api = next((a for a in alts if a["kind"] == "api" and a.get("same_model")), None)
-    api_usd_per_req_s_year = None
-    if same_api is not None and per_day:
-        # the API's price per (request/s sustained for a year): its yearly bill / mean request rate
-        api_usd_per_req_s_year = same_api["tco_usd"] / req.finance.horizon_years / (per_day / 86400)
+    same_api, api_usd_per_req_s_year = _same_api(alts, req.finance.horizon_years, per_day)
     hybrid = hybrid_split(d, cat, req.finance, need_h, days, req.finance.horizon_years, replicas, util_of,
-                          active_of, rate_h, mu, api_usd_per_req_s_year, same_api["name"] if same_api else None)
+                          active_of, "cloud_gpu" in req.alternatives, rate_h, mu, api_usd_per_req_s_year,
+                          same_api["name"] if same_api else None)
     out: dict[str, Any] = {
         "deployment": {"model": d.model_source, "gpu": d.accelerator.id, "engine": d.engine.id,
                        "precision": d.weight_format.id, "replicas": p.replicas, "replicas_needed": replicas,
@@ -269,6 +270,15 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
         out["uncertainty"] = monte_carlo(x, owned.ranges, req.draws, req.seed, tokens_horizon, cheapest)
         out["sensitivity"] = tornado(x, owned.ranges)
     return out
+
+
+def _same_api(alts: list[dict], horizon: float, per_day: float) -> tuple[dict | None, float | None]:
+    """The same model behind an API, and its price per (request/s sustained for a year): its yearly bill over
+    the mean request rate (None without one)."""
+    same_api = next((a for a in alts if a["kind"] == "api" and a.get("same_model")), None)
+    if same_api is None or not per_day:
+        return same_api, None
+    return same_api, same_api["tco_usd"] / horizon / (per_day / 86400)
 
 
 def _plain(v: Any) -> Any:
@@ -360,13 +370,15 @@ def api_alternatives(d: Deployment, cat: Catalog, ids: tuple[str, ...], in_tok: 
 
 
 def hybrid_split(d: Deployment, cat: Catalog, f: Finance, need_h: np.ndarray, days: float, horizon: float,
-                 replicas: int, util_of: Any, active_of: Any, rate_h: np.ndarray | None = None, mu: float = 0.0,
-                 api_usd_per_req_s_year: float | None = None, api_name: str | None = None) -> dict[str, Any] | None:
+                 replicas: int, util_of: Any, active_of: Any, rent: bool, rate_h: np.ndarray | None = None,
+                 mu: float = 0.0, api_usd_per_req_s_year: float | None = None,
+                 api_name: str | None = None) -> dict[str, Any] | None:
     """Own k replicas for the base load and send the rest of each hour's traffic elsewhere: to
     on-demand replicas rented hour by hour, or to the same model behind an API. k runs from 0
     (nothing owned) to the peak (everything owned); the cheapest total over the horizon wins.
     Each k is bought as the cheapest purchase that holds k replicas."""
-    offers = [o for o in cat.cloud_offers if o.accelerator == d.accelerator.id and o.usd_per_gpu_hour_on_demand]
+    offers = [o for o in cat.cloud_offers
+              if rent and o.accelerator == d.accelerator.id and o.usd_per_gpu_hour_on_demand]  # rent: cloud allowed
     price = min(o.usd_per_gpu_hour_on_demand for o in offers) if offers else None  # type: ignore[type-var]
     if price is None and api_usd_per_req_s_year is None:
         return None

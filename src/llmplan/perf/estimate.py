@@ -18,7 +18,7 @@ from .efficiency import deployment_efficiency
 from .intervals import entry_scale, interval
 from .limits import engine_limit
 from .physics import StepTime, roofline_step
-from .scenarios import closed_loop, decode_step, mixed_step, open_loop, prefill_time
+from .scenarios import closed_loop, decode_step, mixed_step, open_loop, prefill_time, step_room
 from .shape import is_dequant, machine, stage_shape
 
 METRIC_DEFINITIONS = {
@@ -259,7 +259,8 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     running = float(np.asarray(load.running))
     # the decode phase as the load runs it: its prompt tokens per step (the other clients' in a closed
     # loop; with speculative decoding a request takes fewer steps, so each carries more of them)
-    prompts = float(np.asarray(load.prompt_tokens)) * (spec.tokens_per_step if spec.k else 1.0)
+    prompts = float(np.minimum(float(np.asarray(load.prompt_tokens)) * (spec.tokens_per_step if spec.k else 1.0),
+                               step_room(running * (spec.k + 1), settings_chunk)))  # at most the step's budget
     mixed = mixed_step(shape, mach, e, running * (spec.k + 1), i, o, prompts)
     tpot = float(np.asarray(load.tpot_s))
     if spec.k:

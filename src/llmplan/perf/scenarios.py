@@ -106,7 +106,7 @@ class LoadResult:
     total_tok_s: object
     running: object  # sequences the engine runs at once
     saturated: object  # bool array: the offered load exceeds what the engine serves
-    prompt_tokens: object  # prompt tokens per decode step (:func:`open_prompts` or :func:`closed_prompts`)
+    prompt_tokens: object  # prompt tokens per decode step (open_prompts or closed_prompts, at most step_room)
 
 
 def _at(s, m, e, c, i, o, chunk, lumps=False, closed=False):
@@ -167,7 +167,8 @@ def closed_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, ou
     cycle = clients / req_s  # each client's request-to-request time
     ttft_client = np.where((clients > running) | prefill_bound, cycle - np.maximum(o - 1, 0.0) * tpot, ttft)
     return LoadResult(ttft_client, tpot, ttft_client + np.maximum(o - 1, 0.0) * tpot, req_s, req_s * o,
-                      req_s * (i + o), running, clients > running, closed_prompts(running, i, o))
+                      req_s * (i + o), running, clients > running,
+                      np.minimum(closed_prompts(running, i, o), step_room(running, chunk)))
 
 
 def lockstep_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, output_len, limit,
@@ -194,7 +195,8 @@ def lockstep_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, 
     req_s = running / busy
     ttft_client = np.where(clients > running, clients / req_s - np.maximum(o - 1, 0.0) * tpot, ttft)
     mine = LoadResult(ttft_client, tpot, ttft_client + np.maximum(o - 1, 0.0) * tpot, req_s, req_s * o,
-                      req_s * (i + o), running, clients > running, open_prompts(running, i, o))
+                      req_s * (i + o), running, clients > running,
+                      np.minimum(open_prompts(running, i, o), step_room(running, chunk)))
     uniform = closed_loop(s, m, e, clients, i, o, limit, chunk, lumps=True)
     wave = heavy < np.maximum(o, 1.0)
     return LoadResult(**{f: np.where(wave, getattr(mine, f), getattr(uniform, f)) for f in mine.__dataclass_fields__})
@@ -232,4 +234,4 @@ def open_loop(s: StageShape, m: Machine, e: Efficiency, rate, input_len, output_
                     np.asarray(num_requests, dtype=float) / 2 * (1 / mu - 1 / np.maximum(rate, 1e-12)), 0.0)
     wait = np.where(np.isfinite(wait), wait, 0.0)
     return LoadResult(ttft + wait, tpot, e2e + wait, served, served * o, served * (i + o), c, saturated,
-                      open_prompts(c, i, o))
+                      np.minimum(open_prompts(c, i, o), step_room(c, chunk)))

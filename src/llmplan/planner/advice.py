@@ -22,6 +22,7 @@ POLICY_FIELDS = {"deployment": "policy.deployment", "data residency": "policy.da
                  "hardware origin": "policy.allow_hardware_countries / deny_hardware_countries",
                  "provider jurisdiction": "policy.allow_provider_countries / deny_provider_countries",
                  "export control": "policy.allow_export_controlled", "model licence": "policy.model_licenses",
+                 "licence territory": "policy.buyer_country",
                  "model origin": "policy.allow_model_countries / deny_model_countries"}
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..catalog import Catalog
 from ..catalog.schema import Accelerator, ApiPrice, CloudOffer, Engine, Model
 from ..errors import SpecError
-from .scenario import Policy
+from .scenario import COUNTRY_FIELDS, Policy
 
 COMMERCIAL = ("permissive", "commercial_with_conditions")
 OWNED = ("on_prem", "air_gapped")
@@ -38,6 +38,7 @@ class Verdict:
 # the scenario field each policy rule reads: (the allow-list form, the deny-list form) where there are two
 _RULE_FIELDS = {"deployment": ("deployment", None), "air-gapped": ("deployment", None),
                 "data residency": ("data_residency", None), "model licence": ("model_licenses", None),
+                "licence territory": ("buyer_country", None),
                 "export control": ("buyer_country / policy.allow_export_controlled", None),
                 "provider jurisdiction": ("allow_provider_countries", "deny_provider_countries"),
                 "hardware vendor": ("allow_hardware_vendors", "deny_hardware_vendors"),
@@ -73,16 +74,11 @@ def default_buyer(p: Policy, cat: Catalog) -> str | None:
     return None if cat.country_groups.find(code) is not None else code.upper()
 
 
-_COUNTRY_FIELDS = ("data_residency", "buyer_country", "allow_hardware_countries", "deny_hardware_countries",
-                   "allow_provider_countries", "deny_provider_countries", "allow_model_countries",
-                   "deny_model_countries")
-
-
 def check_countries(p: Policy, cat: Catalog) -> None:
     """Every country field holds ISO 3166 alpha-2 codes or a country group the catalog knows: a name such
     as 'Europe' or 'Germany' would otherwise match nothing and exclude every option without saying why."""
     groups = [g.id for g in cat.country_groups]
-    for name in _COUNTRY_FIELDS:
+    for name in COUNTRY_FIELDS:
         value = getattr(p, name, None)
         for code in [value] if isinstance(value, str) else (value or []):
             if cat.country_groups.find(code) is not None or (len(code) == 2 and code.isascii() and code.isalpha()):
@@ -147,13 +143,13 @@ def model_rule(m: Model, p: Policy, cat: Catalog, runs_weights: bool = True) -> 
         excluded = expand_regions(list(m.license_excludes), cat) or set()
         residency = expand_regions(p.data_residency, cat)
         if p.buyer_country and p.buyer_country.upper() in excluded:
-            v.fail("model licence", f"{m.license} grants no rights to run {m.id} to a buyer based in "
-                                    f"{', '.join(m.license_excludes)} (policy.buyer_country {p.buyer_country})")
+            v.fail("licence territory", f"{m.license} grants no rights to run {m.id} to a buyer based in "
+                                        f"{', '.join(m.license_excludes)} (buyer_country {p.buyer_country})")
         elif not p.buyer_country and residency and residency <= excluded:
-            v.fail("model licence", f"{m.license} grants no rights to run {m.id} to a buyer based in "
-                                    f"{', '.join(m.license_excludes)}, and the data must stay there (data_residency "
-                                    f"{', '.join(p.data_residency or [])}); set policy.buyer_country if the buyer "
-                                    "is based elsewhere")
+            v.fail("licence territory", f"{m.license} grants no rights to run {m.id} to a buyer based in "
+                                        f"{', '.join(m.license_excludes)}, and the data must stay there "
+                                        f"(data_residency {', '.join(p.data_residency or [])}); set buyer_country "
+                                        "if the buyer is based elsewhere")
     if m.country in p.deny_model_countries:
         v.fail("model origin", f"{m.id} comes from {m.organization} ({m.country}), a denied country")
     if p.allow_model_countries is not None and m.country not in p.allow_model_countries:
@@ -267,7 +263,7 @@ def api_rule(a: ApiPrice, p: Policy, cat: Catalog, model: Model | None) -> Verdi
 # ---------------------------------------------------------------------------------------------
 
 POLICY_RULES = ("deployment", "air-gapped", "data residency", "provider jurisdiction", "hardware vendor",
-                "hardware origin", "export control", "model licence", "model origin")
+                "hardware origin", "export control", "model licence", "licence territory", "model origin")
 
 
 def _candidates(p: Policy, models: list[Model], hardware: list[Accelerator], engines: list[Engine],

@@ -425,7 +425,10 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
         if d.get("thinking_tokens_mean"):
             out.append(f"- thinking: the model reasons before each answer, {d['thinking_tokens_mean']:,.0f} tokens on "
                        "average (workload.thinking_tokens), generated and paid for as output; TPOT and the load count "
-                       "them, and the TTFT is to the first token of the trace")
+                       "them, and the TTFT is to the first token of the trace: the answer itself starts "
+                       + (f"about {d['thinking_tokens_mean'] * rec['tpot_p95_ms'] / 1e3:,.0f} s later "
+                          f"({d['thinking_tokens_mean']:,.0f} × TPOT p95 {rec['tpot_p95_ms']:,.0f} ms)"
+                          if rec.get("tpot_p95_ms") else f"{d['thinking_tokens_mean']:,.0f} × TPOT later"))
         if rec["ttft_p95_ms"] is not None:
             out.append(f"- latency at peak: TTFT p95 {_ms(rec['ttft_p95_ms'])}, TPOT p95 {_ms(rec['tpot_p95_ms'])} "
                        f"({d.get('latency_basis')})")

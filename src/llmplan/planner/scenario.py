@@ -4,7 +4,7 @@ one pydantic model; every field has a default and a description)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -113,8 +113,21 @@ class QualitySpec(_Strict):
         "rest by TCO. 0 ranks by TCO alone")
 
 
+COUNTRY_FIELDS = ("data_residency", "buyer_country", "allow_hardware_countries", "deny_hardware_countries",
+                   "allow_provider_countries", "deny_provider_countries", "allow_model_countries",
+                   "deny_model_countries")
+
+
 class Policy(_Strict):
     """Sovereignty and compliance rules; every candidate is checked against each."""
+
+    @field_validator(*COUNTRY_FIELDS, mode="before")
+    @classmethod
+    def _norway(cls, v: Any) -> Any:
+        """YAML 1.1 reads an unquoted NO (Norway) as false; in a country field it can only mean Norway."""
+        if v is False:
+            return "NO"
+        return ["NO" if x is False else x for x in v] if isinstance(v, list) else v
 
     preset: Name | None = Field(default=None, description="start from a built-in policy (eu-gdpr-strict, …)")
     deployment: list[Deployment] = Field(

@@ -356,7 +356,7 @@ def _rule_out(v: pol.Verdict, m: Model, fmt: QuantFormat, a: Accelerator, eng: E
     if not eng.loads_on(fmt.id, a.family):
         v.fail("engine", f"{eng.id} on {a.family} does not load {fmt.id} weights; it loads there: "
                          f"{', '.join(eng.family_formats[a.family])}")
-    if eng.accelerators and a.family not in eng.accelerators:
+    if not eng.runs_on(a.family):
         able = [f"{e.id} ({e.name})" if e.name else e.id for e in cat.engines
                 if e.accelerators and a.family in e.accelerators]
         v.fail("engine", f"{eng.id} does not run on {a.family}"
@@ -477,7 +477,7 @@ def _engines_on(engines: list[Engine], a: Accelerator, cat: Catalog) -> list[Eng
     hardware plugin for that family (catalog `plugin_of`), unless the scenario names the plugin too."""
     out: list[Engine] = []
     for eng in engines:
-        if eng.accelerators and a.family not in eng.accelerators:
+        if not eng.runs_on(a.family):
             plugin = next((p for p in cat.engines if p.plugin_of == eng.id and a.family in p.accelerators), None)
             if plugin is not None:
                 if plugin not in engines:
@@ -673,7 +673,7 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bo
     o.serve_command = serve_command(d, o.details["context_tokens"], seqs, o.details.get("kv_capacity_tokens"),
                                     air_gapped="air_gapped" in modes,  # a requirement (planner/policy.py)
                                     client_note=f"sized with thinking off: clients turn it off {d.model.reasoning_off}"
-                                    if off else None)
+                                    if off else None, replicas_per_server=p.replicas // max(p.servers, 1))
     summary = purchase_summary(owned, rate, c["peak"])
     spares = {"n_plus_1": 1, "ha_pair": replicas}.get(s.availability.mode, 0)
     o.details.update({
@@ -863,8 +863,8 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
 def _cloud(owned: list[Option], s: Scenario, cat: Catalog, policy, rate_h: np.ndarray, days: float, horizon: float,
            tokens_h: float, rejected: list[Rejection]) -> tuple[list[Option], Option | None]:
     """The best owned configurations rented instead: per configuration, the cheapest allowed offer
-    and pricing (on-demand follows the hourly load on the `days` a year that carry it, the spares alone on the
-    others; commitments pay for every hour). Also returns
+    and pricing (on-demand follows the hourly load on the `days` a year that carry it, nothing on the others;
+    commitments pay for every hour). Also returns
     the cheapest offer of all, allowed or not, as a reference for the report."""
     out: list[Option] = []
     reference: Option | None = None
@@ -882,9 +882,10 @@ def _cloud(owned: list[Option], s: Scenario, cat: Catalog, policy, rate_h: np.nd
         per_replica = o.details["per_replica_req_s"]
         serving = o.details.get("serving_replicas", o.replicas)
         spares = o.details.get("rented_spare_replicas", o.replicas - serving)
+        # on demand: the replicas each hour needs and the spares, on the days with load (none rented on the others)
         need_h = np.where(rate_h > 0, np.ceil(rate_h / per_replica) + spares, spares)
         gpu_per_replica = o.num_gpus // max(o.replicas, 1)
-        used_hours = float((need_h.sum() * days + 24 * spares * (365 - days)) * gpu_per_replica)
+        used_hours = float(need_h.sum() * days * gpu_per_replica)
         committed_gpus = (math.ceil(float(rate_h.max()) / per_replica) + spares) * gpu_per_replica
         best: dict[bool, tuple] = {}
         for x in cat.cloud_offers:
@@ -912,7 +913,8 @@ def _cloud(owned: list[Option], s: Scenario, cat: Catalog, policy, rate_h: np.nd
                          "sovereign": x.sovereign, "pricing": kind, "usd_per_gpu_hour": price, "offer": x.id,
                          "gpu_hours_per_year": (gpus * HOURS_PER_YEAR if kind != "on_demand" else used_hours),
                          "allowed": v.ok, "policy_reasons": v.reasons, "source": x.source, "as_of": x.as_of,
-                         "latency_basis": "as the owned configuration it rents"})
+                         "latency_basis": "as the owned configuration it rents",
+                         "thinking_tokens_mean": o.details.get("thinking_tokens_mean")})
             if allowed:
                 if len(out) < 10:
                     out.append(opt)
@@ -944,6 +946,7 @@ def _api(models: list[Model], s: Scenario, cat: Catalog, policy, requests_year: 
             rejected.append(Rejection(oid, [f"workload: {load}"]))
             continue
         in_tok, out_tok = requests_year * i_mean, requests_year * load.lengths("output").mean
+        thinking = load.lengths("thinking").mean if thinks(m, load) else None
         total = float(api_cost(in_tok, out_tok, cached, p.input_usd_per_mtok, p.output_usd_per_mtok,
                                p.cached_input_usd_per_mtok if p.cached_input_usd_per_mtok is not None
                                else p.input_usd_per_mtok)) * horizon
@@ -953,7 +956,7 @@ def _api(models: list[Model], s: Scenario, cat: Catalog, policy, requests_year: 
             quality_recovery_pct=None,
             details={"provider": p.provider, "api_model": p.model, "data_regions": list(p.data_regions),
                      "provider_country": p.provider_country, "allowed": v.ok, "policy_reasons": v.reasons,
-                     "source": p.source, "as_of": p.as_of,
+                     "source": p.source, "as_of": p.as_of, "thinking_tokens_mean": thinking,
                      "latency_basis": "not modelled for third-party APIs (their SLAs apply)"})
         if reference is None or (v.ok, -total) > (reference.details["allowed"], -reference.tco_usd):
             reference = opt

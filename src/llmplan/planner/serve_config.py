@@ -39,6 +39,9 @@ from ..specs import Deployment
 _ON_THE_FLY = {"vllm": {"fp8"}, "sglang": {"fp8"}, "vllm-v0": {"fp8"}}
 _KV_FP8 = {"vllm": "fp8", "vllm-v0": "fp8", "sglang": "fp8_e4m3", "nim": "fp8"}
 _VLLM = ("vllm", "vllm-v0", "gaudi")
+# the variable that limits a process to some devices, per vendor (CUDA, ROCm/HIP, Habana, CANN runtime docs)
+_VISIBLE = {"NVIDIA": "CUDA_VISIBLE_DEVICES", "AMD": "HIP_VISIBLE_DEVICES", "Intel": "HABANA_VISIBLE_MODULES",
+            "Huawei": "ASCEND_RT_VISIBLE_DEVICES"}
 # how to make a checkpoint of a format when none is published (the tool, not a repository)
 _HOW = {
     "fp8": "llm-compressor (FP8_DYNAMIC scheme) or TensorRT Model Optimizer (hf_ptq.py --qformat fp8)",
@@ -158,7 +161,7 @@ def shell_comment(text: str) -> str:
 
 def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float,
                   kv_capacity_tokens: int | None = None, air_gapped: bool = False, client_note: str | None = None,
-                  ) -> str:
+                  replicas_per_server: int = 1) -> str:
     """The command line; arguments are shell-quoted and the trailing comment holds no line break, so the
     text runs exactly one command whatever the catalog entries (or a user's overrides) contain.
     `kv_capacity_tokens`: the KV cache the memory model leaves (llama.cpp's --ctx-size is the total
@@ -167,6 +170,14 @@ def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float,
     cmd, note = _command(d, context_tokens, max_num_seqs, kv_capacity_tokens)
     if client_note:  # what clients must send for the plan to hold (e.g. thinking turned off)
         note = "; ".join(x for x in (note, client_note) if x)
+    if replicas_per_server > 1 and d.engine.id != "nim":
+        var = _VISIBLE.get(d.accelerator.vendor.split()[0], "CUDA_VISIBLE_DEVICES")
+        g = d.layout.num_gpus
+        first = ",".join(str(i) for i in range(g))
+        second = ",".join(str(i) for i in range(g, 2 * g))
+        note = "; ".join(x for x in (note, f"one process per replica, {replicas_per_server} per server: pin each to "
+                                     f"its GPUs ({var}={first} for the first, {second} for the next …) and give "
+                                     "each its own --port") if x)
     if air_gapped:
         cmd, note = _offline(d, cmd, note)
     return f"{cmd}  # {shell_comment(note)}" if note else cmd
@@ -180,7 +191,8 @@ def _offline(d: Deployment, cmd: str, note: str | None) -> tuple[str, str | None
         how = ("air-gapped NIM: download the model profile on a connected machine (download-to-cache), copy the "
                "cache in and mount it as NIM_CACHE_PATH")
     else:
-        cmd = "HF_HUB_OFFLINE=1 " + cmd
+        # vLLM also reports usage statistics unless told not to (docs.vllm.ai/en/latest/usage/usage_stats.html)
+        cmd = "HF_HUB_OFFLINE=1 " + ("VLLM_NO_USAGE_STATS=1 " if d.engine.id in _VLLM else "") + cmd
         how = ("air-gapped: copy the checkpoint into the Hugging Face cache from a connected machine "
                "(hf download, then move the cache) or pass a local directory instead of the repository")
     return cmd, "; ".join(x for x in (note, how) if x)

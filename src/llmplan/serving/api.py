@@ -151,7 +151,7 @@ def check_simulation_size(req: ServeRequest, w: Workload, max_bytes: int | None 
 def simulate(req: ServeRequest, cat: Catalog, dask_address: str | None = None, processes: int = 1,
              max_bytes: int | None = None) -> dict[str, Any]:
     d = resolve(req, cat)
-    w, _ = stated_load(_workload(req, cat), d.model)  # a workload that states the model's thinking adds it
+    w, note = stated_load(_workload(req, cat), d.model)  # a workload that states the model's thinking adds it
     check_simulation_size(req, w, max_bytes)
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     n = req.num_requests
@@ -163,7 +163,7 @@ def simulate(req: ServeRequest, cat: Catalog, dask_address: str | None = None, p
         raise LlmplanError("the workload generated no requests")
     c = simulate_cluster(spec, reqs, req.replicas, req.router, req.sample_s, dask_address, processes)
     out = summarize(c, w.slo)
-    out["deployment"] = _describe(d, spec, req)
+    out["deployment"] = _describe(d, spec, req, note)
     out.update(offered_load(d, cat, spec, w, req.replicas))
     series = dict(c.series)
     series.update(_latency_series(c, c.sample_s, len(series["t_s"])))
@@ -205,8 +205,9 @@ def _latency_series(c, sample_s: float, length: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _describe(d: Deployment, spec: ReplicaSpec, req: ServeRequest) -> dict[str, Any]:
-    return {"model": d.model_source, "gpu": d.accelerator.id, "engine": d.engine.id, "precision": d.weight_format.id,
+def _describe(d: Deployment, spec: ReplicaSpec, req: ServeRequest, note: str | None) -> dict[str, Any]:
+    return {"workload_note": note,
+            "model": d.model_source, "gpu": d.accelerator.id, "engine": d.engine.id, "precision": d.weight_format.id,
             "num_gpus_per_replica": d.layout.num_gpus, "tp": d.layout.tp, "pp": d.layout.pp,
             "replicas": req.replicas, "router": req.router, "seed": req.seed,
             "max_num_seqs": spec.limits.max_num_seqs, "max_num_batched_tokens": spec.limits.max_num_batched_tokens,
@@ -293,13 +294,13 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
     from ..perf.feasibility import layout_infeasible
 
     d = resolve(req, cat)
-    w, _ = stated_load(_workload(req, cat), d.model)  # a workload that states the model's thinking adds it
+    w, note = stated_load(_workload(req, cat), d.model)  # a workload that states the model's thinking adds it
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     lam = peak_rate(w, cat)
     model = replica_model(d, cat, spec, w)
     mu = float(np.asarray(model.requests_s)[0])
     no = {"feasible": False, "peak_rate_per_s": lam, "replica_capacity_req_s": mu,
-          "deployment": _describe(d, spec, req)}
+          "deployment": _describe(d, spec, req, note)}
     why = layout_infeasible(d, cat, w.lengths("input").mean, w.lengths("output").mean,
                             float(spec.limits.max_num_batched_tokens), w.slo) or alone_too_slow(model, w.slo)
     if why:
@@ -342,7 +343,7 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
         "replicas_needed_at_least": floor, "headroom_pct": 100 * (hi * mu / lam - 1),
         "utilisation_by_hour_pct": util, "mean_utilisation_pct": float(np.mean(util)), "at_peak": tried[hi],
         "one_fewer": tried.get(hi - 1), "simulations": len(tried), "check_requests": checks[hi]["requests"],
-        "check": checks[hi], "deployment": _describe(d, spec, req) | {"replicas": hi},
+        "check": checks[hi], "deployment": _describe(d, spec, req, note) | {"replicas": hi},
     }
 
 

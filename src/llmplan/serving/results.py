@@ -38,6 +38,8 @@ class ServeDeployment(Result):
     max_num_seqs: int
     max_num_batched_tokens: int
     kv_capacity_tokens: int
+    workload_note: str | None = Field(default=None, description="how the workload was read for this model (a "
+                                      "model that thinks, with no thinking_tokens stated)")
 
 
 class RunSummary(Result):
