@@ -418,3 +418,22 @@ def test_a_workload_that_states_thinking_adds_it_to_what_the_model_generates(tmp
     cap = capacity(ServeRequest(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", gpu="h100-sxm", workload="chat",
                                 requests_per_day=2000), CAT)
     assert "thinks before it answers" in cap["deployment"]["workload_note"]
+
+
+def test_one_token_answers_hold_no_tpot_limit(tmp_path):
+    """Classification-like loads (one output token) have no TPOT: a TPOT limit in the SLO holds vacuously in the
+    simulator, the latency floor and the analytic sizing (they were reported impossible with 128 replicas)."""
+    from llmplan.planner import parse_scenario
+    from llmplan.planner.report import run
+    from llmplan.serving.api import ServeRequest, capacity
+
+    (tmp_path / "w.yaml").write_text("input_tokens: 2000\noutput_tokens: 1\nrequests_per_day: 200000\n"
+                                     "profile: flat\nslo: {ttft_p95_ms: 1000, tpot_p95_ms: 50}\n")
+    cap = capacity(ServeRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm",
+                                workload=str(tmp_path / "w.yaml")), CAT)
+    assert cap["feasible"] and cap["at_peak"]["slo"]["tpot_p95_ms"] == {"limit": 50, "value": None, "ok": True}
+    doc = {"workload": {"requests_per_day": 200000, "profile": "flat", "input_tokens": 2000, "output_tokens": 1,
+                        "slo": {"ttft_p95_ms": 1000, "tpot_p95_ms": 50}},
+           "models": ["meta-llama/Llama-3.1-8B-Instruct"], "hardware": ["h100-sxm"], "precisions": ["bf16"],
+           "alternatives": [], "policy": {"deployment": ["on_prem"]}}
+    assert run(parse_scenario(doc), CAT)["recommendation"] is not None

@@ -37,6 +37,7 @@ class LatencyFloor:
     tpot_ms: float
     e2e_ms: float
     tpot_bound: str  # what bounds the batch-1 decode step: memory, compute, interconnect or overhead
+    decodes: bool = True  # a token follows the first (else no TPOT limit applies)
 
 
 def latency_floor(s: StageShape, m: Machine, e: Efficiency, input_len: float, output_len: float,
@@ -51,14 +52,14 @@ def latency_floor(s: StageShape, m: Machine, e: Efficiency, input_len: float, ou
     ttft = 1e3 * float(np.asarray(alone.ttft_s))
     tpot = 1e3 * float(np.max(step.total))
     return LatencyFloor(ttft_ms=ttft, tpot_ms=tpot, e2e_ms=ttft + max(output_len - 1, 0) * tpot,
-                        tpot_bound=max(shown, key=lambda k: shown[k]))
+                        tpot_bound=max(shown, key=lambda k: shown[k]), decodes=output_len > 1)
 
 
 def infeasible_reason(floor: LatencyFloor, slo: Slo | None) -> str | None:
     """Why no number of replicas of this layout meets `slo`, or None when the floor is within it."""
     if slo is None:
         return None
-    checks = [("TPOT", floor.tpot_ms, p) for p in (50, 95, 99)]
+    checks = [("TPOT", floor.tpot_ms, p) for p in (50, 95, 99)] if floor.decodes else []
     checks += [("TTFT", floor.ttft_ms, p) for p in (95, 99)] + [("E2E", floor.e2e_ms, p) for p in (95, 99)]
     for metric, ms, p in checks:
         limit = getattr(slo, f"{metric.lower()}_p{p}_ms")

@@ -416,8 +416,14 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
 
     tpot_k = _skewed_tail(tpot_mean, sd, skew)
 
+    # TPOT exists for the answers longer than one token: its tail is over those (none: nothing exceeds a limit)
+    has_tpot = (o > 1) * WEIGHTS
+    share = float(has_tpot.sum())
+
     def tpot_tail(t):  # t: (R,)
-        return np.where(stable[:, 0], tpot_k(t[:, None]) @ WEIGHTS, 1.0)
+        if share <= 0:
+            return np.where(stable[:, 0], 0.0, 1.0)
+        return np.where(stable[:, 0], tpot_k(t[:, None]) @ has_tpot / share, 1.0)
 
     ttft_mean = np.where(stable, wq_all + _wmean(ttft_k), np.inf)
     e2e_k = np.where(stable, np.where(stable, ttft_mean, 0.0) + np.maximum(o - 1, 0.0)[None, :]
