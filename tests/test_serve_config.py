@@ -15,7 +15,8 @@ from llmplan.specs import FitRequest, resolve
 # llama.cpp tools/server/README.md)
 FLAGS = {
     "vllm": {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-model-len", "--quantization", "--dtype",
-             "--enable-expert-parallel", "--gpu-memory-utilization", "--max-num-seqs", "--kv-cache-dtype"},
+             "--enable-expert-parallel", "--gpu-memory-utilization", "--max-num-seqs", "--kv-cache-dtype",
+             "--reasoning-parser"},
     "sglang": {"--model-path", "--tp", "--pp-size", "--context-length", "--quantization", "--mem-fraction-static",
                "--max-running-requests", "--kv-cache-dtype", "--host"},
     "trtllm-serve": {"--backend", "--tp_size", "--pp_size", "--max_seq_len", "--kv_cache_free_gpu_memory_fraction",
@@ -287,3 +288,13 @@ def test_vllm_on_gaudi_resolves_to_its_plugin_and_llama_cpp_has_no_gaudi_backend
     with pytest.raises(LlmplanError, match="llamacpp does not run on gaudi3"):
         resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="gaudi3", engine="llamacpp",
                            precision="q4_k_m"), cat)
+
+
+def test_a_thinking_model_gets_its_reasoning_parser_on_vllm(cat):
+    """vLLM returns a reasoning model's trace apart from its answer only with the model series' parser
+    (docs.vllm.ai features/reasoning_outputs); a model that answers directly gets none."""
+    for model, parser in (("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek_r1"), ("Qwen/Qwen3-8B", "qwen3")):
+        w = words(cmd_of(cat, model, "h100-sxm", "bf16"))
+        assert w[w.index("--reasoning-parser") + 1] == parser
+        check_flags(cmd_of(cat, model, "h100-sxm", "bf16"))
+    assert "--reasoning-parser" not in cmd_of(cat, "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16")

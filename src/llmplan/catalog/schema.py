@@ -415,6 +415,8 @@ class Model(Entry):
         default=None, description="the model thinks (writes a reasoning trace) before its answer: always, or by "
         "default with a per-request switch to turn it off (`reasoning_off` says how); None: it answers directly")
     reasoning_off: str | None = Field(default=None, description="how a client turns thinking off (switchable)")
+    reasoning_parser: str | None = Field(default=None, description="vLLM's --reasoning-parser for the model's trace "
+                                         "(it returns the trace apart from the answer)")
     checkpoints: tuple[Checkpoint, ...] = Field(
         default=(), description="quantized or renamed checkpoints of this architecture"
     )

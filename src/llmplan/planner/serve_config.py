@@ -6,7 +6,8 @@ an FP8, AWQ, GPTQ or GGUF repository) where one exists, and otherwise a local di
 to produce ("quantize it yourself with …") rather than an invented repository. Flags are the ones each
 engine's CLI documents for that checkpoint:
 
-- vLLM ``vllm serve`` (https://docs.vllm.ai/en/latest/cli/serve.html): a pre-quantized checkpoint carries its
+- vLLM ``vllm serve`` (https://docs.vllm.ai/en/latest/cli/serve.html): a model that thinks gets its
+  ``--reasoning-parser`` (the catalog's ``reasoning_parser``); a pre-quantized checkpoint carries its
   ``quantization_config`` and is detected; ``--quantization fp8`` only quantizes a 16-bit checkpoint on load
   (https://docs.vllm.ai/en/latest/features/quantization/fp8.html) and is never given with a pre-quantized or
   MXFP4 checkpoint. Gaudi FP8 goes through Intel Neural Compressor: ``--quantization inc --kv-cache-dtype
@@ -118,6 +119,8 @@ def _vllm(d: Deployment, model: str, on_load: bool, context_tokens: int) -> list
         args += ["--dtype", "bfloat16" if fmt == "bf16" else "float16"]
     if d.model.moe is not None and tp * pp > 1:
         args += ["--enable-expert-parallel"]
+    if d.engine.id == "vllm" and d.model.reasoning_parser:  # the trace returned apart from the answer
+        args += ["--reasoning-parser", d.model.reasoning_parser]
     return args
 
 
