@@ -533,3 +533,13 @@ def test_request_errors_say_how_to_fix_them(client):
     r = client.post("/api/estimate", json={"model": "llama-3.1-8b", "gpu": "l40s", "input_tokens": 10,
                                            "output_tokens": 5, "concurrency": 3, "request_rate": 1})
     assert r.status_code == 422 and r.json()["error"].startswith("give concurrency")
+
+
+@pytest.mark.parametrize("url", ["/api/runs?offset=0.0", "/api/runs?limit=2.5", "/api/scenarios?offset=%201",
+                                 "/api/runs?scenario_id=1.0", "/api/runs/1.0", "/api/scenarios?limit=%EF%BC%91"])
+def test_whole_numbers_in_urls_are_digits_only(client, url):
+    """The fuzzer's find: pydantic's lax int parsing took offset=0.0 (and ' 1', a full-width digit) and answered
+    200; a number in a URL is now digits only, else a 422 with a JSON body."""
+    r = client.get(url)
+    assert r.status_code == 422, (url, r.status_code, r.text)
+    assert client.get("/api/runs?offset=0&limit=5").status_code == 200

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Path as PathParam
 from fastapi import Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from .. import __version__
 from ..errors import LlmplanError
@@ -30,12 +30,23 @@ log = logging.getLogger("llmplan.web")
 KINDS = ovr.KINDS
 MAX_SCENARIO_VALUES = 100_000  # a scenario has a few dozen
 MAX_DB_ID = 2**31 - 1  # the largest key the store holds (INTEGER: 32 bits on PostgreSQL)
-DbId = Annotated[int, PathParam(ge=1, le=MAX_DB_ID)]
-VersionQ = Annotated[int, Query(ge=1, le=MAX_DB_ID)]
+
+
+def _whole(v: Any) -> Any:
+    """A whole number in a URL is digits only: pydantic's lax parsing would take '0.0' or ' 1' for an int."""
+    if isinstance(v, str) and not (v.isascii() and v.isdigit()):
+        raise ValueError("a whole number (digits only)")
+    return v
+
+
+Whole = BeforeValidator(_whole)
+DbId = Annotated[int, PathParam(ge=1, le=MAX_DB_ID), Whole]
+VersionQ = Annotated[int, Query(ge=1, le=MAX_DB_ID), Whole]
+IdQ = Annotated[int | None, Query(ge=1, le=MAX_DB_ID), Whole]
 MAX_PAGE = 1000  # the most items one list answer holds
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"items per page (at most {MAX_PAGE:,}); the "
-                                                             "X-Total-Count header says how many there are")]
-Offset = Annotated[int, Query(ge=0, le=MAX_DB_ID, description="items to skip")]
+                                                             "X-Total-Count header says how many there are"), Whole]
+Offset = Annotated[int, Query(ge=0, le=MAX_DB_ID, description="items to skip"), Whole]
 PAGED: dict[int | str, dict[str, Any]] = {
     200: {"headers": {"X-Total-Count": {"description": "how many items there are in all pages",
                                         "schema": {"type": "integer", "minimum": 0}}}}}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 
 from ...errors import LlmplanError
 from ...planner.scenario import Scenario
 from .. import overrides as ovr
-from ..context import MAX_DB_ID, Context, DbId, ScenarioIn, VersionQ, scenario_from
+from ..context import Context, DbId, IdQ, ScenarioIn, VersionQ, scenario_from
 from ..responses import EXACT, PlanResponse
 from ..tasks import check_search_size
 
@@ -56,7 +56,7 @@ def router(ctx: Context) -> APIRouter:
         return await plan_now(request, s, doc, ov, sid, v)
 
     @r.post("/api/jobs/plan", status_code=202)
-    async def plan_job(body: ScenarioIn, scenario_id: Annotated[int | None, Query(ge=1, le=MAX_DB_ID)] = None,
+    async def plan_job(body: ScenarioIn, scenario_id: IdQ = None,
                        version: VersionQ | None = None) -> dict[str, Any]:
         """Start a plan in the background; poll `status_url` for its queue position, progress and run.
         With `scenario_id` and `version`, the body is that saved version's YAML and the run is kept

@@ -17,7 +17,7 @@ from ...errors import LlmplanError
 from ...planner.scenario import parse_scenario
 from ...specs import NAME_MAX_CHARS
 from ...store.db import NotFound
-from ..context import MAX_DB_ID, PAGED, Context, DbId, Limit, Offset
+from ..context import PAGED, Context, DbId, IdQ, Limit, Offset
 
 FORMATS = ("html", "md", "json", "csv", "pdf")
 CSV_COLUMNS = ["rank", "id", "deployment", "model", "precision", "hardware", "engine", "num_gpus", "servers", "tp",
@@ -29,7 +29,7 @@ def router(ctx: Context) -> APIRouter:
     r = APIRouter()
 
     @r.get("/api/runs", responses=PAGED)
-    def runs(response: Response, scenario_id: Annotated[int | None, Query(ge=1, le=MAX_DB_ID)] = None,
+    def runs(response: Response, scenario_id: IdQ = None,
              limit: Limit = 100, offset: Offset = 0) -> list[dict[str, Any]]:
         """Runs, newest first, a page at a time (`limit`, `offset`); `X-Total-Count` is how many there are.
         Each item is the run's summary (no result, no report)."""
