@@ -536,10 +536,12 @@ def test_request_errors_say_how_to_fix_them(client):
 
 
 @pytest.mark.parametrize("url", ["/api/runs?offset=0.0", "/api/runs?limit=2.5", "/api/scenarios?offset=%201",
-                                 "/api/runs?scenario_id=1.0", "/api/runs/1.0", "/api/scenarios?limit=%EF%BC%91"])
+                                 "/api/runs?scenario_id=1.0", "/api/runs/1.0", "/api/scenarios?limit=%EF%BC%91",
+                                 "/api/scenarios?archived=1", "/api/scenarios?archived=yes"])
 def test_whole_numbers_in_urls_are_digits_only(client, url):
     """The fuzzer's find: pydantic's lax int parsing took offset=0.0 (and ' 1', a full-width digit) and answered
-    200; a number in a URL is now digits only, else a 422 with a JSON body."""
+    200; a number in a URL is now digits only, a flag true or false, else a 422 with a JSON body."""
     r = client.get(url)
     assert r.status_code == 422, (url, r.status_code, r.text)
     assert client.get("/api/runs?offset=0&limit=5").status_code == 200
+    assert client.get("/api/scenarios?archived=true").status_code == 200

@@ -40,6 +40,17 @@ def _whole(v: Any) -> Any:
 
 
 Whole = BeforeValidator(_whole)
+
+
+def _flag(v: Any) -> Any:
+    """A flag in a URL is true or false: pydantic's lax parsing would also take 1, 0, yes, off …"""
+    if isinstance(v, str) and v.lower() not in ("true", "false"):
+        raise ValueError("true or false")
+    return v
+
+
+Flag = BeforeValidator(_flag)
+FlagQ = Annotated[bool, Query(description="true or false"), Flag]
 DbId = Annotated[int, PathParam(ge=1, le=MAX_DB_ID), Whole]
 VersionQ = Annotated[int, Query(ge=1, le=MAX_DB_ID), Whole]
 IdQ = Annotated[int | None, Query(ge=1, le=MAX_DB_ID), Whole]

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from ...errors import LlmplanError
 from .. import overrides as ovr
-from ..context import Context, EntryId, Kind, OverrideState, table
+from ..context import Context, EntryId, Flag, Kind, OverrideState, table
 
 
 def router(ctx: Context) -> APIRouter:
@@ -33,8 +33,8 @@ def router(ctx: Context) -> APIRouter:
 
     @r.post("/api/overrides/{kind}", status_code=201)
     def override_add(kind: Kind, entry: dict[str, Any] = Body(...),
-                     replace: Annotated[bool, Query(description="allow replacing a built-in entry of this id")]
-                     = False) -> dict[str, Any]:
+                     replace: Annotated[bool, Query(description="allow replacing a built-in entry of this id"),
+                                        Flag] = False) -> dict[str, Any]:
         """Store a user catalog entry: the catalog schema of its kind, the id grammar, at most 64 KiB and
         200 overrides; replacing a built-in entry needs ?replace=true; a name another entry has is refused (409)."""
         table(kind)

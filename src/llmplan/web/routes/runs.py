@@ -17,7 +17,7 @@ from ...errors import LlmplanError
 from ...planner.scenario import parse_scenario
 from ...specs import NAME_MAX_CHARS
 from ...store.db import NotFound
-from ..context import PAGED, Context, DbId, IdQ, Limit, Offset
+from ..context import PAGED, Context, DbId, FlagQ, IdQ, Limit, Offset
 
 FORMATS = ("html", "md", "json", "csv", "pdf")
 CSV_COLUMNS = ["rank", "id", "deployment", "model", "precision", "hardware", "engine", "num_gpus", "servers", "tp",
@@ -49,7 +49,7 @@ def router(ctx: Context) -> APIRouter:
 
     @r.get("/api/runs/{rid}/report.{fmt}")
     async def run_report(rid: DbId, fmt: Annotated[str, PathParam(max_length=8)], request: Request,
-                         download: bool = False) -> Response:
+                         download: FlagQ = False) -> Response:
         """html, md, json, csv or pdf. `?download=true`: the HTML as one self-contained file (the chart
         library inline). The PDF is rendered (in the pool, under the budget) once per run and kept."""
         if fmt not in FORMATS:

@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse, Response
 from ...errors import LlmplanError
 from ...names import name_key
 from .. import overrides as ovr
-from ..context import PAGED, Context, DbId, Limit, Offset, ScenarioIn, VersionQ, scenario_from
+from ..context import PAGED, Context, DbId, FlagQ, Limit, Offset, ScenarioIn, VersionQ, scenario_from
 
 
 def router(ctx: Context) -> APIRouter:
@@ -33,7 +33,7 @@ def router(ctx: Context) -> APIRouter:
         return scenario_from(body, ctx.overrides().catalog)[2]
 
     @r.get("/api/scenarios", responses=PAGED)
-    def scenarios(response: Response, archived: bool = False, limit: Limit = 100, offset: Offset = 0
+    def scenarios(response: Response, archived: FlagQ = False, limit: Limit = 100, offset: Offset = 0
                   ) -> list[dict[str, Any]]:
         """Saved scenarios, oldest first, a page at a time (`limit`, `offset`); `X-Total-Count` is how many
         there are. The store keeps at most LLMPLAN_MAX_SCENARIOS (archived ones included)."""
