@@ -264,8 +264,7 @@ def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoin
     if at_version and req.engine_version and version_key(at_version) != version_key(req.engine_version):
         raise LlmplanError(f"engine {req.engine!r} and engine_version {req.engine_version!r} disagree; give one")
     named = cat.engine(base_name)
-    plugin = next((p for p in cat.engines if p.plugin_of == named.id and acc.family in p.accelerators), None) \
-        if not named.runs_on(acc.family) else None
+    plugin = hardware_plugin(named, acc.family, cat)
     if plugin is not None:  # the engine runs on this family through its hardware plugin (vLLM on Gaudi)
         engine, profile = select_profile(plugin, None)
     elif engine_hint is not None and not (at_version or req.engine_version):
@@ -382,6 +381,14 @@ def row_engine_version(notes: str) -> tuple[str | None, str | None]:
         version = named.group(1) if named else None
     d = _NOTE_DATE.search(notes or "")
     return version, (d.group(1) if d else None)
+
+
+def hardware_plugin(engine: Engine, family: str, cat: Catalog) -> Engine | None:
+    """The entry that runs `engine` on accelerator `family` through a hardware plugin (catalog `plugin_of`:
+    vLLM on Gaudi), where the engine itself has no backend there; else None."""
+    if engine.runs_on(family):
+        return None
+    return next((p for p in cat.engines if p.plugin_of == engine.id and family in p.accelerators), None)
 
 
 def split_engine(name: str) -> tuple[str, str | None]:

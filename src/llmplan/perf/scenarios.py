@@ -115,7 +115,7 @@ def _at(s, m, e, c, i, o, chunk, lumps=False, closed=False):
     their last answer (:func:`closed_prompts`) rather than independent arrivals."""
     # decodes go first and a step holds at most `chunk` tokens: prompt tokens beyond the rest of the budget
     # wait for later steps (their time shows in the TTFT, through the bound of :func:`prompts_floor_s`)
-    per_step = np.minimum((closed_prompts if closed else open_prompts)(c, i, o), step_room(c, chunk))
+    per_step = step_prompts(c, i, o, chunk, closed)
     tpot = lumpy_step_s(s, m, e, c, i, o, chunk, per_step) if lumps else mixed_step(s, m, e, c, i, o, per_step).total
     ttft, _, _ = prefill_time(s, m, e, i, 0.0, chunk, batch_decode=np.maximum(c - 1, 0.0),
                               decode_context=i + np.maximum(o, 1.0) / 2)
@@ -129,6 +129,12 @@ def step_room(decoding, chunk):
     first; a step holds at most `chunk` tokens, and at least a quarter of it goes to prompts, as in
     :func:`prefill_time`)."""
     return np.maximum(chunk - decoding, np.maximum(chunk / 4, 1.0))
+
+
+def step_prompts(c, i, o, chunk, closed=False):
+    """Prompt tokens a decode step carries with `c` sequences decoding: :func:`closed_prompts` (or
+    :func:`open_prompts`), at most the room the step's budget leaves (:func:`step_room`)."""
+    return np.minimum((closed_prompts if closed else open_prompts)(c, i, o), step_room(c, chunk))
 
 
 def prompts_floor_s(s: StageShape, m: Machine, e: Efficiency, count, input_len, output_len=1.0, chunk=np.inf):
@@ -168,7 +174,7 @@ def closed_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, ou
     ttft_client = np.where((clients > running) | prefill_bound, cycle - np.maximum(o - 1, 0.0) * tpot, ttft)
     return LoadResult(ttft_client, tpot, ttft_client + np.maximum(o - 1, 0.0) * tpot, req_s, req_s * o,
                       req_s * (i + o), running, clients > running,
-                      np.minimum(closed_prompts(running, i, o), step_room(running, chunk)))
+                      step_prompts(running, i, o, chunk, closed=True))
 
 
 def lockstep_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, output_len, limit,
@@ -196,7 +202,7 @@ def lockstep_loop(s: StageShape, m: Machine, e: Efficiency, clients, input_len, 
     ttft_client = np.where(clients > running, clients / req_s - np.maximum(o - 1, 0.0) * tpot, ttft)
     mine = LoadResult(ttft_client, tpot, ttft_client + np.maximum(o - 1, 0.0) * tpot, req_s, req_s * o,
                       req_s * (i + o), running, clients > running,
-                      np.minimum(open_prompts(running, i, o), step_room(running, chunk)))
+                      step_prompts(running, i, o, chunk))
     uniform = closed_loop(s, m, e, clients, i, o, limit, chunk, lumps=True)
     wave = heavy < np.maximum(o, 1.0)
     return LoadResult(**{f: np.where(wave, getattr(mine, f), getattr(uniform, f)) for f in mine.__dataclass_fields__})
@@ -234,4 +240,4 @@ def open_loop(s: StageShape, m: Machine, e: Efficiency, rate, input_len, output_
                     np.asarray(num_requests, dtype=float) / 2 * (1 / mu - 1 / np.maximum(rate, 1e-12)), 0.0)
     wait = np.where(np.isfinite(wait), wait, 0.0)
     return LoadResult(ttft + wait, tpot, e2e + wait, served, served * o, served * (i + o), c, saturated,
-                      np.minimum(open_prompts(c, i, o), step_room(c, chunk)))
+                      step_prompts(c, i, o, chunk))

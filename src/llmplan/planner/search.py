@@ -29,7 +29,7 @@ from ..perf.scenarios import closed_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
 from ..serving.workload import Workload, days_per_year, for_model, hourly_weights, preset, thinks
-from ..specs import Deployment, FitRequest, resolve, weight_only_kernel
+from ..specs import Deployment, FitRequest, hardware_plugin, resolve, weight_only_kernel
 from ..units import fmt_sig
 from . import policy as pol
 from . import quality as qual
@@ -477,13 +477,11 @@ def _engines_on(engines: list[Engine], a: Accelerator, cat: Catalog) -> list[Eng
     hardware plugin for that family (catalog `plugin_of`), unless the scenario names the plugin too."""
     out: list[Engine] = []
     for eng in engines:
-        if not eng.runs_on(a.family):
-            plugin = next((p for p in cat.engines if p.plugin_of == eng.id and a.family in p.accelerators), None)
-            if plugin is not None:
-                if plugin not in engines:
-                    out.append(plugin)
-                continue
-        out.append(eng)
+        plugin = hardware_plugin(eng, a.family, cat)
+        if plugin is None:
+            out.append(eng)
+        elif plugin not in engines:
+            out.append(plugin)
     return out
 
 
