@@ -203,7 +203,7 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     per_day = w.requests_per_day if w.requests_per_day is not None else (w.rate_per_s or 0) * 86400
     rate_h = per_day * weights / 3600
     replicas, plan = _replicas(req, cat, float(rate_h.max()), mu, processes)
-    need_h = np.where(rate_h > 0, np.ceil(rate_h / mu), 0)
+    need_h = on_demand_replicas(rate_h, mu)
     i_mean, o_mean = given.lengths("input").mean, given.lengths("output").mean
     days = days_per_year(w, cat)  # the days a year that carry this day's load (office hours: working days)
     in_tok_year = per_day * days * i_mean
@@ -228,10 +228,8 @@ def tco(req: TcoRequest, cat: Catalog, processes: int = 1) -> dict[str, Any]:
     rented_gpus = (replicas + spares) * d.layout.num_gpus
     alts = []
     if "cloud_gpu" in req.alternatives:
-        # on demand, the spares the availability asks for are rented in the hours with load, as the planner does
-        with_spares = np.where(rate_h > 0, need_h + spares, 0)
-        alts += cloud_alternatives(d, cat, rented_gpus, with_spares, days, req.finance.horizon_years, months,
-                                   owned_cum, per_m)
+        alts += cloud_alternatives(d, cat, rented_gpus, on_demand_replicas(rate_h, mu, spares), days,
+                                   req.finance.horizon_years, months, owned_cum, per_m)
     if "api" in req.alternatives:
         api = api_alternatives(d, cat, req.api_ids, in_tok_year, billed_out_year, req.finance.horizon_years, months,
                                owned_cum, per_m)
@@ -309,6 +307,12 @@ def _offer_price(o: CloudOffer, kind: str) -> float | None:
 
 
 PRICINGS = (("on_demand", False), ("spot", False), ("1y", True), ("3y", True))
+
+
+def on_demand_replicas(rate_h: np.ndarray, per_replica_req_s: float, spares: int = 0) -> np.ndarray:
+    """Replicas rented on demand each hour of a loaded day: those the hour's rate needs plus the spares the
+    availability asks for, none in an hour without load (a profile's idle days rent nothing at all)."""
+    return np.where(rate_h > 0, np.ceil(rate_h / per_replica_req_s) + spares, 0)
 
 
 def cloud_alternatives(d: Deployment, cat: Catalog, gpus: int, need_h: np.ndarray, days: float, horizon: float,

@@ -18,7 +18,7 @@ from ..catalog import Catalog
 from ..catalog.schema import Accelerator, Engine, Model, QuantFormat
 from ..cost.model import HOURS_PER_YEAR, api_cost, onprem
 from ..cost.ownership import buy, configurations, fleet_load
-from ..cost.tco import Finance, bought_note, cost_lines, purchase_summary
+from ..cost.tco import Finance, bought_note, cost_lines, on_demand_replicas, purchase_summary
 from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
 from ..perf.efficiency import deployment_efficiency, slower
@@ -880,8 +880,7 @@ def _cloud(owned: list[Option], s: Scenario, cat: Catalog, policy, rate_h: np.nd
         per_replica = o.details["per_replica_req_s"]
         serving = o.details.get("serving_replicas", o.replicas)
         spares = o.details.get("rented_spare_replicas", o.replicas - serving)
-        # on demand: the replicas each hour needs and the spares, on the days with load (none rented on the others)
-        need_h = np.where(rate_h > 0, np.ceil(rate_h / per_replica) + spares, spares)
+        need_h = on_demand_replicas(rate_h, per_replica, spares)  # on the days with load
         gpu_per_replica = o.num_gpus // max(o.replicas, 1)
         used_hours = float(need_h.sum() * days * gpu_per_replica)
         committed_gpus = (math.ceil(float(rate_h.max()) / per_replica) + spares) * gpu_per_replica
