@@ -819,12 +819,19 @@ def test_the_why_says_which_option_survives_a_failed_gpu(results):
     assert any(x.startswith("With one GPU failed, this option still carries the peak") for x in ia)
 
 
-def test_a_country_field_reads_an_unquoted_no_as_norway(cat):
-    """YAML 1.1 turns an unquoted NO into false; in a country field that can only be Norway."""
-    p = parse_scenario(yaml.safe_load("policy: {buyer_country: NO, data_residency: [NO, SE]}\n"
+def test_a_country_field_says_how_to_write_norway(cat):
+    """YAML 1.1 turns an unquoted NO into false: a country field says so (and how to quote it) instead of 'not a
+    valid string', and never reads a boolean as a country; quoted, Norway is in the EEA, not the EU, so Llama 4's
+    exclusion does not reach it."""
+    from llmplan.errors import SpecError
+
+    with pytest.raises(SpecError, match="write it in quotes, 'NO'"):
+        parse_scenario(yaml.safe_load("policy: {buyer_country: NO}\nworkload: {requests_per_day: 1000}"))
+    with pytest.raises(SpecError, match="not true/false"):
+        parse_scenario({"policy": {"data_residency": [False, "EU"]}, "workload": {"requests_per_day": 1000}})
+    p = parse_scenario(yaml.safe_load("policy: {buyer_country: 'NO', data_residency: ['NO', SE]}\n"
                                       "workload: {requests_per_day: 1000}")).policy
     assert p.buyer_country == "NO" and p.data_residency == ["NO", "SE"]
-    v = pol.model_rule(cat.model("meta-llama/Llama-4-Scout-17B-16E-Instruct"), p, cat)
-    assert v.ok  # Norway is in the EEA, not the EU: Llama 4's exclusion does not reach it
+    assert pol.model_rule(cat.model("meta-llama/Llama-4-Scout-17B-16E-Instruct"), p, cat).ok
     v = pol.model_rule(cat.model("meta-llama/Llama-4-Scout-17B-16E-Instruct"), Policy(buyer_country="DE"), cat)
     assert not v.ok and v.reasons[0].startswith("licence territory:")

@@ -298,3 +298,24 @@ def test_a_thinking_model_gets_its_reasoning_parser_on_vllm(cat):
         assert w[w.index("--reasoning-parser") + 1] == parser
         check_flags(cmd_of(cat, model, "h100-sxm", "bf16"))
     assert "--reasoning-parser" not in cmd_of(cat, "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16")
+
+
+def test_a_serve_line_stays_one_code_span_in_the_reports(cat):
+    """Attacker review: a backtick in catalog text (a stored override's reasoning_off or reasoning_parser)
+    closed the serve line's code span, so report.md/report.html carried a link and a remote image. The span's
+    fence outgrows any backtick run and line breaks or bidi characters show as escapes; the catalog refuses
+    control characters in that text and a parser name outside [A-Za-z0-9_.-]."""
+    from pydantic import ValidationError
+
+    from llmplan.catalog.schema import Model
+    from llmplan.planner.report import code_span, md_html
+
+    cmd = "vllm serve x  # clients turn it off per request` [link](http://evil.example/x) ![i](http://e.x/i.png) `"
+    html = md_html(f"- serve: {code_span(cmd + chr(10) + 'rm -rf ~' + chr(0x202e))}")
+    assert "<a " not in html and "<img" not in html and "\\u000a" in html and "\\u202e" in html
+    assert html.count("<code>") == 1
+    base = cat.model("Qwen/Qwen3-8B").model_dump()
+    for field, bad in (("reasoning_parser", "qwen3` [x](http://e.x)"), ("reasoning_off", "per request\n[x](http://e)"),
+                       ("reasoning_off", "off \u202e"), ("license_excludes", ["EU\n"])):
+        with pytest.raises(ValidationError):
+            Model(**{**base, field: bad})

@@ -545,3 +545,18 @@ def test_whole_numbers_in_urls_are_digits_only(client, url):
     assert r.status_code == 422, (url, r.status_code, r.text)
     assert client.get("/api/runs?offset=0&limit=5").status_code == 200
     assert client.get("/api/scenarios?archived=true").status_code == 200
+
+
+@pytest.mark.parametrize("field, value", [("thinking_tokens", -1), ("thinking_tokens", 0), ("input_tokens", -1),
+                                          ("output_tokens", 2 ** 64), ("days_per_year", 5e-324),
+                                          ("thinking_off", "yes")])
+def test_token_counts_and_days_are_bounded_before_any_work(client, field, value):
+    """Attacker review: unbounded token counts reached Lengths deep in the planner (500, and a stored scenario
+    that could never run); a vanishing days_per_year made the cost per token infinite (500 after a saved run)."""
+    before = client.get("/api/runs").json()
+    body = {"scenario": {"workload": {"requests_per_day": 20000, field: value},
+                         "models": ["meta-llama/Llama-3.1-8B-Instruct"], "hardware": ["h100-sxm"]}}
+    r = client.post("/api/plan", json=body)
+    assert 400 <= r.status_code < 500 and field in r.json()["error"], (r.status_code, r.text)
+    assert client.post("/api/scenarios/validate", json=body).json()["ok"] is False
+    assert client.get("/api/runs").json() == before

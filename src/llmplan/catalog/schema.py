@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from typing import Annotated, Literal
+import unicodedata
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -415,8 +416,9 @@ class Model(Entry):
         default=None, description="the model thinks (writes a reasoning trace) before its answer: always, or by "
         "default with a per-request switch to turn it off (`reasoning_off` says how); None: it answers directly")
     reasoning_off: str | None = Field(default=None, description="how a client turns thinking off (switchable)")
-    reasoning_parser: str | None = Field(default=None, description="vLLM's --reasoning-parser for the model's trace "
-                                         "(it returns the trace apart from the answer)")
+    reasoning_parser: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="vLLM's "
+                                         "--reasoning-parser for the model's trace (it returns the trace apart from "
+                                         "the answer)")
     checkpoints: tuple[Checkpoint, ...] = Field(
         default=(), description="quantized or renamed checkpoints of this architecture"
     )
@@ -444,6 +446,15 @@ class Model(Entry):
     total_params: float = Field(gt=0, description="parameters as published (model card / safetensors), count")
     active_params: float | None = Field(default=None, gt=0, description="parameters used per token (MoE), count")
     config_source: str = Field(description="URL of the config.json the architecture is taken from")
+
+    @field_validator("reasoning_off", "license_excludes")
+    @classmethod
+    def _printable(cls, v: Any) -> Any:
+        """Text that reaches reports and serve lines: no control or format characters (line breaks, bidi)."""
+        for text in ([v] if isinstance(v, str) else v or ()):
+            if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text):
+                raise ValueError("no control or format characters (line breaks, bidi overrides)")
+        return v
 
     @model_validator(mode="after")
     def _sane(self) -> Model:
@@ -990,7 +1001,7 @@ class WorkloadPreset(Entry):
     slo: Slo | None = None
     profile: str | None = None
     hourly_weights: tuple[float, ...] | None = None
-    days_per_year: float | None = Field(default=None, gt=0, le=366, description="days a year a profile's day "
+    days_per_year: float | None = Field(default=None, ge=1, le=366, description="days a year a profile's day "
                                         "runs (weekdays less public holidays for office hours); the rest carry no load")
 
     @model_validator(mode="after")

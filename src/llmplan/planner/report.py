@@ -7,6 +7,7 @@ import difflib
 import html
 import math
 import re
+import unicodedata
 from collections import Counter
 from typing import Any
 
@@ -339,6 +340,17 @@ def md_text(value: Any) -> str:
     return _MD_UNDERSCORE.sub(r"\\_", _MD_ALWAYS.sub(lambda m: "\\" + m.group(), str(value)))
 
 
+def code_span(text: str) -> str:
+    """`text` as one Markdown code span whatever it holds (catalog entries, and stored overrides, reach the
+    serve line): a fence of more backticks than its longest run, padded where the text starts or ends with
+    one, and each control or format character (a line break would end the list item; a bidi override would
+    reorder the line) shown as its \\uXXXX escape."""
+    shown = "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
+    fence = "`" * (max((len(r) for r in re.findall("`+", shown)), default=0) + 1)
+    pad = " " if shown.startswith("`") or shown.endswith("`") else ""
+    return f"{fence}{pad}{shown}{pad}{fence}"
+
+
 def _plain(value: Any) -> str:
     return str(value)
 
@@ -433,7 +445,8 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
             out.append(f"- latency at peak: TTFT p95 {_ms(rec['ttft_p95_ms'])}, TPOT p95 {_ms(rec['tpot_p95_ms'])} "
                        f"({d.get('latency_basis')})")
         if rec["serve_command"]:
-            out.append(f"- serve: `{rec['serve_command']}`")
+            cmd = rec["serve_command"]
+            out.append(f"- serve: {code_span(cmd) if q is md_text else '`' + cmd + '`'}")
         out.append("")
         out += advice_lines(r["advice"], rec, r["horizon_years"], q)
     out += _alternative_lines(r, q) + _reference_lines(r, q)

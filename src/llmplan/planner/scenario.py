@@ -10,7 +10,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from ..catalog.schema import Slo
 from ..errors import LlmplanError, validated
-from ..serving.workload import Lengths
+from ..serving.workload import Lengths, Tokens
 from ..specs import MIN_RATE_PER_S, MIN_REQUESTS_PER_DAY, MIN_YEARS, Name
 from ..strict import StrictModel
 from ..yamlguard import load_yaml
@@ -43,24 +43,24 @@ class ScenarioWorkload(_Strict):
         default=None, description="flat, office-hours, global-consumer, 24 weights"
     )
     days_per_year: float | None = Field(
-        default=None, gt=0, le=366, description="days a year with this load (default: the profile's; office "
+        default=None, ge=1, le=366, description="days a year with this load (default: the profile's; office "
         "hours: 250 working days)"
     )
-    input_tokens: Lengths | int | None = Field(
+    input_tokens: Lengths | Tokens | None = Field(
         default=None, description="prompt length: a number or {mean, p95} (lognormal)"
     )
-    output_tokens: Lengths | int | None = Field(
+    output_tokens: Lengths | Tokens | None = Field(
         default=None, description="answer length: a number or {mean, p95} (lognormal)"
     )
     shared_prefix_share: float | None = Field(
         default=None, ge=0, lt=1, description="share of each prompt served from the prefix cache"
     )
-    thinking_tokens: Lengths | int | None = Field(
+    thinking_tokens: Lengths | Tokens | None = Field(
         default=None, description="tokens a reasoning model thinks before its answer, on top of output_tokens: a "
         "number or {mean, p95}; needed for models that think (DeepSeek-R1 and its distills, gpt-oss, Qwen3)"
     )
     thinking_off: bool | None = Field(
-        default=None, description="clients turn thinking off where the model allows it (Qwen3)"
+        default=None, strict=True, description="clients turn thinking off where the model allows it (Qwen3)"
     )
     slo: Slo | None = Field(
         default=None, description="latency limits: ttft/tpot/e2e at p50/p95/p99 in ms, and goodput_pct"
@@ -124,10 +124,11 @@ class Policy(_Strict):
     @field_validator(*COUNTRY_FIELDS, mode="before")
     @classmethod
     def _norway(cls, v: Any) -> Any:
-        """YAML 1.1 reads an unquoted NO (Norway) as false; in a country field it can only mean Norway."""
-        if v is False:
-            return "NO"
-        return ["NO" if x is False else x for x in v] if isinstance(v, list) else v
+        """YAML 1.1 reads an unquoted NO (Norway) as false: say so rather than 'not a valid string'."""
+        if isinstance(v, bool) or (isinstance(v, list) and any(isinstance(x, bool) for x in v)):
+            raise ValueError("a country code, not true/false (YAML reads an unquoted NO, Norway, as false: "
+                             "write it in quotes, 'NO')")
+        return v
 
     preset: Name | None = Field(default=None, description="start from a built-in policy (eu-gdpr-strict, …)")
     deployment: list[Deployment] = Field(

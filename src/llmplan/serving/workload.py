@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field, model_validator
@@ -28,6 +28,10 @@ from ..strict import StrictModel
 Z95 = 1.6448536269514722  # standard normal 95th percentile
 MAX_TRACE_BYTES = 512 * 2**20
 MAX_REQUESTS = 20_000_000
+
+
+# a fixed token length, as bounded as a Lengths mean (0, a negative or a 20-digit count is refused up front)
+Tokens = Annotated[int, Field(ge=1, le=10_000_000)]
 
 
 class Lengths(StrictModel):
@@ -82,18 +86,18 @@ class Workload(StrictModel):
         default=None, ge=MIN_REQUESTS_PER_DAY, le=1e10, description="shaped by `profile`"
     )
     profile: Name | list[float] = Field(default="flat", description="24-hour profile: a preset id or 24 weights")
-    days_per_year: float | None = Field(default=None, gt=0, le=366, description="days a year with this day's "
+    days_per_year: float | None = Field(default=None, ge=1, le=366, description="days a year with this day's "
                                         "load, the others idle (default: the profile's; 365 for 24 weights)")
     trace: NameOrPath | None = Field(default=None, description="CSV timestamp_s,input_tokens,output_tokens or JSONL")
-    input_tokens: Lengths | int = Field(default=1000, description="prompt tokens: fixed or {mean, p95}")
-    output_tokens: Lengths | int = Field(default=200, description="generated tokens: fixed or {mean, p95}")
+    input_tokens: Lengths | Tokens = Field(default=1000, description="prompt tokens: fixed or {mean, p95}")
+    output_tokens: Lengths | Tokens = Field(default=200, description="generated tokens: fixed or {mean, p95}")
     shared_prefix_share: float = Field(default=0.0, ge=0, lt=1, description="share of each prompt that is a "
                                        "common prefix (system prompt) served from the prefix cache")
-    thinking_tokens: Lengths | int | None = Field(default=None, description="tokens a reasoning model writes "
+    thinking_tokens: Lengths | Tokens | None = Field(default=None, description="tokens a reasoning model writes "
                                                   "before its answer (its thinking), on top of output_tokens: "
                                                   "fixed or {mean, p95}; needed to plan a model that thinks")
-    thinking_off: bool = Field(default=False, description="clients turn thinking off where the model allows it "
-                               "(Qwen3: enable_thinking false); a model that always thinks still does")
+    thinking_off: bool = Field(default=False, strict=True, description="clients turn thinking off where the model "
+                               "allows it (Qwen3: enable_thinking false); a model that always thinks still does")
     slo: Slo = Field(default_factory=Slo)
 
     @model_validator(mode="after")
