@@ -16,13 +16,13 @@ from llmplan.specs import FitRequest, resolve
 FLAGS = {
     "vllm": {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-model-len", "--quantization", "--dtype",
              "--enable-expert-parallel", "--gpu-memory-utilization", "--max-num-seqs", "--kv-cache-dtype",
-             "--reasoning-parser"},
+             "--reasoning-parser", "--api-key"},
     "sglang": {"--model-path", "--tp", "--pp-size", "--context-length", "--quantization", "--mem-fraction-static",
-               "--max-running-requests", "--kv-cache-dtype", "--host"},
+               "--max-running-requests", "--kv-cache-dtype", "--host", "--api-key"},
     "trtllm-serve": {"--backend", "--tp_size", "--pp_size", "--max_seq_len", "--kv_cache_free_gpu_memory_fraction",
                      "--max_batch_size", "--host"},
     "llama-server": {"-m", "--ctx-size", "--parallel", "--n-gpu-layers", "--split-mode", "--cache-type-k",
-                     "--cache-type-v", "--flash-attn", "--host"},
+                     "--cache-type-v", "--flash-attn", "--host", "--api-key"},
 }
 
 
@@ -319,3 +319,57 @@ def test_a_serve_line_stays_one_code_span_in_the_reports(cat):
                        ("reasoning_off", "off \u202e"), ("license_excludes", ["EU\n"])):
         with pytest.raises(ValidationError):
             Model(**{**base, field: bad})
+
+
+KEYED = [("vllm", "bf16", "vllm"), ("sglang", "bf16", "python"), ("llamacpp", "q4_k_m", "llama-server")]
+
+
+@pytest.mark.parametrize("engine,precision,program", KEYED)
+def test_a_server_on_every_interface_requires_the_operators_key(cat, engine, precision, program):
+    """A serve line listens on every interface (the load balancer must reach it), so it must not serve an open
+    OpenAI-compatible API: it passes the engine's --api-key the secret in LLM_API_KEY, and the shell refuses to
+    start it when that is unset or empty. Run with the program stubbed out: the key reaches it whole."""
+    import subprocess
+
+    from llmplan.planner.serve_config import API_KEY_ENV
+
+    cmd = cmd_of(cat, "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", precision, engine)
+    w = words(cmd)
+    assert w[w.index("--api-key") + 1].startswith("${" + API_KEY_ENV + ":?"), cmd
+    assert f"{API_KEY_ENV}: the key clients send as a Bearer token" in cmd.split("  # ")[1]
+    stub = f"{program}() {{ printf '%s\\n' \"$@\"; }}; "
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run(["bash", "-c", stub + cmd], capture_output=True, text=True, env=env)
+    assert out.returncode != 0 and API_KEY_ENV in out.stderr and "--api-key" not in out.stdout
+    out = subprocess.run(["bash", "-c", stub + cmd], capture_output=True, text=True, env=env | {API_KEY_ENV: ""})
+    assert out.returncode != 0 and "--api-key" not in out.stdout
+    key = "s3cret key; $(touch /tmp/x) `id`"
+    out = subprocess.run(["bash", "-c", stub + cmd], capture_output=True, text=True, env=env | {API_KEY_ENV: key})
+    args = out.stdout.splitlines()
+    assert out.returncode == 0 and args[args.index("--api-key") + 1] == key
+
+
+@pytest.mark.parametrize("engine", ["trtllm", "nim"])
+def test_a_server_with_no_key_option_is_told_to_stay_behind_a_proxy(cat, engine):
+    """trtllm-serve has no API-key option (its serve command's options) and none was found for NIM: the comment
+    says to keep it on a private network behind an authenticating proxy instead of inventing a flag."""
+    cmd = cmd_of(cat, "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16", engine)
+    assert "--api-key" not in words(cmd) and "LLM_API_KEY" not in cmd
+    assert "serves without an API key: keep it on a private network behind an authenticating proxy" in cmd
+    assert cat.engine(engine).api_key_flag is None and "API key" in (cat.engine(engine).notes or "")
+
+
+def test_vllm_says_what_its_key_leaves_open(cat):
+    """vLLM checks --api-key only under /v1, /v2 and /inference (cli_args.py; /invocations stays open): the
+    comment says so, and to keep the port private as well. The catalog refuses a flag or a note that could break
+    the line."""
+    from pydantic import ValidationError
+
+    from llmplan.catalog.schema import Engine
+
+    cmd = cmd_of(cat, "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16")
+    assert "/invocations" in cmd.split("  # ")[1] and "keep the port on the private network too" in cmd
+    base = cat.engine("vllm").model_dump()
+    for field, bad in (("api_key_flag", "--api-key x"), ("api_key_flag", "-k"), ("api_key_note", "open\nrm -rf ~")):
+        with pytest.raises(ValidationError):
+            Engine(**{**base, field: bad})

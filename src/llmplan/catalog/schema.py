@@ -48,6 +48,14 @@ Date = Annotated[str, BeforeValidator(lambda v: _check_date(str(v))),
                  Field(description="ISO date, YYYY-MM-DD (or YYYY-MM, YYYY)")]
 
 
+def _check_printable(v: Any) -> Any:
+    """Text (or texts) that reach reports and serve lines: no control or format characters (line breaks, bidi)."""
+    for text in ([v] if isinstance(v, str) else v or ()):
+        if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text):
+            raise ValueError("no control or format characters (line breaks, bidi overrides)")
+    return v
+
+
 class Provenance(_Strict):
     """Where a fact comes from and when it was true."""
 
@@ -450,11 +458,7 @@ class Model(Entry):
     @field_validator("reasoning_off", "license_excludes")
     @classmethod
     def _printable(cls, v: Any) -> Any:
-        """Text that reaches reports and serve lines: no control or format characters (line breaks, bidi)."""
-        for text in ([v] if isinstance(v, str) else v or ()):
-            if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text):
-                raise ValueError("no control or format characters (line breaks, bidi overrides)")
-        return v
+        return _check_printable(v)
 
     @model_validator(mode="after")
     def _sane(self) -> Model:
@@ -844,6 +848,17 @@ class Engine(Entry):
     default_host: str | None = Field(default=None, description="the address its server binds without `host_flag` "
                                      "(127.0.0.1 or localhost: reachable from this machine only)")
     host_flag: str | None = None
+    api_key_flag: str | None = Field(default=None, pattern=r"^--[a-z][a-z0-9_-]{0,63}$", description="the option that "
+                                     "makes its OpenAI-compatible server require a key (clients send it as a Bearer "
+                                     "token); None: it has none, and the serve line says to keep it on a private "
+                                     "network behind an authenticating proxy")
+    api_key_note: str | None = Field(default=None, description="what the key leaves open, said in the serve line's "
+                                     "comment (vLLM checks it on some path prefixes only)")
+
+    @field_validator("api_key_note")
+    @classmethod
+    def _printable(cls, v: Any) -> Any:
+        return _check_printable(v)
 
     def runs_on(self, family: str) -> bool:
         """Whether it has a backend for accelerator `family`."""

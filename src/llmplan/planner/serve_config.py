@@ -26,15 +26,29 @@ Memory and batching flags come from the engine's catalog entry (``memory_fractio
 ``max_num_seqs_flag``). A server that binds only this machine by default (SGLang, TensorRT-LLM, llama-server:
 the entry's ``default_host``) is told to listen on every interface, so the load balancer in front of the
 replicas reaches it. Air-gapped, the command runs with ``HF_HUB_OFFLINE=1`` (Hugging Face's offline mode: the
-repository is read from the local cache, never fetched) and the comment says to copy the checkpoint in."""
+repository is read from the local cache, never fetched) and the comment says to copy the checkpoint in.
+
+A server that listens on every interface must not serve an open OpenAI-compatible API. Where the engine has a key
+option (the entry's ``api_key_flag``: vLLM, SGLang and llama-server ``--api-key``) the command passes it the
+operator's secret from the environment variable :data:`API_KEY_ENV`, written ``"${LLM_API_KEY:?…}"`` so that the
+shell refuses to start the server when the variable is unset or empty (no command ever starts with an empty key or
+a key written into a report); the comment names the variable and, from ``api_key_note``, what the key leaves open.
+Where it has none (trtllm-serve, NIM) the comment says to keep it on a private network behind an authenticating
+proxy."""
 
 from __future__ import annotations
 
 import shlex
 import unicodedata
 
-from ..catalog.schema import Checkpoint, Model, QuantFormat
+from ..catalog.schema import Checkpoint, Engine, Model, QuantFormat
 from ..specs import Deployment
+
+# The environment variable that holds the API key clients must send (as a Bearer token); the operator sets it, the
+# serve line only refers to it. One name for every engine, so the same secret store serves every replica.
+API_KEY_ENV = "LLM_API_KEY"
+# the reference to it: the shell stops with this message instead of starting a server with no key (POSIX ${var:?word})
+_API_KEY_REF = f'"${{{API_KEY_ENV}:?set {API_KEY_ENV} to the API key clients send}}"'
 
 # weight formats the engine quantizes on load from a 16-bit checkpoint (no pre-quantized repository needed)
 _ON_THE_FLY = {"vllm": {"fp8"}, "sglang": {"fp8"}, "vllm-v0": {"fp8"}}
@@ -171,6 +185,8 @@ def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float,
     over its slots and must fit in it). `air_gapped`: no network at run time (see the module's notes).
     `client_note`: what the clients must do for the plan to hold, added to the comment."""
     cmd, note = _command(d, context_tokens, max_num_seqs, kv_capacity_tokens)
+    cmd, auth = _api_key(d.engine, cmd)
+    note = "; ".join(x for x in (auth, note) if x) or None
     if client_note:  # what clients must send for the plan to hold (e.g. thinking turned off)
         note = "; ".join(x for x in (note, client_note) if x)
     if replicas_per_server > 1 and d.engine.id != "nim":
@@ -184,6 +200,20 @@ def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float,
     if air_gapped:
         cmd, note = _offline(d, cmd, note)
     return f"{cmd}  # {shell_comment(note)}" if note else cmd
+
+
+def _api_key(eng: Engine, cmd: str) -> tuple[str, str | None]:
+    """The command with the key its server then requires (read from :data:`API_KEY_ENV` by the shell), and what the
+    comment says of it; an engine with no key option is told to stay behind an authenticating proxy."""
+    if eng.kind != "gpu-server" and not eng.host_flag:  # no network server (a local library such as transformers)
+        return cmd, None
+    if eng.api_key_flag is None:
+        return cmd, (f"{eng.name or eng.id} serves without an API key: keep it on a private network behind an "
+                     "authenticating proxy")
+    note = f"{API_KEY_ENV}: the key clients send as a Bearer token (the shell refuses to start the server without it)"
+    if eng.api_key_note:
+        note += f"; {eng.api_key_note}: keep the port on the private network too"
+    return f"{cmd} {shlex.quote(eng.api_key_flag)} {_API_KEY_REF}", note
 
 
 def _offline(d: Deployment, cmd: str, note: str | None) -> tuple[str, str | None]:
