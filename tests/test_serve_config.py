@@ -18,7 +18,7 @@ FLAGS = {
              "--enable-expert-parallel", "--gpu-memory-utilization", "--max-num-seqs", "--kv-cache-dtype",
              "--reasoning-parser", "--api-key"},
     "sglang": {"--model-path", "--tp", "--pp-size", "--context-length", "--quantization", "--mem-fraction-static",
-               "--max-running-requests", "--kv-cache-dtype", "--host", "--api-key"},
+               "--max-running-requests", "--kv-cache-dtype", "--host", "--api-key", "--reasoning-parser"},
     "trtllm-serve": {"--backend", "--tp_size", "--pp_size", "--max_seq_len", "--kv_cache_free_gpu_memory_fraction",
                      "--max_batch_size", "--host"},
     "llama-server": {"-m", "--ctx-size", "--parallel", "--n-gpu-layers", "--split-mode", "--cache-type-k",
@@ -290,14 +290,45 @@ def test_vllm_on_gaudi_resolves_to_its_plugin_and_llama_cpp_has_no_gaudi_backend
                            precision="q4_k_m"), cat)
 
 
-def test_a_thinking_model_gets_its_reasoning_parser_on_vllm(cat):
-    """vLLM returns a reasoning model's trace apart from its answer only with the model series' parser
-    (docs.vllm.ai features/reasoning_outputs); a model that answers directly gets none."""
-    for model, parser in (("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek_r1"), ("Qwen/Qwen3-8B", "qwen3")):
-        w = words(cmd_of(cat, model, "h100-sxm", "bf16"))
-        assert w[w.index("--reasoning-parser") + 1] == parser
-        check_flags(cmd_of(cat, model, "h100-sxm", "bf16"))
-    assert "--reasoning-parser" not in cmd_of(cat, "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16")
+@pytest.mark.parametrize("engine,model,precision,parser", [
+    ("vllm", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "bf16", "deepseek_r1"),
+    ("vllm", "Qwen/Qwen3-8B", "bf16", "qwen3"),
+    ("sglang", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "bf16", "deepseek-r1"),
+    ("sglang", "Qwen/Qwen3-8B", "bf16", "qwen3"),
+    ("sglang", "zai-org/GLM-4.5-Air", "fp8", "glm45"),
+    ("sglang", "openai/gpt-oss-20b", "mxfp4", "gpt-oss"),
+])
+def test_a_thinking_model_gets_its_reasoning_parser(cat, engine, model, precision, parser):
+    """vLLM and SGLang return a reasoning model's trace apart from its answer only with the model series'
+    parser, each in its own names (docs.vllm.ai features/reasoning_outputs: deepseek_r1; docs.sglang.io
+    separate_reasoning: deepseek-r1); a model that answers directly gets none."""
+    cmd = cmd_of(cat, model, "h200-sxm", precision, engine)
+    w = words(cmd)
+    assert w[w.index("--reasoning-parser") + 1] == parser
+    check_flags(cmd)
+    assert "--reasoning-parser" not in cmd_of(cat, "meta-llama/Llama-3.1-8B-Instruct", "h100-sxm", "bf16", engine)
+
+
+def test_every_thinking_model_names_its_sglang_parser(cat):
+    """Each model that thinks (always or switchable) says SGLang's parser, a name SGLang documents (its
+    separate_reasoning page, the GLM-4.5 and MiniMax-M2 guides); the vLLM names stay vLLM's. A plain name, the
+    form older stored overrides have, is read as vLLM's; another engine or a name with markup is refused."""
+    from pydantic import ValidationError
+
+    from llmplan.catalog.schema import Model
+
+    documented = {"deepseek-r1", "qwen3", "qwen3-thinking", "glm45", "minimax-append-think", "gpt-oss"}
+    thinking = [m for m in cat.models if m.reasoning]
+    assert len(thinking) >= 20
+    for m in thinking:
+        assert m.reasoning_parser and m.reasoning_parser.sglang in documented, m.id
+        assert "-" not in (m.reasoning_parser.vllm or ""), m.id
+    base = cat.model("Qwen/Qwen3-8B").model_dump()
+    old = Model(**{**base, "reasoning_parser": "qwen3"}).reasoning_parser
+    assert old and old.vllm == "qwen3" and old.sglang is None and old.for_engine("sglang") is None
+    for bad in ({"trtllm": "qwen3"}, {"sglang": "qwen3 --api-key x"}):
+        with pytest.raises(ValidationError):
+            Model(**{**base, "reasoning_parser": bad})
 
 
 def test_a_serve_line_stays_one_code_span_in_the_reports(cat):

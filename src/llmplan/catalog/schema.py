@@ -47,6 +47,9 @@ def _check_date(value: str) -> str:
 Date = Annotated[str, BeforeValidator(lambda v: _check_date(str(v))),
                  Field(description="ISO date, YYYY-MM-DD (or YYYY-MM, YYYY)")]
 
+# a --reasoning-parser name: it goes on a serve line and into reports, so no space, quote or markup
+ParserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
 
 def _check_printable(v: Any) -> Any:
     """Text (or texts) that reach reports and serve lines: no control or format characters (line breaks, bidi)."""
@@ -400,6 +403,17 @@ class LinearAttention(_Strict):
     conv_kernel: int = 4
 
 
+class ReasoningParsers(_Strict):
+    """A thinking model's reasoning parser in each engine's own names (an engine not named gets none)."""
+
+    vllm: ParserName | None = Field(default=None, description="vLLM's --reasoning-parser name")
+    sglang: ParserName | None = Field(default=None, description="SGLang's --reasoning-parser name")
+
+    def for_engine(self, engine: str) -> str | None:
+        """The name under engine id `engine` (None: the catalog names none for that engine)."""
+        return getattr(self, engine) if engine in type(self).model_fields else None
+
+
 class Model(Entry):
     family: str
     architecture: str = Field(description="Hugging Face model_type (llama, qwen2, deepseek_v3 …)")
@@ -424,9 +438,10 @@ class Model(Entry):
         default=None, description="the model thinks (writes a reasoning trace) before its answer: always, or by "
         "default with a per-request switch to turn it off (`reasoning_off` says how); None: it answers directly")
     reasoning_off: str | None = Field(default=None, description="how a client turns thinking off (switchable)")
-    reasoning_parser: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="vLLM's "
-                                         "--reasoning-parser for the model's trace (it returns the trace apart from "
-                                         "the answer)")
+    reasoning_parser: ReasoningParsers | None = Field(
+        default=None, description="the engine's --reasoning-parser for the model's trace (the server returns the "
+        "trace apart from the answer), per engine id: the names differ (vLLM deepseek_r1, SGLang deepseek-r1); a "
+        "plain name is vLLM's (the form of older catalog overrides)")
     checkpoints: tuple[Checkpoint, ...] = Field(
         default=(), description="quantized or renamed checkpoints of this architecture"
     )
@@ -459,6 +474,11 @@ class Model(Entry):
     @classmethod
     def _printable(cls, v: Any) -> Any:
         return _check_printable(v)
+
+    @field_validator("reasoning_parser", mode="before")
+    @classmethod
+    def _parser_per_engine(cls, v: Any) -> Any:
+        return {"vllm": v} if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _sane(self) -> Model:
@@ -848,6 +868,9 @@ class Engine(Entry):
     default_host: str | None = Field(default=None, description="the address its server binds without `host_flag` "
                                      "(127.0.0.1 or localhost: reachable from this machine only)")
     host_flag: str | None = None
+    reasoning_parser_flag: str | None = Field(default=None, pattern=r"^--[a-z][a-z0-9_-]{0,63}$", description="the "
+                                              "option that names the model's reasoning parser (the model's "
+                                              "`reasoning_parser` under this engine's id gives the name)")
     api_key_flag: str | None = Field(default=None, pattern=r"^--[a-z][a-z0-9_-]{0,63}$", description="the option that "
                                      "makes its OpenAI-compatible server require a key (clients send it as a Bearer "
                                      "token); None: it has none, and the serve line says to keep it on a private "

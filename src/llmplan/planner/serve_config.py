@@ -7,14 +7,16 @@ to produce ("quantize it yourself with …") rather than an invented repository.
 engine's CLI documents for that checkpoint:
 
 - vLLM ``vllm serve`` (https://docs.vllm.ai/en/latest/cli/serve.html): a model that thinks gets its
-  ``--reasoning-parser`` (the catalog's ``reasoning_parser``); a pre-quantized checkpoint carries its
-  ``quantization_config`` and is detected; ``--quantization fp8`` only quantizes a 16-bit checkpoint on load
+  ``--reasoning-parser`` (the catalog's ``reasoning_parser``, per engine: SGLang's names differ); a pre-quantized
+  checkpoint carries its ``quantization_config`` and is detected; ``--quantization fp8`` only quantizes a 16-bit
+  checkpoint on load
   (https://docs.vllm.ai/en/latest/features/quantization/fp8.html) and is never given with a pre-quantized or
   MXFP4 checkpoint. Gaudi FP8 goes through Intel Neural Compressor: ``--quantization inc --kv-cache-dtype
   fp8_inc`` with ``QUANT_CONFIG`` set to a calibration file
   (https://docs.vllm.ai/en/v0.10.0/features/quantization/inc.html).
 - SGLang ``python -m sglang.launch_server`` (https://docs.sglang.ai/advanced_features/server_arguments.html):
-  ``--quantization fp8`` on a 16-bit checkpoint, FP8 KV cache as ``--kv-cache-dtype fp8_e4m3``.
+  ``--quantization fp8`` on a 16-bit checkpoint, FP8 KV cache as ``--kv-cache-dtype fp8_e4m3``, a thinking model's
+  ``--reasoning-parser`` in SGLang's names (https://docs.sglang.io/advanced_features/separate_reasoning.html).
 - TensorRT-LLM ``trtllm-serve`` (https://nvidia.github.io/TensorRT-LLM/commands/trtllm-serve.html): a
   pre-quantized (ModelOpt or HF FP8) checkpoint or a 16-bit one; it does not quantize on load.
 - llama.cpp ``llama-server`` (https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md): a GGUF
@@ -133,8 +135,6 @@ def _vllm(d: Deployment, model: str, on_load: bool, context_tokens: int) -> list
         args += ["--dtype", "bfloat16" if fmt == "bf16" else "float16"]
     if d.model.moe is not None and tp * pp > 1:
         args += ["--enable-expert-parallel"]
-    if d.engine.id == "vllm" and d.model.reasoning_parser:  # the trace returned apart from the answer
-        args += ["--reasoning-parser", d.model.reasoning_parser]
     return args
 
 
@@ -256,6 +256,9 @@ def _command(d: Deployment, context_tokens: int, max_num_seqs: float,
                 "pin it with NIM_MODEL_PROFILE (list-model-profiles)" + (f"; {note}" if note else ""))
     else:
         args = [eng.id, model]
+    parser = d.model.reasoning_parser.for_engine(eng.id) if d.model.reasoning_parser else None
+    if parser and eng.reasoning_parser_flag:  # the trace returned apart from the answer, in the engine's own name
+        args += [eng.reasoning_parser_flag, parser]
     if eng.default_host in ("127.0.0.1", "localhost") and eng.host_flag:
         args += [eng.host_flag, "0.0.0.0"]  # reachable by the load balancer in front of the replicas
     if eng.id not in ("llamacpp",):
