@@ -761,6 +761,7 @@ def test_a_model_that_thinks_needs_its_thinking_stated_and_serves_it(cat):
     assert distill.details["per_replica_req_s"] < 0.5 * plain.details["per_replica_req_s"]
     qwen3 = by_model["Qwen/Qwen3-8B"]
     assert qwen3.details["thinking_tokens_mean"] is None and "enable_thinking" in qwen3.serve_command
+    assert "--default-chat-template-kwargs" in qwen3.serve_command  # vLLM turns it off server-side
 
 
 def test_thinking_and_answer_lengths_add_up():

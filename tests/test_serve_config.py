@@ -16,13 +16,13 @@ from llmplan.specs import FitRequest, resolve
 FLAGS = {
     "vllm": {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-model-len", "--quantization", "--dtype",
              "--enable-expert-parallel", "--gpu-memory-utilization", "--max-num-seqs", "--kv-cache-dtype",
-             "--reasoning-parser", "--api-key"},
+             "--reasoning-parser", "--api-key", "--default-chat-template-kwargs"},
     "sglang": {"--model-path", "--tp", "--pp-size", "--context-length", "--quantization", "--mem-fraction-static",
                "--max-running-requests", "--kv-cache-dtype", "--host", "--api-key", "--reasoning-parser"},
     "trtllm-serve": {"--backend", "--tp_size", "--pp_size", "--max_seq_len", "--kv_cache_free_gpu_memory_fraction",
                      "--max_batch_size", "--host"},
     "llama-server": {"-m", "--ctx-size", "--parallel", "--n-gpu-layers", "--split-mode", "--cache-type-k",
-                     "--cache-type-v", "--flash-attn", "--host", "--api-key"},
+                     "--cache-type-v", "--flash-attn", "--host", "--api-key", "--jinja", "--reasoning-budget"},
 }
 
 
@@ -404,3 +404,80 @@ def test_vllm_says_what_its_key_leaves_open(cat):
     for field, bad in (("api_key_flag", "--api-key x"), ("api_key_flag", "-k"), ("api_key_note", "open\nrm -rf ~")):
         with pytest.raises(ValidationError):
             Engine(**{**base, field: bad})
+
+
+def _run_stubbed(cmd: str, program: str) -> list[str]:
+    """The arguments `cmd` hands its program, run by bash with the program replaced by a function that prints
+    them one per line (and LLM_API_KEY set, which the line requires)."""
+    import subprocess
+
+    stub = f"{program}() {{ printf '%s\\n' \"$@\"; }}; "
+    out = subprocess.run(["bash", "-c", stub + cmd], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "LLM_API_KEY": "k"})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_vllm_turns_thinking_off_server_side_with_the_models_template_kwargs(cat):
+    """A plan sized with thinking off: vLLM's --default-chat-template-kwargs gives every request the model's
+    kwargs (Qwen3 and GLM-4.5: enable_thinking false, their model cards / zai-org/GLM-4.5 api_request.py), one
+    shell word of valid JSON; the comment says the server does it, and no longer asks clients to."""
+    import json
+
+    for model, precision in (("Qwen/Qwen3-8B", "bf16"), ("zai-org/GLM-4.5-Air", "fp8")):
+        d = resolve(FitRequest(model=model, gpu="h200-sxm", precision=precision), cat)
+        cmd = serve_command(d, 8192, 64, thinking_off=True)
+        args = _run_stubbed(cmd, "vllm")
+        assert json.loads(args[args.index("--default-chat-template-kwargs") + 1]) == {"enable_thinking": False}
+        assert "the server turns it off by default" in cmd and "clients turn it off" not in cmd
+        check_flags(cmd)
+        assert "--default-chat-template-kwargs" not in serve_command(d, 8192, 64)  # thinking on: as it was
+
+
+def test_llama_server_turns_thinking_off_and_engines_without_a_switch_keep_the_client_note(cat):
+    """llama-server: --reasoning-budget 0 ('0 to disable thinking'), which acts through the model's Jinja template
+    (--jinja, off by default in the README read); SGLang (its --default-chat-template-kwargs not pinned to the
+    release described) and trtllm-serve keep the note of what clients send; a model that always thinks gets
+    nothing."""
+    d = resolve(FitRequest(model="Qwen/Qwen3-8B", gpu="rtx-4090", precision="q4_k_m", engine="llamacpp"), cat)
+    cmd = serve_command(d, 4096, 4, thinking_off=True)
+    args = _run_stubbed(cmd, "llama-server")
+    assert "--jinja" in args and args[args.index("--reasoning-budget") + 1] == "0"
+    check_flags(cmd)
+    for engine in ("sglang", "trtllm"):
+        cmd = cmd_of(cat, "Qwen/Qwen3-8B", "h100-sxm", "bf16", engine)
+        d = resolve(FitRequest(model="Qwen/Qwen3-8B", gpu="h100-sxm", precision="bf16", engine=engine), cat)
+        off = serve_command(d, 8192, 64, thinking_off=True)
+        assert off.split("  # ")[0] == cmd.split("  # ")[0]
+        assert 'clients turn it off per request: chat_template_kwargs {"enable_thinking": false}' in off
+    d = resolve(FitRequest(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", gpu="h100-sxm"), cat)
+    assert serve_command(d, 8192, 64, thinking_off=True) == serve_command(d, 8192, 64)
+
+
+def test_template_kwargs_from_a_stored_override_stay_one_shell_word(cat):
+    """Attacker review's rule for catalog text on a serve line: an override's kwargs with shell syntax in a value
+    reach vLLM as one JSON argument and run nothing; a name that is no identifier, a nested value, a control
+    character or kwargs on a model that cannot switch are refused."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from llmplan.catalog.schema import Model
+
+    base = cat.model("Qwen/Qwen3-8B").model_dump()
+    hostile = {"enable_thinking": False, "note": "'; touch /tmp/llmplan-pwned; echo '$(id)`id`"}
+    m = Model(**{**base, "thinking_off_kwargs": hostile})
+    d = dataclasses.replace(resolve(FitRequest(model="Qwen/Qwen3-8B", gpu="h100-sxm"), cat), model=m)
+    args = _run_stubbed(serve_command(d, 8192, 64, thinking_off=True), "vllm")
+    assert json.loads(args[args.index("--default-chat-template-kwargs") + 1]) == hostile
+    assert not Path("/tmp/llmplan-pwned").exists()
+    text = Model(**{**base, "thinking_off_kwargs": '{"enable_thinking":false}'}).thinking_off_kwargs
+    assert text == '{"enable_thinking": false}'  # JSON text is read too, and written back canonical
+    for bad in ({"enable thinking": False}, {"x": {"y": 1}}, {"x": "a\nb"}, {}, "[1]", "{"):
+        with pytest.raises(ValidationError):
+            Model(**{**base, "thinking_off_kwargs": bad})
+    r1 = cat.model("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B").model_dump()
+    with pytest.raises(ValidationError, match="switchable"):
+        Model(**{**r1, "thinking_off_kwargs": {"enable_thinking": False}})

@@ -9,6 +9,7 @@ operations per second, ``_w`` = watts, ``_usd`` = US dollars).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import re
 import unicodedata
 from typing import Annotated, Any, Literal
@@ -49,6 +50,30 @@ Date = Annotated[str, BeforeValidator(lambda v: _check_date(str(v))),
 
 # a --reasoning-parser name: it goes on a serve line and into reports, so no space, quote or markup
 ParserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+# one word of a serve line taken from the catalog (a flag or its value): no space, quote or shell syntax
+ServeArg = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.=-]{1,64}$")]
+_KWARG = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _template_kwargs(v: Any) -> Any:
+    """Chat-template kwargs as one canonical JSON object (a mapping in YAML, or its JSON text): names are
+    identifiers, values booleans, numbers or printable text, so the object goes into a serve line and a report
+    as it is."""
+    if v is None:
+        return v
+    try:
+        obj = json.loads(v) if isinstance(v, str) else v
+    except ValueError:
+        raise ValueError("not a JSON object") from None
+    if not isinstance(obj, dict) or not obj:
+        raise ValueError("a non-empty mapping of chat-template kwargs, e.g. {enable_thinking: false}")
+    for key, value in obj.items():
+        if not isinstance(key, str) or not _KWARG.fullmatch(key):
+            raise ValueError(f"{key!r} is not a chat-template kwarg name")
+        if not isinstance(value, bool | int | float | str):
+            raise ValueError(f"{key}: a boolean, number or text")
+        _check_printable(value if isinstance(value, str) else "")
+    return json.dumps(obj, allow_nan=False)
 
 
 def _check_printable(v: Any) -> Any:
@@ -438,6 +463,10 @@ class Model(Entry):
         default=None, description="the model thinks (writes a reasoning trace) before its answer: always, or by "
         "default with a per-request switch to turn it off (`reasoning_off` says how); None: it answers directly")
     reasoning_off: str | None = Field(default=None, description="how a client turns thinking off (switchable)")
+    thinking_off_kwargs: str | None = Field(
+        default=None, description="the chat-template kwargs that turn a switchable model's thinking off (Qwen3, "
+        "GLM-4.5: {enable_thinking: false}), as a JSON object: what a server that takes default kwargs is given "
+        "when the plan sized the model with thinking off")
     reasoning_parser: ReasoningParsers | None = Field(
         default=None, description="the engine's --reasoning-parser for the model's trace (the server returns the "
         "trace apart from the answer), per engine id: the names differ (vLLM deepseek_r1, SGLang deepseek-r1); a "
@@ -480,10 +509,17 @@ class Model(Entry):
     def _parser_per_engine(cls, v: Any) -> Any:
         return {"vllm": v} if isinstance(v, str) else v
 
+    @field_validator("thinking_off_kwargs", mode="before")
+    @classmethod
+    def _thinking_off_kwargs(cls, v: Any) -> Any:
+        return _template_kwargs(v)
+
     @model_validator(mode="after")
     def _sane(self) -> Model:
         if (self.reasoning == "switchable") != (self.reasoning_off is not None):
             raise ValueError("reasoning_off (how a client turns thinking off) goes with reasoning: switchable")
+        if self.thinking_off_kwargs is not None and self.reasoning != "switchable":
+            raise ValueError("thinking_off_kwargs goes with reasoning: switchable")
         if self.num_attention_heads % self.num_kv_heads:
             raise ValueError("num_attention_heads must be a multiple of num_kv_heads")
         if self.num_sliding_window_layers and not self.sliding_window:
@@ -871,6 +907,14 @@ class Engine(Entry):
     reasoning_parser_flag: str | None = Field(default=None, pattern=r"^--[a-z][a-z0-9_-]{0,63}$", description="the "
                                               "option that names the model's reasoning parser (the model's "
                                               "`reasoning_parser` under this engine's id gives the name)")
+    template_kwargs_flag: str | None = Field(default=None, pattern=r"^--[a-z][a-z0-9_-]{0,63}$", description="the "
+                                             "option whose JSON object is every request's default chat-template "
+                                             "kwargs (a request's own override them): given a switchable model's "
+                                             "`thinking_off_kwargs`, it turns thinking off server-side")
+    thinking_off_args: tuple[ServeArg, ...] = Field(default=(), description="arguments that turn a switchable "
+                                                    "model's thinking off server-side whatever its template kwargs "
+                                                    "(llama-server: --jinja --reasoning-budget 0); they come before "
+                                                    "`template_kwargs_flag`")
     api_key_flag: str | None = Field(default=None, pattern=r"^--[a-z][a-z0-9_-]{0,63}$", description="the option that "
                                      "makes its OpenAI-compatible server require a key (clients send it as a Bearer "
                                      "token); None: it has none, and the serve line says to keep it on a private "

@@ -670,8 +670,7 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bo
     modes = pol.resolve_policy(s.policy, cat).deployment  # a preset's modes count
     o.serve_command = serve_command(d, o.details["context_tokens"], seqs, o.details.get("kv_capacity_tokens"),
                                     air_gapped="air_gapped" in modes,  # a requirement (planner/policy.py)
-                                    client_note=f"sized with thinking off: clients turn it off {d.model.reasoning_off}"
-                                    if off else None, replicas_per_server=p.replicas // max(p.servers, 1))
+                                    thinking_off=off, replicas_per_server=p.replicas // max(p.servers, 1))
     summary = purchase_summary(owned, rate, c["peak"])
     spares = {"n_plus_1": 1, "ha_pair": replicas}.get(s.availability.mode, 0)
     o.details.update({

@@ -177,18 +177,18 @@ def shell_comment(text: str) -> str:
 
 
 def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float,
-                  kv_capacity_tokens: int | None = None, air_gapped: bool = False, client_note: str | None = None,
+                  kv_capacity_tokens: int | None = None, air_gapped: bool = False, thinking_off: bool = False,
                   replicas_per_server: int = 1) -> str:
     """The command line; arguments are shell-quoted and the trailing comment holds no line break, so the
     text runs exactly one command whatever the catalog entries (or a user's overrides) contain.
     `kv_capacity_tokens`: the KV cache the memory model leaves (llama.cpp's --ctx-size is the total
     over its slots and must fit in it). `air_gapped`: no network at run time (see the module's notes).
-    `client_note`: what the clients must do for the plan to hold, added to the comment."""
-    cmd, note = _command(d, context_tokens, max_num_seqs, kv_capacity_tokens)
+    `thinking_off`: the plan sized a switchable-thinking model with thinking off; the server turns it off where
+    the engine can (:func:`_thinking_off`), else the comment says what clients must send."""
+    extra, think = _thinking_off(d) if thinking_off and d.model.reasoning == "switchable" else ([], None)
+    cmd, note = _command(d, context_tokens, max_num_seqs, kv_capacity_tokens, extra)
     cmd, auth = _api_key(d.engine, cmd)
-    note = "; ".join(x for x in (auth, note) if x) or None
-    if client_note:  # what clients must send for the plan to hold (e.g. thinking turned off)
-        note = "; ".join(x for x in (note, client_note) if x)
+    note = "; ".join(x for x in (auth, note, think) if x) or None
     if replicas_per_server > 1 and d.engine.id != "nim":
         var = _VISIBLE.get(d.accelerator.vendor.split()[0], "CUDA_VISIBLE_DEVICES")
         g = d.layout.num_gpus
@@ -200,6 +200,21 @@ def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float,
     if air_gapped:
         cmd, note = _offline(d, cmd, note)
     return f"{cmd}  # {shell_comment(note)}" if note else cmd
+
+
+def _thinking_off(d: Deployment) -> tuple[list[str], str]:
+    """The arguments that turn a switchable model's thinking off for the whole server, and the comment's words:
+    the engine's own switch (llama-server --reasoning-budget 0), else the model's chat-template kwargs as the
+    server's default (vLLM --default-chat-template-kwargs; a request's own kwargs still override it), else none
+    and the comment says what clients send per request."""
+    eng, m = d.engine, d.model
+    if eng.thinking_off_args:
+        return list(eng.thinking_off_args), "sized with thinking off: the server turns it off by default"
+    if eng.template_kwargs_flag and m.thinking_off_kwargs:
+        return [eng.template_kwargs_flag, m.thinking_off_kwargs], ("sized with thinking off: the server turns it off "
+                                                                    "by default (a request's own chat_template_kwargs "
+                                                                    "still override it)")
+    return [], f"sized with thinking off: clients turn it off {m.reasoning_off}"
 
 
 def _api_key(eng: Engine, cmd: str) -> tuple[str, str | None]:
@@ -232,7 +247,9 @@ def _offline(d: Deployment, cmd: str, note: str | None) -> tuple[str, str | None
 
 
 def _command(d: Deployment, context_tokens: int, max_num_seqs: float,
-             kv_capacity_tokens: int | None = None) -> tuple[str, str | None]:
+             kv_capacity_tokens: int | None = None, extra: list[str] | None = None) -> tuple[str, str | None]:
+    """The engine's command (shell-quoted) and its comment so far; `extra`: arguments after the model's own
+    (the thinking switch)."""
     eng = d.engine
     model, note, on_load = checkpoint(d)
     seqs = max(1, int(max_num_seqs))
@@ -259,6 +276,7 @@ def _command(d: Deployment, context_tokens: int, max_num_seqs: float,
     parser = d.model.reasoning_parser.for_engine(eng.id) if d.model.reasoning_parser else None
     if parser and eng.reasoning_parser_flag:  # the trace returned apart from the answer, in the engine's own name
         args += [eng.reasoning_parser_flag, parser]
+    args += extra or []
     if eng.default_host in ("127.0.0.1", "localhost") and eng.host_flag:
         args += [eng.host_flag, "0.0.0.0"]  # reachable by the load balancer in front of the replicas
     if eng.id not in ("llamacpp",):
