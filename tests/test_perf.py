@@ -35,8 +35,8 @@ CAT = load_catalog()
 def shape(**kw) -> StageShape:
     base = dict(weight_bytes=16e9, dense_weight_bytes=16e9, expert_bytes_per_layer=0.0, moe_layers=0.0,
                 num_experts=0.0, experts_per_token=0.0, flops_per_token=16e9, attn_layers=32.0,
-                attn_flops_per_ctx_token=4 * 32 * 128 * 32, kv_bytes_per_token=131072.0, window=math.inf,
-                sliding_fraction=0.0, layers=32.0, hidden=4096.0)
+                attn_flops_per_ctx_token=4 * 32 * 128 * 32, attn_scores_per_pair=32 * 32, kv_bytes_per_token=131072.0,
+                window=math.inf, sliding_fraction=0.0, layers=32.0, hidden=4096.0)
     base.update(kw)
     return StageShape(**base)
 
@@ -70,6 +70,59 @@ def test_prefill_is_compute_bound_by_hand():
     flops = 16e9 * 4096 + 4 * 32 * 128 * 32 * 4096 * 2048
     assert float(t.compute) == pytest.approx(flops / 1e15)
     assert float(t.total) == pytest.approx(flops / 1e15)
+
+
+def test_unfused_attention_moves_its_scores_through_memory_by_hand():
+    """llama.cpp without flash attention: every (query, key) pair's 32 heads × 32 layers of scores pass through
+    memory, 20 bytes each, as a pass of its own after the step's other kernels. A 4,096-token prompt (queries
+    attend to 2,048 keys on average): 20 × 1,024 × 4,096 × 2,048 B = 171.8 GB, 57.3 ms at 3 TB/s on top of the
+    compute-bound step; fused (0 bytes) it is the plain step, and the roofline stays the fused one."""
+    fused = step_time(shape(), MACH, IDEAL, 0.0, 0.0, prefill_tokens=4096.0, prefill_context=2048.0)
+    unfused = step_time(shape(), dataclasses.replace(MACH, scores_bytes=20.0), IDEAL, 0.0, 0.0, prefill_tokens=4096.0,
+                        prefill_context=2048.0)
+    assert float(unfused.total - fused.total) == pytest.approx(20 * 32 * 32 * 4096 * 2048 / 3e12)
+    # decoding reads its context's scores too: one token attending to 100,000 keys
+    d0 = step_time(shape(), MACH, IDEAL, 1.0, 100_000.0).total
+    d1 = step_time(shape(), dataclasses.replace(MACH, scores_bytes=20.0), IDEAL, 1.0, 100_000.0).total
+    assert float(d1 - d0) == pytest.approx(20 * 32 * 32 * 100_000 / 3e12)
+    floor = roofline_step(shape(), dataclasses.replace(MACH, scores_bytes=20.0), 0.0, 0.0, 4096.0, 2048.0)
+    assert float(floor) == pytest.approx(float(fused.total))
+
+
+def test_llamacpp_flash_attention_follows_the_build_and_the_row():
+    """llama.cpp builds before the 'auto' default (b6327, 2025-08) ran attention unfused unless -fa was given; a
+    benchmark row that states flash attention overrides the profile. The May-2024 llama-bench rows (XJD) lose
+    more prefill speed at 4,096 tokens than at 512, as the score traffic grows with the prompt."""
+    from llmplan.perf.cases import build_case, flash_attention
+    from llmplan.perf.shape import scores_bytes
+
+    assert (flash_attention("flash_attn 1"), flash_attention("-fa 0"), flash_attention("--flash-attn on"),
+            flash_attention("--flash-attn auto"), flash_attention("-ngl 99")) == (True, False, True, None, None)
+    new = resolve(FitRequest(model="meta-llama/Meta-Llama-3-8B", gpu="rtx-4090", precision="q4_k_m",
+                             engine="llamacpp"), CAT)
+    assert scores_bytes(new.engine) == 0.0
+    for version in ("2024.05", "2024.06"):
+        old = resolve(FitRequest(model="meta-llama/Meta-Llama-3-8B", gpu="rtx-4090", precision="q4_k_m",
+                                 engine=f"llamacpp@{version}"), CAT)
+        assert scores_bytes(old.engine) == 20.0
+    row = {"id": "x", "model": "meta-llama/Meta-Llama-3-8B", "hardware": "rtx-4090", "num_gpus": "1", "tp": "1",
+           "precision": "q4_k_m", "engine": "llamacpp", "input_len": "512", "output_len": "0", "scenario": "batch1",
+           "metric": "prefill_tok_s", "notes": "llama-bench pp512; date=2024-05"}
+    assert float(build_case(row, CAT).machine.scores_bytes) == 20.0
+    assert float(build_case(dict(row, notes="llama-bench -fa 1 pp512; date=2024-05"), CAT).machine.scores_bytes) == 0
+    assert float(build_case(dict(row, notes="llama-bench -fa 0; date=2026-01"), CAT).machine.scores_bytes) == 20.0
+    assert float(build_case(dict(row, notes="llama-bench; date=2026-01"), CAT).machine.scores_bytes) == 0.0
+
+
+def test_an_engine_that_does_not_fuse_attention_must_say_how_many_bytes():
+    from pydantic import ValidationError
+
+    from llmplan.catalog.schema import Engine
+
+    e = CAT.engines.get("llamacpp").model_dump()
+    e["unfused_attention_bytes"] = None
+    with pytest.raises(ValidationError, match="unfused_attention_bytes"):
+        Engine.model_validate(e)
 
 
 def test_tensor_parallel_all_reduce_by_hand():

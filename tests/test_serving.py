@@ -148,6 +148,38 @@ def test_closed_form_stretch_equals_the_sum_of_steps(n, ctx, m):
     assert sm.stretch(n, ctx, m) == pytest.approx(total, rel=1e-9, abs=1e-12)
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 64), ctx=st.floats(0, 2e5), m=st.integers(1, 400))
+def test_unfused_attention_stretch_equals_the_sum_of_steps(n, ctx, m):
+    """llama.cpp without flash attention: the scores' pass grows with the context like the KV read, so the
+    closed-form decode run still equals its steps summed."""
+    sm = _models()["unfused"]
+    assert sm.scores > 0
+    total = sum(sm.step(n, ctx + n * j) for j in range(m))
+    assert sm.stretch(n, ctx, m) == pytest.approx(total, rel=1e-9, abs=1e-12)
+
+
+def test_unfused_step_model_matches_the_performance_model():
+    from llmplan.perf.efficiency import efficiency_arrays, lookup, params_of, table_from_catalog
+    from llmplan.perf.physics import step_time
+    from llmplan.perf.shape import machine, stage_shape
+
+    d = resolve(FitRequest(model="meta-llama/Meta-Llama-3-8B", gpu="rtx-4090", precision="q4_k_m",
+                           engine="llamacpp@2024.05"), CAT)
+    s = stage_shape(d, tuple(CAT.gguf_types), 2)
+    m, _ = machine(d)
+    assert float(m.scores_bytes) == 20.0
+
+    class C:
+        dequant = True
+
+    e = efficiency_arrays([C()], [params_of(lookup(table_from_catalog(CAT), "llamacpp", "ada", "dense")[0])])
+    sm = replica_spec(d, CAT).model
+    for n, ctx, p, pc in ((1, 100, 0, 0), (4, 4 * 3000, 512, 512 * 300), (1, 0, 4096, 4096 * 2048)):
+        ref = float(step_time(s, m, e, n, ctx / n if n else 0, p, pc / p if p else 0).total[0])
+        assert sm.step(n, ctx, p, pc) == pytest.approx(ref, rel=1e-9)
+
+
 def test_step_model_matches_the_performance_model():
     from llmplan.perf.cases import is_dequant
     from llmplan.perf.efficiency import efficiency_arrays, lookup, params_of, table_from_catalog
@@ -359,7 +391,7 @@ def test_least_loaded_sees_completions_since_its_last_choice():
 
 @settings(max_examples=80, deadline=None)
 @given(n=st.integers(1, 512), ctx=st.floats(0, 5e6), m=st.integers(1, 400), p=st.integers(0, 8192),
-       which=st.sampled_from(["dense", "moe", "pp", "sliding"]))
+       which=st.sampled_from(["dense", "moe", "pp", "sliding", "unfused"]))
 def test_compiled_step_functions_are_bit_identical_to_the_step_model(n, ctx, m, p, which):
     """The simulator's closures (serving.stepmodel.compiled) are the StepModel's formulas with the
     look-ups (and, for a dense single-stage model, the exact 0/1 terms) removed: same floats."""
@@ -381,7 +413,9 @@ def _models() -> dict[str, object]:
         picks = {"dense": FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm"),
                  "moe": FitRequest(model="Qwen/Qwen3-30B-A3B", gpu="h100-sxm", precision="fp8"),
                  "pp": FitRequest(model="meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", tp=4, pp=2, num_gpus=8),
-                 "sliding": FitRequest(model="google/gemma-3-27b-it", gpu="h100-sxm")}
+                 "sliding": FitRequest(model="google/gemma-3-27b-it", gpu="h100-sxm"),
+                 "unfused": FitRequest(model="meta-llama/Meta-Llama-3-8B", gpu="rtx-4090", precision="q4_k_m",
+                                       engine="llamacpp@2024.05")}
         _models.cache = {k: replica_spec(resolve(r, CAT), CAT).model for k, r in picks.items()}
     return _models.cache
 

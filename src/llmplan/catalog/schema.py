@@ -853,6 +853,10 @@ class EngineExecution(_Strict):
                                           "shares its step with running decodes (TensorRT-LLM in-flight batching); "
                                           "false: prompts run in steps of their own and decodes wait (vLLM V0)")
     speculative: str | None = Field(default=None, description="speculative decoding on by default (none: off)")
+    flash_attention: bool = Field(default=True, description="attention runs as one fused kernel (FlashAttention-"
+                                  "class: the scores stay on chip); false: the scores go through memory, "
+                                  "the entry's unfused_attention_bytes each (llama.cpp before flash attention was "
+                                  "its default)")
 
 
 class EngineProfile(Provenance):
@@ -896,6 +900,11 @@ class Engine(Entry):
                                      "older versions are in `profiles`")
     released: Date | None = None
     execution: EngineExecution = Field(default_factory=EngineExecution)
+    unfused_attention_bytes: float | None = Field(default=None, ge=0, le=64, description="bytes each attention score "
+                                                  "(one query, one key, one head) moves through memory when "
+                                                  "attention is not fused (execution.flash_attention false, by "
+                                                  "default or as a benchmark ran): written, read back by the "
+                                                  "softmax, read by the value product")
     kernels: tuple[str, ...] = Field(default=(), description="weight-only GEMM kernels (kernels catalog) it uses")
     profiles: tuple[EngineProfile, ...] = Field(default=(), description="older versions with other defaults")
     plugin_of: str | None = Field(default=None, description="the engine this entry is a hardware plugin of (vLLM "
@@ -926,6 +935,15 @@ class Engine(Entry):
     @classmethod
     def _printable(cls, v: Any) -> Any:
         return _check_printable(v)
+
+    @model_validator(mode="after")
+    def _unfused_bytes(self) -> Engine:
+        unfused = not self.execution.flash_attention or any(
+            p.execution is not None and not p.execution.flash_attention for p in self.profiles)
+        if unfused and self.unfused_attention_bytes is None:
+            raise ValueError("execution.flash_attention is false (here or in a profile): give unfused_attention_bytes, "
+                             "the bytes each attention score moves through memory")
+        return self
 
     def runs_on(self, family: str) -> bool:
         """Whether it has a backend for accelerator `family`."""

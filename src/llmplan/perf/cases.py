@@ -44,8 +44,18 @@ SCENARIOS = ("max_throughput", "server", "fixed_concurrency", "batch1")
 REQUIRED = ("id", "model", "hardware", "engine", "scenario", "metric")
 
 _DEPTH = re.compile(r"@ ?d(\d+)")
+# how a row states flash attention on or off: llama-bench / llama-batched-bench printouts (flash_attn 1,
+# "fa": 0), command lines (-fa 1, --flash-attn on / off / auto)
+_FLASH = re.compile(r"(?:\bflash[-_ ]attn\b|(?<![\w-])-fa\b|\bfa\b\"?)[ =:\"]*(1|0|on|off|true|false)\b", re.I)
 _UBATCH = re.compile(r"n_ubatch[ =](\d+)")
 _NUMBER = r"[ =](\d+(?:\.\d+)?|\.\d+)(?!\w|\.\d)"
+
+
+def flash_attention(notes: str) -> bool | None:
+    """Flash attention as a row's notes state it (``flash_attn 1``, ``-fa 0``, ``--flash-attn on``), else None
+    (the engine profile's default applies; ``auto`` states nothing)."""
+    m = _FLASH.search(notes)
+    return None if m is None else m.group(1).lower() in ("1", "on", "true")
 
 
 def engine_flags(notes: str, engine: Any) -> dict[str, float | int]:
@@ -164,6 +174,10 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     depth = float(dm.group(1)) if dm else 0.0
     if scenario == "batch1" and metric in ("decode_tok_s", "tpot_ms", "itl_ms") and dm:
         depth = i  # llama-bench tg rows put the context depth in input_len
+    fa = flash_attention(notes)
+    if fa is not None and fa != d.engine.execution.flash_attention:  # the run's own -fa, over the profile's default
+        ex = d.engine.execution.model_copy(update={"flash_attention": fa})
+        d = dataclasses.replace(d, engine=d.engine.model_copy(update={"execution": ex}))
     um = _UBATCH.search(notes)
     flags = engine_flags(notes, d.engine)
     chunk = float(um.group(1)) if um else float(flags.get("max_num_batched_tokens",

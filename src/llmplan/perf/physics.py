@@ -9,7 +9,9 @@ One engine *step* processes ``decode_tokens`` tokens of running sequences (one e
     t_compute = (2 × active params × tokens + attention FLOPs) / (peak × kernel ratio × eta_flops)
     t_comm    = 2 all-reduces per layer × min(library, engine's custom kernel), each
                 latency + 2 (TP−1)/TP × tokens × hidden × 2 B / busbw    (measured, collectives catalog)
-    t_step    = max(t_mem, t_compute) + t_comm + overhead
+    t_scores  = bytes per attention score × heads × (query, key) pairs / (bandwidth × eta_bw)
+                (0 where a fused kernel keeps the scores on chip: FlashAttention-class engines)
+    t_step    = max(t_mem, t_compute) + t_scores + t_comm + overhead
 
 with ``eta ≤ 1``, the kernel ratio (weight-only GEMMs: compute-bound rate relative to 16-bit,
 kernels catalog) ≤ 1.2 and ``overhead ≥ 0``, so no step is ever faster than the roofline
@@ -45,6 +47,7 @@ class StageShape:
     flops_per_token: Arr  # 2 × active linear parameters on this GPU
     attn_layers: Arr  # attention layers on the stage (full + sliding)
     attn_flops_per_ctx_token: Arr  # 4 × heads/TP × head dim × attention layers: FLOPs per (query, key) pair
+    attn_scores_per_pair: Arr  # heads/TP × attention layers: attention scores per (query, key) pair on this GPU
     kv_bytes_per_token: Arr  # KV cache bytes per context token on this GPU (all its layers)
     window: Arr  # sliding-window length for sliding layers (inf when none)
     sliding_fraction: Arr  # share of the stage's attention layers that are sliding
@@ -69,6 +72,8 @@ class Machine:
     flops_ratio: Arr = 1.0  # weight-only GEMM kernel: compute-bound rate / 16-bit rate (1: native formats)
     weight_only: Arr = 0.0  # 1 when the weights are dequantized for 16-bit math (a weight-only kernel runs)
     mixed_prefill: Arr = 1.0  # 1: prompt tokens share steps with decodes; 0: prompts run in steps of their own
+    scores_bytes: Arr = 0.0  # bytes each attention score moves through memory where the engine does not fuse
+    # attention (engines catalog unfused_attention_bytes); 0: a fused kernel keeps the scores on chip
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,16 @@ def step_flops(s: StageShape, decode_tokens, decode_context, prefill_tokens, pre
     return linear + attn
 
 
+def scores_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
+                prefill_context):
+    """Attention that is not fused (llama.cpp without flash attention): the scores of every (query, key) pair and
+    head are written to memory and read back by the softmax and the value product, `m.scores_bytes` each, a
+    memory-bound pass of its own after the step's other kernels. 0 where the engine fuses attention."""
+    pairs = (decode_tokens * attended(decode_context, s.window, s.sliding_fraction)
+             + prefill_tokens * attended(prefill_context, s.window, s.sliding_fraction))
+    return m.scores_bytes * s.attn_scores_per_pair * pairs / (m.bandwidth * e.eta_bw)
+
+
 def allreduce_s(m: Machine, nbytes):
     """One all-reduce of `nbytes` on the TP group: the faster of the library and the engine's
     custom kernel, each ``latency + nbytes × 2 (TP−1)/TP / busbw`` (nccl-tests' busbw)."""
@@ -154,7 +169,9 @@ def _one_pass(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_co
     t_mem = step_bytes(s, decode_tokens + prefill_tokens, decode_tokens * (decode_context + s.state_tokens_equiv),
                        e.eta_moe) / (m.bandwidth * e.eta_bw)
     t_cmp = step_flops(s, decode_tokens, decode_context, prefill_tokens, prefill_context, e.eta_moe) / flops_rate(m, e)
-    return t_mem, t_cmp, comm_time(s, m, decode_tokens + prefill_tokens)
+    # a pass of its own after both: max(mem + sc, cmp + sc) = max(mem, cmp) + sc
+    t_sc = scores_time(s, m, e, decode_tokens, decode_context, prefill_tokens, prefill_context)
+    return t_mem + t_sc, t_cmp + t_sc, comm_time(s, m, decode_tokens + prefill_tokens)
 
 
 def stage_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
@@ -213,12 +230,12 @@ def step_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_co
 
 def roofline_step(s: StageShape, m: Machine, decode_tokens, decode_context, prefill_tokens=0.0, prefill_context=0.0):
     """The physical floor of a step: perfect efficiency, peak-rate kernels, no overhead, no
-    communication, and the cheaper of the two ways to carry the prompts: overlapping the decodes, or
+    communication, attention fused, and the cheaper of the two ways to carry the prompts: overlapping the decodes, or
     whole in steps of their own (which reads an MoE's experts once per prompt instead of in every
     decode step that carries a slice of it)."""
     ideal = Efficiency(eta_bw=1.0, eta_flops=1.0, step_overhead_s=0.0, request_overhead_s=0.0, eta_moe=1.0)
     def floor(arrangement: float):
-        mm = dataclasses.replace(m, flops_ratio=1.0, weight_only=0.0, mixed_prefill=arrangement)
+        mm = dataclasses.replace(m, flops_ratio=1.0, weight_only=0.0, mixed_prefill=arrangement, scores_bytes=0.0)
         t = step_time(s, mm, ideal, decode_tokens, decode_context, prefill_tokens, prefill_context)
         return np.asarray(t.total - t.comm)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..catalog.schema import Accelerator, GgufType, Model, QuantFormat
+from ..catalog.schema import Accelerator, Engine, GgufType, Model, QuantFormat
 from ..errors import LlmplanError
 from ..memory.fit import engine_bits_groups
 from ..memory.kv import KvLayout, kv_layout_per_stage, linear_state_bytes_per_layer
@@ -84,7 +84,18 @@ def machine(d: Deployment) -> tuple[Machine, str]:
                    ar_custom_latency_s=ar.custom_latency_s if ar else math.inf,
                    ar_custom_bus_bw=ar.custom_bus_bw if ar else math.inf,
                    flops_ratio=kernel_ratio(d, dtype), weight_only=1.0 if is_dequant(d.weight_format, dtype) else 0.0,
-                   mixed_prefill=1.0 if mixed else 0.0), dtype
+                   mixed_prefill=1.0 if mixed else 0.0, scores_bytes=scores_bytes(d.engine)), dtype
+
+
+def scores_bytes(engine: Engine) -> float:
+    """Bytes each attention score moves through memory: 0 where the engine fuses attention (the scores stay on
+    chip), else the catalog's unfused_attention_bytes (llama.cpp without flash attention)."""
+    if engine.execution.flash_attention:
+        return 0.0
+    if engine.unfused_attention_bytes is None:
+        raise LlmplanError(f"{engine.id} runs attention unfused here but the catalog gives no unfused_attention_bytes "
+                           "(bytes per attention score through memory); add it in a catalog override")
+    return engine.unfused_attention_bytes
 
 
 def stage_shape(d: Deployment, gguf_types: tuple[GgufType, ...], kv_bytes_per_elem: float) -> StageShape:
@@ -173,6 +184,7 @@ def shape_from_sums(m: Model, ss: SplitSums, tp: int, ep: int, kv: KvLayout) -> 
         flops_per_token=total(ss.flops, "dense") + expert_flops,
         attn_layers=attn_layers,
         attn_flops_per_ctx_token=ATTN_FLOPS_PER_PAIR_DIM * heads_per_gpu * pair_dim * attn_layers,
+        attn_scores_per_pair=heads_per_gpu * attn_layers,
         kv_bytes_per_token=token_bytes,
         window=float(m.sliding_window) if m.sliding_window else math.inf,
         sliding_fraction=(kv.sliding_layers / attn_layers) if attn_layers else 0.0,
@@ -185,4 +197,4 @@ def shape_from_sums(m: Model, ss: SplitSums, tp: int, ep: int, kv: KvLayout) -> 
 
 
 __all__ = ["SplitSums", "compute_dtype", "is_dequant", "kernel_ratio", "linear_state_bytes_per_layer", "machine",
-           "shape_from_sums", "split_sums", "stage_shape"]
+           "scores_bytes", "shape_from_sums", "split_sums", "stage_shape"]

@@ -32,7 +32,7 @@ from ..units import GB, TERA
 from .efficiency import lookup, model_arch, params_of, table_from_catalog
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import closed_prompts, mixed_step
-from .shape import compute_dtype, is_dequant, peak_tflops, shape_from_sums, split_sums
+from .shape import compute_dtype, is_dequant, peak_tflops, scores_bytes, shape_from_sums, split_sums
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, 
     mixed = np.array([1.0 if _mixes(eng, r[0]) else 0.0 for r in rows])[:, None, None, None]
     mach = Machine(peak_flops=peak, bandwidth=bw, link_bandwidth=link, tp=t4, pp=1.0, ar_latency_s=ar[0],
                    ar_bus_bw=ar[1], ar_custom_latency_s=ar[2], ar_custom_bus_bw=ar[3], flops_ratio=ratio,
-                   weight_only=weight_only, mixed_prefill=mixed)
+                   weight_only=weight_only, mixed_prefill=mixed, scores_bytes=scores_bytes(eng))
     c4 = conc[None, None, None, :]
     step = mixed_step(shape, mach, e, c4, float(input_tokens), float(output_tokens),
                       closed_prompts(c4, float(input_tokens), float(output_tokens)))

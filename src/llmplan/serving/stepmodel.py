@@ -19,6 +19,7 @@ class StepModel:
     state_equiv: float
     flops_tok: float  # expert FLOPs already scaled by 1 / eta_moe
     attn: float
+    scores: float  # seconds per (query, key) pair of unfused attention (its scores' memory pass; 0 when fused)
     window: float
     sliding: float
     comm_layers: float  # all-reduces per step: 2 per layer (0 without tensor parallelism)
@@ -51,6 +52,7 @@ class StepModel:
             state_equiv=f(s.state_tokens_equiv),
             flops_tok=f(s.flops_per_token) + f(s.expert_flops_per_token) * (1 / moe - 1),
             attn=f(s.attn_flops_per_ctx_token),
+            scores=f(m.scores_bytes) * f(s.attn_scores_per_pair) / (f(m.bandwidth) * f(e.eta_bw)),
             window=f(s.window),
             sliding=f(s.sliding_fraction),
             comm_layers=2 * layers if tp > 1 else 0.0,
@@ -85,9 +87,10 @@ class StepModel:
         mb = min(max(tokens, 1.0), self.pp) if self.pp > 1 else 1.0
         attended = sum_ctx if self.sliding == 0 else (
             (1 - self.sliding) * sum_ctx + self.sliding * min(sum_ctx, n_dec * self.window))
+        t_sc = self.scores * (attended + p_ctx) / mb  # unfused attention: a pass of its own (physics.scores_time)
         t_mem = (self.dense_bytes + self._experts(tokens / mb) + (sum_ctx + n_dec * self.state_equiv) * self.kv_bytes
-                 / mb) / self.bw
-        t_cmp = (self.flops_tok * tokens + self.attn * (attended + p_ctx)) / mb / self.peak
+                 / mb) / self.bw + t_sc
+        t_cmp = (self.flops_tok * tokens + self.attn * (attended + p_ctx)) / mb / self.peak + t_sc
         comm = self._comm(tokens / mb)
         factor = max(mb, self.pp)
         return factor * (max(t_mem, t_cmp) + comm) + self.overhead
@@ -101,9 +104,9 @@ class StepModel:
             return m * self.step(n, sum_ctx + n * (m - 1) / 2)
         e = self._experts(n)
         a_m = (self.dense_bytes + e + n * self.state_equiv * self.kv_bytes) / self.bw
-        b_m = self.kv_bytes / self.bw
+        b_m = self.kv_bytes / self.bw + self.scores
         a_c = self.flops_tok * n / self.peak
-        b_c = self.attn / self.peak
+        b_c = self.attn / self.peak + self.scores
         fixed = m * (self._comm(n) + self.overhead)
         s_end = sum_ctx + n * (m - 1)
 
@@ -153,6 +156,7 @@ def compiled(sm: StepModel):
 def _general(sm: StepModel):
     dense, expert, n_exp, k_over_e, moe = sm.dense_bytes, sm.expert_bytes, sm.n_experts, sm.k_over_e, sm.eta_moe
     kv, state, flops, attn, window, sliding = sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn, sm.window, sm.sliding
+    sc = sm.scores
     bw, peak, pp, overhead = sm.bw, sm.peak, sm.pp, sm.overhead
     comm_args = (sm.comm_layers, sm.lib_lat, sm.lib_k, sm.own_lat, sm.own_k)
     apart = sm.apart
@@ -168,8 +172,9 @@ def _general(sm: StepModel):
         tokens = n_dec + p_tok
         mb = min(max(tokens, 1.0), pp) if pp > 1 else 1.0
         attended = sum_ctx if sliding == 0 else ((1 - sliding) * sum_ctx + sliding * min(sum_ctx, n_dec * window))
-        t_mem = (dense + experts(tokens / mb) + (sum_ctx + n_dec * state) * kv / mb) / bw
-        t_cmp = (flops * tokens + attn * (attended + p_ctx)) / mb / peak
+        t_sc = sc * (attended + p_ctx) / mb
+        t_mem = (dense + experts(tokens / mb) + (sum_ctx + n_dec * state) * kv / mb) / bw + t_sc
+        t_cmp = (flops * tokens + attn * (attended + p_ctx)) / mb / peak + t_sc
         comm = _comm(*comm_args, tokens / mb)
         factor = max(mb, pp)
         return factor * (max(t_mem, t_cmp) + comm) + overhead
@@ -178,7 +183,7 @@ def _general(sm: StepModel):
         cnt = j1 - j0
         return cnt * (a + b * sum_ctx) + b * n * (j1 * (j1 - 1) - j0 * (j0 - 1)) / 2 if cnt > 0 else 0.0
 
-    b_m, b_c = kv / bw, attn / peak
+    b_m, b_c = kv / bw + sc, attn / peak + sc
 
     def stretch(n: float, sum_ctx: float, m: int) -> float:
         if m <= 0:
@@ -206,26 +211,28 @@ def _dense(sm: StepModel, general_stretch):
     are exactly 0 or 1 there dropped (x + 0.0, x / 1.0 and 1.0 × x are exact in floating point). Its
     `run` sums the steps itself (most simulated events are decode runs), and `stretch` is that run
     uncut."""
-    dense, kv, state, flops, attn = sm.dense_bytes, sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn
+    dense, kv, state, flops, attn, sc = sm.dense_bytes, sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn, sm.scores
     bw, peak, overhead, inf = sm.bw, sm.peak, sm.overhead, math.inf
     comm_args = (sm.comm_layers, sm.lib_lat, sm.lib_k, sm.own_lat, sm.own_k)
     apart, comm = sm.apart, bool(sm.comm_layers)
-    b_m, b_c = kv / bw, attn / peak
+    b_m, b_c = kv / bw + sc, attn / peak + sc
 
     def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:
         if apart and p_tok > 0 and n_dec > 0:
             return step(n_dec, sum_ctx) + step(0.0, 0.0, p_tok, p_ctx)
         tokens = n_dec + p_tok
-        t_mem = (dense + (sum_ctx + n_dec * state) * kv) / bw
-        t_cmp = (flops * tokens + attn * (sum_ctx + p_ctx)) / peak
+        t_sc = sc * (sum_ctx + p_ctx)
+        t_mem = (dense + (sum_ctx + n_dec * state) * kv) / bw + t_sc
+        t_cmp = (flops * tokens + attn * (sum_ctx + p_ctx)) / peak + t_sc
         return (t_mem if t_mem >= t_cmp else t_cmp) + _comm(*comm_args, tokens) + overhead
 
     if not comm:  # one GPU per stage: no all-reduce (x + 0.0 is exact, so the same floats)
         def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:  # noqa: F811
             if apart and p_tok > 0 and n_dec > 0:
                 return step(n_dec, sum_ctx) + step(0.0, 0.0, p_tok, p_ctx)
-            t_mem = (dense + (sum_ctx + n_dec * state) * kv) / bw
-            t_cmp = (flops * (n_dec + p_tok) + attn * (sum_ctx + p_ctx)) / peak
+            t_sc = sc * (sum_ctx + p_ctx)
+            t_mem = (dense + (sum_ctx + n_dec * state) * kv) / bw + t_sc
+            t_cmp = (flops * (n_dec + p_tok) + attn * (sum_ctx + p_ctx)) / peak + t_sc
             return (t_mem if t_mem >= t_cmp else t_cmp) + overhead
 
     def run(n: float, sum_ctx: float, steps: int, horizon: float) -> tuple[int, float]:
@@ -235,8 +242,8 @@ def _dense(sm: StepModel, general_stretch):
             if comm:
                 first = step(n, sum_ctx)
             else:
-                t_mem = (dense + (sum_ctx + n * state) * kv) / bw
-                t_cmp = (flops * n + attn * sum_ctx) / peak
+                t_mem = (dense + (sum_ctx + n * state) * kv) / bw + sc * sum_ctx
+                t_cmp = (flops * n + attn * sum_ctx) / peak + sc * sum_ctx
                 first = (t_mem if t_mem >= t_cmp else t_cmp) + overhead
             until = int(horizon / first) + 1
             if until < steps:
