@@ -807,6 +807,10 @@ def test_an_answer_start_slo_holds_a_model_that_thinks_to_its_answer(cat):
     assert qwen.answer_start_p95_ms == qwen.ttft_p95_ms
     r = _reasoning_plan(cat, ["deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"], 60000)
     sized = {o.id: o for o in r["_search"]["ranked"] if o.deployment == "on_prem"}
+    from llmplan.planner.search import simulated_load  # the confirmation's load, and planner_consistency's
+
+    sim_w, thinks = simulated_load(sized[tp1], 2.0)
+    assert thinks and sim_w.rate_per_s == 2.0 and sim_w.output_tokens.mean == 300  # the answer: thinking apart
     assert sized[tp1].details["per_replica_req_s"] < 0.5 * plain[tp1].details["per_replica_req_s"]
     assert sized[tp1].details["replicas_needed"] > plain[tp1].details["replicas_needed"]
     rec = r["recommendation"]

@@ -768,6 +768,16 @@ CEILING_STEPS = 12
 CEILING_HOURS = 6  # independent peak hours the ceiling must hold in (one hour's arrivals decide near it)
 
 
+def simulated_load(o: Option, rate: float) -> tuple[Workload, bool]:
+    """The workload the simulator serves option `o` at a Poisson `rate`, and whether its requests carry their
+    thinking apart from their answers (:func:`llmplan.serving.workload.generate`'s `thinks`): for a model that
+    thinks, the workload as stated (each request samples its thinking, then its answer), else the load."""
+    split = samples_thinking(o._ctx["stated"], o._ctx["d"].model)
+    w = o._ctx["stated" if split else "w"]
+    return w.model_copy(update={"requests_per_day": None, "trace": None, "rate_per_s": rate, "arrival": "poisson"}), \
+        split
+
+
 def _simulated_hour(o: Option, cat: Catalog, spec: Any, rate: float, serving: int, seed: int, n: int,
                     slo: Any) -> dict[str, Any]:
     """One simulated peak hour: `n` requests arriving at `rate` (Poisson, the workload's lengths) on `serving`
@@ -779,9 +789,7 @@ def _simulated_hour(o: Option, cat: Catalog, spec: Any, rate: float, serving: in
 
     k = min(serving, SIM_MAX_REPLICAS)
     share = rate if serving <= SIM_MAX_REPLICAS else rate * k / serving
-    split = samples_thinking(o._ctx["stated"], o._ctx["d"].model)
-    sim_w = o._ctx["stated" if split else "w"].model_copy(update={"requests_per_day": None, "trace": None,
-                                                                  "rate_per_s": share, "arrival": "poisson"})
+    sim_w, split = simulated_load(o, share)
     reqs = generate(sim_w, cat, seed=seed, num_requests=n, max_context=o.details["context_tokens"], thinks=split)
     return summarize(simulate_cluster(spec, reqs, k, router="least-loaded"), slo,
                      warmup_s=float(reqs.arrival_s[min(len(reqs) - 1, len(reqs) // 20)]))
