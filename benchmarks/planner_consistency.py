@@ -31,7 +31,7 @@ CAPACITY_REQUESTS = 20_000  # per simulated rate: the p95 of 5,000 moved the cap
 
 def simulated_capacity(o, cat, s) -> float:
     """The highest Poisson rate one replica serves within the tightened SLO (bisection on the rate)."""
-    from llmplan.planner.search import SLO_HEADROOM
+    from llmplan.planner.search import SLO_HEADROOM, simulated_load
     from llmplan.serving.cluster import replica_spec, simulate_cluster, summarize
     from llmplan.serving.workload import generate
 
@@ -43,9 +43,10 @@ def simulated_capacity(o, cat, s) -> float:
     analytic = o.details["per_replica_req_s"]
 
     def ok(rate: float) -> bool:
-        sim_w = w.model_copy(update={"requests_per_day": None, "trace": None, "rate_per_s": rate, "arrival": "poisson"})
+        sim_w, thinks = simulated_load(o, rate)  # a model that thinks: thinking and answer sampled apart
         n = CAPACITY_REQUESTS
-        reqs = generate(sim_w, cat, seed=s.seed + OTHER_SEED, num_requests=n, max_context=o.details["context_tokens"])
+        reqs = generate(sim_w, cat, seed=s.seed + OTHER_SEED, num_requests=n, max_context=o.details["context_tokens"],
+                        thinks=thinks)
         res = summarize(simulate_cluster(spec, reqs, 1, router="round-robin"), slo,
                         warmup_s=float(reqs.arrival_s[min(len(reqs) - 1, len(reqs) // 20)]))
         return bool(res["slo_met"])
@@ -67,6 +68,7 @@ def option_meets_slo(o, cat, s) -> dict[str, Any]:
         SIM_MAX_REPLICAS,
         SIM_MAX_REQUESTS,
         SIM_MIN_REQUESTS,
+        simulated_load,
     )
     from llmplan.serving.cluster import replica_spec, simulate_cluster, summarize
     from llmplan.serving.workload import generate
@@ -78,8 +80,9 @@ def option_meets_slo(o, cat, s) -> dict[str, Any]:
     rate = peak * k / serving
     spec = replica_spec(d, cat, max_num_seqs=o.details["max_num_seqs"], context_tokens=o.details["context_tokens"])
     n = int(min(max(rate * 3600, SIM_MIN_REQUESTS), SIM_MAX_REQUESTS))
-    sim_w = w.model_copy(update={"requests_per_day": None, "trace": None, "rate_per_s": rate, "arrival": "poisson"})
-    reqs = generate(sim_w, cat, seed=s.seed + OTHER_SEED + 1, num_requests=n, max_context=o.details["context_tokens"])
+    sim_w, thinks = simulated_load(o, rate)  # a model that thinks: thinking and answer sampled apart
+    reqs = generate(sim_w, cat, seed=s.seed + OTHER_SEED + 1, num_requests=n, max_context=o.details["context_tokens"],
+                    thinks=thinks)
     return summarize(simulate_cluster(spec, reqs, k, router="least-loaded"), w.slo,
                      warmup_s=float(reqs.arrival_s[min(len(reqs) - 1, len(reqs) // 20)]))
 

@@ -264,3 +264,22 @@ def test_empty_model_list_says_what_to_give(capsys, tmp_path):
     f.write_text("name: x\nworkload: {requests_per_day: 100}\nmodels: []\nhardware: [l40s]\n")
     err = one_line_error(capsys, "plan", str(f))
     assert "models: an empty list leaves nothing to plan" in err and "llmplan catalog models" in err
+
+
+@pytest.mark.parametrize("value", [0, -1])
+def test_an_answer_start_limit_must_be_positive(capsys, tmp_path, value):
+    """workload.slo.answer_start_p95_ms is a time like the other limits: 0 or negative is refused, one line
+    naming the field, exit 2; a positive one is taken (the model does not think: it is the TTFT)."""
+    from llmplan.catalog.schema import Slo
+
+    with pytest.raises(ValueError, match="answer_start_p99_ms"):
+        Slo(answer_start_p99_ms=value)
+    f = tmp_path / "s.yaml"
+    body = ("name: x\nworkload: {{requests_per_day: 2000, slo: {{answer_start_p95_ms: {}}}}}\n"
+            "models: [meta-llama/Llama-3.1-8B-Instruct]\nhardware: [h100-sxm]\nalternatives: []\n")
+    f.write_text(body.format(value))
+    err = one_line_error(capsys, "plan", str(f))
+    assert "workload.slo.answer_start_p95_ms: must be more than 0" in err
+    f.write_text(body.format(3000))
+    code, out, _ = run(capsys, "plan", str(f))
+    assert code == 0 and "answer_start_p95_ms 3000" in out and "## Recommendation" in out

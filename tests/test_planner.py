@@ -764,6 +764,65 @@ def test_a_model_that_thinks_needs_its_thinking_stated_and_serves_it(cat):
     assert "--default-chat-template-kwargs" in qwen3.serve_command  # vLLM turns it off server-side
 
 
+def test_an_answer_start_tail_past_one_request_alone_says_so(cat):
+    """One request alone (the p95 prompt's TTFT, then the p95 thinking: 39.6 s) is within a p99 answer-start
+    limit of 60 s (54 s with the headroom), but the thinking's p99 (~10,600 tokens of a lognormal with mean 1,500
+    and p95 5,000, ~84 s at ~8 ms a token) is not, at any rate: the reason names the answer start, not the
+    prompts' queue."""
+    from llmplan.planner.search import size_replicas
+    from llmplan.serving.workload import Slo, Workload, for_model
+
+    d = resolve(FitRequest(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", gpu="h100-sxm", precision="bf16",
+                           engine="vllm"), cat)
+    w = Workload(requests_per_day=50000, input_tokens={"mean": 1000, "p95": 3000}, output_tokens={"mean": 300,
+                 "p95": 900}, thinking_tokens={"mean": 1500, "p95": 5000}, slo=Slo(answer_start_p99_ms=60000))
+    why = size_replicas(d, cat, for_model(w, d.model), 1.0, 32768)
+    assert isinstance(why, str) and "at any Poisson rate: the answer start, after the thinking, misses" in why
+    assert "answer_start_p99_ms: " in why and "prompts' queue" not in why
+
+
+def _reasoning_plan(cat, models: list[str], answer_start_ms: float | None) -> dict:
+    doc = yaml.safe_load(REASONING)
+    doc["models"] = models
+    doc["workload"] |= {"requests_per_day": 400000, "thinking_tokens": {"mean": 1500, "p95": 5000}}
+    if answer_start_ms is not None:
+        doc["workload"]["slo"]["answer_start_p95_ms"] = answer_start_ms
+    return run(parse_scenario(doc), cat)
+
+
+def test_an_answer_start_slo_holds_a_model_that_thinks_to_its_answer(cat):
+    """R1-Distill-Qwen-7B thinks 1,500 tokens on average (p95 5,000) at ~8 ms a token on one H100: its TTFT (~0.1
+    s) meets the 3 s TTFT SLO while its answer starts ~40 s after the request at p95. An answer-start limit of
+    40 s (36 s with the headroom) excludes one GPU, the reason naming the answer start (the p95 thinking alone
+    takes 39.6 s); 60 s resizes it: a replica carries fewer requests and the peak needs more of them. Qwen2.5-7B,
+    which does not think, starts its answer with its first token. The simulator checks the answer start of each
+    request, and the report gives it at the peak."""
+    tp1 = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B:bf16:h100-sxm:vllm:tp1"
+    plain = {o.id: o for o in _reasoning_plan(cat, ["deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"], None)["_search"]
+             ["ranked"] if o.deployment == "on_prem"}
+    r = _reasoning_plan(cat, ["Qwen/Qwen2.5-7B-Instruct", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"], 40000)
+    why = {x["option"]: " ".join(x["reasons"]) for x in r["rejected"]}
+    assert tp1 in why and "answer start 39.6 s (p95 prompt, then 5,000 tokens of p95 thinking)" in why[tp1]
+    assert why[tp1].startswith("latency: SLO unattainable") and tp1 in plain
+    qwen = next(o for o in r["_search"]["ranked"] if o.model == "Qwen/Qwen2.5-7B-Instruct")
+    assert qwen.answer_start_p95_ms == qwen.ttft_p95_ms
+    r = _reasoning_plan(cat, ["deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"], 60000)
+    sized = {o.id: o for o in r["_search"]["ranked"] if o.deployment == "on_prem"}
+    from llmplan.planner.search import simulated_load  # the confirmation's load, and planner_consistency's
+
+    sim_w, thinks = simulated_load(sized[tp1], 2.0)
+    assert thinks and sim_w.rate_per_s == 2.0 and sim_w.output_tokens.mean == 300  # the answer: thinking apart
+    assert sized[tp1].details["per_replica_req_s"] < 0.5 * plain[tp1].details["per_replica_req_s"]
+    assert sized[tp1].details["replicas_needed"] > plain[tp1].details["replicas_needed"]
+    rec = r["recommendation"]
+    sim = rec["details"]["simulated"]
+    assert sim["slo_met"] and sim["slo"]["answer_start_p95_ms"]["limit"] == pytest.approx(60000 * 0.9)
+    assert rec["answer_start_p95_ms"] == sim["answer_start_ms"]["p95"] > 100 * rec["ttft_p95_ms"]
+    report = text(r)
+    assert f"answer start p95 {rec['answer_start_p95_ms'] / 1e3:,.1f} s (simulated peak hour" in report
+    assert "answer_start_p95_ms 60000" in report  # the SLO as stated
+
+
 def test_thinking_and_answer_lengths_add_up():
     from llmplan.serving.workload import Workload, for_model
 

@@ -218,3 +218,96 @@ def test_the_sizing_reports_the_concurrency_at_the_rate_it_sized(cat):
                          percentiles=(95,), max_context=32768, slots=float(d.engine.defaults.max_num_seqs),
                          kv_tokens=sz.kv_tokens, with_e2e=False)
     assert sz.concurrency == pytest.approx(float(at["concurrency"][0]), rel=0.05)
+
+
+def _exponential_ttft(mean_s: float):
+    """A TTFT tail P(TTFT > t) = e^(−t / mean) (1 below 0), for a t of shape (R,) or (R, K), as _ttft_tail's."""
+    return lambda t: np.where(t < 0, 1.0, np.exp(-np.maximum(t, 0.0) / mean_s))
+
+
+def test_answer_start_tail_is_the_ttft_tail_shifted_by_the_thinking():
+    """Hand-computed: TTFT exponential with mean 0.5 s, 50 thinking tokens at a mean TPOT of 20 ms: the answer
+    starts 1 s after the first token, so P(answer start > t) = e^(−(t − 1) / 0.5) (1 below 1 s); thinking in two
+    halves (10 and 90 tokens: 0.2 s and 1.8 s) mixes two shifted tails, half each. Without thinking the tail is
+    the TTFT's. P(TTFT > a or answer start > b) = P(TTFT > min(a, b − T TPOT))."""
+    from llmplan.perf.poisson import _answer_start_tails
+
+    ttft = _exponential_ttft(0.5)
+    tau = np.array([[0.02]])
+    tail, either = _answer_start_tails(ttft, np.full(QUAD, 50.0), tau)
+    t = np.array([2.0])
+    assert tail(t)[0] == pytest.approx(np.exp(-2.0), rel=1e-12)
+    assert tail(np.array([0.9]))[0] == pytest.approx(1.0)
+    assert either(np.array([1.2]), t)[0] == pytest.approx(np.exp(-2.0), rel=1e-12)  # min(1.2, 2 − 1) = 1
+    assert either(np.array([0.6]), t)[0] == pytest.approx(np.exp(-1.2), rel=1e-12)  # min(0.6, 1) = 0.6
+    half = np.where(np.cumsum(WEIGHTS) <= 0.5 + 1e-12, 10.0, 90.0)
+    tail2, _ = _answer_start_tails(ttft, half, tau)
+    assert tail2(t)[0] == pytest.approx(0.5 * np.exp(-1.8 / 0.5) + 0.5 * np.exp(-0.2 / 0.5), rel=1e-12)
+    plain, either0 = _answer_start_tails(ttft, None, tau)
+    assert plain is ttft
+    assert either0(np.array([0.6]), t)[0] == pytest.approx(np.exp(-1.2), rel=1e-12)
+    # several rates at once: each row its own TPOT
+    tail3, _ = _answer_start_tails(ttft, np.full(QUAD, 50.0), np.array([[0.02], [0.01]]))
+    assert tail3(np.array([2.0, 2.0])) == pytest.approx([np.exp(-2.0), np.exp(-3.0)], rel=1e-12)
+
+
+def _llama_8b(cat):
+    from llmplan.perf.efficiency import deployment_efficiency
+    from llmplan.perf.shape import machine, stage_shape
+    from llmplan.specs import FitRequest, resolve
+
+    d = resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm", tp=1, precision="bf16",
+                           engine="vllm"), cat)
+    return stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8), machine(d)[0], deployment_efficiency(d, cat)[0]
+
+
+def test_answer_start_percentiles_shift_by_the_thinking_time(cat):
+    """Fixed prompts at a rate near zero: the TTFT is deterministic (nobody waits), so with a fixed thinking of
+    T tokens every answer starts T × the mean TPOT after the first token and each answer-start percentile is
+    the TTFT's plus that; without thinking they are the TTFT's. The TTFT does not move with the thinking, and
+    a per-request answer-start limit between the two leaves no goodput."""
+    from llmplan.perf.poisson import poisson_latency
+    from llmplan.serving.workload import Lengths
+
+    shape, mach, e = _llama_8b(cat)
+    x, o, think = Lengths(mean=2000), Lengths(mean=700), Lengths(mean=500)  # the output counts the thinking
+
+    def run(thinking, limits_s=None):
+        return poisson_latency(shape, mach, e, [1e-6], x, o, 8192.0, 64.0, limits_s, percentiles=(50, 95, 99),
+                               thinking_lengths=thinking)
+
+    plain, thinks = run(None), run(think)
+    delay = 500 * float(thinks["tpot_mean"][0])
+    assert 1.0 < delay < 10.0  # 500 tokens at a few ms each
+    for p in (50, 95, 99):
+        assert plain[f"answer_start_p{p}"][0] == plain[f"ttft_p{p}"][0]
+        assert thinks[f"ttft_p{p}"][0] == pytest.approx(plain[f"ttft_p{p}"][0], rel=1e-9)
+        assert thinks[f"answer_start_p{p}"][0] == pytest.approx(thinks[f"ttft_p{p}"][0] + delay, abs=1e-4)
+    assert thinks["answer_start_mean"][0] == pytest.approx(thinks["ttft_mean"][0] + delay, rel=1e-9)
+    between = float(thinks["ttft_p99"][0]) + delay / 2
+    assert run(think, {"answer_start": between})["goodput"][0] == pytest.approx(0.0, abs=1e-6)
+    assert run(None, {"answer_start": between})["goodput"][0] == pytest.approx(1.0, abs=1e-6)
+    # the TTFT and the answer start move together: both limits cost no more than the tighter one
+    both = run(think, {"ttft": between, "answer_start": between + delay})["goodput"][0]
+    assert both == pytest.approx(1.0, abs=1e-6)
+
+
+def test_capacity_holds_the_answer_start(cat):
+    """An answer-start limit the thinking fits within leaves a rate; one below TTFT + thinking × TPOT leaves none,
+    where the same limit on the TTFT alone is met at a good rate."""
+    from llmplan.perf.poisson import capacity
+    from llmplan.serving.workload import Lengths
+
+    shape, mach, e = _llama_8b(cat)
+    x, o, think = Lengths(mean=2000, p95=4000), Lengths(mean=1000, p95=2500), Lengths(mean=600, p95=1800)
+
+    def rate(slo_s, thinking):
+        per_request = {k.split("_p")[0]: v for k, v in slo_s.items()}
+        return capacity(shape, mach, e, 20.0, x, o, 8192.0, 256.0, slo_s, per_request, 0.95,
+                        thinking_lengths=thinking)[0]
+
+    ttft_only = rate({"ttft_p95": 1.0}, think)
+    assert ttft_only > 0
+    assert rate({"answer_start_p95": 1.0}, None) == pytest.approx(ttft_only, rel=1e-9)
+    assert rate({"answer_start_p95": 1.0}, think) == 0.0  # 1,800 thinking tokens take longer than 1 s
+    assert 0 < rate({"answer_start_p95": 30.0}, think) <= rate({"ttft_p95": 30.0}, think)

@@ -471,3 +471,100 @@ def test_one_token_answers_hold_no_tpot_limit(tmp_path):
            "models": ["meta-llama/Llama-3.1-8B-Instruct"], "hardware": ["h100-sxm"], "precisions": ["bf16"],
            "alternatives": [], "policy": {"deployment": ["on_prem"]}}
     assert run(parse_scenario(doc), CAT)["recommendation"] is not None
+
+
+def _hand_run(thinking):
+    """Four requests at t = 0, 1, 2, 3 s, each decoding 11 tokens (first token, then 10 more evenly spaced):
+    first tokens at 0.5, 1.5, 2.5, 3.5 s and finishes 10 s after them (1 s a token)."""
+    from llmplan.serving.cluster import ClusterResult
+
+    arrival = np.array([0.0, 1.0, 2.0, 3.0])
+    reqs = Requests(arrival, np.full(4, 100), np.full(4, 11), np.zeros(4, dtype=np.int64),
+                    None if thinking is None else np.array(thinking))
+    series = {k: np.zeros(1) for k in ("queue", "running", "kv_util", "busy")}
+    return ClusterResult(reqs, arrival + 0.5, arrival + 10.5, 1, [10.0], 13.5, 42.0, 0, series)
+
+
+def test_the_answer_starts_after_the_thinking_in_the_summary():
+    """Hand-computed: thinking 0, 2, 5 and 10 tokens of 11: the answer starts at first + 10 s × T / 10, so
+    0.5, 2.5, 5.5, 10.5 s after arrival (T = 10: the last token, the finish); 11 tokens of thinking (an output
+    cut at the context) is capped at the finish. Percentiles as numpy's over those; with limits of 4 s on the
+    answer start (p95) the check fails and goodput counts the requests within it (2 of 4); with no thinking the
+    answer start is the TTFT (0.5 s each)."""
+    from llmplan.serving.cluster import request_metrics
+
+    m = request_metrics(_hand_run([0, 2, 5, 10]))
+    assert m["answer_start_ms"] == pytest.approx([500.0, 2500.0, 5500.0, 10500.0])
+    assert m["ttft_ms"] == pytest.approx([500.0] * 4)
+    assert request_metrics(_hand_run([0, 0, 0, 11]))["answer_start_ms"][3] == pytest.approx(10500.0)
+    s = summarize(_hand_run([0, 2, 5, 10]), Slo(ttft_p95_ms=1000, answer_start_p95_ms=4000))
+    assert s["answer_start_ms"]["p50"] == pytest.approx(4000.0)
+    assert s["answer_start_ms"]["p95"] == pytest.approx(5500 + 0.85 * 5000)  # numpy's: 2.85 of the way up
+    assert s["slo"]["answer_start_p95_ms"] == {"limit": 4000, "value": pytest.approx(9750.0), "ok": False}
+    assert s["slo"]["ttft_p95_ms"]["ok"] and not s["slo_met"]
+    assert s["goodput_pct"] == pytest.approx(50.0) and s["thinking_tokens_mean"] == pytest.approx(4.25)
+    plain = summarize(_hand_run(None), Slo(answer_start_p95_ms=4000))
+    assert plain["answer_start_ms"] == plain["ttft_ms"] and plain["slo_met"] and plain["thinking_tokens_mean"] is None
+
+
+def test_a_model_that_thinks_samples_its_thinking_and_answer_apart():
+    """`thinks`: each request writes its thinking and then its answer, sampled apart after the prompts and
+    answers, so a seed gives the same prompts and answers as without thinking and the output is their sum
+    (the mean the sum of the means); cut at the context, the thinking is at most the output. A trace gives
+    whole outputs: no thinking to split."""
+    w = Workload(rate_per_s=5, input_tokens=Lengths(mean=800, p95=2500), output_tokens=Lengths(mean=300, p95=900),
+                 thinking_tokens=Lengths(mean=1500, p95=5000))
+    plain = generate(w, CAT, seed=4, num_requests=20_000)
+    split = generate(w, CAT, seed=4, num_requests=20_000, thinks=True)
+    assert plain.thinking_tokens is None and split.thinking_tokens is not None
+    assert (split.arrival_s == plain.arrival_s).all() and (split.input_tokens == plain.input_tokens).all()
+    assert (split.output_tokens - split.thinking_tokens == plain.output_tokens).all()
+    assert split.output_tokens.mean() == pytest.approx(1800, rel=0.03)
+    short = generate(w, CAT, seed=4, num_requests=2000, thinks=True, max_context=4000)
+    assert (short.thinking_tokens <= short.output_tokens).all()
+    assert (short.output_tokens <= np.maximum(4000 - short.input_tokens, 1)).all()
+    full = generate(w, CAT, seed=4, num_requests=2000, thinks=True)
+    assert (short.thinking_tokens < full.thinking_tokens).any()  # some were cut
+    with pytest.raises(LlmplanError, match="not its thinking"):
+        generate(w.model_copy(update={"rate_per_s": None, "trace": "x.csv"}), CAT, thinks=True)
+
+
+def test_an_answer_start_slo_needs_the_thinking_of_a_model_that_thinks(tmp_path, capsys):
+    """simulate and capacity hold a reasoning model's answer start where the workload states its thinking (each
+    request then thinks, then answers), print it beside the TTFT, and refuse it, exit 2 with the fix, where it
+    does not (the answer start cannot be judged)."""
+    f = tmp_path / "w.yaml"
+    f.write_text("rate_per_s: 0.5\ninput_tokens: 1000\noutput_tokens: {mean: 300, p95: 900}\n"
+                 "thinking_tokens: {mean: 1500, p95: 5000}\nslo: {ttft_p95_ms: 3000, answer_start_p95_ms: 20000}\n")
+    argv = ["simulate", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "--gpu", "h100-sxm", "-w", str(f),
+            "--requests", "400"]
+    assert main([*argv, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["thinking_tokens_mean"] == pytest.approx(1500, rel=0.15)
+    assert r["answer_start_ms"]["p95"] > 10 * r["ttft_ms"]["p95"]  # ~5,000 tokens at ~8 ms after a 0.1 s TTFT
+    check = r["slo"]["answer_start_p95_ms"]
+    assert check["limit"] == 20000 and check["value"] == r["answer_start_ms"]["p95"] and not check["ok"]
+    assert r["slo"]["ttft_p95_ms"]["ok"] and not r["slo_met"]
+    assert main(argv) == 0
+    assert "answer start" in capsys.readouterr().out
+    f.write_text("rate_per_s: 0.5\ninput_tokens: 1000\noutput_tokens: 300\nslo: {answer_start_p95_ms: 20000}\n")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "answer_start_p95_ms" in err and "thinking_tokens" in err and "Traceback" not in err
+
+
+def test_capacity_sizes_for_the_answer_start(tmp_path, capsys):
+    """capacity holds the answer start like the other limits: named among the SLOs and at the peak; a limit one
+    request alone misses (1,500 tokens of thinking at ~8 ms each after its TTFT: ~12 s against 10 s) is
+    infeasible at once, the reason naming the answer start."""
+    f = tmp_path / "w.yaml"
+    body = "rate_per_s: 1\ninput_tokens: 1000\noutput_tokens: 300\nthinking_tokens: {mean: 1500, p95: 5000}\n"
+    f.write_text(body + "slo: {ttft_p95_ms: 3000, answer_start_p95_ms: 60000}\n")
+    argv = ["capacity", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "--gpu", "h100-sxm", "-w", str(f)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "answer start p95 ≤ 60,000 ms" in out and "At peak: TTFT p95" in out and ", answer start p95 " in out
+    f.write_text(body + "slo: {answer_start_p95_ms: 10000}\n")
+    assert main([*argv, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert not r["feasible"] and "an answer start (after 1,500 tokens of thinking)" in r["reason"]

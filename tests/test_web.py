@@ -560,3 +560,26 @@ def test_token_counts_and_days_are_bounded_before_any_work(client, field, value)
     assert 400 <= r.status_code < 500 and field in r.json()["error"], (r.status_code, r.text)
     assert client.post("/api/scenarios/validate", json=body).json()["ok"] is False
     assert client.get("/api/runs").json() == before
+
+
+def test_the_api_takes_an_answer_start_slo(client):
+    """workload.slo.answer_start_p95_ms: a positive time is taken (validated, planned, and each option carries
+    answer_start_p95_ms, here the TTFT: Llama does not think); 0 or a negative one is a 4xx naming the field,
+    before any work."""
+    body = {"scenario": {"workload": {"requests_per_day": 20000, "slo": {"answer_start_p95_ms": 0}},
+                         "models": ["meta-llama/Llama-3.1-8B-Instruct"], "hardware": ["h100-sxm"],
+                         "alternatives": []}}
+    before = client.get("/api/runs").json()
+    for bad in (0, -5):
+        body["scenario"]["workload"]["slo"]["answer_start_p95_ms"] = bad
+        r = client.post("/api/plan", json=body)
+        assert 400 <= r.status_code < 500 and "answer_start_p95_ms" in r.json()["error"], (r.status_code, r.text)
+        assert client.post("/api/scenarios/validate", json=body).json()["ok"] is False
+    assert client.get("/api/runs").json() == before
+    body["scenario"]["workload"]["slo"]["answer_start_p95_ms"] = 4000
+    assert client.post("/api/scenarios/validate", json=body).json()["ok"] is True
+    r = client.post("/api/plan", json=body)
+    assert r.status_code == 200, r.text
+    rec = r.json()["recommendation"]
+    assert rec["answer_start_p95_ms"] == rec["ttft_p95_ms"]
+    assert rec["details"]["simulated"]["slo"]["answer_start_p95_ms"]["limit"] == pytest.approx(3600)

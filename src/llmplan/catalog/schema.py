@@ -1073,18 +1073,30 @@ class Calibration(Entry):
 # --------------------------------------------------------------------------------------
 
 
+_TTFT = ("time to the first token (ms) at p{}: from sending the request to the first token the model writes; "
+         "for a model that thinks, the first token of its reasoning trace (see answer_start_p{}_ms)")
+_ANSWER_START = ("time to the answer (ms) at p{}: from sending the request to the first token of the answer, "
+                 "after the thinking; for a model that does not think under the workload it equals the TTFT. "
+                 "Hold a reasoning model to it where users wait for the answer (the interface hides the thinking)")
+_TPOT = "time per output token (ms) at p{}: the decode time after the first token over the tokens after it"
+_E2E = "end-to-end time (ms) at p{}: from sending the request to its last token"
+
+
 class Slo(_Strict):
     """Latency limits (milliseconds) at p50/p95/p99, and the share of requests that must meet all."""
 
-    ttft_p50_ms: float | None = Field(default=None, gt=0)
-    ttft_p95_ms: float | None = Field(default=None, gt=0)
-    ttft_p99_ms: float | None = Field(default=None, gt=0)
-    tpot_p50_ms: float | None = Field(default=None, gt=0)
-    tpot_p95_ms: float | None = Field(default=None, gt=0)
-    tpot_p99_ms: float | None = Field(default=None, gt=0)
-    e2e_p50_ms: float | None = Field(default=None, gt=0)
-    e2e_p95_ms: float | None = Field(default=None, gt=0)
-    e2e_p99_ms: float | None = Field(default=None, gt=0)
+    ttft_p50_ms: float | None = Field(default=None, gt=0, description=_TTFT.format(50, 50))
+    ttft_p95_ms: float | None = Field(default=None, gt=0, description=_TTFT.format(95, 95))
+    ttft_p99_ms: float | None = Field(default=None, gt=0, description=_TTFT.format(99, 99))
+    answer_start_p50_ms: float | None = Field(default=None, gt=0, description=_ANSWER_START.format(50))
+    answer_start_p95_ms: float | None = Field(default=None, gt=0, description=_ANSWER_START.format(95))
+    answer_start_p99_ms: float | None = Field(default=None, gt=0, description=_ANSWER_START.format(99))
+    tpot_p50_ms: float | None = Field(default=None, gt=0, description=_TPOT.format(50))
+    tpot_p95_ms: float | None = Field(default=None, gt=0, description=_TPOT.format(95))
+    tpot_p99_ms: float | None = Field(default=None, gt=0, description=_TPOT.format(99))
+    e2e_p50_ms: float | None = Field(default=None, gt=0, description=_E2E.format(50))
+    e2e_p95_ms: float | None = Field(default=None, gt=0, description=_E2E.format(95))
+    e2e_p99_ms: float | None = Field(default=None, gt=0, description=_E2E.format(99))
     goodput_pct: float = Field(default=95.0, gt=0, le=100, description="requests meeting every per-request limit")
 
 

@@ -88,7 +88,7 @@ def _print_explain(info: dict) -> None:
         typer.echo(f"{info['option']}: ranked #{info['rank']}")
         for k in ("deployment", "model", "precision", "hardware", "engine", "num_gpus", "servers", "tp", "pp",
                   "replicas", "tco_usd", "cost_per_million_tokens_usd", "ttft_p95_ms", "tpot_p95_ms",
-                  "quality_recovery_pct", "serve_command"):
+                  "answer_start_p95_ms", "quality_recovery_pct", "serve_command"):
             v = info.get(k)
             typer.echo(f"  {k}: {_num(v)}" if isinstance(v, float) else f"  {k}: {v}")
         for k, v in info["details"].items():

@@ -24,7 +24,11 @@ with up to `chunk` prompt tokens alongside every decoding sequence (chunked pref
   token, and waits when no slot is free (M/G/c in the Allen–Cunneen approximation: Erlang C with the
   offered load λ E[residence]) or when the tokens in flight (a compound Poisson sum: a few long prompts
   fill the cache) leave no room for its prompt; that wait adds to the prompt queue's;
-* goodput: P(TTFT within its limit) × P(TPOT within its limit) × P(end-to-end within its limit).
+* the answer of a model that thinks starts after its thinking, T tokens after the first: answer start =
+  TTFT + T × the mean TPOT, its tail a mixture over the thinking lengths of the TTFT's tail shifted by each
+  (``P(answer start > t) = Σⱼ wⱼ P(TTFT > t − Tⱼ TPOT)``); without thinking it is the TTFT;
+* goodput: P(TTFT and answer start within their limits) × P(TPOT within its limit) × P(end-to-end within its
+  limit) (the first two move together: one term, :func:`_shares_above`).
 
 Lengths enter as QUAD points of each (lognormal) distribution, one per probability bin, finer in the
 tail (WEIGHTS).
@@ -359,27 +363,65 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
     residual = _residual_tail(svc_f, es_f)
     w_residual = np.where(stable, (1 - rho) * np.where(wq_all > 0, wq / np.maximum(wq_all, 1e-300), 0.0), 0.0)
 
-    def tail(t: np.ndarray) -> np.ndarray:  # t: (R,)
-        gap = np.maximum(t[:, None] - ttft_k, 0.0)
-        w = pw * (w_residual * residual(gap * residual_scale)
-                  + (1 - w_residual) * np.exp(-np.minimum(gap / m1_safe, 700.0)))
-        w = np.where(t[:, None] < ttft_k, 1.0, w)
-        return np.where(stable[:, 0], w @ WEIGHTS, 1.0)
+    def tail(t: np.ndarray) -> np.ndarray:  # t: (R,), or (R, K): K times at each rate
+        two = t.ndim == 2
+        tt = t[:, :, None] if two else t[:, None]
+        k, p, wr, scale, m = (a[:, None, :] if two else a for a in (ttft_k, pw, w_residual, residual_scale, m1_safe))
+        gap = np.maximum(tt - k, 0.0)
+        w = p * (wr * residual((gap * scale).reshape(len(gap), -1)).reshape(gap.shape)
+                 + (1 - wr) * np.exp(-np.minimum(gap / m, 700.0)))
+        w = np.where(tt < k, 1.0, w)
+        return np.where(stable if two else stable[:, 0], w @ WEIGHTS, 1.0)
 
     return tail
+
+
+def _tpot_tail(tpot_k, o: np.ndarray, stable: np.ndarray):
+    """P(TPOT > t) as a function of t (R,), from `tpot_k` (the tail at each answer length `o`): TPOT exists for
+    the answers longer than one token, so the tail is over those (none: nothing exceeds a limit)."""
+    has_tpot = (o > 1) * WEIGHTS
+    share = float(has_tpot.sum())
+
+    def tail(t):  # t: (R,)
+        if share <= 0:
+            return np.where(stable[:, 0], 0.0, 1.0)
+        return np.where(stable[:, 0], tpot_k(t[:, None]) @ has_tpot / share, 1.0)
+
+    return tail
+
+
+def _answer_start_tails(ttft_tail, thinking: np.ndarray | None, tpot_mean: np.ndarray):
+    """P(answer start > t) as a function of t (R,), and P(TTFT > a or answer start > b) as one of a and b (R,).
+    The answer starts after the thinking, T tokens after the first, each taking the mean TPOT: answer start =
+    TTFT + T × TPOT, so P(answer start > t) = Σⱼ wⱼ P(TTFT > t − Tⱼ TPOT) and P(TTFT > a or answer start > b)
+    = Σⱼ wⱼ P(TTFT > min(a, b − Tⱼ TPOT)), over the thinking lengths Tⱼ (`thinking`: QUAD points with weights
+    WEIGHTS, equal ones merged). None: the model does not think, and its answer starts with the first token."""
+    if thinking is None:
+        return ttft_tail, lambda a, b: ttft_tail(np.minimum(a, b))
+    points, where = np.unique(thinking, return_inverse=True)
+    weights = np.bincount(where.ravel(), WEIGHTS, len(points))
+    delay = tpot_mean[:, :1] * points[None, :]  # (R, J): the time the thinking takes
+
+    def either(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return ttft_tail(np.minimum(a[:, None], b[:, None] - delay)) @ weights
+
+    return (lambda t: either(np.full_like(t, np.inf), t)), either
 
 
 def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengths, output_lengths, chunk: float,
                     limit: float, limits_s: dict[str, float] | None = None,
                     percentiles: tuple[int, ...] = (50, 95, 99), max_context: float = np.inf,
                     at_s: dict[str, float] | None = None, prefix_share: float = 0.0, slots: float | None = None,
-                    kv_tokens: float = np.inf, with_e2e: bool = True) -> dict[str, np.ndarray]:
+                    kv_tokens: float = np.inf, with_e2e: bool = True,
+                    thinking_lengths=None) -> dict[str, np.ndarray]:
     """Latency percentiles (seconds, keys like ``ttft_p95``) at Poisson `rate` (an array: one result per
     rate), with at most `limit` sequences in the engine. Admission waits for one of `slots` sequence slots
     (default: `limit`) and, where `kv_tokens` is given, for room in a KV cache of that many tokens.
-    `limits_s` (per-request limits, seconds, keys ttft / tpot / e2e): also the goodput share in [0, 1].
-    Unstable (ρ ≥ 1, more sequences than the limit, or more KV than the cache): infinite latencies,
-    goodput 0. `with_e2e`: also the end-to-end percentiles."""
+    `limits_s` (per-request limits, seconds, keys ttft / answer_start / tpot / e2e): also the goodput share in
+    [0, 1]. Unstable (ρ ≥ 1, more sequences than the limit, or more KV than the cache): infinite latencies,
+    goodput 0. `with_e2e`: also the end-to-end percentiles. `thinking_lengths`: the thinking a model that thinks
+    writes before its answer (its share of `output_lengths`), for the answer start (``answer_start_p95``,
+    :func:`_answer_start_tails`); None: the answer starts with the first token (answer start = TTFT)."""
     lam = np.atleast_1d(np.asarray(rate, dtype=float))[:, None]  # (R, 1)
     x = length_points(input_lengths, max_context)[None, :]  # (1, Q)
     o = np.minimum(length_points(output_lengths, max_context), np.maximum(max_context - x[0], 1.0))  # (Q,)
@@ -414,17 +456,7 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     d = steps * tpot_mean  # decode time of each answer length (R, Q)
     sd, skew = _tpot_spread(lam, d, steps, _wmean(added ** 2), _wmean(added ** 3), rho_a, slope, stable)
 
-    tpot_k = _skewed_tail(tpot_mean, sd, skew)
-
-    # TPOT exists for the answers longer than one token: its tail is over those (none: nothing exceeds a limit)
-    has_tpot = (o > 1) * WEIGHTS
-    share = float(has_tpot.sum())
-
-    def tpot_tail(t):  # t: (R,)
-        if share <= 0:
-            return np.where(stable[:, 0], 0.0, 1.0)
-        return np.where(stable[:, 0], tpot_k(t[:, None]) @ has_tpot / share, 1.0)
-
+    tpot_tail = _tpot_tail(_skewed_tail(tpot_mean, sd, skew), o, stable)
     ttft_mean = np.where(stable, wq_all + _wmean(ttft_k), np.inf)
     e2e_k = np.where(stable, np.where(stable, ttft_mean, 0.0) + np.maximum(o - 1, 0.0)[None, :]
                      * np.where(stable, tpot_mean, 0.0), np.inf)  # (R, Q) over answer lengths
@@ -433,26 +465,34 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
         return np.where(stable[:, 0], (e2e_k > t[:, None]) @ WEIGHTS, 1.0)
 
     st = stable[:, 0]
+    thinking = None if thinking_lengths is None else length_points(thinking_lengths, max_context)
+    answer_tail, either = _answer_start_tails(ttft_tail, thinking, tpot_mean)
     hi_ttft = np.where(st, ttft_k.max(-1) + 60 * np.where(st, wq_all[:, 0], 0.0) + 1.0, 1.0)
-    hi_tpot = np.where(st, tpot_mean[:, 0] + 30 * sd.max(-1) + 1e-3, 1.0)
+    his = {"ttft": hi_ttft, "tpot": np.where(st, tpot_mean[:, 0] + 30 * sd.max(-1) + 1e-3, 1.0)}
+    if with_e2e:
+        his["e2e"] = np.where(st, e2e_k.max(-1) * 1.01 + 1e-3, 1.0)
+    if thinking is not None:  # else the answer starts with the first token: its percentiles are the TTFT's
+        his["answer_start"] = np.where(st, hi_ttft + float(thinking.max()) * tpot_mean[:, 0], 1.0)
     out: dict[str, np.ndarray] = {"rho": rho[:, 0], "rho_decode": rho_a[:, 0], "concurrency": c[:, 0],
                                   "wait_mean_s": np.where(st, wq_all[:, 0], np.inf), "admission_wait_p": p_admit[:, 0],
                                   "tpot_mean": tpot_mean[:, 0], "ttft_mean": ttft_mean[:, 0],
-                                  "stable": st}
-    for p in percentiles:
-        out[f"ttft_p{p}"] = np.where(st, _quantile(ttft_tail, p, hi_ttft), np.inf)
-        out[f"tpot_p{p}"] = np.where(st, _quantile(tpot_tail, p, hi_tpot), np.inf)
-        if with_e2e:
-            out[f"e2e_p{p}"] = np.where(st, _quantile(e2e_tail, p, np.where(st, e2e_k.max(-1) * 1.01 + 1e-3, 1.0)),
-                                        np.inf)
-    out.update(_shares_above({"ttft": ttft_tail, "tpot": tpot_tail, "e2e": e2e_tail}, st, at_s, limits_s))
+                                  "answer_start_mean": ttft_mean[:, 0] + (0.0 if thinking is None else float(
+                                      thinking @ WEIGHTS) * tpot_mean[:, 0]), "stable": st}
+    tails = {"ttft": ttft_tail, "answer_start": answer_tail, "tpot": tpot_tail, "e2e": e2e_tail}
+    out.update({f"{key}_p{p}": np.where(st, _quantile(tails[key], p, hi), np.inf) for p in percentiles
+                for key, hi in his.items()})
+    out.update({f"answer_start_p{p}": out[f"ttft_p{p}"] for p in percentiles if thinking is None})
+    out.update(_shares_above(tails, st, at_s, limits_s, either))
     return out
 
 
 def _shares_above(tails: dict[str, Callable[[np.ndarray], np.ndarray]], st: np.ndarray,
-                  at_s: dict[str, float] | None, limits_s: dict[str, float] | None) -> dict[str, np.ndarray]:
+                  at_s: dict[str, float] | None, limits_s: dict[str, float] | None,
+                  either: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
     """The share of requests above each limit of `at_s` (``exceed_ttft_p95`` …) and, given per-request
-    `limits_s`, the share within all of them (``goodput``); `st`: which rates are stable."""
+    `limits_s`, the share within all of them (``goodput``); `st`: which rates are stable. The TTFT and the answer
+    start of a request move together (the answer starts a thinking after the first token): where both have a
+    limit, the share above either is `either`'s (a, b) -> P(TTFT > a or answer start > b), not a product."""
     out: dict[str, np.ndarray] = {}
     at_limit: dict[tuple[str, float], np.ndarray] = {}  # an SLO percentile and goodput often share a limit
 
@@ -465,9 +505,13 @@ def _shares_above(tails: dict[str, Callable[[np.ndarray], np.ndarray]], st: np.n
         out[f"exceed_{key}"] = share_above(key.split("_p")[0], lim)
     if limits_s is not None:
         good = st.astype(float)
-        for key in ("ttft", "tpot", "e2e"):
-            if key in limits_s:
-                good = good * (1 - share_above(key, limits_s[key]))
+        keys = [k for k in ("ttft", "answer_start", "tpot", "e2e") if k in limits_s]
+        if "ttft" in keys and "answer_start" in keys:
+            keys = [k for k in keys if k not in ("ttft", "answer_start")]
+            n = len(st)
+            good = good * (1 - either(np.full(n, limits_s["ttft"]), np.full(n, limits_s["answer_start"])))
+        for key in keys:
+            good = good * (1 - share_above(key, limits_s[key]))
         out["goodput"] = np.where(st, good, 0.0)
     return out
 
@@ -481,15 +525,15 @@ def poisson_latency(*args, **kwargs) -> dict[str, np.ndarray]:
 def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, input_lengths, output_lengths,
              chunk: float, limit: float, slo_s: dict[str, float], per_request_s: dict[str, float],
              goodput: float, max_context: float = np.inf, prefix_share: float = 0.0, slots: float | None = None,
-             kv_tokens: float = np.inf) -> tuple[float, dict[str, np.ndarray], int]:
+             kv_tokens: float = np.inf, thinking_lengths=None) -> tuple[float, dict[str, np.ndarray], int]:
     """The highest Poisson rate (requests/s) at which every SLO percentile in `slo_s` (keys like
-    ``ttft_p95``, seconds) holds and the goodput share reaches `goodput`. Rates are tried on a geometric
-    grid up to `saturation_rate` (one vectorised evaluation), and the margin is interpolated linearly
+    ``ttft_p95`` or ``answer_start_p95``, seconds) holds and the goodput share reaches `goodput`. Rates are tried
+    on a geometric grid up to `saturation_rate` (one vectorised evaluation), and the margin is interpolated linearly
     between the last rate that passes and the first that fails. Returns (rate, the metrics on the grid,
-    index of that rate; -1: none passes). `slots`, `kv_tokens`: see :func:`poisson_latency`."""
+    index of that rate; -1: none passes). `slots`, `kv_tokens`, `thinking_lengths`: see :func:`poisson_latency`."""
     grid = saturation_rate * _RATE_GRID
     r = poisson_latency(s, m, e, grid, input_lengths, output_lengths, chunk, limit, per_request_s, (), max_context,
-                        slo_s, prefix_share, slots, kv_tokens)
+                        slo_s, prefix_share, slots, kv_tokens, thinking_lengths=thinking_lengths)
     # margin ≥ 0 where it holds: for an SLO at percentile p, the share of requests above its limit is at
     # most 1 − p/100; for goodput, the share within every limit reaches it
     worst = np.full(len(grid), np.inf)

@@ -109,8 +109,12 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
                        f"quality, then latency.")
         out += _gpu_failure_line(rec, ru)
         if rec.ttft_p95_ms is not None and ru.ttft_p95_ms is not None:
+            thinking = any(o.details.get("thinking_tokens_mean") for o in (rec, ru))
+            a, b = rec.answer_start_p95_ms, ru.answer_start_p95_ms
             out.append(f"Latency at the peak: TTFT p95 {rec.ttft_p95_ms:,.0f} ms against {ru.ttft_p95_ms:,.0f} ms, "
-                       f"TPOT p95 {rec.tpot_p95_ms:,.1f} ms against {ru.tpot_p95_ms:,.1f} ms; both within the SLO.")
+                       f"TPOT p95 {rec.tpot_p95_ms:,.1f} ms against {ru.tpot_p95_ms:,.1f} ms"
+                       + (f", answer start p95 {a / 1e3:,.1f} s against {b / 1e3:,.1f} s (after the thinking)"
+                          if thinking and a is not None and b is not None else "") + "; both within the SLO.")
     for kind, ref in references.items():
         if ref is None or ref.details.get("allowed", True) or ref.tco_usd >= rec.tco_usd:
             continue

@@ -54,6 +54,7 @@ def summary_html(result: dict[str, Any]) -> str:
                 (f"TCO over {r['horizon_years']:g} years", _usd(rec["tco_usd"])),
                 ("Cost per 1M tokens", f"${rec['cost_per_million_tokens_usd']:,.3f}"),
                 ("Latency at peak (p95)", f"TTFT {rec['ttft_p95_ms']:,.0f} ms, TPOT {rec['tpot_p95_ms']:,.0f} ms"
+                 + (f", answer start {rec['answer_start_p95_ms'] / 1e3:,.1f} s" if _thinks(rec) else "")
                  if rec.get("ttft_p95_ms") is not None else "—"),
                 ("Quality", (rec.get("quality") or {}).get("label")
                  or (f"{rec['quality_recovery_pct']:.1f} % recovery" if rec.get("quality_recovery_pct") else "—"))]
@@ -155,3 +156,9 @@ def pdf_bytes(result: dict[str, Any], detail_html: str, cat: Catalog) -> bytes:
            f"{summary_html(result)}{assumptions_html(result, cat)}<section class='detail'>{body}</section>"
            "</body></html>")
     return HTML(string=doc).write_pdf()
+
+
+def _thinks(rec: dict[str, Any]) -> bool:
+    """The recommendation thinks before it answers, and its answer start is known (runs saved before it was
+    computed have none)."""
+    return bool(rec["details"].get("thinking_tokens_mean")) and rec.get("answer_start_p95_ms") is not None

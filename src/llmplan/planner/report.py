@@ -233,6 +233,31 @@ def _ms(v: float | None) -> str:
     return "—" if v is None or not math.isfinite(v) else f"{v:,.0f} ms"
 
 
+def _s(v_ms: float) -> str:
+    """A time in milliseconds as seconds, 0.1 s apart ('42.2 s')."""
+    return "—" if not math.isfinite(v_ms) else f"{v_ms / 1e3:,.1f} s"
+
+
+def _thinking_lines(rec: dict[str, Any]) -> list[str]:
+    """What the recommendation's thinking adds: tokens, and that the answer starts after them (the answer start,
+    workload.slo.answer_start_p95_ms; from the TPOT where a saved run has no answer start)."""
+    d = rec["details"]
+    if not d.get("thinking_tokens_mean"):
+        return []
+    think = d["thinking_tokens_mean"]
+    if rec.get("answer_start_p95_ms") is not None:
+        later = (f"at p95 {_s(rec['answer_start_p95_ms'])} after the request (the answer start; "
+                 "workload.slo.answer_start_p95_ms holds it to a limit)")
+    elif rec.get("tpot_p95_ms"):
+        tpot = rec["tpot_p95_ms"]
+        later = f"about {think * tpot / 1e3:,.0f} s later ({think:,.0f} × TPOT p95 {tpot:,.0f} ms)"
+    else:
+        later = f"{think:,.0f} × TPOT later"
+    return [f"- thinking: the model reasons before each answer, {think:,.0f} tokens on average "
+            "(workload.thinking_tokens), generated and paid for as output; TPOT and the load count them, and the TTFT "
+            f"is to the first token of the trace: the answer itself starts {later}"]
+
+
 def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v:.1f} %"
 
@@ -434,16 +459,12 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
                 f"- TCO over {r['horizon_years']:g} years: {_usd(rec['tco_usd'])}; "
                 f"${rec['cost_per_million_tokens_usd']:,.3f} per 1M tokens"]
         d = rec["details"]
-        if d.get("thinking_tokens_mean"):
-            out.append(f"- thinking: the model reasons before each answer, {d['thinking_tokens_mean']:,.0f} tokens on "
-                       "average (workload.thinking_tokens), generated and paid for as output; TPOT and the load count "
-                       "them, and the TTFT is to the first token of the trace: the answer itself starts "
-                       + (f"about {d['thinking_tokens_mean'] * rec['tpot_p95_ms'] / 1e3:,.0f} s later "
-                          f"({d['thinking_tokens_mean']:,.0f} × TPOT p95 {rec['tpot_p95_ms']:,.0f} ms)"
-                          if rec.get("tpot_p95_ms") else f"{d['thinking_tokens_mean']:,.0f} × TPOT later"))
+        out += _thinking_lines(rec)
         if rec["ttft_p95_ms"] is not None:
-            out.append(f"- latency at peak: TTFT p95 {_ms(rec['ttft_p95_ms'])}, TPOT p95 {_ms(rec['tpot_p95_ms'])} "
-                       f"({d.get('latency_basis')})")
+            answer = rec.get("answer_start_p95_ms") if d.get("thinking_tokens_mean") else None
+            out.append(f"- latency at peak: TTFT p95 {_ms(rec['ttft_p95_ms'])}, TPOT p95 {_ms(rec['tpot_p95_ms'])}"
+                       + (f", answer start p95 {_s(answer)}" if answer is not None else "")
+                       + f" ({d.get('latency_basis')})")
         if rec["serve_command"]:
             cmd = rec["serve_command"]
             out.append(f"- serve: {code_span(cmd) if q is md_text else '`' + cmd + '`'}")

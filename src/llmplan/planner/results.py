@@ -27,6 +27,9 @@ class PlanOption(Result):
     cost_per_million_tokens_usd: Num
     ttft_p95_ms: Num | None
     tpot_p95_ms: Num | None
+    answer_start_p95_ms: Num | None = Field(default=None, description="to the first token of the answer, after the "
+                                            "thinking (the TTFT for a model that does not think); none for an API, "
+                                            "and in runs saved before it existed")
     quality_recovery_pct: Num | None
     quality_score: Num | None
     serve_command: str | None = None

@@ -28,7 +28,16 @@ from ..perf.poisson import at_capacity, capacity, poisson_latency
 from ..perf.scenarios import closed_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
-from ..serving.workload import Workload, days_per_year, for_model, hourly_weights, preset, thinks
+from ..serving.workload import (
+    Workload,
+    days_per_year,
+    for_model,
+    hourly_weights,
+    preset,
+    samples_thinking,
+    thinking_of,
+    thinks,
+)
 from ..specs import Deployment, FitRequest, hardware_plugin, resolve, weight_only_kernel
 from ..units import fmt_sig
 from . import policy as pol
@@ -61,6 +70,7 @@ class Option:
     cost_per_million_tokens_usd: float = math.inf
     ttft_p95_ms: float | None = None
     tpot_p95_ms: float | None = None
+    answer_start_p95_ms: float | None = None  # to the first token of the answer (the TTFT where it does not think)
     quality_recovery_pct: float | None = None
     quality_score: float | None = None  # absolute, on the scenario's ranking benchmark (None: no published figure)
     serve_command: str | None = None
@@ -70,7 +80,8 @@ class Option:
     def public(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("id", "deployment", "model", "precision", "hardware", "engine", "num_gpus",
                                            "servers", "tp", "pp", "replicas", "tco_usd", "cost_per_million_tokens_usd",
-                                           "ttft_p95_ms", "tpot_p95_ms", "quality_recovery_pct", "quality_score",
+                                           "ttft_p95_ms", "tpot_p95_ms", "answer_start_p95_ms",
+                                           "quality_recovery_pct", "quality_score",
                                            "serve_command")}
         d["details"] = self.details
         return d
@@ -229,6 +240,7 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
     if slow != 1.0:
         e = slower(e, slow)
     li, lo = w.lengths("input"), w.lengths("output")
+    thinking = thinking_of(w, d.model)  # the answer starts after it (its share of the output)
     i, o = li.mean, lo.mean
     i95, o95 = li.p95 or i, lo.p95 or o
     kv = float(memory_fit(d, tuple(cat.gguf_types), context_tokens=int(min(max_context, d.model.max_context)))
@@ -242,25 +254,34 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
     ttft_ms = 1e3 * float(np.asarray(long_prompt.ttft_s)[1])
     tpot_ms = 1e3 * float(np.asarray(r.tpot_s)[0])
     e2e_ms = 1e3 * float(np.asarray(long_answer.e2e_s)[2])
+    # the answer starts after the thinking, a TPOT a token (the p95 thinking after the p95 prompt's TTFT)
+    answer_ms = ttft_ms + (0.0 if thinking is None else (thinking.p95 or thinking.mean) * tpot_ms)
     # the same margin inside the SLO limits as the simulator's confirmation (SLO_HEADROOM): an option the
     # sizing accepts is one the confirmation can accept
     limits = {k: v * SLO_HEADROOM for k, v in slo_limits(w.slo).items()}
-    alone = {"ttft_ms": ttft_ms, "tpot_ms": tpot_ms, "e2e_ms": e2e_ms}
+    alone = {"ttft_ms": ttft_ms, "answer_start_ms": answer_ms, "tpot_ms": tpot_ms, "e2e_ms": e2e_ms}
     if any(alone[k] > v for k, v in limits.items()):
+        held = f", answer start {answer_ms / 1e3:,.1f} s (p95 prompt, then {thinking.p95 or thinking.mean:,.0f} " \
+            "tokens of p95 thinking)" if thinking is not None and "answer_start_ms" in limits else ""
         return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom): even one request at a time takes TTFT "
                 f"{ttft_ms:,.0f} ms (p95 prompt), TPOT {tpot_ms:,.1f} ms, end-to-end {e2e_ms / 1e3:,.1f} s "
-                "(p95 answer)")
+                f"(p95 answer){held}")
     slo_s = {f"{k[:-3]}": v * SLO_HEADROOM / 1e3 for k, v in w.slo.model_dump().items()
              if k.endswith("_ms") and v is not None}  # ttft_p95_ms -> ttft_p95
     per_request_s = {k[:-3]: v / 1e3 for k, v in limits.items()}
     saturation = float(np.asarray(r.requests_s)[3])
     rate, res, k = capacity(shape, mach, e, saturation, li, lo, chunk, limit, slo_s, per_request_s,
                             w.slo.goodput_pct / 100, max_context, w.shared_prefix_share,
-                            float(d.engine.defaults.max_num_seqs), kv)
+                            float(d.engine.defaults.max_num_seqs), kv, thinking)
     if rate <= 0:
-        return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom) at any Poisson rate: the prompts' queue (the long "
-                f"tail of {li.p95 or i:,.0f}-token p95 prompts) misses even at 1/512 of the saturation rate "
-                f"(goodput {100 * float(res['goodput'][0]):.1f} %)")
+        # the answer start can miss where one request alone passes: a p99 limit over a long thinking tail
+        late = [f"{name}_ms: {100 * float(res[f'exceed_{name}'][0]):.1f} % of answers start after the limit, "
+                f"{100 - int(name.split('_p')[1])} % allowed" for name in slo_s
+                if name.startswith("answer_start") and res[f"exceed_{name}"][0] > 1 - int(name.split("_p")[1]) / 100]
+        return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom) at any Poisson rate: "
+                + (f"the answer start, after the thinking, misses even at 1/512 of the saturation rate ({late[0]})"
+                   if late else f"the prompts' queue (the long tail of {li.p95 or i:,.0f}-token p95 prompts) misses "
+                   "even at 1/512 of the saturation rate") + f" (goodput {100 * float(res['goodput'][0]):.1f} %)")
     replicas = max(1, math.ceil(peak / rate))
     return Sizing(replicas, rate, at_capacity(saturation, rate, res["concurrency"], k), float(limit), kv,
                   float(np.asarray(r.e2e_s)[0]))
@@ -308,7 +329,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     bench = qual.benchmark(s.quality.task, s.quality.benchmark, cat)
     say(f"checking {len(models)} model(s) × {len(hardware)} accelerator(s) × {len(engines)} engine(s)")
     loads = {m.id: _model_load(w, m) for m in models}  # what each model serves (a model that thinks: more output)
-    candidates = _candidates(models, hardware, engines, loads, s, cat, policy, rejected)
+    candidates = _candidates(models, hardware, engines, w, loads, s, cat, policy, rejected)
     say(f"sizing {len(candidates)} candidate(s) cheapest purchase first")
     options += _with_quality(_search_layouts(candidates, s, cat, peak, rate_h, tokens_h, rejected),
                              bench, cat)
@@ -444,12 +465,14 @@ class Candidate:
     q: float | None
     base_id: str
     w: Workload  # the load this model serves (with its thinking, for a model that thinks)
+    stated: Workload  # the workload as the scenario states it (the simulator samples thinking and answer apart)
 
 
-def _candidates(models: list[Model], hardware: list[Accelerator], engines: list[Engine],
+def _candidates(models: list[Model], hardware: list[Accelerator], engines: list[Engine], stated: Workload,
                 loads: dict[str, Workload | str], s: Scenario, cat: Catalog, policy: pol.Policy,
                 rejected: list[Rejection]) -> list[Candidate]:
-    """Every model × format × accelerator × engine the rules allow (the others rejected, with their reasons).
+    """Every model × format × accelerator × engine the rules allow (the others rejected, with their reasons),
+    under the scenario's `stated` workload.
     An engine that runs on an accelerator through a hardware plugin with an entry of its own (vLLM on Gaudi:
     the vllm-gaudi plugin) is that entry there."""
     model_ok = {m.id: pol.model_rule(m, policy, cat) for m in models}
@@ -468,7 +491,7 @@ def _candidates(models: list[Model], hardware: list[Accelerator], engines: list[
                     if not v.ok or isinstance(load, str):
                         rejected.append(Rejection(base_id, v.reasons))
                         continue
-                    out.append(Candidate(m, fmt, a, eng, q, base_id, load))
+                    out.append(Candidate(m, fmt, a, eng, q, base_id, load, stated))
     return out
 
 
@@ -612,8 +635,8 @@ def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catal
                details={"per_replica_req_s": sz.per_replica_req_s, "kv_capacity_tokens": mem.kv_capacity_tokens,
                         "context_tokens": ctx, "thinking_tokens_mean": w.lengths("thinking").mean
                         if thinks(m, w) else None})
-    o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "peak": peak, "rate_h": rate_h, "tokens_h": tokens_h,
-              "days": days_per_year(w, cat)}
+    o._ctx = {"d": d, "sizing": sz, "finance": f, "w": w, "stated": c.stated, "peak": peak, "rate_h": rate_h,
+              "tokens_h": tokens_h, "days": days_per_year(w, cat)}
     try:
         _cost_owned(o, sz.replicas, cat, s, latency=False)
     except LlmplanError as exc:
@@ -688,7 +711,8 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bo
 
 def _latency_at_peak(o: Option, cat: Catalog) -> None:
     """The analytic p95 latencies at the peak on the replicas left after the worst planned failure (Poisson
-    arrivals over the workload's length distributions: :func:`llmplan.perf.poisson.poisson_latency`)."""
+    arrivals over the workload's length distributions: :func:`llmplan.perf.poisson.poisson_latency`), the answer
+    start after the thinking of a model that thinks."""
     c = o._ctx
     d, sz, w = c["d"], c["sizing"], c["w"]
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
@@ -697,8 +721,10 @@ def _latency_at_peak(o: Option, cat: Catalog) -> None:
     at = poisson_latency(shape, mach, e, c["peak"] / o.details["serving_replicas"], w.lengths("input"),
                          w.lengths("output"), float(d.engine.defaults.max_num_batched_tokens), sz.limit,
                          percentiles=(95,), max_context=o.details["context_tokens"], prefix_share=w.shared_prefix_share,
-                         slots=float(o.details["max_num_seqs"]), kv_tokens=sz.kv_tokens, with_e2e=False)
+                         slots=float(o.details["max_num_seqs"]), kv_tokens=sz.kv_tokens, with_e2e=False,
+                         thinking_lengths=thinking_of(w, d.model))
     o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * at["ttft_p95"][0]), float(1e3 * at["tpot_p95"][0])
+    o.answer_start_p95_ms = float(1e3 * at["answer_start_p95"][0])
 
 
 SIM_MIN_REQUESTS, SIM_MAX_REQUESTS = 1500, 5000
@@ -741,19 +767,29 @@ CEILING_STEPS = 12
 CEILING_HOURS = 6  # independent peak hours the ceiling must hold in (one hour's arrivals decide near it)
 
 
+def simulated_load(o: Option, rate: float) -> tuple[Workload, bool]:
+    """The workload the simulator serves option `o` at a Poisson `rate`, and whether its requests carry their
+    thinking apart from their answers (:func:`llmplan.serving.workload.generate`'s `thinks`): for a model that
+    thinks, the workload as stated (each request samples its thinking, then its answer), else the load."""
+    split = samples_thinking(o._ctx["stated"], o._ctx["d"].model)
+    w = o._ctx["stated" if split else "w"]
+    return w.model_copy(update={"requests_per_day": None, "trace": None, "rate_per_s": rate, "arrival": "poisson"}), \
+        split
+
+
 def _simulated_hour(o: Option, cat: Catalog, spec: Any, rate: float, serving: int, seed: int, n: int,
                     slo: Any) -> dict[str, Any]:
     """One simulated peak hour: `n` requests arriving at `rate` (Poisson, the workload's lengths) on `serving`
     replicas behind a least-loaded router, judged at `slo`; past SIM_MAX_REPLICAS a slice of them carrying its
-    share of the rate (a larger pool balances better)."""
+    share of the rate (a larger pool balances better). A model that thinks writes each request's thinking and
+    then its answer, sampled apart (so that the answer start is known)."""
     from ..serving.cluster import simulate_cluster, summarize
     from ..serving.workload import generate
 
     k = min(serving, SIM_MAX_REPLICAS)
     share = rate if serving <= SIM_MAX_REPLICAS else rate * k / serving
-    sim_w = o._ctx["w"].model_copy(update={"requests_per_day": None, "trace": None, "rate_per_s": share,
-                                           "arrival": "poisson"})
-    reqs = generate(sim_w, cat, seed=seed, num_requests=n, max_context=o.details["context_tokens"])
+    sim_w, split = simulated_load(o, share)
+    reqs = generate(sim_w, cat, seed=seed, num_requests=n, max_context=o.details["context_tokens"], thinks=split)
     return summarize(simulate_cluster(spec, reqs, k, router="least-loaded"), slo,
                      warmup_s=float(reqs.arrival_s[min(len(reqs) - 1, len(reqs) // 20)]))
 
@@ -837,6 +873,7 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
     if replicas != start and ok:
         _cost_owned(o, replicas, cat, s)
     o.ttft_p95_ms, o.tpot_p95_ms = res["ttft_ms"]["p95"], res["tpot_ms"]["p95"]
+    o.answer_start_p95_ms = res["answer_start_ms"]["p95"]
     o.details.update(
         {
             "latency_basis": f"simulated peak hour, worst of {SIM_HOURS} ({n:,} requests at {fmt_sig(peak)}/s on "
@@ -846,6 +883,7 @@ def confirm(o: Option, cat: Catalog, s: Scenario) -> None:
                 "goodput_pct": res["goodput_pct"],
                 "ttft_ms": res["ttft_ms"],
                 "tpot_ms": res["tpot_ms"],
+                **({"answer_start_ms": res["answer_start_ms"]} if res["thinking_tokens_mean"] is not None else {}),
                 "slo": res["slo"],
                 "slo_headroom": SLO_HEADROOM,
                 "hours_simulated": SIM_HOURS,
@@ -903,7 +941,8 @@ def _cloud(owned: list[Option], s: Scenario, cat: Catalog, policy, rate_h: np.nd
                 hardware=o.hardware, engine=o.engine, num_gpus=gpus, tp=o.tp, pp=o.pp,
                 replicas=gpus // max(gpu_per_replica, 1), servers=0, tco_usd=total,
                 cost_per_million_tokens_usd=total / tokens_h * 1e6 if tokens_h else math.inf,
-                ttft_p95_ms=o.ttft_p95_ms, tpot_p95_ms=o.tpot_p95_ms, quality_recovery_pct=o.quality_recovery_pct,
+                ttft_p95_ms=o.ttft_p95_ms, tpot_p95_ms=o.tpot_p95_ms, answer_start_p95_ms=o.answer_start_p95_ms,
+                quality_recovery_pct=o.quality_recovery_pct,
                 serve_command=o.serve_command,
                 details={"provider": x.provider, "region": x.region, "region_country": x.region_country,
                          "sovereign": x.sovereign, "pricing": kind, "usd_per_gpu_hour": price, "offer": x.id,

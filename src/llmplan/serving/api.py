@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -24,7 +25,7 @@ from ..specs import (
 )
 from ..units import fmt_sig
 from .cluster import ReplicaSpec, replica_spec, simulate_cluster, summarize
-from .workload import Workload, generate, hourly_weights, peak_rate, preset, stated_load
+from .workload import Workload, generate, hourly_weights, peak_rate, preset, samples_thinking, stated_load
 
 MAX_CHECK_REQUESTS = 40_000
 MAX_WORKLOAD_BYTES = 1 * 2**20
@@ -151,14 +152,16 @@ def check_simulation_size(req: ServeRequest, w: Workload, max_bytes: int | None 
 def simulate(req: ServeRequest, cat: Catalog, dask_address: str | None = None, processes: int = 1,
              max_bytes: int | None = None) -> dict[str, Any]:
     d = resolve(req, cat)
-    w, note = stated_load(_workload(req, cat), d.model)  # a workload that states the model's thinking adds it
+    given = _workload(req, cat)
+    w, note = stated_load(given, d.model)  # a workload that states the model's thinking adds it
+    split = samples_thinking(given, d.model)  # each request then writes its thinking, and then its answer
     check_simulation_size(req, w, max_bytes)
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     n = req.num_requests
     if n is None and req.duration_s is None and w.rate_per_s is not None:
         n = 10_000
-    reqs = generate(w, cat, seed=req.seed, num_requests=n, duration_s=req.duration_s,
-                    max_context=min(req.context_tokens or d.model.max_context, d.model.max_context))
+    reqs = generate(given if split else w, cat, seed=req.seed, num_requests=n, duration_s=req.duration_s,
+                    max_context=min(req.context_tokens or d.model.max_context, d.model.max_context), thinks=split)
     if not len(reqs):
         raise LlmplanError("the workload generated no requests")
     c = simulate_cluster(spec, reqs, req.replicas, req.router, req.sample_s, dask_address, processes)
@@ -233,15 +236,19 @@ def replica_capacity_req_s(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Wo
     return float(np.asarray(replica_model(d, cat, spec, w).requests_s)[0])
 
 
-def alone_too_slow(model, slo) -> str | None:
+def alone_too_slow(model, slo, thinking_mean: float) -> str | None:
     """Why no number of replicas can meet the tail SLOs, when one request alone (mean lengths,
-    nothing else running; `model` from :func:`replica_model`) already misses a p95/p99 limit."""
-    alone = {"ttft": 1e3 * float(np.asarray(model.ttft_s)[1]), "tpot": 1e3 * float(np.asarray(model.tpot_s)[1])}
+    nothing else running; `model` from :func:`replica_model`) already misses a p95/p99 limit. Its answer
+    starts after its `thinking_mean` thinking tokens (0: the model does not think), each a TPOT."""
+    ttft, tpot = 1e3 * float(np.asarray(model.ttft_s)[1]), 1e3 * float(np.asarray(model.tpot_s)[1])
+    alone = {"ttft": ttft, "tpot": tpot, "answer_start": ttft + thinking_mean * tpot}
     for metric, ms in alone.items():
         for p in (95, 99):
             limit = getattr(slo, f"{metric}_p{p}_ms")
             if limit and ms > limit:
-                return (f"one request alone, with nothing else running, has a {metric.upper()} of {ms:,.0f} ms "
+                name = f"an answer start (after {thinking_mean:,.0f} tokens of thinking)" \
+                    if metric == "answer_start" else f"a {metric.upper()}"
+                return (f"one request alone, with nothing else running, has {name} of {ms:,.0f} ms "
                         f"at the workload's mean lengths, over the p{p} limit of {limit:,.0f} ms: more replicas "
                         "cannot help (a faster accelerator, more tensor parallelism or a smaller format can)")
     return None
@@ -253,11 +260,11 @@ SLICE_REPLICAS = 16  # least-loaded routing: replicas co-simulated (a slice carr
 
 
 def check_requests(w: Workload, cat: Catalog, lam: float, replicas: int, router: str, seed: int,
-                   max_context: int) -> tuple[Any, int, str]:
+                   max_context: int, thinks: bool) -> tuple[Any, int, str]:
     """The requests one capacity check simulates for `replicas` replicas at the peak rate `lam`,
-    the replicas simulated, and what stands for what. Every check is a long steady run per
-    replica (CHECK_SPAN_S of its share, MIN_CHECK_REQUESTS at least), never a fixed-size burst
-    spread over many replicas:
+    the replicas simulated, and what stands for what (`thinks`: as :func:`generate`'s). Every check is a
+    long steady run per replica (CHECK_SPAN_S of its share, MIN_CHECK_REQUESTS at least), never a
+    fixed-size burst spread over many replicas:
 
     - round-robin: replica i gets every N-th request of the Poisson stream, so its arrivals are a
       renewal process with Erlang-N gaps (mean N / lam); one replica fed exactly that stands for
@@ -271,13 +278,13 @@ def check_requests(w: Workload, cat: Catalog, lam: float, replicas: int, router:
         rate = lam * sim / replicas
     n = int(min(MAX_CHECK_REQUESTS, max(MIN_CHECK_REQUESTS, rate * CHECK_SPAN_S)))
     reqs = generate(w.model_copy(update={"rate_per_s": rate, "requests_per_day": None, "trace": None}), cat,
-                    seed=seed, num_requests=n, max_context=max_context)
+                    seed=seed, num_requests=n, max_context=max_context, thinks=thinks)
     if sim == 1 and replicas > 1:
         if w.arrival == "poisson":
             gaps = np.random.default_rng([seed, replicas]).gamma(replicas, 1 / lam, n)
         else:
             gaps = np.full(n, replicas / lam)
-        reqs = type(reqs)(np.cumsum(gaps), reqs.input_tokens, reqs.output_tokens, reqs.cached_tokens)
+        reqs = dataclasses.replace(reqs, arrival_s=np.cumsum(gaps))
         basis = f"one of {replicas:,} round-robin replicas: every {replicas:,}-th request of the peak stream"
     elif sim < replicas:
         basis = f"a slice of {sim} of {replicas:,} least-loaded replicas with {sim}/{replicas:,} of the peak"
@@ -294,7 +301,9 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
     from ..perf.feasibility import layout_infeasible
 
     d = resolve(req, cat)
-    w, note = stated_load(_workload(req, cat), d.model)  # a workload that states the model's thinking adds it
+    given = _workload(req, cat)
+    w, note = stated_load(given, d.model)  # a workload that states the model's thinking adds it
+    split = samples_thinking(given, d.model)  # each request then writes its thinking, and then its answer
     spec = replica_spec(d, cat, req.max_num_seqs, req.max_num_batched_tokens, req.gpu_memory_utilization)
     lam = peak_rate(w, cat)
     model = replica_model(d, cat, spec, w)
@@ -302,7 +311,8 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
     no = {"feasible": False, "peak_rate_per_s": lam, "replica_capacity_req_s": mu,
           "deployment": _describe(d, spec, req, note)}
     why = layout_infeasible(d, cat, w.lengths("input").mean, w.lengths("output").mean,
-                            float(spec.limits.max_num_batched_tokens), w.slo) or alone_too_slow(model, w.slo)
+                            float(spec.limits.max_num_batched_tokens), w.slo) \
+        or alone_too_slow(model, w.slo, given.lengths("thinking").mean if split else 0.0)
     if why:
         return no | {"reason": why}
     floor = math.ceil(lam / mu * (1 - 1e-12))  # the fewest replicas at or below 100 % utilisation
@@ -317,7 +327,8 @@ def capacity(req: ServeRequest, cat: Catalog, processes: int = 1) -> dict[str, A
 
     def check(r: int) -> bool:
         if r not in tried:
-            reqs, sim, basis = check_requests(w, cat, lam, r, req.router, req.seed, d.model.max_context)
+            reqs, sim, basis = check_requests(given if split else w, cat, lam, r, req.router, req.seed,
+                                              d.model.max_context, split)
             warmup = float(reqs.arrival_s[min(len(reqs) - 1, len(reqs) // 10)])
             c = simulate_cluster(spec, reqs, sim, req.router, req.sample_s, None, processes)
             tried[r] = summarize(c, w.slo, warmup_s=warmup) | {"simulated": basis}

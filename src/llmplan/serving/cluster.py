@@ -59,7 +59,8 @@ def replica_spec(d: Deployment, cat: Catalog, max_num_seqs: int | None = None,
 
 
 def _subset(reqs: Requests, idx: np.ndarray) -> Requests:
-    return Requests(reqs.arrival_s[idx], reqs.input_tokens[idx], reqs.output_tokens[idx], reqs.cached_tokens[idx])
+    return Requests(reqs.arrival_s[idx], reqs.input_tokens[idx], reqs.output_tokens[idx], reqs.cached_tokens[idx],
+                    None if reqs.thinking_tokens is None else reqs.thinking_tokens[idx])
 
 
 def _run_one(args: tuple[ReplicaSpec, Requests, float]) -> ReplicaResult:
@@ -171,19 +172,35 @@ def _pcts(x: np.ndarray) -> dict[str, float | None]:
     return out
 
 
+METRICS = ("ttft", "answer_start", "tpot", "e2e")  # the latencies an SLO holds (Slo: `{metric}_p{p}_ms`)
+
+
+def answer_start_s(first_s: np.ndarray, finish_s: np.ndarray, output_tokens: np.ndarray,
+                   thinking_tokens: np.ndarray | None) -> np.ndarray:
+    """When each request's answer starts: its first token, or for a request that thinks first the token after
+    its thinking. The tokens after the first come evenly spaced, so after T thinking tokens of an output of o the
+    answer starts at first + (finish − first) × T / (o − 1), no later than the finish."""
+    if thinking_tokens is None:
+        return first_s
+    steps = np.maximum(output_tokens.astype(float) - 1, 1.0)
+    share = np.minimum(thinking_tokens / steps, 1.0)
+    return np.where(thinking_tokens > 0, np.minimum(first_s + (finish_s - first_s) * share, finish_s), first_s)
+
+
 def request_metrics(c: ClusterResult) -> dict[str, np.ndarray]:
     r = c.requests
     ttft = c.first_token_s - r.arrival_s
     e2e = c.finish_s - r.arrival_s
     out = r.output_tokens.astype(float)
     tpot = np.where(out > 1, (e2e - ttft) / np.maximum(out - 1, 1), np.nan)
-    return {"ttft_ms": 1e3 * ttft, "tpot_ms": 1e3 * tpot, "e2e_ms": 1e3 * e2e}
+    answer = answer_start_s(c.first_token_s, c.finish_s, r.output_tokens, r.thinking_tokens) - r.arrival_s
+    return {"ttft_ms": 1e3 * ttft, "answer_start_ms": 1e3 * answer, "tpot_ms": 1e3 * tpot, "e2e_ms": 1e3 * e2e}
 
 
 def slo_limits(slo: Slo) -> dict[str, float]:
     """Per-request limits for goodput: the tightest limit given for each metric."""
     out = {}
-    for metric in ("ttft", "tpot", "e2e"):
+    for metric in METRICS:
         vals = [getattr(slo, f"{metric}_p{p}_ms") for p in PCTS if getattr(slo, f"{metric}_p{p}_ms")]
         if vals:
             out[f"{metric}_ms"] = min(vals)
@@ -208,7 +225,7 @@ def summarize(c: ClusterResult, slo: Slo, warmup_s: float = 0.0) -> dict[str, An
     goodput_pct = 100.0 * good.sum() / max(done.sum(), 1)
     pct = {k: _pcts(v[keep]) for k, v in m.items()}
     checks = {}
-    for metric in ("ttft", "tpot", "e2e"):
+    for metric in METRICS:
         for p in PCTS:
             lim = getattr(slo, f"{metric}_p{p}_ms")
             if lim:
@@ -225,6 +242,9 @@ def summarize(c: ClusterResult, slo: Slo, warmup_s: float = 0.0) -> dict[str, An
         "duration_s": span, "requests_s": float(done.sum()) / window, "output_tok_s": out_tokens / window,
         "total_tok_s": (out_tokens + in_tokens) / window,
         "ttft_ms": pct["ttft_ms"], "tpot_ms": pct["tpot_ms"], "e2e_ms": pct["e2e_ms"],
+        "answer_start_ms": pct["answer_start_ms"],
+        "thinking_tokens_mean": float(r.thinking_tokens[keep].mean())
+        if r.thinking_tokens is not None and keep.any() else None,
         "goodput_pct": goodput_pct, "slo": checks, "slo_met": all(v["ok"] for v in checks.values()),
         "mean_in_system": c.area_in_system / max(c.end_s, 1e-9), "mean_wait_to_first_token_ms": 1e3 * float(wait),
         "queue_max": float(c.series["queue"].max()) if len(c.series["queue"]) else 0.0,

@@ -55,6 +55,11 @@ class RunSummary(Result):
     ttft_ms: Percentiles
     tpot_ms: Percentiles
     e2e_ms: Percentiles
+    answer_start_ms: Percentiles | None = Field(default=None, description="time to the first token of the answer, "
+                                                "after the thinking (the TTFT for requests that do not think); runs "
+                                                "saved before it existed have none")
+    thinking_tokens_mean: Num | None = Field(default=None, description="the thinking the requests carried apart "
+                                             "from their answers, on average (None: none)")
     goodput_pct: Num = Field(description="share of requests that met every latency SLO")
     slo: dict[str, SloCheck] = Field(description="each SLO: its limit, the simulated value, whether it is met")
     slo_met: bool

@@ -122,10 +122,45 @@ def thinks(m: Model, w: Workload) -> bool:
     return m.reasoning == "always" or (m.reasoning == "switchable" and not w.thinking_off)
 
 
+ANSWER_START_KEYS = tuple(f"answer_start_p{p}_ms" for p in (50, 95, 99))
+
+
+def samples_thinking(w: Workload, m: Model) -> bool:
+    """Whether the requests `m` gets under `w` carry their thinking apart from the answer (:func:`generate`'s
+    `thinks`): `m` thinks and the workload states how much, with lengths (a trace gives whole outputs)."""
+    return thinks(m, w) and w.thinking_tokens is not None and not w.trace
+
+
+def thinking_of(w: Workload, m: Model) -> Lengths | None:
+    """The thinking `m` writes before each answer under `w` (None: it does not think, or the workload does not
+    say how much, its output_tokens then taken as all it generates). An SLO on the answer start of a model that
+    thinks, where the workload does not say how much, is an error."""
+    if not thinks(m, w):
+        return None
+    if w.thinking_tokens is None:
+        _unknown_thinking(w, m, "the workload states no thinking_tokens")
+        return None
+    return w.lengths("thinking")
+
+
+def _unknown_thinking(w: Workload, m: Model, why: str) -> None:
+    """`m` thinks and `w` does not give its thinking (`why`): an error where the SLO holds the answer start."""
+    limited = [k for k in ANSWER_START_KEYS if getattr(w.slo, k) is not None]
+    if limited:
+        raise LlmplanError(f"{m.id} thinks before it answers ({m.reasoning}) and {why}: the SLO's {limited[0]} "
+                           "(the start of the answer, after the thinking) cannot be judged; state "
+                           "workload.thinking_tokens ({mean, p95}) with lengths, or hold the TTFT instead")
+
+
 def stated_load(w: Workload, m: Model) -> tuple[Workload, str | None]:
     """For the commands that model one deployment under a workload (simulate, capacity, tco): the load `m`
     serves where the workload states its thinking (:func:`for_model`); else the workload as given, with a note
-    when `m` thinks (its output_tokens are then taken as all it generates, the thinking included)."""
+    when `m` thinks (its output_tokens are then taken as all it generates, the thinking included). An SLO on
+    the answer start of a model that thinks needs the thinking of each request: an error where the workload
+    does not give it (no thinking_tokens, or a trace)."""
+    if thinks(m, w) and not samples_thinking(w, m):
+        _unknown_thinking(w, m, "a trace gives each request's whole output, not its thinking" if w.trace else
+                          "the workload states no thinking_tokens")
     if w.thinking_tokens is not None or w.thinking_off:
         return for_model(w, m), None
     if thinks(m, w):
@@ -197,8 +232,12 @@ class Requests:
 
     arrival_s: np.ndarray
     input_tokens: np.ndarray
-    output_tokens: np.ndarray
+    output_tokens: np.ndarray  # every token generated: the thinking, if any, and then the answer
     cached_tokens: np.ndarray  # prompt tokens served from the prefix cache
+    # the first output tokens of each request that are its thinking (a model that thinks, its thinking sampled
+    # apart from the answer: :func:`generate`'s `thinks`); None: the requests carry no thinking, the answer starts
+    # with the first token
+    thinking_tokens: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -212,11 +251,17 @@ def _arrivals(rng: np.random.Generator, kind: str, rate: float, n: int) -> np.nd
 
 def generate(w: Workload, cat: Catalog, *, seed: int = 0, num_requests: int | None = None,
              duration_s: float | None = None, hours: tuple[int, int] | None = None,
-             max_context: int = 10_000_000) -> Requests:
+             max_context: int = 10_000_000, thinks: bool = False) -> Requests:
     """Requests for a workload: `num_requests` or `duration_s` at a rate; with requests_per_day,
-    the day (or the `hours` window [start, end)) under the 24-hour profile."""
+    the day (or the `hours` window [start, end)) under the 24-hour profile. `thinks`: the model thinks
+    (:func:`samples_thinking`) and `w` is the workload as stated, its output_tokens the answer: each request
+    writes a thinking of w.thinking_tokens and then an answer of w.output_tokens (sampled apart, after the
+    prompts and answers, so that a seed gives the same prompts and answers either way), its output their sum
+    and its thinking kept (:class:`Requests`)."""
     rng = np.random.default_rng(seed)
     if w.trace:
+        if thinks:  # a trace's outputs are whole: it does not say how much of each is thinking
+            raise LlmplanError("a trace gives each request's whole output, not its thinking")
         return read_trace(Path(w.trace), w.shared_prefix_share)
     if w.requests_per_day is not None:
         weights = hourly_weights(w.profile, cat)
@@ -246,11 +291,15 @@ def generate(w: Workload, cat: Catalog, *, seed: int = 0, num_requests: int | No
     _check_count(n)
     inp = w.lengths("input").sample(rng, n, max_context)
     out = w.lengths("output").sample(rng, n, max_context)
+    thinking = w.lengths("thinking").sample(rng, n, max_context) if thinks else None
+    if thinking is not None:
+        out = out + thinking
     out = np.minimum(out, np.maximum(max_context - inp, 1))
     cached = np.floor(inp * w.shared_prefix_share).astype(np.int64)
     if n:
         cached[0] = 0  # the first request fills the cache
-    return Requests(arrival, inp, out, cached)
+    # an output cut at the context keeps at most that much thinking (its answer then starts no earlier than its end)
+    return Requests(arrival, inp, out, cached, None if thinking is None else np.minimum(thinking, out))
 
 
 def _check_count(n: float) -> None:

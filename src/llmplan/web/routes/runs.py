@@ -22,7 +22,7 @@ from ..context import PAGED, Context, DbId, FlagQ, IdQ, Limit, Offset
 FORMATS = ("html", "md", "json", "csv", "pdf")
 CSV_COLUMNS = ["rank", "id", "deployment", "model", "precision", "hardware", "engine", "num_gpus", "servers", "tp",
                "pp", "replicas", "tco_usd", "cost_per_million_tokens_usd", "ttft_p95_ms", "tpot_p95_ms",
-               "quality_recovery_pct"]
+               "answer_start_p95_ms", "quality_recovery_pct"]
 
 
 def router(ctx: Context) -> APIRouter:

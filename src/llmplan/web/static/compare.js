@@ -17,6 +17,7 @@ const FIELDS = [
   ["per 1M tokens (USD)", (r) => rec(r) ? "$" + num(rec(r).cost_per_million_tokens_usd, 3) : NONE],
   ["TTFT p95 (ms)", (r) => rec(r) ? num(rec(r).ttft_p95_ms, 0) : NONE],
   ["TPOT p95 (ms)", (r) => rec(r) ? num(rec(r).tpot_p95_ms, 0) : NONE],
+  ["answer start p95 (ms)", (r) => rec(r) ? num(rec(r).answer_start_p95_ms, 0) : NONE],
   ["quality (%)", (r) => rec(r) ? num(rec(r).quality_recovery_pct, 1) : NONE],
   ["excluded options", (r) => r.result.rejected.length],
   ["catalog version", (r) => r.catalog_version],

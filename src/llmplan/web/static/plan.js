@@ -141,7 +141,9 @@ function explanation(info) {
   } else {
     h.textContent = `${info.option}: ranked` + (info.rank ? ` #${info.rank}` : "");
     item(`TCO ${money(info.tco_usd)}; $${(info.cost_per_million_tokens_usd ?? 0).toFixed(3)} per 1M tokens`);
-    if (info.ttft_p95_ms != null) item(`TTFT p95 ${Math.round(info.ttft_p95_ms)} ms; TPOT p95 ${Math.round(info.tpot_p95_ms)} ms`);
+    if (info.ttft_p95_ms != null) item(`TTFT p95 ${Math.round(info.ttft_p95_ms)} ms; TPOT p95 ${Math.round(info.tpot_p95_ms)} ms`
+      + (info.answer_start_p95_ms != null && info.details?.thinking_tokens_mean
+        ? `; answer start p95 ${(info.answer_start_p95_ms / 1000).toFixed(1)} s (after the thinking)` : ""));
     if (info.hardware) item(`${info.num_gpus} × ${info.hardware}, ${info.replicas} replica(s) of TP ${info.tp}`);
     for (const n of info.details?.notes || []) item(n);
   }
