@@ -144,7 +144,11 @@ def test_no_quantization_flag_on_a_prequantized_or_mxfp4_checkpoint(cat):
                     d = resolve(FitRequest(model=m.id, gpu="b200", precision=fmt.id, engine=eng, tp=8), cat)
                 except Exception:  # noqa: BLE001 (layouts a model cannot take are not this test's subject)
                     continue
-                w = words(serve_command(d, 4096, 8))
+                cmd = serve_command(d, 4096, 8)
+                w = words(cmd)
+                if "cannot load at this layout" in cmd:  # block-quantized and not splittable: the 16-bit one
+                    assert m.id in w and c.weight_block_size is not None, (m.id, c.id, eng)
+                    continue
                 assert "--quantization" not in w, (m.id, c.id, eng)
                 n += 1
     assert n > 40
@@ -481,3 +485,32 @@ def test_template_kwargs_from_a_stored_override_stay_one_shell_word(cat):
     r1 = cat.model("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B").model_dump()
     with pytest.raises(ValidationError, match="switchable"):
         Model(**{**r1, "thinking_off_kwargs": {"enable_thinking": False}})
+
+
+def test_a_block_quantized_checkpoint_that_tp_cannot_split_is_quantized_on_load(cat):
+    """Qwen3-235B-A22B-FP8 is quantized in 128-wide blocks (its model card: 'fine-grained fp8 quantization with
+    block size of 128'); its experts are 1,536 wide. SGLang splits experts over the TP group: at TP 8 each GPU
+    would hold 192 columns, not a whole number of blocks, and the load fails (vLLM #17569 gives the error). The
+    line then quantizes the 16-bit checkpoint on load (the same FP8 weights, per channel). TP 4 (384 = 3 blocks)
+    keeps the FP8 repository, and vLLM's line runs the experts whole (--enable-expert-parallel) at TP 8."""
+    tp8 = cmd_of(cat, "Qwen/Qwen3-235B-A22B", "mi300x", "fp8", engine="sglang", tp=8)
+    w = words(tp8)
+    assert w[w.index("--model-path") + 1] == "Qwen/Qwen3-235B-A22B" and w[w.index("--quantization") + 1] == "fp8"
+    assert "1,536 gives 192 per GPU at TP 8" in tp8
+    check_flags(tp8)
+    tp4 = words(cmd_of(cat, "Qwen/Qwen3-235B-A22B", "h200-sxm", "fp8", engine="sglang", tp=4))
+    assert tp4[tp4.index("--model-path") + 1] == "Qwen/Qwen3-235B-A22B-FP8" and "--quantization" not in tp4
+    v8 = words(cmd_of(cat, "Qwen/Qwen3-235B-A22B", "h200-sxm", "fp8", engine="vllm", tp=8))
+    assert v8[2] == "Qwen/Qwen3-235B-A22B-FP8" and "--enable-expert-parallel" in v8
+    # a dense model: the MLP width (Qwen3-4B: 9,728 = 76 blocks) splits over TP 4 (19 each), not over TP 8
+    assert words(cmd_of(cat, "Qwen/Qwen3-4B", "h100-sxm", "fp8", tp=4))[2] == "Qwen/Qwen3-4B-FP8"
+    assert words(cmd_of(cat, "Qwen/Qwen3-4B", "h100-sxm", "fp8", tp=8))[2] == "Qwen/Qwen3-4B"
+
+
+def test_only_some_engines_turn_thinking_off_server_side(cat):
+    from llmplan.planner.serve_config import thinking_off_server_side
+
+    qwen3 = cat.models.get("Qwen/Qwen3-235B-A22B")
+    assert thinking_off_server_side(cat.engines.get("vllm"), qwen3)
+    assert thinking_off_server_side(cat.engines.get("llamacpp"), qwen3)
+    assert not thinking_off_server_side(cat.engines.get("sglang"), qwen3)

@@ -548,6 +548,11 @@ class Checkpoint(_Strict):
                                      "compressed-tensors …): engines treat methods differently")
     formats: tuple[str, ...] = Field(default=(), description="other weight formats the same repository holds (a GGUF "
                                      "repository has one file per llama.cpp type)")
+    weight_block_size: tuple[int, int] | None = Field(default=None, description="block-wise quantization "
+                                                      "(quantization_config.weight_block_size, e.g. [128, 128]): a "
+                                                      "tensor-parallel split of a layer's output dimension must be a "
+                                                      "whole number of blocks (its first element) for the engine to "
+                                                      "load it")
     file: str | None = Field(default=None, pattern=r"^[\w.{}+-][\w.{}/+-]{0,199}$",
                              description="GGUF repositories: the file name with {QUANT} for the "
                              "upper-case type (default: the repository name without -GGUF, then -{QUANT}.gguf); "

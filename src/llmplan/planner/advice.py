@@ -108,6 +108,7 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
             out.append(f"Against the runner-up {ru.id}: the same cost ({_usd(rec.tco_usd)}); the tie is settled by "
                        f"quality, then latency.")
         out += _gpu_failure_line(rec, ru)
+        out += _thinking_off_line(rec, ru)
         if rec.ttft_p95_ms is not None and ru.ttft_p95_ms is not None:
             thinking = any(o.details.get("thinking_tokens_mean") for o in (rec, ru))
             a, b = rec.answer_start_p95_ms, ru.answer_start_p95_ms
@@ -201,6 +202,19 @@ def _gpu_failure_line(rec: Option, ru: Option) -> list[str]:
                 f"the runner-up would not ({b[0]} left, {b[1]} needed)."]
     return [f"With one GPU failed, the runner-up would still carry the peak ({b[0]} replica(s) left, {b[1]} needed) "
             f"and this option would not ({a[0]} left, {a[1]} needed): weigh that against the cost difference."]
+
+
+def _thinking_off_line(rec: Option, ru: Option) -> list[str]:
+    """Where the plan was sized with thinking off and the recommendation's server cannot turn it off itself, the
+    sizing holds only while every client sends the switch: say so, and whether the runner-up's server does it."""
+    if rec.details.get("thinking_off_by") != "clients":
+        return []
+    line = (f"Thinking off rests on every client: {rec.engine} has no server-side switch for {rec.model} in the "
+            "catalog's version, so a request without it thinks, generates more than this sizing counts and starts "
+            "its answer later")
+    if ru.details.get("thinking_off_by") == "server":
+        line += f"; the runner-up's server ({ru.engine}) turns it off itself"
+    return [line + "."]
 
 
 def _availability_change(rec: Option, cat: Catalog) -> list[dict[str, Any]]:

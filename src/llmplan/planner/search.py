@@ -44,7 +44,7 @@ from . import policy as pol
 from . import quality as qual
 from .quality import quality_recovery_pct
 from .scenario import Scenario
-from .serve_config import serve_command
+from .serve_config import serve_command, thinking_off_server_side
 
 TP_CHOICES = (1, 2, 4, 8)
 Z999 = 3.09  # standard normal quantile of p99.9
@@ -254,15 +254,21 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
     ttft_ms = 1e3 * float(np.asarray(long_prompt.ttft_s)[1])
     tpot_ms = 1e3 * float(np.asarray(r.tpot_s)[0])
     e2e_ms = 1e3 * float(np.asarray(long_answer.e2e_s)[2])
-    # the answer starts after the thinking, a TPOT a token (the p95 thinking after the p95 prompt's TTFT)
-    answer_ms = ttft_ms + (0.0 if thinking is None else (thinking.p95 or thinking.mean) * tpot_ms)
+    # the answer starts after the thinking, a TPOT a token: the p95 of TTFT(prompt) + thinking × TPOT over
+    # independent prompt and thinking lengths, as for_model sums lengths (the means, plus the root of the two
+    # excesses' squares); the sum of the two p95s would overstate it
+    answer_ms = ttft_ms
+    if thinking is not None:
+        ttft_mean_ms = 1e3 * float(np.asarray(r.ttft_s)[0])
+        answer_ms = ttft_mean_ms + thinking.mean * tpot_ms + math.hypot(
+            ttft_ms - ttft_mean_ms, ((thinking.p95 or thinking.mean) - thinking.mean) * tpot_ms)
     # the same margin inside the SLO limits as the simulator's confirmation (SLO_HEADROOM): an option the
     # sizing accepts is one the confirmation can accept
     limits = {k: v * SLO_HEADROOM for k, v in slo_limits(w.slo).items()}
     alone = {"ttft_ms": ttft_ms, "answer_start_ms": answer_ms, "tpot_ms": tpot_ms, "e2e_ms": e2e_ms}
     if any(alone[k] > v for k, v in limits.items()):
-        held = f", answer start {answer_ms / 1e3:,.1f} s (p95 prompt, then {thinking.p95 or thinking.mean:,.0f} " \
-            "tokens of p95 thinking)" if thinking is not None and "answer_start_ms" in limits else ""
+        held = f", answer start {answer_ms / 1e3:,.1f} s (p95 over the prompts and {thinking.mean:,.0f} tokens of " \
+            "thinking on average)" if thinking is not None and "answer_start_ms" in limits else ""
         return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom): even one request at a time takes TTFT "
                 f"{ttft_ms:,.0f} ms (p95 prompt), TPOT {tpot_ms:,.1f} ms, end-to-end {e2e_ms / 1e3:,.1f} s "
                 f"(p95 answer){held}")
@@ -598,7 +604,14 @@ def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, peak: flo
             _latency_at_peak(o, cat)
             best = min(best, o.tco_usd)
             out.append(o)
-    return out
+    # an option sized before the best was found (a cheap floor, many replicas) is held to the final best too
+    kept = [o for o in out if o.tco_usd <= factor * best]
+    for o in out:
+        if o.tco_usd > factor * best:
+            rejected.append(Rejection(o.id, [f"cost floor: sized at {o.details['replicas_needed']} replica(s) its TCO "
+                                             f"{_usd0(o.tco_usd)} is more than {factor:g} × the best TCO the analytic "
+                                             f"sizing found, {_usd0(best)}"]))
+    return kept
 
 
 def _usd0(v: float) -> str:
@@ -696,11 +709,14 @@ def _cost_owned(o: Option, replicas: int, cat: Catalog, s: Scenario, latency: bo
                                     thinking_off=off, replicas_per_server=p.replicas // max(p.servers, 1))
     summary = purchase_summary(owned, rate, c["peak"])
     spares = {"n_plus_1": 1, "ha_pair": replicas}.get(s.availability.mode, 0)
+    # sized with thinking off: turned off by the server, or left to every client (no server-side switch)
+    o.details["thinking_off_by"] = (("server" if thinking_off_server_side(d.engine, d.model) else "clients")
+                                    if off else None)
     o.details.update({
         "capex_usd": float(r.capex_usd), "opex_usd_per_year": float(r.opex_usd_per_year),
         "utilisation_pct": x.utilisation_pct, "active_pct": x.active_pct, "serving_replicas": serving,
         "replicas_needed": replicas,
-        "rented_spare_replicas": spares, "purchase": summary, "cost": cost_lines(r, x, owned),
+        "availability_spare_replicas": spares, "purchase": summary, "cost": cost_lines(r, x, owned),
         "energy_kwh_per_year": float(r.energy_kwh_per_year),
         "emissions_kg_per_year": float(r.emissions_kg_per_year), "max_num_seqs": int(seqs),
         "latency_basis": "analytic (p95 at the peak hour, Poisson arrivals)",
@@ -916,7 +932,7 @@ def _cloud(owned: list[Option], s: Scenario, cat: Catalog, policy, rate_h: np.nd
         seen.add(key)
         per_replica = o.details["per_replica_req_s"]
         serving = o.details.get("serving_replicas", o.replicas)
-        spares = o.details.get("rented_spare_replicas", o.replicas - serving)
+        spares = o.details.get("availability_spare_replicas", o.replicas - serving)
         need_h = on_demand_replicas(rate_h, per_replica, spares)  # on the days with load
         gpu_per_replica = o.num_gpus // max(o.replicas, 1)
         used_hours = float(need_h.sum() * days * gpu_per_replica)

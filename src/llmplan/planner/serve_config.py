@@ -112,13 +112,46 @@ def checkpoint(d: Deployment) -> tuple[str, str | None, bool]:
             return name, f"{name} from {ckpt.id}", False
         return name, (f"no public {fmt.id} GGUF of {m.id} in the catalog: convert it yourself with llama.cpp "
                       f"(convert_hf_to_gguf.py, then llama-quantize … {fmt.id.upper()})"), False
+    on_the_fly = fmt.id in _ON_THE_FLY.get(eng, set()) and m.native_precision in ("bf16", "fp16")
     if ckpt is not None:
-        return ckpt.id, None, False
-    if fmt.id in _ON_THE_FLY.get(eng, set()) and m.native_precision in ("bf16", "fp16"):
+        why = _blocks_do_not_split(d, ckpt)
+        if why is None:
+            return ckpt.id, None, False
+        if on_the_fly:  # the same format quantized per channel on load: no block to split
+            return m.id, f"{ckpt.id} cannot load at this layout ({why}): the server quantizes {m.id} on load", True
+        return ckpt.id, f"{ckpt.id} may not load at this layout ({why}): use expert parallelism", False
+    if on_the_fly:
         return m.id, None, True
     local = f"./{m.id.split('/')[-1]}-{fmt.id}"
     how = _HOW.get(fmt.id, f"a {fmt.id} quantization tool")
     return local, f"no public {fmt.id} checkpoint of {m.id} in the catalog: quantize it yourself with {how}", False
+
+
+def _experts_whole(d: Deployment) -> bool:
+    """Whether the command runs an MoE's experts whole on each GPU (vLLM's line adds --enable-expert-parallel)
+    rather than split over the tensor-parallel group (SGLang, TensorRT-LLM: catalog execution.moe_parallel)."""
+    return (d.engine.id in _VLLM and d.layout.tp * d.layout.pp > 1) or d.engine.execution.moe_parallel == "ep"
+
+
+def _blocks_do_not_split(d: Deployment, c: Checkpoint) -> str | None:
+    """Why tensor parallelism cannot split a block-quantized checkpoint (weight_block_size): each GPU's share of
+    a layer's output dimension (the MLP width, or an expert's where experts are split) must be a whole number of
+    blocks, or the engine refuses it at load (vLLM issue #17569: 'output_size ... 192 is not divisible by
+    weight quantization block_n = 128' for Qwen3-235B-A22B-FP8 at TP 8). None where it splits."""
+    tp, m = d.layout.tp, d.model
+    if c.weight_block_size is None or tp <= 1:
+        return None
+    block = c.weight_block_size[0]
+    if m.moe is not None:
+        if _experts_whole(d):
+            return None
+        name, width = "expert width", m.moe.expert_intermediate_size
+    else:
+        name, width = "MLP width", m.intermediate_size
+    if width % (tp * block) == 0:
+        return None
+    return (f"its {name} {width:,} gives {width / tp:g} per GPU at TP {tp}, not a whole number of its "
+            f"{block}-wide FP8 blocks")
 
 
 def _vllm(d: Deployment, model: str, on_load: bool, context_tokens: int) -> list[str]:
@@ -200,6 +233,12 @@ def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float,
     if air_gapped:
         cmd, note = _offline(d, cmd, note)
     return f"{cmd}  # {shell_comment(note)}" if note else cmd
+
+
+def thinking_off_server_side(engine: Engine, model: Model) -> bool:
+    """Whether `engine`'s server can turn `model`'s thinking off for every request (:func:`_thinking_off`), rather
+    than leaving it to each client."""
+    return bool(engine.thinking_off_args or (engine.template_kwargs_flag and model.thinking_off_kwargs))
 
 
 def _thinking_off(d: Deployment) -> tuple[list[str], str]:
