@@ -935,3 +935,23 @@ def test_no_ranked_option_costs_more_than_the_prune_band_over_the_best(results):
         assert all(o.tco_usd <= factor * best + 1e-6 for o in owned), name
     why = {x["option"]: x["reasons"][0] for x in results["internal-assistant"]["rejected"]}
     assert why["meta-llama/Llama-3.3-70B-Instruct:fp8:l40s:vllm:tp4"].startswith("cost floor: sized at 404")
+
+
+def test_alternatives_and_the_pareto_front_give_a_thinking_models_answer_start():
+    """A model that thinks starts its answer long after its first token: where one is listed, the alternatives
+    table gains an answer-start column (seconds for it, the TTFT for a model that does not think) and its
+    Pareto line says when its answer starts; without one the table is as before."""
+    from llmplan.planner.report import _alternative_lines, md_text
+
+    def opt(oid, ttft, answer):
+        return {"id": oid, "deployment": "on_prem", "tco_usd": 1.0, "cost_per_million_tokens_usd": 1.0,
+                "ttft_p95_ms": ttft, "tpot_p95_ms": 50.0, "answer_start_p95_ms": answer, "quality": None,
+                "quality_recovery_pct": 100.0,
+                "details": {"latency_basis": "simulated"}}
+
+    r = {"alternatives": [opt("a", 191.0, 242_100.0), opt("b", 107.0, 107.0)],
+         "ranking": {"benchmark_name": "MMLU-Pro"}}
+    lines = _alternative_lines(r, md_text)
+    assert "| TTFT p95 | answer start p95 | TPOT p95 |" in lines[2]
+    assert "| 191 ms | 242.1 s | 50 ms |" in lines[4] and "| 107 ms | 107 ms | 50 ms |" in lines[5]
+    assert "answer start" not in _alternative_lines({**r, "alternatives": [opt("b", 107.0, 107.0)]}, md_text)[2]

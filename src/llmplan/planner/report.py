@@ -233,6 +233,17 @@ def _ms(v: float | None) -> str:
     return "—" if v is None or not math.isfinite(v) else f"{v:,.0f} ms"
 
 
+def _thinks(o: dict[str, Any]) -> bool:
+    """Whether an option's model thinks before it answers (its answer starts after its first token)."""
+    a, t = o.get("answer_start_p95_ms"), o.get("ttft_p95_ms")
+    return a is not None and t is not None and a > t
+
+
+def _answer(o: dict[str, Any]) -> str:
+    """An option's answer start p95 (seconds where it thinks; its TTFT otherwise)."""
+    return f"{o['answer_start_p95_ms'] / 1e3:,.1f} s" if _thinks(o) else _ms(o.get("answer_start_p95_ms"))
+
+
 def _s(v_ms: float) -> str:
     """A time in milliseconds as seconds, 0.1 s apart ('42.2 s')."""
     return "—" if not math.isfinite(v_ms) else f"{v_ms / 1e3:,.1f} s"
@@ -384,21 +395,24 @@ def _alternative_lines(r: dict[str, Any], q: Any) -> list[str]:
     """The table of the best options after the recommendation."""
     out: list[str] = []
     if r["alternatives"]:
+        # a model that thinks starts its answer long after its first token: the table then gives the answer start
+        late = any(_thinks(o) for o in r["alternatives"])
         out += [
             "## Top alternatives",
             "",
-            "| option | deployment | TCO | per 1M tok | TTFT p95 | TPOT p95 | latency from | "
-            f"{r['ranking']['benchmark_name']} (score × recovery) |",
-            "|---|---|---:|---:|---:|---:|---|---:|",
+            "| option | deployment | TCO | per 1M tok | TTFT p95 | " + ("answer start p95 | " if late else "")
+            + f"TPOT p95 | latency from | {r['ranking']['benchmark_name']} (score × recovery) |",
+            "|---|---|---:|---:|---:|" + ("---:|" if late else "") + "---:|---|---:|",
         ]
         for o in r["alternatives"]:
             basis = o["details"].get("latency_basis", "")
             basis = "simulator" if basis.startswith("simulated") else "model" if basis.startswith("analytic") else \
                 "owned twin" if basis.startswith("as the owned") else "—"
+            answer = (f"{_answer(o)} | " if late else "")
             out.append(
                 f"| {q(o['id'])} | {o['deployment']} | {_usd(o['tco_usd'])} | "
-                f"${o['cost_per_million_tokens_usd']:,.3f} | {_ms(o['ttft_p95_ms'])} | {_ms(o['tpot_p95_ms'])} | "
-                f"{basis} | {_quality(o)} |"
+                f"${o['cost_per_million_tokens_usd']:,.3f} | {_ms(o['ttft_p95_ms'])} | {answer}"
+                f"{_ms(o['tpot_p95_ms'])} | {basis} | {_quality(o)} |"
             )
         out += ["", "Latency 'model': the analytic p95 at the peak hour (Poisson arrivals over the workload's "
                 "lengths); 'simulator': the worst p95 of three simulated peak hours; 'owned twin': a rented GPU "
@@ -474,8 +488,9 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
     if r["pareto"]:
         out += [f"## Pareto front (cost, TTFT p95, {r['ranking']['benchmark_name']}): {len(r['pareto'])} option(s)", ""]
         for o in r["pareto"]:
-            out.append(f"- {q(o['id'])}: {_usd(o['tco_usd'])}, TTFT p95 {_ms(o['ttft_p95_ms'])}, "
-                       f"{r['ranking']['benchmark_name']} {_quality(o)}")
+            out.append(f"- {q(o['id'])}: {_usd(o['tco_usd'])}, TTFT p95 {_ms(o['ttft_p95_ms'])}"
+                       + (f" (answer start p95 {_answer(o)}, after its thinking)" if _thinks(o) else "")
+                       + f", {r['ranking']['benchmark_name']} {_quality(o)}")
         out.append("")
     out += [f"## Excluded: {len(r['rejected'])} option(s)", ""]
     for reason, n in r["rejected_counts"].items():
