@@ -955,3 +955,15 @@ def test_alternatives_and_the_pareto_front_give_a_thinking_models_answer_start()
     assert "| TTFT p95 | answer start p95 | TPOT p95 |" in lines[2]
     assert "| 191 ms | 242.1 s | 50 ms |" in lines[4] and "| 107 ms | 107 ms | 50 ms |" in lines[5]
     assert "answer start" not in _alternative_lines({**r, "alternatives": [opt("b", 107.0, 107.0)]}, md_text)[2]
+
+
+def test_a_switchable_model_with_thinking_off_is_ranked_on_its_thinking_off_rating(cat):
+    """LMArena rates Qwen3-235B-A22B 1,365 with thinking and 1,391 without (a separate arena entry,
+    Qwen3-235B-A22B-no-thinking); a plan that turns thinking off ranks it on the latter, and says so."""
+    from llmplan.planner import quality as qual
+
+    m, fmt, bench = cat.models.get("Qwen/Qwen3-235B-A22B"), cat.quant_format("fp8"), cat.benchmarks.get("arena_text")
+    on, off = qual.figure(m, fmt, bench, cat), qual.figure(m, fmt, bench, cat, thinking_off=True)
+    assert (on.score, off.score) == (1365.0, 1391.0) and "thinking off" in off.label and "thinking off" not in on.label
+    r1 = cat.models.get("deepseek-ai/DeepSeek-R1")  # always thinks: no thinking-off figure applies
+    assert qual.figure(r1, fmt, bench, cat, thinking_off=True).score == qual.figure(r1, fmt, bench, cat).score

@@ -682,6 +682,9 @@ class Score(_Strict):
     source: str = Field(description="URL of the table the score was read from")
     as_of: Date
     precision: str | None = Field(default=None, description="weights the score was measured with, when the source says")
+    thinking_off: float | None = Field(default=None, description="the same weights' score with thinking turned off "
+                                       "(a switchable model), where the source lists it apart: the planner ranks on "
+                                       "it when the workload turns thinking off")
     notes: str | None = None
 
     @field_validator("source")

@@ -95,6 +95,7 @@ class Figure:
     score: float | None  # what the planner ranks and floors on (percent: model_score × recovery)
     source: str | None
     as_of: str | None
+    thinking_off: bool = False  # the source's rating of the same weights with thinking turned off
 
     @property
     def label(self) -> str:
@@ -102,7 +103,8 @@ class Figure:
             return f"no published quality figure for {self.benchmark_name}"
         rec = "provider precision not published" if self.recovery_pct is None else f"{self.recovery_pct:.1f} % recovery"
         if self.scale == "rating":
-            return f"{self.benchmark_name} {self.model_score:,.0f} (16-bit rating; {rec})"
+            mode = ", thinking off" if self.thinking_off else ""
+            return f"{self.benchmark_name} {self.model_score:,.0f} (16-bit rating{mode}; {rec})"
         if self.score is None:
             return f"{self.benchmark_name} {self.model_score:.1f} at 16 bit ({rec})"
         return f"{self.benchmark_name} {self.score:.1f} ({self.model_score:.1f} × {rec})"
@@ -110,26 +112,30 @@ class Figure:
     def public(self) -> dict[str, Any]:
         return {"benchmark": self.benchmark, "scale": self.scale, "model_score": self.model_score,
                 "recovery_pct": self.recovery_pct, "score": self.score, "source": self.source,
-                "as_of": self.as_of, "label": self.label}
+                "as_of": self.as_of, "label": self.label, "thinking_off": self.thinking_off}
 
 
-def figure(m: Model, fmt: QuantFormat | None, bench: Benchmark, cat: Catalog) -> Figure:
-    """`fmt` None: a per-token API, whose serving precision is not published."""
+def figure(m: Model, fmt: QuantFormat | None, bench: Benchmark, cat: Catalog, thinking_off: bool = False) -> Figure:
+    """`fmt` None: a per-token API, whose serving precision is not published. `thinking_off`: the workload turns
+    thinking off; a switchable model is then scored as the source rates it without thinking, where it does."""
     entry = cat.model_quality.find(m.id)
     sc = entry.scores.get(bench.id) if entry is not None and entry.id == m.id else None
     rec = quality_recovery_pct(fmt, m) if fmt is not None else None
+    off = sc is not None and thinking_off and m.reasoning == "switchable" and sc.thinking_off is not None
+    value = None if sc is None else (sc.thinking_off if off else sc.value)
     score = None
-    if sc is not None:
-        score = sc.value if bench.scale == "rating" else (sc.value * rec / 100 if rec is not None else None)
-    return Figure(bench.id, bench.name or bench.id, bench.scale, sc.value if sc else None, rec, score,
-                  sc.source if sc else None, sc.as_of if sc else None)
+    if value is not None:
+        score = value if bench.scale == "rating" else (value * rec / 100 if rec is not None else None)
+    return Figure(bench.id, bench.name or bench.id, bench.scale, value, rec, score,
+                  sc.source if sc else None, sc.as_of if sc else None, bool(off))
 
 
-def floor_reasons(m: Model, fmt: QuantFormat, mins: dict[str, float], cat: Catalog) -> list[str]:
+def floor_reasons(m: Model, fmt: QuantFormat, mins: dict[str, float], cat: Catalog,
+                  thinking_off: bool = False) -> list[str]:
     """Why (m, fmt) misses the scenario's floors (quality.min), empty when it meets them all."""
     out = []
     for bid, lo in mins.items():
-        f = figure(m, fmt, cat.benchmarks.get(bid), cat)
+        f = figure(m, fmt, cat.benchmarks.get(bid), cat, thinking_off)
         if f.model_score is None:
             out.append(f"no published quality figure for {m.id} on {f.benchmark_name} (floor {lo:g})")
         elif f.score is None:

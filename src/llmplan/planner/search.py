@@ -115,12 +115,13 @@ def rank(options: list[Option], tolerance_pct: float, resolution: float) -> list
     return out + [o for o in band if o.quality_score is None] + [o for o in by_cost if o.tco_usd > limit]
 
 
-def _with_quality(options: list[Option], bench, cat: Catalog) -> list[Option]:
-    """Each option's absolute quality on the ranking benchmark (API: the provider's precision is unknown)."""
+def _with_quality(options: list[Option], bench, cat: Catalog, thinking_off: bool = False) -> list[Option]:
+    """Each option's absolute quality on the ranking benchmark (API: the provider's precision is unknown);
+    `thinking_off`: the workload turns thinking off (a switchable model is scored without it, where rated so)."""
     for o in options:
         if "quality" not in o.details:
             fmt = cat.quant_format(o.precision) if o.precision else None
-            f = qual.figure(cat.model(o.model), fmt, bench, cat)
+            f = qual.figure(cat.model(o.model), fmt, bench, cat, thinking_off)
             o.quality_score = f.score
             o.details["quality"] = f.public()
     return options
@@ -338,7 +339,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     candidates = _candidates(models, hardware, engines, w, loads, s, cat, policy, rejected)
     say(f"sizing {len(candidates)} candidate(s) cheapest purchase first")
     options += _with_quality(_search_layouts(candidates, s, cat, peak, rate_h, tokens_h, rejected),
-                             bench, cat)
+                             bench, cat, w.thinking_off)
     say(f"simulating the finalists among {len(options)} option(s)")
     options = _confirm_finalists(options, cat, s, rejected, bench.resolution)
     say("pricing cloud GPUs and APIs")
@@ -351,7 +352,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     if "api" in s.alternatives:
         extra, refs["api"] = _api(models, s, cat, policy, per_day * days, i_mean, loads, horizon, tokens_h, rejected)
         options += extra
-    ranked = rank(_with_quality(options, bench, cat), s.quality.cost_tolerance_pct, bench.resolution)
+    ranked = rank(_with_quality(options, bench, cat, w.thinking_off), s.quality.cost_tolerance_pct, bench.resolution)
     _check_recommendation(ranked, cat, s, say)
     return {
         "ranked": ranked,
@@ -398,7 +399,7 @@ def _rule_out(v: pol.Verdict, m: Model, fmt: QuantFormat, a: Accelerator, eng: E
     off = qual.off_native(fmt, m, cat)
     if off:
         v.fail("quality", off)
-    for why in qual.floor_reasons(m, fmt, s.quality.min, cat):
+    for why in qual.floor_reasons(m, fmt, s.quality.min, cat, bool(s.workload.thinking_off)):
         v.fail("quality", why)
     if compute_dtype(fmt, a) != fmt.compute_dtype and fmt.compute_dtype in ("fp8", "fp4", "int8") \
             and fmt.id not in (m.native_precision,) and eng.loads_on(fmt.id, a.family):
