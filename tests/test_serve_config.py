@@ -505,6 +505,12 @@ def test_a_block_quantized_checkpoint_that_tp_cannot_split_is_quantized_on_load(
     # a dense model: the MLP width (Qwen3-4B: 9,728 = 76 blocks) splits over TP 4 (19 each), not over TP 8
     assert words(cmd_of(cat, "Qwen/Qwen3-4B", "h100-sxm", "fp8", tp=4))[2] == "Qwen/Qwen3-4B-FP8"
     assert words(cmd_of(cat, "Qwen/Qwen3-4B", "h100-sxm", "fp8", tp=8))[2] == "Qwen/Qwen3-4B"
+    from pydantic import ValidationError
+
+    from llmplan.catalog.schema import Checkpoint
+
+    with pytest.raises(ValidationError):  # a stored override's empty block would divide by zero
+        Checkpoint(id="x/y", precision="fp8", weight_block_size=(0, 0))
 
 
 def test_only_some_engines_turn_thinking_off_server_side(cat):

@@ -50,6 +50,7 @@ Date = Annotated[str, BeforeValidator(lambda v: _check_date(str(v))),
 
 # a --reasoning-parser name: it goes on a serve line and into reports, so no space, quote or markup
 ParserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+BlockSide = Annotated[int, Field(ge=1, le=65536)]  # a quantization block's side, in elements
 # one word of a serve line taken from the catalog (a flag or its value): no space, quote or shell syntax
 ServeArg = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.=-]{1,64}$")]
 _KWARG = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -548,7 +549,7 @@ class Checkpoint(_Strict):
                                      "compressed-tensors …): engines treat methods differently")
     formats: tuple[str, ...] = Field(default=(), description="other weight formats the same repository holds (a GGUF "
                                      "repository has one file per llama.cpp type)")
-    weight_block_size: tuple[int, int] | None = Field(default=None, description="block-wise quantization "
+    weight_block_size: tuple[BlockSide, BlockSide] | None = Field(default=None, description="block-wise quantization "
                                                       "(quantization_config.weight_block_size, e.g. [128, 128]): a "
                                                       "tensor-parallel split of a layer's output dimension must be a "
                                                       "whole number of blocks (its first element) for the engine to "
