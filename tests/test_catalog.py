@@ -584,3 +584,23 @@ def test_api_prices_name_the_instruct_model_they_serve(cat):
     assert linked and all(cat.model(p.catalog_model).tuning != "base" for p in linked), \
         [(p.id, p.catalog_model) for p in linked if cat.model(p.catalog_model).tuning == "base"]
     assert any(p.catalog_model == "meta-llama/Llama-3.1-8B-Instruct" for p in linked)
+
+
+def test_override_fields_that_reach_a_serve_line_are_never_read_as_options_or_coerced():
+    """A reasoning parser name never starts with '-' (the engine would read it as an option and refuse to
+    start); a checkpoint's block sides are integers, not true or '128'; thinking_off_args are a few flags."""
+    from pydantic import ValidationError
+
+    from llmplan.catalog.schema import Checkpoint, ReasoningParsers
+
+    for bad in ("-rp", "--trust-remote-code"):
+        with pytest.raises(ValidationError):
+            ReasoningParsers(sglang=bad)
+    assert ReasoningParsers(sglang="deepseek-r1").sglang == "deepseek-r1"
+    for bad in ([True, True], ["128", "64"]):
+        with pytest.raises(ValidationError):
+            Checkpoint(id="x/y", precision="fp8", weight_block_size=bad)
+    e = load_catalog().engines.get("llamacpp").model_dump()
+    e["thinking_off_args"] = ["--jinja"] * 9
+    with pytest.raises(ValidationError):
+        __import__("llmplan.catalog.schema", fromlist=["Engine"]).Engine.model_validate(e)

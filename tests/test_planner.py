@@ -967,3 +967,21 @@ def test_a_switchable_model_with_thinking_off_is_ranked_on_its_thinking_off_rati
     assert (on.score, off.score) == (1365.0, 1391.0) and "thinking off" in off.label and "thinking off" not in on.label
     r1 = cat.models.get("deepseek-ai/DeepSeek-R1")  # always thinks: no thinking-off figure applies
     assert qual.figure(r1, fmt, bench, cat, thinking_off=True).score == qual.figure(r1, fmt, bench, cat).score
+
+
+def test_thinking_plus_answer_past_the_longest_generation_is_a_clear_error(cat):
+    """Each length within its bounds, their sum past the 10,000,000 tokens a request may generate: the scenario
+    is refused where both are stated (so no stored scenario can never run), and where the answer comes from the
+    preset the plan says so instead of failing inside (it was an internal error, HTTP 500)."""
+    from llmplan.errors import LlmplanError
+
+    doc = {"name": "x", "models": ["deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"], "hardware": ["h100-sxm"],
+           "engines": ["vllm"], "workload": {"preset": "chat", "requests_per_day": 1000,
+                                             "output_tokens": 10, "thinking_tokens": {"mean": 100000, "p95": 10000000}}}
+    with pytest.raises(LlmplanError, match=r"thinking_tokens \+ output_tokens come to"):
+        parse_scenario(doc)
+    doc["workload"].pop("output_tokens")
+    doc["workload"]["thinking_tokens"] = 10_000_000
+    r = run(parse_scenario(doc), cat)  # the model that thinks is excluded, naming the sum
+    why = " ".join(" ".join(x["reasons"]) for x in r["rejected"])
+    assert r["recommendation"] is None and "thinking_tokens + output_tokens come to" in why

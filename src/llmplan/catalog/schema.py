@@ -49,8 +49,8 @@ Date = Annotated[str, BeforeValidator(lambda v: _check_date(str(v))),
                  Field(description="ISO date, YYYY-MM-DD (or YYYY-MM, YYYY)")]
 
 # a --reasoning-parser name: it goes on a serve line and into reports, so no space, quote or markup
-ParserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-BlockSide = Annotated[int, Field(ge=1, le=65536)]  # a quantization block's side, in elements
+ParserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]  # never read as an option
+BlockSide = Annotated[int, Field(ge=1, le=65536, strict=True)]  # a quantization block's side, in elements
 # one word of a serve line taken from the catalog (a flag or its value): no space, quote or shell syntax
 ServeArg = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.=-]{1,64}$")]
 _KWARG = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -929,10 +929,10 @@ class Engine(Entry):
                                              "option whose JSON object is every request's default chat-template "
                                              "kwargs (a request's own override them): given a switchable model's "
                                              "`thinking_off_kwargs`, it turns thinking off server-side")
-    thinking_off_args: tuple[ServeArg, ...] = Field(default=(), description="arguments that turn a switchable "
-                                                    "model's thinking off server-side whatever its template kwargs "
-                                                    "(llama-server: --jinja --reasoning-budget 0); they come before "
-                                                    "`template_kwargs_flag`")
+    thinking_off_args: tuple[ServeArg, ...] = Field(default=(), max_length=8, description="arguments that turn a "
+                                                    "switchable model's thinking off server-side whatever its "
+                                                    "template kwargs (llama-server: --jinja --reasoning-budget 0); "
+                                                    "they come before `template_kwargs_flag`")
     api_key_flag: str | None = Field(default=None, pattern=r"^--[a-z][a-z0-9_-]{0,63}$", description="the option that "
                                      "makes its OpenAI-compatible server require a key (clients send it as a Bearer "
                                      "token); None: it has none, and the serve line says to keep it on a private "

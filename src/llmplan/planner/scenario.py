@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..catalog.schema import Slo
 from ..errors import LlmplanError, validated
-from ..serving.workload import Lengths, Tokens
+from ..serving.workload import Lengths, Tokens, generated
 from ..specs import MIN_RATE_PER_S, MIN_REQUESTS_PER_DAY, MIN_YEARS, Name
 from ..strict import StrictModel
 from ..yamlguard import load_yaml
@@ -65,6 +65,16 @@ class ScenarioWorkload(_Strict):
     slo: Slo | None = Field(
         default=None, description="latency limits: ttft/tpot/e2e at p50/p95/p99 in ms, and goodput_pct"
     )
+
+    @model_validator(mode="after")
+    def _generated_fits(self) -> ScenarioWorkload:
+        """Thinking + answer must be a length a request may generate (where both are stated here; an answer
+        from the preset is checked when the plan combines them)."""
+        if self.thinking_tokens is not None and self.output_tokens is not None:
+            def as_lengths(v: Lengths | int) -> Lengths:
+                return v if isinstance(v, Lengths) else Lengths(mean=float(v))
+            generated(as_lengths(self.output_tokens), as_lengths(self.thinking_tokens))
+        return self
 
 
 class ModelConstraints(_Strict):

@@ -31,7 +31,10 @@ MAX_REQUESTS = 20_000_000
 
 
 # a fixed token length, as bounded as a Lengths mean (0, a negative or a 20-digit count is refused up front)
-Tokens = Annotated[int, Field(ge=1, le=10_000_000)]
+Tokens = Annotated[int, Field(ge=1, le=10_000_000)]  # MAX_TOKENS
+
+
+MAX_TOKENS = 10_000_000  # the longest prompt or generation a workload may state (Lengths, Tokens)
 
 
 class Lengths(StrictModel):
@@ -40,9 +43,9 @@ class Lengths(StrictModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    mean: float = Field(ge=1, le=10_000_000)
-    p95: float | None = Field(default=None, ge=1, le=10_000_000)
-    max: float | None = Field(default=None, ge=1, le=10_000_000)
+    mean: float = Field(ge=1, le=MAX_TOKENS)
+    p95: float | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    max: float | None = Field(default=None, ge=1, le=MAX_TOKENS)
 
     @model_validator(mode="after")
     def _order(self) -> Lengths:
@@ -108,6 +111,8 @@ class Workload(StrictModel):
         if isinstance(self.profile, list) and (len(self.profile) != 24 or min(self.profile) < 0
                                                or sum(self.profile) <= 0):
             raise ValueError("profile needs 24 non-negative weights, not all zero")
+        if self.thinking_tokens is not None:  # what a model that thinks generates must be a length too
+            generated(self.lengths("output"), self.lengths("thinking"))
         return self
 
     def lengths(self, which: str) -> Lengths:
@@ -181,11 +186,24 @@ def for_model(w: Workload, m: Model) -> Workload:
         how = f", or set workload.thinking_off: true ({m.reasoning_off})" if m.reasoning == "switchable" else ""
         raise LlmplanError(f"{m.id} thinks before it answers ({m.reasoning}) and the workload states no "
                            f"thinking_tokens: its load is unknown; set workload.thinking_tokens ({{mean, p95}}){how}")
-    o, t = w.lengths("output"), w.lengths("thinking")
+    try:
+        both = generated(w.lengths("output"), w.lengths("thinking"))
+    except ValueError as exc:
+        raise LlmplanError(str(exc)) from None
+    return w.model_copy(update={"output_tokens": both})
+
+
+def generated(o: Lengths, t: Lengths) -> Lengths:
+    """What a model that thinks generates: thinking `t` and then answer `o` (the sum's p95 from the two excesses
+    over their means, as for independent lengths). A ValueError names the fields when the sum passes the
+    longest length a workload may state."""
     mean = o.mean + t.mean
     excess = math.hypot((o.p95 or o.mean) - o.mean, (t.p95 or t.mean) - t.mean)
-    both = Lengths(mean=mean, p95=mean + excess if excess > 0 else None)
-    return w.model_copy(update={"output_tokens": both})
+    top = mean + excess
+    if top > MAX_TOKENS:
+        raise ValueError(f"thinking_tokens + output_tokens come to {top:,.0f} tokens (mean {mean:,.0f}, and the p95s' "
+                         f"excesses), more than the {MAX_TOKENS:,} a request may generate; lower either")
+    return Lengths(mean=mean, p95=top if excess > 0 else None)
 
 
 def preset(name: str, cat: Catalog, **overrides: Any) -> Workload:
