@@ -520,3 +520,22 @@ def test_only_some_engines_turn_thinking_off_server_side(cat):
     assert thinking_off_server_side(cat.engines.get("vllm"), qwen3)
     assert thinking_off_server_side(cat.engines.get("llamacpp"), qwen3)
     assert not thinking_off_server_side(cat.engines.get("sglang"), qwen3)
+
+
+def test_report_md_shows_the_serve_line_as_it_runs(cat):
+    """report.md writes `&` and `<` as entities so that no typed text becomes HTML, but Markdown shows a code
+    span literally, entities too: the serve line (one code span) keeps its characters, so the command a reader
+    copies from the rendered file is the one in plan.json; elsewhere `<` is still an entity."""
+    from llmplan.planner.report import markdown, md_html
+
+    doc = {"name": "a <b> & c", "models": ["meta-llama/Llama-3.1-8B-Instruct"], "hardware": ["h100-sxm"],
+           "engines": ["nim"], "workload": {"preset": "chat", "requests_per_day": 2000},
+           "policy": {"deployment": ["on_prem"]}, "alternatives": []}
+    r = run(parse_scenario(doc), cat)
+    md = markdown(r)
+    serve = next(x for x in md.splitlines() if x.startswith("- serve: "))
+    cmd = r["recommendation"]["serve_command"]
+    assert "<NIM LLM image>" in cmd  # the NIM line names the image to run
+    assert cmd in serve and "&lt;" not in serve and "&amp;" not in serve
+    assert "a &lt;b&gt;" in md or "a &lt;b>" in md  # the typed name is still escaped
+    assert "<b>" not in md_html(md)

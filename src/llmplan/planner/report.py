@@ -504,8 +504,17 @@ def markdown(result: dict[str, Any]) -> str:
     """The text report as a Markdown file (report.md): whatever a user typed (a scenario name,
     policy values quoted in reasons) cannot become HTML where the file is rendered, because `&`
     and `<` are written as entities (Markdown shows them as the characters), and every name is
-    escaped (`md_text`): no link, image, emphasis or table cell comes from a name."""
-    return text(result, md_text).replace("&", "&amp;").replace("<", "&lt;")
+    escaped (`md_text`): no link, image, emphasis or table cell comes from a name. The serve line is one code
+    span (`code_span`), which Markdown shows literally, entities too: it keeps its `&` and `<` as they are."""
+    def line(s: str) -> str:
+        if s.startswith(_SERVE) and _ONE_SPAN.fullmatch(s[len(_SERVE):]):
+            return s
+        return s.replace("&", "&amp;").replace("<", "&lt;")
+    return "\n".join(line(s) for s in text(result, md_text).split("\n"))
+
+
+_SERVE = "- serve: "
+_ONE_SPAN = re.compile(r"(`+)( ?)(?:(?!\1).)*?\2\1", re.S)  # one code span: a fence, its text, the same fence
 
 
 # ---------------------------------------------------------------------------------------------
