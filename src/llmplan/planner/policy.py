@@ -157,11 +157,18 @@ def model_rule(m: Model, p: Policy, cat: Catalog, runs_weights: bool = True) -> 
     return v
 
 
+def vendor_named(vendor: str, names) -> bool:
+    """Whether `vendor` (as the catalog writes it: 'NVIDIA', 'Intel (Habana Labs)') is one of `names`, letter
+    case aside, a name matching the catalog's whole name or its first word ('intel', 'huawei')."""
+    whole, first = vendor.casefold(), vendor.split()[0].casefold() if vendor.split() else ""
+    return any(n.casefold() in (whole, first) for n in names)
+
+
 def hardware_rule(a: Accelerator, p: Policy) -> Verdict:
     v = Verdict()
-    if p.allow_hardware_vendors is not None and a.vendor not in p.allow_hardware_vendors:
+    if p.allow_hardware_vendors is not None and not vendor_named(a.vendor, p.allow_hardware_vendors):
         v.fail("hardware vendor", f"{a.id} is made by {a.vendor}, not an allowed vendor")
-    if a.vendor in p.deny_hardware_vendors:
+    if vendor_named(a.vendor, p.deny_hardware_vendors):
         v.fail("hardware vendor", f"{a.id} is made by {a.vendor}, a denied vendor")
     country = a.designer_country or "unknown"
     if country in p.deny_hardware_countries:

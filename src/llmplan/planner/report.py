@@ -479,6 +479,9 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
             out.append(f"- latency at peak: TTFT p95 {_ms(rec['ttft_p95_ms'])}, TPOT p95 {_ms(rec['tpot_p95_ms'])}"
                        + (f", answer start p95 {_s(answer)}" if answer is not None else "")
                        + f" ({d.get('latency_basis')})")
+        else:  # an API: its latency is the provider's, not modelled, so the plan cannot say the SLO holds
+            out.append(f"- latency: {d.get('latency_basis') or 'not modelled'}: the SLO ({q(slo or 'none')}) is "
+                       "not checked for it; measure the provider's latency before relying on it")
         if rec["serve_command"]:
             cmd = rec["serve_command"]
             out.append(f"- serve: {code_span(cmd) if q is md_text else '`' + cmd + '`'}")

@@ -67,6 +67,12 @@ class ScenarioWorkload(_Strict):
     )
 
     @model_validator(mode="after")
+    def _one_load(self) -> ScenarioWorkload:
+        if self.requests_per_day is not None and self.rate_per_s is not None:
+            raise ValueError("give requests_per_day or rate_per_s, not both (one would be ignored)")
+        return self
+
+    @model_validator(mode="after")
     def _generated_fits(self) -> ScenarioWorkload:
         """Thinking + answer must be a length a request may generate (where both are stated here; an answer
         from the preset is checked when the plan combines them)."""

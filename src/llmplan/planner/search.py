@@ -200,7 +200,7 @@ def candidate_hardware(s: Scenario, cat: Catalog) -> list[Accelerator]:
     c = s.hardware
     out = []
     for a in cat.accelerators:
-        if c.vendors is not None and a.vendor not in c.vendors:
+        if c.vendors is not None and not pol.vendor_named(a.vendor, c.vendors):
             continue
         if c.countries is not None and (a.designer_country or "") not in c.countries:
             continue
@@ -268,8 +268,9 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
     limits = {k: v * SLO_HEADROOM for k, v in slo_limits(w.slo).items()}
     alone = {"ttft_ms": ttft_ms, "answer_start_ms": answer_ms, "tpot_ms": tpot_ms, "e2e_ms": e2e_ms}
     if any(alone[k] > v for k, v in limits.items()):
-        held = f", answer start {answer_ms / 1e3:,.1f} s (p95 over the prompts and {thinking.mean:,.0f} tokens of " \
-            "thinking on average)" if thinking is not None and "answer_start_ms" in limits else ""
+        held = (f", answer start {answer_ms / 1e3:,.1f} s (p95 over the prompts and the thinking, "
+                f"{thinking.mean:,.0f} tokens on average, {thinking.p95 or thinking.mean:,.0f} at p95)"
+                if thinking is not None and "answer_start_ms" in limits else "")
         return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom): even one request at a time takes TTFT "
                 f"{ttft_ms:,.0f} ms (p95 prompt), TPOT {tpot_ms:,.1f} ms, end-to-end {e2e_ms / 1e3:,.1f} s "
                 f"(p95 answer){held}")
@@ -332,7 +333,9 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     if not models:
         raise LlmplanError("no catalog model matches the scenario's model constraints")
     if not hardware:
-        raise LlmplanError("no catalog accelerator matches the scenario's hardware constraints")
+        vendors = ", ".join(sorted({a.vendor for a in cat.accelerators}))
+        raise LlmplanError(f"no catalog accelerator matches the scenario's hardware constraints (hardware.vendors "
+                           f"are the catalog's: {vendors}; see llmplan catalog gpus)")
     bench = qual.benchmark(s.quality.task, s.quality.benchmark, cat)
     say(f"checking {len(models)} model(s) × {len(hardware)} accelerator(s) × {len(engines)} engine(s)")
     loads = {m.id: _model_load(w, m) for m in models}  # what each model serves (a model that thinks: more output)
