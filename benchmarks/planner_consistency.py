@@ -31,15 +31,14 @@ CAPACITY_REQUESTS = 20_000  # per simulated rate: the p95 of 5,000 moved the cap
 
 def simulated_capacity(o, cat, s) -> float:
     """The highest Poisson rate one replica serves within the tightened SLO (bisection on the rate)."""
-    from llmplan.planner.search import SLO_HEADROOM, simulated_load
+    from llmplan.planner.search import simulated_load, tightened
     from llmplan.serving.cluster import replica_spec, simulate_cluster, summarize
     from llmplan.serving.workload import generate
 
     c = o._ctx
     d, w = c["d"], c["w"]
     spec = replica_spec(d, cat, max_num_seqs=o.details["max_num_seqs"], context_tokens=o.details["context_tokens"])
-    slo = w.slo.model_copy(update={k: v * SLO_HEADROOM for k, v in w.slo.model_dump().items()
-                                   if k.endswith("_ms") and v is not None})
+    slo = tightened(w.slo)
     analytic = o.details["per_replica_req_s"]
 
     def ok(rate: float) -> bool:

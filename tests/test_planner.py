@@ -935,7 +935,7 @@ def test_no_ranked_option_costs_more_than_the_prune_band_over_the_best(results):
         factor = prune_factor(load_scenario(REPO / "examples" / f"{name}.yaml"))
         assert all(o.tco_usd <= factor * best + 1e-6 for o in owned), name
     why = {x["option"]: x["reasons"][0] for x in results["internal-assistant"]["rejected"]}
-    assert why["meta-llama/Llama-3.3-70B-Instruct:fp8:l40s:vllm:tp4"].startswith("cost floor: sized at 404")
+    assert re.match(r"cost floor: sized at \d{3} replica", why["meta-llama/Llama-3.3-70B-Instruct:fp8:l40s:vllm:tp4"])
 
 
 def test_alternatives_and_the_pareto_front_give_a_thinking_models_answer_start():
@@ -1013,3 +1013,16 @@ def test_newcomer_mistakes_get_a_fix_or_a_warning(cat):
     r = run(parse_scenario(api), cat)
     assert r["recommendation"]["deployment"] == "api"
     assert "answer_start_p95_ms 3000" in text(r) and "is not checked for it" in text(r)
+
+
+def test_the_sizing_holds_the_goodput_share_with_the_same_headroom_as_the_limits():
+    """Another simulated hour lands a few per cent either side: the planner held the latency limits 10 % inside
+    the SLO but the goodput share at its stated value, and two ranked options then met 94.8-94.9 % with another
+    seed against 95. The share allowed to miss is tightened by the same 10 %: 95 % is held at 95.5 %."""
+    from llmplan.catalog.schema import Slo
+    from llmplan.planner.search import tightened
+
+    t = tightened(Slo(ttft_p95_ms=2000, answer_start_p95_ms=10000, goodput_pct=95))
+    assert t.ttft_p95_ms == pytest.approx(1800) and t.answer_start_p95_ms == pytest.approx(9000)
+    assert t.goodput_pct == pytest.approx(95.5) and t.tpot_p95_ms is None
+    assert tightened(Slo(goodput_pct=100)).goodput_pct == 100
