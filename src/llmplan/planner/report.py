@@ -241,7 +241,7 @@ def _thinks(o: dict[str, Any]) -> bool:
 
 def _answer(o: dict[str, Any]) -> str:
     """An option's answer start p95 (seconds where it thinks; its TTFT otherwise)."""
-    return f"{o['answer_start_p95_ms'] / 1e3:,.1f} s" if _thinks(o) else _ms(o.get("answer_start_p95_ms"))
+    return _s(o["answer_start_p95_ms"]) if _thinks(o) else _ms(o.get("answer_start_p95_ms"))
 
 
 def _s(v_ms: float) -> str:
@@ -484,7 +484,7 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
                        "not checked for it; measure the provider's latency before relying on it")
         if rec["serve_command"]:
             cmd = rec["serve_command"]
-            out.append(f"- serve: {code_span(cmd) if q is md_text else '`' + cmd + '`'}")
+            out.append(f"{_SERVE}{code_span(cmd) if q is md_text else '`' + cmd + '`'}")
         out.append("")
         out += advice_lines(r["advice"], rec, r["horizon_years"], q)
     out += _alternative_lines(r, q) + _reference_lines(r, q)

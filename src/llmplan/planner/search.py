@@ -273,9 +273,10 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
         ttft_mean_ms = 1e3 * float(np.asarray(r.ttft_s)[0])
         answer_ms = ttft_mean_ms + thinking.mean * tpot_ms + math.hypot(
             ttft_ms - ttft_mean_ms, ((thinking.p95 or thinking.mean) - thinking.mean) * tpot_ms)
-    # the same margin inside the SLO limits as the simulator's confirmation (SLO_HEADROOM): an option the
-    # sizing accepts is one the confirmation can accept
-    limits = {k: v * SLO_HEADROOM for k, v in slo_limits(w.slo).items()}
+    # the same margin inside the SLO as the simulator's confirmation (tightened): an option the sizing accepts
+    # is one the confirmation can accept
+    tight = tightened(w.slo)
+    limits = slo_limits(tight)
     alone = {"ttft_ms": ttft_ms, "answer_start_ms": answer_ms, "tpot_ms": tpot_ms, "e2e_ms": e2e_ms}
     if any(alone[k] > v for k, v in limits.items()):
         held = (f", answer start {answer_ms / 1e3:,.1f} s (p95 over the prompts and the thinking, "
@@ -284,12 +285,12 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
         return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom): even one request at a time takes TTFT "
                 f"{ttft_ms:,.0f} ms (p95 prompt), TPOT {tpot_ms:,.1f} ms, end-to-end {e2e_ms / 1e3:,.1f} s "
                 f"(p95 answer){held}")
-    slo_s = {f"{k[:-3]}": v * SLO_HEADROOM / 1e3 for k, v in w.slo.model_dump().items()
+    slo_s = {f"{k[:-3]}": v / 1e3 for k, v in tight.model_dump().items()
              if k.endswith("_ms") and v is not None}  # ttft_p95_ms -> ttft_p95
     per_request_s = {k[:-3]: v / 1e3 for k, v in limits.items()}
     saturation = float(np.asarray(r.requests_s)[3])
     rate, res, k = capacity(shape, mach, e, saturation, li, lo, chunk, limit, slo_s, per_request_s,
-                            tightened(w.slo).goodput_pct / 100, max_context, w.shared_prefix_share,
+                            tight.goodput_pct / 100, max_context, w.shared_prefix_share,
                             float(d.engine.defaults.max_num_seqs), kv, thinking)
     if rate <= 0:
         # the answer start can miss where one request alone passes: a p99 limit over a long thinking tail
@@ -611,21 +612,21 @@ def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, peak: flo
             if o is None:
                 continue
             if o.tco_usd > factor * best:
-                why = (f"cost floor: sized at {o.details['replicas_needed']} replica(s) its TCO {_usd0(o.tco_usd)} "
-                       f"is more than {factor:g} × the best TCO the analytic sizing found, {_usd0(best)}")
-                rejected.append(Rejection(oid, [why]))
+                rejected.append(_sized_above(o, factor, best))
                 continue
             _latency_at_peak(o, cat)
             best = min(best, o.tco_usd)
             out.append(o)
     # an option sized before the best was found (a cheap floor, many replicas) is held to the final best too
-    kept = [o for o in out if o.tco_usd <= factor * best]
-    for o in out:
-        if o.tco_usd > factor * best:
-            rejected.append(Rejection(o.id, [f"cost floor: sized at {o.details['replicas_needed']} replica(s) its TCO "
-                                             f"{_usd0(o.tco_usd)} is more than {factor:g} × the best TCO the analytic "
-                                             f"sizing found, {_usd0(best)}"]))
-    return kept
+    rejected += [_sized_above(o, factor, best) for o in out if o.tco_usd > factor * best]
+    return [o for o in out if o.tco_usd <= factor * best]
+
+
+def _sized_above(o: Option, factor: float, best: float) -> Rejection:
+    """A sized option whose TCO is above `factor` × the best TCO found: excluded, with the figures."""
+    return Rejection(o.id, [f"cost floor: sized at {o.details['replicas_needed']} replica(s) its TCO "
+                            f"{_usd0(o.tco_usd)} is more than {factor:g} × the best TCO the analytic sizing found, "
+                            f"{_usd0(best)}"])
 
 
 def _usd0(v: float) -> str:

@@ -130,7 +130,12 @@ def checkpoint(d: Deployment) -> tuple[str, str | None, bool]:
 def _experts_whole(d: Deployment) -> bool:
     """Whether the command runs an MoE's experts whole on each GPU (vLLM's line adds --enable-expert-parallel)
     rather than split over the tensor-parallel group (SGLang, TensorRT-LLM: catalog execution.moe_parallel)."""
-    return (d.engine.id in _VLLM and d.layout.tp * d.layout.pp > 1) or d.engine.execution.moe_parallel == "ep"
+    return (d.engine.id in _VLLM and _vllm_expert_parallel(d)) or d.engine.execution.moe_parallel == "ep"
+
+
+def _vllm_expert_parallel(d: Deployment) -> bool:
+    """vLLM's line runs an MoE's experts whole (--enable-expert-parallel) on a layout of more than one GPU."""
+    return d.model.moe is not None and d.layout.tp * d.layout.pp > 1
 
 
 def _blocks_do_not_split(d: Deployment, c: Checkpoint) -> str | None:
@@ -166,7 +171,7 @@ def _vllm(d: Deployment, model: str, on_load: bool, context_tokens: int) -> list
         args += ["--quantization", fmt]
     if fmt in ("bf16", "fp16") and d.model.native_precision in ("bf16", "fp16") and fmt != d.model.native_precision:
         args += ["--dtype", "bfloat16" if fmt == "bf16" else "float16"]
-    if d.model.moe is not None and tp * pp > 1:
+    if _vllm_expert_parallel(d):
         args += ["--enable-expert-parallel"]
     return args
 

@@ -30,11 +30,9 @@ MAX_TRACE_BYTES = 512 * 2**20
 MAX_REQUESTS = 20_000_000
 
 
-# a fixed token length, as bounded as a Lengths mean (0, a negative or a 20-digit count is refused up front)
-Tokens = Annotated[int, Field(ge=1, le=10_000_000)]  # MAX_TOKENS
-
-
 MAX_TOKENS = 10_000_000  # the longest prompt or generation a workload may state (Lengths, Tokens)
+# a fixed token length, as bounded as a Lengths mean (0, a negative or a 20-digit count is refused up front)
+Tokens = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
 
 
 class Lengths(StrictModel):
