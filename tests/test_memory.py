@@ -267,3 +267,34 @@ def test_tensor_inventory_names_are_gguf_names(cat):
     names = {t.name for t in tensors(cat.model("mistralai/Mixtral-8x7B-v0.1"))}
     assert {"token_embd", "output", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate_inp",
             "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"} <= names
+
+
+def test_dp_attention_splits_the_kv_cache_and_holds_the_attention_weights_whole(cat):
+    """SGLang --enable-dp-attention: each of the TP GPUs runs every head for its own sequences, so MLA's latent
+    (replicated under TP) is held once: 1/8 per GPU on average; the attention weights are whole on every GPU; a
+    sequence lives whole on one GPU (one sequence of 8,192 tokens needs its full 8,192 × 70,272 bytes there)."""
+    from llmplan.errors import LayoutError
+
+    m = cat.model("deepseek-ai/DeepSeek-V3")
+    assert kv_layout_per_stage(m, 2, 8, 1, 1, dp_attention=True)[0].token_bytes() == 70_272 / 8
+    gqa = f.model(num_kv_heads=2, num_attention_heads=8)
+    assert kv_layout_per_stage(gqa, 2, 8, 1, 1, dp_attention=True)[0].token_bytes() == 4 * 2 * 2 * 32 * 2 / 8
+
+    def req(dp):
+        return FitRequest(model="deepseek-ai/DeepSeek-V3", gpu="h200", tp=8, precision="fp8", engine="sglang",
+                          context_tokens=8192, dp_attention=dp)
+
+    tp_, dp_ = (fit(resolve(req(dp), cat), tuple(cat.gguf_types), context_tokens=8192) for dp in (None, True))
+    attention = tp_.weights_by_group_bytes["attention"]
+    # q_a and kv_a (1,536 and 576 rows of 7,168, FP8: 1 byte each, 61 layers) are replicated under TP already;
+    # the other attention tensors were split 8 ways and are now whole: 7/8 more of them
+    replicated = 61 * (1536 + 576) * 7168
+    assert dp_.per_gpu_weights_bytes - tp_.per_gpu_weights_bytes == (attention - replicated) * 7 / 8
+    assert dp_.per_gpu_kv_required_bytes == 8192 * 70_272  # one sequence, whole on one GPU
+    assert dp_.kv_capacity_tokens > 5 * tp_.kv_capacity_tokens
+    assert any("data-parallel attention" in n for n in dp_.notes)
+    for bad in (FitRequest(model="deepseek-ai/DeepSeek-V3", gpu="h200", tp=8, precision="fp8", engine="vllm",
+                           dp_attention=True),
+                FitRequest(model="Qwen/Qwen3-8B", gpu="h200", tp=1, engine="sglang", dp_attention=True)):
+        with pytest.raises(LayoutError, match="data-parallel attention"):
+            resolve(bad, cat)

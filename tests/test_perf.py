@@ -694,3 +694,32 @@ def test_a_source_held_out_of_a_refit_is_predicted_as_documented():
     assert overall["n"] == len(test.cases)
     assert overall["mdape_pct"] <= 30.0, overall
     assert coverage_pct(rows) >= 50.0
+
+
+def test_dp_attention_a_prompt_runs_on_one_gpu_and_the_cache_holds_more_sequences():
+    """With data-parallel attention the GPUs wait at every layer for the one prefilling a prompt: the busiest
+    carries max(one prompt, prefill / TP); a lone prompt's first token comes later than under TP, while the KV
+    cache (not replicated) holds many more sequences."""
+    from llmplan.perf.physics import imbalance
+
+    assert [float(imbalance(8, p, 2000)) for p in (2000, 8000, 16000, 64000)] == [8.0, 2.0, 1.0, 1.0]
+    assert float(imbalance(1, 2000, 2000)) == 1.0
+
+    def run(dp, conc):
+        return estimate(EstimateRequest(model="deepseek-ai/DeepSeek-V3", gpu="h200", tp=8, precision="fp8",
+                                        engine="sglang", input_tokens=2000, output_tokens=500, concurrency=conc,
+                                        dp_attention=dp), CAT)
+
+    assert run(True, 1).ttft_ms > 1.5 * run(None, 1).ttft_ms
+    assert run(True, 1).max_batch > 5 * run(None, 1).max_batch
+    busy_tp, busy_dp = run(None, 512), run(True, 512)
+    assert busy_dp.ttft_ms < busy_tp.ttft_ms / 10  # under TP 512 sequences do not fit: a queue; here they do
+    row = {"id": "x", "model": "deepseek-ai/DeepSeek-V3", "hardware": "h200", "num_gpus": "8", "tp": "8",
+           "precision": "fp8", "engine": "sglang", "input_len": "2000", "output_len": "500", "concurrency": "512",
+           "scenario": "fixed_concurrency", "metric": "output_tok_s"}
+    from llmplan.perf.cases import build_case
+
+    plain = build_case(row, CAT)
+    flagged = build_case({**row, "notes": "python -m sglang.launch_server --tp 8 --dp 8 --enable-dp-attention"}, CAT)
+    assert float(plain.shape.dp_attention_ranks) == 1.0 and float(flagged.shape.dp_attention_ranks) == 8.0
+    assert flagged.limit > 5 * plain.limit

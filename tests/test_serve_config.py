@@ -17,7 +17,8 @@ FLAGS = {
     "vllm": {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-model-len", "--quantization", "--dtype",
              "--enable-expert-parallel", "--gpu-memory-utilization", "--max-num-seqs", "--kv-cache-dtype",
              "--reasoning-parser", "--api-key", "--default-chat-template-kwargs"},
-    "sglang": {"--model-path", "--tp", "--pp-size", "--context-length", "--quantization", "--mem-fraction-static",
+    "sglang": {"--model-path", "--tp", "--pp-size", "--enable-dp-attention", "--dp-size", "--context-length",
+               "--quantization", "--mem-fraction-static",
                "--max-running-requests", "--kv-cache-dtype", "--host", "--api-key", "--reasoning-parser"},
     "trtllm-serve": {"--backend", "--tp_size", "--pp_size", "--max_seq_len", "--kv_cache_free_gpu_memory_fraction",
                      "--max_batch_size", "--host"},
@@ -539,3 +540,13 @@ def test_report_md_shows_the_serve_line_as_it_runs(cat):
     assert cmd in serve and "&lt;" not in serve and "&amp;" not in serve
     assert "a &lt;b&gt;" in md or "a &lt;b>" in md  # the typed name is still escaped
     assert "<b>" not in md_html(md)
+
+
+def test_sglang_line_turns_on_the_dp_attention_it_was_sized_with(cat):
+    d = resolve(FitRequest(model="deepseek-ai/DeepSeek-V3", gpu="h200", tp=8, precision="fp8", engine="sglang",
+                           dp_attention=True), cat)
+    cmd = serve_command(d, 8192, 256)
+    check_flags(cmd)
+    w = words(cmd)
+    assert w[w.index("--dp-size") + 1] == "8" and "--enable-dp-attention" in w
+    assert "--enable-dp-attention" not in words(cmd_of(cat, "deepseek-ai/DeepSeek-V3", "h200", "fp8", "sglang", 8))

@@ -180,6 +180,33 @@ def test_unfused_step_model_matches_the_performance_model():
         assert sm.step(n, ctx, p, pc) == pytest.approx(ref, rel=1e-9)
 
 
+def test_step_model_matches_the_performance_model_with_dp_attention():
+    """The simulator's step charges a prompt's attention to the one GPU holding it as physics does."""
+    from llmplan.perf.efficiency import deployment_efficiency
+    from llmplan.perf.physics import step_time
+    from llmplan.perf.shape import machine, stage_shape
+
+    d = resolve(FitRequest(model="deepseek-ai/DeepSeek-V3", gpu="h200", tp=8, precision="fp8", engine="sglang",
+                           dp_attention=True), CAT)
+    s = stage_shape(d, tuple(CAT.gguf_types), 2)
+    m, _ = machine(d)
+    e, _, _ = deployment_efficiency(d, CAT)
+    sm = replica_spec(d, CAT).model
+    for n, ctx, p, pc in ((1, 100, 0, 0), (64, 64 * 3000, 2048, 2048 * 1024), (8, 8 * 100, 16384, 16384 * 1000)):
+        ref = float(step_time(s, m, e, n, ctx / n if n else 0, p, pc / p if p else 0).total)
+        assert sm.step(n, ctx, p, pc) == pytest.approx(ref, rel=1e-9)
+    # with pipeline stages too: each microbatch's prompts are charged as physics charges them
+    d2 = resolve(FitRequest(model="deepseek-ai/DeepSeek-V3", gpu="h100-sxm", tp=8, pp=2, num_gpus=16,
+                            precision="fp8", engine="sglang", dp_attention=True), CAT)
+    s2, (m2, _), (e2, _, _) = stage_shape(d2, tuple(CAT.gguf_types), 2), machine(d2), deployment_efficiency(d2, CAT)
+    sm2 = replica_spec(d2, CAT).model
+    for n, ctx, p, pc in ((8, 8 * 100, 16000, 16000 * 1000), (64, 64 * 3000, 4000, 4000 * 1000), (1, 100, 2000, 2e6)):
+        ref = float(step_time(s2, m2, e2, n, ctx / n, p, pc / p).total)
+        assert sm2.step(n, ctx, p, pc) == pytest.approx(ref, rel=1e-9)
+    lone, spread = sm.step(8, 800, 2048, 2048 * 1024), sm.step(8, 800, 16384, 16384 * 1024)
+    assert lone > spread / 8 * 2  # one prompt on one GPU costs more than its share of eight
+
+
 def test_step_model_matches_the_performance_model():
     from llmplan.perf.cases import is_dequant
     from llmplan.perf.efficiency import efficiency_arrays, lookup, params_of, table_from_catalog
@@ -391,7 +418,7 @@ def test_least_loaded_sees_completions_since_its_last_choice():
 
 @settings(max_examples=80, deadline=None)
 @given(n=st.integers(1, 512), ctx=st.floats(0, 5e6), m=st.integers(1, 400), p=st.integers(0, 8192),
-       which=st.sampled_from(["dense", "moe", "pp", "sliding", "unfused"]))
+       which=st.sampled_from(["dense", "moe", "pp", "sliding", "unfused", "dp_attention"]))
 def test_compiled_step_functions_are_bit_identical_to_the_step_model(n, ctx, m, p, which):
     """The simulator's closures (serving.stepmodel.compiled) are the StepModel's formulas with the
     look-ups (and, for a dense single-stage model, the exact 0/1 terms) removed: same floats."""
@@ -415,7 +442,9 @@ def _models() -> dict[str, object]:
                  "pp": FitRequest(model="meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", tp=4, pp=2, num_gpus=8),
                  "sliding": FitRequest(model="google/gemma-3-27b-it", gpu="h100-sxm"),
                  "unfused": FitRequest(model="meta-llama/Meta-Llama-3-8B", gpu="rtx-4090", precision="q4_k_m",
-                                       engine="llamacpp@2024.05")}
+                                       engine="llamacpp@2024.05"),
+                 "dp_attention": FitRequest(model="deepseek-ai/DeepSeek-V3", gpu="h200", tp=8, precision="fp8",
+                                            engine="sglang", dp_attention=True)}
         _models.cache = {k: replica_spec(resolve(r, CAT), CAT).model for k, r in picks.items()}
     return _models.cache
 

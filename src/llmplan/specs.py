@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StrictBool, StringConstraints
 
 from .catalog import Catalog
 from .catalog.schema import (
@@ -71,6 +71,8 @@ class FitRequest(StrictModel):
         "max_num_batched_tokens": Cli(("--max-num-batched-tokens",)),
         "max_num_seqs": Cli(("--max-num-seqs",)),
         "block_size": Cli(("--block-size",)),
+        "dp_attention": Cli(("--dp-attention/--no-dp-attention",), "Attention data-parallel across the TP group "
+                            "(SGLang --enable-dp-attention): each GPU holds the KV cache of its own sequences only."),
     }
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
@@ -110,6 +112,8 @@ class FitRequest(StrictModel):
                                                description="largest prefill chunk (activation peak)")
     max_num_seqs: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     block_size: int | None = Field(default=None, ge=1, le=4096, description="KV block size in tokens")
+    dp_attention: StrictBool | None = Field(default=None, description="attention data-parallel across the TP group "
+                                            "(SGLang --enable-dp-attention; default: the engine's own default)")
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,19 @@ class Deployment:
     allreduce: AllReduceCost | None = None  # measured all-reduce cost on this TP group (None: TP 1)
     kernel: WeightOnlyKernel | None = None  # the weight-only GEMM kernel, when the weights are dequantized
     estimates: tuple[str, ...] = ()  # facts used that are labelled estimates, each with its range and basis
+
+
+def with_dp_attention(engine: Engine, wanted: bool | None, layout: Layout) -> Engine:
+    """The engine with data-parallel attention on or off as asked (None: its default). An engine without the
+    option, or a layout without a TP group to spread the attention over, is refused."""
+    if wanted is None or wanted == engine.execution.dp_attention:
+        return engine
+    if wanted and not engine.execution.dp_attention_option:
+        able = "SGLang (--enable-dp-attention)"
+        raise LayoutError(f"{engine.id} has no data-parallel attention in the catalog; it is an option of {able}")
+    if wanted and layout.tp < 2:
+        raise LayoutError("data-parallel attention spreads the sequences over the TP group: give --tp 2 or more")
+    return engine.model_copy(update={"execution": engine.execution.model_copy(update={"dp_attention": wanted})})
 
 
 def resolve_layout(req: FitRequest, model: Model, acc: Accelerator, engine: Engine) -> Layout:
@@ -292,6 +309,7 @@ def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoin
                            f"Engines for {acc.family}: "
                            f"{', '.join(able) or 'none in the catalog'} (--engine)")
     layout = resolve_layout(req, model, acc, engine)
+    engine = with_dp_attention(engine, req.dp_attention, layout)
     usable, basis = usable_memory(acc, cat)
     link, link_basis = link_bandwidth(acc, cat)
     engine = engine_on_device(engine, acc, usable, layout.tp, layout.pp, model, req.context_tokens)

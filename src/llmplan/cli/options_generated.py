@@ -75,6 +75,11 @@ OPTIONS: dict[str, dict[str, tuple[Any, Any, tuple[str, ...], str | None]]] = {
             int | None, None, ('--block-size',),
             'KV block size in tokens.',
         ),
+        'dp_attention': (
+            bool | None, None, ('--dp-attention/--no-dp-attention',),
+            'Attention data-parallel across the TP group (SGLang --enable-dp-attention): each GPU holds the '
+            'KV cache of its own sequences only.',
+        ),
     },
     'EstimateRequest': {
         'model': (
@@ -142,6 +147,11 @@ OPTIONS: dict[str, dict[str, tuple[Any, Any, tuple[str, ...], str | None]]] = {
         'block_size': (
             int | None, None, ('--block-size',),
             'KV block size in tokens.',
+        ),
+        'dp_attention': (
+            bool | None, None, ('--dp-attention/--no-dp-attention',),
+            'Attention data-parallel across the TP group (SGLang --enable-dp-attention): each GPU holds the '
+            'KV cache of its own sequences only.',
         ),
         'input_tokens': (
             int, ..., ('--input', '-i'),
@@ -239,6 +249,11 @@ OPTIONS: dict[str, dict[str, tuple[Any, Any, tuple[str, ...], str | None]]] = {
         'block_size': (
             int | None, None, ('--block-size',),
             'KV block size in tokens.',
+        ),
+        'dp_attention': (
+            bool | None, None, ('--dp-attention/--no-dp-attention',),
+            'Attention data-parallel across the TP group (SGLang --enable-dp-attention): each GPU holds the '
+            'KV cache of its own sequences only.',
         ),
         'workload': (
             str, ..., ('--workload', '-w'),
@@ -343,6 +358,11 @@ OPTIONS: dict[str, dict[str, tuple[Any, Any, tuple[str, ...], str | None]]] = {
         'block_size': (
             int | None, None, ('--block-size',),
             'KV block size in tokens.',
+        ),
+        'dp_attention': (
+            bool | None, None, ('--dp-attention/--no-dp-attention',),
+            'Attention data-parallel across the TP group (SGLang --enable-dp-attention): each GPU holds the '
+            'KV cache of its own sequences only.',
         ),
         'workload': (
             str, 'chat', ('--workload', '-w'),

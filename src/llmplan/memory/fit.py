@@ -19,6 +19,7 @@ needs and what the engine's cap holds back, so ``fits ⇔ required ≤ M``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ..catalog.schema import GgufType
@@ -209,19 +210,23 @@ def fit(d: Deployment, gguf_types: tuple[GgufType, ...], context_tokens: int | N
     kv_elem_bytes = d.kv_format.bits / 8
     tb = exact_tensor_bytes or engine_tensor_bytes(d, gguf_types)
     stage_weights = _stage_weights(d, tb)
-    stage_kv = kv_layout_per_stage(m, kv_elem_bytes, lay.tp, lay.pp, s.block_size)
+    stage_kv = kv_layout_per_stage(m, kv_elem_bytes, lay.tp, lay.pp, s.block_size, dp_attention(d))
     m_bytes = usable_memory_bytes(d)
     stages = [_stage_memory(d, s, m_bytes, w, kv, context, concurrency)
               for w, kv in zip(stage_weights, stage_kv, strict=True)]
 
-    kv_needed = [st.kv.sequence_bytes(context) * concurrency for st in stages]
+    # with data-parallel attention a sequence lives on one GPU whole (its layout holds 1/TP of each on
+    # average): the busiest GPU holds ceil(concurrency / TP) of them
+    ranks = lay.tp if dp_attention(d) else 1
+    kv_needed = [st.kv.sequence_bytes(context) * ranks * math.ceil(concurrency / ranks) for st in stages]
     required = [st.weights + st.activations + st.runtime + st.cuda_graphs + max(st.engine_reserved, 0.0) + need
                 for st, need in zip(stages, kv_needed, strict=True)]
     worst = max(range(len(stages)), key=lambda i: (required[i] - m_bytes, -stages[i].kv_pool))
     st = stages[worst]
     capacity_tokens = min(_capacity_tokens(x.kv, x.kv_pool, context) for x in stages)
-    max_conc = min(int(x.kv_pool // x.kv.sequence_bytes(context)) if x.kv_pool > 0 else 0 for x in stages)
-    max_ctx = min(_max_context(x.kv, x.kv_pool, m.max_context) for x in stages)
+    max_conc = min(int(x.kv_pool // (x.kv.sequence_bytes(context) * ranks)) * ranks if x.kv_pool > 0 else 0
+                   for x in stages)
+    max_ctx = min(_max_context(x.kv, x.kv_pool / ranks, m.max_context) for x in stages)
 
     reasons: list[str] = []
     if st.kv_pool <= 0:
@@ -271,10 +276,15 @@ def fit(d: Deployment, gguf_types: tuple[GgufType, ...], context_tokens: int | N
     )
 
 
+def dp_attention(d: Deployment) -> bool:
+    """Attention runs data-parallel across the TP group (the engine's execution, or as the deployment asked)."""
+    return d.engine.execution.dp_attention and d.layout.tp > 1
+
+
 def _stage_weights(d: Deployment, tb: tuple[TensorBytes, ...]) -> list[float]:
     """Weight bytes per GPU of each pipeline stage, with the engine's FP8 row padding where it applies."""
     m, lay = d.model, d.layout
-    stage_weights = weights_per_stage(tb, m, lay.tp, lay.pp, lay.ep)
+    stage_weights = weights_per_stage(tb, m, lay.tp, lay.pp, lay.ep, dp_attention(d))
     pad = d.engine.memory.fp8_weight_padding
     if pad and d.weight_format.id == "fp8" and d.accelerator.family in pad.families and (
             (d.quant_method or pad.quant_methods[0]) in pad.quant_methods):
@@ -289,7 +299,11 @@ def _layout_notes(d: Deployment) -> list[str]:
     notes: list[str] = []
     if d.usable_memory_basis != "catalog":
         notes.append(f"usable memory per GPU {d.usable_memory_gib:.2f} GiB: {d.usable_memory_basis}")
-    if m.mla and lay.tp > 1:
+    if dp_attention(d):
+        notes.append(f"data-parallel attention ({d.engine.execution.dp_attention_option}): each of the {lay.tp} GPUs "
+                     f"runs every attention head for its own 1/{lay.tp} of the sequences and holds only their KV "
+                     "cache; the attention weights are whole on every GPU")
+    elif m.mla and lay.tp > 1:
         notes.append("MLA keeps one latent KV per token on every TP rank (replicated, not split)")
     elif not m.mla and lay.tp > m.num_kv_heads:
         notes.append(f"{m.num_kv_heads} KV heads on {lay.tp} TP ranks: each rank keeps one head (replicated)")
@@ -305,4 +319,4 @@ def _budget_text(d: Deployment, s: EngineSettings, m_bytes: int) -> str:
     return f"{m_bytes / GIB:.1f} GiB"
 
 
-__all__ = ["FitResult", "EngineSettings", "fit", "kv_tp_share", "usable_memory_bytes"]
+__all__ = ["FitResult", "EngineSettings", "dp_attention", "fit", "kv_tp_share", "usable_memory_bytes"]

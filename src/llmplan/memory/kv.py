@@ -10,7 +10,9 @@ Per layer and token:
 
 Under tensor parallelism the KV heads are split across ranks; when there are fewer KV
 heads than ranks each rank keeps one (replicated). MLA's single latent is replicated
-on every rank. Under pipeline parallelism each stage holds its own layers.
+on every rank. With data-parallel attention (SGLang --enable-dp-attention) each rank runs every
+head for its own share of the sequences and holds only their cache: 1/TP of it, whatever the
+heads. Under pipeline parallelism each stage holds its own layers.
 """
 
 from __future__ import annotations
@@ -33,9 +35,14 @@ def kv_bytes_per_layer_token(m: Model, kv_bytes: float) -> float:
     return 2 * m.num_kv_heads * m.head_dim * kv_bytes
 
 
-def kv_tp_share(m: Model, tp: int) -> float:
-    """Fraction of a layer's per-token KV one TP rank holds."""
-    if m.mla or tp == 1:
+def kv_tp_share(m: Model, tp: int, dp_attention: bool = False) -> float:
+    """Fraction of a layer's per-token KV one TP rank holds (on average over the sequences: with
+    data-parallel attention a rank holds the whole cache of 1/TP of them)."""
+    if tp == 1:
+        return 1.0
+    if dp_attention:
+        return 1 / tp
+    if m.mla:
         return 1.0
     return math.ceil(m.num_kv_heads / tp) / m.num_kv_heads
 
@@ -82,17 +89,22 @@ def kv_bytes_per_token(m: Model, kv_bytes: float) -> float:
     return (len(plan.full_layers) + len(plan.sliding_layers)) * kv_bytes_per_layer_token(m, kv_bytes)
 
 
-def kv_layout_per_stage(m: Model, kv_bytes: float, tp: int, pp: int, block_size: int) -> list[KvLayout]:
-    """The KV layout one GPU of each pipeline stage holds."""
-    return list(_kv_layout_per_stage(m, kv_bytes, tp, pp, block_size))
+def kv_layout_per_stage(m: Model, kv_bytes: float, tp: int, pp: int, block_size: int,
+                        dp_attention: bool = False) -> list[KvLayout]:
+    """The KV layout one GPU of each pipeline stage holds (`dp_attention`: see :func:`kv_tp_share`)."""
+    return list(_kv_layout_per_stage(m, kv_bytes, tp, pp, block_size, dp_attention))
 
 
 @functools.lru_cache(maxsize=1024)
-def _kv_layout_per_stage(m: Model, kv_bytes: float, tp: int, pp: int, block_size: int) -> tuple[KvLayout, ...]:
+def _kv_layout_per_stage(m: Model, kv_bytes: float, tp: int, pp: int, block_size: int,
+                         dp_attention: bool) -> tuple[KvLayout, ...]:
     plan = layer_plan(m)
-    share = kv_tp_share(m, tp)
+    share = kv_tp_share(m, tp, dp_attention)
     la = m.linear_attention
-    lin_share = 1.0 if la is None or tp == 1 else math.ceil(la.num_value_heads / tp) / la.num_value_heads
+    if la is None or tp == 1:
+        lin_share = 1.0
+    else:
+        lin_share = 1 / tp if dp_attention else math.ceil(la.num_value_heads / tp) / la.num_value_heads
     out = []
     for stage in pp_stages(m.num_layers, pp):
         s = set(stage)

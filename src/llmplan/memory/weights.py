@@ -154,8 +154,11 @@ def split_share(tp_kind: str, expert: bool, tp: int, ep: int, num_kv_heads: int)
     return 1 / tp
 
 
-def tp_share(t: Tensor, tp: int, ep: int, num_kv_heads: int) -> float:
-    """Fraction of a tensor one GPU of a TP group holds."""
+def tp_share(t: Tensor, tp: int, ep: int, num_kv_heads: int, dp_attention: bool = False) -> float:
+    """Fraction of a tensor one GPU of a TP group holds; with data-parallel attention every GPU holds the
+    attention weights whole (it runs every head for its own sequences)."""
+    if dp_attention and t.group == "attention":
+        return 1.0
     return split_share(t.tp, t.group == "experts", tp, ep, num_kv_heads)
 
 
@@ -199,17 +202,20 @@ def memo_by_identity(key: tuple, tb: tuple, compute):
     return value
 
 
-def weights_per_stage(tb: tuple[TensorBytes, ...], m: Model, tp: int, pp: int, ep: int) -> list[float]:
+def weights_per_stage(tb: tuple[TensorBytes, ...], m: Model, tp: int, pp: int, ep: int,
+                      dp_attention: bool = False) -> list[float]:
     """Bytes one GPU of each pipeline stage holds."""
 
     def compute() -> tuple[float, ...]:
         stages = pp_stages(m.num_layers, pp)
         per = [0.0] * pp
         for x in tb:
-            per[stage_of(x.tensor, x.layer, stages)] += x.n_bytes * tp_share(x.tensor, tp, ep, m.num_kv_heads)
+            share = tp_share(x.tensor, tp, ep, m.num_kv_heads, dp_attention)
+            per[stage_of(x.tensor, x.layer, stages)] += x.n_bytes * share
         return tuple(per)
 
-    return list(memo_by_identity(("weights_per_stage", m.num_layers, m.num_kv_heads, tp, pp, ep), tb, compute))
+    return list(memo_by_identity(("weights_per_stage", m.num_layers, m.num_kv_heads, tp, pp, ep, dp_attention), tb,
+                                 compute))
 
 
 def bytes_by_group(tb: tuple[TensorBytes, ...]) -> dict[str, float]:

@@ -4,8 +4,9 @@ rows at once.
 
 Only the conditions are read (model, hardware, layout, precision, engine, lengths,
 concurrency, request rate, scenario, the protocol columns `num_prompts` and `length_dist`,
-and the benchmark settings the notes record: context depth, micro-batch size, the server's
-memory fraction, sequence limit and step budget flags). ``value`` is never read here.
+and the benchmark settings the notes record: context depth, micro-batch size, flash attention,
+data-parallel attention (``--enable-dp-attention``), the server's memory fraction, sequence limit
+and step budget flags). ``value`` is never read here.
 
 How each protocol is predicted (docs/accuracy.md): blank `num_prompts` is a long steady
 state (:mod:`.scenarios`); N prompts sent at once (`max_throughput`) or at most C in flight
@@ -48,6 +49,7 @@ _DEPTH = re.compile(r"@ ?d(\d+)")
 # "fa": 0), command lines (-fa 1, --flash-attn on / off / auto)
 _FLASH = re.compile(r"(?:\bflash[-_ ]attn\b|(?<![\w-])-fa\b|\bfa\b\"?)[ =:\"]*(1|0|on|off|true|false)\b", re.I)
 _UBATCH = re.compile(r"n_ubatch[ =](\d+)")
+_DP_ATTENTION = re.compile(r"--enable[-_]dp[-_]attention\b")  # SGLang's flag, as a command line in the notes
 _NUMBER = r"[ =](\d+(?:\.\d+)?|\.\d+)(?!\w|\.\d)"
 
 
@@ -177,6 +179,9 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     fa = flash_attention(notes)
     if fa is not None and fa != d.engine.execution.flash_attention:  # the run's own -fa, over the profile's default
         ex = d.engine.execution.model_copy(update={"flash_attention": fa})
+        d = dataclasses.replace(d, engine=d.engine.model_copy(update={"execution": ex}))
+    if _DP_ATTENTION.search(notes) and d.engine.execution.dp_attention_option and d.layout.tp > 1:
+        ex = d.engine.execution.model_copy(update={"dp_attention": True})  # the run's own flag
         d = dataclasses.replace(d, engine=d.engine.model_copy(update={"execution": ex}))
     um = _UBATCH.search(notes)
     flags = engine_flags(notes, d.engine)

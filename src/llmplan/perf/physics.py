@@ -56,6 +56,10 @@ class StageShape:
     state_tokens_equiv: Arr = 0.0  # linear-attention state per sequence, in KV-token equivalents
     expert_flops_per_token: Arr = 0.0  # the routed experts' share of flops_per_token
     mla: Arr = 0.0  # 1 for multi-head latent attention (DeepSeek-style): the calibration's architecture class
+    # data-parallel attention: the TP size (1: attention split by heads). The batch's sequences spread over the
+    # GPUs, but a prompt's attention runs whole on the one GPU that holds its sequence: the step waits for it
+    dp_attention_ranks: Arr = 1.0
+    attn_linear_flops_per_token: Arr = 0.0  # attention projections' share of flops_per_token (1/TP of a token's)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,28 @@ def step_flops(s: StageShape, decode_tokens, decode_context, prefill_tokens, pre
     attn = s.attn_flops_per_ctx_token * (
         decode_tokens * attended(decode_context, s.window, s.sliding_fraction)
         + prefill_tokens * attended(prefill_context, s.window, s.sliding_fraction))
-    return linear + attn
+    return linear + attn + prompt_imbalance_flops(s, prefill_tokens, prefill_context)
+
+
+def imbalance(ranks, prefill_tokens, prompt_tokens):
+    """Data-parallel attention: the busiest GPU's share of a step's prompt attention over the average share. A
+    prompt runs whole on the GPU that holds its sequence and the GPUs wait for each other at every layer, so
+    with k = prefill / prompt prompts in the step the busiest carries max(one prompt, prefill / TP):
+    ``min(TP, max(1, TP × prompt / prefill))`` (1 without data-parallel attention)."""
+    r = np.asarray(ranks, dtype=float)
+    p = np.maximum(np.asarray(prefill_tokens, dtype=float), 1e-9)
+    return np.where(r > 1, np.minimum(r, np.maximum(1.0, r * np.asarray(prompt_tokens, dtype=float) / p)), 1.0)
+
+
+def prompt_imbalance_flops(s: StageShape, prefill_tokens, prefill_context):
+    """The extra FLOPs of the busiest GPU where attention runs data-parallel (:func:`imbalance`; the prompt's
+    length is twice the context its queries attend to on average); 0 without."""
+    if np.all(np.asarray(s.dp_attention_ranks) <= 1):
+        return 0.0
+    ctx = attended(prefill_context, s.window, s.sliding_fraction)
+    extra = imbalance(s.dp_attention_ranks, prefill_tokens, np.minimum(2 * np.asarray(prefill_context), prefill_tokens)
+                      ) - 1
+    return extra * (s.attn_linear_flops_per_token * prefill_tokens + s.attn_flops_per_ctx_token * prefill_tokens * ctx)
 
 
 def scores_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..catalog.schema import Accelerator, Engine, GgufType, Model, QuantFormat
 from ..errors import LlmplanError
-from ..memory.fit import engine_bits_groups
+from ..memory.fit import dp_attention, engine_bits_groups
 from ..memory.kv import KvLayout, kv_layout_per_stage, linear_state_bytes_per_layer
 from ..memory.weights import BitsGroup, memo_by_identity, pp_stages, split_share, stage_of
 from ..specs import Deployment
@@ -102,15 +102,17 @@ def stage_shape(d: Deployment, gguf_types: tuple[GgufType, ...], kv_bytes_per_el
     """The busiest pipeline stage, per GPU (memoised on the weight table and the layout)."""
     groups = engine_bits_groups(d, gguf_types)
     lay = d.layout
-    return memo_by_identity(("stage_shape", lay.tp, lay.pp, lay.ep, kv_bytes_per_elem), groups,
-                            lambda: _stage_shape(d, groups, kv_bytes_per_elem))
+    dp = dp_attention(d)
+    return memo_by_identity(("stage_shape", lay.tp, lay.pp, lay.ep, kv_bytes_per_elem, dp), groups,
+                            lambda: _stage_shape(d, groups, kv_bytes_per_elem, dp))
 
 
-def _stage_shape(d: Deployment, groups: tuple[BitsGroup, ...], kv_bytes_per_elem: float) -> StageShape:
+def _stage_shape(d: Deployment, groups: tuple[BitsGroup, ...], kv_bytes_per_elem: float, dp: bool) -> StageShape:
     m, lay = d.model, d.layout
     stages = pp_stages(m.num_layers, lay.pp)
-    kvs = kv_layout_per_stage(m, kv_bytes_per_elem, lay.tp, lay.pp, 1)
-    shapes = [shape_from_sums(m, split_sums(groups, stages, i), lay.tp, lay.ep, kvs[i]) for i in range(len(stages))]
+    kvs = kv_layout_per_stage(m, kv_bytes_per_elem, lay.tp, lay.pp, 1, dp)
+    shapes = [shape_from_sums(m, split_sums(groups, stages, i), lay.tp, lay.ep, kvs[i], dp)
+              for i in range(len(stages))]
     return max(shapes, key=lambda sh: float(sh.weight_bytes))  # the first of equals: max keeps it
 
 
@@ -120,8 +122,8 @@ SPLITS = ("shard", "replicate", "kv_heads")
 @dataclass(frozen=True)
 class SplitSums:
     """One pipeline stage's weights before tensor parallelism splits them: bytes and FLOPs per token by
-    how each tensor splits (SPLITS) and what it is (`dense`: read for every token; `experts`: routed;
-    `embedding`: a lookup, held but neither read whole per step nor multiplied), and the stage's layers."""
+    how each tensor splits (SPLITS) and what it is (`attention` and `dense`: read for every token; `experts`:
+    routed; `embedding`: a lookup, held but neither read whole per step nor multiplied), and the stage's layers."""
 
     bytes: dict[tuple[str, str], float]  # (what, split) -> bytes
     flops: dict[tuple[str, str], float]  # (what, split) -> FLOPs per token, all experts counted
@@ -144,7 +146,7 @@ def split_sums(groups: tuple[BitsGroup, ...], stages: list[range], i: int) -> Sp
             n = len(g.layers) if whole else sum(1 for x in g.layers if x in stage)
         if not n:
             continue
-        what = "experts" if t.group == "experts" else "embedding" if t.group == "embedding" else "dense"
+        what = t.group if t.group in ("experts", "embedding", "attention") else "dense"
         key = (what, t.tp)
         by[key] = by.get(key, 0.0) + n * bits_to_bytes(t.params_per_layer, g.bits)
         if what != "embedding":
@@ -154,13 +156,18 @@ def split_sums(groups: tuple[BitsGroup, ...], stages: list[range], i: int) -> Sp
     return SplitSums(by, fl, len(moe), len(stage))
 
 
-def shape_from_sums(m: Model, ss: SplitSums, tp: int, ep: int, kv: KvLayout) -> StageShape:
-    """What one GPU of the stage holds and does per token with TP `tp` and EP `ep`."""
+def shape_from_sums(m: Model, ss: SplitSums, tp: int, ep: int, kv: KvLayout, dp_attention: bool = False) -> StageShape:
+    """What one GPU of the stage holds and does per token with TP `tp` and EP `ep`. With data-parallel attention
+    (`dp_attention`) each GPU holds the attention weights whole and runs them for its own 1/TP of the tokens:
+    the bytes are the whole tensors', the FLOPs per token of the batch a 1/TP share (the KV cache: `kv`)."""
     kvh = m.num_kv_heads
 
-    def total(sums: dict[tuple[str, str], float], *whats: str) -> float:
-        return sum(v * split_share(split, what == "experts", tp, ep, kvh)
-                   for (what, split), v in sums.items() if what in whats)
+    def total(sums: dict[tuple[str, str], float], *whats: str, held: bool = True) -> float:
+        def share(what: str, split: str) -> float:
+            if what == "attention" and dp_attention and tp > 1:
+                return 1.0 if held else 1 / tp
+            return split_share(split, what == "experts", tp, ep, kvh)
+        return sum(v * share(what, split) for (what, split), v in sums.items() if what in whats)
 
     k_over_e = (m.moe.experts_per_token / m.moe.num_experts) if m.moe else 0.0
     expert_bytes = total(ss.bytes, "experts")
@@ -175,13 +182,13 @@ def shape_from_sums(m: Model, ss: SplitSums, tp: int, ep: int, kv: KvLayout) -> 
     token_bytes = kv.token_bytes()
     state = kv.linear_layers * kv.linear_state_bytes_per_layer
     return StageShape(
-        weight_bytes=total(ss.bytes, "dense", "experts", "embedding"),
-        dense_weight_bytes=total(ss.bytes, "dense"),
+        weight_bytes=total(ss.bytes, "dense", "attention", "experts", "embedding"),
+        dense_weight_bytes=total(ss.bytes, "dense", "attention"),
         expert_bytes_per_layer=per_expert,
         moe_layers=ss.moe_layers,
         num_experts=m.moe.num_experts if m.moe else 0.0,
         experts_per_token=m.moe.experts_per_token if m.moe else 0.0,
-        flops_per_token=total(ss.flops, "dense") + expert_flops,
+        flops_per_token=total(ss.flops, "dense", "attention", held=False) + expert_flops,
         attn_layers=attn_layers,
         attn_flops_per_ctx_token=ATTN_FLOPS_PER_PAIR_DIM * heads_per_gpu * pair_dim * attn_layers,
         attn_scores_per_pair=heads_per_gpu * attn_layers,
@@ -193,6 +200,8 @@ def shape_from_sums(m: Model, ss: SplitSums, tp: int, ep: int, kv: KvLayout) -> 
         state_tokens_equiv=(state / token_bytes) if token_bytes else 0.0,
         expert_flops_per_token=expert_flops,
         mla=1.0 if m.mla else 0.0,
+        dp_attention_ranks=float(tp) if dp_attention and tp > 1 else 1.0,
+        attn_linear_flops_per_token=total(ss.flops, "attention", held=False),
     )
 
 

@@ -19,6 +19,8 @@ class StepModel:
     state_equiv: float
     flops_tok: float  # expert FLOPs already scaled by 1 / eta_moe
     attn: float
+    dp_ranks: float  # data-parallel attention: the TP size (1: none; physics.prompt_imbalance_flops) ...
+    p_lin: float  # ... and the attention projections' FLOPs per token
     scores: float  # seconds per (query, key) pair of unfused attention (its scores' memory pass; 0 when fused)
     window: float
     sliding: float
@@ -52,6 +54,8 @@ class StepModel:
             state_equiv=f(s.state_tokens_equiv),
             flops_tok=f(s.flops_per_token) + f(s.expert_flops_per_token) * (1 / moe - 1),
             attn=f(s.attn_flops_per_ctx_token),
+            dp_ranks=f(s.dp_attention_ranks),
+            p_lin=f(s.attn_linear_flops_per_token),
             scores=f(m.scores_bytes) * f(s.attn_scores_per_pair) / (f(m.bandwidth) * f(e.eta_bw)),
             window=f(s.window),
             sliding=f(s.sliding_fraction),
@@ -90,7 +94,8 @@ class StepModel:
         t_sc = self.scores * (attended + p_ctx) / mb  # unfused attention: a pass of its own (physics.scores_time)
         t_mem = (self.dense_bytes + self._experts(tokens / mb) + (sum_ctx + n_dec * self.state_equiv) * self.kv_bytes
                  / mb) / self.bw + t_sc
-        t_cmp = (self.flops_tok * tokens + self.attn * (attended + p_ctx)) / mb / self.peak + t_sc
+        t_cmp = ((self.flops_tok * tokens + self.attn * (attended + p_ctx)) / mb / self.peak + t_sc
+                 + _imbalance(self.dp_ranks, self.p_lin, self.attn, p_tok / mb, p_ctx / mb) / self.peak)
         comm = self._comm(tokens / mb)
         factor = max(mb, self.pp)
         return factor * (max(t_mem, t_cmp) + comm) + self.overhead
@@ -125,6 +130,16 @@ class StepModel:
         return fixed + first + second
 
 
+def _imbalance(ranks: float, lin: float, attn: float, p_tok: float, p_ctx: float) -> float:
+    """physics.prompt_imbalance_flops in floats, for one microbatch: `p_ctx` keys attended by its `p_tok` prompt
+    tokens in all, so a prompt is 2 p_ctx / p_tok tokens long (at most the microbatch's)."""
+    if ranks <= 1 or p_tok <= 0:
+        return 0.0
+    prompt = min(2 * p_ctx / p_tok, p_tok)
+    extra = min(ranks, max(1.0, ranks * prompt / p_tok)) - 1
+    return extra * (lin * p_tok + attn * p_ctx)
+
+
 def _comm(layers: float, lib_lat: float, lib_k: float, own_lat: float, own_k: float, tokens: float) -> float:
     """2 all-reduces per layer, each the faster of the library and the engine's own kernel."""
     if not layers:
@@ -138,7 +153,7 @@ def compiled(sm: StepModel):
     the same arithmetic in the same order (results bit-identical), without attribute look-ups; and `run`,
     a decode-only run (below)."""
     step, stretch = _general(sm)
-    if not (sm.n_experts or sm.sliding or sm.pp > 1):
+    if not (sm.n_experts or sm.sliding or sm.pp > 1 or sm.dp_ranks > 1):
         return _dense(sm, stretch)
 
     def run(n: int, sum_ctx: float, steps: int, horizon: float) -> tuple[int, float]:
@@ -156,7 +171,7 @@ def compiled(sm: StepModel):
 def _general(sm: StepModel):
     dense, expert, n_exp, k_over_e, moe = sm.dense_bytes, sm.expert_bytes, sm.n_experts, sm.k_over_e, sm.eta_moe
     kv, state, flops, attn, window, sliding = sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn, sm.window, sm.sliding
-    sc = sm.scores
+    sc, dp, p_lin = sm.scores, sm.dp_ranks, sm.p_lin
     bw, peak, pp, overhead = sm.bw, sm.peak, sm.pp, sm.overhead
     comm_args = (sm.comm_layers, sm.lib_lat, sm.lib_k, sm.own_lat, sm.own_k)
     apart = sm.apart
@@ -174,7 +189,8 @@ def _general(sm: StepModel):
         attended = sum_ctx if sliding == 0 else ((1 - sliding) * sum_ctx + sliding * min(sum_ctx, n_dec * window))
         t_sc = sc * (attended + p_ctx) / mb
         t_mem = (dense + experts(tokens / mb) + (sum_ctx + n_dec * state) * kv / mb) / bw + t_sc
-        t_cmp = (flops * tokens + attn * (attended + p_ctx)) / mb / peak + t_sc
+        t_cmp = ((flops * tokens + attn * (attended + p_ctx)) / mb / peak + t_sc
+                 + _imbalance(dp, p_lin, attn, p_tok / mb, p_ctx / mb) / peak)
         comm = _comm(*comm_args, tokens / mb)
         factor = max(mb, pp)
         return factor * (max(t_mem, t_cmp) + comm) + overhead
