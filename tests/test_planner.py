@@ -1026,3 +1026,28 @@ def test_the_sizing_holds_the_goodput_share_with_the_same_headroom_as_the_limits
     assert t.ttft_p95_ms == pytest.approx(1800) and t.answer_start_p95_ms == pytest.approx(9000)
     assert t.goodput_pct == pytest.approx(95.5) and t.tpot_p95_ms is None
     assert tightened(Slo(goodput_pct=100)).goodput_pct == 100
+
+
+DP_SCENARIO = {"schema_version": 1, "name": "DeepSeek long answers",
+               "workload": {"requests_per_day": 2_000_000, "profile": "flat", "input_tokens": {"mean": 300, "p95": 600},
+                            "output_tokens": {"mean": 1500, "p95": 3000},
+                            "slo": {"ttft_p95_ms": 5000, "tpot_p95_ms": 100}},
+               "models": ["deepseek-ai/DeepSeek-V3"], "hardware": ["h200"], "engines": ["sglang"],
+               "finance": {"horizon_years": 3}}
+
+
+def test_the_planner_sizes_sglang_with_and_without_dp_attention_and_keeps_the_cheaper(cat):
+    """SGLang over an MLA model at TP 8: the same layout sized with data-parallel attention too. Short prompts and
+    long answers fill the KV cache, which TP replicates 8 times: DP attention holds 6.5 x the sequences and halves
+    the replicas; its serve line turns it on; the plain layout is rejected naming the one that supersedes it. Where
+    long prompts run whole on one GPU (moe-public-service) the plain layout wins instead."""
+    p = run(parse_scenario(DP_SCENARIO), cat)
+    best = p["recommendation"]
+    assert best["id"].endswith(":tp8:dp-attention") and best["details"]["dp_attention"] is True
+    assert "--enable-dp-attention --dp-size 8" in best["serve_command"]
+    plain = next(r for r in p["rejected"] if r["option"] == "deepseek-ai/DeepSeek-V3:fp8:h200-sxm:sglang:tp8")
+    assert plain["reasons"][0].startswith("superseded: the same layout with data-parallel attention")
+    assert best["id"] in plain["reasons"][0]
+    moe = json.loads((Path(__file__).parents[1] / "examples/reports/moe-public-service/plan.json").read_text())
+    lost = [r for r in moe["rejected"] if r["option"].endswith(":dp-attention")]
+    assert lost and all(r["reasons"][0].startswith("superseded: the same layout without") for r in lost)

@@ -309,10 +309,10 @@ def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoin
                            f"Engines for {acc.family}: "
                            f"{', '.join(able) or 'none in the catalog'} (--engine)")
     layout = resolve_layout(req, model, acc, engine)
-    engine = with_dp_attention(engine, req.dp_attention, layout)
     usable, basis = usable_memory(acc, cat)
     link, link_basis = link_bandwidth(acc, cat)
     engine = engine_on_device(engine, acc, usable, layout.tp, layout.pp, model, req.context_tokens)
+    engine = with_dp_attention(engine, req.dp_attention, layout)
     allreduce, estimates = allreduce_cost(acc, layout.tp, engine, cat, link)
     kernel = weight_only_kernel(engine, fmt, acc, cat)
     return Deployment(model, acc, fmt, kv, engine, layout, keeps, model_source or model.id, usable, basis,

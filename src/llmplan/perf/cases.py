@@ -160,7 +160,7 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     ep = _i(row.get("ep"))
     if ep and ep > 1:
         req = req.model_copy(update={"ep": ep})
-    from ..specs import row_engine_version
+    from ..specs import row_engine_version, with_dp_attention
 
     hint = row_engine_version(notes)  # the engine version (or date) the row ran: its profile's defaults
     try:
@@ -181,8 +181,7 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
         ex = d.engine.execution.model_copy(update={"flash_attention": fa})
         d = dataclasses.replace(d, engine=d.engine.model_copy(update={"execution": ex}))
     if _DP_ATTENTION.search(notes) and d.engine.execution.dp_attention_option and d.layout.tp > 1:
-        ex = d.engine.execution.model_copy(update={"dp_attention": True})  # the run's own flag
-        d = dataclasses.replace(d, engine=d.engine.model_copy(update={"execution": ex}))
+        d = dataclasses.replace(d, engine=with_dp_attention(d.engine, True, d.layout))  # the run's own flag
     um = _UBATCH.search(notes)
     flags = engine_flags(notes, d.engine)
     chunk = float(um.group(1)) if um else float(flags.get("max_num_batched_tokens",

@@ -609,6 +609,7 @@ def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, peak: flo
                 rejected.append(Rejection(oid, [why]))
                 continue
             o = _layout(c, tp, resolved.get(oid), s, cat, peak, rate_h, tokens_h, finance[c.a.id], rejected)
+            o = _dp_attention_variant(o, c, tp, s, cat, peak, rate_h, tokens_h, finance[c.a.id], rejected)
             if o is None:
                 continue
             if o.tco_usd > factor * best:
@@ -633,11 +634,42 @@ def _usd0(v: float) -> str:
     return f"${v:,.0f}" if math.isfinite(v) else "—"
 
 
+DP_ATTENTION = ":dp-attention"  # the option id's suffix where attention runs data-parallel
+
+
+def _dp_attention_variant(plain: Option | None, c: Candidate, tp: int, s: Scenario, cat: Catalog, peak: float,
+                          rate_h: np.ndarray, tokens_h: float, f: Finance, rejected: list[Rejection]) -> Option | None:
+    """Where the engine can run attention data-parallel (SGLang --enable-dp-attention) and the layout gains from it
+    (a TP group over an MLA model, whose latent cache TP replicates, or over fewer KV heads than GPUs), the same
+    layout sized with it too: the cheaper of the two is kept, the other rejected naming it."""
+    ex = c.eng.execution
+    if not ex.dp_attention_option or ex.dp_attention or tp < 2 or not (c.m.mla or tp > c.m.num_kv_heads):
+        return plain
+    try:
+        d = resolve(FitRequest(model=c.m.id, gpu=c.a.id, tp=tp, precision=c.fmt.id, engine=c.eng.id,
+                               dp_attention=True), cat)
+    except LlmplanError:
+        return plain
+    own: list[Rejection] = []
+    dp = _layout(c, tp, d, s, cat, peak, rate_h, tokens_h, f, own, DP_ATTENTION)
+    if dp is None:
+        return plain
+    dp.details["dp_attention"] = True
+    if plain is None:
+        return dp
+    keep, drop = (dp, plain) if dp.tco_usd < plain.tco_usd else (plain, dp)
+    how = "with" if keep is dp else "without"
+    rejected.append(Rejection(drop.id, [f"superseded: the same layout {how} data-parallel attention ({keep.id}) "
+                                        f"costs {_usd0(keep.tco_usd)} over the horizon against {_usd0(drop.tco_usd)}"]))
+    return keep
+
+
 def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catalog, peak: float,
-            rate_h: np.ndarray, tokens_h: float, f: Finance, rejected: list[Rejection]) -> Option | None:
-    """Memory, sizing and purchase of one layout (None: rejected, with its reason)."""
+            rate_h: np.ndarray, tokens_h: float, f: Finance, rejected: list[Rejection],
+            variant: str = "") -> Option | None:
+    """Memory, sizing and purchase of one layout (None: rejected, with its reason); `variant` suffixes its id."""
     m, fmt, a, eng, w = c.m, c.fmt, c.a, c.eng, c.w
-    oid = f"{c.base_id}:tp{tp}"
+    oid = f"{c.base_id}:tp{tp}{variant}"
     if d is None:
         try:
             d = resolve(FitRequest(model=m.id, gpu=a.id, tp=tp, precision=fmt.id, engine=eng.id), cat)
