@@ -1049,5 +1049,42 @@ def test_the_planner_sizes_sglang_with_and_without_dp_attention_and_keeps_the_ch
     assert plain["reasons"][0].startswith("superseded: the same layout with data-parallel attention")
     assert best["id"] in plain["reasons"][0]
     moe = json.loads((Path(__file__).parents[1] / "examples/reports/moe-public-service/plan.json").read_text())
-    lost = [r for r in moe["rejected"] if r["option"].endswith(":dp-attention")]
-    assert lost and all(r["reasons"][0].startswith("superseded: the same layout without") for r in lost)
+    lost = [r["reasons"][0] for r in moe["rejected"] if r["option"].endswith(":dp-attention")]
+    assert any(r.startswith("superseded: the same layout without") for r in lost)
+    assert not any(r.startswith("superseded: the same layout with ") for r in lost)
+    # a DP twin that cannot run says why as any option does (moe-public-service: DeepSeek-V3 at TP 4 on MI300X)
+    assert any(r.startswith("memory:") for r in lost)
+
+
+def test_a_layout_set_aside_for_its_dp_attention_twin_comes_back_when_the_simulator_turns_the_twin_down(cat,
+                                                                                                       monkeypatch):
+    """The cheaper attention arrangement is chosen on the analytic sizing; the simulator has the last word. When
+    it rejects the data-parallel twin, the plain layout it superseded is sized, confirmed and offered again, and
+    no rejection still says it was superseded."""
+    import llmplan.planner.search as search
+
+    real = search.confirm
+
+    def turned_down(o, cat_, s):
+        if not o.id.endswith(search.DP_ATTENTION):
+            return real(o, cat_, s)
+        o._ctx["confirmed"] = False
+        o.details["simulated"] = {"slo": {"ttft_p95_ms": {"ok": False, "value": 9e3, "limit": 4.5e3}},
+                                  "tried_replicas": [2, 8]}
+
+    monkeypatch.setattr(search, "confirm", turned_down)
+    p = run(parse_scenario(DP_SCENARIO), cat)
+    assert p["recommendation"]["id"] == "deepseek-ai/DeepSeek-V3:fp8:h200-sxm:sglang:tp8"
+    reasons = {r["option"]: r["reasons"][0] for r in p["rejected"]}
+    assert reasons["deepseek-ai/DeepSeek-V3:fp8:h200-sxm:sglang:tp8:dp-attention"].startswith("latency: the simulated")
+    assert not any(r.startswith("superseded") for r in reasons.values())
+
+
+def test_the_web_search_budget_counts_the_dp_attention_twins(cat):
+    from llmplan.planner.search import TP_CHOICES, candidate_formats
+    from llmplan.web.tasks import search_size
+
+    s = parse_scenario(DP_SCENARIO)
+    tps = [t for t in TP_CHOICES if t <= 8]
+    twins = len([t for t in tps if t > 1])  # an MLA model: every TP group replicates its latent cache
+    assert search_size(s, cat) == (len(tps) + twins) * len(candidate_formats(cat.engine("sglang"), s, cat))

@@ -303,14 +303,31 @@ def _residual_tail(svc: np.ndarray, es: np.ndarray):
     return tail
 
 
-def _tpot_spread(lam, d, steps, ea2, ea3, rho_a, slope, stable) -> tuple[np.ndarray, np.ndarray]:
+def _context_variance(x: np.ndarray, o: np.ndarray) -> float:
+    """Variance of a decoding sequence's context over decoding time (prompt plus what it has generated; an answer
+    of o tokens decodes for o steps, its context running from x to x + o): E_t[c²] − E_t[c]² with
+    E_t[c] = E[x] + E[o²] / (2 E[o]) (:func:`decoding_context`) and E_t[c²] = E[x²] + E[x] E[o²] / E[o] +
+    E[o³] / (3 E[o]), prompt and answer lengths independent."""
+    ex, ex2 = float(x @ WEIGHTS), float((x * x) @ WEIGHTS)
+    eo, eo2, eo3 = float(o @ WEIGHTS), float((o * o) @ WEIGHTS), float((o ** 3) @ WEIGHTS)
+    if eo <= 0:
+        return max(ex2 - ex * ex, 0.0)
+    mean = ex + eo2 / (2 * eo)
+    return max(ex2 + ex * eo2 / eo + eo3 / (3 * eo) - mean * mean, 0.0)
+
+
+def _tpot_spread(lam, d, steps, ea2, ea3, rho_a, slope, stable, ctx_slope=0.0,
+                 ctx_var=0.0) -> tuple[np.ndarray, np.ndarray]:
     """The standard deviation and skewness of a request's TPOT (R, Q) over its answer length. It varies
     with the prefill work that arrives during its decode, which stretches the decode and so lets more work
     in: a busy period started by the request's own steps S0 = steps τ (Takács), with cumulants
     κ₁ = S0 / (1 − ρ_a), κ₂ = S0 λ E[ΔS²] / (1 − ρ_a)³, κ₃ = S0 (λ E[ΔS³] / (1 − ρ_a)⁴ + 3 λ² E[ΔS²]² / (1 − ρ_a)⁵)
     (one long prompt during a short answer: a heavy right tail); and with the number of sequences decoding
     beside it, averaged over that time (M/G/∞, :func:`_window_variance`), through the step time's slope in
-    C (taken as symmetric)."""
+    C (taken as symmetric). The sequences beside it differ in context, and a step reads each one's: a sequence
+    of context c costs b_n + b_ctx c, so the step time varies as E[(b_n + b_ctx c)²] = slope² + b_ctx² Var(c)
+    times the count's variance (`ctx_slope` b_ctx, seconds per context token; `ctx_var` Var(c) over decoding
+    time: a few long prompts in flight slow every step while they decode)."""
     d_fin = np.where(stable, d, 0.0)
     # the window variance scales as λ τ when every residence and window is τ × its steps: the (Q, Q) sum once
     var_c = lam * (d_fin / steps) * _window_variance(np.ones((1, 1)), steps, steps)
@@ -318,7 +335,7 @@ def _tpot_spread(lam, d, steps, ea2, ea3, rho_a, slope, stable) -> tuple[np.ndar
     s0 = d_fin * free
     k2 = lam * s0 * ea2 / free ** 3 / steps ** 2
     k3 = lam * s0 * (ea3 / free ** 4 + 3 * lam * ea2 ** 2 / free ** 5) / steps ** 3
-    var_t = k2 + (slope / free) ** 2 * var_c
+    var_t = k2 + ((slope / free) ** 2 + (ctx_slope / free) ** 2 * ctx_var) * var_c
     sd = np.where(stable, np.sqrt(np.maximum(var_t, 0.0)), 0.0)
     skew = np.where(stable & (sd > 0), k3 / np.maximum(sd, 1e-300) ** 3, 0.0)
     return sd, skew
@@ -372,6 +389,47 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
                  + (1 - wr) * np.exp(-np.minimum(gap / m, 700.0)))
         w = np.where(tt < k, 1.0, w)
         return np.where(stable if two else stable[:, 0], w @ WEIGHTS, 1.0)
+
+    return tail
+
+
+def _tpot_tails(s: StageShape, m: Machine, e: Efficiency, lam, c, ctx: float, x, o, added, rho_a, slope, tpot_mean,
+                stable):
+    """P(TPOT > t) over the requests (:func:`_tpot_tail`) and the standard deviation at each answer length: the
+    spread of :func:`_tpot_spread` (its context term from the step time's cost per context token at the
+    solution's concurrency, a 10 % longer context), its tail a shifted gamma, and at least the chance that one
+    prompt arriving during the decode stalls it past t on its own (:func:`_jump_tail`)."""
+    steps = np.maximum(o - 1, 1.0)[None, :]  # (1, Q)
+    d = steps * tpot_mean  # decode time of each answer length (R, Q)
+    c_safe = np.maximum(np.where(stable, c, 1.0), 1.0)
+    ctx_slope = (np.asarray(decode_step(s, m, e, c_safe, 1.1 * ctx).total, dtype=float)
+                 - np.asarray(decode_step(s, m, e, c_safe, ctx).total, dtype=float)) / (0.1 * max(ctx, 1.0) * c_safe)
+    sd, skew = _tpot_spread(lam, d, steps, _wmean(added ** 2), _wmean(added ** 3), rho_a, slope, stable,
+                            np.maximum(ctx_slope, 0.0), _context_variance(x[0], o))
+    gamma, jump = _skewed_tail(tpot_mean, sd, skew), _jump_tail(lam, d, steps, added, rho_a, tpot_mean, stable)
+    return _tpot_tail(lambda t: np.maximum(gamma(t), jump(t)), o, stable), sd
+
+
+def _jump_tail(lam, d, steps, added, rho_a, tpot_mean, stable):
+    """P(TPOT > t) from one prompt alone: the time prompts add to the decodes is heavy-tailed (a prompt's
+    attention grows with its square), and a sum of such terms exceeds a high level through its largest (the
+    single big jump of subexponential sums), which a moment-matched gamma misses. A prompt arriving during the
+    decode (Poisson, λ × its decode time d) that adds ΔS stretches it by ΔS / (1 − ρ_a) (the work that arrives
+    meanwhile): P = 1 − exp(−λ d P(ΔS > (t − E[TPOT]) × steps × (1 − ρ_a))), over the prompt lengths."""
+    free = np.maximum(1 - rho_a, 1e-9)
+    # ΔS rises with the prompt length: its survival function, log-interpolated between the bins' midpoints
+    add = np.maximum.accumulate(np.where(stable, added, 0.0), axis=-1)  # (R, Qx)
+    log_surv = np.log(1 - (P_EDGES[:-1] + P_EDGES[1:]) / 2)
+
+    def above(need):  # (R, Qo) -> P(ΔS > need); one rate: its row of ΔS serves every time asked (R times)
+        adds = np.broadcast_to(add, (len(need), add.shape[-1]))
+        rows = [np.interp(n, a, log_surv, left=0.0, right=-np.inf) for n, a in zip(need, adds, strict=True)]
+        return np.exp(np.stack(rows))
+
+    def tail(t):  # t: (R, 1) -> (R, Qo)
+        need = (t - tpot_mean) * steps * free  # (R, Qo): the stall one prompt must add
+        p = 1 - np.exp(-np.where(stable, lam * d, 0.0) * above(np.maximum(need, 0.0)))
+        return np.where(need > 0, p, 1.0)
 
     return tail
 
@@ -452,11 +510,7 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     wq_all = np.where(stable, wq + ws, np.inf)
     ttft_tail = _ttft_tail(rho, wq, wq_all, p_admit, svc, ttft_k, stable)
 
-    steps = np.maximum(o - 1, 1.0)[None, :]  # (1, Q)
-    d = steps * tpot_mean  # decode time of each answer length (R, Q)
-    sd, skew = _tpot_spread(lam, d, steps, _wmean(added ** 2), _wmean(added ** 3), rho_a, slope, stable)
-
-    tpot_tail = _tpot_tail(_skewed_tail(tpot_mean, sd, skew), o, stable)
+    tpot_tail, sd = _tpot_tails(s, m, e, lam, c, ctx, x, o, added, rho_a, slope, tpot_mean, stable)
     ttft_mean = np.where(stable, wq_all + _wmean(ttft_k), np.inf)
     e2e_k = np.where(stable, np.where(stable, ttft_mean, 0.0) + np.maximum(o - 1, 0.0)[None, :]
                      * np.where(stable, tpot_mean, 0.0), np.inf)  # (R, Q) over answer lengths

@@ -49,7 +49,9 @@ def summary_html(result: dict[str, Any]) -> str:
         rows = [("Recommendation", f"{rec['model']} ({rec['precision'] or 'provider precision'}), "
                                    f"{rec['deployment']}"),
                 ("Hardware", f"{rec['num_gpus']} × {rec['hardware']} in {rec['servers']} server(s), "
-                             f"{rec['replicas']} replica(s) of TP {rec['tp']}" if rec["hardware"] else "—"),
+                             f"{rec['replicas']} replica(s) of TP {rec['tp']}"
+                             + (", attention data-parallel" if rec.get("details", {}).get("dp_attention") else "")
+                             if rec["hardware"] else "—"),
                 *_bought_rows(rec),
                 (f"TCO over {r['horizon_years']:g} years", _usd(rec["tco_usd"])),
                 ("Cost per 1M tokens", f"${rec['cost_per_million_tokens_usd']:,.3f}"),

@@ -457,6 +457,7 @@ def _confirm_finalists(owned: list[Option], cat: Catalog, s: Scenario, rejected:
         for o in todo:
             confirm(o, cat, s)
             done.add(o.id)
+            twin = o._ctx.get("twin")
             if not o._ctx["confirmed"]:
                 sim = o.details["simulated"]
                 bad = [f"{k} {v['value']:,.0f} > {v['limit']:,.0f}" for k, v in sim["slo"].items()
@@ -466,6 +467,11 @@ def _confirm_finalists(owned: list[Option], cat: Catalog, s: Scenario, rejected:
                     f"latency: the simulated peak hour misses the SLO (×{SLO_HEADROOM:g} headroom) even with "
                     f"{max(tried)} replicas ({'; '.join(bad)}): prefill or decode itself is too slow"]))
                 owned.remove(o)
+                if twin is not None:  # the layout's other attention arrangement, set aside for it, is back
+                    rejected.remove(twin[1])
+                    owned.append(twin[0])
+            elif twin is not None:  # the simulator may have added replicas: the figures the rejection quotes
+                twin[1].reasons[0] = superseded(o, twin[0])
 
 
 def candidate_formats(eng: Engine, s: Scenario, cat: Catalog) -> list[QuantFormat]:
@@ -648,20 +654,32 @@ def _dp_attention_variant(plain: Option | None, c: Candidate, tp: int, s: Scenar
     try:
         d = resolve(FitRequest(model=c.m.id, gpu=c.a.id, tp=tp, precision=c.fmt.id, engine=c.eng.id,
                                dp_attention=True), cat)
-    except LlmplanError:
+    except LlmplanError as exc:
+        rejected.append(Rejection(f"{c.base_id}:tp{tp}{DP_ATTENTION}", [f"layout: {exc}"]))
         return plain
-    own: list[Rejection] = []
-    dp = _layout(c, tp, d, s, cat, peak, rate_h, tokens_h, f, own, DP_ATTENTION)
+    dp = _layout(c, tp, d, s, cat, peak, rate_h, tokens_h, f, rejected, DP_ATTENTION)  # its own reasons, if any
     if dp is None:
         return plain
     dp.details["dp_attention"] = True
     if plain is None:
         return dp
     keep, drop = (dp, plain) if dp.tco_usd < plain.tco_usd else (plain, dp)
-    how = "with" if keep is dp else "without"
-    rejected.append(Rejection(drop.id, [f"superseded: the same layout {how} data-parallel attention ({keep.id}) "
-                                        f"costs {_usd0(keep.tco_usd)} over the horizon against {_usd0(drop.tco_usd)}"]))
+    why = Rejection(drop.id, [superseded(keep, drop)])
+    rejected.append(why)
+    keep._ctx["twin"] = (drop, why)  # back in the running if the simulator turns `keep` down (_confirm_finalists)
     return keep
+
+
+def superseded(keep: Option, drop: Option) -> str:
+    """Why the dearer of a layout's two attention arrangements is not offered."""
+    how = "with" if keep.details.get("dp_attention") else "without"
+
+    def sized(o: Option) -> str:
+        rate = o.details["per_replica_req_s"]
+        return f"{_usd0(o.tco_usd)} ({o.details['replicas_needed']} replica(s) of {rate:.3g} requests/s)"
+
+    return (f"superseded: the same layout {how} data-parallel attention ({keep.id}) costs {sized(keep)} over the "
+            f"horizon against {sized(drop)}")
 
 
 def _layout(c: Candidate, tp: int, d: Deployment | None, s: Scenario, cat: Catalog, peak: float,
@@ -1011,7 +1029,8 @@ def _cloud(owned: list[Option], s: Scenario, cat: Catalog, policy, rate_h: np.nd
                          "gpu_hours_per_year": (gpus * HOURS_PER_YEAR if kind != "on_demand" else used_hours),
                          "allowed": v.ok, "policy_reasons": v.reasons, "source": x.source, "as_of": x.as_of,
                          "latency_basis": "as the owned configuration it rents",
-                         "thinking_tokens_mean": o.details.get("thinking_tokens_mean")})
+                         "thinking_tokens_mean": o.details.get("thinking_tokens_mean"),
+                         **({"dp_attention": True} if o.details.get("dp_attention") else {})})
             if allowed:
                 if len(out) < 10:
                     out.append(opt)

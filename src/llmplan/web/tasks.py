@@ -137,7 +137,8 @@ TASKS: dict[str, Callable[..., Any]] = {
 
 
 def search_size(s, cat: Catalog) -> int:
-    """How many options (model × format × accelerator × engine × TP) the planner would examine."""
+    """How many options (model × format × accelerator × engine × TP) the planner would examine, a layout it also
+    sizes with data-parallel attention counted twice."""
     from ..planner.search import TP_CHOICES, candidate_formats, candidate_hardware, candidate_models
 
     models = candidate_models(s, cat)
@@ -146,9 +147,12 @@ def search_size(s, cat: Catalog) -> int:
     for a in candidate_hardware(s, cat):
         domain = max(a.max_per_server or 1, a.interconnect.domain_size or 1)
         for eng in engines:
-            tps = len([t for t in TP_CHOICES if t <= min(s.max_gpus_per_replica, domain)]) \
-                if "tp" in eng.parallelism else 1
-            total += len(models) * len(candidate_formats(eng, s, cat)) * tps
+            tps = [t for t in TP_CHOICES if t <= min(s.max_gpus_per_replica, domain)] \
+                if "tp" in eng.parallelism else [1]
+            twins = 0
+            if eng.execution.dp_attention_option and not eng.execution.dp_attention:
+                twins = sum(1 for m in models for t in tps if t > 1 and (m.mla or t > m.num_kv_heads))
+            total += (len(models) * len(tps) + twins) * len(candidate_formats(eng, s, cat))
     return total
 
 

@@ -144,7 +144,8 @@ function explanation(info) {
     if (info.ttft_p95_ms != null) item(`TTFT p95 ${Math.round(info.ttft_p95_ms)} ms; TPOT p95 ${Math.round(info.tpot_p95_ms)} ms`
       + (info.answer_start_p95_ms != null && info.details?.thinking_tokens_mean
         ? `; answer start p95 ${(info.answer_start_p95_ms / 1000).toFixed(1)} s (after the thinking)` : ""));
-    if (info.hardware) item(`${info.num_gpus} × ${info.hardware}, ${info.replicas} replica(s) of TP ${info.tp}`);
+    if (info.hardware) item(`${info.num_gpus} × ${info.hardware}, ${info.replicas} replica(s) of TP ${info.tp}`
+      + (info.details?.dp_attention ? ", attention data-parallel" : ""));
     for (const n of info.details?.notes || []) item(n);
   }
   box.append(h, ul);
