@@ -422,9 +422,13 @@ def _jump_tail(lam, d, steps, added, rho_a, tpot_mean, stable):
     log_surv = np.log(1 - (P_EDGES[:-1] + P_EDGES[1:]) / 2)
 
     def above(need):  # (R, Qo) -> P(ΔS > need); one rate: its row of ΔS serves every time asked (R times)
-        adds = np.broadcast_to(add, (len(need), add.shape[-1]))
-        rows = [np.interp(n, a, log_surv, left=0.0, right=-np.inf) for n, a in zip(need, adds, strict=True)]
-        return np.exp(np.stack(rows))
+        a = np.broadcast_to(add, (len(need), add.shape[-1]))  # (R, Qx), rising along the last axis
+        k = (a[:, None, :] < need[:, :, None]).sum(-1)  # (R, Qo): the points below each need
+        lo, hi = np.maximum(k - 1, 0), np.minimum(k, a.shape[-1] - 1)
+        a0, a1 = np.take_along_axis(a, lo, -1), np.take_along_axis(a, hi, -1)
+        f = np.where(a1 > a0, (need - a0) / np.where(a1 > a0, a1 - a0, 1.0), 0.0)
+        ls = log_surv[lo] + f * (log_surv[hi] - log_surv[lo])
+        return np.where(k == 0, 1.0, np.where(k >= a.shape[-1], 0.0, np.exp(ls)))
 
     def tail(t):  # t: (R, 1) -> (R, Qo)
         need = (t - tpot_mean) * steps * free  # (R, Qo): the stall one prompt must add
