@@ -311,3 +311,43 @@ def test_capacity_holds_the_answer_start(cat):
     assert rate({"answer_start_p95": 1.0}, None) == pytest.approx(ttft_only, rel=1e-9)
     assert rate({"answer_start_p95": 1.0}, think) == 0.0  # 1,800 thinking tokens take longer than 1 s
     assert 0 < rate({"answer_start_p95": 30.0}, think) <= rate({"ttft_p95": 30.0}, think)
+
+
+def _llama_8b_h100():
+    from llmplan.catalog import load_catalog
+    from llmplan.perf.efficiency import deployment_efficiency
+    from llmplan.perf.limits import engine_limit
+    from llmplan.perf.shape import machine, stage_shape
+    from llmplan.serving.workload import Lengths
+    from llmplan.specs import FitRequest, resolve
+
+    cat = load_catalog()
+    d = resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm"), cat)
+    args = (stage_shape(d, tuple(cat.gguf_types), 2), machine(d)[0], deployment_efficiency(d, cat)[0])
+    return args, Lengths(mean=2000, p95=12000), Lengths(mean=300, p95=1200), engine_limit(d, cat, 2000, 300)
+
+
+def test_one_big_prompt_thickens_the_tpot_tail_and_leaves_its_body_alone(monkeypatch):
+    """Prompts whose added time is heavy-tailed (lognormal lengths, attention growing with the square): the
+    single-big-jump term raises the TPOT's p95/p99 above the moment-matched gamma's, never below; the median,
+    below the mean for a right-skewed TPOT, is the gamma's; the one-rate path (a grid of times) agrees with the
+    many-rates path."""
+    import llmplan.perf.poisson as P
+
+    (s, m, e), li, lo, limit = _llama_8b_h100()
+
+    def run(rates):
+        return P.poisson_latency(s, m, e, np.asarray(rates), li, lo, 8192.0, limit, {"tpot": 0.03}, (50, 95, 99),
+                                 32768, None)
+
+    both = run([5.0])
+    many = run([2.0, 5.0])
+    for k in ("tpot_p50", "tpot_p95", "tpot_p99"):
+        assert float(both[k][0]) == pytest.approx(float(many[k][1]), rel=2e-3)
+    assert float(both["tpot_p50"][0]) < float(both["tpot_mean"][0])
+    monkeypatch.setattr(P, "_jump_tail", lambda *a: (lambda t: np.zeros((len(t), len(a[1][0])))))
+    gamma = run([5.0])
+    assert float(both["tpot_p50"][0]) == pytest.approx(float(gamma["tpot_p50"][0]), rel=1e-9)
+    assert float(both["tpot_p99"][0]) > 1.2 * float(gamma["tpot_p99"][0])
+    assert float(both["tpot_p95"][0]) >= float(gamma["tpot_p95"][0])
+    assert float(both["goodput"][0]) < float(gamma["goodput"][0])

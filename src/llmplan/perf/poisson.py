@@ -406,34 +406,42 @@ def _tpot_tails(s: StageShape, m: Machine, e: Efficiency, lam, c, ctx: float, x,
                  - np.asarray(decode_step(s, m, e, c_safe, ctx).total, dtype=float)) / (0.1 * max(ctx, 1.0) * c_safe)
     sd, skew = _tpot_spread(lam, d, steps, _wmean(added ** 2), _wmean(added ** 3), rho_a, slope, stable,
                             np.maximum(ctx_slope, 0.0), _context_variance(x[0], o))
-    gamma, jump = _skewed_tail(tpot_mean, sd, skew), _jump_tail(lam, d, steps, added, rho_a, tpot_mean, stable)
+    gamma, jump = _skewed_tail(tpot_mean, sd, skew), _jump_tail(lam, steps, added, rho_a, tpot_mean, stable)
     return _tpot_tail(lambda t: np.maximum(gamma(t), jump(t)), o, stable), sd
 
 
-def _jump_tail(lam, d, steps, added, rho_a, tpot_mean, stable):
+def _jump_tail(lam, steps, added, rho_a, tpot_mean, stable):
     """P(TPOT > t) from one prompt alone: the time prompts add to the decodes is heavy-tailed (a prompt's
     attention grows with its square), and a sum of such terms exceeds a high level through its largest (the
-    single big jump of subexponential sums), which a moment-matched gamma misses. A prompt arriving during the
-    decode (Poisson, λ × its decode time d) that adds ΔS stretches it by ΔS / (1 − ρ_a) (the work that arrives
-    meanwhile): P = 1 − exp(−λ d P(ΔS > (t − E[TPOT]) × steps × (1 − ρ_a))), over the prompt lengths."""
+    single big jump of subexponential sums), which a moment-matched gamma misses. Given a jump ΔS = a_i (the
+    prompt-length points, ΔS rising with the length), the rest of the sum holds only the smaller ones, whose
+    load is ρ_<i = λ Σ_{j<i} w_j a_j: TPOT_i = (τ + a_i / steps) / (1 − ρ_<i), τ the step without prompts, and a
+    prompt at least that large arrives during the decode (Poisson, λ × steps × τ / (1 − ρ_<i)) with
+    P(ΔS ≥ a_i) (log-interpolated between the bins' midpoints, against TPOT_i). Below the smallest jump's
+    TPOT, and below the mean TPOT, the body is the gamma's (0 here); beyond the largest nothing reaches (0)."""
     free = np.maximum(1 - rho_a, 1e-9)
-    # ΔS rises with the prompt length: its survival function, log-interpolated between the bins' midpoints
+    tau = np.where(stable, tpot_mean * free, 0.0)  # (R, 1)
     add = np.maximum.accumulate(np.where(stable, added, 0.0), axis=-1)  # (R, Qx)
+    load = lam * add * WEIGHTS
+    rest = np.maximum(1 - (np.cumsum(load, -1) - load), 1e-9)  # 1 − ρ_<i (R, Qx)
+    t_i = (tau[:, :, None] + add[:, None, :] / steps[:, :, None]) / rest[:, None, :]  # (R, Qo, Qx), rising in i
+    rate_i = np.where(stable, lam, 0.0)[:, :, None] * steps[:, :, None] * tau[:, :, None] / rest[:, None, :]
     log_surv = np.log(1 - (P_EDGES[:-1] + P_EDGES[1:]) / 2)
+    q = len(log_surv)
 
-    def above(need):  # (R, Qo) -> P(ΔS > need); one rate: its row of ΔS serves every time asked (R times)
-        a = np.broadcast_to(add, (len(need), add.shape[-1]))  # (R, Qx), rising along the last axis
-        k = (a[:, None, :] < need[:, :, None]).sum(-1)  # (R, Qo): the points below each need
-        lo, hi = np.maximum(k - 1, 0), np.minimum(k, a.shape[-1] - 1)
-        a0, a1 = np.take_along_axis(a, lo, -1), np.take_along_axis(a, hi, -1)
-        f = np.where(a1 > a0, (need - a0) / np.where(a1 > a0, a1 - a0, 1.0), 0.0)
-        ls = log_surv[lo] + f * (log_surv[hi] - log_surv[lo])
-        return np.where(k == 0, 1.0, np.where(k >= a.shape[-1], 0.0, np.exp(ls)))
-
-    def tail(t):  # t: (R, 1) -> (R, Qo)
-        need = (t - tpot_mean) * steps * free  # (R, Qo): the stall one prompt must add
-        p = 1 - np.exp(-np.where(stable, lam * d, 0.0) * above(np.maximum(need, 0.0)))
-        return np.where(need > 0, p, 1.0)
+    def tail(t):  # t: (R, 1), or one rate's (K, 1) times -> (R or K, Qo)
+        n = len(t)
+        ti = np.broadcast_to(t_i, (n,) + t_i.shape[1:])
+        k = (ti < t[:, :, None]).sum(-1)  # (n, Qo): the jumps too small to reach t
+        lo, hi = np.maximum(k - 1, 0)[..., None], np.minimum(k, q - 1)[..., None]
+        t0, t1 = np.take_along_axis(ti, lo, -1)[..., 0], np.take_along_axis(ti, hi, -1)[..., 0]
+        f = np.where(t1 > t0, (t - t0) / np.where(t1 > t0, t1 - t0, 1.0), 0.0)
+        ls = log_surv[lo[..., 0]] + f * (log_surv[hi[..., 0]] - log_surv[lo[..., 0]])
+        r = np.take_along_axis(np.broadcast_to(rate_i, (n,) + rate_i.shape[1:]), hi, -1)[..., 0]
+        p = 1 - np.exp(-r * np.exp(ls))
+        # an exceedance beyond the mean (below it, the many small jumps together are the gamma's body)
+        below = t < np.broadcast_to(np.where(stable, tpot_mean, np.inf), (n, 1))
+        return np.where((k == 0) | (k >= q) | below, 0.0, p)
 
     return tail
 
