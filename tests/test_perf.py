@@ -711,6 +711,8 @@ def test_dp_attention_a_prompt_runs_on_one_gpu_and_the_cache_holds_more_sequence
                                         dp_attention=dp), CAT)
 
     assert run(True, 1).ttft_ms > 1.5 * run(None, 1).ttft_ms
+    assert any(n.startswith("data-parallel attention over the 8 GPUs") for n in run(True, 1).notes)
+    assert not any("data-parallel attention" in n for n in run(None, 1).notes)
     assert run(True, 1).max_batch > 5 * run(None, 1).max_batch
     busy_tp, busy_dp = run(None, 512), run(True, 512)
     assert busy_dp.ttft_ms < busy_tp.ttft_ms / 10  # under TP 512 sequences do not fit: a queue; here they do

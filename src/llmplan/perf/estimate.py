@@ -233,6 +233,12 @@ def _notes(d, mem, level: str, cal, widen: float, load, sat: Saturation | None, 
         notes.append("the load exceeds what the engine runs at once: requests queue and TTFT includes the wait")
     if d.allreduce is not None:
         notes.append(f"all-reduce: {d.allreduce.basis}")
+    if d.engine.execution.dp_attention and d.layout.tp > 1:
+        notes.append(f"data-parallel attention over the {d.layout.tp} GPUs ({d.engine.execution.dp_attention_option}): "
+                     "the KV cache is held once and the attention weights whole on every GPU; a prompt's attention "
+                     "runs on the GPU that holds its sequence (the busiest carries max(one prompt, prefill / TP)); "
+                     f"decode assumes the sequences spread evenly, so with fewer than {d.layout.tp} in flight the "
+                     "TPOT is optimistic (the GPU holding a sequence reads its whole cache)")
     if dequant and d.kernel is not None:
         k = d.kernel
         notes.append(f"weight-only kernel {k.id}: prefill at {k.prefill_compute_ratio:g}× the 16-bit GEMM rate"
