@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..catalog import Catalog
+from ..memory.fit import dp_attention
 from ..memory.fit import fit as memory_fit
 from ..specs import MIN_RATE_PER_S, Cli, FitRequest, resolve
 from ..units import fmt_sig
@@ -233,7 +234,7 @@ def _notes(d, mem, level: str, cal, widen: float, load, sat: Saturation | None, 
         notes.append("the load exceeds what the engine runs at once: requests queue and TTFT includes the wait")
     if d.allreduce is not None:
         notes.append(f"all-reduce: {d.allreduce.basis}")
-    if d.engine.execution.dp_attention and d.layout.tp > 1:
+    if dp_attention(d):
         notes.append(f"data-parallel attention over the {d.layout.tp} GPUs ({d.engine.execution.dp_attention_option}): "
                      "the KV cache is held once and the attention weights whole on every GPU; a prompt's attention "
                      "runs on the GPU that holds its sequence (the busiest carries max(one prompt, prefill / TP)); "

@@ -164,7 +164,7 @@ def shape_from_sums(m: Model, ss: SplitSums, tp: int, ep: int, kv: KvLayout, dp_
 
     def total(sums: dict[tuple[str, str], float], *whats: str, held: bool = True) -> float:
         def share(what: str, split: str) -> float:
-            if what == "attention" and dp_attention and tp > 1:
+            if what == "attention" and dp_attention:
                 return 1.0 if held else 1 / tp
             return split_share(split, what == "experts", tp, ep, kvh)
         return sum(v * share(what, split) for (what, split), v in sums.items() if what in whats)
@@ -200,7 +200,7 @@ def shape_from_sums(m: Model, ss: SplitSums, tp: int, ep: int, kv: KvLayout, dp_
         state_tokens_equiv=(state / token_bytes) if token_bytes else 0.0,
         expert_flops_per_token=expert_flops,
         mla=1.0 if m.mla else 0.0,
-        dp_attention_ranks=float(tp) if dp_attention and tp > 1 else 1.0,
+        dp_attention_ranks=float(tp) if dp_attention else 1.0,
         attn_linear_flops_per_token=total(ss.flops, "attention", held=False),
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..catalog import Catalog
 from ..units import days_text, fmt_sig
+from .report import attention_words
 
 e = html.escape
 
@@ -49,8 +50,7 @@ def summary_html(result: dict[str, Any]) -> str:
         rows = [("Recommendation", f"{rec['model']} ({rec['precision'] or 'provider precision'}), "
                                    f"{rec['deployment']}"),
                 ("Hardware", f"{rec['num_gpus']} × {rec['hardware']} in {rec['servers']} server(s), "
-                             f"{rec['replicas']} replica(s) of TP {rec['tp']}"
-                             + (", attention data-parallel" if rec.get("details", {}).get("dp_attention") else "")
+                             f"{rec['replicas']} replica(s) of TP {rec['tp']}{attention_words(rec)}"
                              if rec["hardware"] else "—"),
                 *_bought_rows(rec),
                 (f"TCO over {r['horizon_years']:g} years", _usd(rec["tco_usd"])),

@@ -293,9 +293,13 @@ def _layout(o: dict[str, Any]) -> str:
     if o["deployment"] == "cloud_gpu" and "details" in o:
         where = f" rented from {o['details']['provider']} {o['details']['region']} ({o['details']['pricing']})"
     servers = f" in {o['servers']} server(s)" if o["servers"] else ""
-    dp = ", attention data-parallel" if o.get("details", {}).get("dp_attention") else ""
     return (f"{o['replicas']} × {o['num_gpus'] // max(o['replicas'], 1)} {o['hardware']} (TP {o['tp']}, PP {o['pp']}"
-            f"{dp}) = {o['num_gpus']} GPUs{servers}, {o['engine']}{where}")
+            f"{attention_words(o)}) = {o['num_gpus']} GPUs{servers}, {o['engine']}{where}")
+
+
+def attention_words(o: dict[str, Any]) -> str:
+    """', attention data-parallel' for an option sized with data-parallel attention, else nothing."""
+    return ", attention data-parallel" if o.get("details", {}).get("dp_attention") else ""
 
 
 def owned_lines(d: dict[str, Any], horizon: float) -> list[str]:

@@ -643,13 +643,20 @@ def _usd0(v: float) -> str:
 DP_ATTENTION = ":dp-attention"  # the option id's suffix where attention runs data-parallel
 
 
+def dp_attention_twin(eng: Engine, m: Model, tp: int) -> bool:
+    """Whether the planner also sizes this layout with data-parallel attention: the engine offers it without
+    running it by default, and the TP group replicates KV (an MLA latent, or fewer KV heads than GPUs)."""
+    ex = eng.execution
+    return bool(ex.dp_attention_option) and not ex.dp_attention and tp > 1 and (m.mla is not None
+                                                                                 or tp > m.num_kv_heads)
+
+
 def _dp_attention_variant(plain: Option | None, c: Candidate, tp: int, s: Scenario, cat: Catalog, peak: float,
                           rate_h: np.ndarray, tokens_h: float, f: Finance, rejected: list[Rejection]) -> Option | None:
     """Where the engine can run attention data-parallel (SGLang --enable-dp-attention) and the layout gains from it
     (a TP group over an MLA model, whose latent cache TP replicates, or over fewer KV heads than GPUs), the same
     layout sized with it too: the cheaper of the two is kept, the other rejected naming it."""
-    ex = c.eng.execution
-    if not ex.dp_attention_option or ex.dp_attention or tp < 2 or not (c.m.mla or tp > c.m.num_kv_heads):
+    if not dp_attention_twin(c.eng, c.m, tp):
         return plain
     try:
         d = resolve(FitRequest(model=c.m.id, gpu=c.a.id, tp=tp, precision=c.fmt.id, engine=c.eng.id,

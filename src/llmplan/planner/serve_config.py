@@ -44,6 +44,7 @@ import shlex
 import unicodedata
 
 from ..catalog.schema import Checkpoint, Engine, Model, QuantFormat
+from ..memory.fit import dp_attention
 from ..specs import Deployment
 
 # The environment variable that holds the API key clients must send (as a Bearer token); the operator sets it, the
@@ -180,9 +181,8 @@ def _sglang(d: Deployment, model: str, on_load: bool, context_tokens: int) -> li
     args = ["python", "-m", "sglang.launch_server", "--model-path", model, "--tp", str(d.layout.tp)]
     if d.layout.pp > 1:
         args += ["--pp-size", str(d.layout.pp)]
-    ex = d.engine.execution
-    if ex.dp_attention and ex.dp_attention_option and d.layout.tp > 1:  # attention data-parallel over the TP group
-        args += [ex.dp_attention_option, "--dp-size", str(d.layout.tp)]
+    if dp_attention(d) and d.engine.execution.dp_attention_option:  # attention data-parallel over the TP group
+        args += [d.engine.execution.dp_attention_option, "--dp-size", str(d.layout.tp)]
     args += ["--context-length", str(context_tokens)]
     if on_load:
         args += ["--quantization", d.weight_format.id]

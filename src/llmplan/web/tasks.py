@@ -139,7 +139,7 @@ TASKS: dict[str, Callable[..., Any]] = {
 def search_size(s, cat: Catalog) -> int:
     """How many options (model × format × accelerator × engine × TP) the planner would examine, a layout it also
     sizes with data-parallel attention counted twice."""
-    from ..planner.search import TP_CHOICES, candidate_formats, candidate_hardware, candidate_models
+    from ..planner.search import TP_CHOICES, candidate_formats, candidate_hardware, candidate_models, dp_attention_twin
 
     models = candidate_models(s, cat)
     engines = [cat.engine(e) for e in s.engines]
@@ -149,9 +149,7 @@ def search_size(s, cat: Catalog) -> int:
         for eng in engines:
             tps = [t for t in TP_CHOICES if t <= min(s.max_gpus_per_replica, domain)] \
                 if "tp" in eng.parallelism else [1]
-            twins = 0
-            if eng.execution.dp_attention_option and not eng.execution.dp_attention:
-                twins = sum(1 for m in models for t in tps if t > 1 and (m.mla or t > m.num_kv_heads))
+            twins = sum(1 for m in models for t in tps if dp_attention_twin(eng, m, t))
             total += (len(models) * len(tps) + twins) * len(candidate_formats(eng, s, cat))
     return total
 
