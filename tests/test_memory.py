@@ -292,7 +292,10 @@ def test_dp_attention_splits_the_kv_cache_and_holds_the_attention_weights_whole(
     assert dp_.per_gpu_weights_bytes - tp_.per_gpu_weights_bytes == (attention - replicated) * 7 / 8
     assert dp_.per_gpu_kv_required_bytes == 8192 * 70_272  # one sequence, whole on one GPU
     assert dp_.kv_capacity_tokens > 5 * tp_.kv_capacity_tokens
-    assert any("data-parallel attention" in n for n in dp_.notes)
+    assert any("data-parallel attention" in n and "no less KV" not in n for n in dp_.notes)
+    gqa8 = fit(resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="h100-sxm", tp=8, engine="sglang",
+                                  dp_attention=True), cat), tuple(cat.gguf_types), context_tokens=8192)
+    assert any("holds no less KV here: TP 8 already splits the 8 KV heads" in n for n in gqa8.notes)
     for bad in (FitRequest(model="deepseek-ai/DeepSeek-V3", gpu="h200", tp=8, precision="fp8", engine="vllm",
                            dp_attention=True),
                 FitRequest(model="Qwen/Qwen3-8B", gpu="h200", tp=1, engine="sglang", dp_attention=True)):

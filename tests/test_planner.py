@@ -1045,6 +1045,8 @@ def test_the_planner_sizes_sglang_with_and_without_dp_attention_and_keeps_the_ch
     best = p["recommendation"]
     assert best["id"].endswith(":tp8:dp-attention") and best["details"]["dp_attention"] is True
     assert "--enable-dp-attention --dp-size 8" in best["serve_command"]
+    speed = next(a["text"] for a in p["advice"]["what_would_change"] if a["change"] == "speed")
+    assert "data-parallel attention is modelled" in speed and "not calibrated" in speed
     plain = next(r for r in p["rejected"] if r["option"] == "deepseek-ai/DeepSeek-V3:fp8:h200-sxm:sglang:tp8")
     assert plain["reasons"][0].startswith("superseded: the same layout with data-parallel attention")
     assert best["id"] in plain["reasons"][0]

@@ -302,7 +302,9 @@ def _layout_notes(d: Deployment) -> list[str]:
     if dp_attention(d):
         notes.append(f"data-parallel attention ({d.engine.execution.dp_attention_option}): each of the {lay.tp} GPUs "
                      f"runs every attention head for its own 1/{lay.tp} of the sequences and holds only their KV "
-                     "cache; the attention weights are whole on every GPU")
+                     "cache; the attention weights are whole on every GPU"
+                     + ("" if m.mla or lay.tp > m.num_kv_heads else
+                        f" (it holds no less KV here: TP {lay.tp} already splits the {m.num_kv_heads} KV heads)"))
     elif m.mla and lay.tp > 1:
         notes.append("MLA keeps one latent KV per token on every TP rank (replicated, not split)")
     elif not m.mla and lay.tp > m.num_kv_heads:

@@ -175,6 +175,10 @@ def _speed_change(rec: Option) -> list[dict[str, Any]]:
         tail = (f", the {serving} serving replica(s) carry {fmt_sig(r['carried_req_s'])} requests/s against "
                 f"today's peak of {fmt_sig(peak)}/s: the peak would need {r['replicas_needed']} replicas. Measure "
                 "one server before buying the rest.")
+    if rec.details.get("dp_attention"):
+        tail += (" Its data-parallel attention is modelled (the KV cache held once, a prompt's attention on one GPU),"
+                 " not calibrated: no benchmark in the calibration data runs it, so this interval does not cover it;"
+                 " measure one server with and without --enable-dp-attention before buying the rest.")
     return [{"change": "speed", **r, "text": head + tail}]
 
 
