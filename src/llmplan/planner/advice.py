@@ -176,9 +176,10 @@ def _speed_change(rec: Option) -> list[dict[str, Any]]:
                 f"today's peak of {fmt_sig(peak)}/s: the peak would need {r['replicas_needed']} replicas. Measure "
                 "one server before buying the rest.")
     if rec.details.get("dp_attention"):
+        flag = rec._ctx["d"].engine.execution.dp_attention_option  # the engine's own flag (engines catalog)
         tail += (" Its data-parallel attention is modelled (the KV cache held once, a prompt's attention on one GPU),"
                  " not calibrated: no benchmark in the calibration data runs it, so this interval does not cover it;"
-                 " measure one server with and without --enable-dp-attention before buying the rest.")
+                 f" measure one server with and without {flag} before buying the rest.")
     return [{"change": "speed", **r, "text": head + tail}]
 
 
