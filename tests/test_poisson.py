@@ -351,3 +351,31 @@ def test_one_big_prompt_thickens_the_tpot_tail_and_leaves_its_body_alone(monkeyp
     assert float(both["tpot_p99"][0]) > 1.2 * float(gamma["tpot_p99"][0])
     assert float(both["tpot_p95"][0]) >= float(gamma["tpot_p95"][0])
     assert float(both["goodput"][0]) < float(gamma["goodput"][0])
+
+
+@pytest.mark.parametrize("power", [1.0, 1.3, 2.0])
+@pytest.mark.parametrize("p_cross", [0.3, 0.93, 0.978, 0.9925])
+def test_share_above_a_limit_inside_a_bin_is_the_distributions_tail(power, p_cross):
+    """A time that grows as a power of a lognormal length is over t for the lengths above (t / c)^(1 / a): the
+    bins' shares sum to the lognormal's tail there, also where t falls inside a bin (all-or-nothing bins were off
+    by up to a bin's weight: 1 % at the 97.5–98.5 % bin; the density within a half bin is taken as linear)."""
+    from statistics import NormalDist
+
+    from llmplan.perf.poisson import _Z, _share_above
+
+    mu, sigma, c = np.log(1800) - 0.5, 1.0, 2e-4
+    x = np.exp(mu + sigma * _Z)
+    k = c * x ** power
+    z_cross = NormalDist().inv_cdf(p_cross)
+    t = c * np.exp(mu + sigma * z_cross) ** power
+    share = _share_above(k[None, :])(np.array([[t]]))
+    assert share.shape == (1, QUAD)
+    assert float(share[0] @ WEIGHTS) == pytest.approx(1 - p_cross, abs=1e-4)  # all-or-nothing bins: up to 1e-2
+    assert ((share >= 0) & (share <= 1)).all()
+
+
+def test_share_above_flat_values_are_all_or_nothing():
+    from llmplan.perf.poisson import _share_above
+
+    k = np.full((2, QUAD), 1.5)
+    assert (_share_above(k)(np.array([[1.0], [2.0]])) == np.array([[1.0], [0.0]])).all()

@@ -54,6 +54,24 @@ P_EDGES = np.array([0, .125, .25, .375, .45, .5, .55, .625, .75, .875, .9, .925,
 WEIGHTS = np.diff(P_EDGES)
 QUAD = len(WEIGHTS)
 _Z = np.array([NormalDist().inv_cdf(float(p)) for p in (P_EDGES[:-1] + P_EDGES[1:]) / 2])
+# the bins' edges as normal scores (the outer ones held just inside ±8: nothing lies beyond), and where each
+# inner edge sits between the points on either side (a fraction of the way from one to the next)
+_ZE = np.array([NormalDist().inv_cdf(float(min(max(p, 1e-15), 1 - 1e-15))) for p in P_EDGES])
+_EDGE_FRAC = (_ZE[1:-1] - _Z[:-1]) / (_Z[1:] - _Z[:-1])
+
+
+def _half_density(za: np.ndarray, zb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A half bin from normal score za to zb, the normal density φ taken as linear across it: the share of its
+    probability below the fraction f of the way is f (a + b f), a = 2 φ(za) / (φ(za) + φ(zb)), b = 1 − a (so that
+    f = 1 gives all of it)."""
+    pa, pb = np.exp(-za ** 2 / 2), np.exp(-zb ** 2 / 2)
+    tot = pa + pb
+    ok = tot > 1e-30
+    a = np.where(ok, 2 * pa / np.where(ok, tot, 1.0), 1.0)
+    return a, 1.0 - a
+
+
+_HALF_DENSITY = (_half_density(_ZE[:-1], _Z), _half_density(_Z, _ZE[1:]))
 T_STEPS = 24  # bisection steps of a percentile (to 2^-24 of its bracket)
 GRID_POINTS, GRID_ROUNDS = 64, 3  # one rate: a percentile to 63^-3 of its bracket
 C_POINTS = 24  # decoding concurrencies the step times are evaluated at (1 … the engine's limit)
@@ -147,7 +165,8 @@ def _decoding_concurrency(s: StageShape, m: Machine, e: Efficiency, lam: np.ndar
     fits = f <= 0
     j = np.where(fits.any(-1), np.argmax(fits, axis=-1), len(cg) - 1)  # first grid C that holds the load
     i0 = np.maximum(j - 1, 0)
-    f0, f1 = np.take_along_axis(f, i0[:, None], -1), np.take_along_axis(f, j[:, None], -1)
+    rows = np.arange(len(f))
+    f0, f1 = f[rows, i0][:, None], f[rows, j][:, None]
     crossing = (j[:, None] > 0) & np.isfinite(f0) & np.isfinite(f1) & (f0 != f1)
     t = np.where(crossing, f0 / np.where(f0 != f1, f0 - f1, 1.0), 1.0)
     t = np.clip(t, 0.0, 1.0)  # (R, 1)
@@ -362,6 +381,36 @@ def _skewed_tail(mean, sd, skew):
     return tail
 
 
+def _share_above(k: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """t -> P(k(X) > t) within each of X's probability bins (WEIGHTS): `k` (..., Q) the value at each bin's point
+    (its middle probability, normal score _Z), t broadcast against it. A bin that straddles t counts the share of
+    it above t rather than all or nothing (a TTFT limit inside the 97.5–98.5 % bin of the prompt lengths moved the
+    share of requests over it by up to that bin's 1 %). Within a bin, log k is taken as linear in the normal
+    score between the points (a power of a lognormal length: a prefill time grows about as the prompt), flat
+    beyond the first and the last; each half bin holds half its probability, spread over its normal scores by
+    the normal density taken as linear across the half (a trapezoid: exact at both ends, no erfc per time)."""
+    lk = np.log(np.maximum(k, 1e-300))
+    # log k at the inner bin edges, interpolated in the normal score between the points on either side
+    inner = lk[..., :-1] + (lk[..., 1:] - lk[..., :-1]) * _EDGE_FRAC
+    prepared = []
+    for i, (va, vb) in enumerate(((np.concatenate([lk[..., :1], inner], axis=-1), lk),
+                                  (lk, np.concatenate([inner, lk[..., -1:]], axis=-1)))):
+        dv = vb - va  # the half bin's log k runs from va to vb
+        flat = np.abs(dv) <= 1e-12
+        prepared.append((va, np.where(flat, 1.0, dv), flat, dv > 0, *_HALF_DENSITY[i]))
+
+    def share(t: np.ndarray) -> np.ndarray:
+        lt = np.log(np.maximum(t, 1e-300))
+        out = np.zeros(np.broadcast_shapes(lt.shape, lk.shape))
+        for va, dv, flat, rising, da, dd in prepared:
+            f = np.clip((lt - va) / dv, 0.0, 1.0)  # how far across the half log k reaches log t
+            below = f * (da + dd * f)  # the half's probability below that point (a share of it)
+            out += np.where(flat, lt < va, np.where(rising, 1.0 - below, below))
+        return 0.5 * out
+
+    return share
+
+
 def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.ndarray, svc: np.ndarray,
               ttft_k: np.ndarray, stable: np.ndarray):
     """P(TTFT > t) as a function of t (R,): the TTFT without the wait `ttft_k` (R, Q over the prompt lengths)
@@ -378,6 +427,7 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
     es_f = np.maximum(_wmean(svc_f), 1e-300)
     residual_scale = _wmean(svc_f ** 2) / (2 * es_f) / m1_safe  # E[S_e] / m1
     residual = _residual_tail(svc_f, es_f)
+    own = _share_above(ttft_k[:, None, :])  # (R, 1, Q): its bins' shares over t, for (R, K, 1) times
     w_residual = np.where(stable, (1 - rho) * np.where(wq_all > 0, wq / np.maximum(wq_all, 1e-300), 0.0), 0.0)
 
     def tail(t: np.ndarray) -> np.ndarray:  # t: (R,), or (R, K): K times at each rate
@@ -385,9 +435,11 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
         tt = t[:, :, None] if two else t[:, None]
         k, p, wr, scale, m = (a[:, None, :] if two else a for a in (ttft_k, pw, w_residual, residual_scale, m1_safe))
         gap = np.maximum(tt - k, 0.0)
+        # TTFT > t when the prompt's own TTFT is (no wait needed) or the wait exceeds the gap: p f(gap) is both
+        # given a wait (f(0) = 1), and without one (1 − p) the share of the prompt's bin whose own TTFT is over t
         w = p * (wr * residual((gap * scale).reshape(len(gap), -1)).reshape(gap.shape)
                  + (1 - wr) * np.exp(-np.minimum(gap / m, 700.0)))
-        w = np.where(tt < k, 1.0, w)
+        w = w + (1 - p) * own(tt if two else tt[:, None]).reshape(gap.shape)
         return np.where(stable if two else stable[:, 0], w @ WEIGHTS, 1.0)
 
     return tail
@@ -527,8 +579,12 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     e2e_k = np.where(stable, np.where(stable, ttft_mean, 0.0) + np.maximum(o - 1, 0.0)[None, :]
                      * np.where(stable, tpot_mean, 0.0), np.inf)  # (R, Q) over answer lengths
 
+    e2e_above: list[Callable[[np.ndarray], np.ndarray]] = []  # built when first asked (few SLOs limit it)
+
     def e2e_tail(t):
-        return np.where(stable[:, 0], (e2e_k > t[:, None]) @ WEIGHTS, 1.0)
+        if not e2e_above:
+            e2e_above.append(_share_above(e2e_k))
+        return np.where(stable[:, 0], e2e_above[0](t[:, None]) @ WEIGHTS, 1.0)
 
     st = stable[:, 0]
     thinking = None if thinking_lengths is None else length_points(thinking_lengths, max_context)
