@@ -301,3 +301,26 @@ def test_dp_attention_splits_the_kv_cache_and_holds_the_attention_weights_whole(
                 FitRequest(model="Qwen/Qwen3-8B", gpu="h200", tp=1, engine="sglang", dp_attention=True)):
         with pytest.raises(LayoutError, match="data-parallel attention"):
             resolve(bad, cat)
+
+
+def test_dp_attention_as_each_sglang_version_had_it(cat):
+    """SGLang 0.3 had no DP attention, 0.4.0-0.4.5 had it for DeepSeek (MLA) models only (engines catalog, LMSYS
+    v0.4 release post); the newest runs it for any model. The planner sizes a DP twin only where the version has it."""
+    from llmplan.errors import LayoutError
+    from llmplan.planner.search import dp_attention_twin
+    from llmplan.specs import select_profile
+
+    with pytest.raises(LayoutError, match="sglang 0.3 .*has no data-parallel attention"):
+        resolve(FitRequest(model="deepseek-ai/DeepSeek-V3", gpu="h200", tp=8, precision="fp8", engine="sglang@0.3",
+                           dp_attention=True), cat)
+    with pytest.raises(LayoutError, match="only for multi-head latent attention"):
+        resolve(FitRequest(model="Qwen/Qwen3-235B-A22B", gpu="h200", tp=8, precision="fp8", engine="sglang@0.4",
+                           dp_attention=True), cat)
+    assert resolve(FitRequest(model="deepseek-ai/DeepSeek-V3", gpu="h200", tp=8, precision="fp8",
+                              engine="sglang@0.4", dp_attention=True), cat).engine.execution.dp_attention
+    assert resolve(FitRequest(model="Qwen/Qwen3-235B-A22B", gpu="h200", tp=8, precision="fp8", engine="sglang",
+                              dp_attention=True), cat).engine.execution.dp_attention
+    qwen, ds = cat.model("Qwen/Qwen3-235B-A22B"), cat.model("deepseek-ai/DeepSeek-V3")
+    v03, v04, new = (select_profile(cat.engine("sglang"), v)[0] for v in ("0.3", "0.4", None))
+    assert [dp_attention_twin(e, qwen, 8) for e in (v03, v04, new)] == [False, False, True]
+    assert [dp_attention_twin(e, ds, 8) for e in (v03, v04, new)] == [False, True, True]

@@ -725,3 +725,28 @@ def test_dp_attention_a_prompt_runs_on_one_gpu_and_the_cache_holds_more_sequence
     flagged = build_case({**row, "notes": "python -m sglang.launch_server --tp 8 --dp 8 --enable-dp-attention"}, CAT)
     assert float(plain.shape.dp_attention_ranks) == 1.0 and float(flagged.shape.dp_attention_ranks) == 8.0
     assert flagged.limit > 5 * plain.limit
+
+
+def test_dp_attention_decode_with_fewer_sequences_than_gpus_reads_a_whole_sequence():
+    """With data-parallel attention a decoding sequence's KV cache is read by the one GPU that holds it: with one
+    sequence on 8 GPUs the step waits for that GPU to read all of it (DeepSeek-V3's 70,272 bytes per token), not
+    an eighth; with 8 sequences each GPU reads one, the same time, where TP (the latent replicated) reads all 8."""
+    from llmplan.perf.physics import decode_imbalance
+    from llmplan.perf.shape import stage_shape
+    from llmplan.serving.cluster import replica_spec
+
+    def model(dp):
+        d = resolve(FitRequest(model="deepseek-ai/DeepSeek-V3", gpu="h200", tp=8, precision="fp8", engine="sglang",
+                               dp_attention=dp), CAT)
+        return d, replica_spec(d, CAT).model
+
+    d, dp = model(True)
+    _, tp = model(None)
+    s = stage_shape(d, tuple(CAT.gguf_types), 2)
+    assert [float(decode_imbalance(s, n)) for n in (1, 2, 4, 8, 16)] == [8.0, 4.0, 2.0, 1.0, 1.0]
+    one = dp.step(1, 100_000) - dp.step(1, 0)  # a decode step at C = 1 is memory-bound: the KV read alone
+    assert one == pytest.approx(100_000 * 70_272 / dp.bw, rel=1e-9)
+    assert dp.step(8, 800_000) - dp.step(8, 0) == pytest.approx(one, rel=1e-9)
+    assert tp.step(8, 800_000) - tp.step(8, 0) == pytest.approx(8 * one, rel=1e-9)
+    # the simulator's decode runs (closed-form sums) charge the same
+    assert dp.stretch(1, 100_000, 3) == pytest.approx(sum(dp.step(1, 100_000 + j) for j in range(3)), rel=1e-9)

@@ -161,16 +161,21 @@ class Deployment:
     estimates: tuple[str, ...] = ()  # facts used that are labelled estimates, each with its range and basis
 
 
-def with_dp_attention(engine: Engine, wanted: bool | None, layout: Layout, cat: Catalog) -> Engine:
-    """The engine with data-parallel attention on or off as asked (None: its default). An engine without the
-    option, or a layout without a TP group to spread the attention over, is refused."""
+def with_dp_attention(engine: Engine, wanted: bool | None, layout: Layout, cat: Catalog, model: Model) -> Engine:
+    """The engine with data-parallel attention on or off as asked (None: its default). An engine (or engine version)
+    without the option, one that offers it only for MLA models given another, or a layout without a TP group to
+    spread the attention over, is refused."""
     if wanted is None or wanted == engine.execution.dp_attention:
         return engine
     if wanted and not engine.execution.dp_attention_option:
         able = ", ".join(f"{e.id} ({e.execution.dp_attention_option})" for e in cat.engines
                          if e.execution.dp_attention_option) or "no engine in the catalog"
-        raise LayoutError(f"{engine.id} has no data-parallel attention in the catalog (execution.dp_attention_option);"
-                          f" engines with it: {able}")
+        raise LayoutError(f"{engine.id} {engine.version or ''} has no data-parallel attention in the catalog "
+                          f"(execution.dp_attention_option); engines with it: {able}")
+    if wanted and engine.execution.dp_attention_mla_only and model.mla is None:
+        raise LayoutError(f"{engine.id} {engine.version or ''} runs data-parallel attention only for multi-head latent "
+                          f"attention (DeepSeek-style) models, and {model.id} has none; use a newer version "
+                          "(--engine without @version) or leave --dp-attention out")
     if wanted and layout.tp < 2:
         raise LayoutError("data-parallel attention spreads the sequences over the TP group: give --tp 2 or more")
     return engine.model_copy(update={"execution": engine.execution.model_copy(update={"dp_attention": wanted})})
@@ -314,7 +319,7 @@ def resolve(req: FitRequest, cat: Catalog, model: Model | None = None, checkpoin
     usable, basis = usable_memory(acc, cat)
     link, link_basis = link_bandwidth(acc, cat)
     engine = engine_on_device(engine, acc, usable, layout.tp, layout.pp, model, req.context_tokens)
-    engine = with_dp_attention(engine, req.dp_attention, layout, cat)
+    engine = with_dp_attention(engine, req.dp_attention, layout, cat, model)
     allreduce, estimates = allreduce_cost(acc, layout.tp, engine, cat, link)
     kernel = weight_only_kernel(engine, fmt, acc, cat)
     return Deployment(model, acc, fmt, kv, engine, layout, keeps, model_source or model.id, usable, basis,

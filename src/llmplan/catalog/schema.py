@@ -853,6 +853,8 @@ class EngineExecution(_Strict):
                                "--enable-dp-attention): each GPU runs all heads for its share of the sequences and "
                                "holds only their KV cache")
     dp_attention_option: str | None = Field(default=None, description="the flag that enables DP attention, if any")
+    dp_attention_mla_only: bool = Field(default=False, description="DP attention only for multi-head latent attention "
+                                        "(DeepSeek-style) models (SGLang 0.4.0-0.4.5)")
     mla_kv_replicated: bool = Field(default=True, description="MLA's latent KV cache is stored whole on every TP rank")
     custom_allreduce: tuple[str, ...] = Field(default=(), description="interconnect kinds on which the engine uses "
                                               "its own one-shot all-reduce for small messages instead of NCCL")

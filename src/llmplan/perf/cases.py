@@ -180,8 +180,10 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     if fa is not None and fa != d.engine.execution.flash_attention:  # the run's own -fa, over the profile's default
         ex = d.engine.execution.model_copy(update={"flash_attention": fa})
         d = dataclasses.replace(d, engine=d.engine.model_copy(update={"execution": ex}))
-    if _DP_ATTENTION.search(notes) and d.engine.execution.dp_attention_option and d.layout.tp > 1:
-        d = dataclasses.replace(d, engine=with_dp_attention(d.engine, True, d.layout, cat))  # the run's own flag
+    ex = d.engine.execution
+    if _DP_ATTENTION.search(notes) and ex.dp_attention_option and d.layout.tp > 1 and (
+            not ex.dp_attention_mla_only or d.model.mla is not None):  # the run's own flag
+        d = dataclasses.replace(d, engine=with_dp_attention(d.engine, True, d.layout, cat, d.model))
     um = _UBATCH.search(notes)
     flags = engine_flags(notes, d.engine)
     chunk = float(um.group(1)) if um else float(flags.get("max_num_batched_tokens",

@@ -237,9 +237,9 @@ def _notes(d, mem, level: str, cal, widen: float, load, sat: Saturation | None, 
     if dp_attention(d):
         notes.append(f"data-parallel attention over the {d.layout.tp} GPUs ({d.engine.execution.dp_attention_option}): "
                      "the KV cache is held once and the attention weights whole on every GPU; a prompt's attention "
-                     "runs on the GPU that holds its sequence (the busiest carries max(one prompt, prefill / TP)); "
-                     f"decode assumes the sequences spread evenly, so with fewer than {d.layout.tp} in flight the "
-                     "TPOT is optimistic (the GPU holding a sequence reads its whole cache)")
+                     "runs on the GPU that holds its sequence (the busiest carries max(one prompt, prefill / TP)), "
+                     "and so does a decoding sequence's (with fewer sequences than GPUs, the step waits for the one "
+                     "reading a whole sequence's cache); sequences assumed spread evenly otherwise")
     if dequant and d.kernel is not None:
         k = d.kernel
         notes.append(f"weight-only kernel {k.id}: prefill at {k.prefill_compute_ratio:g}× the 16-bit GEMM rate"

@@ -122,7 +122,8 @@ def step_flops(s: StageShape, decode_tokens, decode_context, prefill_tokens, pre
     attn = s.attn_flops_per_ctx_token * (
         decode_tokens * attended(decode_context, s.window, s.sliding_fraction)
         + prefill_tokens * attended(prefill_context, s.window, s.sliding_fraction))
-    return linear + attn + prompt_imbalance_flops(s, prefill_tokens, prefill_context)
+    return (linear + attn + prompt_imbalance_flops(s, prefill_tokens, prefill_context)
+            + decode_imbalance_flops(s, decode_tokens, decode_context))
 
 
 def imbalance(ranks, prefill_tokens, prompt_tokens):
@@ -144,6 +145,25 @@ def prompt_imbalance_flops(s: StageShape, prefill_tokens, prefill_context):
     extra = imbalance(s.dp_attention_ranks, prefill_tokens, np.minimum(2 * np.asarray(prefill_context), prefill_tokens)
                       ) - 1
     return extra * (s.attn_linear_flops_per_token * prefill_tokens + s.attn_flops_per_ctx_token * prefill_tokens * ctx)
+
+
+def decode_imbalance(s: StageShape, decode_tokens):
+    """Data-parallel attention in a decode step: a sequence's attention (its projections, KV read and scores) runs
+    on the one GPU that holds it, so with fewer sequences than GPUs the busiest carries a whole one where the
+    average is decode / TP: :func:`imbalance` with one-token prompts, ``min(TP, max(1, TP / decode))``; 1 without
+    data-parallel attention."""
+    return imbalance(s.dp_attention_ranks, decode_tokens, 1.0)
+
+
+def decode_imbalance_flops(s: StageShape, decode_tokens, decode_context):
+    """The extra FLOPs of the busiest GPU's decode attention where attention runs data-parallel
+    (:func:`decode_imbalance`); 0 without."""
+    if np.all(np.asarray(s.dp_attention_ranks) <= 1):
+        return 0.0
+    extra = decode_imbalance(s, decode_tokens) - 1
+    return extra * decode_tokens * (s.attn_linear_flops_per_token
+                                    + s.attn_flops_per_ctx_token * attended(decode_context, s.window,
+                                                                            s.sliding_fraction))
 
 
 def scores_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
@@ -191,8 +211,10 @@ def flops_rate(m: Machine, e: Efficiency):
 
 def _one_pass(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
               prefill_context):
-    t_mem = step_bytes(s, decode_tokens + prefill_tokens, decode_tokens * (decode_context + s.state_tokens_equiv),
-                       e.eta_moe) / (m.bandwidth * e.eta_bw)
+    kv_read = decode_tokens * (decode_context + s.state_tokens_equiv)  # the busiest GPU's, under DP attention
+    if np.any(np.asarray(s.dp_attention_ranks) > 1):
+        kv_read = kv_read * decode_imbalance(s, decode_tokens)
+    t_mem = step_bytes(s, decode_tokens + prefill_tokens, kv_read, e.eta_moe) / (m.bandwidth * e.eta_bw)
     t_cmp = step_flops(s, decode_tokens, decode_context, prefill_tokens, prefill_context, e.eta_moe) / flops_rate(m, e)
     # a pass of its own after both: max(mem + sc, cmp + sc) = max(mem, cmp) + sc
     t_sc = scores_time(s, m, e, decode_tokens, decode_context, prefill_tokens, prefill_context)

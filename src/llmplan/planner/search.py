@@ -647,8 +647,8 @@ def dp_attention_twin(eng: Engine, m: Model, tp: int) -> bool:
     """Whether the planner also sizes this layout with data-parallel attention: the engine offers it without
     running it by default, and the TP group replicates KV (an MLA latent, or fewer KV heads than GPUs)."""
     ex = eng.execution
-    return bool(ex.dp_attention_option) and not ex.dp_attention and tp > 1 and (m.mla is not None
-                                                                                 or tp > m.num_kv_heads)
+    return bool(ex.dp_attention_option) and not ex.dp_attention and tp > 1 and (
+        m.mla is not None or (tp > m.num_kv_heads and not ex.dp_attention_mla_only))
 
 
 def _dp_attention_variant(plain: Option | None, c: Candidate, tp: int, s: Scenario, cat: Catalog, peak: float,

@@ -92,10 +92,14 @@ class StepModel:
         attended = sum_ctx if self.sliding == 0 else (
             (1 - self.sliding) * sum_ctx + self.sliding * min(sum_ctx, n_dec * self.window))
         t_sc = self.scores * (attended + p_ctx) / mb  # unfused attention: a pass of its own (physics.scores_time)
-        t_mem = (self.dense_bytes + self._experts(tokens / mb) + (sum_ctx + n_dec * self.state_equiv) * self.kv_bytes
-                 / mb) / self.bw + t_sc
+        kv_read = (sum_ctx + n_dec * self.state_equiv) * self.kv_bytes / mb
         t_cmp = ((self.flops_tok * tokens + self.attn * (attended + p_ctx)) / mb / self.peak + t_sc
                  + _imbalance(self.dp_ranks, self.p_lin, self.attn, p_tok / mb, p_ctx / mb) / self.peak)
+        if self.dp_ranks > 1 and n_dec > 0:  # the busiest GPU's decode attention (physics.decode_imbalance)
+            f = _decode_factor(self.dp_ranks, n_dec / mb)
+            kv_read = kv_read * f
+            t_cmp = t_cmp + (f - 1) * (self.p_lin * n_dec + self.attn * attended) / mb / self.peak
+        t_mem = (self.dense_bytes + self._experts(tokens / mb) + kv_read) / self.bw + t_sc
         comm = self._comm(tokens / mb)
         factor = max(mb, self.pp)
         return factor * (max(t_mem, t_cmp) + comm) + self.overhead
@@ -108,10 +112,11 @@ class StepModel:
         if self.sliding or self.pp > 1:  # not linear: sum step by step at the ends and the middle
             return m * self.step(n, sum_ctx + n * (m - 1) / 2)
         e = self._experts(n)
-        a_m = (self.dense_bytes + e + n * self.state_equiv * self.kv_bytes) / self.bw
-        b_m = self.kv_bytes / self.bw + self.scores
-        a_c = self.flops_tok * n / self.peak
-        b_c = self.attn / self.peak + self.scores
+        f = _decode_factor(self.dp_ranks, n) if self.dp_ranks > 1 and n > 0 else 1.0  # physics.decode_imbalance
+        a_m = (self.dense_bytes + e + n * self.state_equiv * self.kv_bytes * f) / self.bw
+        b_m = self.kv_bytes * f / self.bw + self.scores
+        a_c = (self.flops_tok * n + (f - 1) * self.p_lin * n) / self.peak
+        b_c = self.attn * f / self.peak + self.scores
         fixed = m * (self._comm(n) + self.overhead)
         s_end = sum_ctx + n * (m - 1)
 
@@ -138,6 +143,12 @@ def _imbalance(ranks: float, lin: float, attn: float, p_tok: float, p_ctx: float
     prompt = min(2 * p_ctx / p_tok, p_tok)
     extra = min(ranks, max(1.0, ranks * prompt / p_tok)) - 1
     return extra * (lin * p_tok + attn * p_ctx)
+
+
+def _decode_factor(ranks: float, n_dec: float) -> float:
+    """physics.decode_imbalance in floats: the busiest GPU's decode attention over the average, min(TP, max(1, TP /
+    n)) for `n_dec` decoding sequences."""
+    return min(ranks, max(1.0, ranks / n_dec))
 
 
 def _comm(layers: float, lib_lat: float, lib_k: float, own_lat: float, own_k: float, tokens: float) -> float:
@@ -188,9 +199,14 @@ def _general(sm: StepModel):
         mb = min(max(tokens, 1.0), pp) if pp > 1 else 1.0
         attended = sum_ctx if sliding == 0 else ((1 - sliding) * sum_ctx + sliding * min(sum_ctx, n_dec * window))
         t_sc = sc * (attended + p_ctx) / mb
-        t_mem = (dense + experts(tokens / mb) + (sum_ctx + n_dec * state) * kv / mb) / bw + t_sc
+        kv_read = (sum_ctx + n_dec * state) * kv / mb
         t_cmp = ((flops * tokens + attn * (attended + p_ctx)) / mb / peak + t_sc
                  + _imbalance(dp, p_lin, attn, p_tok / mb, p_ctx / mb) / peak)
+        if dp > 1 and n_dec > 0:
+            f = _decode_factor(dp, n_dec / mb)
+            kv_read = kv_read * f
+            t_cmp = t_cmp + (f - 1) * (p_lin * n_dec + attn * attended) / mb / peak
+        t_mem = (dense + experts(tokens / mb) + kv_read) / bw + t_sc
         comm = _comm(*comm_args, tokens / mb)
         factor = max(mb, pp)
         return factor * (max(t_mem, t_cmp) + comm) + overhead
@@ -206,17 +222,24 @@ def _general(sm: StepModel):
             return 0.0
         if sliding or pp > 1:
             return m * step(n, sum_ctx + n * (m - 1) / 2)
-        a_m = (dense + experts(n) + n * state * kv) / bw
-        a_c = flops * n / peak
+        if dp > 1 and n > 0:  # the busiest GPU's decode attention (physics.decode_imbalance)
+            f = _decode_factor(dp, n)
+            a_m = (dense + experts(n) + n * state * kv * f) / bw
+            a_c = (flops * n + (f - 1) * p_lin * n) / peak
+            bm, bc = kv * f / bw + sc, attn * f / peak + sc
+        else:
+            a_m = (dense + experts(n) + n * state * kv) / bw
+            a_c = flops * n / peak
+            bm, bc = b_m, b_c
         fixed = m * (_comm(*comm_args, n) + overhead)
         s_end = sum_ctx + n * (m - 1)
-        mem_start, mem_end = a_m + b_m * sum_ctx >= a_c + b_c * sum_ctx, a_m + b_m * s_end >= a_c + b_c * s_end
+        mem_start, mem_end = a_m + bm * sum_ctx >= a_c + bc * sum_ctx, a_m + bm * s_end >= a_c + bc * s_end
         if mem_start == mem_end:
-            return fixed + (lin(a_m, b_m, 0, m, sum_ctx, n) if mem_start else lin(a_c, b_c, 0, m, sum_ctx, n))
-        s_star = (a_c - a_m) / (b_m - b_c) if b_m != b_c else sum_ctx
+            return fixed + (lin(a_m, bm, 0, m, sum_ctx, n) if mem_start else lin(a_c, bc, 0, m, sum_ctx, n))
+        s_star = (a_c - a_m) / (bm - bc) if bm != bc else sum_ctx
         j = int(min(max(math.ceil((s_star - sum_ctx) / n), 0), m)) if n else 0
-        first = lin(a_m, b_m, 0, j, sum_ctx, n) if mem_start else lin(a_c, b_c, 0, j, sum_ctx, n)
-        second = lin(a_m, b_m, j, m, sum_ctx, n) if mem_end else lin(a_c, b_c, j, m, sum_ctx, n)
+        first = lin(a_m, bm, 0, j, sum_ctx, n) if mem_start else lin(a_c, bc, 0, j, sum_ctx, n)
+        second = lin(a_m, bm, j, m, sum_ctx, n) if mem_end else lin(a_c, bc, j, m, sum_ctx, n)
         return fixed + first + second
 
     return step, stretch
