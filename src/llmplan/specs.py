@@ -165,9 +165,9 @@ def with_dp_attention(engine: Engine, wanted: bool | None, layout: Layout, cat: 
     """The engine with data-parallel attention on or off as asked (None: its default). An engine (or engine version)
     without the option, one that offers it only for MLA models given another, or a layout without a TP group to
     spread the attention over, is refused."""
-    if wanted is None or wanted == engine.execution.dp_attention:
+    if wanted is None or (not wanted and not engine.execution.dp_attention):
         return engine
-    if wanted and not engine.execution.dp_attention_option:
+    if wanted and not engine.execution.dp_attention and not engine.execution.dp_attention_option:
         able = ", ".join(f"{e.id} ({e.execution.dp_attention_option})" for e in cat.engines
                          if e.execution.dp_attention_option) or "no engine in the catalog"
         raise LayoutError(f"{engine.id} {engine.version or ''} has no data-parallel attention in the catalog "

@@ -126,6 +126,12 @@ def step_flops(s: StageShape, decode_tokens, decode_context, prefill_tokens, pre
             + decode_imbalance_flops(s, decode_tokens, decode_context))
 
 
+def _dp_attention(s: StageShape) -> bool:
+    """Whether attention runs data-parallel anywhere in `s` (a float on the common path: no array test)."""
+    r = s.dp_attention_ranks
+    return r > 1 if isinstance(r, (int, float)) else bool(np.any(np.asarray(r) > 1))
+
+
 def imbalance(ranks, prefill_tokens, prompt_tokens):
     """Data-parallel attention: the busiest GPU's share of a step's prompt attention over the average share. A
     prompt runs whole on the GPU that holds its sequence and the GPUs wait for each other at every layer, so
@@ -139,7 +145,7 @@ def imbalance(ranks, prefill_tokens, prompt_tokens):
 def prompt_imbalance_flops(s: StageShape, prefill_tokens, prefill_context):
     """The extra FLOPs of the busiest GPU where attention runs data-parallel (:func:`imbalance`; the prompt's
     length is twice the context its queries attend to on average); 0 without."""
-    if np.all(np.asarray(s.dp_attention_ranks) <= 1):
+    if not _dp_attention(s):
         return 0.0
     ctx = attended(prefill_context, s.window, s.sliding_fraction)
     extra = imbalance(s.dp_attention_ranks, prefill_tokens, np.minimum(2 * np.asarray(prefill_context), prefill_tokens)
@@ -158,7 +164,7 @@ def decode_imbalance(s: StageShape, decode_tokens):
 def decode_imbalance_flops(s: StageShape, decode_tokens, decode_context):
     """The extra FLOPs of the busiest GPU's decode attention where attention runs data-parallel
     (:func:`decode_imbalance`); 0 without."""
-    if np.all(np.asarray(s.dp_attention_ranks) <= 1):
+    if not _dp_attention(s):
         return 0.0
     extra = decode_imbalance(s, decode_tokens) - 1
     return extra * decode_tokens * (s.attn_linear_flops_per_token
@@ -212,7 +218,7 @@ def flops_rate(m: Machine, e: Efficiency):
 def _one_pass(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
               prefill_context):
     kv_read = decode_tokens * (decode_context + s.state_tokens_equiv)  # the busiest GPU's, under DP attention
-    if np.any(np.asarray(s.dp_attention_ranks) > 1):
+    if _dp_attention(s):
         kv_read = kv_read * decode_imbalance(s, decode_tokens)
     t_mem = step_bytes(s, decode_tokens + prefill_tokens, kv_read, e.eta_moe) / (m.bandwidth * e.eta_bw)
     t_cmp = step_flops(s, decode_tokens, decode_context, prefill_tokens, prefill_context, e.eta_moe) / flops_rate(m, e)

@@ -396,17 +396,19 @@ def _share_above(k: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     for i, (va, vb) in enumerate(((np.concatenate([lk[..., :1], inner], axis=-1), lk),
                                   (lk, np.concatenate([inner, lk[..., -1:]], axis=-1)))):
         dv = vb - va  # the half bin's log k runs from va to vb
-        flat = np.abs(dv) <= 1e-12
-        prepared.append((va, np.where(flat, 1.0, dv), flat, dv > 0, *_HALF_DENSITY[i]))
+        flat = np.abs(dv) <= 1e-12  # all or nothing: a step at va (reached once log t passes it)
+        up = flat | (dv > 0)  # the share above t is the part beyond the crossing, 1 − below
+        inv = np.where(flat, 1e12, 1.0 / np.where(flat, 1.0, dv))
+        prepared.append((va, inv, np.where(flat, 1.0, 0.0), np.where(up, 1.0, 0.0), np.where(up, -1.0, 1.0),
+                         *_HALF_DENSITY[i]))
 
     def share(t: np.ndarray) -> np.ndarray:
         lt = np.log(np.maximum(t, 1e-300))
-        out = np.zeros(np.broadcast_shapes(lt.shape, lk.shape))
-        for va, dv, flat, rising, da, dd in prepared:
-            f = np.clip((lt - va) / dv, 0.0, 1.0)  # how far across the half log k reaches log t
-            below = f * (da + dd * f)  # the half's probability below that point (a share of it)
-            out += np.where(flat, lt < va, np.where(rising, 1.0 - below, below))
-        return 0.5 * out
+        halves = []
+        for va, inv, shift, base, sign, da, dd in prepared:
+            f = np.clip((lt - va) * inv + shift, 0.0, 1.0)  # how far across the half log k reaches log t
+            halves.append(base + sign * (f * (da + dd * f)))  # f (da + dd f): the half's probability below
+        return 0.5 * (halves[0] + halves[1])
 
     return share
 
@@ -419,7 +421,11 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
     S_e of the prompt in service (P(S_e > u) = E[(S − u)⁺] / E[S], scaled to the mean: in light traffic one
     waits for the prompt being prefilled, so a heavy prompt tail gives the wait a heavy tail) with weight
     (1 − ρ) × the prompt queue's share of the wait, an exponential (heavy traffic, and the admission wait) with
-    the rest."""
+    the rest; and at least the single big jump of a heavy-tailed prompt queue (a long prompt that arrived y
+    before still holds u of work when S > u + (1 − ρ) y: λ ∫ P(S > u + (1 − ρ) y) dy = ρ / (1 − ρ) P(S_e > u)
+    such prompts on average, so P(wait > u) ≥ 1 − exp(−ρ / (1 − ρ) P(S_e > u)); an asymptote, taken at most
+    as the mixture's value at its mean m1, so that it only ever lifts the tail beyond it): at moderate load and
+    with very long prompts the mixture decays faster than the wait behind the longest of them."""
     pw = np.where(stable, 1 - (1 - rho) * (1 - p_admit), 1.0)
     m1 = np.where(stable & (pw > 0), wq_all / np.maximum(pw, 1e-300), 0.0)
     m1_safe = np.maximum(m1, 1e-300)
@@ -429,17 +435,24 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
     residual = _residual_tail(svc_f, es_f)
     own = _share_above(ttft_k[:, None, :])  # (R, 1, Q): its bins' shares over t, for (R, K, 1) times
     w_residual = np.where(stable, (1 - rho) * np.where(wq_all > 0, wq / np.maximum(wq_all, 1e-300), 0.0), 0.0)
+    jumps = np.where(stable, rho / np.maximum(1 - rho, 1e-9), 0.0)  # (R, 1): ρ / (1 − ρ)
+    at_mean = pw * (w_residual * residual(np.where(stable, _wmean(svc_f ** 2) / (2 * es_f), 0.0))
+                    + (1 - w_residual) * math.exp(-1.0))  # the mixture at m1 (the residual there: at E[S_e])
 
     def tail(t: np.ndarray) -> np.ndarray:  # t: (R,), or (R, K): K times at each rate
         two = t.ndim == 2
         tt = t[:, :, None] if two else t[:, None]
-        k, p, wr, scale, m = (a[:, None, :] if two else a for a in (ttft_k, pw, w_residual, residual_scale, m1_safe))
+        k, p, wr, scale, m, jr, cap = (a[:, None, :] if two else a
+                                       for a in (ttft_k, pw, w_residual, residual_scale, m1_safe, jumps, at_mean))
         gap = np.maximum(tt - k, 0.0)
         # TTFT > t when the prompt's own TTFT is (no wait needed) or the wait exceeds the gap: p f(gap) is both
         # given a wait (f(0) = 1), and without one (1 − p) the share of the prompt's bin whose own TTFT is over t
         w = p * (wr * residual((gap * scale).reshape(len(gap), -1)).reshape(gap.shape)
                  + (1 - wr) * np.exp(-np.minimum(gap / m, 700.0)))
-        w = w + (1 - p) * own(tt if two else tt[:, None]).reshape(gap.shape)
+        big = 1 - np.exp(-jr * residual(gap.reshape(len(gap), -1)).reshape(gap.shape))  # one big jump
+        w = np.maximum(w, np.minimum(big, cap))
+        sh = own(tt if two else tt[:, None]).reshape(gap.shape)
+        w = np.where(sh >= 1.0, 1.0, np.minimum(w + (1 - p) * sh, 1.0))  # a bin wholly over t: 1 exactly
         return np.where(stable if two else stable[:, 0], w @ WEIGHTS, 1.0)
 
     return tail
@@ -454,8 +467,8 @@ def _tpot_tails(s: StageShape, m: Machine, e: Efficiency, lam, c, ctx: float, x,
     steps = np.maximum(o - 1, 1.0)[None, :]  # (1, Q)
     d = steps * tpot_mean  # decode time of each answer length (R, Q)
     c_safe = np.maximum(np.where(stable, c, 1.0), 1.0)
-    ctx_slope = (np.asarray(decode_step(s, m, e, c_safe, 1.1 * ctx).total, dtype=float)
-                 - np.asarray(decode_step(s, m, e, c_safe, ctx).total, dtype=float)) / (0.1 * max(ctx, 1.0) * c_safe)
+    both = np.asarray(decode_step(s, m, e, c_safe, np.array([[ctx, 1.1 * ctx]])).total, dtype=float)  # (R, 2)
+    ctx_slope = (both[:, 1:] - both[:, :1]) / (0.1 * max(ctx, 1.0) * c_safe)
     sd, skew = _tpot_spread(lam, d, steps, _wmean(added ** 2), _wmean(added ** 3), rho_a, slope, stable,
                             np.maximum(ctx_slope, 0.0), _context_variance(x[0], o))
     gamma, jump = _skewed_tail(tpot_mean, sd, skew), _jump_tail(lam, steps, added, rho_a, tpot_mean, stable)

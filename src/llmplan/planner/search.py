@@ -621,12 +621,14 @@ def _search_layouts(cands: list[Candidate], s: Scenario, cat: Catalog, peak: flo
             if o.tco_usd > factor * best:
                 rejected.append(_sized_above(o, factor, best))
                 continue
-            _latency_at_peak(o, cat)
             best = min(best, o.tco_usd)
             out.append(o)
     # an option sized before the best was found (a cheap floor, many replicas) is held to the final best too
     rejected += [_sized_above(o, factor, best) for o in out if o.tco_usd > factor * best]
-    return [o for o in out if o.tco_usd <= factor * best]
+    kept = [o for o in out if o.tco_usd <= factor * best]
+    for o in kept:  # the latencies at the peak, of the options kept only
+        _latency_at_peak(o, cat)
+    return kept
 
 
 def _sized_above(o: Option, factor: float, best: float) -> Rejection:

@@ -214,6 +214,8 @@ def _llamacpp(d: Deployment, model: str, context_tokens: int, seqs: int,
 def shell_comment(text: str) -> str:
     """`text` safe after a shell `#`: a line break (or any control or invisible formatting character, such
     as a bidi override) would end the comment and start a command, so each becomes a space."""
+    if text.isprintable():  # none of those (they are all unprintable): most texts, at once
+        return text
     return "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
 
 
