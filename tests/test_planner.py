@@ -1089,8 +1089,16 @@ def test_a_layout_set_aside_for_its_dp_attention_twin_comes_back_when_the_simula
                                   "tried_replicas": [2, 8]}
 
     monkeypatch.setattr(search, "confirm", turned_down)
+    real_latency, at_peak = search._latency_at_peak, []
+
+    def latency(o, cat_):
+        at_peak.append(o.id)
+        return real_latency(o, cat_)
+
+    monkeypatch.setattr(search, "_latency_at_peak", latency)
     p = run(parse_scenario(DP_SCENARIO), cat)
     assert p["recommendation"]["id"] == "deepseek-ai/DeepSeek-V3:fp8:h200-sxm:sglang:tp8"
+    assert "deepseek-ai/DeepSeek-V3:fp8:h200-sxm:sglang:tp8" in at_peak  # its analytic figures, as every option's
     reasons = {r["option"]: r["reasons"][0] for r in p["rejected"]}
     assert reasons["deepseek-ai/DeepSeek-V3:fp8:h200-sxm:sglang:tp8:dp-attention"].startswith("latency: the simulated")
     assert not any(r.startswith("superseded") for r in reasons.values())

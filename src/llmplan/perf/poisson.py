@@ -398,7 +398,7 @@ def _share_above(k: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         dv = vb - va  # the half bin's log k runs from va to vb
         flat = np.abs(dv) <= 1e-12  # all or nothing: a step at va (reached once log t passes it)
         up = flat | (dv > 0)  # the share above t is the part beyond the crossing, 1 − below
-        inv = np.where(flat, 1e12, 1.0 / np.where(flat, 1.0, dv))
+        inv = np.where(flat, 1e300, 1.0 / np.where(flat, 1.0, dv))  # flat: a step (overflow to ±inf, clipped)
         prepared.append((va, inv, np.where(flat, 1.0, 0.0), np.where(up, 1.0, 0.0), np.where(up, -1.0, 1.0),
                          *_HALF_DENSITY[i]))
 
@@ -406,7 +406,8 @@ def _share_above(k: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         lt = np.log(np.maximum(t, 1e-300))
         halves = []
         for va, inv, shift, base, sign, da, dd in prepared:
-            f = np.clip((lt - va) * inv + shift, 0.0, 1.0)  # how far across the half log k reaches log t
+            with np.errstate(over="ignore", invalid="ignore"):
+                f = np.clip((lt - va) * inv + shift, 0.0, 1.0)  # how far across the half log k reaches log t
             halves.append(base + sign * (f * (da + dd * f)))  # f (da + dd f): the half's probability below
         return 0.5 * (halves[0] + halves[1])
 
@@ -423,7 +424,8 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
     (1 − ρ) × the prompt queue's share of the wait, an exponential (heavy traffic, and the admission wait) with
     the rest; and at least the single big jump of a heavy-tailed prompt queue (a long prompt that arrived y
     before still holds u of work when S > u + (1 − ρ) y: λ ∫ P(S > u + (1 − ρ) y) dy = ρ / (1 − ρ) P(S_e > u)
-    such prompts on average, so P(wait > u) ≥ 1 − exp(−ρ / (1 − ρ) P(S_e > u)); an asymptote, taken at most
+    such prompts on average, so P(wait > u) ≈ 1 − exp(−ρ / (1 − ρ) P(S_e > u)) for large u (Pakes–Veraverbeke:
+    the drift (1 − ρ) y is an average, so not a strict bound); an asymptote, taken at most
     as the mixture's value at its mean m1, so that it only ever lifts the tail beyond it): at moderate load and
     with very long prompts the mixture decays faster than the wait behind the longest of them."""
     pw = np.where(stable, 1 - (1 - rho) * (1 - p_admit), 1.0)

@@ -469,6 +469,7 @@ def _confirm_finalists(owned: list[Option], cat: Catalog, s: Scenario, rejected:
                 owned.remove(o)
                 if twin is not None:  # the layout's other attention arrangement, set aside for it, is back
                     rejected.remove(twin[1])
+                    _latency_at_peak(twin[0], cat)  # its figures at the peak, as every ranked option has
                     owned.append(twin[0])
             elif twin is not None:  # the simulator may have added replicas: the figures the rejection quotes
                 twin[1].reasons[0] = superseded(o, twin[0])
