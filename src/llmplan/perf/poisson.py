@@ -415,14 +415,17 @@ def _share_above(k: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.ndarray, svc: np.ndarray,
-              ttft_k: np.ndarray, stable: np.ndarray):
+              ttft_k: np.ndarray, stable: np.ndarray, own_k: tuple[np.ndarray, ...] | None = None):
     """P(TTFT > t) as a function of t (R,): the TTFT without the wait `ttft_k` (R, Q over the prompt lengths)
     plus the wait. P(wait > 0) = 1 − (1 − ρ)(1 − P(admission wait)); given a wait, its mean m1 (`wq_all`: the
     prompt queue's `wq` and the admission wait) and a shape that goes from light to heavy traffic: the residual
     S_e of the prompt in service (P(S_e > u) = E[(S − u)⁺] / E[S], scaled to the mean: in light traffic one
     waits for the prompt being prefilled, so a heavy prompt tail gives the wait a heavy tail) with weight
     (1 − ρ) × the prompt queue's share of the wait, an exponential (heavy traffic, and the admission wait) with
-    the rest; and at least the single big jump of a heavy-tailed prompt queue (a long prompt that arrived y
+    the rest. Without a wait, the prompt's own TTFT is over t in the share of its bin :func:`_share_above` gives;
+    `own_k` (P(alone), own TTFT alone, own TTFT with co-batched prompts), each (R, Q), splits it: the prompts
+    that arrive meanwhile share its last step or none does, and a mean of the two would put a whole bin near
+    the limit on one side; and at least the single big jump of a heavy-tailed prompt queue (a long prompt that arrived y
     before still holds u of work when S > u + (1 − ρ) y: λ ∫ P(S > u + (1 − ρ) y) dy = ρ / (1 − ρ) P(S_e > u)
     such prompts on average, so P(wait > u) ≈ 1 − exp(−ρ / (1 − ρ) P(S_e > u)) for large u (Pakes–Veraverbeke:
     the drift (1 − ρ) y is an average, so not a strict bound); an asymptote, taken at most
@@ -435,7 +438,11 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
     es_f = np.maximum(_wmean(svc_f), 1e-300)
     residual_scale = _wmean(svc_f ** 2) / (2 * es_f) / m1_safe  # E[S_e] / m1
     residual = _residual_tail(svc_f, es_f)
-    own = _share_above(ttft_k[:, None, :])  # (R, 1, Q): its bins' shares over t, for (R, K, 1) times
+    if own_k is None:
+        own_k = (np.ones_like(ttft_k), ttft_k, ttft_k)
+    alone = own_k[0][:, None, :]
+    # (2, R, 1, Q): its bins' shares over t alone and with co-batched prompts, for (R, K, 1) times (one call)
+    own = _share_above(np.stack([own_k[1], own_k[2]])[:, :, None, :])
     w_residual = np.where(stable, (1 - rho) * np.where(wq_all > 0, wq / np.maximum(wq_all, 1e-300), 0.0), 0.0)
     jumps = np.where(stable, rho / np.maximum(1 - rho, 1e-9), 0.0)  # (R, 1): ρ / (1 − ρ)
     at_mean = pw * (w_residual * residual(np.where(stable, _wmean(svc_f ** 2) / (2 * es_f), 0.0))
@@ -453,8 +460,10 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
                  + (1 - wr) * np.exp(-np.minimum(gap / m, 700.0)))
         big = 1 - np.exp(-jr * residual(gap.reshape(len(gap), -1)).reshape(gap.shape))  # one big jump
         w = np.maximum(w, np.minimum(big, cap))
-        sh = own(tt if two else tt[:, None]).reshape(gap.shape)
-        w = np.where(sh >= 1.0, 1.0, np.minimum(w + (1 - p) * sh, 1.0))  # a bin wholly over t: 1 exactly
+        s_alone, s_with = own((tt if two else tt[:, None])[None])
+        sh = (alone * s_alone + (1 - alone) * s_with).reshape(gap.shape)
+        whole = ((s_alone >= 1.0) & (s_with >= 1.0)).reshape(gap.shape)
+        w = np.where(whole, 1.0, np.minimum(w + (1 - p) * sh, 1.0))  # a bin wholly over t: 1 exactly
         return np.where(stable if two else stable[:, 0], w @ WEIGHTS, 1.0)
 
     return tail
@@ -498,13 +507,14 @@ def _jump_tail(lam, steps, added, rho_a, tpot_mean, stable):
 
     def tail(t):  # t: (R, 1), or one rate's (K, 1) times -> (R or K, Qo)
         n = len(t)
-        ti = np.broadcast_to(t_i, (n,) + t_i.shape[1:])
-        k = (ti < t[:, :, None]).sum(-1)  # (n, Qo): the jumps too small to reach t
-        lo, hi = np.maximum(k - 1, 0)[..., None], np.minimum(k, q - 1)[..., None]
-        t0, t1 = np.take_along_axis(ti, lo, -1)[..., 0], np.take_along_axis(ti, hi, -1)[..., 0]
+        k = (t_i < t[:, :, None]).sum(-1)  # (n, Qo): the jumps too small to reach t
+        lo, hi = np.maximum(k - 1, 0), np.minimum(k, q - 1)
+        rows = np.arange(n)[:, None] if len(t_i) == n else np.zeros((n, 1), dtype=int)  # one rate: K times
+        cols = np.arange(t_i.shape[1])[None, :]
+        t0, t1 = t_i[rows, cols, lo], t_i[rows, cols, hi]
         f = np.where(t1 > t0, (t - t0) / np.where(t1 > t0, t1 - t0, 1.0), 0.0)
-        ls = log_surv[lo[..., 0]] + f * (log_surv[hi[..., 0]] - log_surv[lo[..., 0]])
-        r = np.take_along_axis(np.broadcast_to(rate_i, (n,) + rate_i.shape[1:]), hi, -1)[..., 0]
+        ls = log_surv[lo] + f * (log_surv[hi] - log_surv[lo])
+        r = rate_i[rows, cols, hi]
         p = 1 - np.exp(-r * np.exp(ls))
         # an exceedance beyond the mean (below it, the many small jumps together are the gamma's body)
         below = t < np.broadcast_to(np.where(stable, tpot_mean, np.inf), (n, 1))
@@ -576,8 +586,15 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     x_mean = float(x[0] @ WEIGHTS)
     per_token = es / max(x_mean * (1 - prefix_share), 1.0)
     room = np.maximum(chunk - np.mod(x * (1 - prefix_share), chunk), 0.0)
-    co = np.minimum(room, lam * x_mean * (1 - prefix_share) * (np.where(stable, wq, 0.0) + svc)) * per_token
+    arrivals = lam * (np.where(stable, wq, 0.0) + svc)  # (R, Q): prompts expected while it waits and prefills
+    tokens = x_mean * (1 - prefix_share)
+    co = np.minimum(room, arrivals * tokens) * per_token
     ttft_k = svc + co + e.request_overhead_s  # (R, Q): without the wait
+    # the co-batched work is there or not: none arrives with probability e^−arrivals (the prompt's last step is
+    # its own); given one or more, they bring arrivals × tokens / (1 − e^−arrivals) on average, up to the room
+    alone = np.exp(-arrivals)
+    with_co = np.minimum(room, arrivals * tokens / np.maximum(1 - alone, 1e-300)) * per_token
+    own_k = (alone, svc + e.request_overhead_s, svc + with_co + e.request_overhead_s)
     # a request holds a sequence slot and its KV blocks from admission to its last token: when none is free it
     # waits before its prompt queues (:func:`_admission_wait`); the two waits add
     p_admit, ws, admit_ok = _admission_wait(
@@ -587,7 +604,7 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     stable = stable & admit_ok
     tpot_mean = np.where(stable, tpot_mean, np.inf)
     wq_all = np.where(stable, wq + ws, np.inf)
-    ttft_tail = _ttft_tail(rho, wq, wq_all, p_admit, svc, ttft_k, stable)
+    ttft_tail = _ttft_tail(rho, wq, wq_all, p_admit, svc, ttft_k, stable, own_k)
 
     tpot_tail, sd = _tpot_tails(s, m, e, lam, c, ctx, x, o, added, rho_a, slope, tpot_mean, stable)
     ttft_mean = np.where(stable, wq_all + _wmean(ttft_k), np.inf)
