@@ -407,3 +407,38 @@ def test_prompt_queue_wait_tail_against_a_monte_carlo_of_the_queue(rho_v):
     t = np.geomspace(1e-3, 60, 200)
     p = np.array([float(tail(np.array([v]))[0]) for v in t])
     assert (np.diff(p) <= 1e-12).all()  # a tail: never rising
+
+
+def test_co_batched_prompts_arrive_or_not_so_a_bins_own_ttft_is_split():
+    """Prompts that arrive while a prompt waits and prefills share its last step, or none does (probability
+    e^−n): its own TTFT is the one alone or the one with their work, not their mean for every prompt. With no
+    wait, a limit between the two is passed by the prompts that ran alone and missed by the others; the mean
+    (1.0 s here) had put all of them on one side."""
+    from llmplan.perf.poisson import _ttft_tail
+
+    alone, k0, k1 = 0.7, 0.9, 0.9 + 0.1 / 0.3  # mean own TTFT 1.0 s
+    ones = np.ones((1, QUAD))
+    tail = _ttft_tail(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), 0.5 * ones,
+                      1.0 * ones, np.array([[True]]), (alone * ones, k0 * ones, k1 * ones))
+    assert float(tail(np.array([0.8]))[0]) == pytest.approx(1.0)
+    assert float(tail(np.array([1.1]))[0]) == pytest.approx(1 - alone, abs=1e-12)  # the mean: 0
+    assert float(tail(np.array([0.95]))[0]) == pytest.approx(1 - alone, abs=1e-12)  # the mean: 1
+    assert float(tail(np.array([1.3]))[0]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_only_prompts_queued_when_its_last_step_forms_share_it():
+    """A step is formed when the previous one ends: a prompt arriving during a prompt's own (last) chunk step
+    waits for the next. So with no wait a one-chunk prompt runs alone, and a two-chunk prompt shares its last step
+    with those that came during its first chunk (λ × half its prefill expected)."""
+    from llmplan.perf.poisson import _own_ttft
+
+    lam, wq, svc, es = np.array([[2.0]]), np.zeros((1, 1)), np.full((1, QUAD), 0.5), np.array([[0.25]])
+    x = np.full((1, QUAD), 1000.0)
+    stable = np.array([[True]])
+    mean, (alone, k0, k1) = _own_ttft(lam, wq, svc, np.ones((1, QUAD)), es, x, 8192.0, 0.0, 0.01, stable)
+    assert np.allclose(alone, 1.0) and np.allclose(mean, 0.51) and np.allclose(k0, 0.51)
+    mean, (alone, k0, k1) = _own_ttft(lam, wq, svc, np.full((1, QUAD), 2.0), es, x, 8192.0, 0.0, 0.01, stable)
+    assert np.allclose(alone, np.exp(-2.0 * 0.25))  # λ × (n − 1) / n × the prefill
+    per_token = 0.25 / 1000
+    assert np.allclose(mean, 0.51 + 2.0 * 0.25 * 1000 * per_token)
+    assert np.allclose(k1, 0.51 + 2.0 * 0.25 * 1000 / (1 - np.exp(-0.5)) * per_token)

@@ -555,6 +555,24 @@ def _answer_start_tails(ttft_tail, thinking: np.ndarray | None, tpot_mean: np.nd
     return (lambda t: either(np.full_like(t, np.inf), t)), either
 
 
+def _own_ttft(lam, wq, svc, n, es, x, chunk: float, prefix_share: float, overhead, stable):
+    """A prompt's TTFT without the wait, (R, Q) over the prompt lengths `x`: its prefill `svc` (`n` chunks), the
+    request overhead, and the prompts queued behind it when its last chunk's step is formed (those that arrived
+    while it waited and during its first n − 1 chunk steps; one arriving during a step waits for the next), which
+    share that step up to the budget. Returns (the mean, (P(none does), the TTFT alone, the TTFT with them given
+    one or more)): they are there or not, and a mean for every prompt would put a whole bin near a limit on one
+    side."""
+    x_mean = float(x[0] @ WEIGHTS)
+    tokens = x_mean * (1 - prefix_share)
+    per_token = es / max(tokens, 1.0)
+    room = np.maximum(chunk - np.mod(x * (1 - prefix_share), chunk), 0.0)
+    arrivals = lam * (np.where(stable, wq, 0.0) + svc * (n - 1) / np.maximum(n, 1.0))  # (R, Q)
+    mean = svc + np.minimum(room, arrivals * tokens) * per_token + overhead
+    alone = np.exp(-arrivals)
+    with_co = np.minimum(room, arrivals * tokens / np.maximum(1 - alone, 1e-300)) * per_token
+    return mean, (alone, svc + overhead, svc + with_co + overhead)
+
+
 def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengths, output_lengths, chunk: float,
                     limit: float, limits_s: dict[str, float] | None = None,
                     percentiles: tuple[int, ...] = (50, 95, 99), max_context: float = np.inf,
@@ -582,19 +600,7 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     stable = (rho < 1) & (rho_a < 1) & within
     wq = np.where(stable, lam * es2 / np.maximum(2 * (1 - rho), 1e-12), np.inf)
     tpot_mean = np.where(stable, tau / np.maximum(1 - rho_a, 1e-9), np.inf)
-    # the prompts that arrive while a prompt waits and is prefilled share its last step, up to the budget
-    x_mean = float(x[0] @ WEIGHTS)
-    per_token = es / max(x_mean * (1 - prefix_share), 1.0)
-    room = np.maximum(chunk - np.mod(x * (1 - prefix_share), chunk), 0.0)
-    arrivals = lam * (np.where(stable, wq, 0.0) + svc)  # (R, Q): prompts expected while it waits and prefills
-    tokens = x_mean * (1 - prefix_share)
-    co = np.minimum(room, arrivals * tokens) * per_token
-    ttft_k = svc + co + e.request_overhead_s  # (R, Q): without the wait
-    # the co-batched work is there or not: none arrives with probability e^−arrivals (the prompt's last step is
-    # its own); given one or more, they bring arrivals × tokens / (1 − e^−arrivals) on average, up to the room
-    alone = np.exp(-arrivals)
-    with_co = np.minimum(room, arrivals * tokens / np.maximum(1 - alone, 1e-300)) * per_token
-    own_k = (alone, svc + e.request_overhead_s, svc + with_co + e.request_overhead_s)
+    ttft_k, own_k = _own_ttft(lam, wq, svc, n, es, x, chunk, prefix_share, e.request_overhead_s, stable)
     # a request holds a sequence slot and its KV blocks from admission to its last token: when none is free it
     # waits before its prompt queues (:func:`_admission_wait`); the two waits add
     p_admit, ws, admit_ok = _admission_wait(
