@@ -442,3 +442,20 @@ def test_only_prompts_queued_when_its_last_step_forms_share_it():
     per_token = 0.25 / 1000
     assert np.allclose(mean, 0.51 + 2.0 * 0.25 * 1000 * per_token)
     assert np.allclose(k1, 0.51 + 2.0 * 0.25 * 1000 / (1 - np.exp(-0.5)) * per_token)
+
+
+def test_a_prompt_of_n_chunks_stalls_a_short_answer_by_one_chunk_a_step():
+    """A prompt prefilled in n chunks adds a_i / n to each of n steps: an answer of fewer steps meets at most that
+    many of them, so its TPOT rises by a_i / max(steps, n), not a_i / steps (the whole prompt in two tokens)."""
+    from llmplan.perf.poisson import _jump_tail
+
+    lam, rho_a, tpot_mean, stable = np.array([[0.5]]), np.array([[0.2]]), np.array([[0.02]]), np.array([[True]])
+    added = np.geomspace(0.001, 2.0, QUAD)[None, :]  # seconds a prompt adds to the decodes, rising with its length
+    steps = np.array([[2.0, 500.0]])  # a 3-token answer and a long one
+    whole = _jump_tail(lam, steps, added, rho_a, tpot_mean, stable)
+    chunked = _jump_tail(lam, steps, added, rho_a, tpot_mean, stable, np.full((1, QUAD), 8.0))
+    for t in (0.0201, 0.05, 0.2):  # above the 20 ms mean
+        assert float(chunked(np.array([[t]]))[0, 0]) < 0.5 * float(whole(np.array([[t]]))[0, 0])  # a chunk a step
+    t = np.array([[0.0201]])
+    assert float(whole(t)[0, 1]) > 0  # the long answer: 500 steps meet every chunk, unchanged
+    assert float(chunked(t)[0, 1]) == pytest.approx(float(whole(t)[0, 1]), rel=1e-12)

@@ -470,7 +470,7 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
 
 
 def _tpot_tails(s: StageShape, m: Machine, e: Efficiency, lam, c, ctx: float, x, o, added, rho_a, slope, tpot_mean,
-                stable):
+                stable, chunks=None):
     """P(TPOT > t) over the requests (:func:`_tpot_tail`) and the standard deviation at each answer length: the
     spread of :func:`_tpot_spread` (its context term from the step time's cost per context token at the
     solution's concurrency, a 10 % longer context), its tail a shifted gamma, and at least the chance that one
@@ -482,11 +482,12 @@ def _tpot_tails(s: StageShape, m: Machine, e: Efficiency, lam, c, ctx: float, x,
     ctx_slope = (both[:, 1:] - both[:, :1]) / (0.1 * max(ctx, 1.0) * c_safe)
     sd, skew = _tpot_spread(lam, d, steps, _wmean(added ** 2), _wmean(added ** 3), rho_a, slope, stable,
                             np.maximum(ctx_slope, 0.0), _context_variance(x[0], o))
-    gamma, jump = _skewed_tail(tpot_mean, sd, skew), _jump_tail(lam, steps, added, rho_a, tpot_mean, stable)
+    gamma, jump = _skewed_tail(tpot_mean, sd, skew), _jump_tail(lam, steps, added, rho_a, tpot_mean, stable,
+                                                                    chunks)
     return _tpot_tail(lambda t: np.maximum(gamma(t), jump(t)), o, stable), sd
 
 
-def _jump_tail(lam, steps, added, rho_a, tpot_mean, stable):
+def _jump_tail(lam, steps, added, rho_a, tpot_mean, stable, chunks=None):
     """P(TPOT > t) from one prompt alone: the time prompts add to the decodes is heavy-tailed (a prompt's
     attention grows with its square), and a sum of such terms exceeds a high level through its largest (the
     single big jump of subexponential sums), which a moment-matched gamma misses. Given a jump ΔS = a_i (the
@@ -500,7 +501,11 @@ def _jump_tail(lam, steps, added, rho_a, tpot_mean, stable):
     add = np.maximum.accumulate(np.where(stable, added, 0.0), axis=-1)  # (R, Qx)
     load = lam * add * WEIGHTS
     rest = np.maximum(1 - (np.cumsum(load, -1) - load), 1e-9)  # 1 − ρ_<i (R, Qx)
-    t_i = (tau[:, :, None] + add[:, None, :] / steps[:, :, None]) / rest[:, None, :]  # (R, Qo, Qx), rising in i
+    # a prompt of n chunks adds its time over n steps: an answer of fewer steps meets at most that many of them,
+    # a_i / n_i a step, so a_i / max(steps, n_i) a token (`chunks`: n_i, (R, Qx); None: every prompt one step)
+    per = steps[:, :, None] if chunks is None else np.maximum(steps[:, :, None], np.asarray(chunks)[:, None, :])
+    t_i = (tau[:, :, None] + add[:, None, :] / per) / rest[:, None, :]  # (R, Qo, Qx)
+    t_i = np.maximum.accumulate(t_i, axis=-1)  # rising in i (a chunk boundary can dip it)
     rate_i = np.where(stable, lam, 0.0)[:, :, None] * steps[:, :, None] * tau[:, :, None] / rest[:, None, :]
     log_surv = np.log(1 - (P_EDGES[:-1] + P_EDGES[1:]) / 2)
     q = len(log_surv)
@@ -612,7 +617,7 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     wq_all = np.where(stable, wq + ws, np.inf)
     ttft_tail = _ttft_tail(rho, wq, wq_all, p_admit, svc, ttft_k, stable, own_k)
 
-    tpot_tail, sd = _tpot_tails(s, m, e, lam, c, ctx, x, o, added, rho_a, slope, tpot_mean, stable)
+    tpot_tail, sd = _tpot_tails(s, m, e, lam, c, ctx, x, o, added, rho_a, slope, tpot_mean, stable, n)
     ttft_mean = np.where(stable, wq_all + _wmean(ttft_k), np.inf)
     e2e_k = np.where(stable, np.where(stable, ttft_mean, 0.0) + np.maximum(o - 1, 0.0)[None, :]
                      * np.where(stable, tpot_mean, 0.0), np.inf)  # (R, Q) over answer lengths
