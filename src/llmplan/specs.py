@@ -161,6 +161,13 @@ class Deployment:
     estimates: tuple[str, ...] = ()  # facts used that are labelled estimates, each with its range and basis
 
 
+def offers_dp_attention(engine: Engine, model: Model, tp: int) -> bool:
+    """Whether the engine (as this version ships) can run this model's attention data-parallel over a TP group of
+    `tp` GPUs: it has the option, for this kind of attention, and there is a group to spread the sequences over."""
+    ex = engine.execution
+    return bool(ex.dp_attention_option) and tp > 1 and (not ex.dp_attention_mla_only or model.mla is not None)
+
+
 def with_dp_attention(engine: Engine, wanted: bool | None, layout: Layout, cat: Catalog, model: Model) -> Engine:
     """The engine with data-parallel attention on or off as asked (None: its default). An engine (or engine version)
     without the option, one that offers it only for MLA models given another, or a layout without a TP group to

@@ -160,7 +160,7 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     ep = _i(row.get("ep"))
     if ep and ep > 1:
         req = req.model_copy(update={"ep": ep})
-    from ..specs import row_engine_version, with_dp_attention
+    from ..specs import offers_dp_attention, row_engine_version, with_dp_attention
 
     hint = row_engine_version(notes)  # the engine version (or date) the row ran: its profile's defaults
     try:
@@ -180,9 +180,7 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
     if fa is not None and fa != d.engine.execution.flash_attention:  # the run's own -fa, over the profile's default
         ex = d.engine.execution.model_copy(update={"flash_attention": fa})
         d = dataclasses.replace(d, engine=d.engine.model_copy(update={"execution": ex}))
-    ex = d.engine.execution
-    if _DP_ATTENTION.search(notes) and ex.dp_attention_option and d.layout.tp > 1 and (
-            not ex.dp_attention_mla_only or d.model.mla is not None):  # the run's own flag
+    if _DP_ATTENTION.search(notes) and offers_dp_attention(d.engine, d.model, d.layout.tp):  # the run's own flag
         d = dataclasses.replace(d, engine=with_dp_attention(d.engine, True, d.layout, cat, d.model))
     um = _UBATCH.search(notes)
     flags = engine_flags(notes, d.engine)

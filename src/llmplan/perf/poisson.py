@@ -436,7 +436,8 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
     m1_safe = np.maximum(m1, 1e-300)
     svc_f = np.where(stable, svc, 0.0)
     es_f = np.maximum(_wmean(svc_f), 1e-300)
-    residual_scale = _wmean(svc_f ** 2) / (2 * es_f) / m1_safe  # E[S_e] / m1
+    es_e = _wmean(svc_f ** 2) / (2 * es_f)  # E[S_e], the mean residual of the prompt in service
+    residual_scale = es_e / m1_safe
     residual = _residual_tail(svc_f, es_f)
     if own_k is None:
         own_k = (np.ones_like(ttft_k), ttft_k, ttft_k)
@@ -445,7 +446,7 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
     own = _share_above(np.stack([own_k[1], own_k[2]])[:, :, None, :])
     w_residual = np.where(stable, (1 - rho) * np.where(wq_all > 0, wq / np.maximum(wq_all, 1e-300), 0.0), 0.0)
     jumps = np.where(stable, rho / np.maximum(1 - rho, 1e-9), 0.0)  # (R, 1): ρ / (1 − ρ)
-    at_mean = pw * (w_residual * residual(np.where(stable, _wmean(svc_f ** 2) / (2 * es_f), 0.0))
+    at_mean = pw * (w_residual * residual(np.where(stable, es_e, 0.0))
                     + (1 - w_residual) * math.exp(-1.0))  # the mixture at m1 (the residual there: at E[S_e])
 
     def tail(t: np.ndarray) -> np.ndarray:  # t: (R,), or (R, K): K times at each rate

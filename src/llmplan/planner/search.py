@@ -38,7 +38,7 @@ from ..serving.workload import (
     thinking_of,
     thinks,
 )
-from ..specs import Deployment, FitRequest, hardware_plugin, resolve, weight_only_kernel
+from ..specs import Deployment, FitRequest, hardware_plugin, offers_dp_attention, resolve, weight_only_kernel
 from ..units import fmt_sig
 from . import policy as pol
 from . import quality as qual
@@ -649,9 +649,8 @@ DP_ATTENTION = ":dp-attention"  # the option id's suffix where attention runs da
 def dp_attention_twin(eng: Engine, m: Model, tp: int) -> bool:
     """Whether the planner also sizes this layout with data-parallel attention: the engine offers it without
     running it by default, and the TP group replicates KV (an MLA latent, or fewer KV heads than GPUs)."""
-    ex = eng.execution
-    return bool(ex.dp_attention_option) and not ex.dp_attention and tp > 1 and (
-        m.mla is not None or (tp > m.num_kv_heads and not ex.dp_attention_mla_only))
+    return offers_dp_attention(eng, m, tp) and not eng.execution.dp_attention and (m.mla is not None
+                                                                                  or tp > m.num_kv_heads)
 
 
 def _dp_attention_variant(plain: Option | None, c: Candidate, tp: int, s: Scenario, cat: Catalog, peak: float,
