@@ -310,7 +310,7 @@ def test_dp_attention_as_each_sglang_version_had_it(cat):
     from llmplan.planner.search import dp_attention_twin
     from llmplan.specs import select_profile
 
-    with pytest.raises(LayoutError, match="sglang 0.3 .*has no data-parallel attention"):
+    with pytest.raises(LayoutError, match="sglang 0.3 .*has no data-parallel attention: it came in a later version"):
         resolve(FitRequest(model="deepseek-ai/DeepSeek-V3", gpu="h200", tp=8, precision="fp8", engine="sglang@0.3",
                            dp_attention=True), cat)
     with pytest.raises(LayoutError, match="only for multi-head latent attention"):

@@ -750,3 +750,13 @@ def test_dp_attention_decode_with_fewer_sequences_than_gpus_reads_a_whole_sequen
     assert tp.step(8, 800_000) - tp.step(8, 0) == pytest.approx(8 * one, rel=1e-9)
     # the simulator's decode runs (closed-form sums) charge the same
     assert dp.stretch(1, 100_000, 3) == pytest.approx(sum(dp.step(1, 100_000 + j) for j in range(3)), rel=1e-9)
+
+
+def test_estimate_says_when_dp_attentions_per_rank_chunk_is_not_modelled():
+    def notes(i):
+        return estimate(EstimateRequest(model="deepseek-ai/DeepSeek-V3", gpu="h200", tp=8, precision="fp8",
+                                        engine="sglang", input_tokens=i, output_tokens=200, concurrency=64,
+                                        dp_attention=True), CAT).notes
+
+    assert any(n.startswith("not modelled: sglang gives each of the 8 attention ranks 1/8") for n in notes(4000))
+    assert not any(n.startswith("not modelled") for n in notes(800))  # within a rank's 1,024 tokens

@@ -1112,3 +1112,15 @@ def test_the_web_search_budget_counts_the_dp_attention_twins(cat):
     tps = [t for t in TP_CHOICES if t <= 8]
     twins = len([t for t in tps if t > 1])  # an MLA model: every TP group replicates its latent cache
     assert search_size(s, cat) == (len(tps) + twins) * len(candidate_formats(cat.engine("sglang"), s, cat))
+
+
+def test_dp_attention_is_not_sized_where_its_per_rank_prefill_chunk_matters(results):
+    """SGLang gives each attention rank 1/TP of the prefill chunk and prefills the ranks' prompts together; the
+    speed model runs a prompt's whole chunk on one GPU, which understates DP attention once prompts are longer than
+    the rank's share. With moe-public-service's prompts (p95 8,000 tokens, 1,024 a rank at TP 8) the planner does
+    not size the twin (it had priced DeepSeek-V3 on 8 x MI300X with it at 25 replicas against 2), and says why."""
+    why = {x["option"]: x["reasons"][0] for x in results["moe-public-service"]["rejected"]}
+    dp = why["deepseek-ai/DeepSeek-V3:fp8:mi300x:sglang:tp8:dp-attention"]
+    assert dp.startswith("not sized: sglang gives each of the 8 attention ranks 1/8 of the prefill chunk")
+    assert "p95 prompt is 8,000 tokens" in dp
+    assert not any(r.startswith("superseded") for o, r in why.items() if o.endswith(":dp-attention"))

@@ -168,6 +168,16 @@ def offers_dp_attention(engine: Engine, model: Model, tp: int) -> bool:
     return bool(ex.dp_attention_option) and tp > 1 and (not ex.dp_attention_mla_only or model.mla is not None)
 
 
+def dp_attention_unmodelled(d: Deployment, chunk: int) -> str:
+    """What the speed model leaves out of data-parallel attention with a prefill budget of `chunk` tokens, in words
+    (the planner's and estimate's)."""
+    tp = d.layout.tp
+    return (f"{d.engine.id} gives each of the {tp} attention ranks 1/{tp} of the prefill chunk ({chunk // tp:,} of "
+            f"{chunk:,} tokens) and prefills the ranks' prompts together; the speed model runs a prompt's whole chunk "
+            "on the one GPU that holds it, which understates data-parallel attention at load once prompts are longer "
+            f"than {chunk // tp:,} tokens")
+
+
 def with_dp_attention(engine: Engine, wanted: bool | None, layout: Layout, cat: Catalog, model: Model) -> Engine:
     """The engine with data-parallel attention on or off as asked (None: its default). An engine (or engine version)
     without the option, one that offers it only for MLA models given another, or a layout without a TP group to
@@ -175,10 +185,13 @@ def with_dp_attention(engine: Engine, wanted: bool | None, layout: Layout, cat: 
     if wanted is None or (not wanted and not engine.execution.dp_attention):
         return engine
     if wanted and not engine.execution.dp_attention and not engine.execution.dp_attention_option:
-        able = ", ".join(f"{e.id} ({e.execution.dp_attention_option})" for e in cat.engines
-                         if e.execution.dp_attention_option) or "no engine in the catalog"
+        able = [e for e in cat.engines if e.execution.dp_attention_option]
+        if any(e.id == engine.id for e in able):  # an older version of an engine whose newest has it
+            raise LayoutError(f"{engine.id} {engine.version or ''} has no data-parallel attention: it came in a later "
+                              f"version; use --engine {engine.id} (the newest) or leave --dp-attention out")
+        names = ", ".join(f"{e.id} ({e.execution.dp_attention_option})" for e in able) or "no engine in the catalog"
         raise LayoutError(f"{engine.id} {engine.version or ''} has no data-parallel attention in the catalog "
-                          f"(execution.dp_attention_option); engines with it: {able}")
+                          f"(execution.dp_attention_option); engines with it: {names}")
     if wanted and engine.execution.dp_attention_mla_only and model.mla is None:
         raise LayoutError(f"{engine.id} {engine.version or ''} runs data-parallel attention only for multi-head latent "
                           f"attention (DeepSeek-style) models, and {model.id} has none; use a newer version "

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..catalog import Catalog
 from ..memory.fit import dp_attention
 from ..memory.fit import fit as memory_fit
-from ..specs import MIN_RATE_PER_S, Cli, FitRequest, resolve
+from ..specs import MIN_RATE_PER_S, Cli, FitRequest, dp_attention_unmodelled, resolve
 from ..units import fmt_sig
 from .efficiency import deployment_efficiency
 from .intervals import entry_scale, interval
@@ -300,6 +300,9 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
     notes = _notes(
         d, mem, level, cal, widen, load, sat_info, mach.flops_ratio != 1.0 or is_dequant(d.weight_format, dtype)
     )
+    if dp_attention(d) and i > settings_chunk // d.layout.tp:
+        notes.append(f"not modelled: {dp_attention_unmodelled(d, int(settings_chunk))} (this prompt: {i:,.0f}); "
+                     "with several such prompts in flight, measure it")
     return EstimateReport(
         model=d.model_source, gpu=d.accelerator.id, engine=d.engine.id, engine_profile=d.engine_profile,
         precision=d.weight_format.id, kv_precision=d.kv_format.id, compute_dtype=dtype, num_gpus=d.layout.num_gpus,

@@ -38,7 +38,15 @@ from ..serving.workload import (
     thinking_of,
     thinks,
 )
-from ..specs import Deployment, FitRequest, hardware_plugin, offers_dp_attention, resolve, weight_only_kernel
+from ..specs import (
+    Deployment,
+    FitRequest,
+    dp_attention_unmodelled,
+    hardware_plugin,
+    offers_dp_attention,
+    resolve,
+    weight_only_kernel,
+)
 from ..units import fmt_sig
 from . import policy as pol
 from . import quality as qual
@@ -665,6 +673,12 @@ def _dp_attention_variant(plain: Option | None, c: Candidate, tp: int, s: Scenar
                                dp_attention=True), cat)
     except LlmplanError as exc:
         rejected.append(Rejection(f"{c.base_id}:tp{tp}{DP_ATTENTION}", [f"layout: {exc}"]))
+        return plain
+    long_prompt = c.w.lengths("input").p95 or c.w.lengths("input").mean
+    if long_prompt > d.engine.defaults.max_num_batched_tokens // tp:  # see dp_attention_unmodelled
+        rejected.append(Rejection(f"{c.base_id}:tp{tp}{DP_ATTENTION}", [
+            f"not sized: {dp_attention_unmodelled(d, d.engine.defaults.max_num_batched_tokens)}, and this "
+            f"workload's p95 prompt is {long_prompt:,.0f} tokens; measure it (the layout without it is sized)"]))
         return plain
     dp = _layout(c, tp, d, s, cat, peak, rate_h, tokens_h, f, rejected, DP_ATTENTION)  # its own reasons, if any
     if dp is None:
