@@ -43,6 +43,14 @@ def test_fit_json_does_not_fit(capsys):
     assert r["per_gpu_required_bytes"] > r["per_gpu_capacity_bytes"]
 
 
+def test_fit_headroom_keeps_its_sign_when_something_else_does_not_fit(capsys):
+    # 8B on an 80 GB H100 has memory to spare at 200,000 tokens; it is the model's 131,072-token window that fails
+    code, out, _ = run(capsys, "fit", "llama-3.1-8b", "--gpu", "h100-sxm", "--context", "200000")
+    assert code == 0 and "DOES NOT FIT" in out and "131,072-token maximum" in out
+    line = next(ln for ln in out.splitlines() if "headroom" in ln)
+    assert "headroom -" not in line, line
+
+
 def test_fit_table(capsys):
     code, out, _ = run(capsys, "fit", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "rtx-4090", "--context", "8192")
     assert code == 0

@@ -61,7 +61,8 @@ def print_fit(r: FitReport) -> None:
     con.print(t)
     verdict = "[bold green]FITS[/bold green]" if r.fits else "[bold red]DOES NOT FIT[/bold red]"
     head = fmt_bytes(abs(r.headroom_bytes))
-    con.print(f"{verdict}: headroom {head if r.fits else '-' + head} per GPU. "
+    # the sign is the memory's, not the verdict's: a context past the model's window does not fit with memory to spare
+    con.print(f"{verdict}: headroom {head if r.headroom_bytes >= 0 else '-' + head} per GPU. "
               f"KV pool holds {r.kv_capacity_tokens:,} tokens: {r.max_concurrency:,} sequences of "
               f"{r.context_tokens:,} tokens, or one of up to {r.max_context_tokens:,}.")
     for reason in r.reasons:
