@@ -234,6 +234,24 @@ def test_lognormal_lengths_hit_mean_and_p95():
     assert np.percentile(x, 95) == pytest.approx(3000, rel=0.03)
 
 
+def test_stratified_lengths_hold_the_tail_share_that_independent_draws_leave_to_chance():
+    # 20,000 prompts of mean 1,500 and p95 6,000: the share above the 99.5th percentile is 0.5 % in each
+    # stratified sample (one draw per 1/20,000 of probability), while independent draws scatter it (sd ~0.05 %)
+    w = Lengths(mean=1500, p95=6000)
+    cut = w.quantile(2.5758)  # the 99.5th percentile
+    strat = [np.mean(w.sample(np.random.default_rng(k), 20_000, 10**7, stratified=True) > cut) for k in range(20)]
+    free = [np.mean(w.sample(np.random.default_rng(k), 20_000, 10**7) > cut) for k in range(20)]
+    assert max(abs(s - 0.005) for s in strat) <= 1.5 / 20_000
+    assert np.std(free) > 5 * np.std(strat)
+    x = w.sample(np.random.default_rng(1), 20_000, 10**7, stratified=True)
+    assert np.percentile(x, 95) == pytest.approx(w.quantile(1.6449), rel=0.005)
+    assert not np.all(np.diff(x) >= 0)  # in random order, not sorted by stratum
+    r = generate(Workload(rate_per_s=1.0, input_tokens=w, output_tokens=Lengths(mean=300, p95=900)), CAT, seed=3,
+                 num_requests=1000, stratified=True)
+    assert np.array_equal(r.input_tokens, generate(Workload(rate_per_s=1.0, input_tokens=w, output_tokens=Lengths(
+        mean=300, p95=900)), CAT, seed=3, num_requests=1000, stratified=True).input_tokens)  # seeded
+
+
 def test_requests_per_day_follow_the_profile():
     w = Workload(requests_per_day=48_000, profile="office-hours", input_tokens=100, output_tokens=10)
     reqs = generate(w, CAT, seed=0)

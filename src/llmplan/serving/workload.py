@@ -66,10 +66,18 @@ class Lengths(StrictModel):
         s = self.sigma()
         return self.mean if s == 0 else math.exp(math.log(self.mean) - s * s / 2 + z * s)
 
-    def sample(self, rng: np.random.Generator, n: int, cap: int) -> np.ndarray:
+    def sample(self, rng: np.random.Generator, n: int, cap: int, stratified: bool = False) -> np.ndarray:
+        """`n` lengths, independent draws; `stratified`: one from each of n equal-probability strata, in random
+        order (Latin hypercube: the sample's share of long lengths is the distribution's, where independent draws
+        of a heavy tail leave it to chance)."""
         s = self.sigma()
         if s == 0:
             x = np.full(n, self.mean)
+        elif stratified:
+            from scipy.special import ndtri
+
+            u = (rng.permutation(n) + rng.uniform(size=n)) / max(n, 1)
+            x = np.exp(math.log(self.mean) - s * s / 2 + s * ndtri(u))
         else:
             x = rng.lognormal(math.log(self.mean) - s * s / 2, s, n)
         top = min(cap, self.max) if self.max is not None else cap
@@ -267,13 +275,15 @@ def _arrivals(rng: np.random.Generator, kind: str, rate: float, n: int) -> np.nd
 
 def generate(w: Workload, cat: Catalog, *, seed: int = 0, num_requests: int | None = None,
              duration_s: float | None = None, hours: tuple[int, int] | None = None,
-             max_context: int = 10_000_000, thinks: bool = False) -> Requests:
+             max_context: int = 10_000_000, thinks: bool = False, stratified: bool = False) -> Requests:
     """Requests for a workload: `num_requests` or `duration_s` at a rate; with requests_per_day,
     the day (or the `hours` window [start, end)) under the 24-hour profile. `thinks`: the model thinks
     (:func:`samples_thinking`) and `w` is the workload as stated, its output_tokens the answer: each request
     writes a thinking of w.thinking_tokens and then an answer of w.output_tokens (sampled apart, after the
     prompts and answers, so that a seed gives the same prompts and answers either way), its output their sum
-    and its thinking kept (:class:`Requests`)."""
+    and its thinking kept (:class:`Requests`). `stratified`: lengths one per equal-probability stratum
+    (:meth:`Lengths.sample`), for a measurement that should not hang on how many of a heavy tail's rare long
+    prompts a seed happens to draw."""
     rng = np.random.default_rng(seed)
     if w.trace:
         if thinks:  # a trace's outputs are whole: it does not say how much of each is thinking
@@ -305,9 +315,9 @@ def generate(w: Workload, cat: Catalog, *, seed: int = 0, num_requests: int | No
         arrival = _arrivals(rng, w.arrival, rate, num_requests)
     n = len(arrival)
     _check_count(n)
-    inp = w.lengths("input").sample(rng, n, max_context)
-    out = w.lengths("output").sample(rng, n, max_context)
-    thinking = w.lengths("thinking").sample(rng, n, max_context) if thinks else None
+    inp = w.lengths("input").sample(rng, n, max_context, stratified)
+    out = w.lengths("output").sample(rng, n, max_context, stratified)
+    thinking = w.lengths("thinking").sample(rng, n, max_context, stratified) if thinks else None
     if thinking is not None:
         out = out + thinking
     out = np.minimum(out, np.maximum(max_context - inp, 1))
