@@ -18,6 +18,7 @@ from llmplan.planner import load_scenario, parse_scenario
 from llmplan.planner import policy as pol
 from llmplan.planner.report import explain, pareto, run, text
 from llmplan.planner.scenario import Policy
+from llmplan.planner.search import ranking_cost, stops_with_gpu_failure
 from llmplan.planner.serve_config import serve_command
 from llmplan.serving.api import ServeRequest, simulate
 from llmplan.specs import FitRequest, resolve
@@ -259,23 +260,25 @@ def test_ranking_and_pareto(results):
         if not ranked:
             continue
         tol, res = r["ranking"]["cost_tolerance_pct"], r["ranking"]["resolution"]
-        limit = min(o.tco_usd for o in ranked) * (1 + tol / 100)
-        inside = [o for o in ranked if o.tco_usd <= limit]
+        cost = {o.id: ranking_cost(o, r["ranking"]["failure_tie_pct"]) for o in ranked}  # the TCO, or 1 % more
+        limit = min(cost.values()) * (1 + tol / 100)
+        inside = [o for o in ranked if cost[o.id] <= limit]
         assert ranked[:len(inside)] == inside, name  # the tolerance band first
-        rest = ranked[len(inside):]
-        assert [o.tco_usd for o in rest] == sorted(o.tco_usd for o in rest), name  # then by TCO
+        rest = [cost[o.id] for o in ranked[len(inside):]]
+        assert rest == sorted(rest), name  # then by cost
         known = [o for o in inside if o.quality_score is not None]
         assert inside[:len(known)] == known, name  # unknown quality after known within the band
         for i, a in enumerate(known):  # a later option is never better by more than the resolution
             assert all(b.quality_score <= a.quality_score + res for b in known[i + 1:]), (name, a.id)
         front = pareto(ranked)
         q = {o.id: (o.quality_score if o.quality_score is not None else -math.inf) for o in ranked}
-        for o in front:  # nothing strictly better on all three axes
+        stops = {o.id: stops_with_gpu_failure(o) for o in ranked}
+        for o in front:  # nothing strictly better on all four axes
             for p in ranked:
                 better = (p.tco_usd <= o.tco_usd and (p.ttft_p95_ms or math.inf) <= (o.ttft_p95_ms or math.inf)
-                          and q[p.id] >= q[o.id])
+                          and q[p.id] >= q[o.id] and stops[p.id] <= stops[o.id])
                 strictly = (p.tco_usd < o.tco_usd or (p.ttft_p95_ms or math.inf) < (o.ttft_p95_ms or math.inf)
-                            or q[p.id] > q[o.id])
+                            or q[p.id] > q[o.id] or stops[p.id] < stops[o.id])
                 assert not (better and strictly), (name, o.id, p.id)
         if ranked:
             assert ranked[0].id in {o.id for o in front} or ranked[0].deployment == "api"

@@ -199,6 +199,35 @@ def test_rank_rule_on_hand_made_options():
                                                                                 "405b"]
 
 
+def test_an_option_that_survives_a_failed_gpu_wins_a_near_tie():
+    """The same 4-GPU server as two TP-2 replicas (one GPU fails: one replica left, one needed) or one TP-4 replica
+    (the service stops): $44 of energy apart over four years. The one that stops counts quality.failure_tie_pct (1 %)
+    dearer, so the other ranks first; 2 % apart it does not, nor with the rule off. Rented GPUs and options with
+    spares do not stop (no penalty, and they beat a stopping option 0.5 % cheaper); at a tolerance of 0 the band
+    holds the cheapest ranking cost, so the rule holds at its edge too."""
+    from types import SimpleNamespace
+
+    def owned(i: str, tco: float, replicas: int, need: int = 1, mode: str = "none") -> Option:
+        o = _opt(i, tco, 56.3)
+        o.details["replicas_needed"] = need
+        o._ctx["bought"] = {need: SimpleNamespace(purchase=SimpleNamespace(mode=mode, replicas=replicas))}
+        return o
+
+    tp4, tp2 = owned("tp4", 412_820, 1), owned("tp2", 412_864, 2)
+    for tol in (10, 0):
+        assert [o.id for o in rank([tp4, tp2], tol, 1.3, 1.0)] == ["tp2", "tp4"]
+    assert [o.id for o in rank([tp4, tp2], 10, 1.3, 0.0)] == ["tp4", "tp2"]
+    assert [o.id for o in rank([tp4, owned("tp2-dear", 412_820 * 1.02, 2)], 10, 1.3, 1.0)] == ["tp4", "tp2-dear"]
+    spared = owned("n-plus-1", 412_820 * 1.005, 2, mode="n_plus_1")
+    cloud = _opt("cloud", 412_820 * 1.005, 56.3)
+    cloud.deployment = "cloud_gpu"
+    assert [o.id for o in rank([tp4, spared], 10, 1.3, 1.0)] == ["n-plus-1", "tp4"]
+    assert [o.id for o in rank([tp4, cloud], 10, 1.3, 1.0)] == ["cloud", "tp4"]
+    cheap_cloud = _opt("cheap-cloud", 412_000, 56.3)
+    cheap_cloud.deployment = "cloud_gpu"
+    assert [o.id for o in rank([tp2, cheap_cloud], 10, 1.3, 1.0)] == ["cheap-cloud", "tp2"]  # no bonus for surviving
+
+
 def test_much_better_model_within_tolerance_wins_end_to_end(cat):
     """The expert's case: the planner picked a 14B model over a 32B one to save a few hundred dollars."""
     doc = {**BASE, "models": ["Qwen/Qwen2.5-14B-Instruct", "Qwen/Qwen2.5-32B-Instruct"]}

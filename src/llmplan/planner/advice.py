@@ -15,7 +15,7 @@ from ..cost.model import onprem
 from ..cost.ownership import assumption, buy
 from ..errors import LlmplanError
 from ..units import fmt_sig
-from .search import Option, option_load
+from .search import Option, gpu_failure_left, option_load, stops_with_gpu_failure
 
 POLICY_FIELDS = {"deployment": "policy.deployment", "data residency": "policy.data_residency",
                  "hardware vendor": "policy.allow_hardware_vendors / deny_hardware_vendors",
@@ -83,7 +83,7 @@ def _price_slope(o: Option) -> float:
 
 
 def why(rec: Option, ranked: list[Option], references: dict[str, Option | None], rejected: list,
-        tolerance_pct: float, resolution: float, bench_name: str) -> list[str]:
+        tolerance_pct: float, resolution: float, bench_name: str, failure_tie_pct: float) -> list[str]:
     """The deciding reasons, in the order a buyer asks: against the runner-up (cost or quality), against
     cheaper options the policy forbids, and what the SLO excluded."""
     out: list[str] = []
@@ -104,10 +104,17 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
                        f"horizon ({_usd(rec.tco_usd)} against {_usd(ru.tco_usd)})"
                        + (f", at {bench_name} {q_rec:,.1f} against {q_ru:,.1f}"
                           if q_rec is not None and q_ru is not None else "") + ".")
+        elif dc < 0 and stops_with_gpu_failure(ru) and not stops_with_gpu_failure(rec):
+            left, need = gpu_failure_left(ru) or (0, 0)
+            out.append(f"Against the runner-up {ru.id}: {_usd(-dc)} ({_share(-dc, ru.tco_usd)}) dearer over the "
+                       f"horizon ({_usd(rec.tco_usd)} against {_usd(ru.tco_usd)}), but the runner-up stops with one "
+                       f"GPU failed ({left} replica(s) left, {need} needed) and this option does not: within "
+                       f"quality.failure_tie_pct ({failure_tie_pct:g} % of the TCO) that ranks it first.")
         else:
             out.append(f"Against the runner-up {ru.id}: the same cost ({_usd(rec.tco_usd)}); the tie is settled by "
                        f"quality, then latency.")
-        out += _gpu_failure_line(rec, ru)
+        if not out[-1].endswith("that ranks it first."):  # else the line above said it
+            out += _gpu_failure_line(rec, ru)
         out += _thinking_off_line(rec, ru)
         if rec.ttft_p95_ms is not None and ru.ttft_p95_ms is not None:
             thinking = any(o.details.get("thinking_tokens_mean") for o in (rec, ru))
@@ -181,19 +188,6 @@ def _speed_change(rec: Option) -> list[dict[str, Any]]:
                  " not calibrated: no benchmark in the calibration data runs it, so this interval does not cover it;"
                  f" measure one server with and without {flag} before buying the rest.")
     return [{"change": "speed", **r, "text": head + tail}]
-
-
-def gpu_failure_left(o: Option) -> tuple[int, int] | None:
-    """(replicas still serving with one GPU failed, replicas the peak needs) for an owned option bought
-    without spares (availability none): the failed GPU takes its replica down (a tensor-parallel group stops
-    whole). None for other options."""
-    need = o.details.get("replicas_needed")
-    if o.deployment != "on_prem" or not need:
-        return None
-    bought = o._ctx.get("bought", {}).get(need)
-    if bought is None or bought.purchase.mode != "none":
-        return None
-    return int(bought.purchase.replicas) - 1, int(need)
 
 
 def _gpu_failure_line(rec: Option, ru: Option) -> list[str]:
@@ -297,13 +291,14 @@ def what_would_change(rec: Option, ranked: list[Option], references: dict[str, O
     return out
 
 
-def advice(rec: Option | None, p: dict[str, Any], cat: Catalog, tolerance_pct: float) -> dict[str, Any] | None:
+def advice(rec: Option | None, p: dict[str, Any], cat: Catalog, tolerance_pct: float,
+           failure_tie_pct: float) -> dict[str, Any] | None:
     if rec is None:
         return None
     bench = p["benchmark"]
     refs = p["references"]
     return {"what_to_buy": what_to_buy(rec, cat),
             "why": why(rec, p["ranked"], refs, p["rejected"], tolerance_pct, bench.resolution,
-                       bench.name or bench.id),
+                       bench.name or bench.id, failure_tie_pct),
             "what_would_change": what_would_change(rec, p["ranked"], refs, p["peak_rate_per_s"],
                                                    p["requests_per_day"], tolerance_pct, cat)}

@@ -20,7 +20,7 @@ from ..units import days_text, fmt_sig
 from . import policy as pol
 from .advice import advice
 from .scenario import Scenario
-from .search import Option, plan, rank_key
+from .search import Option, gpu_failure_left, plan, rank_key, stops_with_gpu_failure
 
 TOP_ALTERNATIVES = 5
 MAX_PARETO = 15
@@ -67,7 +67,7 @@ def run(s: Scenario, cat: Catalog, progress=None) -> dict[str, Any]:
         result["references"][kind] = d
     if rec is None:
         result["why_none"], result["why_none_detail"] = why_none(p, s, cat)
-    result["advice"] = advice(rec, p, cat, s.quality.cost_tolerance_pct)
+    result["advice"] = advice(rec, p, cat, s.quality.cost_tolerance_pct, s.quality.failure_tie_pct)
     result["_search"] = p
     return result
 
@@ -85,9 +85,13 @@ def _ranking(s: Scenario, bench, ranked: list[Option]) -> dict[str, Any]:
                 "cost; options without a published figure follow, then the rest by TCO (quality.cost_tolerance_pct, "
                 "default 10 %; quality.task picks the benchmark)." if tol > 0 else
                 "Ranking: by TCO alone (quality.cost_tolerance_pct is 0); quality is shown, not weighed.")
+    tie = s.quality.failure_tie_pct
+    if tie > 0:
+        sentence += (f" An option bought without spares whose service stops with one GPU failed counts as {tie:g} % "
+                     f"dearer than it is (quality.failure_tie_pct, default 1 %).")
     return {"benchmark": bench.id, "benchmark_name": name, "scale": bench.scale, "resolution": bench.resolution,
-            "cost_tolerance_pct": tol, "harness": bench.harness, "source": bench.source, "as_of": bench.as_of,
-            "sentence": sentence}
+            "cost_tolerance_pct": tol, "failure_tie_pct": tie, "harness": bench.harness, "source": bench.source,
+            "as_of": bench.as_of, "sentence": sentence}
 
 
 _FIELDS = {"memory": "hardware (more memory per accelerator) or max_gpus_per_replica",
@@ -135,6 +139,7 @@ def _value(v: Any) -> str:
 def _public(o: Option, brief: bool = False) -> dict[str, Any]:
     d = o.public()
     d["quality"] = o.details.get("quality")
+    d["stops_with_one_gpu_failed"] = None if gpu_failure_left(o) is None else stops_with_gpu_failure(o)
     if brief:
         d.pop("details")
         d.pop("serve_command")
@@ -162,21 +167,24 @@ def _alternatives(ranked: list[Option]) -> list[Option]:
 
 
 def pareto(ranked: list[Option]) -> list[Option]:
-    """Options no other beats on TCO, TTFT p95 and absolute quality (the ranking benchmark, after
-    quantization) at once. An unknown latency or quality counts as the worst (API options: cost only,
-    so they join when nothing is cheaper)."""
+    """Options no other beats on TCO, TTFT p95, absolute quality (the ranking benchmark, after quantization) and
+    carrying the peak with one GPU failed (an owned option bought without spares that would stop counts as worse
+    there; every other as able) at once, cheapest first. An unknown latency or quality counts as the worst
+    (API options: cost only, so they join when nothing is cheaper)."""
     pts = [(o, o.tco_usd, o.ttft_p95_ms if o.ttft_p95_ms is not None else math.inf,
-            -o.quality_score if o.quality_score is not None else math.inf) for o in ranked]
+            -o.quality_score if o.quality_score is not None else math.inf,
+            1 if stops_with_gpu_failure(o) else 0) for o in ranked]
     front = []
-    for o, c, t, q in pts:
-        dominated = any((c2 <= c and t2 <= t and q2 <= q) and (c2 < c or t2 < t or q2 < q) for _, c2, t2, q2 in pts)
+    for o, c, t, q, f in pts:
+        dominated = any((c2 <= c and t2 <= t and q2 <= q and f2 <= f) and (c2 < c or t2 < t or q2 < q or f2 < f)
+                        for _, c2, t2, q2, f2 in pts)
         if not dominated:
             front.append(o)
     front.sort(key=rank_key)
     # equal points (fp16/bf16, same model on two TP degrees with equal figures) once
     uniq, keys = [], set()
     for o in front:
-        k = (round(o.tco_usd), round(o.ttft_p95_ms or 0), o.quality_score)
+        k = (round(o.tco_usd), round(o.ttft_p95_ms or 0), o.quality_score, stops_with_gpu_failure(o))
         if k not in keys:
             keys.add(k)
             uniq.append(o)
@@ -494,11 +502,13 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
         out += advice_lines(r["advice"], rec, r["horizon_years"], q)
     out += _alternative_lines(r, q) + _reference_lines(r, q)
     if r["pareto"]:
-        out += [f"## Pareto front (cost, TTFT p95, {r['ranking']['benchmark_name']}): {len(r['pareto'])} option(s)", ""]
+        out += [f"## Pareto front (cost, TTFT p95, {r['ranking']['benchmark_name']}, one GPU failed): "
+                f"{len(r['pareto'])} option(s)", ""]
         for o in r["pareto"]:
             out.append(f"- {q(o['id'])}: {_usd(o['tco_usd'])}, TTFT p95 {_ms(o['ttft_p95_ms'])}"
                        + (f" (answer start p95 {_answer(o)}, after its thinking)" if _thinks(o) else "")
-                       + f", {r['ranking']['benchmark_name']} {_quality(o)}")
+                       + f", {r['ranking']['benchmark_name']} {_quality(o)}"
+                       + ("; stops with one GPU failed" if o.get("stops_with_one_gpu_failed") else ""))
         out.append("")
     out += [f"## Excluded: {len(r['rejected'])} option(s)", ""]
     for reason, n in r["rejected_counts"].items():

@@ -105,24 +105,51 @@ class Option:
         return d
 
 
-def rank_key(o: Option) -> tuple:
-    """Cheapest first; at equal TCO the better absolute quality (an unknown one last), then the better
-    recovery, then the lower latency."""
-    return (o.tco_usd, -o.quality_score if o.quality_score is not None else math.inf,
+def gpu_failure_left(o: Option) -> tuple[int, int] | None:
+    """(replicas still serving with one GPU failed, replicas the peak needs) for an owned option bought
+    without spares (availability none): the failed GPU takes its replica down (a tensor-parallel group stops
+    whole). None for other options."""
+    need = o.details.get("replicas_needed")
+    if o.deployment != "on_prem" or not need:
+        return None
+    bought = o._ctx.get("bought", {}).get(need)
+    if bought is None or bought.purchase.mode != "none":
+        return None
+    return int(bought.purchase.replicas) - 1, int(need)
+
+
+def stops_with_gpu_failure(o: Option) -> bool:
+    """An owned option bought without spares leaves fewer replicas than the peak needs with one GPU failed (rented
+    GPUs, APIs and options with spares: False, the question does not arise)."""
+    left = gpu_failure_left(o)
+    return left is not None and left[0] < left[1]
+
+
+def ranking_cost(o: Option, failure_tie_pct: float = 0.0) -> float:
+    """The TCO the ranking compares: an option that stops with one GPU failed counts `failure_tie_pct` % dearer
+    (quality.failure_tie_pct: one server as one TP-4 replica instead of two TP-2 ones is not worth losing the
+    service to one GPU for $44 over four years)."""
+    return o.tco_usd * (1 + failure_tie_pct / 100) if failure_tie_pct and stops_with_gpu_failure(o) else o.tco_usd
+
+
+def rank_key(o: Option, failure_tie_pct: float = 0.0) -> tuple:
+    """Cheapest first (:func:`ranking_cost`); at equal cost the better absolute quality (an unknown one last), then
+    the better recovery, then the lower latency."""
+    return (ranking_cost(o, failure_tie_pct), -o.quality_score if o.quality_score is not None else math.inf,
             -(o.quality_recovery_pct or 0.0), o.ttft_p95_ms if o.ttft_p95_ms is not None else math.inf, o.id)
 
 
-def rank(options: list[Option], tolerance_pct: float, resolution: float) -> list[Option]:
-    """The ranking rule: options whose TCO is within `tolerance_pct` of the cheapest are ordered by absolute
-    quality, best first, where scores closer than `resolution` to the best remaining one count as a tie
-    settled by rank_key (cost); options without a published figure follow them, then everything beyond the
-    tolerance by rank_key. A much better model a few per cent dearer wins; a marginally better one does not
-    outweigh its price."""
-    by_cost = sorted(options, key=rank_key)
+def rank(options: list[Option], tolerance_pct: float, resolution: float, failure_tie_pct: float = 0.0) -> list[Option]:
+    """The ranking rule: options whose cost (:func:`ranking_cost`: the TCO, `failure_tie_pct` % more for one that
+    stops with one GPU failed) is within `tolerance_pct` of the cheapest are ordered by absolute quality, best
+    first, where scores closer than `resolution` to the best remaining one count as a tie settled by rank_key
+    (cost); options without a published figure follow them, then everything beyond the tolerance by rank_key. A
+    much better model a few per cent dearer wins; a marginally better one does not outweigh its price."""
+    by_cost = sorted(options, key=lambda o: rank_key(o, failure_tie_pct))
     if not by_cost or not math.isfinite(by_cost[0].tco_usd):
         return by_cost
-    limit = by_cost[0].tco_usd * (1 + tolerance_pct / 100)
-    band = [o for o in by_cost if o.tco_usd <= limit]
+    limit = ranking_cost(by_cost[0], failure_tie_pct) * (1 + tolerance_pct / 100)
+    band = [o for o in by_cost if ranking_cost(o, failure_tie_pct) <= limit]
     known = [o for o in band if o.quality_score is not None]
     out: list[Option] = []
     while known:
@@ -130,7 +157,8 @@ def rank(options: list[Option], tolerance_pct: float, resolution: float) -> list
         tier = [o for o in known if o.quality_score >= best - resolution]  # type: ignore[operator]
         out += tier  # already in rank_key order
         known = [o for o in known if o.quality_score < best - resolution]  # type: ignore[operator]
-    return out + [o for o in band if o.quality_score is None] + [o for o in by_cost if o.tco_usd > limit]
+    return out + [o for o in band if o.quality_score is None] + [o for o in by_cost
+                                                                  if ranking_cost(o, failure_tie_pct) > limit]
 
 
 def _with_quality(options: list[Option], bench, cat: Catalog, thinking_off: bool = False) -> list[Option]:
@@ -365,7 +393,7 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     say(f"simulating the finalists among {len(options)} option(s)")
     options = _confirm_finalists(options, cat, s, rejected, bench.resolution)
     say("pricing cloud GPUs and APIs")
-    owned = rank(options, s.quality.cost_tolerance_pct, bench.resolution)
+    owned = rank(options, s.quality.cost_tolerance_pct, bench.resolution, s.quality.failure_tie_pct)
     # cloud: the best owned configurations rented instead
     refs: dict[str, Option | None] = {}
     if "cloud_gpu" in s.alternatives:
@@ -374,7 +402,8 @@ def plan(s: Scenario, cat: Catalog, progress: Callable[[str], None] | None = Non
     if "api" in s.alternatives:
         extra, refs["api"] = _api(models, s, cat, policy, per_day * days, i_mean, loads, horizon, tokens_h, rejected)
         options += extra
-    ranked = rank(_with_quality(options, bench, cat, w.thinking_off), s.quality.cost_tolerance_pct, bench.resolution)
+    ranked = rank(_with_quality(options, bench, cat, w.thinking_off), s.quality.cost_tolerance_pct, bench.resolution,
+                  s.quality.failure_tie_pct)
     _check_recommendation(ranked, cat, s, say)
     return {
         "ranked": ranked,
@@ -458,7 +487,7 @@ def _confirm_finalists(owned: list[Option], cat: Catalog, s: Scenario, rejected:
     meet its SLOs in the simulator even with more replicas is rejected with the simulated figures."""
     done: set[str] = set()
     while True:
-        owned[:] = rank(owned, s.quality.cost_tolerance_pct, resolution)
+        owned[:] = rank(owned, s.quality.cost_tolerance_pct, resolution, s.quality.failure_tie_pct)
         todo = [o for o in owned[:CONFIRM_TOP] if o.id not in done]
         if not todo:
             return owned
