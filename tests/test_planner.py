@@ -880,8 +880,10 @@ def test_the_why_says_which_option_survives_a_failed_gpu(results):
         for line in lines:
             survives = line.startswith("With one GPU failed, this option still carries the peak")
             assert survives == (left[0] >= left[1])
-    ia = results["internal-assistant"]["advice"]["why"]
-    assert any(x.startswith("With one GPU failed, this option still carries the peak") for x in ia)
+    ia = results["internal-assistant"]["advice"]["why"]  # cheaper and surviving, or dearer and ranked first for it
+    assert any(x.startswith("With one GPU failed, this option still carries the peak")
+               or ("but the runner-up stops with one GPU failed" in x and x.endswith("that ranks it first."))
+               for x in ia)
 
 
 def test_a_country_field_says_how_to_write_norway(cat):

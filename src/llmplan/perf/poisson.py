@@ -40,8 +40,10 @@ import functools
 import math
 from collections.abc import Callable
 from statistics import NormalDist
+from typing import NamedTuple
 
 import numpy as np
+from scipy.special import gammainc
 
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import decode_step, prefill_time
@@ -75,6 +77,7 @@ _HALF_DENSITY = (_half_density(_ZE[:-1], _Z), _half_density(_Z, _ZE[1:]))
 T_STEPS = 24  # bisection steps of a percentile (to 2^-24 of its bracket)
 GRID_POINTS, GRID_ROUNDS = 64, 3  # one rate: a percentile to 63^-3 of its bracket
 C_POINTS = 24  # decoding concurrencies the step times are evaluated at (1 … the engine's limit)
+C_LOW = (0.03, 0.15, 0.5)  # and below one sequence on average (a small replica at a few requests a minute)
 RATE_POINTS = 40  # rates tried between 1/512 of the saturation rate and it (17 % apart)
 _RATE_GRID = np.geomspace(1 / 512, 1.0, RATE_POINTS)
 _RATE_GRID.flags.writeable = False
@@ -92,6 +95,67 @@ def length_points(lengths, cap: float = np.inf) -> np.ndarray:
     return np.minimum(x, top)
 
 
+# The prompt queue's moments (E[S²] of the prefill times, the residual tail, E[ΔS²], E[ΔS³]) are dominated by
+# the longest prompts, whose time grows faster than their length: one point per bin understates them (E[S²] by
+# ~10 % for lognormal prompts of σ = 1 and a prefill growing as length^1.3, uncapped). They are integrated over SUB
+# points per bin instead, each bin's times interpolated log-log in the length between the points the physics is
+# evaluated at (`_fine`). SUB = 4 leaves E[S²] 3 % short of 64 points there (8: 1.4 %, for 6 % more planning CPU);
+# with the context cap every plan has, the share of requests over a limit moves by under 1e-6 from 4 to 8.
+SUB = 4
+_P_SUB = (P_EDGES[:-1, None] + (np.arange(SUB) + 0.5) / SUB * WEIGHTS[:, None]).ravel()
+_Z_SUB = np.array([NormalDist().inv_cdf(float(p)) for p in _P_SUB])
+W_SUB = np.repeat(WEIGHTS / SUB, SUB)
+W_SUB.flags.writeable = False
+
+
+def fine_spec(lengths, x: np.ndarray, cap: float = np.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_fine_spec` of the lengths' mean, spread and cap (memoised: the planner asks for the same few)."""
+    top = min(cap, lengths.max) if lengths.max is not None else cap
+    return _fine_spec(float(lengths.mean), float(lengths.sigma()), float(top), tuple(np.asarray(x, dtype=float)))
+
+
+@functools.lru_cache(maxsize=256)
+def _fine_spec(mean: float, s: float, top: float,
+               x_points: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the SUB points of each bin of lognormal lengths (`mean`, σ `s`, capped at `top` as
+    :func:`length_points` caps them) fall between the bins' points `x_points` (Q,), for :func:`_fine`: a
+    (Q, Q × SUB) matrix of log-interpolation weights (each sub-point's log length between the two points around
+    it) and those two points' indices (beyond the outer points the last segment's slope carries on, up to the
+    cap)."""
+    x = np.array(x_points)
+    xs = np.full(len(_Z_SUB), mean) if s == 0 else np.exp(np.log(mean) - s * s / 2 + _Z_SUB * s)
+    lx, lxs = np.log(np.maximum(x, 1.0)), np.log(np.maximum(np.minimum(xs, top), 1.0))
+    i0 = np.clip(np.searchsorted(lx, lxs, side="right") - 1, 0, max(len(lx) - 2, 0))
+    i1 = np.minimum(i0 + 1, len(lx) - 1)
+    span = lx[i1] - lx[i0]
+    frac = np.where(span > 0, (lxs - lx[i0]) / np.where(span > 0, span, 1.0), 0.0)
+    mix = np.zeros((len(lx), len(lxs)))
+    cols = np.arange(len(lxs))
+    np.add.at(mix, (i0, cols), 1 - frac)
+    np.add.at(mix, (i1, cols), frac)
+    for a in (mix, i0, i1):
+        a.flags.writeable = False
+    return mix, i0, i1
+
+
+def _fine(v: np.ndarray, spec) -> np.ndarray:
+    """Values (R, Q) at the bins' points, at the SUB points of each bin (R, Q × SUB): log-log interpolation
+    (a time growing as a power of the length is exact; `spec` from :func:`fine_spec`), weights W_SUB; linear
+    where a point around the sub-point is 0 (the log would take the whole segment to 0)."""
+    mix, i0, i1 = spec
+    out = np.exp(np.log(np.maximum(v, 1e-300)) @ mix)
+    if not (v <= 0).any():
+        return out
+    zero = (v[..., i0] <= 0) | (v[..., i1] <= 0)
+    return np.where(zero, v @ mix, out)
+
+
+def _fmean(v: np.ndarray, spec) -> np.ndarray:
+    """The probability-weighted mean over the lengths of a quantity given at the bins' points, integrated over
+    the SUB points per bin (:func:`_fine`); None: the points alone (:func:`_wmean`)."""
+    return _wmean(v) if spec is None else (_fine(v, spec) @ W_SUB)[..., None]
+
+
 def decoding_context(x_mean: float, o: np.ndarray) -> float:
     """The context (tokens) a decoding sequence holds, averaged over decoding time: its prompt plus what it has
     generated. An answer of o tokens decodes for o steps, so long answers weigh more: the time average of the
@@ -103,10 +167,38 @@ def decoding_context(x_mean: float, o: np.ndarray) -> float:
 
 @functools.lru_cache(maxsize=256)
 def _concurrency_grid(limit: float) -> np.ndarray:
-    """Decoding concurrencies 1 … `limit` on a geometric grid, `limit` itself included (a column)."""
-    g = np.unique(np.concatenate([np.geomspace(1.0, limit, C_POINTS), [limit]]))[:, None]
+    """Decoding concurrencies (time averages) C_LOW and 1 … `limit` on a geometric grid, `limit` itself included
+    (a column)."""
+    g = np.unique(np.concatenate([C_LOW, np.geomspace(1.0, limit, C_POINTS), [limit]]))[:, None]
     g.flags.writeable = False
     return g
+
+
+@functools.lru_cache(maxsize=64)
+def _seen_grid(limit: float) -> np.ndarray:
+    """:func:`_seen_count` on the concurrency grid of `limit` (memoised: one grid per engine limit)."""
+    g = _seen_count(_concurrency_grid(max(limit, 1.0)), limit)
+    g.flags.writeable = False
+    return g
+
+
+def _seen_count(c: np.ndarray, limit: float) -> np.ndarray:
+    """The decoding sequences a decoding request's steps carry on average: itself and the others, which are
+    Poisson with the time-average mean `c` (an M/G/∞ population as one of its members sees it), so 1 + c rather
+    than c (a replica averaging 1 decoding sequence serves each request in steps of 2 on average, and one averaging
+    0.3 in steps of 1.3), at most `limit`: 1 + E[min(N, m)], m = limit − 1, E[(N − m)⁺] = c P(N ≥ m) − m P(N ≥ m + 1).
+    What a step costs per sequence matters most here for a mixture of experts, whose second sequence reads
+    experts the first did not."""
+    m = max(limit - 1.0, 0.0)
+    if m <= 0:
+        return np.ones_like(c)
+    lo = math.floor(m)  # a fractional limit: between the integers around it
+    excess = [c * gammainc(max(k, 1e-12), c) - k * gammainc(k + 1, c) if k > 0 else c for k in (lo, lo + 1)]
+    frac = m - lo
+    over = (1 - frac) * excess[0] + frac * excess[1]
+    # near the limit the clipped Poisson's mean falls under C itself, while a member of a population averaging C
+    # sees at least C (E[K²] / E[K] ≥ E[K]): not below C (an M/M/c's in-service view is ~0.1–0.3 above that there)
+    return np.maximum(1 + c - np.maximum(over, 0.0), np.minimum(c, limit))
 
 
 def _quantile(tail, p: float, hi) -> np.ndarray:
@@ -145,7 +237,8 @@ def _erfc(x):
 
 
 def _decoding_concurrency(s: StageShape, m: Machine, e: Efficiency, lam: np.ndarray, x: np.ndarray, o_mean: float,
-                          ctx: float, chunk: float, limit: float, prefix_share: float) -> tuple[np.ndarray, ...]:
+                          ctx: float, chunk: float, limit: float, prefix_share: float,
+                          fine=None) -> tuple[np.ndarray, ...]:
     """The decoding concurrency C at each rate (Little's law), with the prefill service times of the prompt
     lengths, their chunk counts, the decode step and the time each prompt adds to the decodes at that C;
     `within`: the load fits in the engine's limit."""
@@ -157,10 +250,12 @@ def _decoding_concurrency(s: StageShape, m: Machine, e: Efficiency, lam: np.ndar
                                  batch_decode=np.maximum(cg - 1, 0.0), decode_context=ctx)
     svc_g = np.asarray(svc_g, dtype=float) * np.ones((len(cg), 1))  # (G, Q)
     tau_g = np.asarray(decode_step(s, m, e, cg, ctx).total, dtype=float) * np.ones((len(cg), 1))  # (G, 1)
+    # the step as a decoding request meets it, at the count it sees (within the grid: ≥ 1, ≤ the limit)
+    seen_g = np.interp(_seen_grid(float(limit))[:, 0], cg[:, 0], tau_g[:, 0])[:, None]
     added_g = np.maximum(svc_g - n_g * tau_g, 0.0)
-    ea_g = added_g @ WEIGHTS  # (G,)
+    ea_g = _fmean(added_g, fine)[:, 0]  # (G,)
     room = np.maximum(1 - lam * ea_g[None, :], 0.0)  # (R, G)
-    need = np.where(room > 0, lam * max(o_mean - 1, 0.0) * tau_g[:, 0][None, :] / np.maximum(room, 1e-12), np.inf)
+    need = np.where(room > 0, lam * max(o_mean - 1, 0.0) * seen_g[:, 0][None, :] / np.maximum(room, 1e-12), np.inf)
     f = need - cg[:, 0][None, :]  # > 0: more sequences than C would be in flight
     fits = f <= 0
     j = np.where(fits.any(-1), np.argmax(fits, axis=-1), len(cg) - 1)  # first grid C that holds the load
@@ -174,6 +269,7 @@ def _decoding_concurrency(s: StageShape, m: Machine, e: Efficiency, lam: np.ndar
     svc = svc_g[i0] * (1 - t) + svc_g[j] * t  # (R, Q)
     n = np.broadcast_to(n_g, svc_g.shape)[j]  # chunks of each prompt (R, Q)
     tau = tau_g[i0] * (1 - t) + tau_g[j] * t  # (R, 1)
+    tau_seen = seen_g[i0] * (1 - t) + seen_g[j] * t  # (R, 1)
     added = np.maximum(svc - n * tau, 0.0)
     within = fits.any(-1)[:, None]  # the load fits in the engine's limit
     # the step time's slope in C (s per sequence) at the solution, from the grid interval that holds it
@@ -181,7 +277,7 @@ def _decoding_concurrency(s: StageShape, m: Machine, e: Efficiency, lam: np.ndar
     k0 = np.maximum(k1 - 1, 0)
     dc = cg[k1, 0] - cg[k0, 0]
     slope = np.where(dc > 0, (tau_g[k1, 0] - tau_g[k0, 0]) / np.where(dc > 0, dc, 1.0), 0.0)[:, None]  # (R, 1)
-    return c, svc, n, tau, added, within, slope
+    return c, svc, n, tau_seen, added, within, slope
 
 
 def _window_variance(lam: np.ndarray, residence: np.ndarray, window: np.ndarray) -> np.ndarray:
@@ -295,16 +391,16 @@ def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarr
     return p_any, np.where(ok, wait, np.inf), ok
 
 
-def _residual_tail(svc: np.ndarray, es: np.ndarray):
+def _residual_tail(svc: np.ndarray, es: np.ndarray, weights: np.ndarray = WEIGHTS):
     """P(S_e > u) = E[(S − u)⁺] / E[S] as a function of u (R, Q), for the service times `svc` (R, Q, weighted by
     WEIGHTS; `es`: their mean, (R, 1)): suffix sums over each row's sorted times, looked up with one search over
     the rows laid end to end."""
     n_rows, q = svc.shape
     if (svc[:, 1:] >= svc[:, :-1]).all():  # the prompt lengths come sorted, and so do their prefill times
-        s_sorted, w_sorted = svc, np.broadcast_to(WEIGHTS, svc.shape)
+        s_sorted, w_sorted = svc, np.broadcast_to(weights, svc.shape)
     else:
         order = np.argsort(svc, axis=1)
-        s_sorted, w_sorted = np.take_along_axis(svc, order, axis=1), WEIGHTS[order]
+        s_sorted, w_sorted = np.take_along_axis(svc, order, axis=1), weights[order]
     zeros = np.zeros((n_rows, 1))
     suffix_w = np.concatenate([np.cumsum(w_sorted[:, ::-1], axis=1)[:, ::-1], zeros], axis=1)  # (R, Q + 1)
     suffix_ws = np.concatenate([np.cumsum((w_sorted * s_sorted)[:, ::-1], axis=1)[:, ::-1], zeros], axis=1)
@@ -336,7 +432,7 @@ def _context_variance(x: np.ndarray, o: np.ndarray) -> float:
 
 
 def _tpot_spread(lam, d, steps, ea2, ea3, rho_a, slope, stable, ctx_slope=0.0,
-                 ctx_var=0.0) -> tuple[np.ndarray, np.ndarray]:
+                 ctx_var=0.0, cross=None) -> tuple[np.ndarray, np.ndarray]:
     """The standard deviation and skewness of a request's TPOT (R, Q) over its answer length. It varies
     with the prefill work that arrives during its decode, which stretches the decode and so lets more work
     in: a busy period started by the request's own steps S0 = steps τ (Takács), with cumulants
@@ -346,7 +442,12 @@ def _tpot_spread(lam, d, steps, ea2, ea3, rho_a, slope, stable, ctx_slope=0.0,
     C (taken as symmetric). The sequences beside it differ in context, and a step reads each one's: a sequence
     of context c costs b_n + b_ctx c, so the step time varies as E[(b_n + b_ctx c)²] = slope² + b_ctx² Var(c)
     times the count's variance (`ctx_slope` b_ctx, seconds per context token; `ctx_var` Var(c) over decoding
-    time: a few long prompts in flight slow every step while they decode)."""
+    time: a few long prompts in flight slow every step while they decode). The two are not independent: a prompt
+    arriving during the decode stalls it by ΔS and then decodes beside it, b = slope + b_ctx (x − E[x]) a step
+    for as many of its steps as overlap, and a long prompt does both at length; `cross` (E[ΔS b] (R, 1), M (1, Q)
+    = E[∫₀^steps min(o′, s) ds] over the other answers o′, E[ΔS² b] (R, 1)) adds the two compound Poisson sums'
+    joint cumulants, 2 λ E[ΔS b] τ M / ((1 − ρ_a)³ steps²) to the variance and 3 λ E[ΔS² b] τ M / ((1 − ρ_a)⁴
+    steps³) to the third cumulant (the terms of a higher order in b are small)."""
     d_fin = np.where(stable, d, 0.0)
     # the window variance scales as λ τ when every residence and window is τ × its steps: the (Q, Q) sum once
     var_c = lam * (d_fin / steps) * _window_variance(np.ones((1, 1)), steps, steps)
@@ -355,6 +456,10 @@ def _tpot_spread(lam, d, steps, ea2, ea3, rho_a, slope, stable, ctx_slope=0.0,
     k2 = lam * s0 * ea2 / free ** 3 / steps ** 2
     k3 = lam * s0 * (ea3 / free ** 4 + 3 * lam * ea2 ** 2 / free ** 5) / steps ** 3
     var_t = k2 + ((slope / free) ** 2 + (ctx_slope / free) ** 2 * ctx_var) * var_c
+    if cross is not None:  # τ = d (1 − ρ_a) / steps: the step without prompts
+        tau_m = (d_fin * free / steps) * cross[1]
+        var_t = var_t + 2 * lam * cross[0] * tau_m / (free ** 3 * steps ** 2)
+        k3 = k3 + 3 * lam * cross[2] * tau_m / (free ** 4 * steps ** 3)
     sd = np.where(stable, np.sqrt(np.maximum(var_t, 0.0)), 0.0)
     skew = np.where(stable & (sd > 0), k3 / np.maximum(sd, 1e-300) ** 3, 0.0)
     return sd, skew
@@ -415,7 +520,8 @@ def _share_above(k: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.ndarray, svc: np.ndarray,
-              ttft_k: np.ndarray, stable: np.ndarray, own_k: tuple[np.ndarray, ...] | None = None):
+              ttft_k: np.ndarray, stable: np.ndarray, own_k: OwnTTFT | None = None,
+              svc_weights: np.ndarray = WEIGHTS):
     """P(TTFT > t) as a function of t (R,): the TTFT without the wait `ttft_k` (R, Q over the prompt lengths)
     plus the wait. P(wait > 0) = 1 − (1 − ρ)(1 − P(admission wait)); given a wait, its mean m1 (`wq_all`: the
     prompt queue's `wq` and the admission wait) and a shape that goes from light to heavy traffic: the residual
@@ -423,27 +529,32 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
     waits for the prompt being prefilled, so a heavy prompt tail gives the wait a heavy tail) with weight
     (1 − ρ) × the prompt queue's share of the wait, an exponential (heavy traffic, and the admission wait) with
     the rest. Without a wait, the prompt's own TTFT is over t in the share of its bin :func:`_share_above` gives;
-    `own_k` (P(alone), own TTFT alone, own TTFT with co-batched prompts), each (R, Q), splits it: the prompts
+    `own_k` (:class:`OwnTTFT`; None: `ttft_k` (R, Q) throughout, nothing co-batched) splits it: the prompts
     that arrive meanwhile share its last step or none does, and a mean of the two would put a whole bin near
-    the limit on one side; and at least the single big jump of a heavy-tailed prompt queue (a long prompt that arrived y
-    before still holds u of work when S > u + (1 − ρ) y: λ ∫ P(S > u + (1 − ρ) y) dy = ρ / (1 − ρ) P(S_e > u)
-    such prompts on average, so P(wait > u) ≈ 1 − exp(−ρ / (1 − ρ) P(S_e > u)) for large u (Pakes–Veraverbeke:
-    the drift (1 − ρ) y is an average, so not a strict bound); an asymptote, taken at most
-    as the mixture's value at its mean m1, so that it only ever lifts the tail beyond it): at moderate load and
-    with very long prompts the mixture decays faster than the wait behind the longest of them."""
+    the limit on one side. Given a wait W, those arriving during it share its last step too, so its TTFT passes
+    t when W + min(λ E[S] W, the room's work) passes t − its own TTFT (a long wait brings its own co-batched
+    work: in the simulator a short prompt that waited 1 s shares its step with a 0.8 s chunk of a long prompt
+    that arrived meanwhile, a stretch the mean co-batched work of every prompt misses). And at least the single
+    big jump of a heavy-tailed prompt queue (a long prompt that arrived y before still holds u of work when
+    S > u + (1 − ρ) y: λ ∫ P(S > u + (1 − ρ) y) dy = ρ / (1 − ρ) P(S_e > u) such prompts on average, so
+    P(wait > u) ≈ 1 − exp(−ρ / (1 − ρ) P(S_e > u)) for large u (Pakes–Veraverbeke: the drift (1 − ρ) y is an
+    average, so not a strict bound); an asymptote, taken at most as the mixture's value at its mean m1, so that
+    it only ever lifts the tail beyond it): at moderate load and with very long prompts the mixture decays faster
+    than the wait behind the longest of them."""
     pw = np.where(stable, 1 - (1 - rho) * (1 - p_admit), 1.0)
     m1 = np.where(stable & (pw > 0), wq_all / np.maximum(pw, 1e-300), 0.0)
     m1_safe = np.maximum(m1, 1e-300)
-    svc_f = np.where(stable, svc, 0.0)
-    es_f = np.maximum(_wmean(svc_f), 1e-300)
-    es_e = _wmean(svc_f ** 2) / (2 * es_f)  # E[S_e], the mean residual of the prompt in service
+    svc_f = np.where(stable, svc, 0.0)  # (R, N) prefill times with weights `svc_weights` (N)
+    es_f = np.maximum((svc_f @ svc_weights)[:, None], 1e-300)
+    es_e = ((svc_f ** 2) @ svc_weights)[:, None] / (2 * es_f)  # E[S_e], the mean residual of the prompt in service
     residual_scale = es_e / m1_safe
-    residual = _residual_tail(svc_f, es_f)
+    residual = _residual_tail(svc_f, es_f, svc_weights)
     if own_k is None:
-        own_k = (np.ones_like(ttft_k), ttft_k, ttft_k)
-    alone = own_k[0][:, None, :]
+        zero = np.zeros_like(ttft_k)
+        own_k = OwnTTFT(np.ones_like(ttft_k), ttft_k, ttft_k, ttft_k, zero, zero)
+    alone = own_k.p_alone[:, None, :]
     # (2, R, 1, Q): its bins' shares over t alone and with co-batched prompts, for (R, K, 1) times (one call)
-    own = _share_above(np.stack([own_k[1], own_k[2]])[:, :, None, :])
+    own = _share_above(np.stack([own_k.alone_s, own_k.with_s])[:, :, None, :])
     w_residual = np.where(stable, (1 - rho) * np.where(wq_all > 0, wq / np.maximum(wq_all, 1e-300), 0.0), 0.0)
     jumps = np.where(stable, rho / np.maximum(1 - rho, 1e-9), 0.0)  # (R, 1): ρ / (1 − ρ)
     at_mean = pw * (w_residual * residual(np.where(stable, es_e, 0.0))
@@ -452,9 +563,12 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
     def tail(t: np.ndarray) -> np.ndarray:  # t: (R,), or (R, K): K times at each rate
         two = t.ndim == 2
         tt = t[:, :, None] if two else t[:, None]
-        k, p, wr, scale, m, jr, cap = (a[:, None, :] if two else a
-                                       for a in (ttft_k, pw, w_residual, residual_scale, m1_safe, jumps, at_mean))
-        gap = np.maximum(tt - k, 0.0)
+        k0, a, cap_w, p, wr, scale, m, jr, cap = (
+            v[:, None, :] if two else v for v in (own_k.no_wait_s, own_k.cowork_per_s, own_k.cowork_cap_s, pw,
+                                                  w_residual, residual_scale, m1_safe, jumps, at_mean))
+        gap = np.maximum(tt - k0, 0.0)
+        # the wait W that makes TTFT t: W + min(a W, cap) = gap, a W the co-batched work that arrived meanwhile
+        gap = np.where(gap * a <= cap_w * (1 + a), gap / (1 + a), gap - cap_w)
         # TTFT > t when the prompt's own TTFT is (no wait needed) or the wait exceeds the gap: p f(gap) is both
         # given a wait (f(0) = 1), and without one (1 − p) the share of the prompt's bin whose own TTFT is over t
         w = p * (wr * residual((gap * scale).reshape(len(gap), -1)).reshape(gap.shape)
@@ -471,18 +585,32 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
 
 
 def _tpot_tails(s: StageShape, m: Machine, e: Efficiency, lam, c, ctx: float, x, o, added, rho_a, slope, tpot_mean,
-                stable, chunks=None):
+                stable, chunks=None, fine=None):
     """P(TPOT > t) over the requests (:func:`_tpot_tail`) and the standard deviation at each answer length: the
     spread of :func:`_tpot_spread` (its context term from the step time's cost per context token at the
     solution's concurrency, a 10 % longer context), its tail a shifted gamma, and at least the chance that one
-    prompt arriving during the decode stalls it past t on its own (:func:`_jump_tail`)."""
+    prompt arriving during the decode stalls it past t on its own (:func:`_jump_tail`). The moments over the
+    prompt lengths are taken over `fine` ((:func:`fine_spec`, `added` there); None: the bins' points)."""
     steps = np.maximum(o - 1, 1.0)[None, :]  # (1, Q)
     d = steps * tpot_mean  # decode time of each answer length (R, Q)
     c_safe = np.maximum(np.where(stable, c, 1.0), 1.0)
     both = np.asarray(decode_step(s, m, e, c_safe, np.array([[ctx, 1.1 * ctx]])).total, dtype=float)  # (R, 2)
     ctx_slope = (both[:, 1:] - both[:, :1]) / (0.1 * max(ctx, 1.0) * c_safe)
-    sd, skew = _tpot_spread(lam, d, steps, _wmean(added ** 2), _wmean(added ** 3), rho_a, slope, stable,
-                            np.maximum(ctx_slope, 0.0), _context_variance(x[0], o))
+    ctx_slope = np.maximum(ctx_slope, 0.0)
+    x0 = x.reshape(-1)
+    if fine is None:
+        a_f, x_f, w = np.where(stable, added, 0.0), x0, WEIGHTS
+    else:
+        a_f, x_f, w = np.where(stable, fine[1], 0.0), _fine(x0, fine[0]), W_SUB
+    b = slope + ctx_slope * (x_f - float(x_f @ w))[None, :]  # (R, N): what each prompt then adds a step
+    a2 = a_f * a_f
+    e_ab, e_aab, ea2, ea3 = (((a_f * b) @ w)[:, None], ((a2 * b) @ w)[:, None], (a2 @ w)[:, None],
+                             ((a2 * a_f) @ w)[:, None])
+    others = np.maximum(o - 1, 0.0)[:, None]  # (Q', 1): the steps each other answer decodes
+    s_q = steps[0][None, :]  # (1, Q)
+    overlap = np.where(others <= s_q, others * s_q - others ** 2 / 2, s_q ** 2 / 2)  # ∫₀^steps min(o′, s) ds
+    sd, skew = _tpot_spread(lam, d, steps, ea2, ea3, rho_a, slope, stable,
+                            ctx_slope, _context_variance(x0, o), (e_ab, (WEIGHTS @ overlap)[None, :], e_aab))
     gamma, jump = _skewed_tail(tpot_mean, sd, skew), _jump_tail(lam, steps, added, rho_a, tpot_mean, stable,
                                                                     chunks)
     return _tpot_tail(lambda t: np.maximum(gamma(t), jump(t)), o, stable), sd
@@ -561,22 +689,43 @@ def _answer_start_tails(ttft_tail, thinking: np.ndarray | None, tpot_mean: np.nd
     return (lambda t: either(np.full_like(t, np.inf), t)), either
 
 
-def _own_ttft(lam, wq, svc, n, es, x, chunk: float, prefix_share: float, overhead, stable):
+class OwnTTFT(NamedTuple):
+    """A prompt's own TTFT (its prefill, the request overhead and the prompts that share its last step), each
+    (R, Q) over the prompt lengths, for :func:`_ttft_tail`. Without a wait, the prompts arriving during its first
+    n − 1 chunk steps share its last step or none does: `p_alone` (P(none does)), `alone_s`, `with_s` (given one or
+    more). Given a wait W, those arriving during it join too: TTFT = `no_wait_s` + W + min(`cowork_per_s` W,
+    `cowork_cap_s`) (their work, λ W × the mean prompt's, up to the room left in its last step)."""
+
+    p_alone: np.ndarray
+    alone_s: np.ndarray
+    with_s: np.ndarray
+    no_wait_s: np.ndarray
+    cowork_per_s: np.ndarray
+    cowork_cap_s: np.ndarray
+
+
+def _own_ttft(lam, wq, svc, n, es, x, chunk: float, prefix_share: float, overhead,
+              stable) -> tuple[np.ndarray, OwnTTFT]:
     """A prompt's TTFT without the wait, (R, Q) over the prompt lengths `x`: its prefill `svc` (`n` chunks), the
     request overhead, and the prompts queued behind it when its last chunk's step is formed (those that arrived
     while it waited and during its first n − 1 chunk steps; one arriving during a step waits for the next), which
-    share that step up to the budget. Returns (the mean, (P(none does), the TTFT alone, the TTFT with them given
-    one or more)): they are there or not, and a mean for every prompt would put a whole bin near a limit on one
-    side."""
+    share that step up to the budget. Returns (the mean, :class:`OwnTTFT`): they are there or not, and a mean for
+    every prompt would put a whole bin near a limit on one side; and those that arrived while it waited are as
+    many as its wait was long, so a long wait brings more of them (a share of requests over a limit is set by the
+    long waits)."""
     x_mean = float(x[0] @ WEIGHTS)
     tokens = x_mean * (1 - prefix_share)
     per_token = es / max(tokens, 1.0)
     room = np.maximum(chunk - np.mod(x * (1 - prefix_share), chunk), 0.0)
-    arrivals = lam * (np.where(stable, wq, 0.0) + svc * (n - 1) / np.maximum(n, 1.0))  # (R, Q)
+    own_steps = lam * svc * (n - 1) / np.maximum(n, 1.0)  # (R, Q): arrivals during its first n − 1 chunk steps
+    arrivals = lam * np.where(stable, wq, 0.0) + own_steps
     mean = svc + np.minimum(room, arrivals * tokens) * per_token + overhead
-    alone = np.exp(-arrivals)
-    with_co = np.minimum(room, arrivals * tokens / np.maximum(1 - alone, 1e-300)) * per_token
-    return mean, (alone, svc + overhead, svc + with_co + overhead)
+    alone = np.exp(-own_steps)
+    with_co = np.minimum(room, own_steps * tokens / np.maximum(1 - alone, 1e-300)) * per_token
+    no_wait = svc + np.minimum(room, own_steps * tokens) * per_token + overhead
+    left = np.maximum(room - own_steps * tokens, 0.0)  # the room those arriving during its chunk steps leave
+    return mean, OwnTTFT(alone, svc + overhead, svc + with_co + overhead, no_wait, lam * es * np.ones_like(svc),
+                         left * per_token)
 
 
 def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengths, output_lengths, chunk: float,
@@ -598,15 +747,18 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     o = np.minimum(length_points(output_lengths, max_context), np.maximum(max_context - x[0], 1.0))  # (Q,)
     o_mean = float(o @ WEIGHTS)
     ctx = decoding_context(float(input_lengths.mean), o)
+    fine = fine_spec(input_lengths, x[0], max_context)
     c, svc, n, tau, added, within, slope = _decoding_concurrency(s, m, e, lam, x, o_mean, ctx, chunk, limit,
-                                                                  prefix_share)
-    es, es2 = _wmean(svc), _wmean(svc ** 2)
+                                                                  prefix_share, fine)
+    svc_f = _fine(svc, fine)  # (R, Q × SUB): the prefill times over the SUB points of each bin
+    es, es2 = (svc_f @ W_SUB)[:, None], ((svc_f ** 2) @ W_SUB)[:, None]
     rho = lam * es
-    rho_a = lam * _wmean(added)
+    added_f = _fine(added, fine)
+    rho_a = lam * (added_f @ W_SUB)[:, None]
     stable = (rho < 1) & (rho_a < 1) & within
     wq = np.where(stable, lam * es2 / np.maximum(2 * (1 - rho), 1e-12), np.inf)
     tpot_mean = np.where(stable, tau / np.maximum(1 - rho_a, 1e-9), np.inf)
-    ttft_k, own_k = _own_ttft(lam, wq, svc, n, es, x, chunk, prefix_share, e.request_overhead_s, stable)
+    ttft_k, own_k = _own_ttft(lam, wq, svc, n, _wmean(svc), x, chunk, prefix_share, e.request_overhead_s, stable)
     # a request holds a sequence slot and its KV blocks from admission to its last token: when none is free it
     # waits before its prompt queues (:func:`_admission_wait`); the two waits add
     p_admit, ws, admit_ok = _admission_wait(
@@ -616,9 +768,10 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     stable = stable & admit_ok
     tpot_mean = np.where(stable, tpot_mean, np.inf)
     wq_all = np.where(stable, wq + ws, np.inf)
-    ttft_tail = _ttft_tail(rho, wq, wq_all, p_admit, svc, ttft_k, stable, own_k)
+    ttft_tail = _ttft_tail(rho, wq, wq_all, p_admit, svc_f, ttft_k, stable, own_k, W_SUB)
 
-    tpot_tail, sd = _tpot_tails(s, m, e, lam, c, ctx, x, o, added, rho_a, slope, tpot_mean, stable, n)
+    tpot_tail, sd = _tpot_tails(s, m, e, lam, c, ctx, x, o, added, rho_a, slope, tpot_mean, stable, n,
+                                (fine, added_f))
     ttft_mean = np.where(stable, wq_all + _wmean(ttft_k), np.inf)
     e2e_k = np.where(stable, np.where(stable, ttft_mean, 0.0) + np.maximum(o - 1, 0.0)[None, :]
                      * np.where(stable, tpot_mean, 0.0), np.inf)  # (R, Q) over answer lengths
