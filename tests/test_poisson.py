@@ -542,3 +542,14 @@ def test_tpot_mean_of_a_small_mixture_of_experts_replica_agrees_with_the_simulat
     reqs = generate(w, cat, seed=3, num_requests=6000, max_context=ctx, stratified=True)
     tpot = request_metrics(simulate_cluster(spec, reqs, 1))["tpot_ms"][500:] / 1e3
     assert float(at["tpot_mean"][0]) == pytest.approx(float(np.nanmean(tpot)), rel=0.06)
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 40, 300])
+def test_poisson_tail_in_numpy_matches_scipy(k):
+    """P(N ≥ k) for Poisson N, summed in log space with numpy (the planner does not import scipy for it)."""
+    from scipy.stats import poisson
+
+    from llmplan.perf.poisson import _poisson_at_least
+
+    c = np.array([0.03, 0.5, 3.0, 40.0, 290.0, 900.0])
+    assert np.allclose(_poisson_at_least(k, c), poisson.sf(k - 1, c), rtol=1e-9, atol=1e-13)
