@@ -149,12 +149,6 @@ def _fine(v: np.ndarray, spec) -> np.ndarray:
     return np.where(zero, v @ mix, out)
 
 
-def _fmean(v: np.ndarray, spec) -> np.ndarray:
-    """The probability-weighted mean over the lengths of a quantity given at the bins' points, integrated over
-    the SUB points per bin (:func:`_fine`); None: the points alone (:func:`_wmean`)."""
-    return _wmean(v) if spec is None else (_fine(v, spec) @ W_SUB)[..., None]
-
-
 def decoding_context(x_mean: float, o: np.ndarray) -> float:
     """The context (tokens) a decoding sequence holds, averaged over decoding time: its prompt plus what it has
     generated. An answer of o tokens decodes for o steps, so long answers weigh more: the time average of the
@@ -250,7 +244,7 @@ def _erfc(x):
 
 def _decoding_concurrency(s: StageShape, m: Machine, e: Efficiency, lam: np.ndarray, x: np.ndarray, o_mean: float,
                           ctx: float, chunk: float, limit: float, prefix_share: float,
-                          fine=None) -> tuple[np.ndarray, ...]:
+                          fine) -> tuple[np.ndarray, ...]:
     """The decoding concurrency C at each rate (Little's law), with the prefill service times of the prompt
     lengths, their chunk counts, the decode step and the time each prompt adds to the decodes at that C;
     `within`: the load fits in the engine's limit."""
@@ -265,7 +259,7 @@ def _decoding_concurrency(s: StageShape, m: Machine, e: Efficiency, lam: np.ndar
     # the step as a decoding request meets it, at the count it sees (within the grid: ≥ 1, ≤ the limit)
     seen_g = np.interp(_seen_grid(float(limit))[:, 0], cg[:, 0], tau_g[:, 0])[:, None]
     added_g = np.maximum(svc_g - n_g * tau_g, 0.0)
-    ea_g = _fmean(added_g, fine)[:, 0]  # (G,)
+    ea_g = _fine(added_g, fine) @ W_SUB  # (G,): over the SUB points of each bin (`fine`: :func:`fine_spec`)
     room = np.maximum(1 - lam * ea_g[None, :], 0.0)  # (R, G)
     need = np.where(room > 0, lam * max(o_mean - 1, 0.0) * seen_g[:, 0][None, :] / np.maximum(room, 1e-12), np.inf)
     f = need - cg[:, 0][None, :]  # > 0: more sequences than C would be in flight
@@ -403,7 +397,7 @@ def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarr
     return p_any, np.where(ok, wait, np.inf), ok
 
 
-def _residual_tail(svc: np.ndarray, es: np.ndarray, weights: np.ndarray = WEIGHTS):
+def _residual_tail(svc: np.ndarray, es: np.ndarray, weights: np.ndarray):
     """P(S_e > u) = E[(S − u)⁺] / E[S] as a function of u (R, Q), for the service times `svc` (R, Q, weighted by
     WEIGHTS; `es`: their mean, (R, 1)): suffix sums over each row's sorted times, looked up with one search over
     the rows laid end to end."""
@@ -597,12 +591,12 @@ def _ttft_tail(rho: np.ndarray, wq: np.ndarray, wq_all: np.ndarray, p_admit: np.
 
 
 def _tpot_tails(s: StageShape, m: Machine, e: Efficiency, lam, c, ctx: float, x, o, added, rho_a, slope, tpot_mean,
-                stable, chunks=None, fine=None):
+                stable, chunks, fine, added_f):
     """P(TPOT > t) over the requests (:func:`_tpot_tail`) and the standard deviation at each answer length: the
     spread of :func:`_tpot_spread` (its context term from the step time's cost per context token at the
     solution's concurrency, a 10 % longer context), its tail a shifted gamma, and at least the chance that one
     prompt arriving during the decode stalls it past t on its own (:func:`_jump_tail`). The moments over the
-    prompt lengths are taken over `fine` ((:func:`fine_spec`, `added` there); None: the bins' points)."""
+    prompt lengths are taken over the SUB points of each bin (`fine`: :func:`fine_spec`; `added_f`: `added` there)."""
     steps = np.maximum(o - 1, 1.0)[None, :]  # (1, Q)
     d = steps * tpot_mean  # decode time of each answer length (R, Q)
     c_safe = np.maximum(np.where(stable, c, 1.0), 1.0)
@@ -610,10 +604,7 @@ def _tpot_tails(s: StageShape, m: Machine, e: Efficiency, lam, c, ctx: float, x,
     ctx_slope = (both[:, 1:] - both[:, :1]) / (0.1 * max(ctx, 1.0) * c_safe)
     ctx_slope = np.maximum(ctx_slope, 0.0)
     x0 = x.reshape(-1)
-    if fine is None:
-        a_f, x_f, w = np.where(stable, added, 0.0), x0, WEIGHTS
-    else:
-        a_f, x_f, w = np.where(stable, fine[1], 0.0), _fine(x0, fine[0]), W_SUB
+    a_f, x_f, w = np.where(stable, added_f, 0.0), _fine(x0, fine), W_SUB
     b = slope + ctx_slope * (x_f - float(x_f @ w))[None, :]  # (R, N): what each prompt then adds a step
     a2 = a_f * a_f
     e_ab, e_aab, ea2, ea3 = (((a_f * b) @ w)[:, None], ((a2 * b) @ w)[:, None], (a2 @ w)[:, None],
@@ -782,8 +773,8 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     wq_all = np.where(stable, wq + ws, np.inf)
     ttft_tail = _ttft_tail(rho, wq, wq_all, p_admit, svc_f, ttft_k, stable, own_k, W_SUB)
 
-    tpot_tail, sd = _tpot_tails(s, m, e, lam, c, ctx, x, o, added, rho_a, slope, tpot_mean, stable, n,
-                                (fine, added_f))
+    tpot_tail, sd = _tpot_tails(s, m, e, lam, c, ctx, x, o, added, rho_a, slope, tpot_mean, stable, n, fine,
+                                added_f)
     ttft_mean = np.where(stable, wq_all + _wmean(ttft_k), np.inf)
     e2e_k = np.where(stable, np.where(stable, ttft_mean, 0.0) + np.maximum(o - 1, 0.0)[None, :]
                      * np.where(stable, tpot_mean, 0.0), np.inf)  # (R, Q) over answer lengths

@@ -93,6 +93,7 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
         cheapest = min(o.tco_usd for o in ranked)
         band = cheapest * (1 + tolerance_pct / 100)
         q_rec, q_ru = rec.quality_score, ru.quality_score
+        won_on_failure = False  # dearer, ranked first because the runner-up stops with one GPU failed
         if (tolerance_pct > 0 and rec.tco_usd <= band and ru.tco_usd <= band and q_rec is not None
                 and (q_ru is None or q_rec > q_ru + resolution)):
             out.append(f"Against the runner-up {ru.id}: both cost within {tolerance_pct:g} % of the cheapest option, "
@@ -104,7 +105,7 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
                        f"horizon ({_usd(rec.tco_usd)} against {_usd(ru.tco_usd)})"
                        + (f", at {bench_name} {q_rec:,.1f} against {q_ru:,.1f}"
                           if q_rec is not None and q_ru is not None else "") + ".")
-        elif dc < 0 and stops_with_gpu_failure(ru) and not stops_with_gpu_failure(rec):
+        elif won_on_failure := dc < 0 and stops_with_gpu_failure(ru) and not stops_with_gpu_failure(rec):
             left, need = gpu_failure_left(ru) or (0, 0)
             out.append(f"Against the runner-up {ru.id}: {_usd(-dc)} ({_share(-dc, ru.tco_usd)}) dearer over the "
                        f"horizon ({_usd(rec.tco_usd)} against {_usd(ru.tco_usd)}), but the runner-up stops with one "
@@ -113,7 +114,7 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
         else:
             out.append(f"Against the runner-up {ru.id}: the same cost ({_usd(rec.tco_usd)}); the tie is settled by "
                        f"quality, then latency.")
-        if not out[-1].endswith("that ranks it first."):  # else the line above said it
+        if not won_on_failure:  # else the line above said it
             out += _gpu_failure_line(rec, ru)
         out += _thinking_off_line(rec, ru)
         if rec.ttft_p95_ms is not None and ru.ttft_p95_ms is not None:
