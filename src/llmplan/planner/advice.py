@@ -15,7 +15,7 @@ from ..cost.model import onprem
 from ..cost.ownership import assumption, buy
 from ..errors import LlmplanError
 from ..units import fmt_sig
-from .search import Option, gpu_failure_left, option_load, stops_with_gpu_failure
+from .search import Option, gpu_failure_left, option_load, short_after_gpu_failure
 
 POLICY_FIELDS = {"deployment": "policy.deployment", "data residency": "policy.data_residency",
                  "hardware vendor": "policy.allow_hardware_vendors / deny_hardware_vendors",
@@ -93,7 +93,7 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
         cheapest = min(o.tco_usd for o in ranked)
         band = cheapest * (1 + tolerance_pct / 100)
         q_rec, q_ru = rec.quality_score, ru.quality_score
-        won_on_failure = False  # dearer, ranked first because the runner-up stops with one GPU failed
+        won_on_failure = False  # dearer, ranked first because the runner-up falls short with one GPU failed
         if (tolerance_pct > 0 and rec.tco_usd <= band and ru.tco_usd <= band and q_rec is not None
                 and (q_ru is None or q_rec > q_ru + resolution)):
             out.append(f"Against the runner-up {ru.id}: both cost within {tolerance_pct:g} % of the cheapest option, "
@@ -105,12 +105,13 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
                        f"horizon ({_usd(rec.tco_usd)} against {_usd(ru.tco_usd)})"
                        + (f", at {bench_name} {q_rec:,.1f} against {q_ru:,.1f}"
                           if q_rec is not None and q_ru is not None else "") + ".")
-        elif won_on_failure := dc < 0 and stops_with_gpu_failure(ru) and not stops_with_gpu_failure(rec):
+        elif won_on_failure := dc < 0 and short_after_gpu_failure(ru) and not short_after_gpu_failure(rec):
             left, need = gpu_failure_left(ru) or (0, 0)
             out.append(f"Against the runner-up {ru.id}: {_usd(-dc)} ({_share(-dc, ru.tco_usd)}) dearer over the "
-                       f"horizon ({_usd(rec.tco_usd)} against {_usd(ru.tco_usd)}), but the runner-up stops with one "
-                       f"GPU failed ({left} replica(s) left, {need} needed) and this option does not: within "
-                       f"quality.failure_tie_pct ({failure_tie_pct:g} % of the TCO) that ranks it first.")
+                       f"horizon ({_usd(rec.tco_usd)} against {_usd(ru.tco_usd)}), but the runner-up falls short of "
+                       f"the peak with one GPU failed ({left} replica(s) left, {need} needed) and this option does not "
+                       f"(until the repair, which on most servers takes the whole server down: schedule it off-peak): "
+                       f"within quality.failure_tie_pct ({failure_tie_pct:g} % of the TCO) that ranks it first.")
         else:
             out.append(f"Against the runner-up {ru.id}: the same cost ({_usd(rec.tco_usd)}); the tie is settled by "
                        f"quality, then latency.")

@@ -20,7 +20,7 @@ from ..units import days_text, fmt_sig
 from . import policy as pol
 from .advice import advice
 from .scenario import Scenario
-from .search import Option, gpu_failure_left, plan, rank_key, stops_with_gpu_failure
+from .search import Option, gpu_failure_left, plan, rank_key, short_after_gpu_failure
 
 TOP_ALTERNATIVES = 5
 MAX_PARETO = 15
@@ -87,8 +87,8 @@ def _ranking(s: Scenario, bench, ranked: list[Option]) -> dict[str, Any]:
                 "Ranking: by TCO alone (quality.cost_tolerance_pct is 0); quality is shown, not weighed.")
     tie = s.quality.failure_tie_pct
     if tie > 0:
-        sentence += (f" An option bought without spares whose service stops with one GPU failed counts as {tie:g} % "
-                     f"dearer than it is (quality.failure_tie_pct, default 1 %).")
+        sentence += (f" An option bought without spares that falls short of the peak with one GPU failed counts as "
+                     f"{tie:g} % dearer than it is, for the band and the order (quality.failure_tie_pct, default 1 %).")
     return {"benchmark": bench.id, "benchmark_name": name, "scale": bench.scale, "resolution": bench.resolution,
             "cost_tolerance_pct": tol, "failure_tie_pct": tie, "harness": bench.harness, "source": bench.source,
             "as_of": bench.as_of, "sentence": sentence}
@@ -139,7 +139,7 @@ def _value(v: Any) -> str:
 def _public(o: Option, brief: bool = False) -> dict[str, Any]:
     d = o.public()
     d["quality"] = o.details.get("quality")
-    d["stops_with_one_gpu_failed"] = None if gpu_failure_left(o) is None else stops_with_gpu_failure(o)
+    d["short_with_one_gpu_failed"] = None if gpu_failure_left(o) is None else short_after_gpu_failure(o)
     if brief:
         d.pop("details")
         d.pop("serve_command")
@@ -173,7 +173,7 @@ def pareto(ranked: list[Option]) -> list[Option]:
     (API options: cost only, so they join when nothing is cheaper)."""
     pts = [(o, o.tco_usd, o.ttft_p95_ms if o.ttft_p95_ms is not None else math.inf,
             -o.quality_score if o.quality_score is not None else math.inf,
-            1 if stops_with_gpu_failure(o) else 0) for o in ranked]
+            1 if short_after_gpu_failure(o) else 0) for o in ranked]
     front = []
     for o, c, t, q, f in pts:
         dominated = any((c2 <= c and t2 <= t and q2 <= q and f2 <= f) and (c2 < c or t2 < t or q2 < q or f2 < f)
@@ -184,7 +184,7 @@ def pareto(ranked: list[Option]) -> list[Option]:
     # equal points (fp16/bf16, same model on two TP degrees with equal figures) once
     uniq, keys = [], set()
     for o in front:
-        k = (round(o.tco_usd), round(o.ttft_p95_ms or 0), o.quality_score, stops_with_gpu_failure(o))
+        k = (round(o.tco_usd), round(o.ttft_p95_ms or 0), o.quality_score, short_after_gpu_failure(o))
         if k not in keys:
             keys.add(k)
             uniq.append(o)
@@ -508,7 +508,7 @@ def text(result: dict[str, Any], q: Any = _plain) -> str:
             out.append(f"- {q(o['id'])}: {_usd(o['tco_usd'])}, TTFT p95 {_ms(o['ttft_p95_ms'])}"
                        + (f" (answer start p95 {_answer(o)}, after its thinking)" if _thinks(o) else "")
                        + f", {r['ranking']['benchmark_name']} {_quality(o)}"
-                       + ("; stops with one GPU failed" if o.get("stops_with_one_gpu_failed") else ""))
+                       + ("; short of the peak with one GPU failed" if o.get("short_with_one_gpu_failed") else ""))
         out.append("")
     out += [f"## Excluded: {len(r['rejected'])} option(s)", ""]
     for reason, n in r["rejected_counts"].items():

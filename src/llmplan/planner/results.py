@@ -38,7 +38,7 @@ class PlanOption(Result):
     allowed: bool | None = Field(default=None, description="references: whether the policy allows it")
     policy_reasons: list[str] | None = None
     breakeven_month: Num | None = None
-    stops_with_one_gpu_failed: bool | None = Field(
+    short_with_one_gpu_failed: bool | None = Field(
         default=None, description="owned and bought without spares: one failed GPU leaves fewer replicas than the "
         "peak needs (quality.failure_tie_pct); none for other options and in runs saved before it existed")
 

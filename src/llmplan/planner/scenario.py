@@ -128,9 +128,9 @@ class QualitySpec(_Strict):
         "quality on the ranking benchmark (differences under its resolution are ties, settled by cost); the "
         "rest by TCO. 0 ranks by TCO alone")
     failure_tie_pct: float = Field(
-        default=1, ge=0, le=100, description="an owned option bought without spares whose service stops with one "
-        "GPU failed (a failed GPU stops its replica: fewer left than the peak needs) counts as this % dearer in the "
-        "ranking, so the same server as two replicas instead of one wins a near tie; 0: by cost alone")
+        default=1, ge=0, le=100, description="an owned option bought without spares that falls short of the peak "
+        "with one GPU failed (a failed GPU stops its replica: fewer left than the peak needs) counts as this % "
+        "dearer in the ranking, so the same server as two replicas instead of one wins a near tie; 0: by cost alone")
 
 
 COUNTRY_FIELDS = ("data_residency", "buyer_country", "allow_hardware_countries", "deny_hardware_countries",

@@ -118,7 +118,7 @@ def gpu_failure_left(o: Option) -> tuple[int, int] | None:
     return int(bought.purchase.replicas) - 1, int(need)
 
 
-def stops_with_gpu_failure(o: Option) -> bool:
+def short_after_gpu_failure(o: Option) -> bool:
     """An owned option bought without spares leaves fewer replicas than the peak needs with one GPU failed (rented
     GPUs, APIs and options with spares: False, the question does not arise)."""
     left = gpu_failure_left(o)
@@ -126,10 +126,10 @@ def stops_with_gpu_failure(o: Option) -> bool:
 
 
 def ranking_cost(o: Option, failure_tie_pct: float = 0.0) -> float:
-    """The TCO the ranking compares: an option that stops with one GPU failed counts `failure_tie_pct` % dearer
-    (quality.failure_tie_pct: one server as one TP-4 replica instead of two TP-2 ones is not worth losing the
-    service to one GPU for $44 over four years)."""
-    return o.tco_usd * (1 + failure_tie_pct / 100) if failure_tie_pct and stops_with_gpu_failure(o) else o.tco_usd
+    """The TCO the ranking compares: an option that falls short of the peak with one GPU failed counts
+    `failure_tie_pct` % dearer (quality.failure_tie_pct: one server as one TP-4 replica instead of two TP-2 ones
+    is not worth losing the service to one GPU for $45 over four years)."""
+    return o.tco_usd * (1 + failure_tie_pct / 100) if failure_tie_pct and short_after_gpu_failure(o) else o.tco_usd
 
 
 def rank_key(o: Option, failure_tie_pct: float = 0.0) -> tuple:
@@ -141,14 +141,16 @@ def rank_key(o: Option, failure_tie_pct: float = 0.0) -> tuple:
 
 def rank(options: list[Option], tolerance_pct: float, resolution: float, failure_tie_pct: float = 0.0) -> list[Option]:
     """The ranking rule: options whose cost (:func:`ranking_cost`: the TCO, `failure_tie_pct` % more for one that
-    stops with one GPU failed) is within `tolerance_pct` of the cheapest are ordered by absolute quality, best
-    first, where scores closer than `resolution` to the best remaining one count as a tie settled by rank_key
-    (cost); options without a published figure follow them, then everything beyond the tolerance by rank_key. A
-    much better model a few per cent dearer wins; a marginally better one does not outweigh its price."""
+    falls short of the peak with one GPU failed) is within `tolerance_pct` of the cheapest TCO are ordered by
+    absolute quality, best first, where scores closer than `resolution` to the best remaining one count as a tie
+    settled by rank_key (cost); options without a published figure follow them, then everything beyond the
+    tolerance by rank_key. A much better model a few per cent dearer wins; a marginally better one does not
+    outweigh its price."""
     by_cost = sorted(options, key=lambda o: rank_key(o, failure_tie_pct))
     if not by_cost or not math.isfinite(by_cost[0].tco_usd):
         return by_cost
-    limit = ranking_cost(by_cost[0], failure_tie_pct) * (1 + tolerance_pct / 100)
+    # the band is measured from the cheapest TCO (as the report says it), its members by their ranking cost
+    limit = min(o.tco_usd for o in by_cost) * (1 + tolerance_pct / 100)
     band = [o for o in by_cost if ranking_cost(o, failure_tie_pct) <= limit]
     known = [o for o in band if o.quality_score is not None]
     out: list[Option] = []
