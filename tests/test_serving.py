@@ -220,9 +220,12 @@ def test_step_model_matches_the_performance_model():
         dequant = is_dequant(D.weight_format, dt)
 
     e = efficiency_arrays([C()], [params_of(lookup(table_from_catalog(CAT), "vllm", "hopper", "dense")[0])])
-    for n, ctx, p, pc in ((1, 100, 0, 0), (64, 64 * 3000, 512, 512 * 300), (256, 1e6, 0, 0)):
+    # the last: GEMMs compute-bound, attention memory-bound (the two add: physics module docstring)
+    for n, ctx, p, pc in ((1, 100, 0, 0), (64, 64 * 3000, 512, 512 * 300), (256, 1e6, 0, 0), (2048, 2048 * 2000, 0, 0)):
         ref = float(step_time(s, m, e, n, ctx / n if n else 0, p, pc / p if p else 0).total[0])
         assert SPEC.model.step(n, ctx, p, pc) == pytest.approx(ref, rel=1e-9)
+    big = step_time(s, m, e, 2048, 2000.0)
+    assert float(big.total[0]) > float(big.floor[0]) * 1.05  # the mixed regime, where the split matters
 
 
 # ---------------------------------------------------------------- workloads

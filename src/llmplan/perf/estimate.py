@@ -144,9 +144,11 @@ class EstimateReport(BaseModel):
 def _phase(st: StepTime, roof: float) -> PhaseBreakdown:
     split = {"memory": float(np.max(st.memory)), "compute": float(np.max(st.compute)),
              "interconnect": float(np.max(st.comm)), "overhead": float(np.max(st.overhead))}
-    # the roofline takes the larger of memory and compute; the smaller one overlaps it
-    shown = {"memory": split["memory"] if split["memory"] >= split["compute"] else 0.0,
-             "compute": split["compute"] if split["compute"] > split["memory"] else 0.0,
+    # the step's kernels run one after the other, each bound by memory or by compute (physics module docstring):
+    # the bound is where most of the time goes
+    by_memory = float(np.max(st.memory_bound))
+    busy = float(np.max(st.total - st.comm - st.overhead))
+    shown = {"memory": by_memory, "compute": busy - by_memory,
              "interconnect": split["interconnect"], "overhead": split["overhead"]}
     bound = max(shown, key=lambda k: shown[k])
     return PhaseBreakdown(time_ms=1e3 * float(np.max(st.total)), bound=bound,

@@ -5,20 +5,26 @@ so the same code serves one estimate and a sweep of 100,000 configurations.
 One engine *step* processes ``decode_tokens`` tokens of running sequences (one each) and
 ``prefill_tokens`` new prompt tokens (chunked prefill). Its time on one pipeline stage is::
 
-    t_mem     = (weights touched + KV read) / (bandwidth × eta_bw)
-    t_compute = (2 × active params × tokens + attention FLOPs) / (peak × kernel ratio × eta_flops)
+    linear    = max(weights touched / (bandwidth × eta_bw),
+                    2 × active params × tokens / (peak × kernel ratio × eta_flops))
+    attention = max(KV read / (bandwidth × eta_bw), attention FLOPs / (peak × kernel ratio × eta_flops))
     t_comm    = 2 all-reduces per layer × min(library, engine's custom kernel), each
                 latency + 2 (TP−1)/TP × tokens × hidden × 2 B / busbw    (measured, collectives catalog)
     t_scores  = bytes per attention score × heads × (query, key) pairs / (bandwidth × eta_bw)
                 (0 where a fused kernel keeps the scores on chip: FlashAttention-class engines)
-    t_step    = max(t_mem, t_compute) + t_scores + t_comm + overhead
+    t_step    = linear + attention + t_scores + t_comm + overhead
 
-with ``eta ≤ 1``, the kernel ratio (weight-only GEMMs: compute-bound rate relative to 16-bit,
-kernels catalog) ≤ 1.2 and ``overhead ≥ 0``, so no step is ever faster than the roofline
-``max(bytes / bandwidth, FLOPs / peak)``. Pipeline parallelism runs the stages one after
-another for a token (latency adds up); tensor parallelism divides the work per GPU. An engine
-that does not mix prompts into decode steps (vLLM V0 without chunked prefill) runs them as
-steps of their own: the two times add instead of overlapping.
+The linear layers (GEMMs over the weights) and attention (over each sequence's KV cache) are
+kernels that run one after the other, each bound by its own resource: a large decode batch
+makes the GEMMs compute-bound while its attention still streams the KV cache from memory,
+and the two times add (a single ``max(all bytes / bandwidth, all FLOPs / peak)`` would let the
+KV reads hide under the GEMMs' arithmetic). With ``eta ≤ 1``, the kernel ratio (weight-only
+GEMMs: compute-bound rate relative to 16-bit, kernels catalog) ≤ 1.2 and ``overhead ≥ 0``, no
+step is ever faster than the roofline ``max(bytes / bandwidth, FLOPs / peak)``. Pipeline
+parallelism runs the stages one after another for a token (latency adds up); tensor
+parallelism divides the work per GPU. An engine that does not mix prompts into decode steps
+(vLLM V0 without chunked prefill) runs them as steps of their own: the two times add instead
+of overlapping.
 """
 
 from __future__ import annotations
@@ -101,11 +107,11 @@ def experts_touched(num_experts, experts_per_token, tokens):
     return np.where(e > 0, e * frac, 0.0)
 
 
-def step_bytes(s: StageShape, tokens, kv_tokens_read, eta_moe=1.0):
-    """Bytes one GPU moves in a step: weights touched once per step, plus the KV cache read.
-    Expert bytes count at 1/eta_moe (the efficiency of MoE kernels relative to dense ones)."""
+def weight_bytes_touched(s: StageShape, tokens, eta_moe=1.0):
+    """Weight bytes one GPU reads in a step of `tokens` tokens: the dense weights once, and the routed
+    experts the tokens hit. Expert bytes count at 1/eta_moe (MoE kernels relative to dense ones)."""
     experts = experts_touched(s.num_experts, s.experts_per_token, tokens) * s.moe_layers * s.expert_bytes_per_layer
-    return s.dense_weight_bytes + experts / eta_moe + kv_tokens_read * s.kv_bytes_per_token
+    return s.dense_weight_bytes + experts / eta_moe
 
 
 def attended(context, window, sliding_fraction):
@@ -113,17 +119,20 @@ def attended(context, window, sliding_fraction):
     return (1 - sliding_fraction) * context + sliding_fraction * np.minimum(context, window)
 
 
-def step_flops(s: StageShape, decode_tokens, decode_context, prefill_tokens, prefill_context, eta_moe=1.0):
-    """FLOPs of a step: linear layers for every token, attention per (query, key) pair.
-    Prefill queries attend on average to half their prompt plus what precedes it.
-    Expert FLOPs count at 1/eta_moe."""
+def step_flops_split(s: StageShape, decode_tokens, decode_context, prefill_tokens, prefill_context, eta_moe=1.0):
+    """FLOPs of a step as (linear layers, attention): the linear layers for every token, attention per
+    (query, key) pair. Prefill queries attend on average to half their prompt plus what precedes it.
+    Expert FLOPs count at 1/eta_moe. Data-parallel attention's imbalance adds to each its share."""
     per_token = s.flops_per_token + s.expert_flops_per_token * (1 / eta_moe - 1)
     linear = per_token * (decode_tokens + prefill_tokens)
     attn = s.attn_flops_per_ctx_token * (
         decode_tokens * attended(decode_context, s.window, s.sliding_fraction)
         + prefill_tokens * attended(prefill_context, s.window, s.sliding_fraction))
-    return (linear + attn + prompt_imbalance_flops(s, prefill_tokens, prefill_context)
-            + decode_imbalance_flops(s, decode_tokens, decode_context))
+    if not _dp_attention(s):
+        return linear, attn
+    p_lin, p_attn = prompt_imbalance_flops(s, prefill_tokens, prefill_context)
+    d_lin, d_attn = decode_imbalance_flops(s, decode_tokens, decode_context)
+    return linear + p_lin + d_lin, attn + p_attn + d_attn
 
 
 def _dp_attention(s: StageShape) -> bool:
@@ -144,13 +153,15 @@ def imbalance(ranks, prefill_tokens, prompt_tokens):
 
 def prompt_imbalance_flops(s: StageShape, prefill_tokens, prefill_context):
     """The extra FLOPs of the busiest GPU where attention runs data-parallel (:func:`imbalance`; the prompt's
-    length is twice the context its queries attend to on average); 0 without."""
+    length is twice the context its queries attend to on average), as (attention projections, attention
+    itself); (0, 0) without."""
     if not _dp_attention(s):
-        return 0.0
+        return 0.0, 0.0
     ctx = attended(prefill_context, s.window, s.sliding_fraction)
     extra = imbalance(s.dp_attention_ranks, prefill_tokens, np.minimum(2 * np.asarray(prefill_context), prefill_tokens)
                       ) - 1
-    return extra * (s.attn_linear_flops_per_token * prefill_tokens + s.attn_flops_per_ctx_token * prefill_tokens * ctx)
+    return (extra * s.attn_linear_flops_per_token * prefill_tokens,
+            extra * s.attn_flops_per_ctx_token * prefill_tokens * ctx)
 
 
 def decode_imbalance(s: StageShape, decode_tokens):
@@ -163,13 +174,12 @@ def decode_imbalance(s: StageShape, decode_tokens):
 
 def decode_imbalance_flops(s: StageShape, decode_tokens, decode_context):
     """The extra FLOPs of the busiest GPU's decode attention where attention runs data-parallel
-    (:func:`decode_imbalance`); 0 without."""
+    (:func:`decode_imbalance`), as (attention projections, attention itself); (0, 0) without."""
     if not _dp_attention(s):
-        return 0.0
+        return 0.0, 0.0
     extra = decode_imbalance(s, decode_tokens) - 1
-    return extra * decode_tokens * (s.attn_linear_flops_per_token
-                                    + s.attn_flops_per_ctx_token * attended(decode_context, s.window,
-                                                                            s.sliding_fraction))
+    return (extra * decode_tokens * s.attn_linear_flops_per_token,
+            extra * decode_tokens * s.attn_flops_per_ctx_token * attended(decode_context, s.window, s.sliding_fraction))
 
 
 def scores_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
@@ -206,6 +216,8 @@ class StepTime:
     compute: Arr
     comm: Arr
     overhead: Arr
+    floor: Arr = 0.0  # the roofline of the step's work: max(bytes / bandwidth, FLOPs / rate) of each pass
+    memory_bound: Arr = 0.0  # the part of the step spent in memory-bound kernels (the rest of its busy time: compute)
 
 
 def flops_rate(m: Machine, e: Efficiency):
@@ -217,14 +229,23 @@ def flops_rate(m: Machine, e: Efficiency):
 
 def _one_pass(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
               prefill_context):
+    """A step's (memory time, compute time, busy time, memory-bound part of the busy time, all-reduce time) on one
+    GPU: the busy time is the linear layers' roofline plus attention's (module docstring), plus unfused attention's
+    scores pass."""
     kv_read = decode_tokens * (decode_context + s.state_tokens_equiv)  # the busiest GPU's, under DP attention
     if _dp_attention(s):
         kv_read = kv_read * decode_imbalance(s, decode_tokens)
-    t_mem = step_bytes(s, decode_tokens + prefill_tokens, kv_read, e.eta_moe) / (m.bandwidth * e.eta_bw)
-    t_cmp = step_flops(s, decode_tokens, decode_context, prefill_tokens, prefill_context, e.eta_moe) / flops_rate(m, e)
-    # a pass of its own after both: max(mem + sc, cmp + sc) = max(mem, cmp) + sc
+    bw, rate = m.bandwidth * e.eta_bw, flops_rate(m, e)
+    lin_mem = weight_bytes_touched(s, decode_tokens + prefill_tokens, e.eta_moe) / bw
+    att_mem = kv_read * s.kv_bytes_per_token / bw
+    lin_flops, att_flops = step_flops_split(s, decode_tokens, decode_context, prefill_tokens, prefill_context,
+                                            e.eta_moe)
+    lin_cmp, att_cmp = lin_flops / rate, att_flops / rate
     t_sc = scores_time(s, m, e, decode_tokens, decode_context, prefill_tokens, prefill_context)
-    return t_mem + t_sc, t_cmp + t_sc, comm_time(s, m, decode_tokens + prefill_tokens)
+    busy = np.maximum(lin_mem, lin_cmp) + np.maximum(att_mem, att_cmp) + t_sc
+    by_memory = np.where(lin_mem >= lin_cmp, lin_mem, 0.0) + np.where(att_mem >= att_cmp, att_mem, 0.0) + t_sc
+    return (lin_mem + att_mem + t_sc, lin_cmp + att_cmp + t_sc, busy, by_memory,
+            comm_time(s, m, decode_tokens + prefill_tokens))
 
 
 def stage_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
@@ -232,18 +253,22 @@ def stage_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_c
     """One pipeline stage processing one microbatch: memory, compute, communication. Where the
     engine keeps prompts out of decode steps (``mixed_prefill`` 0), the decode pass and the
     prompt pass run one after the other."""
-    mem, cmp, comm = _one_pass(s, m, e, decode_tokens, decode_context, prefill_tokens, prefill_context)
-    mixed = np.maximum(mem, cmp) + comm
+    mem, cmp, busy, by_mem, comm = _one_pass(s, m, e, decode_tokens, decode_context, prefill_tokens, prefill_context)
+    mixed = busy + comm
     apart = _apart(m, decode_tokens, prefill_tokens)
     if not np.any(apart):
-        return StepTime(total=mixed, memory=mem, compute=cmp, comm=comm, overhead=0 * mem)
-    d_mem, d_cmp, d_comm = _one_pass(s, m, e, decode_tokens, decode_context, 0.0, 0.0)
+        return StepTime(total=mixed, memory=mem, compute=cmp, comm=comm, overhead=0 * mem, floor=np.maximum(mem, cmp),
+                        memory_bound=by_mem)
+    d_mem, d_cmp, d_busy, d_by_mem, d_comm = _one_pass(s, m, e, decode_tokens, decode_context, 0.0, 0.0)
     lump, share = _prompt_steps(m, decode_tokens, prefill_tokens, prefill_context)
-    p_mem, p_cmp, p_comm = _one_pass(s, m, e, 0.0, 0.0, lump, prefill_context)
-    split = np.maximum(d_mem, d_cmp) + d_comm + share * (np.maximum(p_mem, p_cmp) + p_comm)
+    p_mem, p_cmp, p_busy, p_by_mem, p_comm = _one_pass(s, m, e, 0.0, 0.0, lump, prefill_context)
+    split = d_busy + d_comm + share * (p_busy + p_comm)
+    split_floor = np.maximum(d_mem, d_cmp) + share * np.maximum(p_mem, p_cmp)
     return StepTime(total=np.where(apart, split, mixed), memory=np.where(apart, d_mem + share * p_mem, mem),
                     compute=np.where(apart, d_cmp + share * p_cmp, cmp),
-                    comm=np.where(apart, d_comm + share * p_comm, comm), overhead=0 * mem)
+                    comm=np.where(apart, d_comm + share * p_comm, comm), overhead=0 * mem,
+                    floor=np.where(apart, split_floor, np.maximum(mem, cmp)),
+                    memory_bound=np.where(apart, d_by_mem + share * p_by_mem, by_mem))
 
 
 def _apart(m: Machine, decode_tokens, prefill_tokens):
@@ -278,18 +303,19 @@ def step_time(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_co
     # a prompt kept out of the decode step is a step of its own: one more step overhead
     overhead = e.step_overhead_s * (1 + _prompt_steps(m, decode_tokens, prefill_tokens, prefill_context)[1])
     return StepTime(total=factor * st.total + overhead, memory=factor * st.memory,
-                    compute=factor * st.compute, comm=factor * st.comm, overhead=overhead + 0 * st.total)
+                    compute=factor * st.compute, comm=factor * st.comm, overhead=overhead + 0 * st.total,
+                    floor=factor * st.floor, memory_bound=factor * st.memory_bound)
 
 
 def roofline_step(s: StageShape, m: Machine, decode_tokens, decode_context, prefill_tokens=0.0, prefill_context=0.0):
-    """The physical floor of a step: perfect efficiency, peak-rate kernels, no overhead, no
-    communication, attention fused, and the cheaper of the two ways to carry the prompts: overlapping the decodes, or
+    """The physical floor of a step: ``max(bytes / bandwidth, FLOPs / peak)`` of its work (as if every kernel
+    overlapped every other), perfect efficiency, peak-rate kernels, no overhead, no communication, attention
+    fused, and the cheaper of the two ways to carry the prompts: overlapping the decodes, or
     whole in steps of their own (which reads an MoE's experts once per prompt instead of in every
     decode step that carries a slice of it)."""
     ideal = Efficiency(eta_bw=1.0, eta_flops=1.0, step_overhead_s=0.0, request_overhead_s=0.0, eta_moe=1.0)
     def floor(arrangement: float):
         mm = dataclasses.replace(m, flops_ratio=1.0, weight_only=0.0, mixed_prefill=arrangement, scores_bytes=0.0)
-        t = step_time(s, mm, ideal, decode_tokens, decode_context, prefill_tokens, prefill_context)
-        return np.asarray(t.total - t.comm)
+        return np.asarray(step_time(s, mm, ideal, decode_tokens, decode_context, prefill_tokens, prefill_context).floor)
 
     return np.minimum(floor(1.0), floor(0.0))

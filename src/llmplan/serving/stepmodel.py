@@ -93,31 +93,38 @@ class StepModel:
             (1 - self.sliding) * sum_ctx + self.sliding * min(sum_ctx, n_dec * self.window))
         t_sc = self.scores * (attended + p_ctx) / mb  # unfused attention: a pass of its own (physics.scores_time)
         kv_read = (sum_ctx + n_dec * self.state_equiv) * self.kv_bytes / mb
-        t_cmp = ((self.flops_tok * tokens + self.attn * (attended + p_ctx)) / mb / self.peak + t_sc
-                 + _imbalance(self.dp_ranks, self.p_lin, self.attn, p_tok / mb, p_ctx / mb) / self.peak)
+        i_lin, i_att = _imbalance(self.dp_ranks, self.p_lin, self.attn, p_tok / mb, p_ctx / mb)
+        lin_c = (self.flops_tok * tokens / mb + i_lin) / self.peak
+        att_c = (self.attn * (attended + p_ctx) / mb + i_att) / self.peak
         if self.dp_ranks > 1 and n_dec > 0:  # the busiest GPU's decode attention (physics.decode_imbalance)
             f = _decode_factor(self.dp_ranks, n_dec / mb)
             kv_read = kv_read * f
-            t_cmp = t_cmp + (f - 1) * (self.p_lin * n_dec + self.attn * attended) / mb / self.peak
-        t_mem = (self.dense_bytes + self._experts(tokens / mb) + kv_read) / self.bw + t_sc
+            lin_c = lin_c + (f - 1) * self.p_lin * n_dec / mb / self.peak
+            att_c = att_c + (f - 1) * self.attn * attended / mb / self.peak
+        lin_m = (self.dense_bytes + self._experts(tokens / mb)) / self.bw
+        att_m = kv_read / self.bw
         comm = self._comm(tokens / mb)
         factor = max(mb, self.pp)
-        return factor * (max(t_mem, t_cmp) + comm) + self.overhead
+        # the linear layers' roofline plus attention's (physics module docstring)
+        return factor * (max(lin_m, lin_c) + max(att_m, att_c) + t_sc + comm) + self.overhead
 
     def stretch(self, n: float, sum_ctx: float, m: int) -> float:
         """Total time of `m` decode-only steps with `n` sequences, context growing by n a step.
-        Memory and compute time are each linear in the context; their max switches at most once."""
+        The linear layers' time does not depend on the context; attention's memory and compute
+        times are each linear in it, and their max switches at most once."""
         if m <= 0:
             return 0.0
         if self.sliding or self.pp > 1:  # not linear: sum step by step at the ends and the middle
             return m * self.step(n, sum_ctx + n * (m - 1) / 2)
         e = self._experts(n)
         f = _decode_factor(self.dp_ranks, n) if self.dp_ranks > 1 and n > 0 else 1.0  # physics.decode_imbalance
-        a_m = (self.dense_bytes + e + n * self.state_equiv * self.kv_bytes * f) / self.bw
+        lin_m = (self.dense_bytes + e) / self.bw
+        lin_c = (self.flops_tok * n + (f - 1) * self.p_lin * n) / self.peak
+        a_m = n * self.state_equiv * self.kv_bytes * f / self.bw
         b_m = self.kv_bytes * f / self.bw + self.scores
-        a_c = (self.flops_tok * n + (f - 1) * self.p_lin * n) / self.peak
+        a_c = 0.0
         b_c = self.attn * f / self.peak + self.scores
-        fixed = m * (self._comm(n) + self.overhead)
+        fixed = m * (max(lin_m, lin_c) + self._comm(n) + self.overhead)
         s_end = sum_ctx + n * (m - 1)
 
         def lin(a: float, b: float, j0: int, j1: int) -> float:  # Σ_{j=j0}^{j1-1} a + b (S + j n)
@@ -135,14 +142,15 @@ class StepModel:
         return fixed + first + second
 
 
-def _imbalance(ranks: float, lin: float, attn: float, p_tok: float, p_ctx: float) -> float:
+def _imbalance(ranks: float, lin: float, attn: float, p_tok: float, p_ctx: float) -> tuple[float, float]:
     """physics.prompt_imbalance_flops in floats, for one microbatch: `p_ctx` keys attended by its `p_tok` prompt
-    tokens in all, so a prompt is 2 p_ctx / p_tok tokens long (at most the microbatch's)."""
+    tokens in all, so a prompt is 2 p_ctx / p_tok tokens long (at most the microbatch's). Returns the extra
+    FLOPs as (attention projections, attention itself)."""
     if ranks <= 1 or p_tok <= 0:
-        return 0.0
+        return 0.0, 0.0
     prompt = min(2 * p_ctx / p_tok, p_tok)
     extra = min(ranks, max(1.0, ranks * prompt / p_tok)) - 1
-    return extra * (lin * p_tok + attn * p_ctx)
+    return extra * lin * p_tok, extra * attn * p_ctx
 
 
 def _decode_factor(ranks: float, n_dec: float) -> float:
@@ -200,16 +208,19 @@ def _general(sm: StepModel):
         attended = sum_ctx if sliding == 0 else ((1 - sliding) * sum_ctx + sliding * min(sum_ctx, n_dec * window))
         t_sc = sc * (attended + p_ctx) / mb
         kv_read = (sum_ctx + n_dec * state) * kv / mb
-        t_cmp = ((flops * tokens + attn * (attended + p_ctx)) / mb / peak + t_sc
-                 + _imbalance(dp, p_lin, attn, p_tok / mb, p_ctx / mb) / peak)
+        i_lin, i_att = _imbalance(dp, p_lin, attn, p_tok / mb, p_ctx / mb)
+        lin_c = (flops * tokens / mb + i_lin) / peak
+        att_c = (attn * (attended + p_ctx) / mb + i_att) / peak
         if dp > 1 and n_dec > 0:
             f = _decode_factor(dp, n_dec / mb)
             kv_read = kv_read * f
-            t_cmp = t_cmp + (f - 1) * (p_lin * n_dec + attn * attended) / mb / peak
-        t_mem = (dense + experts(tokens / mb) + kv_read) / bw + t_sc
+            lin_c = lin_c + (f - 1) * p_lin * n_dec / mb / peak
+            att_c = att_c + (f - 1) * attn * attended / mb / peak
+        lin_m = (dense + experts(tokens / mb)) / bw
+        att_m = kv_read / bw
         comm = _comm(*comm_args, tokens / mb)
         factor = max(mb, pp)
-        return factor * (max(t_mem, t_cmp) + comm) + overhead
+        return factor * (max(lin_m, lin_c) + max(att_m, att_c) + t_sc + comm) + overhead
 
     def lin(a: float, b: float, j0: int, j1: int, sum_ctx: float, n: float) -> float:
         cnt = j1 - j0
@@ -222,16 +233,18 @@ def _general(sm: StepModel):
             return 0.0
         if sliding or pp > 1:
             return m * step(n, sum_ctx + n * (m - 1) / 2)
+        lin_m = (dense + experts(n)) / bw
         if dp > 1 and n > 0:  # the busiest GPU's decode attention (physics.decode_imbalance)
             f = _decode_factor(dp, n)
-            a_m = (dense + experts(n) + n * state * kv * f) / bw
-            a_c = (flops * n + (f - 1) * p_lin * n) / peak
+            lin_c = (flops * n + (f - 1) * p_lin * n) / peak
+            a_m = n * state * kv * f / bw
             bm, bc = kv * f / bw + sc, attn * f / peak + sc
         else:
-            a_m = (dense + experts(n) + n * state * kv) / bw
-            a_c = flops * n / peak
+            lin_c = flops * n / peak
+            a_m = n * state * kv / bw
             bm, bc = b_m, b_c
-        fixed = m * (_comm(*comm_args, n) + overhead)
+        a_c = 0.0
+        fixed = m * (max(lin_m, lin_c) + _comm(*comm_args, n) + overhead)
         s_end = sum_ctx + n * (m - 1)
         mem_start, mem_end = a_m + bm * sum_ctx >= a_c + bc * sum_ctx, a_m + bm * s_end >= a_c + bc * s_end
         if mem_start == mem_end:
@@ -260,43 +273,39 @@ def _dense(sm: StepModel, general_stretch):
         if apart and p_tok > 0 and n_dec > 0:
             return step(n_dec, sum_ctx) + step(0.0, 0.0, p_tok, p_ctx)
         tokens = n_dec + p_tok
-        t_sc = sc * (sum_ctx + p_ctx)
-        t_mem = (dense + (sum_ctx + n_dec * state) * kv) / bw + t_sc
-        t_cmp = (flops * tokens + attn * (sum_ctx + p_ctx)) / peak + t_sc
-        return (t_mem if t_mem >= t_cmp else t_cmp) + _comm(*comm_args, tokens) + overhead
+        lin_m, lin_c = dense / bw, flops * tokens / peak
+        att_m, att_c = (sum_ctx + n_dec * state) * kv / bw, attn * (sum_ctx + p_ctx) / peak
+        busy = (lin_m if lin_m >= lin_c else lin_c) + (att_m if att_m >= att_c else att_c) + sc * (sum_ctx + p_ctx)
+        return busy + _comm(*comm_args, tokens) + overhead
 
     if not comm:  # one GPU per stage: no all-reduce (x + 0.0 is exact, so the same floats)
         def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:  # noqa: F811
             if apart and p_tok > 0 and n_dec > 0:
                 return step(n_dec, sum_ctx) + step(0.0, 0.0, p_tok, p_ctx)
-            t_sc = sc * (sum_ctx + p_ctx)
-            t_mem = (dense + (sum_ctx + n_dec * state) * kv) / bw + t_sc
-            t_cmp = (flops * (n_dec + p_tok) + attn * (sum_ctx + p_ctx)) / peak + t_sc
-            return (t_mem if t_mem >= t_cmp else t_cmp) + overhead
+            lin_m, lin_c = dense / bw, flops * (n_dec + p_tok) / peak
+            att_m, att_c = (sum_ctx + n_dec * state) * kv / bw, attn * (sum_ctx + p_ctx) / peak
+            return ((lin_m if lin_m >= lin_c else lin_c) + (att_m if att_m >= att_c else att_c)
+                    + sc * (sum_ctx + p_ctx) + overhead)
 
     def run(n: float, sum_ctx: float, steps: int, horizon: float) -> tuple[int, float]:
         """`run` of :func:`compiled`: cut at the step in progress `horizon` seconds on (the first step
         written out without all-reduce: n + 0.0 and S + 0.0 are exact), then the closed-form sum."""
         if horizon < inf:
-            if comm:
-                first = step(n, sum_ctx)
-            else:
-                t_mem = (dense + (sum_ctx + n * state) * kv) / bw + sc * sum_ctx
-                t_cmp = (flops * n + attn * sum_ctx) / peak + sc * sum_ctx
-                first = (t_mem if t_mem >= t_cmp else t_cmp) + overhead
+            first = step(n, sum_ctx)
             until = int(horizon / first) + 1
             if until < steps:
                 steps = until if until > 1 else 1
         if steps <= 0:
             return steps, 0.0
-        a_m = (dense + n * state * kv) / bw
-        a_c = flops * n / peak
+        lin_m, lin_c = dense / bw, flops * n / peak
+        a_m = n * state * kv / bw
         s_end = sum_ctx + n * (steps - 1)
-        mem_start, mem_end = a_m + b_m * sum_ctx >= a_c + b_c * sum_ctx, a_m + b_m * s_end >= a_c + b_c * s_end
+        mem_start, mem_end = a_m + b_m * sum_ctx >= b_c * sum_ctx, a_m + b_m * s_end >= b_c * s_end
         if mem_start != mem_end:
             return steps, general_stretch(n, sum_ctx, steps)
-        a, b = (a_m, b_m) if mem_start else (a_c, b_c)
-        fixed = steps * (_comm(*comm_args, n) + overhead) if comm else steps * overhead
+        a, b = (a_m, b_m) if mem_start else (0.0, b_c)
+        lin = lin_m if lin_m >= lin_c else lin_c
+        fixed = steps * (lin + _comm(*comm_args, n) + overhead) if comm else steps * (lin + overhead)
         return steps, fixed + (steps * (a + b * sum_ctx) + b * n * (steps * (steps - 1)) / 2)
 
     def stretch(n: float, sum_ctx: float, m: int) -> float:
