@@ -79,6 +79,8 @@ C_POINTS = 24  # decoding concurrencies the step times are evaluated at (1 … t
 C_LOW = (0.03, 0.15, 0.5)  # and below one sequence on average (a small replica at a few requests a minute)
 RATE_POINTS = 40  # rates tried between 1/512 of the saturation rate and it (17 % apart)
 _RATE_GRID = np.geomspace(1 / 512, 1.0, RATE_POINTS)
+FINE_RATE_POINTS = 7  # rates tried between the last grid rate that holds and the next (2.3 % apart)
+SATURATION_MARGIN = 0.9  # the capacity stays this share of the highest rate at which the queue holds
 _RATE_GRID.flags.writeable = False
 
 
@@ -847,41 +849,52 @@ def poisson_latency(*args, **kwargs) -> dict[str, np.ndarray]:
 def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, input_lengths, output_lengths,
              chunk: float, limit: float, slo_s: dict[str, float], per_request_s: dict[str, float],
              goodput: float, max_context: float = np.inf, prefix_share: float = 0.0, slots: float | None = None,
-             kv_tokens: float = np.inf, thinking_lengths=None) -> tuple[float, dict[str, np.ndarray], int]:
+             kv_tokens: float = np.inf, thinking_lengths=None) -> tuple[float, dict[str, np.ndarray], int, float]:
     """The highest Poisson rate (requests/s) at which every SLO percentile in `slo_s` (keys like
     ``ttft_p95`` or ``answer_start_p95``, seconds) holds and the goodput share reaches `goodput`. Rates are tried
-    on a geometric grid up to `saturation_rate` (one vectorised evaluation), and the margin is interpolated linearly
-    between the last rate that passes and the first that fails. Returns (rate, the metrics on the grid,
-    index of that rate; -1: none passes). `slots`, `kv_tokens`, `thinking_lengths`: see :func:`poisson_latency`."""
+    on a geometric grid up to `saturation_rate` (one vectorised evaluation), then on :data:`FINE_RATE_POINTS` rates
+    between the last that passes and the next (a tail share can go from 10⁻¹⁴ to 0.6 across one grid step near the
+    saturation), and each limit's margin is interpolated linearly between the last rate that passes and the next;
+    the capacity is the lowest of those crossings, at most :data:`SATURATION_MARGIN` of the highest rate at which
+    the queue holds. Returns (rate, the metrics on the grid, index of the last grid rate that passes (-1: none
+    passes), the mean decoding concurrency at the rate returned). `slots`, `kv_tokens`, `thinking_lengths`: see
+    :func:`poisson_latency`."""
     grid = saturation_rate * _RATE_GRID
-    r = poisson_latency(s, m, e, grid, input_lengths, output_lengths, chunk, limit, per_request_s, (), max_context,
-                        slo_s, prefix_share, slots, kv_tokens, thinking_lengths=thinking_lengths)
-    # margin ≥ 0 where it holds: for an SLO at percentile p, the share of requests above its limit is at
-    # most 1 − p/100; for goodput, the share within every limit reaches it
-    worst = np.full(len(grid), np.inf)
-    for name in slo_s:
-        allowed = 1 - int(name.split("_p")[1]) / 100
-        worst = np.minimum(worst, 1 - r[f"exceed_{name}"] / allowed)
-    worst = np.minimum(worst, (r["goodput"] - goodput) / max(goodput, 1e-9))
-    mg = np.where(r["stable"], worst, -np.inf)
-    ok = mg >= 0
+
+    def margins(rates: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Each limit's margin (rows: the SLO percentiles, then goodput; columns: the rates), ≥ 0 where it holds:
+        for an SLO at percentile p the share of requests above its limit is at most 1 − p/100, for goodput the
+        share within every limit reaches it; -inf where the queue does not hold."""
+        res = poisson_latency(s, m, e, rates, input_lengths, output_lengths, chunk, limit, per_request_s, (),
+                              max_context, slo_s, prefix_share, slots, kv_tokens, thinking_lengths=thinking_lengths)
+        rows = [1 - res[f"exceed_{name}"] / (1 - int(name.split("_p")[1]) / 100) for name in slo_s]
+        rows.append((res["goodput"] - goodput) / max(goodput, 1e-9))
+        return np.where(res["stable"][None, :], np.array(rows, dtype=float), -np.inf), res
+
+    mg, r = margins(grid)
+    ok = (mg >= 0).all(axis=0)
     if not ok.any():
-        return 0.0, r, -1
+        return 0.0, r, -1, float(np.asarray(r["concurrency"], dtype=float)[0])
     k = int(np.max(np.nonzero(ok)[0]))
-    if k == len(grid) - 1 or not np.isfinite(mg[k + 1]):
-        return float(grid[k]), r, k
-    # the margin interpolated linearly between the last rate that passes and the first that fails
-    return float(grid[k] + (grid[k + 1] - grid[k]) * mg[k] / (mg[k] - mg[k + 1])), r, k
-
-
-def at_capacity(saturation_rate: float, rate: float, values: np.ndarray, k: int) -> float:
-    """A metric of :func:`capacity`'s grid (e.g. ``concurrency``) at the rate it returned: interpolated
-    linearly in the rate between grid point `k` (the last rate that passes) and the next, as the rate was,
-    rather than read at grid point `k`, up to one grid step (17 %) below it."""
-    grid = saturation_rate * _RATE_GRID
-    v = np.asarray(values, dtype=float)
-    if k < 0:
-        return float(v[0])
-    if k == len(grid) - 1 or rate <= grid[k] or not np.isfinite(v[k + 1]):
-        return float(v[k])
-    return float(v[k] + (v[k + 1] - v[k]) * (rate - grid[k]) / (grid[k + 1] - grid[k]))
+    rates, conc = grid, np.asarray(r["concurrency"], dtype=float)
+    if k < len(grid) - 1:
+        fine = grid[k] * (grid[k + 1] / grid[k]) ** (np.arange(1, FINE_RATE_POINTS + 1) / (FINE_RATE_POINTS + 1))
+        mg_fine, res_fine = margins(fine)
+        rates = np.concatenate([grid[:k + 1], fine, grid[k + 1:]])
+        mg = np.concatenate([mg[:, :k + 1], mg_fine, mg[:, k + 1:]], axis=1)
+        conc = np.concatenate([conc[:k + 1], np.asarray(res_fine["concurrency"], dtype=float), conc[k + 1:]])
+    j = int(np.max(np.nonzero((mg >= 0).all(axis=0))[0]))
+    rate, at = float(rates[j]), float(conc[j])
+    if j < len(rates) - 1 and np.isfinite(mg[:, j + 1]).all():
+        # each limit's margin interpolated linearly to its crossing; the first crossing, and the concurrency there
+        t = float(min(1.0, *(a / (a - b) for a, b in zip(mg[:, j], mg[:, j + 1], strict=True) if b < 0)))
+        rate = float(rates[j] + (rates[j + 1] - rates[j]) * t)
+        at = float(conc[j] + (conc[j + 1] - conc[j]) * t) if np.isfinite(conc[j + 1]) else at
+    # near the saturation the queue's latency grows without bound and the closed forms lose their grip: hold
+    # SATURATION_MARGIN of the highest rate at which the queue holds
+    edge = float(rates[np.max(np.nonzero(np.isfinite(mg).all(axis=0))[0])])
+    if rate > SATURATION_MARGIN * edge:
+        rate = SATURATION_MARGIN * edge
+        held = np.isfinite(conc)
+        at = float(np.interp(rate, rates[held], conc[held]))  # linear in the rate between the two rates around it
+    return rate, r, k, at

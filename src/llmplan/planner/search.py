@@ -24,7 +24,7 @@ from ..memory.fit import fit as memory_fit
 from ..perf.efficiency import deployment_efficiency, slower
 from ..perf.intervals import slow_end
 from ..perf.limits import engine_limit
-from ..perf.poisson import at_capacity, capacity, poisson_latency
+from ..perf.poisson import capacity, poisson_latency
 from ..perf.scenarios import closed_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
 from ..serving.cluster import slo_limits
@@ -327,9 +327,9 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
              if k.endswith("_ms") and v is not None}  # ttft_p95_ms -> ttft_p95
     per_request_s = {k[:-3]: v / 1e3 for k, v in limits.items()}
     saturation = float(np.asarray(r.requests_s)[3])
-    rate, res, k = capacity(shape, mach, e, saturation, li, lo, chunk, limit, slo_s, per_request_s,
-                            tight.goodput_pct / 100, max_context, w.shared_prefix_share,
-                            float(d.engine.defaults.max_num_seqs), kv, thinking)
+    rate, res, _k, concurrency = capacity(shape, mach, e, saturation, li, lo, chunk, limit, slo_s, per_request_s,
+                                          tight.goodput_pct / 100, max_context, w.shared_prefix_share,
+                                          float(d.engine.defaults.max_num_seqs), kv, thinking)
     if rate <= 0:
         # the answer start can miss where one request alone passes: a p99 limit over a long thinking tail
         late = [f"{name}_ms: {100 * float(res[f'exceed_{name}'][0]):.1f} % of answers start after the limit, "
@@ -340,8 +340,7 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
                    if late else f"the prompts' queue (the long tail of {li.p95 or i:,.0f}-token p95 prompts) misses "
                    "even at 1/512 of the saturation rate") + f" (goodput {100 * float(res['goodput'][0]):.1f} %)")
     replicas = max(1, math.ceil(peak / rate))
-    return Sizing(replicas, rate, at_capacity(saturation, rate, res["concurrency"], k), float(limit), kv,
-                  float(np.asarray(r.e2e_s)[0]))
+    return Sizing(replicas, rate, concurrency, float(limit), kv, float(np.asarray(r.e2e_s)[0]))
 
 
 
