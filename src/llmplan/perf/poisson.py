@@ -79,7 +79,7 @@ C_POINTS = 24  # decoding concurrencies the step times are evaluated at (1 … t
 C_LOW = (0.03, 0.15, 0.5)  # and below one sequence on average (a small replica at a few requests a minute)
 RATE_POINTS = 40  # rates tried between 1/512 of the saturation rate and it (17 % apart)
 _RATE_GRID = np.geomspace(1 / 512, 1.0, RATE_POINTS)
-FINE_RATE_POINTS = 7  # rates tried between the last grid rate that holds and the next (2.3 % apart)
+FINE_RATE_POINTS = 7  # rates tried between the last grid rate that holds and the next (2.0 % apart)
 SATURATION_MARGIN = 0.9  # the capacity stays this share of the highest rate at which the queue holds
 _RATE_GRID.flags.writeable = False
 
@@ -856,9 +856,10 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
     between the last that passes and the next (a tail share can go from 10⁻¹⁴ to 0.6 across one grid step near the
     saturation), and each limit's margin is interpolated linearly between the last rate that passes and the next;
     the capacity is the lowest of those crossings, at most :data:`SATURATION_MARGIN` of the highest rate at which
-    the queue holds. Returns (rate, the metrics on the grid, index of the last grid rate that passes (-1: none
-    passes), the mean decoding concurrency at the rate returned). `slots`, `kv_tokens`, `thinking_lengths`: see
-    :func:`poisson_latency`."""
+    the queue holds (found on as many rates between the last tried that holds and the next, where that binds).
+    Returns (rate, the metrics on the grid, index of the last grid rate that passes (-1: none passes; the rate
+    can fall below that grid rate where the hold binds), the mean decoding concurrency at the rate returned).
+    `slots`, `kv_tokens`, `thinking_lengths`: see :func:`poisson_latency`."""
     grid = saturation_rate * _RATE_GRID
 
     def margins(rates: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -892,9 +893,20 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
         at = float(conc[j] + (conc[j + 1] - conc[j]) * t) if np.isfinite(conc[j + 1]) else at
     # near the saturation the queue's latency grows without bound and the closed forms lose their grip: hold
     # SATURATION_MARGIN of the highest rate at which the queue holds
+    held_at = int(np.max(np.nonzero(np.isfinite(mg).all(axis=0))[0]))
+    if rate > SATURATION_MARGIN * rates[held_at] and held_at < len(rates) - 1:
+        # that rate is known only to within a grid step: look between it and the next, where the queue fails
+        lo_r, hi_r = rates[held_at], rates[held_at + 1]
+        between = lo_r * (hi_r / lo_r) ** (np.arange(1, FINE_RATE_POINTS + 1) / (FINE_RATE_POINTS + 1))
+        mg_b, res_b = margins(between)
+        order = np.argsort(np.concatenate([rates, between]), kind="stable")
+        rates = np.concatenate([rates, between])[order]
+        mg = np.concatenate([mg, mg_b], axis=1)[:, order]
+        conc = np.concatenate([conc, np.asarray(res_b["concurrency"], dtype=float)])[order]
     edge = float(rates[np.max(np.nonzero(np.isfinite(mg).all(axis=0))[0])])
     if rate > SATURATION_MARGIN * edge:
         rate = SATURATION_MARGIN * edge
         held = np.isfinite(conc)
-        at = float(np.interp(rate, rates[held], conc[held]))  # linear in the rate between the two rates around it
+        if held.any():  # linear in the rate between the two rates around it
+            at = float(np.interp(rate, rates[held], conc[held]))
     return rate, r, k, at

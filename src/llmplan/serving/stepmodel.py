@@ -288,8 +288,8 @@ def _dense(sm: StepModel, general_stretch):
                     + sc * (sum_ctx + p_ctx) + overhead)
 
     def run(n: float, sum_ctx: float, steps: int, horizon: float) -> tuple[int, float]:
-        """`run` of :func:`compiled`: cut at the step in progress `horizon` seconds on (the first step
-        written out without all-reduce: n + 0.0 and S + 0.0 are exact), then the closed-form sum."""
+        """`run` of :func:`compiled`: cut at the step in progress `horizon` seconds on (counted at the first
+        step's duration), then the closed-form sum."""
         if horizon < inf:
             first = step(n, sum_ctx)
             until = int(horizon / first) + 1
