@@ -852,10 +852,11 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
              kv_tokens: float = np.inf, thinking_lengths=None) -> tuple[float, dict[str, np.ndarray], int, float]:
     """The highest Poisson rate (requests/s) at which every SLO percentile in `slo_s` (keys like
     ``ttft_p95`` or ``answer_start_p95``, seconds) holds and the goodput share reaches `goodput`. Rates are tried
-    on a geometric grid up to `saturation_rate` (one vectorised evaluation), then on :data:`FINE_RATE_POINTS` rates
-    between the last that passes and the next (a tail share can go from 10⁻¹⁴ to 0.6 across one grid step near the
-    saturation), and each limit's margin is interpolated linearly between the last rate that passes and the next;
-    the capacity is the lowest of those crossings, at most :data:`SATURATION_MARGIN` of the highest rate at which
+    on a geometric grid up to `saturation_rate` (one vectorised evaluation), then, where the next fails by more
+    than twice the share allowed, on :data:`FINE_RATE_POINTS` rates between the last that passes and it (a tail
+    share can go from 10⁻¹⁴ to 0.6 across one grid step near the saturation), and each limit's margin is
+    interpolated linearly between the last rate that passes and the next; the capacity is the lowest of those
+    crossings, at most :data:`SATURATION_MARGIN` of the highest rate at which
     the queue holds (found on as many rates between the last tried that holds and the next, where that binds).
     Returns (rate, the metrics on the grid, index of the last grid rate that passes (-1: none passes; the rate
     can fall below that grid rate where the hold binds), the mean decoding concurrency at the rate returned).
@@ -878,7 +879,9 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
         return 0.0, r, -1, float(np.asarray(r["concurrency"], dtype=float)[0])
     k = int(np.max(np.nonzero(ok)[0]))
     rates, conc = grid, np.asarray(r["concurrency"], dtype=float)
-    if k < len(grid) - 1:
+    if k < len(grid) - 1 and not (mg[:, k + 1] >= -1).all():
+        # the next rate fails by more than twice the share allowed (or the queue does not hold there): the margins
+        # are far from linear between the two, so look between them (a second evaluation, about as dear as the grid)
         fine = grid[k] * (grid[k + 1] / grid[k]) ** (np.arange(1, FINE_RATE_POINTS + 1) / (FINE_RATE_POINTS + 1))
         mg_fine, res_fine = margins(fine)
         rates = np.concatenate([grid[:k + 1], fine, grid[k + 1:]])
