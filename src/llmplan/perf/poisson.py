@@ -856,8 +856,8 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
     than twice the share allowed, on :data:`FINE_RATE_POINTS` rates between the last that passes and it (a tail
     share can go from 10⁻¹⁴ to 0.6 across one grid step near the saturation), and each limit's margin is
     interpolated linearly between the last rate that passes and the next; the capacity is the lowest of those
-    crossings, at most :data:`SATURATION_MARGIN` of the highest rate at which
-    the queue holds (found on as many rates between the last tried that holds and the next, where that binds).
+    crossings, at most :data:`SATURATION_MARGIN` of the highest rate at which the queue holds (found on as many
+    rates between the last tried that holds and the next, where that binds).
     Returns (rate, the metrics on the grid, index of the last grid rate that passes (-1: none passes; the rate
     can fall below that grid rate where the hold binds), the mean decoding concurrency at the rate returned).
     `slots`, `kv_tokens`, `thinking_lengths`: see :func:`poisson_latency`."""
@@ -873,6 +873,14 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
         rows.append((res["goodput"] - goodput) / max(goodput, 1e-9))
         return np.where(res["stable"][None, :], np.array(rows, dtype=float), -np.inf), res
 
+    def refine(rates: np.ndarray, mg: np.ndarray, conc: np.ndarray, i: int) -> tuple[np.ndarray, ...]:
+        """The rates, margins and concurrencies with FINE_RATE_POINTS rates put between rates[i] and the next."""
+        between = rates[i] * (rates[i + 1] / rates[i]) ** (np.arange(1, FINE_RATE_POINTS + 1) / (FINE_RATE_POINTS + 1))
+        mg_b, res_b = margins(between)
+        return (np.concatenate([rates[:i + 1], between, rates[i + 1:]]),
+                np.concatenate([mg[:, :i + 1], mg_b, mg[:, i + 1:]], axis=1),
+                np.concatenate([conc[:i + 1], np.asarray(res_b["concurrency"], dtype=float), conc[i + 1:]]))
+
     mg, r = margins(grid)
     ok = (mg >= 0).all(axis=0)
     if not ok.any():
@@ -882,16 +890,13 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
     if k < len(grid) - 1 and not (mg[:, k + 1] >= -1).all():
         # the next rate fails by more than twice the share allowed (or the queue does not hold there): the margins
         # are far from linear between the two, so look between them (a second evaluation, about as dear as the grid)
-        fine = grid[k] * (grid[k + 1] / grid[k]) ** (np.arange(1, FINE_RATE_POINTS + 1) / (FINE_RATE_POINTS + 1))
-        mg_fine, res_fine = margins(fine)
-        rates = np.concatenate([grid[:k + 1], fine, grid[k + 1:]])
-        mg = np.concatenate([mg[:, :k + 1], mg_fine, mg[:, k + 1:]], axis=1)
-        conc = np.concatenate([conc[:k + 1], np.asarray(res_fine["concurrency"], dtype=float), conc[k + 1:]])
+        rates, mg, conc = refine(rates, mg, conc, k)
     j = int(np.max(np.nonzero((mg >= 0).all(axis=0))[0]))
     rate, at = float(rates[j]), float(conc[j])
     if j < len(rates) - 1 and np.isfinite(mg[:, j + 1]).all():
-        # each limit's margin interpolated linearly to its crossing; the first crossing, and the concurrency there
-        t = float(min(1.0, *(a / (a - b) for a, b in zip(mg[:, j], mg[:, j + 1], strict=True) if b < 0)))
+        # each limit's margin interpolated linearly to its crossing (it passes at j and one fails at j + 1, so
+        # t < 1); the first crossing, and the concurrency there
+        t = float(min(a / (a - b) for a, b in zip(mg[:, j], mg[:, j + 1], strict=True) if b < 0))
         rate = float(rates[j] + (rates[j + 1] - rates[j]) * t)
         at = float(conc[j] + (conc[j + 1] - conc[j]) * t) if np.isfinite(conc[j + 1]) else at
     # near the saturation the queue's latency grows without bound and the closed forms lose their grip: hold
@@ -899,13 +904,7 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
     held_at = int(np.max(np.nonzero(np.isfinite(mg).all(axis=0))[0]))
     if rate > SATURATION_MARGIN * rates[held_at] and held_at < len(rates) - 1:
         # that rate is known only to within a grid step: look between it and the next, where the queue fails
-        lo_r, hi_r = rates[held_at], rates[held_at + 1]
-        between = lo_r * (hi_r / lo_r) ** (np.arange(1, FINE_RATE_POINTS + 1) / (FINE_RATE_POINTS + 1))
-        mg_b, res_b = margins(between)
-        order = np.argsort(np.concatenate([rates, between]), kind="stable")
-        rates = np.concatenate([rates, between])[order]
-        mg = np.concatenate([mg, mg_b], axis=1)[:, order]
-        conc = np.concatenate([conc, np.asarray(res_b["concurrency"], dtype=float)])[order]
+        rates, mg, conc = refine(rates, mg, conc, held_at)
     edge = float(rates[np.max(np.nonzero(np.isfinite(mg).all(axis=0))[0])])
     if rate > SATURATION_MARGIN * edge:
         rate = SATURATION_MARGIN * edge
