@@ -368,6 +368,23 @@ def test_a_step_holds_at_most_the_token_budget():
     assert spec.tpot_ms < r.tpot_ms
 
 
+def test_the_phase_breakdown_adds_up_to_the_step_and_names_its_largest_part():
+    """The kernels of a step run one after the other, each bound by memory or by compute: the split adds up to the
+    step time and the bound is its largest part. In a big FP8 decode batch the GEMMs are compute-bound while
+    attention streams the KV cache, so "compute-bound" comes with all bytes alone taking longer than all FLOPs
+    alone, which the breakdown shows apart (alone_ms) instead of as the split."""
+    r = estimate(EstimateRequest(model="meta-llama/Llama-3.3-70B-Instruct", gpu="h100-sxm", tp=2, precision="fp8",
+                                 input_tokens=1000, output_tokens=1000, concurrency=128), CAT)
+    for ph in r.phases.values():
+        assert sum(ph.split_ms.values()) == pytest.approx(ph.time_ms, rel=1e-3)
+        assert ph.bound == max(ph.split_ms, key=lambda k: ph.split_ms[k])
+        assert ph.alone_ms["memory"] >= ph.split_ms["memory"] - 1e-6
+        assert ph.alone_ms["compute"] >= ph.split_ms["compute"] - 1e-6
+    dec = r.phases["decode"]
+    assert dec.bound == "compute" and dec.alone_ms["memory"] > dec.alone_ms["compute"]
+    assert 0 < dec.split_ms["memory"] < dec.alone_ms["memory"]
+
+
 def test_tensor_parallel_lowers_tpot():
     base = dict(model="meta-llama/Llama-3.1-70B-Instruct", gpu="h100-sxm", input_tokens=500, output_tokens=200)
     tp2 = estimate(EstimateRequest(**base, tp=2), CAT)

@@ -121,8 +121,10 @@ def print_estimate(r: EstimateReport) -> None:
     t.add_row("batch-1 decode", f"{r.decode_tok_s:,.1f} tok/s", "", r.definitions["decode_tok_s"])
     con.print(t)
     for name, ph in r.phases.items():
-        split = ", ".join(f"{k} {v:,.2f} ms" for k, v in ph.split_ms.items())
-        con.print(f"{name}: {ph.time_ms:,.2f} ms, [bold]{ph.bound}-bound[/bold] ({split}; roofline "
+        label = {"memory": "memory-bound kernels", "compute": "compute-bound kernels"}
+        split = ", ".join(f"{label.get(k, k)} {v:,.2f} ms" for k, v in ph.split_ms.items())
+        con.print(f"{name}: {ph.time_ms:,.2f} ms, [bold]{ph.bound}-bound[/bold] ({split}; all bytes alone "
+                  f"{ph.alone_ms['memory']:,.2f} ms, all FLOPs alone {ph.alone_ms['compute']:,.2f} ms, roofline "
                   f"{ph.roofline_ms:,.2f} ms)")
     c = r.calibration
     con.print(f"[dim]calibration {c['id']} ({c['level']}, {c['n_rows']} rows, fit median error "

@@ -79,7 +79,11 @@ class EstimateRequest(FitRequest):
 class PhaseBreakdown(BaseModel):
     time_ms: float
     bound: str = Field(description="compute | memory | interconnect | overhead: the largest share of the time")
-    split_ms: dict[str, float] = Field(description="time by cause: memory, compute, interconnect, overhead")
+    split_ms: dict[str, float] = Field(description="the step's time by cause, adding up to time_ms: memory (kernels "
+                                       "bound by memory bandwidth), compute (kernels bound by FLOPs), interconnect, "
+                                       "overhead")
+    alone_ms: dict[str, float] = Field(description="each resource alone: all the step's bytes at the sustained "
+                                       "bandwidth (memory), all its FLOPs at the sustained rate (compute)")
     roofline_ms: float = Field(description="the physical floor: perfect efficiency, no overhead")
 
 
@@ -142,17 +146,17 @@ class EstimateReport(BaseModel):
 
 
 def _phase(st: StepTime, roof: float) -> PhaseBreakdown:
-    split = {"memory": float(np.max(st.memory)), "compute": float(np.max(st.compute)),
-             "interconnect": float(np.max(st.comm)), "overhead": float(np.max(st.overhead))}
     # the step's kernels run one after the other, each bound by memory or by compute (physics module docstring):
-    # the bound is where most of the time goes
+    # the split adds their times up, and the bound is where most of the time goes
     by_memory = float(np.max(st.memory_bound))
     busy = float(np.max(st.total - st.comm - st.overhead))
-    shown = {"memory": by_memory, "compute": busy - by_memory,
-             "interconnect": split["interconnect"], "overhead": split["overhead"]}
-    bound = max(shown, key=lambda k: shown[k])
+    split = {"memory": by_memory, "compute": busy - by_memory,
+             "interconnect": float(np.max(st.comm)), "overhead": float(np.max(st.overhead))}
+    bound = max(split, key=lambda k: split[k])
+    alone = {"memory": float(np.max(st.memory)), "compute": float(np.max(st.compute))}
     return PhaseBreakdown(time_ms=1e3 * float(np.max(st.total)), bound=bound,
-                          split_ms={k: round(1e3 * v, 4) for k, v in split.items()}, roofline_ms=1e3 * roof)
+                          split_ms={k: round(1e3 * v, 4) for k, v in split.items()},
+                          alone_ms={k: round(1e3 * v, 4) for k, v in alone.items()}, roofline_ms=1e3 * roof)
 
 
 @dataclass(frozen=True)
