@@ -707,6 +707,56 @@ def test_speed_risk_sizes_the_purchase_at_the_slow_end_of_the_interval(results, 
     assert checked >= 4
 
 
+def test_a_cost_tie_is_called_one_and_a_clear_win_is_not(results):
+    """Two options a fraction of a percent apart (vLLM against SGLang on the same 4 × H200) are a tie on cost the
+    report calls one, saying what is left to decide on the same servers; a runner-up more than
+    quality.cost_tie_pct dearer is a plain cost win. Both read the same option's figures."""
+    from llmplan.planner.advice import _cost_tie, _runner_up
+
+    ties = wins = 0
+    for name, r in results.items():
+        rec = r["_search"]["ranked"][0]
+        ru = _runner_up(rec, r["_search"]["ranked"])
+        why = " ".join(r["advice"]["why"])
+        near = next(c for c in r["advice"]["what_would_change"] if c["change"] == "nearest_alternative")
+        if ru is None or "scores higher" in why or "falls short of the peak with one GPU failed" in why:
+            continue
+        tie = abs(ru.tco_usd - rec.tco_usd) < 0.01 * rec.tco_usd
+        assert _cost_tie(rec, ru, 1.0) == tie == near["cost_tie"] == ("a tie on cost" in why), name
+        if tie and (rec.model, rec.hardware) == (ru.model, ru.hardware) and rec.engine != ru.engine:
+            assert f"with {ru.engine} instead of {rec.engine}" in why, name
+        ties += tie
+        wins += not tie
+    assert ties >= 2 and wins >= 1
+    assert not _cost_tie(rec, ru, 0.0)  # 0 turns it off
+
+
+def test_the_spare_capacity_and_the_slow_end_read_the_validated_figures(results):
+    """What the replicas beyond the need could carry is quoted at the simulator-checked rate where the plan has
+    one (the load line's ceiling per serving replica), not at the analytic rate the simulator did not hold; and
+    where the slow end of the speed interval needs more replicas, the report prices them."""
+    checked = priced = 0
+    for name, r in results.items():
+        rec = r["_search"]["ranked"][0]
+        buy = r["advice"]["what_to_buy"]
+        if rec.deployment != "on_prem" or buy["replicas_placed"] <= buy["replicas_needed"]:
+            continue
+        lc = rec.details.get("load_ceiling")
+        more = buy["replicas_placed"] - buy["replicas_needed"]
+        if lc and lc["simulated_req_s"] is not None:
+            assert buy["extra_capacity_basis"] == "simulated", name
+            assert buy["extra_capacity_req_s"] == pytest.approx(more * lc["simulated_req_s"]
+                                                                 / rec.details["serving_replicas"]), name
+        else:
+            assert buy["extra_capacity_basis"] == "analytic", name
+        checked += 1
+        speed = next(c for c in r["advice"]["what_would_change"] if c["change"] == "speed")
+        if speed.get("replicas_needed") and speed["replicas_needed"] > speed["serving_replicas"]:
+            assert re.search(r"\$[\d,]+ more over the horizon", speed["text"]), name
+            priced += 1
+    assert checked >= 2 and priced >= 1
+
+
 def test_a_format_rejected_on_a_chip_says_the_true_reason(cat):
     """W4A8-AWQ on a chip that has FP8 math (B200, Gaudi 3) is out because the format's kernels cover Ada and
     Hopper only, not because the chip lacks FP8; where the engine does not load the format there at all, that

@@ -58,12 +58,24 @@ def what_to_buy(rec: Option, cat: Catalog) -> dict[str, Any]:
         racks = {"racks": max(by_space, by_power, 1), "by_rack_units": by_space, "by_power": by_power,
                  "rack_units_per_rack": ru_per_rack, "kw_per_rack": kw_per_rack,
                  "decided_by": "power" if by_power > by_space else "space"}
+    extra, basis = _extra_capacity(rec, p)
     return {"kind": "on_prem", "servers": servers, "facility": p["facility"], "gpus_needed": p["gpus_needed"],
             "gpus_bought": p["gpus_bought"], "idle_gpus": p["idle_gpus"], "replicas_needed": p["replicas_needed"],
             "replicas_placed": p["replicas_placed"], "serving_after_worst_failure": p["replicas_after_worst_failure"],
-            "extra_capacity_req_s": p["extra_capacity_req_s"], "rack_units": p["rack_units"],
+            "extra_capacity_req_s": extra, "extra_capacity_basis": basis, "rack_units": p["rack_units"],
             "contracted_kw": p["contracted_kw"], "racks": racks, "placement": p["placement"],
             "availability": p["availability"]}
+
+
+def _extra_capacity(rec: Option, p: dict[str, Any]) -> tuple[float, str]:
+    """What the replicas beyond the need could carry: at the simulator-checked rate per serving replica where the
+    plan has one (:func:`llmplan.planner.search.load_ceiling`), else at the analytic SLO-bound rate, said so."""
+    lc = rec.details.get("load_ceiling")
+    serving = rec.details.get("serving_replicas") or 0
+    if lc is not None and lc.get("simulated_req_s") is not None and serving > 0:
+        more = max(p["replicas_placed"] - p["replicas_needed"], 0)
+        return more * lc["simulated_req_s"] / serving, "simulated"
+    return p["extra_capacity_req_s"], "analytic"
 
 
 def _runner_up(rec: Option, ranked: list[Option]) -> Option | None:
@@ -75,6 +87,27 @@ def _runner_up(rec: Option, ranked: list[Option]) -> Option | None:
                  or (o.precision != rec.precision and (o.tco_usd, o.quality_score) != same)), None)
 
 
+def _cost_tie(rec: Option, ru: Option, cost_tie_pct: float) -> bool:
+    """The two TCOs differ by less than quality.cost_tie_pct of the recommendation's."""
+    return cost_tie_pct > 0 and abs(ru.tco_usd - rec.tco_usd) < cost_tie_pct / 100 * rec.tco_usd
+
+
+def _tie_text(rec: Option, ru: Option, cost_tie_pct: float, quality: str) -> str:
+    """Why a cost tie is one, and what is left to decide it on the same hardware."""
+    dc = ru.tco_usd - rec.tco_usd
+    text = (f"{_usd(abs(dc))} ({_share(abs(dc), rec.tco_usd)}) apart over the horizon ({_usd(rec.tco_usd)} "
+            f"against {_usd(ru.tco_usd)}), under quality.cost_tie_pct ({cost_tie_pct:g} %), less than the cost "
+            f"model can tell apart{quality}.")
+    same = (rec.deployment, rec.model, rec.hardware) == (ru.deployment, ru.model, ru.hardware)
+    if same and rec.engine != ru.engine:
+        text += (f" The same model on the same servers with {ru.engine} instead of {rec.engine}: either serves the "
+                 "load, so the engine your team operates, or the latency below, can decide.")
+    elif same and rec.precision != ru.precision:
+        text += (f" The same model on the same servers in {ru.precision} instead of {rec.precision}: quality after "
+                 "quantization and the latency below decide.")
+    return text
+
+
 def _price_slope(o: Option) -> float:
     """d TCO / d (price of one GPU), from the cost model itself (linear in the price)."""
     x = o._ctx["bought"][o.details["replicas_needed"]].x
@@ -83,7 +116,8 @@ def _price_slope(o: Option) -> float:
 
 
 def why(rec: Option, ranked: list[Option], references: dict[str, Option | None], rejected: list,
-        tolerance_pct: float, resolution: float, bench_name: str, failure_tie_pct: float) -> list[str]:
+        tolerance_pct: float, resolution: float, bench_name: str, failure_tie_pct: float,
+        cost_tie_pct: float = 0.0) -> list[str]:
     """The deciding reasons, in the order a buyer asks: against the runner-up (cost or quality), against
     cheaper options the policy forbids, and what the SLO excluded."""
     out: list[str] = []
@@ -100,7 +134,7 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
                        f"and this one scores higher on {bench_name} ({q_rec:.1f} against "
                        + (f"{q_ru:.1f}" if q_ru is not None else "no published figure")
                        + f"); it costs {_usd(abs(dc))} {'less' if dc >= 0 else 'more'} over the horizon.")
-        elif dc > 0:
+        elif dc > 0 and not _cost_tie(rec, ru, cost_tie_pct):
             out.append(f"Against the runner-up {ru.id}: {_usd(dc)} ({_share(dc, ru.tco_usd)}) cheaper over the "
                        f"horizon ({_usd(rec.tco_usd)} against {_usd(ru.tco_usd)})"
                        + (f", at {bench_name} {q_rec:,.1f} against {q_ru:,.1f}"
@@ -112,6 +146,10 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
                        f"the peak with one GPU failed ({left} replica(s) left, {need} needed) and this option does not "
                        f"(until the repair, which on most servers takes the whole server down: schedule it off-peak): "
                        f"within quality.failure_tie_pct ({failure_tie_pct:g} % of the TCO) that ranks it first.")
+        elif dc != 0 and _cost_tie(rec, ru, cost_tie_pct):
+            out.append(f"Against the runner-up {ru.id}: a tie on cost, " + _tie_text(
+                rec, ru, cost_tie_pct, f", at {bench_name} {q_rec:,.1f} against {q_ru:,.1f}"
+                if q_rec is not None and q_ru is not None else ""))
         else:
             out.append(f"Against the runner-up {ru.id}: the same cost ({_usd(rec.tco_usd)}); the tie is settled by "
                        f"quality, then latency.")
@@ -165,7 +203,26 @@ def _load_change(rec: Option, peak: float, per_day: float) -> list[dict[str, Any
                      "servers, and the ranking may change."}]
 
 
-def _speed_change(rec: Option) -> list[dict[str, Any]]:
+def _slow_purchase(rec: Option, need: int, cat: Catalog) -> str:
+    """What the purchase for `need` replicas (same availability mode) adds to the option's TCO: the price of the
+    option to keep open while the speed is measured."""
+    c = rec._ctx
+    base = c.get("bought", {}).get(rec.details["replicas_needed"])
+    if base is None:
+        return ""
+    try:
+        utilisation_of, active_of = option_load(rec)
+        more = buy(c["d"], cat, c["finance"], need, base.purchase.mode, utilisation_of, active_of=active_of)
+    except LlmplanError:
+        return ""
+    tco = float(np.asarray(onprem(base.x).tco_usd))
+    extra = float(np.asarray(onprem(more.x).tco_usd)) - tco
+    return (f" ({more.purchase.gpus} GPUs in {more.purchase.servers} server(s) instead of {base.purchase.gpus} in "
+            f"{base.purchase.servers}: {_usd(extra)} more over the horizon, {_share(extra, tco)}, the price of keeping "
+            "that option open)")
+
+
+def _speed_change(rec: Option, cat: Catalog) -> list[dict[str, Any]]:
     """The purchase if the hardware runs at the slow end of the speed prediction's 80 % interval
     (:func:`llmplan.planner.search.speed_risk`)."""
     r = rec.details.get("speed_risk")
@@ -182,8 +239,9 @@ def _speed_change(rec: Option) -> list[dict[str, Any]]:
                 f"today's peak of {fmt_sig(peak)}/s: the SLO still holds.")
     else:
         tail = (f", the {serving} serving replica(s) carry {fmt_sig(r['carried_req_s'])} requests/s against "
-                f"today's peak of {fmt_sig(peak)}/s: the peak would need {r['replicas_needed']} replicas. Measure "
-                "one server before buying the rest.")
+                f"today's peak of {fmt_sig(peak)}/s: the peak would need {r['replicas_needed']} replicas"
+                + _slow_purchase(rec, r["replicas_needed"], cat) + ". Measure one server at the peak's lengths "
+                "before buying the rest.")
     if rec.details.get("dp_attention"):
         flag = rec._ctx["d"].engine.execution.dp_attention_option  # the engine's own flag (engines catalog)
         tail += (" Its data-parallel attention is modelled (the KV cache held once, a prompt's attention on one GPU),"
@@ -248,13 +306,14 @@ def _availability_change(rec: Option, cat: Catalog) -> list[dict[str, Any]]:
 
 
 def what_would_change(rec: Option, ranked: list[Option], references: dict[str, Option | None], peak: float,
-                      per_day: float, tolerance_pct: float, cat: Catalog) -> list[dict[str, Any]]:
+                      per_day: float, tolerance_pct: float, cat: Catalog,
+                      cost_tie_pct: float = 0.0) -> list[dict[str, Any]]:
     """The nearest alternative and the input changes that flip the choice, each computed."""
     out: list[dict[str, Any]] = []
     ru = _runner_up(rec, ranked)
     if rec.deployment == "on_prem":
         out += _load_change(rec, peak, per_day)
-        out += _speed_change(rec)
+        out += _speed_change(rec, cat)
         out += _availability_change(rec, cat)
         slope = _price_slope(rec)
         x = rec._ctx["bought"][rec.details["replicas_needed"]].x
@@ -280,8 +339,11 @@ def what_would_change(rec: Option, ranked: list[Option], references: dict[str, O
     if ru is not None:
         out.append({"change": "nearest_alternative", "option": ru.id, "tco_usd": ru.tco_usd,
                     "delta_usd": ru.tco_usd - rec.tco_usd,
+                    "cost_tie": _cost_tie(rec, ru, cost_tie_pct),
                     "text": f"Nearest alternative: {ru.id} at {_usd(ru.tco_usd)} "
-                            f"({'+' if ru.tco_usd >= rec.tco_usd else '−'}{_usd(abs(ru.tco_usd - rec.tco_usd))})."})
+                            f"({'+' if ru.tco_usd >= rec.tco_usd else '−'}{_usd(abs(ru.tco_usd - rec.tco_usd))})"
+                            + (f", a tie on cost (under quality.cost_tie_pct, {cost_tie_pct:g} %)"
+                               if _cost_tie(rec, ru, cost_tie_pct) else "") + "."})
     for ref in references.values():
         if ref is None or ref.details.get("allowed", True) or ref.tco_usd >= rec.tco_usd:
             continue
@@ -294,13 +356,13 @@ def what_would_change(rec: Option, ranked: list[Option], references: dict[str, O
 
 
 def advice(rec: Option | None, p: dict[str, Any], cat: Catalog, tolerance_pct: float,
-           failure_tie_pct: float) -> dict[str, Any] | None:
+           failure_tie_pct: float, cost_tie_pct: float = 0.0) -> dict[str, Any] | None:
     if rec is None:
         return None
     bench = p["benchmark"]
     refs = p["references"]
     return {"what_to_buy": what_to_buy(rec, cat),
             "why": why(rec, p["ranked"], refs, p["rejected"], tolerance_pct, bench.resolution,
-                       bench.name or bench.id, failure_tie_pct),
+                       bench.name or bench.id, failure_tie_pct, cost_tie_pct),
             "what_would_change": what_would_change(rec, p["ranked"], refs, p["peak_rate_per_s"],
-                                                   p["requests_per_day"], tolerance_pct, cat)}
+                                                   p["requests_per_day"], tolerance_pct, cat, cost_tie_pct)}

@@ -67,7 +67,8 @@ def run(s: Scenario, cat: Catalog, progress=None) -> dict[str, Any]:
         result["references"][kind] = d
     if rec is None:
         result["why_none"], result["why_none_detail"] = why_none(p, s, cat)
-    result["advice"] = advice(rec, p, cat, s.quality.cost_tolerance_pct, s.quality.failure_tie_pct)
+    result["advice"] = advice(rec, p, cat, s.quality.cost_tolerance_pct, s.quality.failure_tie_pct,
+                              s.quality.cost_tie_pct)
     result["_search"] = p
     return result
 
@@ -354,6 +355,8 @@ def advice_lines(a: dict[str, Any] | None, rec: dict[str, Any], horizon: float, 
         more = b["gpus_bought"] - b["gpus_needed"]
         out.append(f"- GPUs: {b['gpus_needed']} needed for the peak, {b['gpus_bought']} bought"
                    + (f"; the {more} beyond the need could carry {fmt_sig(b['extra_capacity_req_s'])} requests/s more"
+                      + (" at the simulator-checked rate per replica" if b.get("extra_capacity_basis") == "simulated"
+                         else " at the analytic SLO-bound rate per replica, not simulated")
                       if more > 0 else "")
                    + ("" if b["availability"] == "none" else f" (they include the {b['availability']} spares: "
                       f"{b['serving_after_worst_failure']} replica(s) serve with the worst server down)"))

@@ -127,6 +127,10 @@ class QualitySpec(_Strict):
         default=10, ge=0, le=100, description="options whose TCO is within this % of the cheapest are ordered by "
         "quality on the ranking benchmark (differences under its resolution are ties, settled by cost); the "
         "rest by TCO. 0 ranks by TCO alone")
+    cost_tie_pct: float = Field(
+        default=1, ge=0, le=100, description="two options whose TCOs differ by less than this % of the "
+        "recommendation's are reported as a tie on cost (the report then says what else separates them); the "
+        "order is unchanged. 0: never")
     failure_tie_pct: float = Field(
         default=1, ge=0, le=100, description="an owned option bought without spares that falls short of the peak "
         "with one GPU failed (a failed GPU stops its replica: fewer left than the peak needs) counts as this % "
