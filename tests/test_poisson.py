@@ -339,6 +339,30 @@ def _llama_8b_h100():
     return args, Lengths(mean=2000, p95=12000), Lengths(mean=300, p95=1200), engine_limit(d, cat, 2000, 300)
 
 
+def test_reserving_the_answer_at_admission_waits_longer_for_kv_room():
+    """An engine that reserves KV for the whole answer at admission (TensorRT-LLM) holds more tokens per
+    sequence than one taking blocks as sequences grow (answer_share 1 against 0.5): with a cache near full, the
+    chance of waiting for room and the mean wait are at least as high, and strictly higher somewhere; with room
+    to spare neither waits."""
+    import llmplan.perf.poisson as P
+
+    (s, m, e), li, lo, limit = _llama_8b_h100()
+    rates = np.array([1.0, 4.0, 8.0])
+
+    def run(kv, share):
+        return P.poisson_latency(s, m, e, rates, li, lo, 8192.0, limit, None, (95,), 32768, None, kv_tokens=kv,
+                                 answer_share=share)
+
+    grow, keep = run(150_000.0, 0.5), run(150_000.0, 1.0)
+    ok = keep["stable"] & grow["stable"]
+    assert ok.any()
+    assert (keep["admission_wait_p"][ok] >= grow["admission_wait_p"][ok] - 1e-12).all()
+    assert (keep["wait_mean_s"][ok] >= grow["wait_mean_s"][ok] - 1e-12).all()
+    assert (keep["admission_wait_p"][ok] > grow["admission_wait_p"][ok]).any()
+    roomy = run(1e12, 1.0)
+    assert float(roomy["admission_wait_p"][0]) == 0.0
+
+
 def test_one_big_prompt_thickens_the_tpot_tail_and_leaves_its_body_alone(monkeypatch):
     """Prompts whose added time is heavy-tailed (lognormal lengths, attention growing with the square): the
     single-big-jump term raises the TPOT's p95/p99 above the moment-matched gamma's, never below; the median,

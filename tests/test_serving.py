@@ -131,6 +131,25 @@ def test_kv_pressure_preempts_and_still_finishes_everything():
     assert np.isfinite(r.finish_s).all() and (r.finish_s >= r.first_token_s).all()
 
 
+def test_an_engine_that_reserves_the_answer_admits_fewer_and_never_preempts():
+    """TensorRT-LLM's GUARANTEED_NO_EVICT: a request is admitted only with KV room for its prompt and its whole
+    answer. With room for 10 sequences of 1,400 tokens (1,000 in, 400 out) a burst of 300 runs at most 10 at
+    once (the on-demand engine packs more, growing into the cache, and preempts); the KV never exceeds the cache,
+    nothing is preempted and everything finishes."""
+    cap = 10 * 1400
+    reqs = generate(Workload(rate_per_s=1000, input_tokens=1000, output_tokens=400), CAT, seed=3, num_requests=300)
+    runs = {}
+    for reserve in (False, True):
+        lim = EngineLimits(max_num_seqs=256, max_num_batched_tokens=4096, kv_capacity_tokens=cap,
+                           reserve_answer=reserve)
+        runs[reserve] = simulate_replica(SPEC.model, lim, reqs, sample_s=0.05)
+    kept, grown = runs[True], runs[False]
+    assert kept.preemptions == 0 and grown.preemptions > 0
+    assert max(kept.series["running"]) <= 10 < max(grown.series["running"])
+    assert max(kept.series["kv_util"]) <= 1.0
+    assert np.isfinite(kept.finish_s).all() and (kept.finish_s >= kept.first_token_s).all()
+
+
 def test_prefix_cache_hits_shorten_ttft():
     base = dict(rate_per_s=2, input_tokens=4000, output_tokens=50)
     cold = generate(Workload(**base), CAT, seed=1, num_requests=200)

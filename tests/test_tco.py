@@ -137,7 +137,8 @@ def test_licences_follow_what_is_deployed():
 
 
 def test_staff_scales_with_the_fleet_and_the_facility():
-    one = tco(_req(draws=0, fixed_replicas=1, gpu="l40s", finance=Finance(gpu_price_usd=8000)), CAT)
+    one = tco(_req(draws=0, fixed_replicas=1, gpu="l40s", requests_per_day=100_000,
+                   finance=Finance(gpu_price_usd=8000)), CAT)  # a load one L40S carries
     many = tco(_req(draws=0, fixed_replicas=40, gpu="l40s", finance=Finance(gpu_price_usd=8000)), CAT)
     base = CAT.cost_assumptions.get("staff_fte_base_datacenter").value
     per = CAT.cost_assumptions.get("staff_fte_per_server").value
@@ -212,7 +213,7 @@ def test_estimated_prices_are_labelled_and_vary(tmp_path):
     acc["price"] = {"usd": 7500, "as_of": "2026-01-01", "source": "test", "estimate": True, "low_usd": 6000,
                     "high_usd": 10000, "basis": "from comparable PCIe cards"}
     (d / "acc.yaml").write_text(dump_entries("accelerators", [acc]))
-    r = tco(_req(gpu="l40s", draws=2000, fixed_replicas=1), load_catalog([d]))
+    r = tco(_req(gpu="l40s", draws=2000, fixed_replicas=1, requests_per_day=100_000), load_catalog([d]))
     assert any("l40s price $7,500 is an estimate ($6,000–$10,000)" in n for n in r["notes"])
     assert "gpu_price_usd" in r["uncertainty"]["varied"]
     row = next(x for x in r["sensitivity"] if x["assumption"] == "gpu_price_usd")

@@ -864,6 +864,11 @@ class EngineExecution(_Strict):
                                           "shares its step with running decodes (TensorRT-LLM in-flight batching); "
                                           "false: prompts run in steps of their own and decodes wait (vLLM V0)")
     speculative: str | None = Field(default=None, description="speculative decoding on by default (none: off)")
+    kv_admission: Literal["on_demand", "reserve"] = Field(
+        default="on_demand", description="how the scheduler takes KV blocks: on_demand, as a sequence grows (a "
+        "sequence holds its prompt and half its answer on average; preempted when the cache fills, vLLM, SGLang); "
+        "reserve, for the whole prompt and answer at admission, so that a started request is never evicted "
+        "(TensorRT-LLM's default GUARANTEED_NO_EVICT)")
     flash_attention: bool = Field(default=True, description="attention runs as one fused kernel (FlashAttention-"
                                   "class: the scores stay on chip); false: the scores go through memory, "
                                   "the entry's unfused_attention_bytes each (llama.cpp before flash attention was "
@@ -917,6 +922,11 @@ class Engine(Entry):
                                                   "default or as a benchmark ran): written, read back by the "
                                                   "softmax, read by the value product")
     kernels: tuple[str, ...] = Field(default=(), description="weight-only GEMM kernels (kernels catalog) it uses")
+    benchmark_tool: str | None = Field(default=None, description="the engine's own benchmark command, as a "
+                                       "benchmark row's notes name it (trtllm-bench)")
+    benchmark_kv_precision: dict[str, str] = Field(
+        default_factory=dict, description="weight format -> the KV-cache format `benchmark_tool` runs it with "
+        "where the row names none (trtllm-bench: FP8 for FP8 and NVFP4 weights)")
     profiles: tuple[EngineProfile, ...] = Field(default=(), description="older versions with other defaults")
     plugin_of: str | None = Field(default=None, description="the engine this entry is a hardware plugin of (vLLM "
                                   "on Gaudi: vllm-gaudi): a scenario naming that engine gets this one on its "

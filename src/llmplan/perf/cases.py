@@ -169,7 +169,12 @@ def build_case(row: dict[str, str], cat: Catalog) -> Case:
         if req.tp is not None or req.pp is None:
             raise
         # a source that gives only the GPU count (its TP/DP split in notes) may fill pp with a default 1
-        d = resolve(req.model_copy(update={"pp": None}), cat, engine_hint=hint)
+        req = req.model_copy(update={"pp": None})
+        d = resolve(req, cat, engine_hint=hint)
+    bench_kv = d.engine.benchmark_kv_precision.get(d.weight_format.id)
+    if bench_kv and req.kv_precision is None and d.engine.benchmark_tool and d.engine.benchmark_tool in notes:
+        # the engine's own benchmark tool picks the KV format for these weights (engines catalog)
+        d = resolve(req.model_copy(update={"kv_precision": bench_kv}), cat, engine_hint=hint)
     i = max(_f(row.get("input_len"), 0.0), 0.0)
     o = max(_f(row.get("output_len"), 0.0), 0.0)
     dm = _DEPTH.search(notes)

@@ -329,7 +329,7 @@ def _erlang_c(a: np.ndarray, c: int) -> np.ndarray:
 
 
 def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarray, x: np.ndarray, o: np.ndarray,
-                    slots: float, kv_tokens: float) -> tuple[np.ndarray, ...]:
+                    slots: float, kv_tokens: float, answer_share: float = 0.5) -> tuple[np.ndarray, ...]:
     """The wait for admission: a request holds one of `slots` sequence slots (max_num_seqs) and its KV blocks
     from admission to its last token, its residence R = `before_decode` (R, Q over the prompt lengths `x`) +
     `decode` (R, Q over the answer lengths `o`), every prompt length with every answer length.
@@ -338,7 +338,8 @@ def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarr
       a = λ E[R], mean wait given one E[R] / (c − a) × (1 + c_s²) / 2 (c_s: the residences' coefficient of
       variation); a fractional c interpolates between the integers around it;
     * KV cache: the tokens held by the sequences in flight are a compound Poisson sum (M/G/∞, each holding its
-      prompt and half its answer on average over its residence): mean λ E[R occ], variance λ E[R occ²], third
+      prompt and `answer_share` of its answer on average over its residence: half where blocks are taken as it
+      grows, all of it where the engine reserves them at admission): mean λ E[R occ], variance λ E[R occ²], third
       cumulant λ E[R occ³] (a few long prompts fill it); a prompt of x tokens waits while that sum exceeds
       `kv_tokens` − x (a shifted-gamma tail), for E[R] (1 + c_s²) / 2 given a wait: the sequences in flight
       turn over while nothing behind it is admitted.
@@ -359,10 +360,10 @@ def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarr
     # reach (a + 12 √a + 12), could hold it at the longest prompt and answer
     a_top = float(np.max(np.where(ok, a, 0.0)))
     in_flight = min(slots, a_top + 12 * math.sqrt(a_top) + 12)
-    if kv_tokens < in_flight * (float(np.max(x)) + float(np.max(o)) / 2):
-        # occ = x + y (y: half the answer); E[R occⁿ] = Σⱼ C(n, j) (E[b xʲ] E[yⁿ⁻ʲ] + E[xʲ] E[d yⁿ⁻ʲ])
+    if kv_tokens < in_flight * (float(np.max(x)) + float(np.max(o)) * answer_share):
+        # occ = x + y (y: the answer's share held); E[R occⁿ] = Σⱼ C(n, j) (E[b xʲ] E[yⁿ⁻ʲ] + E[xʲ] E[d yⁿ⁻ʲ])
         xp = x.reshape(-1)[None, :] ** np.arange(4)[:, None]  # (4, Q): x⁰ … x³
-        yp = (o.reshape(-1) / 2)[None, :] ** np.arange(4)[:, None]
+        yp = (o.reshape(-1) * answer_share)[None, :] ** np.arange(4)[:, None]
         bx, dy = b @ (xp * WEIGHTS).T, d @ (yp * WEIGHTS).T  # (R, 4): E[b xʲ], E[d yʲ]
         mx, my = xp @ WEIGHTS, yp @ WEIGHTS  # (4,): E[xʲ], E[yʲ]
         k1, k2, k3 = (lam * sum(math.comb(n, j) * (bx[:, j:j + 1] * my[n - j] + mx[j] * dy[:, n - j:n - j + 1])
@@ -738,7 +739,7 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
                     percentiles: tuple[int, ...] = (50, 95, 99), max_context: float = np.inf,
                     at_s: dict[str, float] | None = None, prefix_share: float = 0.0, slots: float | None = None,
                     kv_tokens: float = np.inf, with_e2e: bool = True,
-                    thinking_lengths=None) -> dict[str, np.ndarray]:
+                    thinking_lengths=None, answer_share: float = 0.5) -> dict[str, np.ndarray]:
     """Latency percentiles (seconds, keys like ``ttft_p95``) at Poisson `rate` (an array: one result per
     rate), with at most `limit` sequences in the engine. Admission waits for one of `slots` sequence slots
     (default: `limit`) and, where `kv_tokens` is given, for room in a KV cache of that many tokens.
@@ -746,7 +747,9 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     [0, 1]. Unstable (ρ ≥ 1, more sequences than the limit, or more KV than the cache): infinite latencies,
     goodput 0. `with_e2e`: also the end-to-end percentiles. `thinking_lengths`: the thinking a model that thinks
     writes before its answer (its share of `output_lengths`), for the answer start (``answer_start_p95``,
-    :func:`_answer_start_tails`); None: the answer starts with the first token (answer start = TTFT)."""
+    :func:`_answer_start_tails`); None: the answer starts with the first token (answer start = TTFT).
+    `answer_share`: the share of its answer a sequence's KV blocks hold on average (0.5 taken as it grows, 1
+    reserved at admission: :func:`llmplan.perf.limits.answer_share`)."""
     lam = np.atleast_1d(np.asarray(rate, dtype=float))[:, None]  # (R, 1)
     x = length_points(input_lengths, max_context)[None, :]  # (1, Q)
     o = np.minimum(length_points(output_lengths, max_context), np.maximum(max_context - x[0], 1.0))  # (Q,)
@@ -769,7 +772,7 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     p_admit, ws, admit_ok = _admission_wait(
         lam, np.where(stable, wq + ttft_k, np.inf), np.where(stable, np.maximum(o - 1, 0.0)[None, :] * tpot_mean,
                                                                np.inf), x, o, limit if slots is None else slots,
-        kv_tokens)
+        kv_tokens, answer_share)
     stable = stable & admit_ok
     tpot_mean = np.where(stable, tpot_mean, np.inf)
     wq_all = np.where(stable, wq + ws, np.inf)
@@ -849,7 +852,8 @@ def poisson_latency(*args, **kwargs) -> dict[str, np.ndarray]:
 def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, input_lengths, output_lengths,
              chunk: float, limit: float, slo_s: dict[str, float], per_request_s: dict[str, float],
              goodput: float, max_context: float = np.inf, prefix_share: float = 0.0, slots: float | None = None,
-             kv_tokens: float = np.inf, thinking_lengths=None) -> tuple[float, dict[str, np.ndarray], int, float]:
+             kv_tokens: float = np.inf, thinking_lengths=None,
+             answer_share: float = 0.5) -> tuple[float, dict[str, np.ndarray], int, float]:
     """The highest Poisson rate (requests/s) at which every SLO percentile in `slo_s` (keys like
     ``ttft_p95`` or ``answer_start_p95``, seconds) holds and the goodput share reaches `goodput`. Rates are tried
     on a geometric grid up to `saturation_rate` (one vectorised evaluation), then, where the next fails by more
@@ -860,7 +864,7 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
     rates between the last tried that holds and the next, where that binds).
     Returns (rate, the metrics on the grid, index of the last grid rate that passes (-1: none passes; the rate
     can fall below that grid rate where the hold binds), the mean decoding concurrency at the rate returned).
-    `slots`, `kv_tokens`, `thinking_lengths`: see :func:`poisson_latency`."""
+    `slots`, `kv_tokens`, `thinking_lengths`, `answer_share`: see :func:`poisson_latency`."""
     grid = saturation_rate * _RATE_GRID
 
     def margins(rates: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -868,7 +872,8 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
         for an SLO at percentile p the share of requests above its limit is at most 1 − p/100, for goodput the
         share within every limit reaches it; -inf where the queue does not hold."""
         res = poisson_latency(s, m, e, rates, input_lengths, output_lengths, chunk, limit, per_request_s, (),
-                              max_context, slo_s, prefix_share, slots, kv_tokens, thinking_lengths=thinking_lengths)
+                              max_context, slo_s, prefix_share, slots, kv_tokens, thinking_lengths=thinking_lengths,
+                              answer_share=answer_share)
         rows = [1 - res[f"exceed_{name}"] / (1 - int(name.split("_p")[1]) / 100) for name in slo_s]
         rows.append((res["goodput"] - goodput) / max(goodput, 1e-9))
         return np.where(res["stable"][None, :], np.array(rows, dtype=float), -np.inf), res

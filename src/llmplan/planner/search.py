@@ -23,7 +23,7 @@ from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
 from ..perf.efficiency import deployment_efficiency, slower
 from ..perf.intervals import slow_end
-from ..perf.limits import engine_limit
+from ..perf.limits import answer_share, engine_limit
 from ..perf.poisson import capacity, poisson_latency
 from ..perf.scenarios import closed_loop
 from ..perf.shape import compute_dtype, machine, stage_shape
@@ -329,7 +329,7 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
     saturation = float(np.asarray(r.requests_s)[3])
     rate, res, _k, concurrency = capacity(shape, mach, e, saturation, li, lo, chunk, limit, slo_s, per_request_s,
                                           tight.goodput_pct / 100, max_context, w.shared_prefix_share,
-                                          float(d.engine.defaults.max_num_seqs), kv, thinking)
+                                          float(d.engine.defaults.max_num_seqs), kv, thinking, answer_share(d))
     if rate <= 0:
         # the answer start can miss where one request alone passes: a p99 limit over a long thinking tail
         late = [f"{name}_ms: {100 * float(res[f'exceed_{name}'][0]):.1f} % of answers start after the limit, "
@@ -856,7 +856,7 @@ def _latency_at_peak(o: Option, cat: Catalog) -> None:
                          w.lengths("output"), float(d.engine.defaults.max_num_batched_tokens), sz.limit,
                          percentiles=(95,), max_context=o.details["context_tokens"], prefix_share=w.shared_prefix_share,
                          slots=float(o.details["max_num_seqs"]), kv_tokens=sz.kv_tokens, with_e2e=False,
-                         thinking_lengths=thinking_of(w, d.model))
+                         thinking_lengths=thinking_of(w, d.model), answer_share=answer_share(d))
     o.ttft_p95_ms, o.tpot_p95_ms = float(1e3 * at["ttft_p95"][0]), float(1e3 * at["tpot_p95"][0])
     o.answer_start_p95_ms = float(1e3 * at["answer_start_p95"][0])
 

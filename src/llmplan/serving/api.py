@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, ValidationError
 
 from ..catalog import Catalog
 from ..errors import LlmplanError, spec_error
+from ..perf.limits import held_tokens
 from ..perf.scenarios import closed_loop
 from ..perf.shape import machine, stage_shape
 from ..specs import (
@@ -226,8 +227,7 @@ def replica_model(d: Deployment, cat: Catalog, spec: ReplicaSpec, w: Workload):
     mach, _ = machine(d)
     e, _, _ = deployment_efficiency(d, cat)
     i, o = w.lengths("input").mean, w.lengths("output").mean
-    occupancy = i + o / 2
-    limit = max(1.0, min(spec.limits.max_num_seqs, spec.limits.kv_capacity_tokens / occupancy))
+    limit = max(1.0, min(spec.limits.max_num_seqs, spec.limits.kv_capacity_tokens / held_tokens(d, i, o)))
     return closed_loop(shape, mach, e, np.array([limit, 1.0]), i, o, limit, float(spec.limits.max_num_batched_tokens))
 
 

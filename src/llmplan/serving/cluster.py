@@ -54,7 +54,8 @@ def replica_spec(d: Deployment, cat: Catalog, max_num_seqs: int | None = None,
     limits = EngineLimits(
         max_num_seqs=max_num_seqs or d.engine.defaults.max_num_seqs,
         max_num_batched_tokens=max_num_batched_tokens or d.engine.defaults.max_num_batched_tokens,
-        kv_capacity_tokens=max(mem.kv_capacity_tokens, 1), block_size=mem.settings.block_size)
+        kv_capacity_tokens=max(mem.kv_capacity_tokens, 1), block_size=mem.settings.block_size,
+        reserve_answer=d.engine.execution.kv_admission == "reserve")
     return ReplicaSpec(StepModel.build(shape, mach, e), limits)
 
 

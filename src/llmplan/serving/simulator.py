@@ -4,7 +4,9 @@ Each engine step advances every decoding sequence by one token and, while prompt
 carries a chunk of prompt tokens (chunked prefill) up to ``max_num_batched_tokens``. New
 requests are admitted when a sequence slot (``max_num_seqs``) and KV blocks for their prompt
 are free; when decoding sequences outgrow the KV cache the newest is preempted (its KV freed,
-recomputed later, as vLLM does). Prefix-cache hits skip the cached share of a prompt. Every
+recomputed later, as vLLM does). An engine that reserves KV blocks for the whole sequence at
+admission (``reserve_answer``: TensorRT-LLM's GUARANTEED_NO_EVICT) admits a request only with room
+for its prompt and its answer, and never preempts. Prefix-cache hits skip the cached share of a prompt. Every
 step's duration comes from the performance model (:class:`StepModel`).
 
 Between events (an arrival, a finished prefill, a finished sequence, a full KV cache) the
@@ -33,6 +35,7 @@ class EngineLimits:
     max_num_batched_tokens: int
     kv_capacity_tokens: int
     block_size: int = 16
+    reserve_answer: bool = False  # KV blocks for prompt and answer taken at admission (no growth, no preemption)
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Replica:
         self._sliding, self._window = model.sliding, model.window  # prompts attend to the window on sliding layers
         self._max_tok, self._kv_cap = limits.max_num_batched_tokens, limits.kv_capacity_tokens
         self._max_seqs = limits.max_num_seqs
+        self._grow = 0 if limits.reserve_answer else 1  # KV tokens a sequence takes per token it writes
         self.inp = reqs.input_tokens.tolist()  # prompt tokens to (re)compute: grows on preemption
         self.out = reqs.output_tokens.tolist()  # output tokens still to generate
         self.cached = reqs.cached_tokens.tolist()
@@ -80,7 +84,8 @@ class Replica:
         self.n_adm = 0
         self.n_dec = 0
         self.sum_ctx = 0.0
-        self.kv = 0  # tokens held in the KV cache (prompts reserved at admission)
+        self.kv = 0  # tokens held in the KV cache (prompts reserved at admission; answers too with reserve_answer)
+        self.held = [0] * n  # per request: the KV tokens reserved at admission
         self.idle = 0.0  # time with nothing to run: busy time is t - idle (summed once, not per step)
         self.preemptions = 0
         self.sample_s = sample_s
@@ -153,7 +158,8 @@ class Replica:
             p_tok, p_ctx, done = self._chunks(budget)
         t = t + self._step(n_dec, sum_ctx, p_tok, p_ctx)
         k += 1
-        sum_ctx, kv = sum_ctx + n_dec, kv + n_dec
+        grow = self._grow
+        sum_ctx, kv = sum_ctx + n_dec, kv + n_dec * grow
         first, out, inp, gen, k0, c0 = self.first, self.out, self.inp, self.gen, self.k0, self.c0
         for _ in range(done):
             rid = prefill.popleft()[0]
@@ -163,7 +169,7 @@ class Replica:
             ctx = inp[rid] + 1
             if o <= 1:  # done with its first token
                 self.finish[rid] = t
-                kv -= ctx
+                kv -= ctx if grow else self.held[rid]
                 n_adm -= 1
                 if self.feed:
                     self._send_next(t)
@@ -174,7 +180,7 @@ class Replica:
             self.order.append(rid)
             n_dec += 1
             sum_ctx += ctx
-            kv += 1
+            kv += grow
         return t, k, n_dec, n_adm, sum_ctx, kv
 
     # ------------------------------------------------------------------ the loop
@@ -191,6 +197,7 @@ class Replica:
         inp, cached, admit, gen, k0, c0, finish, feed, order = (self.inp, self.cached, self.admit, self.gen, self.k0,
                                                                  self.c0, self.finish, self.feed, self.order)
         max_seqs, kv_cap, run, pop = self._max_seqs, self._kv_cap, self._run, heappop
+        grow, held, out = self._grow, self.held, self.out
         t, k, n_dec, n_adm, sum_ctx, kv, idle = self.t, self.k, self.n_dec, self.n_adm, self.sum_ctx, self.kv, self.idle
         next_sample = self.next_sample
         while True:
@@ -198,9 +205,10 @@ class Replica:
                 waiting.append(inc.popleft())
             while waiting and n_adm < max_seqs:  # admission: FIFO, while a slot and KV for the prompt are free
                 rid = waiting[0]
-                size = inp[rid]
+                size = inp[rid] if grow else inp[rid] + out[rid]
                 if kv + size > kv_cap and n_adm > 0:
                     break
+                held[rid] = size
                 waiting.popleft()
                 if admit[rid] != admit[rid]:  # NaN: first admission (a preempted sequence keeps its first)
                     admit[rid] = t
@@ -212,7 +220,7 @@ class Replica:
             elif n_dec:
                 # a decode-only run until a sequence finishes, the KV cache fills, the next arrival or `t_end`
                 steps = heap[0][0] - k if heap else 1  # ≥ 1: finishes due by step k are done
-                room = (kv_cap - kv) // n_dec
+                room = (kv_cap - kv) // n_dec if grow else steps
                 if room < steps:
                     steps = room if room > 0 else 1
                 nxt = arr[inc[0]] if inc else t_end
@@ -224,7 +232,7 @@ class Replica:
                 k += steps
                 grown = n_dec * steps
                 sum_ctx = sum_ctx + grown
-                kv += grown
+                kv += grown * grow
             else:  # idle until the next arrival
                 if not inc:
                     break
@@ -239,7 +247,7 @@ class Replica:
                     continue
                 ctx = c0[rid] + (k - k0[rid])
                 k0[rid], finish[rid] = -1, t
-                n_dec, n_adm, sum_ctx, kv = n_dec - 1, n_adm - 1, sum_ctx - ctx, kv - ctx
+                n_dec, n_adm, sum_ctx, kv = n_dec - 1, n_adm - 1, sum_ctx - ctx, kv - (ctx if grow else held[rid])
                 if feed:
                     self._send_next(t)
                 if len(order) > 2 * n_dec + 64:  # drop the retired from the preemption order now and then
