@@ -714,6 +714,7 @@ def test_a_cost_tie_is_called_one_and_a_clear_win_is_not(results):
     from llmplan.planner.advice import _cost_tie, _runner_up
 
     ties = wins = 0
+    pair = None
     for name, r in results.items():
         rec = r["_search"]["ranked"][0]
         ru = _runner_up(rec, r["_search"]["ranked"])
@@ -727,8 +728,9 @@ def test_a_cost_tie_is_called_one_and_a_clear_win_is_not(results):
             assert f"with {ru.engine} instead of {rec.engine}" in why, name
         ties += tie
         wins += not tie
-    assert ties >= 2 and wins >= 1
-    assert not _cost_tie(rec, ru, 0.0)  # 0 turns it off
+        pair = (rec, ru) if tie else pair
+    assert ties >= 2 and wins >= 1 and pair is not None
+    assert _cost_tie(*pair, 1.0) and not _cost_tie(*pair, 0.0)  # 0 turns it off
 
 
 def test_the_spare_capacity_and_the_slow_end_read_the_validated_figures(results):

@@ -24,3 +24,32 @@ def test_analytic_capacity_matches_the_simulator(cat):
     for r in rows:
         assert abs(r["error_pct"]) <= bench.TOLERANCE_PCT, r
         assert r["slo_met"], r
+
+
+TRTLLM_SCENARIO = """\
+schema_version: 1
+name: TensorRT-LLM with long prompts (KV-limited; the answer reserved at admission)
+workload:
+  requests_per_day: 60000
+  input_tokens: {mean: 6000, p95: 12000}
+  output_tokens: {mean: 600, p95: 1500}
+  slo: {ttft_p95_ms: 3000, tpot_p95_ms: 80}
+models: [meta-llama/Llama-3.1-70B-Instruct]
+hardware: [h100-sxm]
+engines: [trtllm]
+precisions: [fp8]
+alternatives: []
+"""
+
+
+def test_an_engine_that_reserves_the_answer_matches_the_simulator_too(cat, tmp_path):
+    """TensorRT-LLM admits a request with KV for its prompt and whole answer (engines catalog kv_admission): the
+    analytic admission wait and the simulator both hold that reservation, and agree within 10 % where the KV
+    cache binds."""
+    bench = _bench()
+    path = tmp_path / "trtllm.yaml"
+    path.write_text(TRTLLM_SCENARIO)
+    rows = bench.check(path, cat, max_options=1)
+    assert len(rows) == 1 and ":trtllm:" in rows[0]["option"]
+    assert abs(rows[0]["error_pct"]) <= bench.TOLERANCE_PCT, rows[0]
+    assert rows[0]["slo_met"], rows[0]

@@ -148,6 +148,26 @@ def test_an_engine_that_reserves_the_answer_admits_fewer_and_never_preempts():
     assert max(kept.series["running"]) <= 10 < max(grown.series["running"])
     assert max(kept.series["kv_util"]) <= 1.0
     assert np.isfinite(kept.finish_s).all() and (kept.finish_s >= kept.first_token_s).all()
+    # the reservation is KV room, not work: one request alone has the same first token and end either way
+    one = generate(Workload(rate_per_s=1, input_tokens=1000, output_tokens=4000), CAT, seed=1, num_requests=1)
+    alone = [simulate_replica(SPEC.model, EngineLimits(256, 8192, 10**6, reserve_answer=r), one) for r in (0, 1)]
+    assert alone[1].first_token_s[0] == alone[0].first_token_s[0] and alone[1].finish_s[0] == alone[0].finish_s[0]
+
+
+def test_the_kv_cache_is_empty_when_every_request_has_finished():
+    """What a request takes at admission it gives back when it finishes, also when its answer is its first token
+    (which takes no block), in both admission modes and with preemptions."""
+    from llmplan.serving.simulator import Replica
+
+    reqs = generate(Workload(rate_per_s=50, input_tokens=1000, output_tokens=Lengths(mean=40, p95=400)), CAT,
+                    seed=5, num_requests=2000)
+    reqs.output_tokens[::3] = 1  # a third answer with their first token
+    for reserve in (False, True):
+        r = Replica(SPEC.model, EngineLimits(256, 4096, 30_000, reserve_answer=reserve), reqs)
+        r.incoming.extend(range(len(reqs)))
+        r.advance_to(float("inf"))
+        assert r.kv == 0 and r.n_adm == 0, (reserve, r.kv)
+        assert reserve or r.preemptions > 0
 
 
 def test_prefix_cache_hits_shorten_ttft():

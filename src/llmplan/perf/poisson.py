@@ -341,8 +341,8 @@ def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarr
       prompt and `answer_share` of its answer on average over its residence: half where blocks are taken as it
       grows, all of it where the engine reserves them at admission): mean λ E[R occ], variance λ E[R occ²], third
       cumulant λ E[R occ³] (a few long prompts fill it); a prompt of x tokens waits while that sum exceeds
-      `kv_tokens` − x (a shifted-gamma tail), for E[R] (1 + c_s²) / 2 given a wait: the sequences in flight
-      turn over while nothing behind it is admitted.
+      `kv_tokens` − x (less the mean answer where the answer is reserved at admission; a shifted-gamma tail),
+      for E[R] (1 + c_s²) / 2 given a wait: the sequences in flight turn over while nothing behind it is admitted.
 
     Exponential given a wait. Returns (P(wait), mean wait, stable), each (R, 1)."""
     fin = np.isfinite(before_decode).all(-1, keepdims=True) & np.isfinite(decode).all(-1, keepdims=True)
@@ -391,7 +391,10 @@ def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarr
     if near.any():
         k1n, sdn = k1[near], sd[near]
         tail = _skewed_tail(k1n, sdn, k3[near] / sdn ** 3)
-        room = np.maximum(kv_tokens - x.reshape(-1)[None, :], 0.0)  # (1, Q): what a prompt of x leaves
+        # (1, Q): what a prompt of x leaves; an engine that reserves the answer at admission needs room for it too
+        # (its mean: the prompt's own answer length is independent of the prompt's)
+        own = float(o.reshape(-1) @ WEIGHTS) if answer_share >= 1.0 else 0.0
+        room = np.maximum(kv_tokens - x.reshape(-1)[None, :] - own, 0.0)
         p_kv[near] = np.minimum(np.maximum(tail(room) @ WEIGHTS, 0.0), 1.0)[:, None]
         # given a wait, no later prompt is admitted before it (first come, first served): it waits for the
         # sequences in flight to turn over, about their residence

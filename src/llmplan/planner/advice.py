@@ -98,13 +98,16 @@ def _tie_text(rec: Option, ru: Option, cost_tie_pct: float, quality: str) -> str
     text = (f"{_usd(abs(dc))} ({_share(abs(dc), rec.tco_usd)}) apart over the horizon ({_usd(rec.tco_usd)} "
             f"against {_usd(ru.tco_usd)}), under quality.cost_tie_pct ({cost_tie_pct:g} %), less than the cost "
             f"model can tell apart{quality}.")
-    same = (rec.deployment, rec.model, rec.hardware) == (ru.deployment, ru.model, ru.hardware)
+    same = rec.deployment == "on_prem" and (rec.deployment, rec.model, rec.hardware, rec.num_gpus) == (
+        ru.deployment, ru.model, ru.hardware, ru.num_gpus)
+    latency = rec.ttft_p95_ms is not None and ru.ttft_p95_ms is not None
     if same and rec.engine != ru.engine:
-        text += (f" The same model on the same servers with {ru.engine} instead of {rec.engine}: either serves the "
-                 "load, so the engine your team operates, or the latency below, can decide.")
+        text += (f" The same model on as many {rec.hardware} with {ru.engine} instead of {rec.engine}: either serves "
+                 "the load, so the engine your team operates" + (", or the latency below," if latency else "")
+                 + " can decide.")
     elif same and rec.precision != ru.precision:
-        text += (f" The same model on the same servers in {ru.precision} instead of {rec.precision}: quality after "
-                 "quantization and the latency below decide.")
+        text += (f" The same model on as many {rec.hardware} in {ru.precision} instead of {rec.precision}: quality "
+                 "after quantization" + (" and the latency below decide." if latency else " decides."))
     return text
 
 
@@ -117,7 +120,7 @@ def _price_slope(o: Option) -> float:
 
 def why(rec: Option, ranked: list[Option], references: dict[str, Option | None], rejected: list,
         tolerance_pct: float, resolution: float, bench_name: str, failure_tie_pct: float,
-        cost_tie_pct: float = 0.0) -> list[str]:
+        cost_tie_pct: float) -> list[str]:
     """The deciding reasons, in the order a buyer asks: against the runner-up (cost or quality), against
     cheaper options the policy forbids, and what the SLO excluded."""
     out: list[str] = []
@@ -150,9 +153,13 @@ def why(rec: Option, ranked: list[Option], references: dict[str, Option | None],
             out.append(f"Against the runner-up {ru.id}: a tie on cost, " + _tie_text(
                 rec, ru, cost_tie_pct, f", at {bench_name} {q_rec:,.1f} against {q_ru:,.1f}"
                 if q_rec is not None and q_ru is not None else ""))
-        else:
+        elif dc == 0:
             out.append(f"Against the runner-up {ru.id}: the same cost ({_usd(rec.tco_usd)}); the tie is settled by "
                        f"quality, then latency.")
+        else:
+            out.append(f"Against the runner-up {ru.id}: {_usd(-dc)} ({_share(-dc, ru.tco_usd)}) dearer over the "
+                       f"horizon ({_usd(rec.tco_usd)} against {_usd(ru.tco_usd)}), ranked first on quality, then "
+                       "latency.")
         if not won_on_failure:  # else the line above said it
             out += _gpu_failure_line(rec, ru)
         out += _thinking_off_line(rec, ru)
@@ -213,8 +220,8 @@ def _slow_purchase(rec: Option, need: int, cat: Catalog) -> str:
     try:
         utilisation_of, active_of = option_load(rec)
         more = buy(c["d"], cat, c["finance"], need, base.purchase.mode, utilisation_of, active_of=active_of)
-    except LlmplanError:
-        return ""
+    except LlmplanError as exc:
+        return f" (that purchase cannot be priced: {exc})"
     tco = float(np.asarray(onprem(base.x).tco_usd))
     extra = float(np.asarray(onprem(more.x).tco_usd)) - tco
     return (f" ({more.purchase.gpus} GPUs in {more.purchase.servers} server(s) instead of {base.purchase.gpus} in "
@@ -307,7 +314,7 @@ def _availability_change(rec: Option, cat: Catalog) -> list[dict[str, Any]]:
 
 def what_would_change(rec: Option, ranked: list[Option], references: dict[str, Option | None], peak: float,
                       per_day: float, tolerance_pct: float, cat: Catalog,
-                      cost_tie_pct: float = 0.0) -> list[dict[str, Any]]:
+                      cost_tie_pct: float) -> list[dict[str, Any]]:
     """The nearest alternative and the input changes that flip the choice, each computed."""
     out: list[dict[str, Any]] = []
     ru = _runner_up(rec, ranked)
@@ -356,7 +363,7 @@ def what_would_change(rec: Option, ranked: list[Option], references: dict[str, O
 
 
 def advice(rec: Option | None, p: dict[str, Any], cat: Catalog, tolerance_pct: float,
-           failure_tie_pct: float, cost_tie_pct: float = 0.0) -> dict[str, Any] | None:
+           failure_tie_pct: float, cost_tie_pct: float) -> dict[str, Any] | None:
     if rec is None:
         return None
     bench = p["benchmark"]

@@ -133,7 +133,7 @@ class Replica:
             self.gen[rid] += 1
             self.n_dec -= 1
             self.sum_ctx -= ctx
-            self.kv -= ctx
+            self.kv -= ctx if self._grow else self.held[rid]  # (a reserving engine never gets here: see advance_to)
             self.n_adm -= 1
             generated = ctx - self.inp[rid]  # first token + the decode steps so far
             self.inp[rid] = ctx  # recompute prompt and generated tokens as a new prompt
@@ -167,9 +167,9 @@ class Replica:
                 first[rid] = t
             o = out[rid]
             ctx = inp[rid] + 1
-            if o <= 1:  # done with its first token
+            if o <= 1:  # done with its first token, which took no KV block: it frees what it held
                 self.finish[rid] = t
-                kv -= ctx if grow else self.held[rid]
+                kv -= self.held[rid]
                 n_adm -= 1
                 if self.feed:
                     self._send_next(t)
@@ -214,7 +214,7 @@ class Replica:
                     admit[rid] = t
                 kv += size
                 n_adm += 1
-                prefill.append([rid, size - cached[rid], cached[rid]])  # [rid, tokens left, tokens done]
+                prefill.append([rid, inp[rid] - cached[rid], cached[rid]])  # [rid, tokens left, tokens done]
             if prefill:
                 t, k, n_dec, n_adm, sum_ctx, kv = self._prefill_step(t, k, n_dec, n_adm, sum_ctx, kv)
             elif n_dec:
