@@ -120,8 +120,8 @@ def print_estimate(r: EstimateReport) -> None:
     t.add_row("batch-1 prefill", f"{r.prefill_tok_s:,.0f} tok/s", "", r.definitions["prefill_tok_s"])
     t.add_row("batch-1 decode", f"{r.decode_tok_s:,.1f} tok/s", "", r.definitions["decode_tok_s"])
     con.print(t)
+    label = {"memory": "memory-bound kernels", "compute": "compute-bound kernels"}
     for name, ph in r.phases.items():
-        label = {"memory": "memory-bound kernels", "compute": "compute-bound kernels"}
         split = ", ".join(f"{label.get(k, k)} {v:,.2f} ms" for k, v in ph.split_ms.items())
         con.print(f"{name}: {ph.time_ms:,.2f} ms, [bold]{ph.bound}-bound[/bold] ({split}; all bytes alone "
                   f"{ph.alone_ms['memory']:,.2f} ms, all FLOPs alone {ph.alone_ms['compute']:,.2f} ms, roofline "

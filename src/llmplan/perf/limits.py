@@ -7,6 +7,13 @@ from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
 from ..specs import Deployment
 
+GROWING_ANSWER_SHARE = 0.5  # blocks taken as a sequence grows: on average over its life it holds half its answer
+
+
+def reserves_answer(d: Deployment) -> bool:
+    """The engine takes KV blocks for the whole answer at admission (execution.kv_admission ``reserve``)."""
+    return d.engine.execution.kv_admission == "reserve"
+
 
 def held_tokens(d: Deployment, input_len: float, output_len: float) -> float:
     """The KV tokens a sequence holds on average over its life: its prompt and half its answer where blocks are
@@ -16,7 +23,7 @@ def held_tokens(d: Deployment, input_len: float, output_len: float) -> float:
 
 def answer_share(d: Deployment) -> float:
     """The share of a sequence's answer its KV blocks hold on average over its life (:func:`held_tokens`)."""
-    return 1.0 if d.engine.execution.kv_admission == "reserve" else 0.5
+    return 1.0 if reserves_answer(d) else GROWING_ANSWER_SHARE
 
 
 def engine_limit(d: Deployment, cat: Catalog, input_len: float, output_len: float, *,

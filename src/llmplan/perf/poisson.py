@@ -44,6 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .limits import GROWING_ANSWER_SHARE
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import decode_step, prefill_time
 
@@ -329,7 +330,8 @@ def _erlang_c(a: np.ndarray, c: int) -> np.ndarray:
 
 
 def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarray, x: np.ndarray, o: np.ndarray,
-                    slots: float, kv_tokens: float, answer_share: float = 0.5) -> tuple[np.ndarray, ...]:
+                    slots: float, kv_tokens: float,
+                    answer_share: float = GROWING_ANSWER_SHARE) -> tuple[np.ndarray, ...]:
     """The wait for admission: a request holds one of `slots` sequence slots (max_num_seqs) and its KV blocks
     from admission to its last token, its residence R = `before_decode` (R, Q over the prompt lengths `x`) +
     `decode` (R, Q over the answer lengths `o`), every prompt length with every answer length.
@@ -742,7 +744,7 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
                     percentiles: tuple[int, ...] = (50, 95, 99), max_context: float = np.inf,
                     at_s: dict[str, float] | None = None, prefix_share: float = 0.0, slots: float | None = None,
                     kv_tokens: float = np.inf, with_e2e: bool = True,
-                    thinking_lengths=None, answer_share: float = 0.5) -> dict[str, np.ndarray]:
+                    thinking_lengths=None, answer_share: float = GROWING_ANSWER_SHARE) -> dict[str, np.ndarray]:
     """Latency percentiles (seconds, keys like ``ttft_p95``) at Poisson `rate` (an array: one result per
     rate), with at most `limit` sequences in the engine. Admission waits for one of `slots` sequence slots
     (default: `limit`) and, where `kv_tokens` is given, for room in a KV cache of that many tokens.
@@ -856,7 +858,7 @@ def capacity(s: StageShape, m: Machine, e: Efficiency, saturation_rate: float, i
              chunk: float, limit: float, slo_s: dict[str, float], per_request_s: dict[str, float],
              goodput: float, max_context: float = np.inf, prefix_share: float = 0.0, slots: float | None = None,
              kv_tokens: float = np.inf, thinking_lengths=None,
-             answer_share: float = 0.5) -> tuple[float, dict[str, np.ndarray], int, float]:
+             answer_share: float = GROWING_ANSWER_SHARE) -> tuple[float, dict[str, np.ndarray], int, float]:
     """The highest Poisson rate (requests/s) at which every SLO percentile in `slo_s` (keys like
     ``ttft_p95`` or ``answer_start_p95``, seconds) holds and the goodput share reaches `goodput`. Rates are tried
     on a geometric grid up to `saturation_rate` (one vectorised evaluation), then, where the next fails by more

@@ -210,22 +210,26 @@ def _load_change(rec: Option, peak: float, per_day: float) -> list[dict[str, Any
                      "servers, and the ranking may change."}]
 
 
+def _other_purchase(rec: Option, cat: Catalog, need: int, mode: str) -> tuple[Any, float, float]:
+    """The option bought for `need` replicas in availability `mode` instead, with the TCO of the purchase it has
+    and what the other adds to it: (purchase, TCO, extra TCO). Raises LlmplanError where it cannot be bought."""
+    c = rec._ctx
+    utilisation_of, active_of = option_load(rec)
+    other = buy(c["d"], cat, c["finance"], need, mode, utilisation_of, active_of=active_of)
+    base = float(np.asarray(onprem(c["bought"][rec.details["replicas_needed"]].x).tco_usd))
+    return other, base, float(np.asarray(onprem(other.x).tco_usd)) - base
+
+
 def _slow_purchase(rec: Option, need: int, cat: Catalog) -> str:
     """What the purchase for `need` replicas (same availability mode) adds to the option's TCO: the price of the
     option to keep open while the speed is measured."""
-    c = rec._ctx
-    base = c.get("bought", {}).get(rec.details["replicas_needed"])
-    if base is None:
-        return ""
+    base = rec._ctx["bought"][rec.details["replicas_needed"]].purchase
     try:
-        utilisation_of, active_of = option_load(rec)
-        more = buy(c["d"], cat, c["finance"], need, base.purchase.mode, utilisation_of, active_of=active_of)
+        more, tco, extra = _other_purchase(rec, cat, need, base.mode)
     except LlmplanError as exc:
         return f" (that purchase cannot be priced: {exc})"
-    tco = float(np.asarray(onprem(base.x).tco_usd))
-    extra = float(np.asarray(onprem(more.x).tco_usd)) - tco
-    return (f" ({more.purchase.gpus} GPUs in {more.purchase.servers} server(s) instead of {base.purchase.gpus} in "
-            f"{base.purchase.servers}: {_usd(extra)} more over the horizon, {_share(extra, tco)}, the price of keeping "
+    return (f" ({more.purchase.gpus} GPUs in {more.purchase.servers} server(s) instead of {base.gpus} in "
+            f"{base.servers}: {_usd(extra)} more over the horizon, {_share(extra, tco)}, the price of keeping "
             "that option open)")
 
 
@@ -294,18 +298,14 @@ def _availability_change(rec: Option, cat: Catalog) -> list[dict[str, Any]]:
     left = p.replicas - p.largest_slots
     if left >= need:
         return []
-    c = rec._ctx
     out = {"change": "availability", "replicas_needed": need, "replicas_after_server_failure": left}
     head = (f"Availability: none was asked (availability.mode), and with one server down {left} of the {need} "
             f"replica(s) the peak needs remain" + (": the service stops until it is repaired" if left == 0 else "")
             + ". ")
     try:
-        utilisation_of, active_of = option_load(rec)
-        spare = buy(c["d"], cat, c["finance"], need, "n_plus_1", utilisation_of, active_of=active_of)
+        spare, base, extra = _other_purchase(rec, cat, need, "n_plus_1")
     except LlmplanError as exc:
         return [{**out, "text": head + f"A spare in another server is not possible here: {exc}."}]
-    base = float(np.asarray(onprem(bought.x).tco_usd))
-    extra = float(np.asarray(onprem(spare.x).tco_usd)) - base
     return [{**out, "n_plus_1_extra_usd": extra, "n_plus_1_servers": spare.purchase.servers,
              "text": head + f"A spare in another server (availability.mode: n_plus_1, {spare.purchase.servers} servers "
                             f"for {spare.purchase.replicas} replica(s)) adds {_usd(extra)} ({_share(extra, base)}) to "
@@ -344,13 +344,13 @@ def what_would_change(rec: Option, ranked: list[Option], references: dict[str, O
                         "text": f"Price: if the {what} of {rec.id} rose by more than {pct:,.0f} %, owning "
                                 f"{owned.id} ({_usd(owned.tco_usd)} over the horizon) would cost less."})
     if ru is not None:
+        tie = _cost_tie(rec, ru, cost_tie_pct)
         out.append({"change": "nearest_alternative", "option": ru.id, "tco_usd": ru.tco_usd,
-                    "delta_usd": ru.tco_usd - rec.tco_usd,
-                    "cost_tie": _cost_tie(rec, ru, cost_tie_pct),
+                    "delta_usd": ru.tco_usd - rec.tco_usd, "cost_tie": tie,
                     "text": f"Nearest alternative: {ru.id} at {_usd(ru.tco_usd)} "
                             f"({'+' if ru.tco_usd >= rec.tco_usd else '−'}{_usd(abs(ru.tco_usd - rec.tco_usd))})"
-                            + (f", a tie on cost (under quality.cost_tie_pct, {cost_tie_pct:g} %)"
-                               if _cost_tie(rec, ru, cost_tie_pct) else "") + "."})
+                            + (f", a tie on cost (under quality.cost_tie_pct, {cost_tie_pct:g} %)" if tie else "")
+                            + "."})
     for ref in references.values():
         if ref is None or ref.details.get("allowed", True) or ref.tco_usd >= rec.tco_usd:
             continue

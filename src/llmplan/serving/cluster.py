@@ -20,6 +20,7 @@ from ..catalog import Catalog
 from ..errors import LlmplanError
 from ..memory.fit import fit as memory_fit
 from ..perf.efficiency import deployment_efficiency
+from ..perf.limits import reserves_answer
 from ..perf.shape import machine, stage_shape
 from ..specs import Deployment
 from .simulator import EngineLimits, Replica, ReplicaResult, simulate_replica
@@ -55,7 +56,7 @@ def replica_spec(d: Deployment, cat: Catalog, max_num_seqs: int | None = None,
         max_num_seqs=max_num_seqs or d.engine.defaults.max_num_seqs,
         max_num_batched_tokens=max_num_batched_tokens or d.engine.defaults.max_num_batched_tokens,
         kv_capacity_tokens=max(mem.kv_capacity_tokens, 1), block_size=mem.settings.block_size,
-        reserve_answer=d.engine.execution.kv_admission == "reserve")
+        reserve_answer=reserves_answer(d))
     return ReplicaSpec(StepModel.build(shape, mach, e), limits)
 
 
