@@ -161,6 +161,9 @@ def test_no_public_checkpoint_says_how_to_make_one(cat):
     assert "no public int4-awq checkpoint of meta-llama/Llama-3.3-70B-Instruct" in cmd and "AutoAWQ" in cmd
     cmd = cmd_of(cat, "meta-llama/Llama-3.3-70B-Instruct", "h100-sxm", "fp8", "trtllm", 4)
     assert "--quantization" not in cmd  # trtllm-serve does not quantize on load
+    # TensorRT-LLM reserves each request's max_tokens at admission: the line says what the sizing assumes
+    assert "reserves KV for each request's max_tokens" in cmd
+    assert "max_tokens" not in cmd_of(cat, "meta-llama/Llama-3.3-70B-Instruct", "h100-sxm", "fp8", "vllm", 4)
     cmd = cmd_of(cat, "Qwen/Qwen2.5-32B-Instruct", "h100-sxm", "fp8", "trtllm", 2)
     assert "quantize it yourself" in cmd and "Model Optimizer" in cmd
 

@@ -45,6 +45,7 @@ import unicodedata
 
 from ..catalog.schema import Checkpoint, Engine, Model, QuantFormat
 from ..memory.fit import dp_attention
+from ..perf.limits import reserves_answer
 from ..specs import Deployment
 
 # The environment variable that holds the API key clients must send (as a Bearer token); the operator sets it, the
@@ -231,7 +232,10 @@ def serve_command(d: Deployment, context_tokens: int, max_num_seqs: float,
     extra, think = _thinking_off(d) if thinking_off and d.model.reasoning == "switchable" else ([], None)
     cmd, note = _command(d, context_tokens, max_num_seqs, kv_capacity_tokens, extra)
     cmd, auth = _api_key(d.engine, cmd)
-    note = "; ".join(x for x in (auth, note, think) if x) or None
+    reserve = ("the engine reserves KV for each request's max_tokens when it admits it (one without reserves up to "
+               "the context above): the sizing assumes clients send max_tokens near their answer's length"
+               if reserves_answer(d) else None)
+    note = "; ".join(x for x in (auth, note, think, reserve) if x) or None
     if replicas_per_server > 1 and d.engine.id != "nim":
         var = _VISIBLE.get(d.accelerator.vendor.split()[0], "CUDA_VISIBLE_DEVICES")
         g = d.layout.num_gpus
