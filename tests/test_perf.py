@@ -106,6 +106,22 @@ def test_unfused_attention_moves_its_scores_through_memory_by_hand():
     assert float(floor) == pytest.approx(float(fused.total))
 
 
+def test_activation_passes_move_the_hidden_state_through_memory_by_hand():
+    """The kernels between the GEMMs (norms, residual adds, rotary, activation functions): 10 passes of a
+    4,096-wide 16-bit vector per token and layer. 4,096 prompt tokens × 32 layers: 10 × 4,096 × 4,096 × 2 × 32 B
+    = 10.7 GB, 7.16 ms at 3 TB/s × 0.5, on top of the step without them; one decoding token pays 1/4,096 of it.
+    The roofline does not count them (it is the floor of the GEMMs' and attention's own work)."""
+    e0, e10 = Efficiency(0.5, 1.0, 0.0, 0.0), Efficiency(0.5, 1.0, 0.0, 0.0, activation_passes=10.0)
+    without = step_time(shape(), MACH, e0, 0.0, 0.0, prefill_tokens=4096.0, prefill_context=2048.0)
+    with_passes = step_time(shape(), MACH, e10, 0.0, 0.0, prefill_tokens=4096.0, prefill_context=2048.0)
+    assert float(with_passes.total - without.total) == pytest.approx(10 * 4096 * 4096 * 2 * 32 / 1.5e12)
+    assert float(with_passes.memory_bound - without.memory_bound) == pytest.approx(10 * 4096 * 4096 * 2 * 32 / 1.5e12)
+    d0, d1 = (step_time(shape(), MACH, e, 1.0, 1000.0).total for e in (e0, e10))
+    assert float(d1 - d0) == pytest.approx(10 * 4096 * 2 * 32 / 1.5e12)
+    floor = roofline_step(shape(), MACH, 0.0, 0.0, 4096.0, 2048.0)
+    assert float(floor) < float(with_passes.total)
+
+
 def test_llamacpp_flash_attention_follows_the_build_and_the_row():
     """llama.cpp builds before the 'auto' default (b6327, 2025-08) ran attention unfused unless -fa was given; a
     benchmark row that states flash attention overrides the profile. The May-2024 llama-bench rows (XJD) lose
@@ -214,7 +230,7 @@ def test_no_prediction_beats_the_roofline(data, batch, context, prefill, eta_bw,
     m, _ = machine(d)
     if apart:  # an engine that runs prompts in steps of their own (vLLM V0 without chunked prefill)
         m = dataclasses.replace(m, mixed_prefill=0.0)
-    e = Efficiency(eta_bw, eta_fl, overhead, 0.0)
+    e = Efficiency(eta_bw, eta_fl, overhead, 0.0, activation_passes=data.draw(st.floats(0, 100)))
     t = step_time(s, m, e, batch, context, prefill, context / 2)
     floor = roofline_step(s, m, batch, context, prefill, context / 2)
     assert float(t.total) >= float(floor) * (1 - 1e-12)
@@ -815,7 +831,7 @@ def test_dp_attention_decode_with_fewer_sequences_than_gpus_reads_a_whole_sequen
     assert dp.step(8, 800_000) - dp.step(8, 0) == pytest.approx(one, rel=1e-9)
     # under TP every GPU reads all 8 latents and runs 1/8 of the heads: memory-bound, 7 to 8 times as long
     assert tp.step(8, 800_000) - tp.step(8, 0) == pytest.approx(800_000 * 70_272 / tp.bw, rel=1e-9)
-    assert 7 * one < tp.step(8, 800_000) - tp.step(8, 0) < 8 * one
+    assert 7 * one < tp.step(8, 800_000) - tp.step(8, 0) <= 8 * one * (1 + 1e-9)
     # the simulator's decode runs (closed-form sums) charge the same
     assert dp.stretch(1, 100_000, 3) == pytest.approx(sum(dp.step(1, 100_000 + j) for j in range(3)), rel=1e-9)
 

@@ -868,10 +868,17 @@ def test_an_answer_start_slo_holds_a_model_that_thinks_to_its_answer(cat):
     sized = {o.id: o for o in r["_search"]["ranked"] if o.deployment == "on_prem"}
     from llmplan.planner.search import simulated_load  # the confirmation's load, and planner_consistency's
 
-    sim_w, thinks = simulated_load(sized[tp1], 2.0)
+    best = next(iter(sized))  # the cheapest layout that meets 60 s
+    sim_w, thinks = simulated_load(sized[best], 2.0)
     assert thinks and sim_w.rate_per_s == 2.0 and sim_w.output_tokens.mean == 300  # the answer: thinking apart
-    assert sized[tp1].details["per_replica_req_s"] < 0.5 * plain[tp1].details["per_replica_req_s"]
-    assert sized[tp1].details["replicas_needed"] > plain[tp1].details["replicas_needed"]
+    assert sized[best].details["per_replica_req_s"] < 0.9 * plain[best].details["per_replica_req_s"]  # it binds
+    # one GPU, resized, needs more replicas: ranked, or left out by the cost floor with the sizing it had
+    if tp1 in sized:
+        replicas = sized[tp1].details["replicas_needed"]
+    else:
+        floor = " ".join(next(x["reasons"] for x in r["rejected"] if x["option"] == tp1))
+        replicas = int(re.search(r"cost floor: sized at (\d+) replica", floor).group(1))
+    assert replicas > plain[tp1].details["replicas_needed"]
     rec = r["recommendation"]
     sim = rec["details"]["simulated"]
     assert sim["slo_met"] and sim["slo"]["answer_start_p95_ms"]["limit"] == pytest.approx(60000 * 0.9)

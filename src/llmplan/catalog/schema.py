@@ -1071,6 +1071,9 @@ class Calibration(Entry):
                            "(grouped GEMMs, routing); files written before it existed mean 1")
     eta_kernel: float = Field(default=1.0, gt=0, le=10, description="weight-only GEMM kernels' achieved compute rate "
                               "relative to their catalog ratio (fitted per engine; 1 in pooled and family fits)")
+    activation_passes: float = Field(default=0.0, ge=0, le=1000, description="hidden-size 16-bit vectors each token "
+                                     "reads or writes per layer in the kernels between the GEMMs (norms, residual "
+                                     "adds, activation functions); files written before it existed mean 0")
     eta_bw_dequant: float | None = Field(default=None, gt=0, le=1, description="obsolete (files written before "
                                          "weight-only kernels were catalogued); read but not used")
     eta_flops_dequant: float | None = Field(default=None, gt=0, le=1, description="obsolete; read but not used")

@@ -322,6 +322,7 @@ _COLUMNS: dict[str, list[tuple[str, Any]]] = {
         ("η bw", lambda e: f"{e.eta_bw:.2f}"),
         ("η flops", lambda e: f"{e.eta_flops:.2f}"),
         ("step ms", lambda e: f"{1e3 * e.step_overhead_s:.2f}"),
+        ("act passes", lambda e: f"{e.activation_passes:.1f}"),
         ("fit MdAPE %", lambda e: f"{e.mdape_pct:.1f}"),
     ],
     "model_quality": [

@@ -1,9 +1,10 @@
 """Calibration: fit the efficiency factors of each engine × hardware family × architecture
 class (dense, MoE, MLA) to measurements.
 
-Six parameters per group (memory-bandwidth efficiency, compute efficiency, per-step
-overhead, per-request overhead, routed-expert efficiency, and an engine's weight-only kernel
-efficiency relative to the catalog's kernel ratio), fitted by robust least squares (soft-L1)
+Seven parameters per group (memory-bandwidth efficiency, compute efficiency, per-step
+overhead, per-request overhead, routed-expert efficiency, an engine's weight-only kernel
+efficiency relative to the catalog's kernel ratio, and the activation passes of the kernels
+between the GEMMs), fitted by robust least squares (soft-L1)
 on ``ln(predicted / measured)``. What is measured elsewhere is not fitted: the all-reduce
 costs come from the collectives catalog, the weight-only GEMM rates from the kernels catalog. Groups
 are fitted in a hierarchy so that a group with few rows borrows

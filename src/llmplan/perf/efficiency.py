@@ -24,6 +24,7 @@ PARAMS: tuple[tuple[str, str, float], ...] = (
     ("request_overhead_s", "pos", 5e-3),
     ("eta_moe", "eff", 0.8),
     ("eta_kernel", "pos", 1.0),
+    ("activation_passes", "pos", 10.0),
 )
 NAMES = tuple(p[0] for p in PARAMS)
 Key = tuple[str, str, str]  # (engine, family, arch), each possibly ANY
@@ -49,6 +50,7 @@ def efficiency_arrays(cases: list[Any], params: list[dict[str, float]]) -> Effic
         request_overhead_s=col("request_overhead_s"),
         eta_moe=col("eta_moe"),
         eta_kernel=col("eta_kernel"),
+        activation_passes=col("activation_passes"),
     )
 
 
@@ -78,7 +80,7 @@ def slower(e: Efficiency, factor: float) -> Efficiency:
     (bandwidth and FLOP efficiencies divided, per-step and per-request overheads multiplied; the
     collectives, measured separately, unchanged)."""
     return Efficiency(e.eta_bw / factor, e.eta_flops / factor, e.step_overhead_s * factor,
-                      e.request_overhead_s * factor, e.eta_moe, e.eta_kernel)
+                      e.request_overhead_s * factor, e.eta_moe, e.eta_kernel, e.activation_passes)
 
 
 def deployment_efficiency(d: Deployment, cat: Catalog) -> tuple[Efficiency, Calibration, str]:
@@ -88,7 +90,7 @@ def deployment_efficiency(d: Deployment, cat: Catalog) -> tuple[Efficiency, Cali
     cal, level = lookup(table_from_catalog(cat), d.engine.id, d.accelerator.family, model_arch(d.model))
     p = params_of(cal)
     e = Efficiency(p["eta_bw"], p["eta_flops"], p["step_overhead_s"], p["request_overhead_s"], p["eta_moe"],
-                   p["eta_kernel"])
+                   p["eta_kernel"], p["activation_passes"])
     return e, cal, level
 
 

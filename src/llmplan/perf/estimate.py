@@ -323,7 +323,8 @@ def estimate(req: EstimateRequest, cat: Catalog) -> EstimateReport:
         else 1 / float(dec1.total),
         bound={k: v.bound for k, v in phases.items()}, phases=phases, intervals=intervals,
         calibration={"id": cal.id, "level": level, "n_rows": cal.n_rows, "mdape_pct": cal.mdape_pct,
-                     "eta_bw": e.eta_bw, "eta_flops": e.eta_flops, "step_overhead_ms": 1e3 * e.step_overhead_s},
+                     "eta_bw": e.eta_bw, "eta_flops": e.eta_flops, "step_overhead_ms": 1e3 * e.step_overhead_s,
+                     "activation_passes": e.activation_passes},
         speculative={"draft_tokens": spec.k, "acceptance": spec.a, "tokens_per_step": spec.tokens_per_step}
         if spec.k else None,
         notes=notes,

@@ -12,7 +12,11 @@ One engine *step* processes ``decode_tokens`` tokens of running sequences (one e
                 latency + 2 (TP−1)/TP × tokens × hidden × 2 B / busbw    (measured, collectives catalog)
     t_scores  = bytes per attention score × heads × (query, key) pairs / (bandwidth × eta_bw)
                 (0 where a fused kernel keeps the scores on chip: FlashAttention-class engines)
-    t_step    = linear + attention + t_scores + t_comm + overhead
+    t_act     = activation passes × tokens × hidden × layers × 2 B / (bandwidth × eta_bw)
+                (the hidden-state traffic of the kernels between the GEMMs: norms, residual adds,
+                rotary, activation functions, GEMM inputs and outputs; fitted per engine, fewer
+                passes where it fuses more)
+    t_step    = linear + attention + t_scores + t_act + t_comm + overhead
 
 The linear layers (GEMMs over the weights) and attention (over each sequence's KV cache) are
 kernels that run one after the other, each bound by its own resource: a large decode batch
@@ -96,6 +100,7 @@ class Efficiency:
     request_overhead_s: Arr = 0.0  # per request before its first token (API, tokenizer, admission), ≥ 0
     eta_moe: Arr = 1.0  # routed-expert kernels (grouped GEMMs, routing, token shuffles) relative to dense, ≤ 1
     eta_kernel: Arr = 1.0  # weight-only kernels' achieved rate relative to their catalog ratio (engine-level fit)
+    activation_passes: Arr = 0.0  # hidden-size 16-bit vectors each token reads or writes per layer between GEMMs
 
 
 def experts_touched(num_experts, experts_per_token, tokens):
@@ -202,6 +207,14 @@ def allreduce_s(m: Machine, nbytes):
     return np.minimum(lib, custom)
 
 
+def activation_time(s: StageShape, m: Machine, e: Efficiency, tokens):
+    """The memory-bound kernels between the GEMMs (norms, residual adds, rotary, activation functions, the
+    GEMMs' inputs and outputs): `activation_passes` hidden-size 16-bit vectors per token and layer, read or
+    written at the achieved bandwidth. The count is fitted per engine (a fusing engine makes fewer passes)."""
+    act_bytes = np.asarray(e.activation_passes) * np.asarray(tokens, dtype=float) * s.hidden * ACT_BYTES * s.layers
+    return act_bytes / (m.bandwidth * e.eta_bw)
+
+
 def comm_time(s: StageShape, m: Machine, tokens):
     """Tensor-parallel all-reduces: two per layer (after attention and after the MLP)."""
     tp = np.asarray(m.tp, dtype=float)
@@ -241,10 +254,12 @@ def _one_pass(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_co
     lin_flops, att_flops = step_flops_split(s, decode_tokens, decode_context, prefill_tokens, prefill_context,
                                             e.eta_moe)
     lin_cmp, att_cmp = lin_flops / rate, att_flops / rate
-    t_sc = scores_time(s, m, e, decode_tokens, decode_context, prefill_tokens, prefill_context)
-    busy = np.maximum(lin_mem, lin_cmp) + np.maximum(att_mem, att_cmp) + t_sc
-    by_memory = np.where(lin_mem >= lin_cmp, lin_mem, 0.0) + np.where(att_mem >= att_cmp, att_mem, 0.0) + t_sc
-    return (lin_mem + att_mem + t_sc, lin_cmp + att_cmp + t_sc, busy, by_memory,
+    # memory-bound passes of their own: unfused attention's scores, the activations between the GEMMs
+    passes = (scores_time(s, m, e, decode_tokens, decode_context, prefill_tokens, prefill_context)
+              + activation_time(s, m, e, decode_tokens + prefill_tokens))
+    busy = np.maximum(lin_mem, lin_cmp) + np.maximum(att_mem, att_cmp) + passes
+    by_memory = np.where(lin_mem >= lin_cmp, lin_mem, 0.0) + np.where(att_mem >= att_cmp, att_mem, 0.0) + passes
+    return (lin_mem + att_mem + passes, lin_cmp + att_cmp + passes, busy, by_memory,
             comm_time(s, m, decode_tokens + prefill_tokens))
 
 

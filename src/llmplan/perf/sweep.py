@@ -100,7 +100,7 @@ def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, 
         return per_arch[ai][:, :, None, None]
 
     e = Efficiency(eta_bw=hw("eta_bw"), eta_flops=hw("eta_flops"), step_overhead_s=hw("step_overhead_s"),
-                   eta_moe=hw("eta_moe"), eta_kernel=hw("eta_kernel"))
+                   eta_moe=hw("eta_moe"), eta_kernel=hw("eta_kernel"), activation_passes=hw("activation_passes"))
     weight_only = np.array([[1.0 if is_dequant(f, dt) else 0.0 for dt in fd]
                             for f, fd in zip(fmts, dtypes, strict=True)])[fi][:, :, None, None]
     ratio = np.array([[_kernel_ratio(eng, f, a, cat) for a in accs] for f in fmts])[fi][:, :, None, None]

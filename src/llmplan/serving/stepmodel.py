@@ -34,6 +34,7 @@ class StepModel:
     peak: float  # effective FLOP/s
     pp: float
     overhead: float
+    act: float  # seconds per token and stage pass of the kernels between the GEMMs (physics.activation_time)
     eta_moe: float
 
     @classmethod
@@ -69,6 +70,7 @@ class StepModel:
             peak=f(flops_rate(m, e)),
             pp=f(m.pp),
             overhead=f(e.step_overhead_s),
+            act=f(e.activation_passes) * f(s.hidden) * ACT_BYTES * layers / (f(m.bandwidth) * f(e.eta_bw)),
             eta_moe=moe,
         )
 
@@ -106,7 +108,7 @@ class StepModel:
         comm = self._comm(tokens / mb)
         factor = max(mb, self.pp)
         # the linear layers' roofline plus attention's (physics module docstring)
-        return factor * (max(lin_m, lin_c) + max(att_m, att_c) + t_sc + comm) + self.overhead
+        return factor * (max(lin_m, lin_c) + max(att_m, att_c) + t_sc + self.act * tokens / mb + comm) + self.overhead
 
     def stretch(self, n: float, sum_ctx: float, m: int) -> float:
         """Total time of `m` decode-only steps with `n` sequences, context growing by n a step.
@@ -124,7 +126,7 @@ class StepModel:
         b_m = self.kv_bytes * f / self.bw + self.scores
         a_c = 0.0
         b_c = self.attn * f / self.peak + self.scores
-        fixed = m * (max(lin_m, lin_c) + self._comm(n) + self.overhead)
+        fixed = m * (max(lin_m, lin_c) + self.act * n + self._comm(n) + self.overhead)
         s_end = sum_ctx + n * (m - 1)
 
         def lin(a: float, b: float, j0: int, j1: int) -> float:  # Σ_{j=j0}^{j1-1} a + b (S + j n)
@@ -191,7 +193,7 @@ def _general(sm: StepModel):
     dense, expert, n_exp, k_over_e, moe = sm.dense_bytes, sm.expert_bytes, sm.n_experts, sm.k_over_e, sm.eta_moe
     kv, state, flops, attn, window, sliding = sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn, sm.window, sm.sliding
     sc, dp, p_lin = sm.scores, sm.dp_ranks, sm.p_lin
-    bw, peak, pp, overhead = sm.bw, sm.peak, sm.pp, sm.overhead
+    bw, peak, pp, overhead, act = sm.bw, sm.peak, sm.pp, sm.overhead, sm.act
     comm_args = (sm.comm_layers, sm.lib_lat, sm.lib_k, sm.own_lat, sm.own_k)
     apart = sm.apart
 
@@ -220,7 +222,7 @@ def _general(sm: StepModel):
         att_m = kv_read / bw
         comm = _comm(*comm_args, tokens / mb)
         factor = max(mb, pp)
-        return factor * (max(lin_m, lin_c) + max(att_m, att_c) + t_sc + comm) + overhead
+        return factor * (max(lin_m, lin_c) + max(att_m, att_c) + t_sc + act * tokens / mb + comm) + overhead
 
     def lin(a: float, b: float, j0: int, j1: int, sum_ctx: float, n: float) -> float:
         cnt = j1 - j0
@@ -244,7 +246,7 @@ def _general(sm: StepModel):
             a_m = n * state * kv / bw
             bm, bc = b_m, b_c
         a_c = 0.0
-        fixed = m * (max(lin_m, lin_c) + _comm(*comm_args, n) + overhead)
+        fixed = m * (max(lin_m, lin_c) + act * n + _comm(*comm_args, n) + overhead)
         s_end = sum_ctx + n * (m - 1)
         mem_start, mem_end = a_m + bm * sum_ctx >= a_c + bc * sum_ctx, a_m + bm * s_end >= a_c + bc * s_end
         if mem_start == mem_end:
@@ -264,7 +266,7 @@ def _dense(sm: StepModel, general_stretch):
     `run` sums the steps itself (most simulated events are decode runs), and `stretch` is that run
     uncut."""
     dense, kv, state, flops, attn, sc = sm.dense_bytes, sm.kv_bytes, sm.state_equiv, sm.flops_tok, sm.attn, sm.scores
-    bw, peak, overhead, inf = sm.bw, sm.peak, sm.overhead, math.inf
+    bw, peak, overhead, act, inf = sm.bw, sm.peak, sm.overhead, sm.act, math.inf
     comm_args = (sm.comm_layers, sm.lib_lat, sm.lib_k, sm.own_lat, sm.own_k)
     apart, comm = sm.apart, bool(sm.comm_layers)
     b_m, b_c = kv / bw + sc, attn / peak + sc
@@ -276,7 +278,7 @@ def _dense(sm: StepModel, general_stretch):
         lin_m, lin_c = dense / bw, flops * tokens / peak
         att_m, att_c = (sum_ctx + n_dec * state) * kv / bw, attn * (sum_ctx + p_ctx) / peak
         busy = (lin_m if lin_m >= lin_c else lin_c) + (att_m if att_m >= att_c else att_c) + sc * (sum_ctx + p_ctx)
-        return busy + _comm(*comm_args, tokens) + overhead
+        return busy + act * tokens + _comm(*comm_args, tokens) + overhead
 
     if not comm:  # one GPU per stage: no all-reduce (x + 0.0 is exact, so the same floats)
         def step(n_dec: float, sum_ctx: float, p_tok: float = 0.0, p_ctx: float = 0.0) -> float:  # noqa: F811
@@ -285,7 +287,7 @@ def _dense(sm: StepModel, general_stretch):
             lin_m, lin_c = dense / bw, flops * (n_dec + p_tok) / peak
             att_m, att_c = (sum_ctx + n_dec * state) * kv / bw, attn * (sum_ctx + p_ctx) / peak
             return ((lin_m if lin_m >= lin_c else lin_c) + (att_m if att_m >= att_c else att_c)
-                    + sc * (sum_ctx + p_ctx) + overhead)
+                    + sc * (sum_ctx + p_ctx) + act * (n_dec + p_tok) + overhead)
 
     def run(n: float, sum_ctx: float, steps: int, horizon: float) -> tuple[int, float]:
         """`run` of :func:`compiled`: cut at the step in progress `horizon` seconds on (counted at the first
@@ -305,7 +307,8 @@ def _dense(sm: StepModel, general_stretch):
             return steps, general_stretch(n, sum_ctx, steps)
         a, b = (a_m, b_m) if mem_start else (0.0, b_c)
         lin = lin_m if lin_m >= lin_c else lin_c
-        fixed = steps * (lin + _comm(*comm_args, n) + overhead) if comm else steps * (lin + overhead)
+        per_step = lin + act * n
+        fixed = steps * (per_step + _comm(*comm_args, n) + overhead) if comm else steps * (per_step + overhead)
         return steps, fixed + (steps * (a + b * sum_ctx) + b * n * (steps * (steps - 1)) / 2)
 
     def stretch(n: float, sum_ctx: float, m: int) -> float:
