@@ -361,9 +361,9 @@ def main() -> int:
         "whole engines or vendors at once (e.g. all SGLang/Ascend rows), so its error is the realistic one for "
         "a new engine × hardware combination.",
         "",
-        "Known misses, reported rather than tuned away: `tpot_ms` (22.4 % in-sample, over the 20 % target): all "
+        "Known misses, reported rather than tuned away: `tpot_ms` (22.6 % in-sample, over the 20 % target): all "
         "20 rows are SGLang on Ascend with prefill/decode disaggregation and MTP speculative decoding (below); "
-        "SGLang has no other source, so its fit leans on the pooled prior. `ttft_ms` (15.7 % in-sample, 21.9 % "
+        "SGLang has no other source, so its fit leans on the pooled prior. `ttft_ms` (15.8 % in-sample, 21.9 % "
         "before the activation passes between the GEMMs were counted): the TensorRT-LLM v0.14 Triton "
         "online-serving rows at TP4 (Llama-3.1-70B on H100/H200) are predicted too fast, since all-reduce is the "
         "measured NVLink cost (collectives catalog) rather than a fitted latency that also absorbed what else "

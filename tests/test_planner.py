@@ -871,14 +871,14 @@ def test_an_answer_start_slo_holds_a_model_that_thinks_to_its_answer(cat):
     best = next(iter(sized))  # the cheapest layout that meets 60 s
     sim_w, thinks = simulated_load(sized[best], 2.0)
     assert thinks and sim_w.rate_per_s == 2.0 and sim_w.output_tokens.mean == 300  # the answer: thinking apart
-    assert sized[best].details["per_replica_req_s"] < 0.9 * plain[best].details["per_replica_req_s"]  # it binds
+    assert sized[best].details["per_replica_req_s"] < 0.7 * plain[best].details["per_replica_req_s"]  # it binds
     # one GPU, resized, needs more replicas: ranked, or left out by the cost floor with the sizing it had
     if tp1 in sized:
         replicas = sized[tp1].details["replicas_needed"]
     else:
         floor = " ".join(next(x["reasons"] for x in r["rejected"] if x["option"] == tp1))
         replicas = int(re.search(r"cost floor: sized at (\d+) replica", floor).group(1))
-    assert replicas > plain[tp1].details["replicas_needed"]
+    assert replicas >= 2 * plain[tp1].details["replicas_needed"]  # 5 against 2 (2026-12-07)
     rec = r["recommendation"]
     sim = rec["details"]["simulated"]
     assert sim["slo_met"] and sim["slo"]["answer_start_p95_ms"]["limit"] == pytest.approx(60000 * 0.9)

@@ -39,9 +39,11 @@ from .efficiency import ANY, NAMES, PARAMS, Key, efficiency_arrays, lookup, para
 
 PRIOR = {name: value for name, _, value in PARAMS}
 SIGMA = {"pooled": 2.0, "engine": 1.0, "family": 1.0, "group": 0.5}
-# Parameters that belong to an engine's software (API server, tokenizer, admission), not to the
-# hardware: pooled and per-family fits keep them at the prior instead of borrowing another engine's.
-ENGINE_ONLY = ("request_overhead_s", "eta_kernel")
+# Parameters that belong to an engine's software (API server, tokenizer, admission, which kernels it fuses), not
+# to the hardware: pooled and per-family fits keep them at the prior instead of borrowing another engine's (an
+# engine without rows of its own, vLLM, would otherwise take llama.cpp's unfused activation passes on the
+# families where llama.cpp rows dominate).
+ENGINE_ONLY = ("request_overhead_s", "eta_kernel", "activation_passes")
 FROZEN_SIGMA = 1e-3
 LOSS_SCALE = 0.15  # soft-L1 turns linear beyond ~15 % log error: outliers do not dominate
 MIN_ROWS = 3

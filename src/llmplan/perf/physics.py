@@ -243,8 +243,9 @@ def flops_rate(m: Machine, e: Efficiency):
 def _one_pass(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
               prefill_context):
     """A step's (memory time, compute time, busy time, memory-bound part of the busy time, all-reduce time) on one
-    GPU: the busy time is the linear layers' roofline plus attention's (module docstring), plus unfused attention's
-    scores pass."""
+    GPU: the busy time is the linear layers' roofline plus attention's (module docstring), plus the memory-bound
+    passes of their own (unfused attention's scores, the activations between the GEMMs), which count as memory
+    time only (the compute time is the FLOPs alone)."""
     kv_read = decode_tokens * (decode_context + s.state_tokens_equiv)  # the busiest GPU's, under DP attention
     if _dp_attention(s):
         kv_read = kv_read * decode_imbalance(s, decode_tokens)
@@ -259,7 +260,7 @@ def _one_pass(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_co
               + activation_time(s, m, e, decode_tokens + prefill_tokens))
     busy = np.maximum(lin_mem, lin_cmp) + np.maximum(att_mem, att_cmp) + passes
     by_memory = np.where(lin_mem >= lin_cmp, lin_mem, 0.0) + np.where(att_mem >= att_cmp, att_mem, 0.0) + passes
-    return (lin_mem + att_mem + passes, lin_cmp + att_cmp + passes, busy, by_memory,
+    return (lin_mem + att_mem + passes, lin_cmp + att_cmp, busy, by_memory,
             comm_time(s, m, decode_tokens + prefill_tokens))
 
 
