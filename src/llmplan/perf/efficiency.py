@@ -18,8 +18,8 @@ ANY = "*"
 # name, transform (eff: in (0, 1) via a logistic; pos: > 0 via a log), starting point and prior
 # of the pooled fit (deliberately vague: sigma 2 in transformed units). The engine-only ones (calibrate.ENGINE_ONLY)
 # stay at it in pooled and family fits, so it is what an engine without rows of its own gets: for the activation
-# passes 20, between the counts fitted for the engines that fuse their norms and activations (SGLang about 12,
-# TensorRT-LLM about 25) rather than llama.cpp's unfused 100-250.
+# passes 20, between the counts fitted for the engines that fuse their norms and activations (SGLang about 10,
+# TensorRT-LLM about 24 on Hopper) rather than llama.cpp's unfused 90-250.
 PARAMS: tuple[tuple[str, str, float], ...] = (
     ("eta_bw", "eff", 0.6),
     ("eta_flops", "eff", 0.4),
