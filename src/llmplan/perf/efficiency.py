@@ -5,6 +5,7 @@ measurements is :mod:`llmplan.perf.calibrate`."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol
 
 import numpy as np
@@ -43,18 +44,7 @@ def efficiency_arrays(cases: list[Any], params: list[dict[str, float]]) -> Effic
     """Per-case efficiencies (arrays). Weight-only formats run at their kernel's catalog ratio to
     16-bit (carried by the machine) times `eta_kernel`, an engine's own factor: pooled and
     family fits keep it at 1 rather than lend one engine's kernels to another."""
-    def col(name: str) -> np.ndarray:
-        return np.array([p[name] for p in params], dtype=float)
-
-    return Efficiency(
-        eta_bw=col("eta_bw"),
-        eta_flops=col("eta_flops"),
-        step_overhead_s=col("step_overhead_s"),
-        request_overhead_s=col("request_overhead_s"),
-        eta_moe=col("eta_moe"),
-        eta_kernel=col("eta_kernel"),
-        activation_passes=col("activation_passes"),
-    )
+    return Efficiency(**{name: np.array([p[name] for p in params], dtype=float) for name in NAMES})
 
 
 def model_arch(m: Any) -> str:
@@ -82,8 +72,9 @@ def slower(e: Efficiency, factor: float) -> Efficiency:
     """The efficiencies of an engine `factor` times slower in everything it computes, reads and schedules
     (bandwidth and FLOP efficiencies divided, per-step and per-request overheads multiplied; the
     collectives, measured separately, unchanged)."""
-    return Efficiency(e.eta_bw / factor, e.eta_flops / factor, e.step_overhead_s * factor,
-                      e.request_overhead_s * factor, e.eta_moe, e.eta_kernel, e.activation_passes)
+    return dataclasses.replace(e, eta_bw=e.eta_bw / factor, eta_flops=e.eta_flops / factor,
+                               step_overhead_s=e.step_overhead_s * factor,
+                               request_overhead_s=e.request_overhead_s * factor)
 
 
 def deployment_efficiency(d: Deployment, cat: Catalog) -> tuple[Efficiency, Calibration, str]:
@@ -91,10 +82,7 @@ def deployment_efficiency(d: Deployment, cat: Catalog) -> tuple[Efficiency, Cali
     accelerator family × architecture class, then the fallbacks of :func:`lookup`). Returns
     (efficiency, the calibration used, its level)."""
     cal, level = lookup(table_from_catalog(cat), d.engine.id, d.accelerator.family, model_arch(d.model))
-    p = params_of(cal)
-    e = Efficiency(p["eta_bw"], p["eta_flops"], p["step_overhead_s"], p["request_overhead_s"], p["eta_moe"],
-                   p["eta_kernel"], p["activation_passes"])
-    return e, cal, level
+    return Efficiency(**params_of(cal)), cal, level
 
 
 def table_from_catalog(cat: Catalog) -> dict[Key, Calibration]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..perf.physics import ACT_BYTES, Efficiency, Machine, StageShape, flops_rate
+from ..perf.physics import ACT_BYTES, Efficiency, Machine, StageShape, activation_time, flops_rate
 
 
 @dataclass
@@ -70,7 +70,7 @@ class StepModel:
             peak=f(flops_rate(m, e)),
             pp=f(m.pp),
             overhead=f(e.step_overhead_s),
-            act=f(e.activation_passes) * f(s.hidden) * ACT_BYTES * layers / (f(m.bandwidth) * f(e.eta_bw)),
+            act=f(activation_time(s, m, e, 1.0)),
             eta_moe=moe,
         )
 
