@@ -72,11 +72,25 @@ def test_window_variance_scales_as_rate_times_step_time():
     (1.0, 2, 1 / 3),  # c = 2, a = 1: B = (1/2) / (1 + 1 + 1/2) = 1/5, C = B / (1 − (1/2)(4/5)) = 1/3
     (3.0, 4, 27 / 53),  # c = 4, a = 3: B = (81/24) / (1 + 3 + 9/2 + 27/6 + 81/24) = 27/131, C = 27/53
 ])
-def test_erlang_c_against_hand_computed_cases(a, c, expected):
-    from llmplan.perf.poisson import _erlang_c
+def test_slots_full_is_erlang_c_where_the_residence_is_fixed(a, c, expected):
+    """The birth-death chain with every residence 1 s at λ = a: the M/M/c queue, Erlang C, hand-computed."""
+    from llmplan.perf.poisson import _slots_full
 
-    got = _erlang_c(np.array([[a]]), c)[0, 0]
-    assert got == pytest.approx(expected, rel=1e-4)
+    got = _slots_full(np.array([[a]]), np.ones((1, c)))[0, 0]
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_slots_full_grows_when_a_full_engine_runs_slower():
+    """Residences that grow with the slots busy (a batch's step grows with its size) at the same mean load: more
+    chance that all are busy than Erlang C at the residence of one; past μ_c = c / R_c no steady state (1), even
+    where λ × the residence of one is below c."""
+    from llmplan.perf.poisson import _slots_full
+
+    lam = np.array([[0.3], [0.5]])
+    fixed = _slots_full(lam, np.full((2, 4), 2.0))
+    growing = _slots_full(lam, np.array([[2.0, 2.6, 3.2, 3.8]] * 2))
+    assert (growing > fixed).all() and (growing < 1).all()
+    assert _slots_full(np.array([[1.1]]), np.array([[2.0, 2.6, 3.2, 3.8]]))[0, 0] == 1.0  # 1.1 × 3.8 > 4 > 1.1 × 2
 
 
 def _wait(lam, slots, kv=np.inf, residence_s=10.0, prompt=1000.0, answer=200.0):
@@ -100,6 +114,26 @@ def test_slot_wait_mm_c_mean_and_growth():
     assert not ok.any() and np.isinf(ws).all()
     # a fractional limit lies between the integers around it
     assert _wait([0.3], 5.0)[1][0, 0] < _wait([0.3], 4.5)[1][0, 0] < _wait([0.3], 4.0)[1][0, 0]
+
+
+def test_slot_wait_when_the_step_grows_with_the_batch():
+    """Four slots, residences of 10 s of which 8 s decode at the step of one sequence: where the step doubles by
+    four sequences (a small MoE reads more experts), a full engine frees its slots slower, so arrivals wait more
+    often and longer than with a step that does not grow; the load at which no steady state is left falls from
+    λ E[R] = 4 to λ R_4 = 4 (R_4 = 2 + 8 × the ratio at 4 × 0.8 sequences decoding)."""
+    from llmplan.perf.poisson import _admission_wait
+
+    def wait(lam, ratio):
+        lam = np.asarray(lam, dtype=float).reshape(-1, 1)
+        return _admission_wait(lam, np.full((len(lam), QUAD), 2.0), np.full((len(lam), QUAD), 8.0),
+                               np.full(QUAD, 1000.0), np.full(QUAD, 200.0), 4.0, np.inf, step_ratio=ratio)
+
+    flat = wait([0.1, 0.2], None)
+    grows = wait([0.1, 0.2], lambda k: 1 + (k - 1) / 3)  # 2× at four sequences decoding
+    assert grows[2].all() and (grows[0] > flat[0]).all() and (grows[1] > flat[1]).all()
+    r4 = 2 + 8 * (1 + (4 * 0.8 - 1) / 3)
+    assert wait([0.99 * 4 / r4], lambda k: 1 + (k - 1) / 3)[2][0, 0]
+    assert not wait([1.01 * 4 / r4], lambda k: 1 + (k - 1) / 3)[2][0, 0] and flat[2].all()
 
 
 def test_kv_cache_wait_from_the_tokens_in_flight():
@@ -227,9 +261,37 @@ def test_the_sizing_reports_the_concurrency_at_the_rate_it_sized(cat):
     shape, (mach, _) = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8), machine(d)
     at = poisson_latency(shape, mach, deployment_efficiency(d, cat)[0], [sz.per_replica_req_s], w.lengths("input"),
                          w.lengths("output"), float(d.engine.defaults.max_num_batched_tokens), sz.limit,
-                         percentiles=(95,), max_context=32768, slots=float(d.engine.defaults.max_num_seqs),
+                         percentiles=(95,), max_context=32768, slots=float(sz.max_num_seqs),
                          kv_tokens=sz.kv_tokens, with_e2e=False)
     assert sz.concurrency == pytest.approx(float(at["concurrency"][0]), rel=0.05)
+
+
+def test_the_sizing_tries_rates_past_an_evenly_spread_saturation(cat):
+    """A small MoE with four slots (Qwen3-30B-A3B Q6_K on one RTX 5090, llama.cpp): with the prompts spread evenly
+    over the decode steps every step reads the experts of a few more tokens, and four sequences saturate at ~0.85
+    requests/s; with each prompt whole in a share of the steps (chunked prefill, as the simulator runs it) at
+    ~1.6. The sizing tries rates up to the higher of the two, so its rate is not held at 0.9 × the lower (0.77,
+    where the simulator served 0.93 within the same SLO), and it sizes with the slots the plan sets."""
+    from llmplan.perf.efficiency import deployment_efficiency
+    from llmplan.perf.scenarios import closed_loop
+    from llmplan.perf.shape import machine, stage_shape
+    from llmplan.planner.search import size_replicas
+    from llmplan.serving.workload import Lengths, Slo, Workload
+    from llmplan.specs import FitRequest, resolve
+
+    d = resolve(FitRequest(model="Qwen/Qwen3-30B-A3B", gpu="rtx-5090", precision="q6_k", engine="llamacpp"), cat)
+    w = Workload(rate_per_s=0.5, input_tokens=Lengths(mean=1500, p95=6000), output_tokens=Lengths(mean=300, p95=900),
+                 slo=Slo(ttft_p95_ms=3000, tpot_p95_ms=50), thinking_off=True)
+    sz = size_replicas(d, cat, w, 0.5, 16384)
+    assert not isinstance(sz, str) and sz.max_num_seqs == d.engine.defaults.max_num_seqs == 4
+    shape, (mach, _) = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8), machine(d)
+    e = deployment_efficiency(d, cat)[0]
+    args = (np.array([4.0]), np.array([1500.0]), np.array([300.0]), 4.0,
+            float(d.engine.defaults.max_num_batched_tokens))
+    even, lumped = (float(np.asarray(closed_loop(shape, mach, e, *args, lumps=lumps).requests_s)[0])
+                    for lumps in (False, True))
+    assert lumped > 1.5 * even
+    assert sz.per_replica_req_s > 0.95 * even
 
 
 def _exponential_ttft(mean_s: float):

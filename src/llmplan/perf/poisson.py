@@ -21,9 +21,10 @@ with up to `chunk` prompt tokens alongside every decoding sequence (chunked pref
   as (1 − ρ_a)⁻³), so short answers spread the widest; and the number of sequences decoding beside it
   varies (M/G/∞) around C;
 * admission: a request holds a sequence slot (max_num_seqs) and its KV blocks from admission to its last
-  token, and waits when no slot is free (M/G/c in the Allen–Cunneen approximation: Erlang C with the
-  offered load λ E[residence]) or when the tokens in flight (a compound Poisson sum: a few long prompts
-  fill the cache) leave no room for its prompt; that wait adds to the prompt queue's;
+  token, and waits when no slot is free (M/G/c in the Allen–Cunneen approximation, the slots sharing one
+  engine: a birth-death chain whose residences grow with the slots busy, Erlang C where the step does not
+  grow with the batch) or when the tokens in flight (a compound Poisson sum: a few long prompts fill the
+  cache) leave no room for its prompt; that wait adds to the prompt queue's;
 * the answer of a model that thinks starts after its thinking, T tokens after the first: answer start =
   TTFT + T × the mean TPOT, its tail a mixture over the thinking lengths of the TTFT's tail shifted by each
   (``P(answer start > t) = Σⱼ wⱼ P(TTFT > t − Tⱼ TPOT)``); without thinking it is the TTFT;
@@ -310,35 +311,68 @@ def _log_factorials(c: int) -> np.ndarray:
     return out
 
 
-def _erlang_c(a: np.ndarray, c: int) -> np.ndarray:
-    """Erlang's C formula: the probability that an arrival waits in an M/M/c queue with offered load `a`
-    (< c). Erlang B = (a^c / c!) / Σ_{k ≤ c} a^k / k!, summed in log space (one vectorised sum over k),
-    then C = B / (1 − (a / c)(1 − B)). A load more than 12 √c + 12 below c waits with probability
-    under 10⁻²⁰ (the Poisson tail): 0, and the terms more than that below the load are left out."""
-    a = np.asarray(a, dtype=float)
-    out = np.zeros_like(a)
-    near = a > c - 12 * math.sqrt(c) - 12
-    if not near.any():
-        return out
-    an = a[near]
-    k = np.arange(max(int(an.min() - 12 * math.sqrt(c) - 12), 0), c + 1)
-    log_terms = np.log(np.maximum(an, 1e-300))[:, None] * k - _log_factorials(c)[k]  # (n, k)
-    top = log_terms.max(-1, keepdims=True)
-    b = np.exp(log_terms[:, -1] - (top[:, 0] + np.log(np.exp(log_terms - top).sum(-1))))
-    out[near] = b / np.maximum(1 - (an / c) * (1 - b), 1e-300)
-    return out
+def _slots_full(lam: np.ndarray, residence: np.ndarray) -> np.ndarray:
+    """P(all c slots busy) for Poisson arrivals at `lam` (R, 1) to c slots whose requests each stay
+    `residence[:, n - 1]` (R, c) while n slots are busy: a birth-death chain, p_n = p_{n-1} λ / μ_n with
+    μ_n = n / residence_n, past c every slot busy (μ_c). Where the residence does not depend on n this is Erlang's
+    C formula for an M/M/c queue with offered load λ × residence. Summed in log space; 1 where the chain has no
+    steady state (λ ≥ μ_c)."""
+    c = residence.shape[-1]
+    mu = np.arange(1, c + 1)[None, :] / np.maximum(residence, 1e-300)  # (R, c)
+    log_p = np.concatenate([np.zeros_like(lam), np.cumsum(np.log(np.maximum(lam, 1e-300)) - np.log(mu), -1)], -1)
+    r = lam / mu[:, -1:]  # (R, 1)
+    held = r < 1
+    log_full = log_p[:, -1:] - np.log(np.where(held, 1 - r, 1.0))  # log Σ_{n ≥ c} p_n
+    top = np.maximum(log_p[:, :-1].max(-1, keepdims=True), log_full)
+    full = np.exp(log_full - top)
+    return np.where(held, full / (np.exp(log_p[:, :-1] - top).sum(-1, keepdims=True) + full), 1.0)
+
+
+def _slot_residence(eb: np.ndarray, ed: np.ndarray, step_ratio: Callable[[np.ndarray], np.ndarray] | None):
+    """R_n, a request's residence with n slots busy, as a function of the counts n (K,) -> (R, K): E[before decode]
+    `eb` + E[decode] `ed` (R, 1) × `step_ratio` at the sequences then decoding, n × ed / (eb + ed) (at least one);
+    the mean residence at every n where `step_ratio` is None."""
+    er = eb + ed
+    share = np.where(er > 0, ed / np.maximum(er, 1e-300), 0.0)
+
+    def residence(busy: np.ndarray) -> np.ndarray:
+        if step_ratio is None:
+            return np.broadcast_to(er, (len(er), len(busy)))
+        return eb + ed * step_ratio(np.maximum(busy[None, :] * share, 1.0))
+
+    return residence
+
+
+def _slots_busy(lam: np.ndarray, residence: Callable[[np.ndarray], np.ndarray], slots: float,
+                ok: np.ndarray) -> np.ndarray:
+    """P(all `slots` busy) at each rate `lam` (R, 1) where `ok` (else 0): :func:`_slots_full` over the residences
+    `residence` (:func:`_slot_residence`); a fractional count interpolates between the integers around it (past
+    the lower integer's steady state, the upper one's alone)."""
+    lo = max(int(np.floor(slots)), 1)
+    frac = slots - lo
+    lam_safe = np.where(ok, lam, 0.0)
+    res = residence(np.arange(1.0, lo + 2.0))  # (R, lo + 1): 1 … lo + 1 slots busy
+    p = _slots_full(lam_safe, res[:, :lo])
+    if frac > 0:
+        p = p * (1 - frac) + _slots_full(lam_safe, res) * frac
+    return np.where(ok, np.minimum(np.maximum(p, 0.0), 1.0), 0.0)
 
 
 def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarray, x: np.ndarray, o: np.ndarray,
-                    slots: float, kv_tokens: float,
-                    answer_share: float = GROWING_ANSWER_SHARE) -> tuple[np.ndarray, ...]:
+                    slots: float, kv_tokens: float, answer_share: float = GROWING_ANSWER_SHARE,
+                    step_ratio: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
     """The wait for admission: a request holds one of `slots` sequence slots (max_num_seqs) and its KV blocks
     from admission to its last token, its residence R = `before_decode` (R, Q over the prompt lengths `x`) +
     `decode` (R, Q over the answer lengths `o`), every prompt length with every answer length.
 
-    * slots: an M/G/c queue in the Allen–Cunneen approximation, P(wait) = Erlang C(c, a) with the offered load
-      a = λ E[R], mean wait given one E[R] / (c − a) × (1 + c_s²) / 2 (c_s: the residences' coefficient of
-      variation); a fractional c interpolates between the integers around it;
+    * slots: an M/G/c queue in the Allen–Cunneen approximation whose servers share one engine: with n slots busy
+      about n × E[decode] / E[R] sequences decode, each step takes `step_ratio`(that count) × the step the mean
+      TPOT was taken at, and a residence is E[before decode] + E[decode] × that ratio (R_n). P(wait) = the
+      birth-death chain's P(all c busy) (:func:`_slots_full`; Erlang C(c, λ E[R]) where the step does not grow
+      with the batch, `step_ratio` None), mean wait given one 1 / (c / R_c − λ) × (1 + c_s²) / 2 (c_s: the
+      residences' coefficient of variation): a full engine runs every sequence slower, so it frees slots slower
+      than the mean residence says (a small MoE's step doubles from 1 to 4 sequences). A fractional c
+      interpolates between the integers around it;
     * KV cache: the tokens held by the sequences in flight are a compound Poisson sum (M/G/∞, each holding its
       prompt and `answer_share` of its answer on average over its residence: half where blocks are taken as it
       grows, all of it where the engine reserves them at admission): mean λ E[R occ], variance λ E[R occ²], third
@@ -354,9 +388,11 @@ def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarr
     eb, ed = _wmean(b), _wmean(d)
     er = eb + ed
     a = lam * er
-    ok = fin & (a < slots)
+    residence = _slot_residence(eb, ed, step_ratio)
+    r_full = residence(np.array([float(slots)]))  # (R, 1): every slot busy
+    ok = fin & (lam * r_full < slots)
     # a load more than 12 √c + 12 below c waits for a slot with probability under 10⁻²⁰ (Poisson tail)
-    slots_near = bool((ok & (a > slots - 12 * math.sqrt(slots) - 12)).any())
+    slots_near = bool((ok & (lam * r_full > slots - 12 * math.sqrt(slots) - 12)).any())
     kv_near = np.zeros_like(ok)
     # the KV cache can fill only if more sequences than the slots, or than the Poisson count in flight can
     # reach (a + 12 √a + 12), could hold it at the longest prompt and answer
@@ -377,17 +413,8 @@ def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarr
         return np.where(ok, 0.0, 1.0), np.where(ok, 0.0, np.inf), ok
     cs2 = np.where(er > 0, (_wmean(b ** 2) + 2 * eb * ed + _wmean(d ** 2)) / np.maximum(er, 1e-300) ** 2 - 1, 0.0)
     factor = (1 + cs2) / 2
-    p_slot = np.zeros_like(er)
-    if slots_near:
-        lo = max(int(np.floor(slots)), 1)
-        frac = slots - lo
-        a_safe = np.where(ok, a, 0.0)
-        p = _erlang_c(np.minimum(a_safe, lo * (1 - 1e-9)), lo)
-        if frac > 0:
-            p = p * (1 - frac) + _erlang_c(a_safe, lo + 1) * frac
-        p = np.where(a_safe >= lo, np.maximum(p, 1.0 - frac), p)  # above the lower integer: the upper one only
-        p_slot = np.where(ok, np.minimum(np.maximum(p, 0.0), 1.0), 0.0)
-    wait = p_slot * er / np.maximum(slots - np.where(ok, a, 0.0), 1e-12) * factor
+    p_slot = _slots_busy(lam, residence, slots, ok) if slots_near else np.zeros_like(er)
+    wait = p_slot / np.maximum(slots / r_full - np.where(ok, lam, 0.0), 1e-12) * factor
     p_kv = np.zeros_like(er)
     near = kv_near[:, 0]
     if near.any():
@@ -774,10 +801,13 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     ttft_k, own_k = _own_ttft(lam, wq, svc, n, _wmean(svc), x, chunk, prefix_share, e.request_overhead_s, stable)
     # a request holds a sequence slot and its KV blocks from admission to its last token: when none is free it
     # waits before its prompt queues (:func:`_admission_wait`); the two waits add
+    n_slots = limit if slots is None else slots
+    counts = np.arange(1.0, math.ceil(max(n_slots, 1.0)) + 2.0)
+    tau_counts = np.asarray(decode_step(s, m, e, counts, ctx).total, dtype=float) * np.ones(len(counts))
     p_admit, ws, admit_ok = _admission_wait(
         lam, np.where(stable, wq + ttft_k, np.inf), np.where(stable, np.maximum(o - 1, 0.0)[None, :] * tpot_mean,
-                                                               np.inf), x, o, limit if slots is None else slots,
-        kv_tokens, answer_share)
+                                                               np.inf), x, o, n_slots, kv_tokens, answer_share,
+        lambda k: np.interp(k, counts, tau_counts) / np.maximum(tau, 1e-300))
     stable = stable & admit_ok
     tpot_mean = np.where(stable, tpot_mean, np.inf)
     wq_all = np.where(stable, wq + ws, np.inf)
