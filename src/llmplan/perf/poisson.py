@@ -23,8 +23,9 @@ with up to `chunk` prompt tokens alongside every decoding sequence (chunked pref
 * admission: a request holds a sequence slot (max_num_seqs) and its KV blocks from admission to its last
   token, and waits when no slot is free (M/G/c in the Allen–Cunneen approximation, the slots sharing one
   engine: a birth-death chain whose residences grow with the slots busy, Erlang C where the step does not
-  grow with the batch) or when the tokens in flight (a compound Poisson sum: a few long prompts fill the
-  cache) leave no room for its prompt; that wait adds to the prompt queue's;
+  grow with the batch; the requests bunched behind long prompts' prefill, in Hayward's approximation) or
+  when the tokens in flight (a compound Poisson sum: a few long prompts fill the cache) leave no room for
+  its prompt; that wait adds to the prompt queue's;
 * the answer of a model that thinks starts after its thinking, T tokens after the first: answer start =
   TTFT + T × the mean TPOT, its tail a mixture over the thinking lengths of the TTFT's tail shifted by each
   (``P(answer start > t) = Σⱼ wⱼ P(TTFT > t − Tⱼ TPOT)``); without thinking it is the TTFT;
@@ -311,56 +312,87 @@ def _log_factorials(c: int) -> np.ndarray:
     return out
 
 
-def _slots_full(lam: np.ndarray, residence: np.ndarray) -> np.ndarray:
+def _slots_full(lam: np.ndarray, residence: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
     """P(all c slots busy) for Poisson arrivals at `lam` (R, 1) to c slots whose requests each stay
-    `residence[:, n - 1]` (R, c) while n slots are busy: a birth-death chain, p_n = p_{n-1} λ / μ_n with
+    `residence[:, n - 1]` (R, K ≥ c) while n slots are busy: a birth-death chain, p_n = p_{n-1} λ / μ_n with
     μ_n = n / residence_n, past c every slot busy (μ_c). Where the residence does not depend on n this is Erlang's
-    C formula for an M/M/c queue with offered load λ × residence. Summed in log space; 1 where the chain has no
-    steady state (λ ≥ μ_c)."""
-    c = residence.shape[-1]
-    mu = np.arange(1, c + 1)[None, :] / np.maximum(residence, 1e-300)  # (R, c)
+    C formula for an M/M/c queue with offered load λ × residence. `c`: each row's slots (R,), integers 1 … K
+    (default K). Summed in log space; 1 where the chain has no steady state (λ ≥ μ_c)."""
+    k = residence.shape[-1]
+    rows = np.arange(len(lam))
+    cc = np.full(len(lam), k) if c is None else np.asarray(c, dtype=int)
+    mu = np.arange(1, k + 1)[None, :] / np.maximum(residence, 1e-300)  # (R, K)
     log_p = np.concatenate([np.zeros_like(lam), np.cumsum(np.log(np.maximum(lam, 1e-300)) - np.log(mu), -1)], -1)
-    r = lam / mu[:, -1:]  # (R, 1)
+    r = lam[:, 0] / mu[rows, cc - 1]  # (R,)
     held = r < 1
-    log_full = log_p[:, -1:] - np.log(np.where(held, 1 - r, 1.0))  # log Σ_{n ≥ c} p_n
-    top = np.maximum(log_p[:, :-1].max(-1, keepdims=True), log_full)
+    log_full = log_p[rows, cc] - np.log(np.where(held, 1 - r, 1.0))  # log Σ_{n ≥ c} p_n
+    below = np.where(np.arange(k)[None, :] < cc[:, None], log_p[:, :-1], -np.inf)  # p_0 … p_{c-1}
+    top = np.maximum(below.max(-1), log_full)
     full = np.exp(log_full - top)
-    return np.where(held, full / (np.exp(log_p[:, :-1] - top).sum(-1, keepdims=True) + full), 1.0)
+    return np.where(held, full / (np.exp(below - top[:, None]).sum(-1) + full), 1.0)[:, None]
 
 
 def _slot_residence(eb: np.ndarray, ed: np.ndarray, step_ratio: Callable[[np.ndarray], np.ndarray] | None):
-    """R_n, a request's residence with n slots busy, as a function of the counts n (K,) -> (R, K): E[before decode]
-    `eb` + E[decode] `ed` (R, 1) × `step_ratio` at the sequences then decoding, n × ed / (eb + ed) (at least one);
-    the mean residence at every n where `step_ratio` is None."""
+    """R_n, a request's residence with n slots busy, as a function of the counts n ((K,) or (R, K)) -> (R, K):
+    E[before decode] `eb` + E[decode] `ed` (R, 1) × `step_ratio` at the sequences then decoding, n × ed / (eb + ed)
+    (at least one); the mean residence at every n where `step_ratio` is None."""
     er = eb + ed
     share = np.where(er > 0, ed / np.maximum(er, 1e-300), 0.0)
 
     def residence(busy: np.ndarray) -> np.ndarray:
+        busy = np.broadcast_to(busy, (len(er), busy.shape[-1]))
         if step_ratio is None:
-            return np.broadcast_to(er, (len(er), len(busy)))
-        return eb + ed * step_ratio(np.maximum(busy[None, :] * share, 1.0))
+            return np.broadcast_to(er, busy.shape)
+        return eb + ed * step_ratio(np.maximum(busy * share, 1.0))
 
     return residence
 
 
-def _slots_busy(lam: np.ndarray, residence: Callable[[np.ndarray], np.ndarray], slots: float,
+def _prefill_count(lam: np.ndarray, wq: np.ndarray, es: np.ndarray, es2: np.ndarray, es3: np.ndarray,
+                   rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of the number of requests waiting for or in prefill (the M/G/1 prompt queue, FIFO): the
+    arrivals during a request's sojourn T = W + S, so a Poisson count mixed over T: E = λ E[T],
+    Var = λ E[T] + λ² Var(T), Var(T) = Var(W) + Var(S), Var(W) = E[W]² + λ E[S³] / (3 (1 − ρ)) (Takács). `wq`:
+    the mean wait E[W]; `es`, `es2`, `es3`: the service's first three moments (each (R, 1)). A heavy prompt tail
+    makes the count bunch: one long prompt holds everyone who arrives while it is prefilled."""
+    var_w = wq ** 2 + lam * es3 / np.maximum(3 * (1 - rho), 1e-12)
+    mean = lam * (wq + es)
+    return mean, mean + lam ** 2 * (var_w + np.maximum(es2 - es ** 2, 0.0))
+
+
+def _peakedness(decoding: np.ndarray, prefill_count: tuple[np.ndarray, np.ndarray] | None,
                 ok: np.ndarray) -> np.ndarray:
+    """The peakedness z (variance / mean, at least 1) of the count of requests holding slots: those waiting for or
+    in prefill (`prefill_count`: their mean and variance, :func:`_prefill_count`; bunched behind long prompts)
+    plus those decoding (mean `decoding` = λ E[decode], counted as Poisson). 1 where no count is given."""
+    if prefill_count is None:
+        return np.ones_like(decoding)
+    mean, var = prefill_count
+    return np.where(ok, np.maximum((var + decoding) / np.maximum(mean + decoding, 1e-300), 1.0), 1.0)
+
+
+def _slots_busy(lam: np.ndarray, residence: Callable[[np.ndarray], np.ndarray], slots: float,
+                ok: np.ndarray, peak: np.ndarray | None = None) -> np.ndarray:
     """P(all `slots` busy) at each rate `lam` (R, 1) where `ok` (else 0): :func:`_slots_full` over the residences
     `residence` (:func:`_slot_residence`); a fractional count interpolates between the integers around it (past
-    the lower integer's steady state, the upper one's alone)."""
-    lo = max(int(np.floor(slots)), 1)
-    frac = slots - lo
-    lam_safe = np.where(ok, lam, 0.0)
-    res = residence(np.arange(1.0, lo + 2.0))  # (R, lo + 1): 1 … lo + 1 slots busy
-    p = _slots_full(lam_safe, res[:, :lo])
-    if frac > 0:
-        p = p * (1 - frac) + _slots_full(lam_safe, res) * frac
+    the lower integer's steady state, that one counts as always full). `peak` (R, 1): the peakedness z of the requests'
+    count (variance / mean, 1 for Poisson), taken in Hayward's approximation: c / z slots, λ / z arrivals, each
+    scaled slot standing for z busy ones."""
+    z = np.ones_like(lam) if peak is None else np.maximum(peak, 1.0)
+    c = np.maximum(slots / z, 1.0)  # (R, 1)
+    lo = np.maximum(np.floor(c), 1.0)
+    frac = c - lo
+    lam_safe = np.where(ok, lam / z, 0.0)
+    res = residence(np.arange(1.0, float(lo.max()) + 2.0)[None, :] * z)  # (R, K): 1 … max lo + 1 scaled slots
+    p_lo = _slots_full(lam_safe, res, lo[:, 0].astype(int))
+    p = p_lo * (1 - frac) + _slots_full(lam_safe, res, lo[:, 0].astype(int) + 1) * frac
     return np.where(ok, np.minimum(np.maximum(p, 0.0), 1.0), 0.0)
 
 
 def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarray, x: np.ndarray, o: np.ndarray,
                     slots: float, kv_tokens: float, answer_share: float = GROWING_ANSWER_SHARE,
-                    step_ratio: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
+                    step_ratio: Callable[[np.ndarray], np.ndarray] | None = None,
+                    prefill_count: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
     """The wait for admission: a request holds one of `slots` sequence slots (max_num_seqs) and its KV blocks
     from admission to its last token, its residence R = `before_decode` (R, Q over the prompt lengths `x`) +
     `decode` (R, Q over the answer lengths `o`), every prompt length with every answer length.
@@ -372,7 +404,10 @@ def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarr
       with the batch, `step_ratio` None), mean wait given one 1 / (c / R_c − λ) × (1 + c_s²) / 2 (c_s: the
       residences' coefficient of variation): a full engine runs every sequence slower, so it frees slots slower
       than the mean residence says (a small MoE's step doubles from 1 to 4 sequences). A fractional c
-      interpolates between the integers around it;
+      interpolates between the integers around it. The requests in flight are more bunched than Poisson where
+      they wait behind a long prompt's prefill: `prefill_count` (the mean and variance of the prompt queue's
+      count, :func:`_prefill_count`) gives their peakedness z, taken in Hayward's approximation (c / z slots,
+      λ / z arrivals, a wait z times as long);
     * KV cache: the tokens held by the sequences in flight are a compound Poisson sum (M/G/∞, each holding its
       prompt and `answer_share` of its answer on average over its residence: half where blocks are taken as it
       grows, all of it where the engine reserves them at admission): mean λ E[R occ], variance λ E[R occ²], third
@@ -413,8 +448,9 @@ def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarr
         return np.where(ok, 0.0, 1.0), np.where(ok, 0.0, np.inf), ok
     cs2 = np.where(er > 0, (_wmean(b ** 2) + 2 * eb * ed + _wmean(d ** 2)) / np.maximum(er, 1e-300) ** 2 - 1, 0.0)
     factor = (1 + cs2) / 2
-    p_slot = _slots_busy(lam, residence, slots, ok) if slots_near else np.zeros_like(er)
-    wait = p_slot / np.maximum(slots / r_full - np.where(ok, lam, 0.0), 1e-12) * factor
+    z = _peakedness(lam * ed, prefill_count, ok)
+    p_slot = _slots_busy(lam, residence, slots, ok, z) if slots_near else np.zeros_like(er)
+    wait = p_slot * z / np.maximum(slots / np.maximum(r_full, 1e-300) - np.where(ok, lam, 0.0), 1e-12) * factor
     p_kv = np.zeros_like(er)
     near = kv_near[:, 0]
     if near.any():
@@ -766,6 +802,22 @@ def _own_ttft(lam, wq, svc, n, es, x, chunk: float, prefix_share: float, overhea
                          left * per_token)
 
 
+def _step_ratio(s: StageShape, m: Machine, e: Efficiency, slots: float, ctx: float,
+                tau: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The decode step with k sequences decoding (k from 1 to `slots` + 1, interpolated; beyond, the last: pass the
+    most the engine runs at once) over the step `tau` (R, 1) the mean TPOT was taken at: how much slower a fuller
+    engine decodes (:func:`_slot_residence`)."""
+    counts = np.arange(1.0, math.ceil(max(slots, 1.0)) + 2.0)
+    table: list[np.ndarray] = []  # the steps, evaluated when first asked (only a queue near its slots asks)
+
+    def ratio(k: np.ndarray) -> np.ndarray:
+        if not table:
+            table.append(np.asarray(decode_step(s, m, e, counts, ctx).total, dtype=float) * np.ones(len(counts)))
+        return np.interp(k, counts, table[0]) / np.maximum(tau, 1e-300)
+
+    return ratio
+
+
 def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengths, output_lengths, chunk: float,
                     limit: float, limits_s: dict[str, float] | None = None,
                     percentiles: tuple[int, ...] = (50, 95, 99), max_context: float = np.inf,
@@ -802,12 +854,11 @@ def _poisson_latency(s: StageShape, m: Machine, e: Efficiency, rate, input_lengt
     # a request holds a sequence slot and its KV blocks from admission to its last token: when none is free it
     # waits before its prompt queues (:func:`_admission_wait`); the two waits add
     n_slots = limit if slots is None else slots
-    counts = np.arange(1.0, math.ceil(max(n_slots, 1.0)) + 2.0)
-    tau_counts = np.asarray(decode_step(s, m, e, counts, ctx).total, dtype=float) * np.ones(len(counts))
+    queued = _prefill_count(lam, np.where(stable, wq, 0.0), es, es2, ((svc_f ** 3) @ W_SUB)[:, None], rho)
     p_admit, ws, admit_ok = _admission_wait(
         lam, np.where(stable, wq + ttft_k, np.inf), np.where(stable, np.maximum(o - 1, 0.0)[None, :] * tpot_mean,
                                                                np.inf), x, o, n_slots, kv_tokens, answer_share,
-        lambda k: np.interp(k, counts, tau_counts) / np.maximum(tau, 1e-300))
+        _step_ratio(s, m, e, min(n_slots, max(limit, 1.0)), ctx, tau), queued)
     stable = stable & admit_ok
     tpot_mean = np.where(stable, tpot_mean, np.inf)
     wq_all = np.where(stable, wq + ws, np.inf)

@@ -274,7 +274,7 @@ class Sizing:
 
 
 def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_context: float = math.inf,
-                  slow: float = 1.0, kv_tokens: float | None = None) -> Sizing | str:
+                  slow: float = 1.0, kv_tokens: float | None = None, max_num_seqs: int | None = None) -> Sizing | str:
     """Analytic: the highest per-replica Poisson request rate at which the SLO holds as the simulator will
     judge it (:func:`llmplan.perf.poisson.capacity`: every SLO percentile over the workload's length
     distributions, and the goodput share, with the limits tightened by SLO_HEADROOM), then
@@ -283,7 +283,9 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
     at a time already misses (the p95 prompt's TTFT, the p95 answer's end-to-end), or the queue does.
     `slow`: the engine taken that many times slower than predicted (:func:`llmplan.perf.efficiency.slower`).
     `kv_tokens`: the replica's KV cache at that context, where the caller has it (else fitted here); it bounds
-    the sequences the engine runs (:func:`llmplan.perf.limits.engine_limit`) and the admission wait."""
+    the sequences the engine runs (:func:`llmplan.perf.limits.engine_limit`) and the admission wait.
+    `max_num_seqs`: the engine's slots as already planned (else :func:`serving_slots` of the concurrency at the
+    rate sized with the engine's default); below the default, the rate is sized again with them."""
     shape = stage_shape(d, tuple(cat.gguf_types), d.kv_format.bits / 8)
     mach, _ = machine(d)
     e, _, _ = deployment_efficiency(d, cat)
@@ -332,26 +334,31 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
                                           tight.goodput_pct / 100, max_context, w.shared_prefix_share,
                                           float(d.engine.defaults.max_num_seqs), kv, thinking, answer_share(d))
     if rate <= 0:
-        # the answer start can miss where one request alone passes: a p99 limit over a long thinking tail
-        late = [f"{name}_ms: {100 * float(res[f'exceed_{name}'][0]):.1f} % of answers start after the limit, "
-                f"{100 - int(name.split('_p')[1])} % allowed" for name in slo_s
-                if name.startswith("answer_start") and res[f"exceed_{name}"][0] > 1 - int(name.split("_p")[1]) / 100]
-        return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom) at any Poisson rate: "
-                + (f"the answer start, after the thinking, misses even at 1/512 of the saturation rate ({late[0]})"
-                   if late else f"the prompts' queue (the long tail of {li.p95 or i:,.0f}-token p95 prompts) misses "
-                   "even at 1/512 of the saturation rate") + f" (goodput {100 * float(res['goodput'][0]):.1f} %)")
+        return _no_rate(res, slo_s, li.p95 or i)
     default = int(d.engine.defaults.max_num_seqs)
-    seqs = serving_slots(concurrency, default)
+    seqs = min(max_num_seqs or serving_slots(concurrency, default), default)
     if seqs < default:
         # the plan sets --max-num-seqs below the engine's default: the rate is the one those slots carry (a full
-        # engine queues admissions sooner; the simulator's check and the serve command use the same slots)
+        # engine queues admissions sooner; the simulator's check and the serve command use the same slots); where
+        # no rate holds with them, the engine keeps its default
         again = capacity(shape, mach, e, saturation, li, lo, chunk, limit, slo_s, per_request_s,
                          tight.goodput_pct / 100, max_context, w.shared_prefix_share, float(seqs), kv, thinking,
                          answer_share(d))
-        if again[0] > 0:
-            rate, concurrency = again[0], again[3]
+        rate, concurrency, seqs = (again[0], again[3], seqs) if again[0] > 0 else (rate, concurrency, default)
     replicas = max(1, math.ceil(peak / rate))
     return Sizing(replicas, rate, concurrency, float(limit), kv, float(np.asarray(r.e2e_s)[0]), seqs)
+
+
+def _no_rate(res: dict[str, Any], slo_s: dict[str, float], p95_prompt: float) -> str:
+    """Why no Poisson rate meets the SLO (`res`: the capacity grid's metrics)."""
+    # the answer start can miss where one request alone passes: a p99 limit over a long thinking tail
+    late = [f"{name}_ms: {100 * float(res[f'exceed_{name}'][0]):.1f} % of answers start after the limit, "
+            f"{100 - int(name.split('_p')[1])} % allowed" for name in slo_s
+            if name.startswith("answer_start") and res[f"exceed_{name}"][0] > 1 - int(name.split("_p")[1]) / 100]
+    return (f"SLO unattainable (×{SLO_HEADROOM:g} headroom) at any Poisson rate: "
+            + (f"the answer start, after the thinking, misses even at 1/512 of the saturation rate ({late[0]})"
+               if late else f"the prompts' queue (the long tail of {p95_prompt:,.0f}-token p95 prompts) misses "
+               "even at 1/512 of the saturation rate") + f" (goodput {100 * float(res['goodput'][0]):.1f} %)")
 
 
 def lumped_saturation(shape, mach, e, limit: float, i: float, o: float, chunk: float) -> float:
@@ -919,7 +926,8 @@ def speed_risk(o: Option, cat: Catalog) -> dict[str, Any]:
     serving = o.details["serving_replicas"]
     out: dict[str, Any] = {"slow_factor": factor, "calibration": cal.id, "level": level, "peak_req_s": peak,
                            "serving_replicas": serving}
-    sz = size_replicas(d, cat, w, peak, o.details["context_tokens"], slow=factor, kv_tokens=c["sizing"].kv_tokens)
+    sz = size_replicas(d, cat, w, peak, o.details["context_tokens"], slow=factor, kv_tokens=c["sizing"].kv_tokens,
+                       max_num_seqs=c["sizing"].max_num_seqs)
     if isinstance(sz, str):
         return {**out, "unattainable": sz, "per_replica_req_s": None, "carried_req_s": None,
                 "replicas_needed": None}
