@@ -804,10 +804,11 @@ def _own_ttft(lam, wq, svc, n, es, x, chunk: float, prefix_share: float, overhea
 
 def _step_ratio(s: StageShape, m: Machine, e: Efficiency, slots: float, ctx: float,
                 tau: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """The decode step with k sequences decoding (k from 1 to `slots` + 1, interpolated; beyond, the last: pass the
-    most the engine runs at once) over the step `tau` (R, 1) the mean TPOT was taken at: how much slower a fuller
-    engine decodes (:func:`_slot_residence`)."""
-    counts = np.arange(1.0, math.ceil(max(slots, 1.0)) + 2.0)
+    """The decode step with k sequences decoding (k from 1 to `slots` + 1, interpolated between the counts it is
+    evaluated at; beyond, the last: pass the most the engine runs at once) over the step `tau` (R, 1) the mean TPOT
+    was taken at: how much slower a fuller engine decodes (:func:`_slot_residence`)."""
+    top = math.ceil(max(slots, 1.0)) + 1.0  # every count up to 64, then 64 more spread geometrically
+    counts = np.unique(np.concatenate([np.arange(1.0, min(top, 64.0) + 1.0), np.round(np.geomspace(1.0, top, 64))]))
     table: list[np.ndarray] = []  # the steps, evaluated when first asked (only a queue near its slots asks)
 
     def ratio(k: np.ndarray) -> np.ndarray:

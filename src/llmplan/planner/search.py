@@ -329,7 +329,9 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
     slo_s = {f"{k[:-3]}": v / 1e3 for k, v in tight.model_dump().items()
              if k.endswith("_ms") and v is not None}  # ttft_p95_ms -> ttft_p95
     per_request_s = {k[:-3]: v / 1e3 for k, v in limits.items()}
-    saturation = max(float(np.asarray(r.requests_s)[3]), lumped_saturation(shape, mach, e, limit, i, o, chunk))
+    saturation = float(np.asarray(r.requests_s)[3])
+    if float(np.max(shape.num_experts)) > 0:  # a MoE: the even spread reads more experts than a lumped prompt does
+        saturation = max(saturation, lumped_saturation(shape, mach, e, limit, i, o, chunk))
     rate, res, _k, concurrency = capacity(shape, mach, e, saturation, li, lo, chunk, limit, slo_s, per_request_s,
                                           tight.goodput_pct / 100, max_context, w.shared_prefix_share,
                                           float(d.engine.defaults.max_num_seqs), kv, thinking, answer_share(d))
@@ -337,7 +339,8 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
         return _no_rate(res, slo_s, li.p95 or i)
     default = int(d.engine.defaults.max_num_seqs)
     seqs = min(max_num_seqs or serving_slots(concurrency, default), default)
-    if seqs < default:
+    if seqs < default and _slots_bind(shape, mach, e, w, rate, chunk, limit, max_context, float(seqs), kv, d,
+                                      float(np.asarray(res["admission_wait_p"])[max(_k, 0)])):
         # the plan sets --max-num-seqs below the engine's default: the rate is the one those slots carry (a full
         # engine queues admissions sooner; the simulator's check and the serve command use the same slots); where
         # no rate holds with them, the engine keeps its default
@@ -347,6 +350,18 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
         rate, concurrency, seqs = (again[0], again[3], seqs) if again[0] > 0 else (rate, concurrency, default)
     replicas = max(1, math.ceil(peak / rate))
     return Sizing(replicas, rate, concurrency, float(limit), kv, float(np.asarray(r.e2e_s)[0]), seqs)
+
+
+def _slots_bind(shape, mach, e, w: Workload, rate: float, chunk: float, limit: float, max_context: float,
+                slots: float, kv: float, d: Deployment, p_default: float) -> bool:
+    """Whether `slots` (fewer than the engine's default) make a request wait for admission at `rate` more often,
+    by more than 1e-4, than the default did at the last grid rate that passed (`p_default`, at or below `rate`):
+    else the rate sized with the default stands and a second sizing would only repeat it."""
+    at = poisson_latency(shape, mach, e, [rate], w.lengths("input"), w.lengths("output"), chunk, limit,
+                         percentiles=(), max_context=max_context, prefix_share=w.shared_prefix_share, slots=slots,
+                         kv_tokens=kv, with_e2e=False, thinking_lengths=thinking_of(w, d.model),
+                         answer_share=answer_share(d))
+    return not bool(at["stable"][0]) or float(at["admission_wait_p"][0]) > p_default + 1e-4
 
 
 def _no_rate(res: dict[str, Any], slo_s: dict[str, float], p95_prompt: float) -> str:
@@ -363,9 +378,9 @@ def _no_rate(res: dict[str, Any], slo_s: dict[str, float], p95_prompt: float) ->
 
 def lumped_saturation(shape, mach, e, limit: float, i: float, o: float, chunk: float) -> float:
     """The engine full (`limit` sequences), each prompt whole in a share of the decode steps (chunked prefill, as
-    the simulator runs them): requests/s. The sizing tries rates up to the higher of this and the saturation with
-    the prompts spread evenly over the steps, which is far lower for a small MoE (every step would read the experts
-    of a few more tokens); the queue's own stability then finds the edge below it."""
+    the simulator runs them): requests/s. For a MoE the sizing tries rates up to the higher of this and the
+    saturation with the prompts spread evenly over the steps, which is far lower for a small MoE (every step would
+    read the experts of a few more tokens); the queue's own stability then finds the edge below it."""
     lumped = closed_loop(shape, mach, e, np.array([max(limit, 1.0)]), np.array([i]), np.array([o]), limit, chunk,
                          lumps=True)
     return float(np.asarray(lumped.requests_s)[0])
