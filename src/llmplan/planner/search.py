@@ -332,15 +332,16 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
     saturation = float(np.asarray(r.requests_s)[3])
     if float(np.max(shape.num_experts)) > 0:  # a MoE: the even spread reads more experts than a lumped prompt does
         saturation = max(saturation, lumped_saturation(shape, mach, e, limit, i, o, chunk))
-    rate, res, _k, concurrency = capacity(shape, mach, e, saturation, li, lo, chunk, limit, slo_s, per_request_s,
-                                          tight.goodput_pct / 100, max_context, w.shared_prefix_share,
-                                          float(d.engine.defaults.max_num_seqs), kv, thinking, answer_share(d))
+    rate, res, k_pass, concurrency = capacity(shape, mach, e, saturation, li, lo, chunk, limit, slo_s,
+                                              per_request_s, tight.goodput_pct / 100, max_context,
+                                              w.shared_prefix_share, float(d.engine.defaults.max_num_seqs), kv,
+                                              thinking, answer_share(d))
     if rate <= 0:
         return _no_rate(res, slo_s, li.p95 or i)
     default = int(d.engine.defaults.max_num_seqs)
     seqs = min(max_num_seqs or serving_slots(concurrency, default), default)
     if seqs < default and _slots_bind(shape, mach, e, w, rate, chunk, limit, max_context, float(seqs), kv, d,
-                                      float(np.asarray(res["admission_wait_p"])[max(_k, 0)])):
+                                      float(np.asarray(res["admission_wait_p"])[max(k_pass, 0)])):
         # the plan sets --max-num-seqs below the engine's default: the rate is the one those slots carry (a full
         # engine queues admissions sooner; the simulator's check and the serve command use the same slots); where
         # no rate holds with them, the engine keeps its default
