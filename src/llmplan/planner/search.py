@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -332,36 +333,34 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
     saturation = float(np.asarray(r.requests_s)[3])
     if float(np.max(shape.num_experts)) > 0:  # a MoE: the even spread reads more experts than a lumped prompt does
         saturation = max(saturation, lumped_saturation(shape, mach, e, limit, i, o, chunk))
-    rate, res, k_pass, concurrency = capacity(shape, mach, e, saturation, li, lo, chunk, limit, slo_s,
-                                              per_request_s, tight.goodput_pct / 100, max_context,
-                                              w.shared_prefix_share, float(d.engine.defaults.max_num_seqs), kv,
-                                              thinking, answer_share(d))
+    share = answer_share(d)
+    sized = partial(capacity, shape, mach, e, saturation, li, lo, chunk, limit, slo_s, per_request_s,
+                    tight.goodput_pct / 100, max_context, w.shared_prefix_share, kv_tokens=kv,
+                    thinking_lengths=thinking, answer_share=share)  # the rate, at a count of slots
+    default = int(d.engine.defaults.max_num_seqs)
+    rate, res, k_pass, concurrency = sized(slots=float(default))
     if rate <= 0:
         return _no_rate(res, slo_s, li.p95 or i)
-    default = int(d.engine.defaults.max_num_seqs)
     seqs = min(max_num_seqs or serving_slots(concurrency, default), default)
-    if seqs < default and _slots_bind(shape, mach, e, w, rate, chunk, limit, max_context, float(seqs), kv, d,
-                                      float(np.asarray(res["admission_wait_p"])[max(k_pass, 0)])):
+    at_rate = partial(poisson_latency, shape, mach, e, [rate], li, lo, chunk, limit, percentiles=(),
+                      max_context=max_context, prefix_share=w.shared_prefix_share, kv_tokens=kv, with_e2e=False,
+                      thinking_lengths=thinking, answer_share=share)
+    if seqs < default and _slots_bind(at_rate, float(seqs), float(np.asarray(res["admission_wait_p"])[max(k_pass, 0)])):
         # the plan sets --max-num-seqs below the engine's default: the rate is the one those slots carry (a full
         # engine queues admissions sooner; the simulator's check and the serve command use the same slots); where
         # no rate holds with them, the engine keeps its default
-        again = capacity(shape, mach, e, saturation, li, lo, chunk, limit, slo_s, per_request_s,
-                         tight.goodput_pct / 100, max_context, w.shared_prefix_share, float(seqs), kv, thinking,
-                         answer_share(d))
+        again = sized(slots=float(seqs))
         rate, concurrency, seqs = (again[0], again[3], seqs) if again[0] > 0 else (rate, concurrency, default)
     replicas = max(1, math.ceil(peak / rate))
     return Sizing(replicas, rate, concurrency, float(limit), kv, float(np.asarray(r.e2e_s)[0]), seqs)
 
 
-def _slots_bind(shape, mach, e, w: Workload, rate: float, chunk: float, limit: float, max_context: float,
-                slots: float, kv: float, d: Deployment, p_default: float) -> bool:
-    """Whether `slots` (fewer than the engine's default) make a request wait for admission at `rate` more often,
-    by more than 1e-4, than the default did at the last grid rate that passed (`p_default`, at or below `rate`):
-    else the rate sized with the default stands and a second sizing would only repeat it."""
-    at = poisson_latency(shape, mach, e, [rate], w.lengths("input"), w.lengths("output"), chunk, limit,
-                         percentiles=(), max_context=max_context, prefix_share=w.shared_prefix_share, slots=slots,
-                         kv_tokens=kv, with_e2e=False, thinking_lengths=thinking_of(w, d.model),
-                         answer_share=answer_share(d))
+def _slots_bind(at_rate: Callable[..., dict[str, np.ndarray]], slots: float, p_default: float) -> bool:
+    """Whether `slots` (fewer than the engine's default) make a request wait for admission more often, by more
+    than 1e-4, than the default did at the last grid rate that passed (`p_default`, at or below the rate);
+    `at_rate`: :func:`llmplan.perf.poisson.poisson_latency` at the sized rate, given the slots. Else the rate sized
+    with the default stands and a second sizing would only repeat it."""
+    at = at_rate(slots=slots)
     return not bool(at["stable"][0]) or float(at["admission_wait_p"][0]) > p_default + 1e-4
 
 
