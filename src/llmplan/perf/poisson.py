@@ -377,15 +377,18 @@ def _slots_busy(lam: np.ndarray, residence: Callable[[np.ndarray], np.ndarray], 
     `residence` (:func:`_slot_residence`); a fractional count interpolates between the integers around it (past
     the lower integer's steady state, that one counts as always full). `peak` (R, 1): the peakedness z of the requests'
     count (variance / mean, 1 for Poisson), taken in Hayward's approximation: c / z slots, λ / z arrivals, each
-    scaled slot standing for z busy ones."""
-    z = np.ones_like(lam) if peak is None else np.maximum(peak, 1.0)
-    c = np.maximum(slots / z, 1.0)  # (R, 1)
+    scaled slot standing for z busy ones. z is held at most c (at least one scaled slot: a single slot's chain is
+    already exact, P(wait) = its load whatever the bunching), and a scaled slot's residence at most the one with
+    every slot busy."""
+    z = np.ones_like(lam) if peak is None else np.minimum(np.maximum(peak, 1.0), max(slots, 1.0))
+    c = slots / z  # (R, 1), ≥ 1
     lo = np.maximum(np.floor(c), 1.0)
     frac = c - lo
     lam_safe = np.where(ok, lam / z, 0.0)
-    res = residence(np.arange(1.0, float(lo.max()) + 2.0)[None, :] * z)  # (R, K): 1 … max lo + 1 scaled slots
-    p_lo = _slots_full(lam_safe, res, lo[:, 0].astype(int))
-    p = p_lo * (1 - frac) + _slots_full(lam_safe, res, lo[:, 0].astype(int) + 1) * frac
+    res = residence(np.minimum(np.arange(1.0, float(lo.max()) + 2.0)[None, :] * z, slots))  # (R, K)
+    p = _slots_full(lam_safe, res, lo[:, 0].astype(int))
+    if (frac > 0).any():
+        p = p * (1 - frac) + _slots_full(lam_safe, res, lo[:, 0].astype(int) + 1) * frac
     return np.where(ok, np.minimum(np.maximum(p, 0.0), 1.0), 0.0)
 
 
@@ -448,7 +451,7 @@ def _admission_wait(lam: np.ndarray, before_decode: np.ndarray, decode: np.ndarr
         return np.where(ok, 0.0, 1.0), np.where(ok, 0.0, np.inf), ok
     cs2 = np.where(er > 0, (_wmean(b ** 2) + 2 * eb * ed + _wmean(d ** 2)) / np.maximum(er, 1e-300) ** 2 - 1, 0.0)
     factor = (1 + cs2) / 2
-    z = _peakedness(lam * ed, prefill_count, ok)
+    z = np.minimum(_peakedness(lam * ed, prefill_count, ok), max(slots, 1.0))  # as _slots_busy holds it
     p_slot = _slots_busy(lam, residence, slots, ok, z) if slots_near else np.zeros_like(er)
     wait = p_slot * z / np.maximum(slots / np.maximum(r_full, 1e-300) - np.where(ok, lam, 0.0), 1e-12) * factor
     p_kv = np.zeros_like(er)

@@ -345,7 +345,7 @@ def size_replicas(d: Deployment, cat: Catalog, w: Workload, peak: float, max_con
     at_rate = partial(poisson_latency, shape, mach, e, [rate], li, lo, chunk, limit, percentiles=(),
                       max_context=max_context, prefix_share=w.shared_prefix_share, kv_tokens=kv, with_e2e=False,
                       thinking_lengths=thinking, answer_share=share)
-    if seqs < default and _slots_bind(at_rate, float(seqs), float(np.asarray(res["admission_wait_p"])[max(k_pass, 0)])):
+    if seqs < default and _slots_bind(at_rate, float(seqs), float(np.asarray(res["admission_wait_p"])[k_pass])):
         # the plan sets --max-num-seqs below the engine's default: the rate is the one those slots carry (a full
         # engine queues admissions sooner; the simulator's check and the serve command use the same slots); where
         # no rate holds with them, the engine keeps its default
