@@ -201,26 +201,39 @@ def test_pipeline_stages_add_up_for_one_sequence():
     assert float(step_time(half, two, IDEAL, 1.0, 0.0).total) == pytest.approx(float(one))
 
 
-def test_measured_sustained_rate_scales_the_compute_peak_only():
-    """DGX Spark (GB10) sustains about half its rated matmul peak (published measurements, catalog): the
-    physics computes with that share of the peak; bandwidth stays the rated one."""
+def test_measured_matmul_rate_scales_the_compute_peak_only():
+    """The physics computes with the matmul rate a chip was measured to reach (catalog matmul_tflops: mamf-finder
+    for H100 / A100, John Carmack's measurement for the power-limited DGX Spark), a type without its own measurement
+    at the share of its nearest measured type, and a chip without any at the median measured share; bandwidth stays
+    the rated one."""
     from pydantic import ValidationError
 
     from llmplan.catalog.schema import Accelerator
+    from llmplan.perf.shape import matmul_fraction, typical_matmul_fraction
 
-    spark = CAT.accelerator("dgx-spark")
-    frac = spark.sustained_compute_fraction
-    assert frac is not None and 0 < frac < 1 and spark.sustained_compute_source
+    h100, spark, a100 = CAT.accelerator("h100-sxm"), CAT.accelerator("dgx-spark"), CAT.accelerator("a100-sxm-80gb")
+    assert matmul_fraction(h100, "bf16") == pytest.approx(794.5 / 989.4)
+    assert matmul_fraction(h100, "fp8") == pytest.approx(1402.6 / 1978.9)
+    assert matmul_fraction(a100, "fp16") == pytest.approx(271.2 / 312)  # fp16 takes bf16's share
+    assert matmul_fraction(CAT.accelerator("b200"), "fp4") == pytest.approx(3432.5 / 4500)  # fp4 takes fp8's
+    shares = sorted(m / a.dense_tflops.get(k) for a in CAT.accelerators if a.matmul_tflops
+                    for k, m in a.matmul_tflops.model_dump().items() if m is not None)
+    assert len(shares) >= 20 and typical_matmul_fraction() == pytest.approx(float(np.median(shares)))
+    assert 0.7 < typical_matmul_fraction() < 0.8
     d = resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="dgx-spark", precision="q4_k_m",
                            engine="llamacpp"), CAT)
     mach, dtype = machine(d)
-    assert float(mach.peak_flops) == pytest.approx(spark.dense_tflops.get(dtype) * 1e12 * frac)
+    assert float(mach.peak_flops) == pytest.approx(60e12)  # fp16: the measured 60 of 125 rated
     assert float(mach.bandwidth) == pytest.approx(spark.memory_bandwidth_gb_s * 1e9)
     rated = resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="rtx-4090", precision="q4_k_m",
                                engine="llamacpp"), CAT)
-    assert float(machine(rated)[0].peak_flops) == pytest.approx(CAT.accelerator("rtx-4090").dense_tflops.fp16 * 1e12)
-    with pytest.raises(ValidationError, match="sustained_compute_source"):
-        Accelerator.model_validate({**spark.model_dump(), "sustained_compute_source": None})
+    assert CAT.accelerator("rtx-4090").matmul_tflops is None
+    assert float(machine(rated)[0].peak_flops) == pytest.approx(
+        CAT.accelerator("rtx-4090").dense_tflops.fp16 * 1e12 * typical_matmul_fraction())
+    with pytest.raises(ValidationError, match="matmul_source"):
+        Accelerator.model_validate({**spark.model_dump(), "matmul_source": None})
+    with pytest.raises(ValidationError, match="matmul_tflops.fp16"):
+        Accelerator.model_validate({**spark.model_dump(), "matmul_tflops": {"fp16": 130}})
 
 
 def test_compute_dtype_follows_hardware():
@@ -634,7 +647,7 @@ DOCUMENTED_MISSES = {
                       "GEMMs, Triton request handling); those rows are predicted about 25 % too fast"),
     "tpot_ms": (25.0, "all 20 rows are SGLang on Ascend with prefill/decode disaggregation and MTP speculative "
                       "decoding, which the model does not represent; the only SGLang source, so its fit leans on "
-                      "the pooled prior (22.6 % since the TensorRT-LLM rows run with their benchmark's FP8 KV "
+                      "the pooled prior (23.2 % since the TensorRT-LLM rows run with their benchmark's FP8 KV "
                       "cache and admission, which moved that prior)"),
 }
 

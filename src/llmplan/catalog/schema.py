@@ -192,12 +192,12 @@ class Accelerator(Entry):
         "for unified memory the default GPU working-set limit")
     memory_bandwidth_gb_s: float = Field(gt=0, description="peak memory bandwidth, 10**9 B/s")
     dense_tflops: DenseTflops
-    sustained_compute_fraction: float | None = Field(
-        default=None, gt=0, le=1, description="share of the dense peaks the chip sustains in large matmuls, where "
-        "published measurements show it runs well below its rating (power or thermal limits); the physics "
-        "scales every compute peak by it. Blank: the rated peaks hold (the efficiency fit absorbs the usual gap)")
-    sustained_compute_source: str | None = Field(default=None, description="the measurement behind "
-                                                 "sustained_compute_fraction")
+    matmul_tflops: DenseTflops | None = Field(
+        default=None, description="measured maximum achievable dense matmul rate per data type, 10**12 op/s: the "
+        "best of a search over GEMM shapes (mamf-finder) or a comparable published measurement. The physics computes "
+        "with this share of the peak (perf/shape.py matmul_fraction); a chip without it takes the catalog's typical "
+        "share (the median of the measured ones)")
+    matmul_source: str | None = Field(default=None, description="the measurement behind matmul_tflops")
     tdp_w: float | None = Field(default=None, gt=0, description="board / module power limit, watts")
     tdp_estimated: bool = Field(default=False, description="tdp_w is an estimate (from the spec class or the "
                                 "system's power supply; notes say how), not the vendor's figure")
@@ -228,8 +228,13 @@ class Accelerator(Entry):
             raise ValueError("dense_tflops needs bf16 or fp16")
         if t.fp8 is not None and t.fp8 < lowp:
             raise ValueError(f"dense_tflops.fp8 ({t.fp8}) is below bf16/fp16 ({lowp})")
-        if (self.sustained_compute_fraction is None) != (self.sustained_compute_source is None):
-            raise ValueError("sustained_compute_fraction needs sustained_compute_source (and the reverse)")
+        if (self.matmul_tflops is None) != (self.matmul_source is None):
+            raise ValueError("matmul_tflops needs matmul_source (and the reverse)")
+        for name, measured in (self.matmul_tflops.model_dump() if self.matmul_tflops else {}).items():
+            rated = t.get(name)
+            if measured is not None and (rated is None or measured > rated):
+                raise ValueError(f"matmul_tflops.{name} ({measured}) needs dense_tflops.{name} at least as high "
+                                 f"(rated: {rated})")
         if self.usable_memory_gib is not None and self.usable_memory_gib > self.memory_gib:
             raise ValueError("usable_memory_gib exceeds memory_gib")
         return self

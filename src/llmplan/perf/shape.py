@@ -3,9 +3,13 @@ pipeline stage holds and does per token, and the hardware rates that apply to th
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
+from ..catalog.loader import bundled_files, read_file
 from ..catalog.schema import Accelerator, Engine, GgufType, Model, QuantFormat
 from ..errors import LlmplanError
 from ..memory.fit import dp_attention, engine_bits_groups
@@ -39,13 +43,54 @@ def compute_dtype(fmt: QuantFormat, acc: Accelerator) -> str:
     return want
 
 
+# A data type without its own matmul measurement takes the share of the peak measured in the nearest one
+# (same tensor cores: fp16 and bf16 run at one rate on datacenter parts, FP4 on the FP8 path's tiles)
+_NEAREST_MEASURED = {"fp16": ("bf16",), "bf16": ("fp16",), "fp8": ("bf16", "fp16"), "fp4": ("fp8", "bf16", "fp16"),
+                     "int8": ("fp8", "bf16", "fp16"), "tf32": ("bf16", "fp16"), "fp32": ("bf16", "fp16")}
+
+
+def measured_matmul_fraction(acc: Accelerator, dtype: str) -> float | None:
+    """The share of its rated dense peak `acc` reaches in large matmuls of `dtype`, as measured
+    (``matmul_tflops`` / ``dense_tflops``; a type without a measurement takes the nearest measured type's share),
+    or None where the catalog has no measurement for the chip."""
+    got = acc.matmul_tflops
+    if got is None:
+        return None
+    for name in (dtype, *_NEAREST_MEASURED.get(dtype, ())):
+        measured, rated = got.get(name), acc.dense_tflops.get(name)
+        if measured is not None and rated:
+            return measured / rated
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def typical_matmul_fraction() -> float:
+    """The share of its rated peak a chip without a matmul measurement is taken to reach: the median of every
+    measured share (each chip and data type) in the shipped accelerators catalog. Fixed by the shipped file, so a
+    catalog override that adds a measurement for its own chip moves no other chip's rate."""
+    accs = [e for path in bundled_files() for kind, es in [read_file(path, trusted=True)] if kind == "accelerators"
+            for e in es]  # the bundled file only: LLMPLAN_CATALOG is not read here
+    shares = [m / r for a in accs if isinstance(a, Accelerator) and a.matmul_tflops
+              for name, m in a.matmul_tflops.model_dump().items() if m is not None and (r := a.dense_tflops.get(name))]
+    if not shares:
+        raise LlmplanError("the accelerators catalog has no matmul_tflops measurement to take a typical share from")
+    return float(np.median(shares))
+
+
+def matmul_fraction(acc: Accelerator, dtype: str) -> float:
+    """The share of the rated dense peak the physics computes with: measured for the chip where the catalog has it,
+    else the typical share of the measured chips."""
+    measured = measured_matmul_fraction(acc, dtype)
+    return typical_matmul_fraction() if measured is None else measured
+
+
 def peak_tflops(acc: Accelerator, dtype: str) -> float:
-    """Dense TFLOP/s of `acc` in `dtype` (the type :func:`compute_dtype` chose), times the share of it the chip
-    sustains where a published measurement shows less than its rating (``sustained_compute_fraction``)."""
+    """Achievable dense TFLOP/s of `acc` in `dtype` (the type :func:`compute_dtype` chose): the rated peak times
+    :func:`matmul_fraction`. The calibrated eta_flops is the engine's share of this rate."""
     peak = acc.dense_tflops.get(dtype)
     if peak is None:
         raise LlmplanError(f"{acc.id} has no dense_tflops.{dtype} in the catalog (nor bf16/fp16 to fall back on)")
-    return peak * (acc.sustained_compute_fraction or 1.0)
+    return peak * matmul_fraction(acc, dtype)
 
 
 def is_dequant(fmt: QuantFormat, dtype: str) -> bool:
