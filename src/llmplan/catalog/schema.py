@@ -230,6 +230,8 @@ class Accelerator(Entry):
             raise ValueError(f"dense_tflops.fp8 ({t.fp8}) is below bf16/fp16 ({lowp})")
         if (self.matmul_tflops is None) != (self.matmul_source is None):
             raise ValueError("matmul_tflops needs matmul_source (and the reverse)")
+        if self.matmul_tflops is not None and not any(v is not None for v in self.matmul_tflops.model_dump().values()):
+            raise ValueError("matmul_tflops names no data type: give at least one measured rate, or leave it out")
         for name, measured in (self.matmul_tflops.model_dump() if self.matmul_tflops else {}).items():
             rated = t.get(name)
             if measured is not None and (rated is None or measured > rated):

@@ -125,7 +125,8 @@ def print_estimate(r: EstimateReport) -> None:
         split = ", ".join(f"{label.get(k, k)} {v:,.2f} ms" for k, v in ph.split_ms.items())
         con.print(f"{name}: {ph.time_ms:,.2f} ms, [bold]{ph.bound}-bound[/bold] ({split}; at the fitted "
                   f"efficiencies all bytes alone {ph.alone_ms['memory']:,.2f} ms, all FLOPs alone "
-                  f"{ph.alone_ms['compute']:,.2f} ms; roofline at the datasheet peaks {ph.roofline_ms:,.2f} ms)")
+                  f"{ph.alone_ms['compute']:,.2f} ms; roofline at the achievable matmul rate, rated bandwidth "
+                  f"{ph.roofline_ms:,.2f} ms)")
     c = r.calibration
     con.print(f"[dim]calibration {c['id']} ({c['level']}, {c['n_rows']} rows, fit median error "
               f"{c['mdape_pct']:.1f} %)[/dim]")

@@ -20,7 +20,7 @@ from .intervals import entry_scale, interval
 from .limits import engine_limit
 from .physics import StepTime, roofline_step
 from .scenarios import closed_loop, decode_step, mixed_step, open_loop, prefill_time, step_room
-from .shape import is_dequant, machine, stage_shape
+from .shape import compute_dtype, compute_rate_note, is_dequant, machine, stage_shape
 
 METRIC_DEFINITIONS = {
     "ttft_ms": "time to first token per request, from arrival (queueing + prefill interleaved with other "
@@ -84,7 +84,9 @@ class PhaseBreakdown(BaseModel):
                                        "overhead")
     alone_ms: dict[str, float] = Field(description="each resource alone: all the step's bytes at the sustained "
                                        "bandwidth (memory), all its FLOPs at the sustained rate (compute)")
-    roofline_ms: float = Field(description="the physical floor: perfect efficiency, no overhead")
+    roofline_ms: float = Field(description="the physical floor: every matmul at the chip's measured achievable rate "
+                               "(or the median measured share of its datasheet peak), every byte at the rated "
+                               "bandwidth, no overhead")
 
 
 class Interval(BaseModel):
@@ -238,6 +240,7 @@ def _notes(d, mem, level: str, cal, widen: float, load, sat: Saturation | None, 
         notes.append(sat.message)
     elif bool(np.asarray(load.saturated)):
         notes.append("the load exceeds what the engine runs at once: requests queue and TTFT includes the wait")
+    notes.append(compute_rate_note(d.accelerator, compute_dtype(d.weight_format, d.accelerator)))
     if d.allreduce is not None:
         notes.append(f"all-reduce: {d.allreduce.basis}")
     if dp_attention(d):

@@ -7,7 +7,7 @@ One engine *step* processes ``decode_tokens`` tokens of running sequences (one e
 
     linear    = max(weights touched / (bandwidth × eta_bw),
                     2 × active params × tokens / (peak × kernel ratio × eta_flops))
-    attention = max(KV read / (bandwidth × eta_bw), attention FLOPs / (peak × kernel ratio × eta_flops))
+    attention = max(KV read / (bandwidth × eta_bw), attention FLOPs / (attention peak × eta_flops))
     t_comm    = 2 all-reduces per layer × min(library, engine's custom kernel), each
                 latency + 2 (TP−1)/TP × tokens × hidden × 2 B / busbw    (measured, collectives catalog)
     t_scores  = bytes per attention score × heads × (query, key) pairs / (bandwidth × eta_bw)
@@ -17,6 +17,10 @@ One engine *step* processes ``decode_tokens`` tokens of running sequences (one e
                 rotary, activation functions, GEMM inputs and outputs; fitted per engine, fewer
                 passes where it fuses more)
     t_step    = linear + attention + t_scores + t_act + t_comm + overhead
+
+``peak`` is the chip's measured achievable matmul rate in the GEMMs' data type (perf/shape.py); attention's
+math runs on the KV cache's values, in 16 bit or, over an FP8 cache, FP8 (never at an FP4 or weight-only GEMM's
+rate), so it has a peak of its own (``Machine.attn_peak_flops``).
 
 The linear layers (GEMMs over the weights) and attention (over each sequence's KV cache) are
 kernels that run one after the other, each bound by its own resource: a large decode batch
@@ -87,6 +91,7 @@ class Machine:
     weight_only: Arr = 0.0  # 1 when the weights are dequantized for 16-bit math (a weight-only kernel runs)
     mixed_prefill: Arr = 1.0  # 1: prompt tokens share steps with decodes; 0: prompts run in steps of their own
     scores_bytes: Arr = 0.0  # bytes each attention score moves through memory where the engine does not fuse
+    attn_peak_flops: Arr = 0.0  # FLOP/s of attention's math (16-bit, or FP8 over an FP8 KV cache); 0: the GEMMs' peak
     # attention (engines catalog unfused_attention_bytes); 0: a fused kernel keeps the scores on chip
 
 
@@ -240,6 +245,13 @@ def flops_rate(m: Machine, e: Efficiency):
     return m.peak_flops * np.minimum(e.eta_flops * kernel, 1.0)
 
 
+def attention_rate(m: Machine, e: Efficiency):
+    """Achieved FLOP/s of attention's math: its own peak (attention runs on the KV cache's 16-bit or FP8 values,
+    not at an FP4 or weight-only GEMM's rate) × eta_flops; the GEMMs' rate where the machine gives none."""
+    own = np.asarray(m.attn_peak_flops, dtype=float)
+    return np.where(own > 0, own * np.minimum(e.eta_flops, 1.0), flops_rate(m, e))
+
+
 def _one_pass(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_context, prefill_tokens,
               prefill_context):
     """A step's (memory time, compute time, busy time, memory-bound part of the busy time, all-reduce time) on one
@@ -254,7 +266,7 @@ def _one_pass(s: StageShape, m: Machine, e: Efficiency, decode_tokens, decode_co
     att_mem = kv_read * s.kv_bytes_per_token / bw
     lin_flops, att_flops = step_flops_split(s, decode_tokens, decode_context, prefill_tokens, prefill_context,
                                             e.eta_moe)
-    lin_cmp, att_cmp = lin_flops / rate, att_flops / rate
+    lin_cmp, att_cmp = lin_flops / rate, att_flops / attention_rate(m, e)
     # memory-bound passes of their own: unfused attention's scores, the activations between the GEMMs
     passes = (scores_time(s, m, e, decode_tokens, decode_context, prefill_tokens, prefill_context)
               + activation_time(s, m, e, decode_tokens + prefill_tokens))

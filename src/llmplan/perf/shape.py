@@ -45,8 +45,9 @@ def compute_dtype(fmt: QuantFormat, acc: Accelerator) -> str:
 
 # A data type without its own matmul measurement takes the share of the peak measured in the nearest one
 # (same tensor cores: fp16 and bf16 run at one rate on datacenter parts, FP4 on the FP8 path's tiles)
-_NEAREST_MEASURED = {"fp16": ("bf16",), "bf16": ("fp16",), "fp8": ("bf16", "fp16"), "fp4": ("fp8", "bf16", "fp16"),
-                     "int8": ("fp8", "bf16", "fp16"), "tf32": ("bf16", "fp16"), "fp32": ("bf16", "fp16")}
+_NEAREST_MEASURED = {"fp16": ("bf16",), "bf16": ("fp16", "fp8"), "fp8": ("bf16", "fp16"),
+                     "fp4": ("fp8", "bf16", "fp16"), "int8": ("fp8", "bf16", "fp16"), "tf32": ("bf16", "fp16"),
+                     "fp32": ("bf16", "fp16")}
 
 
 def measured_matmul_fraction(acc: Accelerator, dtype: str) -> float | None:
@@ -68,8 +69,8 @@ def typical_matmul_fraction() -> float:
     """The share of its rated peak a chip without a matmul measurement is taken to reach: the median of every
     measured share (each chip and data type) in the shipped accelerators catalog. Fixed by the shipped file, so a
     catalog override that adds a measurement for its own chip moves no other chip's rate."""
-    accs = [e for path in bundled_files() for kind, es in [read_file(path, trusted=True)] if kind == "accelerators"
-            for e in es]  # the bundled file only: LLMPLAN_CATALOG is not read here
+    accs = [e for path in bundled_files() if path.name == "accelerators.yaml"
+            for e in read_file(path, trusted=True)[1]]  # the bundled file only: LLMPLAN_CATALOG is not read here
     shares = [m / r for a in accs if isinstance(a, Accelerator) and a.matmul_tflops
               for name, m in a.matmul_tflops.model_dump().items() if m is not None and (r := a.dense_tflops.get(name))]
     if not shares:
@@ -82,6 +83,18 @@ def matmul_fraction(acc: Accelerator, dtype: str) -> float:
     else the typical share of the measured chips."""
     measured = measured_matmul_fraction(acc, dtype)
     return typical_matmul_fraction() if measured is None else measured
+
+
+def compute_rate_note(acc: Accelerator, dtype: str) -> str:
+    """What `llmplan estimate` says about the compute rate it used for `acc` in `dtype`."""
+    share = measured_matmul_fraction(acc, dtype)
+    if share is None:
+        return (f"compute at {typical_matmul_fraction() * 100:.0f} % of the datasheet {dtype} peak of {acc.id}: "
+                "no measured matmul rate for this chip in the catalog (matmul_tflops), so the median measured "
+                "share; add your own measurement in a catalog override to replace it")
+    first = (acc.matmul_source or "").split(" ;")[0].split(" (")[0].split()[0]
+    return (f"compute at {share * 100:.0f} % of the datasheet {dtype} peak of {acc.id}, its measured matmul rate "
+            f"({first})")
 
 
 def peak_tflops(acc: Accelerator, dtype: str) -> float:
@@ -112,6 +125,17 @@ def kernel_ratio(d: Deployment, dtype: str) -> float:
     return d.kernel.prefill_compute_ratio
 
 
+def attention_dtype(acc: Accelerator, dtype: str, kv_format: str) -> str:
+    """The data type attention's math runs in, where the GEMMs run in `dtype`: the GEMMs' where they run 16-bit;
+    over an FP8 KV cache FP8 where the chip has it; else the chip's 16-bit type (no engine here runs attention in
+    FP4 or INT8)."""
+    if dtype in ("bf16", "fp16"):
+        return dtype
+    if kv_format == "fp8" and acc.dense_tflops.fp8 is not None:
+        return "fp8"
+    return "bf16" if acc.dense_tflops.bf16 is not None else "fp16"
+
+
 def machine(d: Deployment) -> tuple[Machine, str]:
     acc = d.accelerator
     dtype = compute_dtype(d.weight_format, acc)
@@ -129,7 +153,8 @@ def machine(d: Deployment) -> tuple[Machine, str]:
                    ar_custom_latency_s=ar.custom_latency_s if ar else math.inf,
                    ar_custom_bus_bw=ar.custom_bus_bw if ar else math.inf,
                    flops_ratio=kernel_ratio(d, dtype), weight_only=1.0 if is_dequant(d.weight_format, dtype) else 0.0,
-                   mixed_prefill=1.0 if mixed else 0.0, scores_bytes=scores_bytes(d.engine)), dtype
+                   mixed_prefill=1.0 if mixed else 0.0, scores_bytes=scores_bytes(d.engine),
+                   attn_peak_flops=peak_tflops(acc, attention_dtype(acc, dtype, d.kv_format.id)) * TERA), dtype
 
 
 def scores_bytes(engine: Engine) -> float:

@@ -32,7 +32,7 @@ from ..units import GB, TERA
 from .efficiency import lookup, model_arch, params_of, table_from_catalog
 from .physics import Efficiency, Machine, StageShape
 from .scenarios import closed_prompts, mixed_step
-from .shape import compute_dtype, is_dequant, peak_tflops, scores_bytes, shape_from_sums, split_sums
+from .shape import attention_dtype, compute_dtype, is_dequant, peak_tflops, scores_bytes, shape_from_sums, split_sums
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,9 @@ def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, 
     dtypes = [[compute_dtype(f, a) for a in accs] for f in fmts]
     peak = np.array([[peak_tflops(a, dt) * TERA for a, dt in zip(accs, fd, strict=True)]
                      for fd in dtypes])[fi][:, :, None, None]
+    attn_peak = np.array([[peak_tflops(a, attention_dtype(a, dt, default_kv_name(f))) * TERA
+                           for a, dt in zip(accs, fd, strict=True)] for f, fd in zip(fmts, dtypes, strict=True)])
+    attn_peak = attn_peak[fi][:, :, None, None]
     bw = np.array([a.memory_bandwidth_gb_s * GB for a in accs])[None, :, None, None]
     link = np.array([(a.interconnect.bandwidth_gb_s or 1.0) * GB for a in accs])[None, :, None, None]
     table = table_from_catalog(cat)
@@ -108,7 +111,8 @@ def sweep(cat: Catalog, engine: str = "vllm", formats: list[str] | None = None, 
     mixed = np.array([1.0 if _mixes(eng, r[0]) else 0.0 for r in rows])[:, None, None, None]
     mach = Machine(peak_flops=peak, bandwidth=bw, link_bandwidth=link, tp=t4, pp=1.0, ar_latency_s=ar[0],
                    ar_bus_bw=ar[1], ar_custom_latency_s=ar[2], ar_custom_bus_bw=ar[3], flops_ratio=ratio,
-                   weight_only=weight_only, mixed_prefill=mixed, scores_bytes=scores_bytes(eng))
+                   weight_only=weight_only, mixed_prefill=mixed, scores_bytes=scores_bytes(eng),
+                   attn_peak_flops=attn_peak)
     c4 = conc[None, None, None, :]
     step = mixed_step(shape, mach, e, c4, float(input_tokens), float(output_tokens),
                       closed_prompts(c4, float(input_tokens), float(output_tokens)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..perf.physics import ACT_BYTES, Efficiency, Machine, StageShape, activation_time, flops_rate
+from ..perf.physics import ACT_BYTES, Efficiency, Machine, StageShape, activation_time, attention_rate, flops_rate
 
 
 @dataclass
@@ -54,7 +54,8 @@ class StepModel:
             kv_bytes=f(s.kv_bytes_per_token),
             state_equiv=f(s.state_tokens_equiv),
             flops_tok=f(s.flops_per_token) + f(s.expert_flops_per_token) * (1 / moe - 1),
-            attn=f(s.attn_flops_per_ctx_token),
+            # attention FLOPs per pair, scaled so that dividing by the GEMMs' rate gives attention's own time
+            attn=f(s.attn_flops_per_ctx_token) * f(flops_rate(m, e)) / f(attention_rate(m, e)),
             dp_ranks=f(s.dp_attention_ranks),
             p_lin=f(s.attn_linear_flops_per_token),
             scores=f(m.scores_bytes) * f(s.attn_scores_per_pair) / (f(m.bandwidth) * f(e.eta_bw)),
