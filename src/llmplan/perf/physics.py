@@ -91,8 +91,8 @@ class Machine:
     weight_only: Arr = 0.0  # 1 when the weights are dequantized for 16-bit math (a weight-only kernel runs)
     mixed_prefill: Arr = 1.0  # 1: prompt tokens share steps with decodes; 0: prompts run in steps of their own
     scores_bytes: Arr = 0.0  # bytes each attention score moves through memory where the engine does not fuse
-    attn_peak_flops: Arr = 0.0  # FLOP/s of attention's math (16-bit, or FP8 over an FP8 KV cache); 0: the GEMMs' peak
     # attention (engines catalog unfused_attention_bytes); 0: a fused kernel keeps the scores on chip
+    attn_peak_flops: Arr = 0.0  # FLOP/s of attention's math (16-bit, or FP8 over an FP8 KV cache); 0: the GEMMs' peak
 
 
 @dataclass(frozen=True)
