@@ -17,7 +17,9 @@ same schema, and an invalid one stops loading with ``file: entry: field: reason`
 
 from __future__ import annotations
 
+import functools
 import os
+import statistics
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -28,7 +30,7 @@ from pydantic import ValidationError
 
 from ..errors import CatalogError, LlmplanError
 from ..yamlguard import yaml_error
-from .schema import KIND_MODELS, VARIANT_FIELDS, Entry, Model
+from .schema import KIND_MODELS, VARIANT_FIELDS, Accelerator, Entry, Model
 
 _BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -232,3 +234,17 @@ def dump_entries(kind: str, entries: list[dict[str, Any]]) -> str:
     """YAML text of a catalog file (used by `llmplan calibrate` and tests)."""
     return yaml.safe_dump({"schema_version": SCHEMA_VERSION, "kind": kind, "entries": entries},
                           sort_keys=False, allow_unicode=True)
+
+
+@functools.lru_cache(maxsize=1)
+def typical_matmul_share() -> float:
+    """The share of its rated peak a chip without a matmul measurement is taken to reach: the median of every
+    measured share (each chip and data type, ``Accelerator.matmul_shares``) in the bundled accelerators file. Fixed
+    by that file (``LLMPLAN_CATALOG`` is not read), so an override that measures its own chip moves no other's."""
+    shares = [v for path in bundled_files() if path.name == "accelerators.yaml"
+              for a in read_file(path, trusted=True)[1] if isinstance(a, Accelerator)
+              for v in a.matmul_shares().values()]
+    if not shares:
+        raise CatalogError("the accelerators catalog has no matmul_tflops measurement to take a typical share from")
+    return statistics.median(shares)
+

@@ -215,6 +215,11 @@ class Accelerator(Entry):
     export_control: ExportControl | None = None
     release_year: int | None = None
 
+    def matmul_shares(self) -> dict[str, float]:
+        """The measured matmul rate over the rated dense peak, for each data type measured (empty without one)."""
+        got = self.matmul_tflops.model_dump() if self.matmul_tflops else {}
+        return {k: m / r for k, m in got.items() if m is not None and (r := self.dense_tflops.get(k))}
+
     @model_validator(mode="after")
     def _sane(self) -> Accelerator:
         t = self.dense_tflops

@@ -3,13 +3,10 @@ pipeline stage holds and does per token, and the hardware rates that apply to th
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
-from ..catalog.loader import bundled_files, read_file
+from ..catalog.loader import typical_matmul_share
 from ..catalog.schema import Accelerator, Engine, GgufType, Model, QuantFormat
 from ..errors import LlmplanError
 from ..memory.fit import dp_attention, engine_bits_groups
@@ -52,30 +49,16 @@ _NEAREST_MEASURED = {"fp16": ("bf16",), "bf16": ("fp16", "fp8"), "fp8": ("bf16",
 
 def measured_matmul_fraction(acc: Accelerator, dtype: str) -> float | None:
     """The share of its rated dense peak `acc` reaches in large matmuls of `dtype`, as measured
-    (``matmul_tflops`` / ``dense_tflops``; a type without a measurement takes the nearest measured type's share),
+    (``Accelerator.matmul_shares``; a type without a measurement takes the nearest measured type's share),
     or None where the catalog has no measurement for the chip."""
-    got = acc.matmul_tflops
-    if got is None:
-        return None
-    for name in (dtype, *_NEAREST_MEASURED.get(dtype, ())):
-        measured, rated = got.get(name), acc.dense_tflops.get(name)
-        if measured is not None and rated:
-            return measured / rated
-    return None
+    shares = acc.matmul_shares()
+    return next((shares[name] for name in (dtype, *_NEAREST_MEASURED.get(dtype, ())) if name in shares), None)
 
 
-@functools.lru_cache(maxsize=1)
 def typical_matmul_fraction() -> float:
-    """The share of its rated peak a chip without a matmul measurement is taken to reach: the median of every
-    measured share (each chip and data type) in the shipped accelerators catalog. Fixed by the shipped file, so a
-    catalog override that adds a measurement for its own chip moves no other chip's rate."""
-    accs = [e for path in bundled_files() if path.name == "accelerators.yaml"
-            for e in read_file(path, trusted=True)[1]]  # the bundled file only: LLMPLAN_CATALOG is not read here
-    shares = [m / r for a in accs if isinstance(a, Accelerator) and a.matmul_tflops
-              for name, m in a.matmul_tflops.model_dump().items() if m is not None and (r := a.dense_tflops.get(name))]
-    if not shares:
-        raise LlmplanError("the accelerators catalog has no matmul_tflops measurement to take a typical share from")
-    return float(np.median(shares))
+    """The share a chip without a matmul measurement is taken to reach (the bundled catalog's median measured
+    share: :func:`llmplan.catalog.loader.typical_matmul_share`)."""
+    return typical_matmul_share()
 
 
 def matmul_fraction(acc: Accelerator, dtype: str) -> float:
@@ -92,7 +75,7 @@ def compute_rate_note(acc: Accelerator, dtype: str) -> str:
         return (f"compute at {typical_matmul_fraction() * 100:.0f} % of the datasheet {dtype} peak of {acc.id}: "
                 "no measured matmul rate for this chip in the catalog (matmul_tflops), so the median measured "
                 "share; add your own measurement in a catalog override to replace it")
-    first = (acc.matmul_source or "").split(" ;")[0].split(" (")[0].split()[0]
+    first = (acc.matmul_source or "").split()[0]  # the source's first URL
     return (f"compute at {share * 100:.0f} % of the datasheet {dtype} peak of {acc.id}, its measured matmul rate "
             f"({first})")
 
