@@ -247,4 +247,3 @@ def typical_matmul_share() -> float:
     if not shares:
         raise CatalogError("the accelerators catalog has no matmul_tflops measurement to take a typical share from")
     return statistics.median(shares)
-

@@ -19,8 +19,8 @@ One engine *step* processes ``decode_tokens`` tokens of running sequences (one e
     t_step    = linear + attention + t_scores + t_act + t_comm + overhead
 
 ``peak`` is the chip's measured achievable matmul rate in the GEMMs' data type (perf/shape.py); attention's
-math runs on the KV cache's values, in 16 bit or, over an FP8 cache, FP8 (never at an FP4 or weight-only GEMM's
-rate), so it has a peak of its own (``Machine.attn_peak_flops``).
+math runs on the KV cache's values, in 16 bit or, where FP8/FP4 GEMMs run over an FP8 cache, FP8 (never at an
+FP4 or weight-only GEMM's rate), so it has a peak of its own (``Machine.attn_peak_flops``).
 
 The linear layers (GEMMs over the weights) and attention (over each sequence's KV cache) are
 kernels that run one after the other, each bound by its own resource: a large decode batch
@@ -92,7 +92,7 @@ class Machine:
     mixed_prefill: Arr = 1.0  # 1: prompt tokens share steps with decodes; 0: prompts run in steps of their own
     scores_bytes: Arr = 0.0  # bytes each attention score moves through memory where the engine does not fuse
     # attention (engines catalog unfused_attention_bytes); 0: a fused kernel keeps the scores on chip
-    attn_peak_flops: Arr = 0.0  # FLOP/s of attention's math (16-bit, or FP8 over an FP8 KV cache); 0: the GEMMs' peak
+    attn_peak_flops: Arr = 0.0  # FLOP/s of attention's math (perf/shape.py attention_dtype); 0: the GEMMs' peak
 
 
 @dataclass(frozen=True)

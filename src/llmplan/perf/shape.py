@@ -110,8 +110,9 @@ def kernel_ratio(d: Deployment, dtype: str) -> float:
 
 def attention_dtype(acc: Accelerator, dtype: str, kv_format: str) -> str:
     """The data type attention's math runs in, where the GEMMs run in `dtype`: the GEMMs' where they run 16-bit;
-    over an FP8 KV cache FP8 where the chip has it; else the chip's 16-bit type (no engine here runs attention in
-    FP4 or INT8)."""
+    over an FP8 KV cache FP8 where the chip has it (16-bit GEMMs over an FP8 cache keep 16-bit attention: a
+    simplification, vLLM's FlashAttention-3 backend can run FP8 there); else the chip's 16-bit type (no engine
+    here runs attention in FP4 or INT8)."""
     if dtype in ("bf16", "fp16"):
         return dtype
     if kv_format == "fp8" and acc.dense_tflops.fp8 is not None:
