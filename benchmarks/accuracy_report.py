@@ -24,6 +24,8 @@ from llmplan.perf.accuracy import (
     cross_fitted,
     leave_one_source_out,
     leave_out,
+    loso_figures,
+    loso_targets,
     scored,
     svg_scatter,
 )
@@ -36,9 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = str(ROOT / "data" / "bench" / "perf_*.csv")
 DOCS = ROOT / "docs"
 TARGET_MDAPE, TARGET_WITHIN = 20.0, 70.0
-# issue 13's targets for setups not in the data (leave-one-source-out)
-LOSO_MDAPE, LOSO_GROUP_MDAPE, LOSO_WITHIN, COVERAGE = 15.0, 25.0, 70.0, (75.0, 85.0)
-MIN_GROUP_ROWS = 30
 
 
 def _fig(rows: list[dict]) -> str:
@@ -52,7 +51,6 @@ def _fig(rows: list[dict]) -> str:
 def leave_out_section(rows: list[dict], splits: dict[str, list[dict]]) -> list[str]:
     """The honest figures first: whole sources, engines and hardware families held out of the fit."""
     loso = splits["sources"]
-    o, cov = summarize(loso)["overall"], coverage_pct(loso)
     engines = sorted({r["engine"] for r in rows})
     families = sorted({r["family"] for r in rows})
 
@@ -65,17 +63,7 @@ def leave_out_section(rows: list[dict], splits: dict[str, list[dict]]) -> list[s
             out.append(f"| {v} | {len([r for r in rows if r[key] == v])} | {_fig(a)} | {_fig(b)} |")
         return out
 
-    misses = [f"{k} {v}" for k, vals in (("engine", engines), ("family", families)) for v in vals
-              if len([r for r in loso if r[k] == v and r["status"] == "ok"]) >= MIN_GROUP_ROWS
-              and summarize([r for r in loso if r[k] == v])["overall"]["mdape_pct"] > LOSO_GROUP_MDAPE]
-    met = {
-        f"leave-one-source-out MdAPE ≤ {LOSO_MDAPE:.0f} %": o["mdape_pct"] <= LOSO_MDAPE,
-        f"≥ {LOSO_WITHIN:.0f} % of rows within ±25 %": o["within_25_pct"] >= LOSO_WITHIN,
-        f"≤ {LOSO_GROUP_MDAPE:.0f} % for every engine and hardware family with ≥ {MIN_GROUP_ROWS} rows"
-        + (f" (missed: {', '.join(misses)})" if misses else ""): not misses,
-        f"80 % interval coverage {COVERAGE[0]:.0f}–{COVERAGE[1]:.0f} %": cov is not None
-        and COVERAGE[0] <= cov <= COVERAGE[1],
-    }
+    met = loso_targets(loso_figures(loso))
     return [
         "## For a setup that is not in the data",
         "",
@@ -95,6 +83,11 @@ def leave_out_section(rows: list[dict], splits: dict[str, list[dict]]) -> list[s
         f"| in-sample (the shipped calibration) | nothing | {_fig(rows)} |",
         "",
         "Targets: " + "; ".join(f"{k}: **{'met' if v else 'missed'}**" for k, v in met.items()) + ".",
+        "",
+        "`tests/test_accuracy_refit.py` guards these figures with a refit, not the shipped file: the test suite fits "
+        "the calibration again without each source group (tests/loso_refit.py, about 6 min of CPU in a second "
+        "process while the other tests run) and fails where a target met here is missed, or where a missed one "
+        "gets worse than reported.",
         "",
         "By engine:",
         "",
@@ -368,7 +361,7 @@ def main() -> int:
         "online-serving rows at TP4 (Llama-3.1-70B on H100/H200) are predicted too fast, since all-reduce is the "
         "measured NVLink cost (collectives catalog) rather than a fitted latency that also absorbed what else "
         "makes TP4 slower there (thinner per-GPU GEMMs, Triton request handling). Family `blackwell` held out "
-        "with its source (29.5 %; 32 % before the activation passes): all 69 rows are TensorRT-LLM 1.0 on "
+        "with its source (29.6 %; 32 % before the activation passes): all 69 rows are TensorRT-LLM 1.0 on "
         "B200/GB200 (NVFP4, mostly MoE); without them Blackwell is predicted from the Hopper rows' "
         "efficiencies, about 30 % faster than measured (Qwen3-30B-A3B +87 % on B200, +121 % on GB200). Published "
         "matmul measurements put B200 at the same fraction of its datasheet peak as Hopper (mamf-finder, "

@@ -239,11 +239,13 @@ def dump_entries(kind: str, entries: list[dict[str, Any]]) -> str:
 @functools.lru_cache(maxsize=1)
 def typical_matmul_share() -> float:
     """The share of its rated peak a chip without a matmul measurement is taken to reach: the median of every
-    measured share (each chip and data type, ``Accelerator.matmul_shares``) in the bundled accelerators file. Fixed
-    by that file (``LLMPLAN_CATALOG`` is not read), so an override that measures its own chip moves no other's."""
+    measured share (each chip and data type, ``Accelerator.matmul_shares``) in the bundled accelerators file, but a
+    GeForce card's half-rate BF16 (``Accelerator.half_rate_bf16``: above its rating, and not the path the median
+    stands in for). Fixed by that file (``LLMPLAN_CATALOG`` is not read), so an override that measures its own chip
+    moves no other's."""
     shares = [v for path in bundled_files() if path.name == "accelerators.yaml"
               for a in read_file(path, trusted=True)[1] if isinstance(a, Accelerator)
-              for v in a.matmul_shares().values()]
+              for k, v in a.matmul_shares().items() if not (k == "bf16" and a.half_rate_bf16())]
     if not shares:
         raise CatalogError("the accelerators catalog has no matmul_tflops measurement to take a typical share from")
     return statistics.median(shares)

@@ -177,6 +177,11 @@ class ExportControl(_Strict):
     notes: str | None = None
 
 
+# a measured matmul rate may exceed the rated peak: GeForce ratings assume the base boost clock, and the cards run
+# faster (RTX 5090 BF16 measured 14 % above its FP32-accumulate rating); more than this is a data-type mix-up
+MAX_MEASURED_OVER_RATED = 1.25
+
+
 class Accelerator(Entry):
     vendor: str
     family: str = Field(
@@ -196,7 +201,8 @@ class Accelerator(Entry):
         default=None, description="measured maximum achievable dense matmul rate per data type, 10**12 op/s: the "
         "best of a search over GEMM shapes (mamf-finder) or a comparable published measurement. The physics computes "
         "with this share of the peak (perf/shape.py matmul_fraction); a chip without it takes the catalog's typical "
-        "share (the median of the measured ones)")
+        "share (the median of the measured ones). GeForce cards measure above their rating (they boost above the "
+        "clock it assumes), up to MAX_MEASURED_OVER_RATED times it")
     matmul_source: str | None = Field(default=None, description="the measurement behind matmul_tflops")
     tdp_w: float | None = Field(default=None, gt=0, description="board / module power limit, watts")
     tdp_estimated: bool = Field(default=False, description="tdp_w is an estimate (from the spec class or the "
@@ -214,6 +220,13 @@ class Accelerator(Entry):
     fab_country: str | None = Field(default=None, description="ISO code where the die is fabricated")
     export_control: ExportControl | None = None
     release_year: int | None = None
+
+    def half_rate_bf16(self) -> bool:
+        """A GeForce card: FP16 rated more than 1.5 × BF16, BF16's FP32 accumulate running at half the tensor rate.
+        A BF16 matmul measurement there is of that half-rate path, which runs below the power limit and above the
+        rated clock; it tells nothing of the full-rate paths (FP16 accumulate, FP8, FP4, INT8)."""
+        fp16, bf16 = self.dense_tflops.get("fp16"), self.dense_tflops.get("bf16")
+        return fp16 is not None and bf16 is not None and fp16 > 1.5 * bf16
 
     def matmul_shares(self) -> dict[str, float]:
         """The measured matmul rate over the rated dense peak, for each data type measured (empty without one)."""
@@ -239,9 +252,12 @@ class Accelerator(Entry):
             raise ValueError("matmul_tflops names no data type: give at least one measured rate, or leave it out")
         for name, measured in (self.matmul_tflops.model_dump() if self.matmul_tflops else {}).items():
             rated = t.get(name)
-            if measured is not None and (rated is None or measured > rated):
-                raise ValueError(f"matmul_tflops.{name} ({measured}) needs dense_tflops.{name} at least as high "
-                                 f"(rated: {rated})")
+            if measured is not None and rated is None:
+                raise ValueError(f"matmul_tflops.{name} ({measured}) needs dense_tflops.{name} (the rating it is a "
+                                 "share of)")
+            if measured is not None and rated is not None and measured > MAX_MEASURED_OVER_RATED * rated:
+                raise ValueError(f"matmul_tflops.{name} ({measured}) is more than {MAX_MEASURED_OVER_RATED:g} × "
+                                 f"dense_tflops.{name} ({rated}): check the data type and the rating")
         if self.usable_memory_gib is not None and self.usable_memory_gib > self.memory_gib:
             raise ValueError("usable_memory_gib exceeds memory_gib")
         return self

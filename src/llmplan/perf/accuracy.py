@@ -80,6 +80,41 @@ def leave_out(cs: CaseSet, key: Callable[[Any], str]) -> list[dict[str, Any]]:
     return out
 
 
+# issue 13's targets for a setup that is not in the data, on the leave-one-source-out rows
+LOSO_MDAPE_PCT = 15.0  # overall median absolute error
+LOSO_GROUP_MDAPE_PCT = 25.0  # every engine and hardware family with at least MIN_GROUP_ROWS scored rows
+LOSO_WITHIN_25_PCT = 70.0  # share of rows within ±25 %
+COVERAGE_PCT = (75.0, 85.0)  # share of measured values inside the 80 % interval
+MIN_GROUP_ROWS = 30
+
+
+def loso_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures the targets are stated on, from leave-one-source-out rows with their intervals
+    (:func:`cross_fitted`): overall MdAPE, the share within ±25 %, the interval coverage, and the MdAPE of each
+    engine and hardware family with at least MIN_GROUP_ROWS scored rows (keyed "engine vllm", "family ada")."""
+    o = summarize(rows)["overall"]
+    groups = {f"{key} {v}": summarize(sub)["overall"]["mdape_pct"]
+              for key in ("engine", "family") for v in sorted({r[key] for r in rows})
+              for sub in [[r for r in rows if r[key] == v]]
+              if sum(r["status"] == "ok" for r in sub) >= MIN_GROUP_ROWS}
+    return {"mdape_pct": o["mdape_pct"], "within_25_pct": o["within_25_pct"], "coverage_pct": coverage_pct(rows),
+            "groups": groups}
+
+
+def loso_targets(fig: dict[str, Any]) -> dict[str, bool]:
+    """Each target (its wording) and whether :func:`loso_figures`' `fig` meets it."""
+    misses = [g for g, m in fig["groups"].items() if m > LOSO_GROUP_MDAPE_PCT]
+    cov = fig["coverage_pct"]
+    return {
+        f"leave-one-source-out MdAPE ≤ {LOSO_MDAPE_PCT:.0f} %": fig["mdape_pct"] <= LOSO_MDAPE_PCT,
+        f"≥ {LOSO_WITHIN_25_PCT:.0f} % of rows within ±25 %": fig["within_25_pct"] >= LOSO_WITHIN_25_PCT,
+        f"≤ {LOSO_GROUP_MDAPE_PCT:.0f} % for every engine and hardware family with ≥ {MIN_GROUP_ROWS} rows"
+        + (f" (missed: {', '.join(misses)})" if misses else ""): not misses,
+        f"80 % interval coverage {COVERAGE_PCT[0]:.0f}–{COVERAGE_PCT[1]:.0f} %": cov is not None
+        and COVERAGE_PCT[0] <= cov <= COVERAGE_PCT[1],
+    }
+
+
 def cross_fitted(rows: list[dict[str, Any]], by_source: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """The rows of a split that held out each value of row field `key` ('group', 'engine', 'family'), with
     the intervals `llmplan calibrate` would have fitted without that value: the interval factors fitted on

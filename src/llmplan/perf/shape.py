@@ -49,10 +49,23 @@ _NEAREST_MEASURED = {"fp16": ("bf16",), "bf16": ("fp16", "fp8"), "fp8": ("bf16",
 
 def measured_matmul_fraction(acc: Accelerator, dtype: str) -> float | None:
     """The share of its rated dense peak `acc` reaches in large matmuls of `dtype`, as measured
-    (``Accelerator.matmul_shares``; a type without a measurement takes the nearest measured type's share),
-    or None where the catalog has no measurement for the chip."""
+    (``Accelerator.matmul_shares``; a type without a measurement takes the nearest measured type's share:
+    :func:`matmul_donor`), or None where the catalog has no measurement for it."""
+    donor = matmul_donor(acc, dtype)
+    return None if donor is None else acc.matmul_shares()[donor]
+
+
+def matmul_donor(acc: Accelerator, dtype: str) -> str | None:
+    """The measured type whose share `dtype` computes with: its own, else the nearest measured one
+    (_NEAREST_MEASURED); on a GeForce card (``Accelerator.half_rate_bf16``) BF16 and the full-rate types lend each
+    other nothing: its BF16 measurement is of the half-rate path, below the power limit and above the rated clock
+    (RTX 4090 100 %, RTX 5090 114 % of their ratings). Borrowed for llama.cpp's FP16-accumulate GEMMs, it predicted
+    the RTX 4090 and 3090 prefill rows 33 % too fast (median), held out with their source, against 5 % with the
+    median share. None: no measurement applies."""
     shares = acc.matmul_shares()
-    return next((shares[name] for name in (dtype, *_NEAREST_MEASURED.get(dtype, ())) if name in shares), None)
+    half = acc.half_rate_bf16()
+    return next((name for name in (dtype, *_NEAREST_MEASURED.get(dtype, ())) if name in shares
+                 and (name == dtype or not (half and "bf16" in (name, dtype)))), None)
 
 
 def typical_matmul_fraction() -> float:
@@ -70,14 +83,17 @@ def matmul_fraction(acc: Accelerator, dtype: str) -> float:
 
 def compute_rate_note(acc: Accelerator, dtype: str) -> str:
     """What `llmplan estimate` says about the compute rate it used for `acc` in `dtype`."""
-    share = measured_matmul_fraction(acc, dtype)
-    if share is None:
+    donor = matmul_donor(acc, dtype)
+    if donor is None:
+        why = (f"its measured {', '.join(acc.matmul_shares())} rate is of its half-rate BF16 path, not of {dtype}"
+               if acc.half_rate_bf16() and acc.matmul_shares() else
+               "no measured matmul rate for this chip and type in the catalog (matmul_tflops)")
         return (f"compute at {typical_matmul_fraction() * 100:.0f} % of the datasheet {dtype} peak of {acc.id}: "
-                "no measured matmul rate for this chip in the catalog (matmul_tflops), so the median measured "
-                "share; add your own measurement in a catalog override to replace it")
+                f"{why}, so the median measured share; add your own measurement in a catalog override to replace it")
+    share = acc.matmul_shares()[donor]
     first = (acc.matmul_source or "").split()[0]  # the source's first URL
-    return (f"compute at {share * 100:.0f} % of the datasheet {dtype} peak of {acc.id}, its measured matmul rate "
-            f"({first})")
+    whose = "its measured matmul rate" if donor == dtype else f"the share of its measured {donor} matmul rate"
+    return f"compute at {share * 100:.0f} % of the datasheet {dtype} peak of {acc.id}, {whose} ({first})"
 
 
 def peak_tflops(acc: Accelerator, dtype: str) -> float:

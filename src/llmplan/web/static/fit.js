@@ -67,7 +67,6 @@ async function init() {
   fill($("model"), models, "meta-llama/Llama-3.3-70B-Instruct");
   fill($("gpu"), gpus, "h100-sxm");
   fill($("precision"), formats);
-  $("num_gpus").value = 4;
   for (const el of document.querySelectorAll("#form select, #form input")) el.addEventListener("change", update);
   await update();
 }

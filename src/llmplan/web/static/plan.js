@@ -304,8 +304,12 @@ async function init() {
   $("yaml").addEventListener("input", () => { yamlDirty = true; validateSoon(); });
   for (const el of document.querySelectorAll("#form [data-path]")) el.addEventListener("change", formChanged);
   const r = await fetch("/static/example.yaml");
-  $("yaml").value = await r.text();
-  validateSoon();
+  const example = await r.text();
+  // the example fills an empty editor only: what the user typed or pasted while it loaded stays
+  if (!yamlDirty && !$("yaml").value.trim()) {
+    $("yaml").value = example;
+    validateSoon();
+  }
   await listSaved();
 }
 init();
