@@ -209,8 +209,9 @@ def test_measured_matmul_rate_scales_the_compute_peak_only():
     the rated one."""
     from pydantic import ValidationError
 
+    from llmplan.catalog.loader import typical_matmul_share
     from llmplan.catalog.schema import Accelerator
-    from llmplan.perf.shape import matmul_fraction, typical_matmul_fraction
+    from llmplan.perf.shape import matmul_fraction
 
     h100, spark, a100 = CAT.accelerator("h100-sxm"), CAT.accelerator("dgx-spark"), CAT.accelerator("a100-sxm-80gb")
     assert matmul_fraction(h100, "bf16") == pytest.approx(794.5 / 989.4)
@@ -223,8 +224,8 @@ def test_measured_matmul_rate_scales_the_compute_peak_only():
     shares = sorted(m / a.dense_tflops.get(k) for a in shipped if a.matmul_tflops
                     for k, m in a.matmul_tflops.model_dump().items()
                     if m is not None and not (k == "bf16" and a.half_rate_bf16()))  # GeForce's half-rate BF16: out
-    assert len(shares) >= 20 and typical_matmul_fraction() == pytest.approx(float(np.median(shares)))
-    assert 0.7 < typical_matmul_fraction() < 0.8
+    assert len(shares) >= 20 and typical_matmul_share() == pytest.approx(float(np.median(shares)))
+    assert 0.7 < typical_matmul_share() < 0.8
     d = resolve(FitRequest(model="meta-llama/Llama-3.1-8B-Instruct", gpu="dgx-spark", precision="q4_k_m",
                            engine="llamacpp"), CAT)
     mach, dtype = machine(d)
@@ -234,7 +235,7 @@ def test_measured_matmul_rate_scales_the_compute_peak_only():
                                engine="llamacpp"), CAT)
     assert CAT.accelerator("rtx-6000-ada").matmul_tflops is None
     assert float(machine(rated)[0].peak_flops) == pytest.approx(
-        CAT.accelerator("rtx-6000-ada").dense_tflops.fp16 * 1e12 * typical_matmul_fraction())
+        CAT.accelerator("rtx-6000-ada").dense_tflops.fp16 * 1e12 * typical_matmul_share())
     # a GeForce card measures above its rating (it boosts above the clock the rating assumes): taken as measured
     g = CAT.accelerator("rtx-5090")
     assert g.matmul_tflops.bf16 > g.dense_tflops.bf16 and matmul_fraction(g, "bf16") == pytest.approx(
@@ -244,7 +245,7 @@ def test_measured_matmul_rate_scales_the_compute_peak_only():
 
     assert g.dense_tflops.fp16 == 2 * g.dense_tflops.bf16
     for dtype in ("fp16", "fp8", "fp4"):
-        assert matmul_fraction(g, dtype) == pytest.approx(typical_matmul_fraction())
+        assert matmul_fraction(g, dtype) == pytest.approx(typical_matmul_share())
     assert "half-rate BF16 path" in compute_rate_note(g, "fp16")
     l40s = CAT.accelerator("l40s")
     assert matmul_fraction(l40s, "fp16") == pytest.approx(264.0 / 362.05)  # its own
@@ -253,7 +254,7 @@ def test_measured_matmul_rate_scales_the_compute_peak_only():
     # an override measuring a GeForce card's FP8 lends it to FP4, not to BF16 (nor BF16 to FP8)
     both = Accelerator.model_validate({**g.model_dump(), "matmul_tflops": {"bf16": 238.0, "fp8": 380.0}})
     assert matmul_fraction(both, "fp4") == pytest.approx(380.0 / g.dense_tflops.fp8)
-    assert matmul_fraction(both, "fp16") == pytest.approx(typical_matmul_fraction())
+    assert matmul_fraction(both, "fp16") == pytest.approx(typical_matmul_share())
     with pytest.raises(ValidationError, match="matmul_source"):
         Accelerator.model_validate({**spark.model_dump(), "matmul_source": None})
     with pytest.raises(ValidationError, match=r"matmul_tflops.fp16 \(160.0\) is more than 1.25 × dense_tflops.fp16"):

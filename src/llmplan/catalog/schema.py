@@ -252,10 +252,12 @@ class Accelerator(Entry):
             raise ValueError("matmul_tflops names no data type: give at least one measured rate, or leave it out")
         for name, measured in (self.matmul_tflops.model_dump() if self.matmul_tflops else {}).items():
             rated = t.get(name)
-            if measured is not None and rated is None:
+            if measured is None:
+                continue
+            if rated is None:
                 raise ValueError(f"matmul_tflops.{name} ({measured}) needs dense_tflops.{name} (the rating it is a "
                                  "share of)")
-            if measured is not None and rated is not None and measured > MAX_MEASURED_OVER_RATED * rated:
+            if measured > MAX_MEASURED_OVER_RATED * rated:
                 raise ValueError(f"matmul_tflops.{name} ({measured}) is more than {MAX_MEASURED_OVER_RATED:g} × "
                                  f"dense_tflops.{name} ({rated}): check the data type and the rating")
         if self.usable_memory_gib is not None and self.usable_memory_gib > self.memory_gib:

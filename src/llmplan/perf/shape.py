@@ -47,14 +47,6 @@ _NEAREST_MEASURED = {"fp16": ("bf16",), "bf16": ("fp16", "fp8"), "fp8": ("bf16",
                      "fp32": ("bf16", "fp16")}
 
 
-def measured_matmul_fraction(acc: Accelerator, dtype: str) -> float | None:
-    """The share of its rated dense peak `acc` reaches in large matmuls of `dtype`, as measured
-    (``Accelerator.matmul_shares``; a type without a measurement takes the nearest measured type's share:
-    :func:`matmul_donor`), or None where the catalog has no measurement for it."""
-    donor = matmul_donor(acc, dtype)
-    return None if donor is None else acc.matmul_shares()[donor]
-
-
 def matmul_donor(acc: Accelerator, dtype: str) -> str | None:
     """The measured type whose share `dtype` computes with: its own, else the nearest measured one
     (_NEAREST_MEASURED); on a GeForce card (``Accelerator.half_rate_bf16``) BF16 and the full-rate types lend each
@@ -68,17 +60,12 @@ def matmul_donor(acc: Accelerator, dtype: str) -> str | None:
                  and (name == dtype or not (half and "bf16" in (name, dtype)))), None)
 
 
-def typical_matmul_fraction() -> float:
-    """The share a chip without a matmul measurement is taken to reach (the bundled catalog's median measured
-    share: :func:`llmplan.catalog.loader.typical_matmul_share`)."""
-    return typical_matmul_share()
-
-
 def matmul_fraction(acc: Accelerator, dtype: str) -> float:
-    """The share of the rated dense peak the physics computes with: measured for the chip where the catalog has it,
-    else the typical share of the measured chips."""
-    measured = measured_matmul_fraction(acc, dtype)
-    return typical_matmul_fraction() if measured is None else measured
+    """The share of the rated dense peak the physics computes with: measured for the chip where the catalog has it
+    (:func:`matmul_donor`), else the typical share of the measured chips (the bundled catalog's median:
+    :func:`llmplan.catalog.loader.typical_matmul_share`)."""
+    donor = matmul_donor(acc, dtype)
+    return typical_matmul_share() if donor is None else acc.matmul_shares()[donor]
 
 
 def compute_rate_note(acc: Accelerator, dtype: str) -> str:
@@ -88,7 +75,7 @@ def compute_rate_note(acc: Accelerator, dtype: str) -> str:
         why = (f"its measured {', '.join(acc.matmul_shares())} rate is of its half-rate BF16 path, not of {dtype}"
                if acc.half_rate_bf16() and acc.matmul_shares() else
                "no measured matmul rate for this chip and type in the catalog (matmul_tflops)")
-        return (f"compute at {typical_matmul_fraction() * 100:.0f} % of the datasheet {dtype} peak of {acc.id}: "
+        return (f"compute at {typical_matmul_share() * 100:.0f} % of the datasheet {dtype} peak of {acc.id}: "
                 f"{why}, so the median measured share; add your own measurement in a catalog override to replace it")
     share = acc.matmul_shares()[donor]
     first = (acc.matmul_source or "").split()[0]  # the source's first URL
