@@ -247,6 +247,8 @@ def test_measured_matmul_rate_scales_the_compute_peak_only():
     for dtype in ("fp16", "fp8", "fp4"):
         assert matmul_fraction(g, dtype) == pytest.approx(typical_matmul_share())
     assert "half-rate BF16 path" in compute_rate_note(g, "fp16")
+    assert compute_rate_note(g, "bf16").startswith(f"compute at {g.matmul_tflops.bf16:,.0f} TFLOPS, 114 % of")
+    assert "the card runs above the clock it assumes" in compute_rate_note(g, "bf16")
     l40s = CAT.accelerator("l40s")
     assert matmul_fraction(l40s, "fp16") == pytest.approx(264.0 / 362.05)  # its own
     assert matmul_fraction(l40s, "fp8") == pytest.approx(269.2 / 362.05)  # bf16's, named in the note

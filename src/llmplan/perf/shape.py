@@ -69,18 +69,24 @@ def matmul_fraction(acc: Accelerator, dtype: str) -> float:
 
 
 def compute_rate_note(acc: Accelerator, dtype: str) -> str:
-    """What `llmplan estimate` says about the compute rate it used for `acc` in `dtype`."""
+    """What `llmplan estimate` says about the compute rate it used for `acc` in `dtype`: the rate, its share of the
+    datasheet figure (which on a GeForce card's BF16 is the FP32-accumulate one, and measures above 100 %), and
+    where the share comes from."""
+    rated = acc.dense_tflops.get(dtype) or 0.0
     donor = matmul_donor(acc, dtype)
+    share = typical_matmul_share() if donor is None else acc.matmul_shares()[donor]
+    head = (f"compute at {rated * share:,.0f} TFLOPS, {share * 100:.0f} % of the datasheet {dtype} peak of {acc.id} "
+            f"({rated:,.0f})")
     if donor is None:
         why = (f"its measured {', '.join(acc.matmul_shares())} rate is of its half-rate BF16 path, not of {dtype}"
                if acc.half_rate_bf16() and acc.matmul_shares() else
                "no measured matmul rate for this chip and type in the catalog (matmul_tflops)")
-        return (f"compute at {typical_matmul_share() * 100:.0f} % of the datasheet {dtype} peak of {acc.id}: "
-                f"{why}, so the median measured share; add your own measurement in a catalog override to replace it")
-    share = acc.matmul_shares()[donor]
+        return f"{head}: {why}, so the median measured share; add your own measurement in a catalog override"
     first = (acc.matmul_source or "").split()[0]  # the source's first URL
     whose = "its measured matmul rate" if donor == dtype else f"the share of its measured {donor} matmul rate"
-    return f"compute at {share * 100:.0f} % of the datasheet {dtype} peak of {acc.id}, {whose} ({first})"
+    boost = ("; above 100 %: the rating is FP32-accumulate BF16, and the card runs above the clock it assumes"
+             if share > 1 and acc.half_rate_bf16() else "")
+    return f"{head}, {whose} ({first}){boost}"
 
 
 def peak_tflops(acc: Accelerator, dtype: str) -> float:
